@@ -1,0 +1,49 @@
+/**
+ * The catalogue of expected failures. Every refusal Tessera makes carries one of these stable codes; the
+ * message names the object, the value and the limit. `docs/errors.md` documents each code, and a test keeps
+ * the two in agreement.
+ */
+export const errorCatalogue = {
+  ERR_DATASET_NAME_INVALID: { status: 400, summary: 'A dataset name is empty, too long, or uses characters outside [a-z0-9_-].' },
+  ERR_KEY_INVALID: { status: 400, summary: 'A document key is empty, too long, not valid UTF-8 text, or contains control characters.' },
+  ERR_NODE_ID_INVALID: { status: 400, summary: 'A node id is empty, too long, or uses characters outside [a-z0-9._-].' },
+  ERR_REGION_INVALID: { status: 400, summary: 'A region name is empty, too long, or uses characters outside [a-z0-9_-].' },
+  ERR_TAG_INVALID: { status: 400, summary: 'A tag is empty, too long, uses characters outside [a-z0-9:._-], or a document has too many tags.' },
+  ERR_VALUE_INVALID: { status: 400, summary: 'A value is not JSON (non-finite number, undefined, function, class instance), nests too deeply, or has the wrong shape for the operation.' },
+  ERR_VALUE_TOO_LARGE: { status: 413, summary: 'An encoded value or document exceeds its size limit.' },
+  ERR_TYPE_MISMATCH: { status: 409, summary: 'An operation does not apply to the document\'s CRDT type (for example, increment on a map).' },
+  ERR_TYPE_UNKNOWN: { status: 400, summary: 'A CRDT type name is not one of map, lww, mv, counter, set, yjs, automerge.' },
+  ERR_COUNTER_RANGE: { status: 400, summary: 'A counter amount is not a safe integer, or the counter would leave the safe-integer range.' },
+  ERR_OPTION_INVALID: { status: 400, summary: 'An option passed to an API call is missing, of the wrong type, or out of range.' },
+  ERR_DECODE: { status: 400, summary: 'Bytes from outside (a peer, a file, a request) could not be decoded: malformed, truncated, over a size limit, or of an unknown version.' },
+  ERR_DELTA_INVALID: { status: 400, summary: 'A delta batch passed to applyDeltas is malformed: wrong fields, wrong types, or it exceeds the batch limit.' },
+  ERR_YJS_UPDATE_INVALID: { status: 400, summary: 'Bytes given as a Yjs update are not a valid Yjs update.' },
+  ERR_AUTOMERGE_CHANGE_INVALID: { status: 400, summary: 'Bytes given as an Automerge change are not a valid Automerge change.' },
+  ERR_STORE_CLOSED: { status: 503, summary: 'The replica store is closed (or was closed after a fatal I/O failure).' },
+  ERR_STORE_LOCKED: { status: 503, summary: 'The data directory is in use by another process.' },
+  ERR_STORE_FORMAT: { status: 500, summary: 'The data directory was written by an incompatible format version, or is not a Tessera data directory.' },
+  ERR_STORE_NODE_MISMATCH: { status: 500, summary: 'The data directory belongs to a different node id; reusing it would reuse that node\'s dots.' },
+  ERR_STORE_CORRUPT: { status: 500, summary: 'A record on disk could not be decoded; the message names its dataset and key. Other records stay readable.' },
+  ERR_STORE_IO: { status: 500, summary: 'The storage engine failed to read or write; the replica closes itself rather than risk acknowledging lost writes.' },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+/** A stable error code from the catalogue. */
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** An expected failure with a stable code; `status` is the HTTP status the daemon answers with. */
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TesseraError';
+    this.code = code;
+    this.status = errorCatalogue[code].status;
+  }
+}
+
+/** True when `error` is a `TesseraError`, optionally with the given code. */
+export function isTesseraError(error: unknown, code?: ErrorCode): error is TesseraError {
+  return error instanceof TesseraError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,45 @@
+/**
+ * Named bounds. Every name, value, batch and loop that takes input from outside has one here, so the limits
+ * are documented in one place (README "Limits") and tested at their edges.
+ */
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+
+/** Dataset names: `[a-z][a-z0-9_-]*`, at most this many characters. */
+export const datasetNameLengthMax = 64;
+/** Document keys: UTF-8 text without control characters, at most this many bytes. */
+export const keyBytesMax = 512;
+/** Node ids: `[a-z0-9][a-z0-9._-]*`, at most this many characters. */
+export const nodeIdLengthMax = 64;
+/** Region names: `[a-z][a-z0-9_-]*`, at most this many characters. */
+export const regionNameLengthMax = 64;
+/** Tags: `[a-z0-9][a-z0-9:._-]*`, at most this many characters. */
+export const tagLengthMax = 64;
+/** Tags on one document. */
+export const tagsPerDocMax = 32;
+/** One written value (a put, a field, a set element, a Yjs update, an Automerge change), encoded. */
+export const valueBytesMax = 1 * MiB;
+/** A whole document state, encoded (it grows with history for Yjs and Automerge). */
+export const docBytesMax = 16 * MiB;
+/** Nesting of JSON values (objects and arrays). */
+export const jsonDepthMax = 32;
+/** Field paths in map operations. */
+export const fieldPathLengthMax = 32;
+/** Field names in maps, in UTF-8 bytes. */
+export const fieldNameBytesMax = 256;
+/** Entries in one `deltasSince` answer or one `applyDeltas` batch. */
+export const deltaBatchEntriesMax = 10_000;
+/** Bytes in one `applyDeltas` batch (sum of encoded deltas). */
+export const deltaBatchBytesMax = 64 * MiB;
+/** Items in one `list` page. */
+export const listLimitMax = 1_000;
+/** Conflict records in one `conflicts` answer. */
+export const conflictsLimitMax = 10_000;
+/** Distinct nodes named in one causal context. */
+export const contextNodesMax = 4_096;
+/** Gap dots (the dot cloud) in one causal context. */
+export const contextCloudDotsMax = 65_536;
+/** Counter amounts and totals stay within the safe-integer range. */
+export const counterAbsMax = Number.MAX_SAFE_INTEGER;
+/** Discarded Yjs/Automerge content up to this size is kept whole in its conflict record. */
+export const discardedBytesInlineMax = 256 * KiB;
