@@ -8,6 +8,7 @@ export * from './hlc.js';
 export * from './context.js';
 export * from './hash.js';
 export * from './codec.js';
+export * from './shape.js';
 export * from './ops.js';
 export * from './crdt/type.js';
 export * from './crdt/entries.js';

@@ -1,0 +1,73 @@
+/**
+ * The on-disk layout: one LevelDB per replica, keys as UTF-8 strings with a one-letter prefix. Dataset names
+ * and document keys cannot contain control characters, so the NUL separator is unambiguous and keys sort by
+ * dataset, then key.
+ *
+ *   meta                         format version, node id, region (JSON)
+ *   seq                          the last sequence number assigned (written in every batch)
+ *   hlc                          the latest hybrid logical timestamp (written in every batch)
+ *   d␀<dataset>␀<key>            the document's state (canonical encoding, core/codec.ts)
+ *   l␀<seq as 16 hex digits>     a delta-log entry
+ *   p␀<peer>                     a peer's cursor: the last sequence number it acknowledged (JSON)
+ *   x␀<dataset>␀<key>␀<id>       a conflict record (JSON)
+ */
+export const storeFormatVersion = 1;
+
+export const metaKey = 'meta';
+export const seqKey = 'seq';
+export const hlcKey = 'hlc';
+
+const sep = '\u0000';
+const docPrefix = `d${sep}`;
+const logPrefix = `l${sep}`;
+const cursorPrefix = `p${sep}`;
+const conflictPrefix = `x${sep}`;
+
+/** Key of a document. */
+export function docKey(dataset: string, key: string): string {
+  return `${docPrefix}${dataset}${sep}${key}`;
+}
+
+/** Key range of a dataset's documents whose keys start with `prefix`. */
+export function docRange(dataset: string, prefix = ''): { gte: string; lt: string } {
+  const start = `${docPrefix}${dataset}${sep}${prefix}`;
+  return { gte: start, lt: `${start}\uffff` };
+}
+
+/** Splits a document key into dataset and key. */
+export function parseDocKey(stored: string): { dataset: string; key: string } {
+  const at = stored.indexOf(sep, docPrefix.length);
+  return { dataset: stored.slice(docPrefix.length, at), key: stored.slice(at + 1) };
+}
+
+/** Key of a delta-log entry; hex keeps numeric order under byte order. */
+export function logKey(seq: number): string {
+  return `${logPrefix}${seq.toString(16).padStart(16, '0')}`;
+}
+
+/** Key range of the whole delta log. */
+export const logRange = { gte: logPrefix, lt: `l${String.fromCharCode(1)}` };
+
+/** The sequence number of a log key. */
+export function parseLogKey(stored: string): number {
+  return Number.parseInt(stored.slice(logPrefix.length), 16);
+}
+
+/** Key of a peer's cursor. */
+export function cursorKey(peer: string): string {
+  return `${cursorPrefix}${peer}`;
+}
+
+/** Key range of all cursors. */
+export const cursorRange = { gte: cursorPrefix, lt: `p${String.fromCharCode(1)}` };
+
+/** Key of a conflict record. */
+export function conflictKey(dataset: string, key: string, id: string): string {
+  return `${conflictPrefix}${dataset}${sep}${key}${sep}${id}`;
+}
+
+/** Key range of conflict records, for all datasets, one dataset, or one document. */
+export function conflictRange(dataset?: string, key?: string): { gte: string; lt: string } {
+  const start = dataset === undefined ? conflictPrefix : key === undefined ? `${conflictPrefix}${dataset}${sep}` : `${conflictPrefix}${dataset}${sep}${key}${sep}`;
+  return { gte: start, lt: dataset === undefined ? `x${String.fromCharCode(1)}` : `${start}\uffff` };
+}

@@ -1,0 +1,681 @@
+/**
+ * The replica store and the embedded API: a LevelDB-backed CRDT store for one node.
+ *
+ * Write path: load the document (cache or disk), apply the operation in memory (core), then commit the new
+ * state, the delta-log entry and any conflict records in one atomic batch, group-committed with concurrent
+ * writes. The write is acknowledged (its promise resolves, its change event fires) only after that batch is
+ * durable. Reads see acknowledged writes. An I/O failure closes the replica: it never acknowledges a write
+ * it may have lost.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { ClassicLevel } from 'classic-level';
+import {
+  type CrdtTypeName, type DocMutation, type DocState, type Hlc, type Json, type Operation, type TagChange,
+  HlcClock, TesseraError, alreadySeen, assert, checkDatasetName, checkKey, checkNodeId, checkRegion, checkTags,
+  conflictsLimitMax, crdtType, decodeBounded, decodeDoc, deltaBatchBytesMax, deltaBatchEntriesMax, docBytesMax,
+  docExists, docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, expectArray, expectHlc, expectInt,
+  expectNodeId, expectString, hex64, isCrdtTypeName, isHlc, joinDocs, listLimitMax, mutate, operationMutator,
+  remove, toFieldPath,
+} from '@tessera/core';
+import { type BatchOp, GroupCommitter } from './committer.js';
+import { type CacheEntry, DocCache } from './cache.js';
+import {
+  conflictKey, conflictRange, cursorKey, cursorRange, docKey, docRange, hlcKey, logKey, logRange, metaKey, parseDocKey,
+  parseLogKey, seqKey, storeFormatVersion,
+} from './layout.js';
+import {
+  type ApplyResult, type ChangeEvent, type ConflictRecord, type DocumentView, type Durability, type ListPage, type LogEntry,
+  type RemoteDelta, type ReplicaOptions, type WriteOptions, type WriteResult,
+} from './types.js';
+import { AutomergeHandle, CounterHandle, MapHandle, SetHandle, YjsHandle } from './handles.js';
+
+/** Conflict records returned with one `get`. */
+export const conflictsPerGetMax = 100;
+/** Default page size of `list`. */
+export const listLimitDefault = 100;
+/** Default and maximum entries of one `deltasSince` answer. */
+export const deltasLimitDefault = 1_000;
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+function jsonBytes(value: unknown): Uint8Array {
+  return textEncoder.encode(JSON.stringify(value));
+}
+
+function parseJsonBytes(bytes: Uint8Array): unknown {
+  return JSON.parse(textDecoder.decode(bytes));
+}
+
+interface Meta {
+  readonly format: number;
+  readonly node: string;
+  readonly region: string;
+}
+
+/** A node's replica: the embedded store. Open with `Replica.open`. */
+export class Replica {
+  private readonly cache: DocCache;
+  private readonly loading = new Map<string, Promise<void>>();
+  private readonly events = new EventEmitter();
+  private readonly committer: GroupCommitter;
+  private readonly clock: HlcClock;
+  private seqLast: number;
+  private lifecycle: 'open' | 'closing' | 'closed' = 'open';
+  private failure: Error | null = null;
+
+  private constructor(
+    private readonly db: ClassicLevel<string, Uint8Array>,
+    readonly node: string,
+    readonly region: string,
+    readonly durability: Durability,
+    private readonly datasetTypes: Readonly<Record<string, { readonly type: CrdtTypeName }>>,
+    private readonly wallClock: () => number,
+    seqLast: number,
+    hlcLast: Hlc,
+    cacheEntriesMax: number | undefined,
+  ) {
+    this.seqLast = seqLast;
+    this.clock = new HlcClock(hlcLast);
+    this.cache = new DocCache(cacheEntriesMax);
+    this.committer = new GroupCommitter(
+      (ops, sync) => this.db.batch(ops, { sync }),
+      durability === 'fsync',
+      () => [
+        { type: 'put', key: seqKey, value: jsonBytes(this.seqLast) },
+        { type: 'put', key: hlcKey, value: jsonBytes([this.clock.latest.ms, this.clock.latest.c]) },
+      ],
+      (error) => this.fail(error),
+    );
+  }
+
+  /** Opens (creating if needed) the replica at `options.path`. */
+  static async open(options: ReplicaOptions): Promise<Replica> {
+    if (typeof options !== 'object' || options === null) throw new TesseraError('ERR_OPTION_INVALID', 'Replica.open needs an options object');
+    if (typeof options.path !== 'string' || options.path.length === 0) {
+      throw new TesseraError('ERR_OPTION_INVALID', `Replica.open: path must be a non-empty string, got ${JSON.stringify(options.path)}`);
+    }
+    checkNodeId(options.node);
+    checkRegion(options.region);
+    const durability = options.durability ?? 'fsync';
+    if (durability !== 'fsync' && durability !== 'os') {
+      throw new TesseraError('ERR_OPTION_INVALID', `Replica.open: durability must be "fsync" or "os", got ${JSON.stringify(durability)}`);
+    }
+    const datasets = options.datasets ?? {};
+    for (const [name, config] of Object.entries(datasets)) {
+      checkDatasetName(name);
+      crdtType(config?.type);
+    }
+    await mkdir(options.path, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+      throw new TesseraError('ERR_STORE_IO', `data directory ${options.path}: ${error.code ?? error.message}`, { cause: error });
+    });
+    const db = new ClassicLevel<string, Uint8Array>(options.path, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new TesseraError('ERR_STORE_LOCKED', `data directory ${options.path} is in use by another process`, { cause: error });
+      }
+      throw new TesseraError('ERR_STORE_IO', `data directory ${options.path} could not be opened: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      const meta = await Replica.readMeta(db, options);
+      const seqLast = await Replica.recoverSeq(db);
+      const hlcBytes = await db.get(hlcKey);
+      let hlcLast: Hlc = { ms: 0, c: 0 };
+      if (hlcBytes !== undefined) {
+        const [ms, c] = expectArray(parseJsonBytes(hlcBytes), 'stored clock', 2, 2);
+        const hlc = { ms, c };
+        if (isHlc(hlc)) hlcLast = hlc;
+      }
+      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax);
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+  }
+
+  private static async readMeta(db: ClassicLevel<string, Uint8Array>, options: ReplicaOptions): Promise<Meta> {
+    const bytes = await db.get(metaKey);
+    if (bytes === undefined) {
+      for await (const _key of db.keys({ limit: 1 })) {
+        throw new TesseraError('ERR_STORE_FORMAT', `data directory ${options.path} holds a LevelDB that is not a Tessera replica`);
+      }
+      const meta: Meta = { format: storeFormatVersion, node: options.node, region: options.region };
+      await db.put(metaKey, jsonBytes(meta), { sync: true });
+      return meta;
+    }
+    let meta: Meta;
+    try {
+      meta = parseJsonBytes(bytes) as Meta;
+    } catch {
+      throw new TesseraError('ERR_STORE_FORMAT', `data directory ${options.path}: the format record is unreadable`);
+    }
+    if (meta.format !== storeFormatVersion) {
+      throw new TesseraError('ERR_STORE_FORMAT',
+        `data directory ${options.path} has format version ${JSON.stringify(meta.format)}; this Tessera reads version ${storeFormatVersion}`);
+    }
+    if (meta.node !== options.node) {
+      throw new TesseraError('ERR_STORE_NODE_MISMATCH',
+        `data directory ${options.path} belongs to node "${meta.node}", not "${options.node}"`);
+    }
+    if (meta.region !== options.region) {
+      throw new TesseraError('ERR_STORE_NODE_MISMATCH',
+        `data directory ${options.path} belongs to region "${meta.region}", not "${options.region}"`);
+    }
+    return meta;
+  }
+
+  private static async recoverSeq(db: ClassicLevel<string, Uint8Array>): Promise<number> {
+    let seq = 0;
+    const stored = await db.get(seqKey);
+    if (stored !== undefined) seq = expectInt(parseJsonBytes(stored), 'stored sequence number');
+    for await (const key of db.keys({ ...logRange, reverse: true, limit: 1 })) seq = Math.max(seq, parseLogKey(key));
+    return seq;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The document at (dataset, key), or undefined when it does not exist (never written, or deleted). */
+  async get(dataset: string, key: string): Promise<DocumentView | undefined> {
+    this.checkOpen();
+    checkDatasetName(dataset);
+    checkKey(key);
+    const entry = await this.pin(dataset, key);
+    const doc = entry.committed;
+    this.unpin(entry);
+    if (doc === null || !docExists(doc)) return undefined;
+    const conflicts = await this.conflicts({ dataset, key, limit: conflictsPerGetMax });
+    const context = doc.ctx.toJSON();
+    const view: DocumentView = {
+      dataset, key, type: doc.type, value: docValue(doc), tags: docTags(doc), context, conflicts,
+    };
+    if ((doc.type === 'lww' || doc.type === 'mv') && (doc.body as unknown[]).length > 1) {
+      return { ...view, siblings: crdtType('mv').value(doc.body) as unknown[] };
+    }
+    return view;
+  }
+
+  /** The raw CRDT state of a document (for inspection and tools), or undefined when absent. */
+  async state(dataset: string, key: string): Promise<DocState | undefined> {
+    this.checkOpen();
+    checkDatasetName(dataset);
+    checkKey(key);
+    const entry = await this.pin(dataset, key);
+    this.unpin(entry);
+    return entry.committed ?? undefined;
+  }
+
+  /** A page of a dataset's documents, in key order. Corrupt records appear as items with an error. */
+  async list(dataset: string, options: { prefix?: string; limit?: number; cursor?: string | null } = {}): Promise<ListPage> {
+    this.checkOpen();
+    checkDatasetName(dataset);
+    const prefix = options.prefix ?? '';
+    if (typeof prefix !== 'string') throw new TesseraError('ERR_OPTION_INVALID', 'list: prefix must be a string');
+    if (prefix !== '') checkKey(prefix);
+    const limit = options.limit ?? listLimitDefault;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > listLimitMax) {
+      throw new TesseraError('ERR_OPTION_INVALID', `list: limit ${String(limit)} is outside 1 to ${listLimitMax}`);
+    }
+    const range: { gte?: string; gt?: string; lt: string } = docRange(dataset, prefix);
+    if (options.cursor !== undefined && options.cursor !== null) {
+      const after = Buffer.from(String(options.cursor), 'base64url').toString('utf8');
+      checkKey(after);
+      delete range.gte;
+      range.gt = docKey(dataset, after);
+    }
+    const items: ListPage['items'][number][] = [];
+    let last: string | null = null;
+    let more = false;
+    for await (const [stored, bytes] of this.db.iterator({ ...range, limit: limit * 4 + 1 })) {
+      const { key } = parseDocKey(stored);
+      if (items.length === limit) {
+        more = true;
+        break;
+      }
+      last = key;
+      let doc: DocState;
+      try {
+        doc = decodeDoc(bytes, `${dataset}/${key}`);
+      } catch (error) {
+        items.push({ key, error: { code: 'ERR_STORE_CORRUPT', message: (error as Error).message } });
+        continue;
+      }
+      if (!docExists(doc)) continue;
+      items.push({ key, type: doc.type, value: docValue(doc), tags: docTags(doc) });
+    }
+    return { items, cursor: more && last !== null ? Buffer.from(last, 'utf8').toString('base64url') : null };
+  }
+
+  /** Conflict records, optionally for one dataset or document, in key order. */
+  async conflicts(options: { dataset?: string; key?: string; limit?: number } = {}): Promise<ConflictRecord[]> {
+    this.checkOpen();
+    if (options.dataset !== undefined) checkDatasetName(options.dataset);
+    if (options.key !== undefined) {
+      if (options.dataset === undefined) throw new TesseraError('ERR_OPTION_INVALID', 'conflicts: key needs a dataset');
+      checkKey(options.key);
+    }
+    const limit = options.limit ?? conflictsLimitMax;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > conflictsLimitMax) {
+      throw new TesseraError('ERR_OPTION_INVALID', `conflicts: limit ${String(limit)} is outside 1 to ${conflictsLimitMax}`);
+    }
+    const out: ConflictRecord[] = [];
+    for await (const bytes of this.db.values({ ...conflictRange(options.dataset, options.key), limit })) {
+      out.push(parseJsonBytes(bytes) as ConflictRecord);
+    }
+    return out;
+  }
+
+  /** The last sequence number assigned (the head of the delta log). */
+  get lastSeq(): number {
+    return this.seqLast;
+  }
+
+  /**
+   * Delta-log entries after `seq`, oldest first, at most `limit`. The entries are durable. The log may have
+   * gaps (numbers assigned to writes that a crash lost before they were acknowledged).
+   */
+  async deltasSince(seq: number, options: { limit?: number } = {}): Promise<{ entries: LogEntry[]; lastSeq: number }> {
+    this.checkOpen();
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new TesseraError('ERR_OPTION_INVALID', `deltasSince: seq ${String(seq)} is not a non-negative integer`);
+    const limit = options.limit ?? deltasLimitDefault;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > deltaBatchEntriesMax) {
+      throw new TesseraError('ERR_OPTION_INVALID', `deltasSince: limit ${String(limit)} is outside 1 to ${deltaBatchEntriesMax}`);
+    }
+    const lastSeq = this.seqLast;
+    const entries: LogEntry[] = [];
+    for await (const [stored, bytes] of this.db.iterator({ gt: logKey(seq), lt: logRange.lt, limit })) {
+      entries.push(decodeLogEntry(parseLogKey(stored), bytes));
+    }
+    return { entries, lastSeq };
+  }
+
+  /** The last sequence number `peer` acknowledged (0 when none). */
+  async cursor(peer: string): Promise<number> {
+    this.checkOpen();
+    checkNodeId(peer);
+    const bytes = await this.db.get(cursorKey(peer));
+    return bytes === undefined ? 0 : expectInt(parseJsonBytes(bytes), `cursor of ${peer}`);
+  }
+
+  /** All stored cursors. */
+  async cursors(): Promise<Record<string, number>> {
+    this.checkOpen();
+    const out: Record<string, number> = {};
+    for await (const [stored, bytes] of this.db.iterator(cursorRange)) {
+      out[stored.slice(cursorRange.gte.length)] = expectInt(parseJsonBytes(bytes), `cursor of ${stored}`);
+    }
+    return out;
+  }
+
+  /** Durably records that `peer` acknowledged up to `seq`. Cursors never go backwards: a lower value is ignored. */
+  async setCursor(peer: string, seq: number): Promise<number> {
+    const current = await this.cursor(peer);
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new TesseraError('ERR_OPTION_INVALID', `setCursor: seq ${String(seq)} is not a non-negative integer`);
+    if (seq <= current) return current;
+    await this.committer.commit([{ type: 'put', key: cursorKey(peer), value: jsonBytes(seq) }]);
+    return seq;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Writes the whole value of a document (map: object; lww/mv: any JSON; set: array of scalars). */
+  put(dataset: string, key: string, value: Json, options: WriteOptions = {}): Promise<WriteResult> {
+    return this.operate(dataset, key, { op: 'put', value }, options);
+  }
+
+  /** Deletes a document (the observed state; writes concurrent with the delete survive it). */
+  delete(dataset: string, key: string): Promise<WriteResult> {
+    return this.write(dataset, key, undefined, (doc, hlc) => (doc === null ? null : remove(doc, this.node, hlc)));
+  }
+
+  /** Changes a document's tags. The document must exist. */
+  tag(dataset: string, key: string, change: TagChange): Promise<WriteResult> {
+    if (typeof change !== 'object' || change === null) throw new TesseraError('ERR_OPTION_INVALID', 'tag: expected { add?, remove? }');
+    checkTags(change.add ?? []);
+    checkTags(change.remove ?? []);
+    return this.write(dataset, key, undefined, (doc, hlc) => {
+      if (doc === null || !docExists(doc)) {
+        throw new TesseraError('ERR_OPTION_INVALID', `tag: ${dataset}/${key} does not exist`);
+      }
+      return mutate(doc, this.node, hlc, null, change);
+    });
+  }
+
+  /** Applies one CRDT operation (the form the HTTP API and the CLI use). */
+  operate(dataset: string, key: string, operation: Operation, options: WriteOptions = {}): Promise<WriteResult> {
+    if (typeof operation !== 'object' || operation === null) throw new TesseraError('ERR_OPTION_INVALID', 'operation must be an object');
+    if (options.type !== undefined && !isCrdtTypeName(options.type)) crdtType(options.type);
+    if (options.tags !== undefined) checkTags(options.tags);
+    return this.write(dataset, key, options.type, (doc, hlc, type) => {
+      const mutator = operationMutator(type, operation, `${dataset}/${key}`);
+      const base = doc ?? emptyDoc(type);
+      let tags: TagChange | undefined;
+      if (options.tags !== undefined) {
+        const current = docExists(base) ? docTags(base) : [];
+        tags = { add: options.tags.filter((tag) => !current.includes(tag)), remove: current.filter((tag) => !options.tags!.includes(tag)) };
+      }
+      return mutate(base, this.node, hlc, mutator, tags);
+    });
+  }
+
+  /** Field operations on a `map` document. */
+  map(dataset: string, key: string): MapHandle {
+    return new MapHandle(this, dataset, key);
+  }
+
+  /** A `counter` document. */
+  counter(dataset: string, key: string): CounterHandle {
+    return new CounterHandle(this, dataset, key);
+  }
+
+  /** A `set` document. */
+  set(dataset: string, key: string): SetHandle {
+    return new SetHandle(this, dataset, key);
+  }
+
+  /** A `yjs` document. */
+  yjs(dataset: string, key: string): YjsHandle {
+    return new YjsHandle(this, dataset, key);
+  }
+
+  /** An `automerge` document. */
+  automerge(dataset: string, key: string): AutomergeHandle {
+    return new AutomergeHandle(this, dataset, key);
+  }
+
+  /**
+   * Runs a custom mutation (used by the handles for Yjs and Automerge functions). `build` gets the current
+   * state (null when absent) and the write's timestamp, and returns the mutation or null for no change.
+   */
+  async write(
+    dataset: string,
+    key: string,
+    typeOption: CrdtTypeName | undefined,
+    build: (doc: DocState | null, hlc: Hlc, type: CrdtTypeName) => DocMutation | null,
+  ): Promise<WriteResult> {
+    this.checkOpen();
+    checkDatasetName(dataset);
+    checkKey(key);
+    const entry = await this.pin(dataset, key);
+    let ops: BatchOp[];
+    let seq: number;
+    let next: DocState;
+    let hlc: Hlc;
+    try {
+      this.checkOpen();
+      const current = entry.state;
+      const type = this.typeFor(dataset, key, current, typeOption);
+      hlc = this.clock.now(this.wallNow());
+      // A document of another type that no longer exists is replaced by the new type.
+      const base = current !== null && current.type !== type ? { ...emptyDoc(type), ctx: current.ctx.clone() } : current;
+      const mutation = build(base, hlc, type);
+      if (mutation === null) {
+        this.unpin(entry);
+        return { seq: null, hlc };
+      }
+      next = mutation.state;
+      const stateBytes = encodeDoc(next);
+      if (stateBytes.length > docBytesMax) {
+        throw new TesseraError('ERR_VALUE_TOO_LARGE', `${dataset}/${key}: the document would grow to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);
+      }
+      seq = ++this.seqLast;
+      const entryBytes = encodeLogEntry(dataset, key, this.node, hlc, encodeDoc(mutation.delta));
+      ops = [
+        { type: 'put', key: docKey(dataset, key), value: stateBytes },
+        { type: 'put', key: logKey(seq), value: entryBytes },
+      ];
+      entry.state = next;
+    } catch (error) {
+      this.unpin(entry);
+      throw error;
+    }
+    try {
+      await this.committer.commit(ops);
+    } finally {
+      this.unpin(entry);
+    }
+    if (seq > entry.committedSeq) {
+      entry.committed = next;
+      entry.committedSeq = seq;
+    }
+    this.emitChange({ dataset, key, seq, source: 'local', origin: this.node, deleted: !docExists(next) });
+    return { seq, hlc };
+  }
+
+  /**
+   * Joins deltas received from other replicas. The batch is validated whole before anything is applied; deltas
+   * already seen are skipped; the rest are joined, logged and committed in one atomic batch, then acknowledged.
+   */
+  async applyDeltas(batch: readonly RemoteDelta[]): Promise<ApplyResult> {
+    this.checkOpen();
+    const decoded = validateBatch(batch);
+    const entries = new Map<string, CacheEntry>();
+    try {
+      for (const item of decoded) {
+        const id = docKey(item.dataset, item.key);
+        if (!entries.has(id)) entries.set(id, await this.pin(item.dataset, item.key));
+      }
+      this.checkOpen();
+      const ops: BatchOp[] = [];
+      const changes: Array<{ entry: CacheEntry; state: DocState; event: ChangeEvent }> = [];
+      let skipped = 0;
+      const recordedAt = this.clock.now(this.wallNow());
+      // New states are staged here and published to the cache only when the whole batch has been joined,
+      // so a delta that fails half-way (an invalid Yjs update, an oversize document) leaves no trace.
+      const staged = new Map<CacheEntry, DocState>();
+      for (const item of decoded) {
+        const entry = entries.get(docKey(item.dataset, item.key))!;
+        const before = staged.get(entry) ?? entry.state;
+        if (before !== null && alreadySeen(before, item.doc)) {
+          skipped++;
+          continue;
+        }
+        const { state, conflicts } = joinDocs(before ?? emptyDoc(item.doc.type), item.doc);
+        const stateBytes = encodeDoc(state);
+        if (stateBytes.length > docBytesMax) {
+          throw new TesseraError('ERR_VALUE_TOO_LARGE', `${item.dataset}/${item.key}: a remote delta would grow the document to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);
+        }
+        this.clock.observe(item.hlc);
+        const seq = ++this.seqLast;
+        staged.set(entry, state);
+        ops.push({ type: 'put', key: docKey(item.dataset, item.key), value: stateBytes });
+        ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(item.dataset, item.key, item.origin, item.hlc, item.bytes) });
+        for (const finding of conflicts) {
+          const id = hex64(`${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`);
+          const record: ConflictRecord = { id, dataset: item.dataset, key: item.key, ...finding, recordedAt, origin: item.origin };
+          ops.push({ type: 'put', key: conflictKey(item.dataset, item.key, id), value: jsonBytes(record) });
+        }
+        changes.push({ entry, state, event: { dataset: item.dataset, key: item.key, seq, source: 'remote', origin: item.origin, deleted: !docExists(state) } });
+      }
+      for (const [entry, state] of staged) entry.state = state;
+      if (ops.length > 0) await this.committer.commit(ops);
+      for (const { entry, state, event } of changes) {
+        if (event.seq > entry.committedSeq) {
+          entry.committed = state;
+          entry.committedSeq = event.seq;
+        }
+      }
+      for (const { event } of changes) this.emitChange(event);
+      return { applied: changes.length, skipped, lastSeq: this.seqLast };
+    } finally {
+      for (const entry of entries.values()) this.unpin(entry);
+    }
+  }
+
+  // ---------------------------------------------------------------- events and lifecycle
+
+  /** Subscribes to durable changes, local and remote. */
+  on(event: 'change', listener: (change: ChangeEvent) => void): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  /** Unsubscribes. */
+  off(event: 'change', listener: (change: ChangeEvent) => void): this {
+    this.events.off(event, listener);
+    return this;
+  }
+
+  /** Group-commit statistics (batches written and operations in them). */
+  get commitStats(): { batches: number; ops: number } {
+    return { ...this.committer.stats };
+  }
+
+  /** True until `close` (or a fatal I/O failure). */
+  get isOpen(): boolean {
+    return this.lifecycle === 'open';
+  }
+
+  /** Waits for writes in flight, then closes the store. */
+  async close(): Promise<void> {
+    if (this.lifecycle !== 'open') return;
+    this.lifecycle = 'closing';
+    await this.committer.idle();
+    this.lifecycle = 'closed';
+    await this.db.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private typeFor(dataset: string, key: string, current: DocState | null, requested: CrdtTypeName | undefined): CrdtTypeName {
+    if (current !== null && docExists(current)) {
+      if (requested !== undefined && requested !== current.type) {
+        throw new TesseraError('ERR_TYPE_MISMATCH', `${dataset}/${key} is a ${current.type} document, not ${requested}`);
+      }
+      return current.type;
+    }
+    return requested ?? this.datasetTypes[dataset]?.type ?? 'map';
+  }
+
+  /** Loads a document into the cache and pins it; callers must `unpin`. */
+  private async pin(dataset: string, key: string): Promise<CacheEntry> {
+    const id = docKey(dataset, key);
+    for (;;) {
+      const entry = this.cache.get(id);
+      if (entry !== undefined) {
+        entry.pins++;
+        return entry;
+      }
+      let loading = this.loading.get(id);
+      if (loading === undefined) {
+        loading = this.load(dataset, key, id).finally(() => this.loading.delete(id));
+        this.loading.set(id, loading);
+      }
+      await loading;
+    }
+  }
+
+  private unpin(entry: CacheEntry): void {
+    assert(entry.pins > 0, 'unpin of an unpinned entry');
+    entry.pins--;
+  }
+
+  private async load(dataset: string, key: string, id: string): Promise<void> {
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = await this.db.get(id);
+    } catch (error) {
+      throw new TesseraError('ERR_STORE_IO', `${dataset}/${key}: read failed: ${(error as Error).message}`, { cause: error });
+    }
+    let state: DocState | null = null;
+    if (bytes !== undefined) {
+      try {
+        state = decodeDoc(bytes, `${dataset}/${key}`);
+      } catch (error) {
+        throw new TesseraError('ERR_STORE_CORRUPT', `stored document ${dataset}/${key} is corrupt: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    this.cache.insert(id, state);
+  }
+
+  private wallNow(): number {
+    return Math.max(0, Math.floor(this.wallClock()));
+  }
+
+  private emitChange(event: ChangeEvent): void {
+    if (this.events.listenerCount('change') === 0) return;
+    try {
+      this.events.emit('change', event);
+    } catch (error) {
+      // A listener's bug must not turn an acknowledged write into a failed one.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.lifecycle !== 'open') {
+      throw new TesseraError('ERR_STORE_CLOSED', this.failure === null
+        ? `replica ${this.node} is closed`
+        : `replica ${this.node} closed after a storage failure: ${this.failure.message}`);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure = error;
+    this.lifecycle = 'closed';
+    void this.db.close().catch(() => undefined);
+  }
+}
+
+function encodeLogEntry(dataset: string, key: string, origin: string, hlc: Hlc, delta: Uint8Array): Uint8Array {
+  return encodeCanonical([dataset, key, origin, [hlc.ms, hlc.c], delta]);
+}
+
+function decodeLogEntry(seq: number, bytes: Uint8Array): LogEntry {
+  try {
+    const [dataset, key, origin, hlc, delta] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 5, 5);
+    return {
+      seq,
+      dataset: expectString(dataset, 'dataset'),
+      key: expectString(key, 'key'),
+      origin: expectNodeId(origin, 'origin'),
+      hlc: expectHlc(hlc, 'hlc'),
+      delta: delta as Uint8Array,
+    };
+  } catch (error) {
+    throw new TesseraError('ERR_STORE_CORRUPT', `delta-log entry ${seq} is corrupt: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+interface DecodedDelta {
+  readonly dataset: string;
+  readonly key: string;
+  readonly origin: string;
+  readonly hlc: Hlc;
+  readonly bytes: Uint8Array;
+  readonly doc: DocState;
+}
+
+function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
+  if (!Array.isArray(batch)) throw new TesseraError('ERR_DELTA_INVALID', 'applyDeltas: expected an array of deltas');
+  if (batch.length > deltaBatchEntriesMax) {
+    throw new TesseraError('ERR_DELTA_INVALID', `applyDeltas: ${batch.length} deltas exceed the limit of ${deltaBatchEntriesMax} per batch`);
+  }
+  let bytesTotal = 0;
+  return batch.map((item, i) => {
+    const what = `applyDeltas: delta ${i}`;
+    try {
+      if (typeof item !== 'object' || item === null) throw new TesseraError('ERR_DELTA_INVALID', `${what}: expected an object`);
+      checkDatasetName(item.dataset);
+      checkKey(item.key);
+      checkNodeId(item.origin);
+      if (!isHlc(item.hlc)) throw new TesseraError('ERR_DELTA_INVALID', `${what}: hlc must be { ms, c }`);
+      if (!(item.delta instanceof Uint8Array)) throw new TesseraError('ERR_DELTA_INVALID', `${what}: delta must be bytes`);
+      bytesTotal += item.delta.length;
+      if (bytesTotal > deltaBatchBytesMax) {
+        throw new TesseraError('ERR_DELTA_INVALID', `${what}: the batch exceeds the limit of ${deltaBatchBytesMax} bytes`);
+      }
+      const doc = decodeDoc(item.delta, `${item.dataset}/${item.key} delta`);
+      return { dataset: item.dataset, key: item.key, origin: item.origin, hlc: item.hlc, bytes: item.delta, doc };
+    } catch (error) {
+      if (error instanceof TesseraError && error.code === 'ERR_DELTA_INVALID') throw error;
+      throw new TesseraError('ERR_DELTA_INVALID', `${what}: ${(error as Error).message}`, { cause: error });
+    }
+  });
+}
+

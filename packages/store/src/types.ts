@@ -1,0 +1,115 @@
+/** The public shapes of the embedded API. */
+import { type CrdtTypeName, type Dot, type Hlc, type JsonScalar } from '@tessera/core';
+
+/** When a write counts as durable: `fsync` survives power loss, `os` survives a process crash. */
+export type Durability = 'fsync' | 'os';
+
+/** Options of `Replica.open`. */
+export interface ReplicaOptions {
+  /** Data directory (created if missing). */
+  readonly path: string;
+  /** This node's id, unique in the cluster; a data directory belongs to one node for life. */
+  readonly node: string;
+  /** This node's region. */
+  readonly region: string;
+  /** Default `fsync`. */
+  readonly durability?: Durability;
+  /** CRDT type per dataset for documents created without an explicit type; unlisted datasets use `map`. */
+  readonly datasets?: Readonly<Record<string, { readonly type: CrdtTypeName }>>;
+  /** Wall clock in milliseconds (tests inject one); default `Date.now`. */
+  readonly wallClock?: () => number;
+  /** Documents kept in memory. */
+  readonly cacheEntriesMax?: number;
+}
+
+/** Options of writes that may create a document. */
+export interface WriteOptions {
+  /** The CRDT type if the write creates the document; must match an existing document's type. */
+  readonly type?: CrdtTypeName;
+  /** Replace the document's tags with these. */
+  readonly tags?: readonly string[];
+}
+
+/** What a write returns once it is durable. */
+export interface WriteResult {
+  /** The delta-log sequence number of the write; null when the write changed nothing. */
+  readonly seq: number | null;
+  /** The write's timestamp. */
+  readonly hlc: Hlc;
+}
+
+/** A conflict record: an automatic resolution that hid or discarded a value. */
+export interface ConflictRecord {
+  readonly id: string;
+  readonly dataset: string;
+  readonly key: string;
+  readonly path: readonly string[];
+  readonly kind: string;
+  readonly winner: { readonly value: unknown; readonly dot: Dot | null; readonly hlc: Hlc | null };
+  readonly loser: { readonly value: unknown; readonly dot: Dot | null; readonly hlc: Hlc | null };
+  /** When this replica recorded it. */
+  readonly recordedAt: Hlc;
+  /** The node whose delta revealed the conflict. */
+  readonly origin: string;
+}
+
+/** A document as `get` returns it. */
+export interface DocumentView {
+  readonly dataset: string;
+  readonly key: string;
+  readonly type: CrdtTypeName;
+  /** map: object; lww: JSON; mv: array of siblings; counter: number; set: array; yjs: state update bytes; automerge: plain JSON. */
+  readonly value: unknown;
+  readonly tags: readonly string[];
+  /** The causal context: per-node contiguous counters plus the gap dots. */
+  readonly context: { readonly vector: ReadonlyArray<readonly [string, number]>; readonly cloud: readonly Dot[] };
+  /** Concurrent values of an `lww` or `mv` register (more than one means a conflict). */
+  readonly siblings?: readonly unknown[];
+  /** Conflict records kept for this document (at most `conflictsPerGetMax`, oldest first). */
+  readonly conflicts: readonly ConflictRecord[];
+}
+
+/** One delta-log entry: the seam replication uses. */
+export interface LogEntry {
+  readonly seq: number;
+  readonly dataset: string;
+  readonly key: string;
+  /** The node that made the change. */
+  readonly origin: string;
+  readonly hlc: Hlc;
+  /** The encoded delta (core/codec.ts). */
+  readonly delta: Uint8Array;
+}
+
+/** A delta received from another replica (its sequence number there does not matter here). */
+export type RemoteDelta = Omit<LogEntry, 'seq'> & { readonly seq?: number };
+
+/** What `applyDeltas` did. */
+export interface ApplyResult {
+  /** Deltas that changed this replica (each now has a local log entry). */
+  readonly applied: number;
+  /** Deltas already seen (replays and duplicates), skipped. */
+  readonly skipped: number;
+  /** This replica's last sequence number after the batch. */
+  readonly lastSeq: number;
+}
+
+/** A change event, for local writes and applied remote deltas, emitted once durable. */
+export interface ChangeEvent {
+  readonly dataset: string;
+  readonly key: string;
+  readonly seq: number;
+  readonly source: 'local' | 'remote';
+  readonly origin: string;
+  readonly deleted: boolean;
+}
+
+/** One page of `list`. */
+export interface ListPage {
+  readonly items: ReadonlyArray<{ readonly key: string; readonly type: CrdtTypeName; readonly value: unknown; readonly tags: readonly string[] } | { readonly key: string; readonly error: { readonly code: string; readonly message: string } }>;
+  /** Pass as `cursor` for the next page; null at the end. */
+  readonly cursor: string | null;
+}
+
+/** A set element. */
+export type SetElementValue = JsonScalar;
