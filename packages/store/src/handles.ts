@@ -13,12 +13,12 @@ export class MapHandle {
   constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
 
   /** Sets the field at `path` (`'a.b'` or `['a', 'b']`); objects merge field by field with concurrent writes. */
-  set(path: string | readonly string[], value: Json, options: WriteOptions = {}): Promise<WriteResult> {
+  async set(path: string | readonly string[], value: Json, options: WriteOptions = {}): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'set', path: toFieldPath(path), value }, { ...options, type: 'map' });
   }
 
   /** Deletes the field at `path` and everything below it. */
-  delete(path: string | readonly string[]): Promise<WriteResult> {
+  async delete(path: string | readonly string[]): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'delete-field', path: toFieldPath(path) }, { type: 'map' });
   }
 
@@ -33,12 +33,12 @@ export class CounterHandle {
   constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
 
   /** Adds `amount` (a safe integer, default 1). */
-  increment(amount = 1): Promise<WriteResult> {
+  async increment(amount = 1): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'increment', amount }, { type: 'counter' });
   }
 
   /** Subtracts `amount` (default 1). */
-  decrement(amount = 1): Promise<WriteResult> {
+  async decrement(amount = 1): Promise<WriteResult> {
     if (!Number.isSafeInteger(amount)) throw new TesseraError('ERR_COUNTER_RANGE', `decrement of ${this.dataset}/${this.key}: amount ${amount} is not a safe integer`);
     return this.replica.operate(this.dataset, this.key, { op: 'increment', amount: -amount }, { type: 'counter' });
   }
@@ -54,12 +54,12 @@ export class SetHandle {
   constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
 
   /** Adds an element. */
-  add(element: JsonScalar): Promise<WriteResult> {
+  async add(element: JsonScalar): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'add', element }, { type: 'set' });
   }
 
   /** Removes an element (as observed here; a concurrent add survives). */
-  remove(element: JsonScalar): Promise<WriteResult> {
+  async remove(element: JsonScalar): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'remove', element }, { type: 'set' });
   }
 
@@ -74,7 +74,7 @@ export class YjsHandle {
   constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
 
   /** Runs `change` on the document in one Yjs transaction; the resulting update is the delta. */
-  change(change: (doc: Y.Doc) => void): Promise<WriteResult> {
+  async change(change: (doc: Y.Doc) => void): Promise<WriteResult> {
     return this.replica.write(this.dataset, this.key, 'yjs', (doc, hlc, type) => {
       if (type !== 'yjs') throw new TesseraError('ERR_TYPE_MISMATCH', `${this.dataset}/${this.key} is a ${type} document, not yjs`);
       const base = doc ?? emptyDoc('yjs');
@@ -83,7 +83,7 @@ export class YjsHandle {
   }
 
   /** Applies a Yjs update produced elsewhere (for example by a browser client). */
-  applyUpdate(update: Uint8Array): Promise<WriteResult> {
+  async applyUpdate(update: Uint8Array): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'yjs-update', update }, { type: 'yjs' });
   }
 
@@ -100,7 +100,7 @@ export class AutomergeHandle {
   constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
 
   /** Runs `change` on the document; the resulting Automerge change is the delta. */
-  change<T>(change: A.ChangeFn<T>): Promise<WriteResult> {
+  async change<T>(change: A.ChangeFn<T>): Promise<WriteResult> {
     return this.replica.write(this.dataset, this.key, 'automerge', (doc, hlc, type) => {
       if (type !== 'automerge') throw new TesseraError('ERR_TYPE_MISMATCH', `${this.dataset}/${this.key} is a ${type} document, not automerge`);
       const base = doc ?? emptyDoc('automerge');
@@ -109,7 +109,7 @@ export class AutomergeHandle {
   }
 
   /** Applies Automerge changes produced elsewhere. */
-  applyChanges(changes: readonly Uint8Array[]): Promise<WriteResult> {
+  async applyChanges(changes: readonly Uint8Array[]): Promise<WriteResult> {
     return this.replica.operate(this.dataset, this.key, { op: 'automerge-changes', changes }, { type: 'automerge' });
   }
 

@@ -322,17 +322,17 @@ export class Replica {
   // ---------------------------------------------------------------- writes
 
   /** Writes the whole value of a document (map: object; lww/mv: any JSON; set: array of scalars). */
-  put(dataset: string, key: string, value: Json, options: WriteOptions = {}): Promise<WriteResult> {
+  async put(dataset: string, key: string, value: Json, options: WriteOptions = {}): Promise<WriteResult> {
     return this.operate(dataset, key, { op: 'put', value }, options);
   }
 
   /** Deletes a document (the observed state; writes concurrent with the delete survive it). */
-  delete(dataset: string, key: string): Promise<WriteResult> {
+  async delete(dataset: string, key: string): Promise<WriteResult> {
     return this.write(dataset, key, undefined, (doc, hlc) => (doc === null ? null : remove(doc, this.node, hlc)));
   }
 
   /** Changes a document's tags. The document must exist. */
-  tag(dataset: string, key: string, change: TagChange): Promise<WriteResult> {
+  async tag(dataset: string, key: string, change: TagChange): Promise<WriteResult> {
     if (typeof change !== 'object' || change === null) throw new TesseraError('ERR_OPTION_INVALID', 'tag: expected { add?, remove? }');
     checkTags(change.add ?? []);
     checkTags(change.remove ?? []);
@@ -345,7 +345,7 @@ export class Replica {
   }
 
   /** Applies one CRDT operation (the form the HTTP API and the CLI use). */
-  operate(dataset: string, key: string, operation: Operation, options: WriteOptions = {}): Promise<WriteResult> {
+  async operate(dataset: string, key: string, operation: Operation, options: WriteOptions = {}): Promise<WriteResult> {
     if (typeof operation !== 'object' || operation === null) throw new TesseraError('ERR_OPTION_INVALID', 'operation must be an object');
     if (options.type !== undefined && !isCrdtTypeName(options.type)) crdtType(options.type);
     if (options.tags !== undefined) checkTags(options.tags);
