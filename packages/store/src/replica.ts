@@ -180,13 +180,8 @@ export class Replica {
 
   /** The document at (dataset, key), or undefined when it does not exist (never written, or deleted). */
   async get(dataset: string, key: string): Promise<DocumentView | undefined> {
-    this.checkOpen();
-    checkDatasetName(dataset);
-    checkKey(key);
-    const entry = await this.pin(dataset, key);
-    const doc = entry.committed;
-    this.unpin(entry);
-    if (doc === null || !docExists(doc)) return undefined;
+    const doc = await this.state(dataset, key);
+    if (doc === undefined || !docExists(doc)) return undefined;
     const conflicts = await this.conflicts({ dataset, key, limit: conflictsPerGetMax });
     const context = doc.ctx.toJSON();
     const view: DocumentView = {
@@ -215,10 +210,7 @@ export class Replica {
     const prefix = options.prefix ?? '';
     if (typeof prefix !== 'string') throw new TesseraError('ERR_OPTION_INVALID', 'list: prefix must be a string');
     if (prefix !== '') checkKey(prefix);
-    const limit = options.limit ?? listLimitDefault;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > listLimitMax) {
-      throw new TesseraError('ERR_OPTION_INVALID', `list: limit ${String(limit)} is outside 1 to ${listLimitMax}`);
-    }
+    const limit = checkLimit('list', options.limit ?? listLimitDefault, listLimitMax);
     const range: { gte?: string; gt?: string; lt: string } = docRange(dataset, prefix);
     if (options.cursor !== undefined && options.cursor !== null) {
       const after = Buffer.from(String(options.cursor), 'base64url').toString('utf8');
@@ -257,10 +249,7 @@ export class Replica {
       if (options.dataset === undefined) throw new TesseraError('ERR_OPTION_INVALID', 'conflicts: key needs a dataset');
       checkKey(options.key);
     }
-    const limit = options.limit ?? conflictsLimitMax;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > conflictsLimitMax) {
-      throw new TesseraError('ERR_OPTION_INVALID', `conflicts: limit ${String(limit)} is outside 1 to ${conflictsLimitMax}`);
-    }
+    const limit = checkLimit('conflicts', options.limit ?? conflictsLimitMax, conflictsLimitMax);
     const out: ConflictRecord[] = [];
     for await (const bytes of this.db.values({ ...conflictRange(options.dataset, options.key), limit })) {
       out.push(parseJsonBytes(bytes) as ConflictRecord);
@@ -280,10 +269,7 @@ export class Replica {
   async deltasSince(seq: number, options: { limit?: number } = {}): Promise<{ entries: LogEntry[]; lastSeq: number }> {
     this.checkOpen();
     if (!Number.isSafeInteger(seq) || seq < 0) throw new TesseraError('ERR_OPTION_INVALID', `deltasSince: seq ${String(seq)} is not a non-negative integer`);
-    const limit = options.limit ?? deltasLimitDefault;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > deltaBatchEntriesMax) {
-      throw new TesseraError('ERR_OPTION_INVALID', `deltasSince: limit ${String(limit)} is outside 1 to ${deltaBatchEntriesMax}`);
-    }
+    const limit = checkLimit('deltasSince', options.limit ?? deltasLimitDefault, deltaBatchEntriesMax);
     const lastSeq = this.seqLast;
     const entries: LogEntry[] = [];
     for await (const [stored, bytes] of this.db.iterator({ gt: logKey(seq), lt: logRange.lt, limit })) {
@@ -620,6 +606,14 @@ export class Replica {
     this.lifecycle = 'closed';
     void this.db.close().catch(() => undefined);
   }
+}
+
+/** Throws `ERR_OPTION_INVALID` unless `limit` is an integer from 1 to `max`. */
+function checkLimit(what: string, limit: unknown, max: number): number {
+  if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > max) {
+    throw new TesseraError('ERR_OPTION_INVALID', `${what}: limit ${String(limit)} is outside 1 to ${max}`);
+  }
+  return limit as number;
 }
 
 function encodeLogEntry(dataset: string, key: string, origin: string, hlc: Hlc, delta: Uint8Array): Uint8Array {
