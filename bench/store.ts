@@ -23,8 +23,10 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { Level } from 'level';
-import { type Json, Replica } from 'tessera';
+import { type Json, Replica, docCacheEntriesMax } from 'tessera';
 
 // ---------------------------------------------------------------- settings
 
@@ -35,7 +37,7 @@ const writersCounts = [1, 64] as const;
 /** Durability modes; `os` maps to LevelDB `sync: false`, `fsync` to `sync: true`. */
 const durabilities = ['os', 'fsync'] as const;
 type DurabilityName = (typeof durabilities)[number];
-/** Puts per raw LevelDB batch: the size of a group commit with 64 writers, one put each. */
+/** Puts per raw LevelDB batch: the group commit of 64 writers if all of them landed in one batch. */
 const rawBatchPutsCount = 64;
 /** Counter documents; many increments land on each, so the counter cases measure updates, not creation. */
 const counterKeysCount = 100;
@@ -84,7 +86,8 @@ const limitsQuick: Limits = {
 
 for (const limits of [limitsDefault, limitsQuick]) {
   for (const durability of durabilities) assert(limits.rawPutsCountMax[durability] % rawBatchPutsCount === 0);
-  assert(limits.getDocsCount <= 50_000, 'get docs must fit the default document cache for the warm case');
+  // The warm get case relies on every document written being still in the replica's document cache.
+  assert(limits.getDocsCount <= docCacheEntriesMax, 'get documents must fit the default document cache');
 }
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -101,13 +104,20 @@ interface Settings {
 }
 
 function parseSettings(argv: readonly string[]): Settings {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: { runs: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
-    strict: true,
-  });
+  const usage = 'usage: npm run bench:store -- [--runs N] [--quick]';
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { runs: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+      strict: true,
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
   if (values.help === true) {
-    console.log('usage: npm run bench:store -- [--runs N] [--quick]');
+    console.log(usage);
     process.exit(0);
   }
   const quick = values.quick === true;
@@ -192,6 +202,17 @@ interface Spread {
 function spread(values: readonly number[]): Spread {
   return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
+
+/**
+ * A full garbage collection. The flag is set at run time so that `npm run bench:store` needs no extra node
+ * option; `gc` is then reachable from a fresh context.
+ */
+const collectGarbage: () => void = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc: unknown = vm.runInNewContext('gc');
+  assert(typeof gc === 'function', 'could not expose gc');
+  return gc as () => void;
+})();
 
 // ---------------------------------------------------------------- the timed loop
 
@@ -355,18 +376,25 @@ async function measureRawBatches(root: string, limits: Limits, durability: Durab
 
 /** Exercises every measured path once, untimed, so JIT compilation does not land on the first run. */
 async function warmUp(root: string, limits: Limits): Promise<void> {
-  const { replica, path } = await openReplica(root, 'os');
+  const path = join(root, `replica-${++replicaSerial}`);
   const count = limits.warmupOpsCount;
+  let replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability: 'os' });
   try {
     await timedLoop(count, 64, limits.loopTimeMsMax, (i) => replica.put(dataset, keyFor(i), mapValue(i)));
     await timedLoop(count, 1, limits.loopTimeMsMax, (i) => replica.put(dataset, keyFor(count + i), mapValue(i)));
     await timedLoop(count, 64, limits.loopTimeMsMax, (i) => replica.counter(dataset, `counter-${i % counterKeysCount}`).increment(1));
+    await timedLoop(count, 1, limits.loopTimeMsMax, (i) => replica.get(dataset, keyFor(i)));
+    // The cold get path (load and decode from LevelDB) runs only after a reopen; without this, run 1's cold
+    // gets would pay for compiling the decoder.
+    await replica.close();
+    replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability: 'os' });
     await timedLoop(count, 1, limits.loopTimeMsMax, (i) => replica.get(dataset, keyFor(i)));
   } finally {
     await replica.close();
     await rm(path, { recursive: true, force: true });
   }
   await measureRawBatches(root, { ...limits, rawPutsCountMax: { os: 64 * 50, fsync: 64 * 10 } }, 'os');
+  collectGarbage();
 }
 
 // ---------------------------------------------------------------- the run
@@ -385,6 +413,8 @@ function rawCaseId(durability: DurabilityName): CaseId {
 async function runAll(root: string, settings: Settings, log: (line: string) => void): Promise<Map<CaseId, Sample[]>> {
   const samples = new Map<CaseId, Sample[]>();
   const record = (id: CaseId, sample: Sample): void => {
+    // Collect now, untimed, so the next measurement does not pay for this one's garbage.
+    collectGarbage();
     const list = samples.get(id) ?? [];
     list.push(sample);
     samples.set(id, list);
@@ -443,7 +473,8 @@ function formatRate(opsPerSecond: number): string {
 }
 
 function formatMs(ms: number): string {
-  if (ms < 1) return ms.toFixed(3);
+  // Truncated, not rounded, below 1 ms: 0.9996 must not print as 1.000 beside "PASS (p99 < 1 ms)".
+  if (ms < 1) return (Math.floor(ms * 1_000) / 1_000).toFixed(3);
   if (ms < 10) return ms.toFixed(2);
   return ms.toFixed(1);
 }
@@ -505,20 +536,11 @@ function verdict(pass: boolean): string {
   return pass ? 'PASS' : 'BELOW';
 }
 
-async function main(): Promise<void> {
-  const settings = parseSettings(process.argv.slice(2));
-  const { limits } = settings;
-  const startedAt = new Date();
-  const root = await mkdtemp(join(os.tmpdir(), 'tessera-bench-'));
-  // Ctrl-C must not leave LevelDB directories behind in the shared temporary directory.
-  const removeRoot = (): void => rmSync(root, { recursive: true, force: true });
-  process.once('SIGINT', () => {
-    removeRoot();
-    process.exit(130);
-  });
-  const machine = machineInfo(root);
+type Machine = ReturnType<typeof machineInfo>;
 
-  const header = [
+function headerLines(machine: Machine, settings: Settings, startedAt: Date): string[] {
+  const { limits } = settings;
+  return [
     '# Tessera store benchmark',
     '',
     `cpu          ${machine.cpuModel}`,
@@ -532,36 +554,33 @@ async function main(): Promise<void> {
     '',
     `runs         ${settings.runs}${settings.quick ? ' (--quick: smaller counts; a smoke test, not a result)' : ''}; each figure is the median of the runs, min–max beside it`,
     `value        ${valueBytes}-byte JSON map (9 fields), distinct key per put`,
-    `writers      ${writersCounts.join(', ')} operations in flight (closed loop)`,
+    `writers      ${writersCounts.join(' and ')} operations in flight (closed loop: a writer issues its next op when the last one is acknowledged)`,
     `durability   ${durabilities.join(', ')} (os: LevelDB sync:false; fsync: sync:true)`,
     `map puts     ${limits.putsCountMax.os} (os), ${limits.putsCountMax.fsync} (fsync) per run, each into a fresh replica`,
     `increments   ${limits.incrementsCountMax.os} (os), ${limits.incrementsCountMax.fsync} (fsync) per run over ${counterKeysCount} counters`,
     `gets         ${limits.getDocsCount} documents, each read once warm and once cold, 1 reader`,
     `raw LevelDB  batches of ${rawBatchPutsCount} puts of one ${valueBytes}-byte value: ${limits.rawPutsCountMax.os} (sync:false), ${limits.rawPutsCountMax.fsync} (sync:true) puts per run`,
     `time limit   ${limits.loopTimeMsMax / 1_000} s per loop; a case cut short by it is marked *`,
-    `warm-up      ${limits.warmupOpsCount} untimed operations per path before run 1`,
+    `warm-up      ${limits.warmupOpsCount} untimed operations per path (incl. cold gets) before run 1; a full GC before each measurement`,
   ];
-  console.log(header.join('\n'));
-  console.log('');
+}
 
-  let samples: Map<CaseId, Sample[]>;
-  try {
-    await warmUp(root, limits);
-    samples = await runAll(root, settings, (line) => console.error(line));
-  } finally {
-    removeRoot();
-  }
+interface Targets {
+  readonly groupCommitRatio: Record<string, { readonly ratio: Spread; readonly pass: boolean }>;
+  readonly getLatencyMsP99: Record<string, { readonly latencyMsP99: number; readonly pass: boolean }>;
+}
 
-  const summaries = new Map<CaseId, CaseSummary>();
-  for (const [id, runs] of samples) summaries.set(id, summarise(id, runs));
+/** The tables and target lines, from the per-case summaries. */
+function reportLines(summaries: ReadonlyMap<CaseId, CaseSummary>, limits: Limits): { lines: string[]; targets: Targets } {
   const summary = (id: CaseId): CaseSummary => {
     const found = summaries.get(id);
     assert(found !== undefined, `no samples for ${id}`);
     return found;
   };
   const mark = (s: CaseSummary): string => (s.timeLimitedRuns > 0 ? '*' : '');
+  const lines: string[] = [];
+  const targets: Targets = { groupCommitRatio: {}, getLatencyMsP99: {} };
 
-  // Writes.
   const writeRows: string[][] = [];
   for (const kind of ['put', 'increment'] as const) {
     for (const durability of durabilities) {
@@ -577,22 +596,17 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log('## Writes');
-  console.log('');
-  console.log(table(
+  lines.push('## Writes', '', table(
     ['operation', 'durability', 'writers', 'ops/s', 'ops/s min–max', 'p50 ms', 'p99 ms', 'p99 min–max', 'puts/batch'],
     writeRows,
     [false, false, true, true, true, true, true, true, true],
-  ));
-  console.log('');
+  ), '');
 
-  // Reads.
   const getRows: string[][] = [];
-  const getTargets: Record<string, { latencyMsP99: number; pass: boolean }> = {};
   for (const temperature of ['warm', 'cold'] as const) {
     const s = summary(`get/${temperature}`);
     const pass = s.latencyMsP99.median < targetGetLatencyMsP99Max;
-    getTargets[temperature] = { latencyMsP99: s.latencyMsP99.median, pass };
+    targets.getLatencyMsP99[temperature] = { latencyMsP99: s.latencyMsP99.median, pass };
     getRows.push([
       `get (${temperature === 'warm' ? 'warm: in document cache' : 'cold: reopened replica'})`,
       `${formatRate(s.opsPerSecond.median)}${mark(s)}`,
@@ -600,21 +614,16 @@ async function main(): Promise<void> {
       `${verdict(pass)} (p99 < ${targetGetLatencyMsP99Max} ms)`,
     ]);
   }
-  console.log('## Reads');
-  console.log('');
-  console.log(table(['case', 'gets/s', 'p50 ms', 'p99 ms', 'p99 min–max', 'target'], getRows, [false, true, true, true, true, false]));
-  console.log('');
+  lines.push('## Reads', '', table(['case', 'gets/s', 'p50 ms', 'p99 ms', 'p99 min–max', 'target'], getRows, [false, true, true, true, true, false]), '');
 
-  // Group commit against raw LevelDB.
   const rawRows: string[][] = [];
-  const ratioTargets: Record<string, { ratio: Spread; pass: boolean }> = {};
   for (const durability of durabilities) {
     const raw = summary(rawCaseId(durability));
     const grouped = summary(writeCaseId('put', durability, 64));
-    // Each run's ratio pairs the two figures measured seconds apart, so drift in machine load cancels.
+    // Each run's ratio pairs two figures measured seconds apart, so drift in the machine's load cancels.
     const ratio = spread(raw.runs.map((rawRun, i) => grouped.runs[i]!.opsPerSecond / rawRun.opsPerSecond));
     const pass = ratio.median >= targetGroupCommitRatioMin;
-    ratioTargets[durability] = { ratio, pass };
+    targets.groupCommitRatio[durability] = { ratio, pass };
     rawRows.push([
       durability, durability === 'fsync' ? 'true' : 'false',
       `${formatRate(raw.opsPerSecond.median)}${mark(raw)}`, formatRange(raw.opsPerSecond, formatRate),
@@ -625,37 +634,36 @@ async function main(): Promise<void> {
       `${verdict(pass)} (≥ ${formatPercent(targetGroupCommitRatioMin)})`,
     ]);
   }
-  console.log(`## Group commit vs raw LevelDB (batches of ${rawBatchPutsCount} puts)`);
-  console.log('');
-  console.log(table(
+  lines.push(`## Group commit vs raw LevelDB (batches of ${rawBatchPutsCount} puts)`, '', table(
     ['durability', 'sync', 'raw puts/s', 'raw min–max', 'batch p50 ms', 'batch p99 ms', 'map puts/s (64 w)', 'puts/batch', 'map / raw', 'target'],
     rawRows,
     [false, false, true, true, true, true, true, true, true, false],
-  ));
-  console.log('');
-  console.log('puts/batch: the replica\'s commitStats (operations acknowledged / LevelDB batches written); each');
-  console.log('map put or increment writes 2 LevelDB records (document + delta-log entry), each batch 2 more (seq, hlc).');
+  ), '');
+  lines.push(
+    'puts/batch: writes acknowledged per LevelDB batch, from the replica\'s commitStats. Each map put or increment',
+    'writes 2 LevelDB records (document state + delta-log entry) and each batch 2 more (seq, hlc).',
+  );
   if ([...summaries.values()].some((s) => s.timeLimitedRuns > 0)) {
-    console.log(`* at least one run hit the ${limits.loopTimeMsMax / 1_000} s time limit before its count; its rate covers what completed.`);
+    lines.push(`* at least one run hit the ${limits.loopTimeMsMax / 1_000} s time limit before its count; its rate covers what completed.`);
   }
 
-  // Targets.
-  console.log('');
-  console.log('## Targets');
-  console.log('');
-  for (const durability of durabilities) {
-    const { ratio, pass } = ratioTargets[durability]!;
-    console.log(`${verdict(pass).padEnd(5)}  group-committed map puts (${durability}, 64 writers) at ${formatPercent(ratio.median)} of raw LevelDB batch puts; target ≥ ${formatPercent(targetGroupCommitRatioMin)}`);
+  lines.push('', '## Targets', '');
+  for (const [durability, { ratio, pass }] of Object.entries(targets.groupCommitRatio)) {
+    lines.push(`${verdict(pass).padEnd(5)}  group-committed map puts (${durability}, 64 writers) at ${formatPercent(ratio.median)} of raw LevelDB batch puts; target ≥ ${formatPercent(targetGroupCommitRatioMin)}`);
   }
-  for (const [temperature, { latencyMsP99, pass }] of Object.entries(getTargets)) {
-    console.log(`${verdict(pass).padEnd(5)}  get p99 (${temperature}) ${formatMs(latencyMsP99)} ms; target < ${targetGetLatencyMsP99Max} ms`);
+  for (const [temperature, { latencyMsP99, pass }] of Object.entries(targets.getLatencyMsP99)) {
+    lines.push(`${verdict(pass).padEnd(5)}  get p99 (${temperature}) ${formatMs(latencyMsP99)} ms; target < ${targetGetLatencyMsP99Max} ms`);
   }
+  return { lines, targets };
+}
 
-  // JSON figures.
+/** Writes every figure, per run and summarised, to bench/out/store-<ISO date>.json; returns the path. */
+function writeFigures(machine: Machine, settings: Settings, startedAt: Date, summaries: ReadonlyMap<CaseId, CaseSummary>, targets: Targets): string {
   mkdirSync(outDir, { recursive: true });
+  // Colons are legal on Linux but not on every filesystem a results folder gets copied to.
   const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
   const outPath = join(outDir, `store-${stamp}.json`);
-  const report = {
+  const figures = {
     benchmark: 'store',
     startedAt: startedAt.toISOString(),
     elapsedMs: Date.now() - startedAt.getTime(),
@@ -668,19 +676,42 @@ async function main(): Promise<void> {
       durabilities,
       rawBatchPutsCount,
       counterKeysCount,
-      ...limits,
+      ...settings.limits,
     },
-    cases: Object.fromEntries([...summaries].map(([id, s]) => [id, s])),
-    targets: {
-      groupCommitRatioMin: targetGroupCommitRatioMin,
-      getLatencyMsP99Max: targetGetLatencyMsP99Max,
-      groupCommitRatio: ratioTargets,
-      getLatencyMsP99: getTargets,
-    },
+    cases: Object.fromEntries(summaries),
+    targets: { groupCommitRatioMin: targetGroupCommitRatioMin, getLatencyMsP99Max: targetGetLatencyMsP99Max, ...targets },
   };
-  writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
-  console.log('');
-  console.log(`figures written to ${outPath}`);
+  writeFileSync(outPath, `${JSON.stringify(figures, null, 2)}\n`);
+  return outPath;
+}
+
+async function main(): Promise<void> {
+  const settings = parseSettings(process.argv.slice(2));
+  const startedAt = new Date();
+  const root = await mkdtemp(join(os.tmpdir(), 'tessera-bench-'));
+  // Ctrl-C must not leave LevelDB directories behind in the shared temporary directory.
+  const removeRoot = (): void => rmSync(root, { recursive: true, force: true });
+  process.once('SIGINT', () => {
+    removeRoot();
+    process.exit(130);
+  });
+  const machine = machineInfo(root);
+  console.log([...headerLines(machine, settings, startedAt), ''].join('\n'));
+
+  let samples: Map<CaseId, Sample[]>;
+  try {
+    await warmUp(root, settings.limits);
+    // Progress goes to stderr so that stdout is the report alone.
+    samples = await runAll(root, settings, (line) => console.error(line));
+  } finally {
+    removeRoot();
+  }
+
+  const summaries = new Map<CaseId, CaseSummary>();
+  for (const [id, runs] of samples) summaries.set(id, summarise(id, runs));
+  const { lines, targets } = reportLines(summaries, settings.limits);
+  const outPath = writeFigures(machine, settings, startedAt, summaries, targets);
+  console.log([...lines, '', `figures written to ${outPath}`].join('\n'));
 }
 
 await main();

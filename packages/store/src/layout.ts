@@ -71,3 +71,10 @@ export function conflictRange(dataset?: string, key?: string): { gte: string; lt
   const start = dataset === undefined ? conflictPrefix : key === undefined ? `${conflictPrefix}${dataset}${sep}` : `${conflictPrefix}${dataset}${sep}${key}${sep}`;
   return { gte: start, lt: dataset === undefined ? `x${String.fromCharCode(1)}` : `${start}\uffff` };
 }
+
+/** Splits a conflict-record key into dataset, key and record id. */
+export function parseConflictKey(stored: string): { dataset: string; key: string; id: string } {
+  const first = stored.indexOf(sep, conflictPrefix.length);
+  const last = stored.lastIndexOf(sep);
+  return { dataset: stored.slice(conflictPrefix.length, first), key: stored.slice(first + 1, last), id: stored.slice(last + 1) };
+}

@@ -21,7 +21,7 @@ import {
 import { type BatchOp, GroupCommitter } from './committer.js';
 import { type CacheEntry, DocCache } from './cache.js';
 import {
-  conflictKey, conflictRange, cursorKey, cursorRange, docKey, docRange, hlcKey, logKey, logRange, metaKey, parseDocKey,
+  conflictKey, conflictRange, cursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logKey, logRange, metaKey, parseDocKey,
   parseLogKey, seqKey, storeFormatVersion,
 } from './layout.js';
 import {
@@ -64,6 +64,8 @@ export class Replica {
   private seqLast: number;
   private lifecycle: 'open' | 'closing' | 'closed' = 'open';
   private failure: Error | null = null;
+  /** Documents that have conflict records, so `get` scans for them only where there are some. */
+  private readonly conflicted: Set<string>;
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -75,7 +77,9 @@ export class Replica {
     seqLast: number,
     hlcLast: Hlc,
     cacheEntriesMax: number | undefined,
+    conflicted: Set<string>,
   ) {
+    this.conflicted = conflicted;
     this.seqLast = seqLast;
     this.clock = new HlcClock(hlcLast);
     this.cache = new DocCache(cacheEntriesMax);
@@ -130,7 +134,8 @@ export class Replica {
         const hlc = { ms, c };
         if (isHlc(hlc)) hlcLast = hlc;
       }
-      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax);
+      const conflicted = await Replica.loadConflicted(db);
+      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted);
     } catch (error) {
       await db.close();
       throw error;
@@ -168,6 +173,15 @@ export class Replica {
     return meta;
   }
 
+  private static async loadConflicted(db: ClassicLevel<string, Uint8Array>): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const stored of db.keys(conflictRange())) {
+      const { dataset, key } = parseConflictKey(stored);
+      out.add(docKey(dataset, key));
+    }
+    return out;
+  }
+
   private static async recoverSeq(db: ClassicLevel<string, Uint8Array>): Promise<number> {
     let seq = 0;
     const stored = await db.get(seqKey);
@@ -182,7 +196,7 @@ export class Replica {
   async get(dataset: string, key: string): Promise<DocumentView | undefined> {
     const doc = await this.state(dataset, key);
     if (doc === undefined || !docExists(doc)) return undefined;
-    const conflicts = await this.conflicts({ dataset, key, limit: conflictsPerGetMax });
+    const conflicts = this.conflicted.has(docKey(dataset, key)) ? await this.conflicts({ dataset, key, limit: conflictsPerGetMax }) : [];
     const context = doc.ctx.toJSON();
     const view: DocumentView = {
       dataset, key, type: doc.type, value: docValue(doc), tags: docTags(doc), context, conflicts,
@@ -452,6 +466,7 @@ export class Replica {
       // New states are staged here and published to the cache only when the whole batch has been joined,
       // so a delta that fails half-way (an invalid Yjs update, an oversize document) leaves no trace.
       const staged = new Map<CacheEntry, DocState>();
+      const conflictedNow: string[] = [];
       for (const item of decoded) {
         const entry = entries.get(docKey(item.dataset, item.key))!;
         const before = staged.get(entry) ?? entry.state;
@@ -473,11 +488,13 @@ export class Replica {
           const id = hex64(`${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`);
           const record: ConflictRecord = { id, dataset: item.dataset, key: item.key, ...finding, recordedAt, origin: item.origin };
           ops.push({ type: 'put', key: conflictKey(item.dataset, item.key, id), value: jsonBytes(record) });
+          conflictedNow.push(docKey(item.dataset, item.key));
         }
         changes.push({ entry, state, event: { dataset: item.dataset, key: item.key, seq, source: 'remote', origin: item.origin, deleted: !docExists(state) } });
       }
       for (const [entry, state] of staged) entry.state = state;
       if (ops.length > 0) await this.committer.commit(ops);
+      for (const id of conflictedNow) this.conflicted.add(id);
       for (const { entry, state, event } of changes) {
         if (event.seq > entry.committedSeq) {
           entry.committed = state;
