@@ -27,24 +27,44 @@ export function isJsonScalar(value: unknown): value is JsonScalar {
  * the message (for example `value of users/u42`).
  */
 export function checkJson(value: unknown, what: string): asserts value is Json {
-  const problem = findJsonProblem(value, 0, '');
-  if (problem !== null) throw new TesseraError('ERR_VALUE_INVALID', `${what}: ${problem}`);
+  checkJsonSized(value, what);
 }
 
-function findJsonProblem(value: unknown, depth: number, at: string): string | null {
-  if (isJsonScalar(value)) return null;
+/**
+ * `checkJson` that also returns an upper bound of the value's MessagePack size, computed in the same walk:
+ * callers skip the exact (encoding) size check when the bound is already under their limit.
+ */
+export function checkJsonSized(value: unknown, what: string): number {
+  const size = { bytesMax: 0 };
+  const problem = findJsonProblem(value, 0, '', size);
+  if (problem !== null) throw new TesseraError('ERR_VALUE_INVALID', `${what}: ${problem}`);
+  return size.bytesMax;
+}
+
+// MessagePack: a header of at most 5 bytes, then at most 3 UTF-8 bytes per UTF-16 code unit; numbers 9.
+function stringBytesMax(text: string): number {
+  return 5 + 3 * text.length;
+}
+
+function findJsonProblem(value: unknown, depth: number, at: string, size: { bytesMax: number }): string | null {
+  if (isJsonScalar(value)) {
+    size.bytesMax += typeof value === 'string' ? stringBytesMax(value) : 9;
+    return null;
+  }
   if (typeof value === 'number') return `number ${value} at ${at || 'the top'} is not finite`;
   if (depth >= jsonDepthMax) return `nesting at ${at} exceeds the limit of ${jsonDepthMax} levels`;
+  size.bytesMax += 5;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const problem = findJsonProblem(value[i], depth + 1, `${at}[${i}]`);
+      const problem = findJsonProblem(value[i], depth + 1, `${at}[${i}]`, size);
       if (problem !== null) return problem;
     }
     return null;
   }
   if (isPlainObject(value)) {
     for (const field of Object.keys(value)) {
-      const problem = findJsonProblem(value[field], depth + 1, `${at}.${field}`);
+      size.bytesMax += stringBytesMax(field);
+      const problem = findJsonProblem(value[field], depth + 1, `${at}.${field}`, size);
       if (problem !== null) return problem;
     }
     return null;

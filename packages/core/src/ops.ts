@@ -3,7 +3,7 @@
  * mutation, after validating it. The store, the daemon's HTTP API and the CLI all go through here, so a
  * wrong-type operation is refused the same way everywhere.
  */
-import { type Json, type JsonScalar, checkJson, isJsonScalar, isPlainObject } from './json.js';
+import { type Json, type JsonScalar, checkJsonSized, isJsonScalar, isPlainObject } from './json.js';
 import { TesseraError } from './errors.js';
 import { type BodyMutator } from './crdt/document.js';
 import { type CrdtTypeName } from './crdt/type.js';
@@ -38,8 +38,12 @@ export const operationsByType: Record<CrdtTypeName, readonly Operation['op'][]> 
   automerge: ['automerge-changes'],
 };
 
-/** Throws `ERR_VALUE_TOO_LARGE` when a value encodes to more than `valueBytesMax`. */
-export function checkValueSize(value: unknown, what: string): void {
+/**
+ * Throws `ERR_VALUE_TOO_LARGE` when a value encodes to more than `valueBytesMax`. `bytesMax`, an upper bound
+ * from `checkJsonSized`, spares the encoding when it already proves the value small.
+ */
+export function checkValueSize(value: unknown, what: string, bytesMax = Infinity): void {
+  if (bytesMax <= valueBytesMax) return;
   const bytes = value instanceof Uint8Array ? value.length : encodeCanonical(value).length;
   if (bytes > valueBytesMax) {
     throw new TesseraError('ERR_VALUE_TOO_LARGE', `${what}: ${bytes} bytes exceed the limit of ${valueBytesMax} bytes`);
@@ -74,8 +78,7 @@ export function operationMutator(type: CrdtTypeName, operation: Operation, what:
   }
   switch (operation.op) {
     case 'put': {
-      checkJson(operation.value, `value of ${what}`);
-      checkValueSize(operation.value, `value of ${what}`);
+      checkValueSize(operation.value, `value of ${what}`, checkJsonSized(operation.value, `value of ${what}`));
       if (type === 'map') {
         if (!isPlainObject(operation.value)) throw new TesseraError('ERR_VALUE_INVALID', `value of ${what}: a map document's value must be a JSON object`);
         const value = operation.value;
@@ -93,8 +96,8 @@ export function operationMutator(type: CrdtTypeName, operation: Operation, what:
     }
     case 'set': {
       checkFieldPath(operation.path, `field of ${what}`);
-      checkJson(operation.value, `value of ${what}.${operation.path.join('.')}`);
-      checkValueSize(operation.value, `value of ${what}.${operation.path.join('.')}`);
+      const field = `value of ${what}.${operation.path.join('.')}`;
+      checkValueSize(operation.value, field, checkJsonSized(operation.value, field));
       const { path, value } = operation;
       return (body, ctx) => mapSet(body as MapNode, path, value, ctx);
     }
@@ -114,7 +117,7 @@ export function operationMutator(type: CrdtTypeName, operation: Operation, what:
     case 'remove': {
       const { element } = operation;
       if (!isJsonScalar(element)) throw new TesseraError('ERR_VALUE_INVALID', `${operation.op} on ${what}: set elements are JSON scalars (string, number, boolean, null)`);
-      checkValueSize(element, `element of ${what}`);
+      checkValueSize(element, `element of ${what}`, checkJsonSized(element, `element of ${what}`));
       return operation.op === 'add'
         ? (body, ctx) => setAdd(body as SetBody, element, ctx)
         : (body) => setRemove(body as SetBody, element);

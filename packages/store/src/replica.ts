@@ -58,6 +58,7 @@ interface Meta {
 export class Replica {
   private readonly cache: DocCache;
   private readonly loading = new Map<string, Promise<void>>();
+  private readonly loadQueue: Array<{ dataset: string; key: string; id: string; resolve: () => void; reject: (error: Error) => void }> = [];
   private readonly events = new EventEmitter();
   private readonly committer: GroupCommitter;
   private readonly clock: HlcClock;
@@ -417,12 +418,16 @@ export class Replica {
         return { seq: null, hlc };
       }
       next = mutation.state;
-      const stateBytes = encodeDoc(next);
+      const deltaBytes = encodeDoc(mutation.delta);
+      // A document this write creates (nothing seen before) has the delta as its whole state — except for
+      // Yjs, whose stored state is re-encoded canonically while a delta keeps the update as Yjs made it.
+      const created = (base === null || base.ctx.isEmpty) && next.type !== 'yjs';
+      const stateBytes = created ? deltaBytes : encodeDoc(next);
       if (stateBytes.length > docBytesMax) {
         throw new TesseraError('ERR_VALUE_TOO_LARGE', `${dataset}/${key}: the document would grow to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);
       }
       seq = ++this.seqLast;
-      const entryBytes = encodeLogEntry(dataset, key, this.node, hlc, encodeDoc(mutation.delta));
+      const entryBytes = encodeLogEntry(dataset, key, this.node, hlc, deltaBytes);
       ops = [
         { type: 'put', key: docKey(dataset, key), value: stateBytes },
         { type: 'put', key: logKey(seq), value: entryBytes },
@@ -576,23 +581,44 @@ export class Replica {
     entry.pins--;
   }
 
-  private async load(dataset: string, key: string, id: string): Promise<void> {
-    let bytes: Uint8Array | undefined;
-    try {
-      bytes = await this.db.get(id);
-    } catch (error) {
-      throw new TesseraError('ERR_STORE_IO', `${dataset}/${key}: read failed: ${(error as Error).message}`, { cause: error });
-    }
-    let state: DocState | null = null;
-    if (bytes !== undefined) {
-      try {
-        state = decodeDoc(bytes, `${dataset}/${key}`);
-      } catch (error) {
-        throw new TesseraError('ERR_STORE_CORRUPT', `stored document ${dataset}/${key} is corrupt: ${(error as Error).message}`, { cause: error });
-      }
-    }
-    this.cache.insert(id, state);
+  /**
+   * Reads a document into the cache. Loads requested in the same tick (concurrent writers that all missed the
+   * cache) are read with one `getMany`, which costs about as much as a single `get`.
+   */
+  private load(dataset: string, key: string, id: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.loadQueue.push({ dataset, key, id, resolve, reject });
+      if (this.loadQueue.length === 1) queueMicrotask(() => void this.flushLoads());
+    });
   }
+
+  private async flushLoads(): Promise<void> {
+    const batch = this.loadQueue.splice(0, this.loadQueue.length);
+    let values: (Uint8Array | undefined)[];
+    try {
+      values = await this.db.getMany(batch.map((item) => item.id));
+    } catch (error) {
+      for (const item of batch) {
+        item.reject(new TesseraError('ERR_STORE_IO', `${item.dataset}/${item.key}: read failed: ${(error as Error).message}`, { cause: error }));
+      }
+      return;
+    }
+    batch.forEach((item, i) => {
+      const bytes = values[i];
+      let state: DocState | null = null;
+      if (bytes !== undefined) {
+        try {
+          state = decodeDoc(bytes, `${item.dataset}/${item.key}`);
+        } catch (error) {
+          item.reject(new TesseraError('ERR_STORE_CORRUPT', `stored document ${item.dataset}/${item.key} is corrupt: ${(error as Error).message}`, { cause: error }));
+          return;
+        }
+      }
+      this.cache.insert(item.id, state);
+      item.resolve();
+    });
+  }
+
 
   private wallNow(): number {
     return Math.max(0, Math.floor(this.wallClock()));

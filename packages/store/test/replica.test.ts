@@ -226,3 +226,22 @@ t.test('operations after close are refused with ERR_STORE_CLOSED', async (t) => 
   await t.rejects(replica.put('users', 'u1', {}), { code: 'ERR_STORE_CLOSED' });
   await t.rejects(replica.get('users', 'u1'), { code: 'ERR_STORE_CLOSED' });
 });
+
+t.test('conflict records show in get, also after reopening the replica', async (t) => {
+  const dir = await tempDir(t);
+  const a = await openReplica(t, { node: 'a1' });
+  let b = await Replica.open({ path: join(dir, 'b1'), node: 'b1', region: 'us-east', durability: 'os' });
+  await a.put('users', 'u1', { city: 'Dublin' });
+  await syncOnce(a, b);
+  await a.map('users', 'u1').set('city', 'Cork');
+  await b.map('users', 'u1').set('city', 'Boston');
+  await syncOnce(a, b);
+  t.equal((await b.get('users', 'u1'))?.conflicts.length, 1, 'conflict visible right away');
+  t.same((await b.get('users', 'other'))?.conflicts, undefined, 'absent document has no view');
+  await b.close();
+  b = await Replica.open({ path: join(dir, 'b1'), node: 'b1', region: 'us-east', durability: 'os' });
+  t.teardown(() => b.close());
+  const view = await b.get('users', 'u1');
+  t.equal(view?.conflicts.length, 1, 'conflict visible after reopening');
+  t.same(view?.conflicts[0]?.path, ['city']);
+});
