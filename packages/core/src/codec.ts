@@ -6,13 +6,15 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { type DocState, docForm, docFromForm } from './crdt/document.js';
 import { TesseraError } from './errors.js';
-import { docBytesMax } from './limits.js';
+import { docBytesMax, jsonDepthMax } from './limits.js';
 import { decodeFail, expectArray, expectInt } from './shape.js';
 
 /** The version byte of encoded documents and deltas. */
 export const docFormatVersion = 1;
 
-const encoder = new Encoder({ sortKeys: true, initialBufferSize: 4096 });
+// A map level takes three array levels in the canonical form (node, field list, field pair) on top of the
+// JSON value's own nesting; the default depth of 100 is too small for the documented limits.
+const encoder = new Encoder({ sortKeys: true, initialBufferSize: 4096, maxDepth: 4 * jsonDepthMax + 16 });
 
 /** Limits for the MessagePack decoder: nothing it allocates can exceed the document bound. */
 const decoder = new Decoder({

@@ -23,7 +23,7 @@ export function isJsonScalar(value: unknown): value is JsonScalar {
 }
 
 /**
- * Throws `ERR_VALUE_INVALID` unless `value` is JSON within `jsonDepthMax` levels. `what` names the value in
+ * Throws `ERR_VALUE_INVALID` unless `value` is JSON within `jsonDepthMax` levels, without "__proto__" keys. `what` names the value in
  * the message (for example `value of users/u42`).
  */
 export function checkJson(value: unknown, what: string): asserts value is Json {
@@ -34,9 +34,9 @@ export function checkJson(value: unknown, what: string): asserts value is Json {
  * `checkJson` that also returns an upper bound of the value's MessagePack size, computed in the same walk:
  * callers skip the exact (encoding) size check when the bound is already under their limit.
  */
-export function checkJsonSized(value: unknown, what: string): number {
+export function checkJsonSized(value: unknown, what: string, depthMax = jsonDepthMax): number {
   const size = { bytesMax: 0 };
-  const problem = findJsonProblem(value, 0, '', size);
+  const problem = findJsonProblem(value, jsonDepthMax - depthMax, '', size);
   if (problem !== null) throw new TesseraError('ERR_VALUE_INVALID', `${what}: ${problem}`);
   return size.bytesMax;
 }
@@ -63,6 +63,8 @@ function findJsonProblem(value: unknown, depth: number, at: string, size: { byte
   }
   if (isPlainObject(value)) {
     for (const field of Object.keys(value)) {
+      // An own "__proto__" key cannot be decoded again (and would set a prototype when read back).
+      if (field === '__proto__') return `field name "__proto__" at ${at || 'the top'} is not allowed`;
       size.bytesMax += stringBytesMax(field);
       const problem = findJsonProblem(value[field], depth + 1, `${at}.${field}`, size);
       if (problem !== null) return problem;

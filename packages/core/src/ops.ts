@@ -13,7 +13,7 @@ import { type CounterBody, counterAdd } from './crdt/counter.js';
 import { type SetBody, setAdd, setRemove } from './crdt/set.js';
 import { type YjsBody, yjsApplyUpdate } from './crdt/yjs.js';
 import { type AutomergeBody, automergeApplyChanges } from './crdt/automerge.js';
-import { fieldNameBytesMax, fieldPathLengthMax, valueBytesMax } from './limits.js';
+import { fieldNameBytesMax, fieldPathLengthMax, jsonDepthMax, valueBytesMax } from './limits.js';
 import { encodeCanonical } from './codec.js';
 
 /** A CRDT operation, as the embedded API, HTTP (`POST …/ops`) and the CLI express it. */
@@ -59,6 +59,7 @@ export function checkFieldPath(path: unknown, what: string): asserts path is str
     if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > fieldNameBytesMax) {
       throw new TesseraError('ERR_VALUE_INVALID', `${what}: field name ${JSON.stringify(name)} must be 1 to ${fieldNameBytesMax} bytes`);
     }
+    if (name === '__proto__') throw new TesseraError('ERR_VALUE_INVALID', `${what}: field name "__proto__" is not allowed`);
   }
 }
 
@@ -97,7 +98,8 @@ export function operationMutator(type: CrdtTypeName, operation: Operation, what:
     case 'set': {
       checkFieldPath(operation.path, `field of ${what}`);
       const field = `value of ${what}.${operation.path.join('.')}`;
-      checkValueSize(operation.value, field, checkJsonSized(operation.value, field));
+      // The path and the value nest in one tree: together they stay within the depth limit.
+      checkValueSize(operation.value, field, checkJsonSized(operation.value, field, jsonDepthMax - operation.path.length));
       const { path, value } = operation;
       return (body, ctx) => mapSet(body as MapNode, path, value, ctx);
     }
@@ -151,5 +153,5 @@ function replaceSet(body: SetBody, elements: readonly JsonScalar[], ctx: Paramet
     for (const [key, entry] of add.body) if (!out.has(key)) out.set(key, entry as never);
     added.push(...add.added);
   }
-  return { body: out as SetBody, added, removed };
+  return { body: out as SetBody, added, removed, touch: true };
 }

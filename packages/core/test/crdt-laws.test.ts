@@ -8,8 +8,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
 import fc from 'fast-check';
+import * as Y from 'yjs';
 import {
-  type CrdtTypeName, type DocState, type Json, alreadySeen, docValue, emptyDoc, joinDocs, mutate, operationMutator,
+  type CrdtTypeName, type DocState, type Json, type YjsBody, alreadySeen, docValue, emptyDoc, joinDocs, mutate,
+  operationMutator, remove, yjsChange, yjsClientId,
 } from '@tessera/core';
 import {
   type HistoryRun, concurrentPairs, deliveryOrderArb, expectSameBytes, hex, historyArb, joinAll, runHistory,
@@ -18,7 +20,7 @@ import {
 
 /** Runs per property: the document types backed by Yjs and Automerge are much slower per operation. */
 const numRunsByType: Record<CrdtTypeName, number> = {
-  map: 150, lww: 150, mv: 150, counter: 150, set: 150, yjs: 60, automerge: 40,
+  map: 200, lww: 200, mv: 200, counter: 200, set: 200, yjs: 80, automerge: 60,
 };
 
 const join = (a: DocState, b: DocState): DocState => joinDocs(a, b).state;
@@ -56,7 +58,8 @@ for (const type of typeNames) {
     const picksArb = fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 6 });
     fc.assert(fc.property(historyArb(type), picksArb, (history, picks) => {
       const run = runHistory(history);
-      const pool = [emptyDoc(type), ...run.deltas.map((d) => d.delta), ...run.replicas.map((r) => r.state)];
+      const deltas = run.deltas.map((d) => d.delta);
+      const pool = [emptyDoc(type), ...deltas, ...run.replicas.map((r) => r.state)];
       for (const [i, j, k] of picks) {
         const a = pool[i % pool.length]!;
         const b = pool[j % pool.length]!;
@@ -70,8 +73,8 @@ for (const type of typeNames) {
   });
 
   // Goal: a delta carries exactly what its mutation changed: joining every delta gives the replicas' state.
-  // Method: fold all deltas, in creation order, into the empty state; compare with the join of the final
-  // states of the three replicas after each has been given everything.
+  // Method: fold all deltas, in creation order, into the empty state; compare with the join of the three
+  // replicas' final states (each replica holds the join of the deltas it produced or received).
   t.test(`${type}: joining every delta equals joining the replica states`, async (t) => {
     fc.assert(fc.property(historyArb(type), (history) => {
       const run = runHistory(history);
@@ -103,8 +106,8 @@ for (const type of typeNames) {
 
   // Goal: replaying a delta (an old message, a retry) is a no-op, and `alreadySeen` says so.
   // Method: replays during the history (a replica is sent a delta it has) must report alreadySeen and leave
-  // the bytes unchanged; at the end, every replica has seen every delta it received, and whenever
-  // `alreadySeen` is true (also for deltas it only saw inside another's state) the join changes nothing.
+  // the bytes unchanged; at the end, every replica (and the join of all of them) must report alreadySeen for
+  // every delta it received, directly or inside another replica's state, and joining it must change nothing.
   t.test(`${type}: a replayed delta is a no-op`, async (t) => {
     let replays = 0;
     fc.assert(fc.property(historyArb(type), (history) => {
@@ -114,22 +117,43 @@ for (const type of typeNames) {
         if (!replay.alreadySeen) throw new Error(`replay of delta ${replay.seq} to replica ${replay.to}: alreadySeen is false`);
         if (Buffer.compare(replay.before, replay.after) !== 0) throw new Error(`replay of delta ${replay.seq} to replica ${replay.to} changed the state`);
       }
-      checkReplays(run);
+      for (const holder of holders(run)) {
+        for (const { seq, delta } of run.deltas) {
+          if (!holder.seen.has(seq)) continue;
+          if (!alreadySeen(holder.state, delta)) throw new Error(`${holder.name} received delta ${seq} but alreadySeen is false`);
+          expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: replaying delta ${seq} is a no-op`);
+        }
+      }
     }), { numRuns });
     t.ok(replays > 0, `${replays} replays happened during the histories`);
   });
 }
 
-function checkReplays(run: HistoryRun): void {
+for (const type of typeNames) {
+  // Goal: core is deterministic: time and randomness come in as arguments, so the same history gives the
+  // same deltas and states, byte for byte (what makes seeded simulations reproducible).
+  // Method: play each random history twice and compare every delta and every final state.
+  const name = type === 'yjs'
+    ? 'yjs: the same history gives the same bytes (every write uses the node\'s derived Yjs client id)'
+    : `${type}: the same history gives the same bytes`;
+  t.test(name, async (t) => {
+    fc.assert(fc.property(historyArb(type), (history) => {
+      const first = runHistory(history);
+      const second = runHistory(history);
+      first.deltas.forEach((d, i) => expectSameBytes(second.deltas[i]!.delta, d.delta, `delta ${i} replayed`));
+      first.replicas.forEach((r, i) => expectSameBytes(second.replicas[i]!.state, r.state, `replica ${r.node} replayed`));
+    }), { numRuns: Math.ceil(numRunsByType[type] / 2) });
+    t.pass('histories replayed to identical bytes');
+  });
+}
+
+/** The replicas at the end of a history, and the join of all of them, with the deltas each received. */
+function holders(run: HistoryRun): Array<{ name: string; state: DocState; seen: ReadonlySet<number> }> {
   const full = joinAll(run.type, run.replicas.map((r) => r.state));
-  const holders = [...run.replicas.map((r) => ({ name: r.node, state: r.state, seen: r.seen })), { name: 'full join', state: full, seen: new Set(run.deltas.map((d) => d.seq)) }];
-  for (const holder of holders) {
-    for (const { seq, delta } of run.deltas) {
-      const seen = alreadySeen(holder.state, delta);
-      if (holder.seen.has(seq) && !seen) throw new Error(`${holder.name} received delta ${seq} but alreadySeen is false`);
-      if (seen) expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: replaying delta ${seq} (alreadySeen) is a no-op`);
-    }
-  }
+  return [
+    ...run.replicas.map((r) => ({ name: r.node, state: r.state, seen: r.seen })),
+    { name: 'full join', state: full, seen: new Set(run.deltas.map((d) => d.seq)) },
+  ];
 }
 
 /** Values of Yjs documents are bytes: compare them as hex. */
@@ -166,8 +190,9 @@ const valueArb = fc.integer({ min: 0, max: 1_000 });
 // Goal: a write that causally follows another wins over it even when its HLC is minutes earlier, and no
 // conflict is recorded (nothing concurrent was discarded).
 // Method: node n1 writes x with a clock far ahead; n2 receives that delta and overwrites x with a clock
-// minutes behind (it does not observe n1's timestamp). A third replica receives the two deltas, and the two
-// full states, in every order; x must read n2's value and every join must report no conflict.
+// minutes behind (it does not observe n1's timestamp). A third replica receives the two deltas and the two
+// full states in seven orders (both directions, mixed, repeated); x must read n2's value and no join may
+// report a conflict.
 t.test('a causally later write wins over an earlier write with a later HLC, without a conflict', async (t) => {
   fc.assert(fc.property(fc.constantFrom(...registerTypes), skewArb, skewArb, valueArb, valueArb, (type, aheadMs, behindMs, valueA, valueB) => {
     const a = writeX(type, emptyDoc(type), 'n1', wallMsStart + aheadMs, valueA);
@@ -236,4 +261,102 @@ t.test('truly concurrent writes are resolved by HLC with a conflict record namin
     if (hex(join(join(w1.delta, w2.delta), resolved.delta)) !== hex(resolved.state)) throw new Error('resolution does not replicate');
   }), { numRuns: 200, examples: [['lww', 0, 0, 1, 2], ['map', 5, 5, 3, 4], ['mv', 1, 1, 5, 6]] });
   t.ok(ties > 0, 'timestamp ties (broken by dot) were exercised');
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Regression tests for bugs these property tests found (fixed in core; see the commit that fixed them).
+
+// Goal: `alreadySeen(state, delta)` is true only when joining the delta can change nothing — the store skips
+// such deltas (and does not log them), so a wrong "true" loses the delta's effect at that replica for good.
+// Method: n1 increments a counter three times (deltas d0, d1, d2; each new entry replaces n1's previous one).
+// Replica r receives d0 and d2 but not yet d1. d2 removed d1's dot, so r's context already holds every dot of
+// d1, yet r still holds d0's entry, which only d1 removes.
+t.test('alreadySeen is false for a delta whose removals the replica has not applied', async (t) => {
+  const increment = (doc: DocState, ms: number) => {
+    const result = mutate(doc, 'n1', { ms, c: 0 }, operationMutator('counter', { op: 'increment', amount: 1 }, 'test/counter'));
+    if (result === null) throw new Error('increment changed nothing');
+    return result;
+  };
+  const d0 = increment(emptyDoc('counter'), wallMsStart);
+  const d1 = increment(d0.state, wallMsStart + 1);
+  const d2 = increment(d1.state, wallMsStart + 2);
+  t.equal(docValue(d2.state), 3, 'n1 counts three increments');
+  const r = joinAll('counter', [d0.delta, d2.delta]);
+  const withD1 = join(r, d1.delta);
+  t.equal(docValue(withD1), 3, 'once d1 is joined, r counts three increments too');
+  t.equal(docValue(r), 4, 'before d1, r counts d0 twice (d2 carries n1\'s running total)');
+  t.notOk(alreadySeen(r, d1.delta), 'alreadySeen(r, d1) is false: joining d1 still changes r (a store that skips it keeps 4 forever)');
+});
+
+// Goal: the same claim, for every type, on random histories with out-of-order delivery.
+// Method: for every final replica and every delta of the history: if alreadySeen says true, joining the delta
+// must leave the canonical bytes unchanged.
+t.test('alreadySeen(state, delta) implies that joining the delta changes nothing', async (t) => {
+  fc.assert(fc.property(fc.constantFrom(...typeNames).chain((type) => historyArb(type)), (history) => {
+    const run = runHistory(history);
+    for (const holder of holders(run)) {
+      for (const { seq, delta } of run.deltas) {
+        if (alreadySeen(holder.state, delta)) {
+          expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: alreadySeen(delta ${seq}) but joining it changes the state`);
+        }
+      }
+    }
+  }), { numRuns: 300 });
+  t.pass('alreadySeen never hid a change');
+});
+
+function yjsWrite(doc: DocState, node: string, ms: number, text: string) {
+  const result = mutate(doc, node, { ms, c: 0 }, (body, ctx) => yjsChange(body as YjsBody, (y) => y.getText('t').insert(0, text), ctx));
+  if (result === null) throw new Error('a Yjs write changed nothing');
+  return result;
+}
+
+// Goal: a node writes Yjs content with the client id derived from its node id and the incarnation
+// (`yjsClientId`), so writes are deterministic and ids never collide within an incarnation.
+// Method: n1 writes three times in incarnation 0; decode each delta's Yjs update and read its authors.
+// (Yjs replaces a document's client id with a random one when a remote update it applies contains structs
+// of that id, so yjsDoc must set the id only after loading the node's own earlier writes.)
+t.test('yjs: every write by a node uses its derived Yjs client id', async (t) => {
+  let state = emptyDoc('yjs');
+  const authors: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const result = yjsWrite(state, 'n1', wallMsStart + i, `w${i}`);
+    state = result.state;
+    authors.push(...Y.decodeUpdate((result.delta.body as YjsBody).update).structs.map((struct) => struct.id.client));
+  }
+  const id = yjsClientId('n1', 0);
+  t.strictSame(authors, [id, id, id], `all three writes are authored by yjsClientId('n1', 0) = ${id}`);
+});
+
+// Goal: replicas that receive the same Yjs deltas hold the same bytes and the same value, whatever the order.
+// Method: n2 writes and deletes the document (incarnation 1); n1 sees the delete and applies an empty Yjs
+// update (what y-protocols sends when there is nothing new). Replica A receives [empty, write, delete],
+// replica B [delete, empty, write]. (Raw, non-canonical [0, 0] updates once made them differ.)
+t.test('yjs: an empty Yjs update leaves replicas with the same bytes whatever the delivery order', async (t) => {
+  const d0 = yjsWrite(emptyDoc('yjs'), 'n2', wallMsStart, 'hello');
+  const d1 = remove(d0.state, 'n2', { ms: wallMsStart + 1, c: 0 })!;
+  const n1 = join(emptyDoc('yjs'), d1.delta);
+  const emptyUpdate = Y.encodeStateAsUpdate(new Y.Doc());
+  const d2 = mutate(n1, 'n1', { ms: wallMsStart + 2, c: 0 }, operationMutator('yjs', { op: 'yjs-update', update: emptyUpdate }, 'test/yjs'))!;
+  const a = joinAll('yjs', [d2.delta, d0.delta, d1.delta]);
+  const b = joinAll('yjs', [d1.delta, d2.delta, d0.delta]);
+  t.strictSame(Buffer.from(docValue(a) as Uint8Array), Buffer.from(docValue(b) as Uint8Array), 'both replicas read the same Yjs state');
+  t.equal(hex(a), hex(b), 'both replicas hold the same bytes');
+});
+
+// Goal: join is commutative in bytes also for a Yjs delta and the empty state.
+// Method: n1 sets a Y.Map key twice; the second delta carries the raw update of that write (it overwrites,
+// so it holds a delete set for an item it does not contain). Deltas must be canonical for
+// join(delta, ⊥) and join(⊥, delta) to give the same bytes.
+t.test('yjs: a delta joined with the empty state gives the same bytes in both orders', async (t) => {
+  const setA = (doc: DocState, ms: number, value: number) => {
+    const result = mutate(doc, 'n1', { ms, c: 0 }, (body, ctx) => yjsChange(body as YjsBody, (y) => y.getMap('m').set('a', value), ctx));
+    if (result === null) throw new Error('a Yjs write changed nothing');
+    return result;
+  };
+  const first = setA(emptyDoc('yjs'), wallMsStart, 0);
+  const second = setA(first.state, wallMsStart + 1, 1);
+  const bottom = emptyDoc('yjs');
+  t.equal(hex(join(first.delta, bottom)), hex(join(bottom, first.delta)), 'first delta: delta ⊔ ⊥ = ⊥ ⊔ delta');
+  t.equal(hex(join(second.delta, bottom)), hex(join(bottom, second.delta)), 'second delta: delta ⊔ ⊥ = ⊥ ⊔ delta');
 });

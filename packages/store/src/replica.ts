@@ -12,10 +12,10 @@ import { mkdir } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
 import {
   type CrdtTypeName, type DocMutation, type DocState, type Hlc, type Json, type Operation, type TagChange,
-  HlcClock, TesseraError, alreadySeen, assert, checkDatasetName, checkKey, checkNodeId, checkRegion, checkTags,
+  HlcClock, TesseraError, assert, checkDatasetName, checkKey, checkNodeId, checkRegion, checkTags,
   conflictsLimitMax, crdtType, decodeBounded, decodeDoc, deltaBatchBytesMax, deltaBatchEntriesMax, docBytesMax,
   docExists, docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, expectArray, expectHlc, expectInt,
-  expectNodeId, expectString, hex64, isCrdtTypeName, isHlc, joinDocs, listLimitMax, mutate, operationMutator,
+  expectNodeId, expectString, hex64, isCrdtTypeName, isHlc, joinDelta, listLimitMax, mutate, operationMutator,
   remove, toFieldPath,
 } from '@tessera/core';
 import { type BatchOp, GroupCommitter } from './committer.js';
@@ -475,11 +475,16 @@ export class Replica {
       for (const item of decoded) {
         const entry = entries.get(docKey(item.dataset, item.key))!;
         const before = staged.get(entry) ?? entry.state;
-        if (before !== null && alreadySeen(before, item.doc)) {
+        const { state, conflicts, changed } = joinDelta(before ?? emptyDoc(item.doc.type), item.doc);
+        if (!changed) {
           skipped++;
           continue;
         }
-        const { state, conflicts } = joinDocs(before ?? emptyDoc(item.doc.type), item.doc);
+        try {
+          crdtType(state.type).check?.(state.body);
+        } catch (error) {
+          throw new TesseraError('ERR_DELTA_INVALID', `applyDeltas: delta for ${item.dataset}/${item.key} from ${item.origin}: ${(error as Error).message}`, { cause: error });
+        }
         const stateBytes = encodeDoc(state);
         if (stateBytes.length > docBytesMax) {
           throw new TesseraError('ERR_VALUE_TOO_LARGE', `${item.dataset}/${item.key}: a remote delta would grow the document to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);

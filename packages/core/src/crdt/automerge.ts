@@ -44,8 +44,18 @@ export function automergeChangeFromBytes(bytes: Uint8Array): AutomergeChange {
 export function automergeDoc<T = Record<string, unknown>>(body: AutomergeBody, actor?: string): A.Doc<T> {
   const doc = A.init<T>(actor === undefined ? undefined : { actor });
   if (body.changes.length === 0) return doc;
-  const [loaded] = A.applyChanges(doc, body.changes.map((change) => change.bytes));
-  return loaded;
+  try {
+    const [loaded] = A.applyChanges(doc, body.changes.map((change) => change.bytes));
+    return loaded;
+  } catch (error) {
+    // Automerge panics on some damaged changes that its decoder accepted.
+    throw new TesseraError('ERR_AUTOMERGE_CHANGE_INVALID', `automerge document of ${body.changes.length} changes does not load: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Throws `ERR_AUTOMERGE_CHANGE_INVALID` unless the body's changes load into a document. */
+export function automergeCheck(body: AutomergeBody): void {
+  automergeDoc(body);
 }
 
 function unionChanges(a: readonly AutomergeChange[], b: readonly AutomergeChange[]): AutomergeChange[] {
@@ -77,6 +87,8 @@ export function automergeChange<T>(body: AutomergeBody, change: A.ChangeFn<T>, c
 export function automergeApplyChanges(body: AutomergeBody, changes: readonly Uint8Array[], ctx: MutationContext): Mutation<AutomergeBody> {
   const decoded = changes.map(automergeChangeFromBytes).sort((x, y) => (x.hash < y.hash ? -1 : x.hash > y.hash ? 1 : 0));
   const unique = unionChanges([], decoded);
+  // A change can decode and still fail to load: prove the document loads with it before it is logged.
+  automergeCheck({ inc: body.inc, changes: unionChanges(body.changes, unique) });
   const dot = ctx.nextDot();
   return { body: { inc: body.inc, changes: unique }, added: [dot], removed: [] };
 }
@@ -107,6 +119,7 @@ export const automergeType: CrdtType<AutomergeBody, unknown> = {
   value: (body) => A.toJS(automergeDoc(body)),
   dots: () => [],
   cleared: (body) => ({ inc: body.inc + 1, changes: [] }),
+  check: automergeCheck,
   conflicts: (before, ctxBefore, delta, deltaCtx) => {
     const out: ConflictFinding[] = [];
     const discarded = { value: null, dot: null, hlc: null };

@@ -4,8 +4,9 @@
  *
  * A delta is itself a document state (small: only the new entries, with a context holding the new dots and
  * the observed dots it removes), so applying a delta and merging replicas are the same join. Every delta
- * carries at least one fresh dot, which makes "has this replica seen this delta" exactly "does its context
- * include the delta's context" — the test that makes replay and duplication no-ops.
+ * carries at least one fresh dot, so a delta whose context holds a dot this replica has not seen always
+ * changes it. The converse does not hold (a later delta's removals can put an earlier delta's dots in the
+ * context before the earlier delta arrives), so `joinDelta` (apply.ts) decides "changed" exactly.
  */
 import { CausalContext, type Dot, compareDots } from '../context.js';
 import { contextCloudDotsMax, contextNodesMax } from '../limits.js';
@@ -108,8 +109,11 @@ export function mutate(doc: DocState, node: string, hlc: Hlc, mutator: BodyMutat
   const mctx = dotIssuer(doc, node, hlc);
   const type = crdtType(doc.type);
   const result = mutator === null ? null : mutator(doc.body, mctx);
-  // An operation that neither adds nor removes a dot (deleting an absent field) changes nothing.
-  const mutation = result !== null && result.added.length === 0 && result.removed.length === 0 ? null : result;
+  // An operation that neither adds nor removes a dot (deleting an absent field) changes nothing — unless it
+  // is a whole-value write that creates the document (`put {}`).
+  const unchanged = result !== null && result.added.length === 0 && result.removed.length === 0 &&
+    !(result.touch === true && !docExists(doc));
+  const mutation = unchanged ? null : result;
   const removed: Dot[] = [...(mutation?.removed ?? [])];
   const tagBody = applyTagChange(doc, tags, mctx, removed);
   if (mutation === null && mctx.issued.length === 0 && removed.length === 0) return null;
@@ -138,10 +142,6 @@ export interface JoinResult {
   readonly conflicts: readonly ConflictFinding[];
 }
 
-/** True if joining `delta` into `doc` can change nothing: every dot it carries was seen already. */
-export function alreadySeen(doc: DocState, delta: DocState): boolean {
-  return doc.ctx.includes(delta.ctx);
-}
 
 function typeWinner(a: DocState, b: DocState): DocState {
   // A causally later state (one that saw the other entirely) decides the type; otherwise a fixed order.

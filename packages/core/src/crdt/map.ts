@@ -117,7 +117,7 @@ export function mapSet(body: MapNode, path: readonly string[], value: Json, ctx:
   const subtree = path.length === 0 && isPlainObject(value) && Object.keys(value).length === 0
     ? emptyNode
     : buildSubtree(value, ctx, added);
-  return { body: wrapAt(path, subtree), added, removed };
+  return { body: wrapAt(path, subtree), added, removed, touch: path.length === 0 };
 }
 
 /** Removes field `path` and everything below it (only the dots this replica has observed). */
@@ -174,6 +174,7 @@ function decodeNode(form: unknown, depth: number, what: string): MapNode {
   const pairs = expectArray(fieldsForm, `${what} fields`).map((pair, i) => {
     const [name, child] = expectArray(pair, `${what} field ${i}`, 2, 2);
     const fieldName = expectString(name, `${what} field ${i} name`);
+    if (fieldName === '__proto__') decodeFail(`${what}: field name "__proto__" is not allowed`);
     const node = decodeNode(child, depth + 1, `${what}.${fieldName}`);
     if (isEmptyNode(node)) decodeFail(`${what}.${fieldName}: empty node in canonical form`);
     return [fieldName, node] as const;

@@ -25,6 +25,8 @@ export interface Mutation<Body> {
   readonly body: Body;
   readonly added: readonly Dot[];
   readonly removed: readonly Dot[];
+  /** True for a whole-value write that (re)creates the document even when no dot changes (`put {}`). */
+  readonly touch?: boolean;
 }
 
 /** One value that took part in an automatic resolution. */
@@ -60,6 +62,11 @@ export interface CrdtType<Body, Value> {
   cleared(body: Body): Body;
   /** Resolutions that discarded a value when `delta` (with `deltaCtx`) was joined into `before`. */
   conflicts(before: Body, ctxBefore: CausalContext, delta: Body, deltaCtx: CausalContext, joined: Body): ConflictFinding[];
+  /**
+   * For types whose content is opaque to the join (Automerge), throws a coded error unless the body's content
+   * is usable. The store calls it on states built from remote deltas before committing them.
+   */
+  check?(body: Body): void;
   /** Canonical plain form for the encoder: equal bodies give equal forms. */
   encode(body: Body): unknown;
   /** Inverse of `encode` for untrusted input; throws `ERR_DECODE`. */

@@ -36,18 +36,26 @@ function applyUpdate(doc: Y.Doc, update: Uint8Array, what: string): void {
   }
 }
 
-/** Loads a body into a fresh Y.Doc that writes as `clientId`. */
-export function yjsDoc(body: YjsBody, clientId = 1): Y.Doc {
+/** The client id of documents that are only read: no node's derived id is 0 (see `yjsClientId`). */
+const readerClientId = 0;
+
+/**
+ * Loads a body into a fresh Y.Doc that writes as `clientId`. The id is set after loading: Yjs replaces a
+ * document's id with a random one when a loaded update contains structs of that id, and the node's own
+ * earlier writes do.
+ */
+export function yjsDoc(body: YjsBody, clientId = readerClientId): Y.Doc {
   const doc = new Y.Doc({ gc: true });
-  doc.clientID = clientId;
+  doc.clientID = readerClientId;
   applyUpdate(doc, body.update, 'yjs state');
+  doc.clientID = clientId;
   return doc;
 }
 
 /** The canonical update of a document: Yjs writes clients and delete sets in sorted order. */
 function canonical(updates: Uint8Array[]): Uint8Array {
   const doc = new Y.Doc({ gc: true });
-  doc.clientID = 1;
+  doc.clientID = readerClientId;
   for (const update of updates) applyUpdate(doc, update, 'yjs update');
   const state = Y.encodeStateAsUpdate(doc);
   doc.destroy();
@@ -64,7 +72,7 @@ export function yjsApplyUpdate(body: YjsBody, update: Uint8Array, ctx: MutationC
   // Integrating it once proves it is a well-formed update before it reaches the log.
   canonical([body.update, update]);
   const dot = ctx.nextDot();
-  return { body: { inc: body.inc, update }, added: [dot], removed: [] };
+  return { body: { inc: body.inc, update: canonical([update]) }, added: [dot], removed: [] };
 }
 
 /** Runs `change` on the document as `ctx.node` and returns the delta holding the resulting Yjs update. */
@@ -75,7 +83,8 @@ export function yjsChange(body: YjsBody, change: (doc: Y.Doc) => void, ctx: Muta
   const update = Y.encodeStateAsUpdate(doc, before);
   doc.destroy();
   const dot = ctx.nextDot();
-  return { body: { inc: body.inc, update }, added: [dot], removed: [] };
+  // Deltas are canonical too, so that a delta joined with the empty state gives the same bytes either way.
+  return { body: { inc: body.inc, update: canonical([update]) }, added: [dot], removed: [] };
 }
 
 function yjsJoin(a: YjsBody, _ctxA: CausalContext, b: YjsBody, _ctxB: CausalContext): YjsBody {

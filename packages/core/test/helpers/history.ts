@@ -5,11 +5,12 @@
  * order, sometimes twice. Nothing here reads the wall clock or Math.random: a history is its own seed.
  */
 import fc from 'fast-check';
+import * as Y from 'yjs';
 import {
   type AutomergeBody, type BodyMutator, type ConflictFinding, type CrdtTypeName, type DocState, type Hlc,
   type JsonScalar, type Json, type Operation, type TagChange, type YjsBody,
   HlcClock, automergeChange, crdtTypeNames, emptyDoc, encodeDoc, joinDocs, alreadySeen, mutate, operationMutator,
-  remove, yjsChange,
+  remove, yjsChange, yjsDoc,
 } from '@tessera/core';
 
 /** The node ids of the three replicas. */
@@ -21,7 +22,7 @@ export const wallMsStart = 1_700_000_000_000;
 /** Clock skew between nodes: up to ten minutes either way. */
 export const skewMsMax = 10 * 60 * 1000;
 /** Commands in one history: enough for deletes, re-creations and conflicts, small enough to stay fast. */
-export const commandsMax = 30;
+export const commandsMax = 40;
 
 /** A Yjs edit, as data. */
 export type YjsEdit =
@@ -130,7 +131,7 @@ export function historyArb(type: CrdtTypeName, commandsLengthMax = commandsMax):
   const sync = fc.record({ kind: fc.constant('sync' as const), from: nodeArb, to: nodeArb });
   const command: fc.Arbitrary<Command> = fc.oneof(
     { arbitrary: op, weight: 6 },
-    { arbitrary: removal, weight: 1 },
+    { arbitrary: removal, weight: 2 },
     { arbitrary: deliver, weight: 4 },
     { arbitrary: replay, weight: 1 },
     { arbitrary: sync, weight: 1 },
@@ -139,21 +140,24 @@ export function historyArb(type: CrdtTypeName, commandsLengthMax = commandsMax):
     type: fc.constant(type),
     offsetsMs: fc.array(fc.integer({ min: -skewMsMax, max: skewMsMax }), { minLength: nodeIds.length, maxLength: nodeIds.length }),
     observe: fc.boolean(),
-    commands: fc.array(command, { maxLength: commandsLengthMax }),
+    commands: fc.array(command, { minLength: 4, maxLength: commandsLengthMax, size: 'max' }),
   });
 }
 
 function yjsMutator(edit: YjsEdit): BodyMutator {
-  return (body, ctx) => yjsChange(body as YjsBody, (doc) => {
-    const text = doc.getText('t');
-    if (edit.yjs === 'insert') text.insert(edit.at % (text.length + 1), edit.text);
-    else if (edit.yjs === 'delete') {
-      if (text.length > 0) {
-        const at = edit.at % text.length;
-        text.delete(at, Math.min(edit.length, text.length - at));
-      }
-    } else doc.getMap('m').set(edit.key, edit.value);
-  }, ctx);
+  return (body, ctx) => {
+    // A delete on empty text makes an empty Yjs update; histories keep it (it must change nothing anywhere).
+    return yjsChange(body as YjsBody, (doc) => {
+      const text = doc.getText('t');
+      if (edit.yjs === 'insert') text.insert(edit.at % (text.length + 1), edit.text);
+      else if (edit.yjs === 'delete') {
+        if (text.length > 0) {
+          const at = edit.at % text.length;
+          text.delete(at, Math.min(edit.length, text.length - at));
+        }
+      } else doc.getMap('m').set(edit.key, edit.value);
+    }, ctx);
+  };
 }
 
 function automergeMutator(edit: AutomergeEdit): BodyMutator {
@@ -339,3 +343,4 @@ export const deliveryOrderArb = fc.record({
   randoms: fc.array(fc.nat(), { minLength: 1, maxLength: 64 }),
   duplicates: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 10 }),
 });
+
