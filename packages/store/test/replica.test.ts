@@ -245,3 +245,19 @@ t.test('conflict records show in get, also after reopening the replica', async (
   t.equal(view?.conflicts.length, 1, 'conflict visible after reopening');
   t.same(view?.conflicts[0]?.path, ['city']);
 });
+
+// Goal: out-of-order delivery never makes the store skip a delta that still changes the document.
+// Method: three increments at a (each replaces a's previous counter entry); b receives the first and third,
+// then the second. The second's dot is already in b's context (the third removed it), but the second still
+// removes the first entry: skipping it would leave b at 4 forever.
+t.test('applyDeltas out of order: a delta whose dots are all known but which still changes state is applied', async (t) => {
+  const a = await openReplica(t, { node: 'a1' });
+  const b = await openReplica(t, { node: 'b1' });
+  for (let i = 0; i < 3; i++) await a.counter('stats', 'c').increment();
+  const { entries } = await a.deltasSince(0);
+  await b.applyDeltas([entries[0]!, entries[2]!]);
+  const result = await b.applyDeltas([entries[1]!]);
+  t.equal(result.applied, 1, 'the middle delta is applied, not skipped');
+  t.equal(await b.counter('stats', 'c').value(), 3);
+  t.equal((await b.applyDeltas(entries)).applied, 0, 'a full replay afterwards changes nothing');
+});
