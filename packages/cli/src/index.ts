@@ -1,0 +1,2 @@
+/** @tessera/cli */
+export {};

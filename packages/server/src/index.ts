@@ -1,0 +1,2 @@
+/** @tessera/server */
+export {};
