@@ -24,6 +24,7 @@ export const errorCatalogue = {
   ERR_STORE_FORMAT: { status: 500, summary: 'The data directory was written by an incompatible format version, or is not a Tessera data directory.' },
   ERR_STORE_NODE_MISMATCH: { status: 500, summary: 'The data directory belongs to a different node id; reusing it would reuse that node\'s dots.' },
   ERR_STORE_CORRUPT: { status: 500, summary: 'A record on disk could not be decoded; the message names its dataset and key. Other records stay readable.' },
+  ERR_FRAME_INVALID: { status: 400, summary: 'A replication frame from a peer is malformed, over its size limit, or out of protocol order; the link is closed with this reason.' },
   ERR_STORE_IO: { status: 500, summary: 'The storage engine failed to read or write; the replica closes itself rather than risk acknowledging lost writes.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

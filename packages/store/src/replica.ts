@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
 import {
-  type CrdtTypeName, type DocMutation, type DocState, type Hlc, type Json, type Operation, type TagChange,
+  type CrdtTypeName, type DocMutation, type DocState, type Dot, type Hlc, type Json, type Operation, type TagChange,
   HlcClock, TesseraError, assert, checkDatasetName, checkKey, checkNodeId, checkRegion, checkTags,
   conflictsLimitMax, crdtType, decodeBounded, decodeDoc, deltaBatchBytesMax, deltaBatchEntriesMax, docBytesMax,
   docExists, docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, expectArray, expectHlc, expectInt,
@@ -405,6 +405,7 @@ export class Replica {
     let seq: number;
     let next: DocState;
     let hlc: Hlc;
+    let dot: Dot;
     try {
       this.checkOpen();
       const current = entry.state;
@@ -415,8 +416,9 @@ export class Replica {
       const mutation = build(base, hlc, type);
       if (mutation === null) {
         this.unpin(entry);
-        return { seq: null, hlc };
+        return { seq: null, hlc, dot: null };
       }
+      dot = mutation.dot;
       next = mutation.state;
       const deltaBytes = encodeDoc(mutation.delta);
       // A document this write creates (nothing seen before) has the delta as its whole state — except for
@@ -447,7 +449,7 @@ export class Replica {
       entry.committedSeq = seq;
     }
     this.emitChange({ dataset, key, seq, source: 'local', origin: this.node, deleted: !docExists(next) });
-    return { seq, hlc };
+    return { seq, hlc, dot };
   }
 
   /**

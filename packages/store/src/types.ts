@@ -36,6 +36,8 @@ export interface WriteResult {
   readonly seq: number | null;
   /** The write's timestamp. */
   readonly hlc: Hlc;
+  /** A dot the write issued (null when it changed nothing): a replica whose causal context holds it has the write. */
+  readonly dot: Dot | null;
 }
 
 /** A conflict record: an automatic resolution that hid or discarded a value. */

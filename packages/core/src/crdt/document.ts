@@ -34,10 +34,12 @@ export interface TagChange {
   readonly remove?: readonly string[];
 }
 
-/** A mutation applied to a document: the delta to log and replicate, and the new state. */
+/** A mutation applied to a document: the delta to log and replicate, the new state, and the write's own dot. */
 export interface DocMutation {
   readonly delta: DocState;
   readonly state: DocState;
+  /** A dot this write issued: a replica whose context holds it has the write (or a write that saw it). */
+  readonly dot: Dot;
 }
 
 /** A body mutation for `mutate`; returns null when the operation changes nothing. */
@@ -123,7 +125,7 @@ export function mutate(doc: DocState, node: string, hlc: Hlc, mutator: BodyMutat
   if (mctx.issued.length === 0) mctx.nextDot();
   const ctx = CausalContext.from([], [...mctx.issued, ...removed]);
   const delta: DocState = { type: doc.type, ctx, live, tags: tagBody, body: mutation?.body ?? type.empty() };
-  return { delta, state: joinDocs(doc, delta).state };
+  return { delta, state: joinDocs(doc, delta).state, dot: mctx.issued[0]! };
 }
 
 /** Deletes the document as observed here; returns null when it does not exist. */
@@ -133,7 +135,7 @@ export function remove(doc: DocState, node: string, hlc: Hlc): DocMutation | nul
   mctx.nextDot();
   const ctx = CausalContext.from([], [...mctx.issued, ...docDots(doc)]);
   const delta: DocState = { type: doc.type, ctx, live: [], tags: new Map(), body: crdtType(doc.type).cleared(doc.body) };
-  return { delta, state: joinDocs(doc, delta).state };
+  return { delta, state: joinDocs(doc, delta).state, dot: mctx.issued[0]! };
 }
 
 /** The result of joining: the new state and the automatic resolutions that hid a value. */

@@ -1,0 +1,122 @@
+/**
+ * One link's cadence controller. It decides how many batches may be unacknowledged (the window) and whether
+ * the rate limit lets the next batch go. Pure: time comes in as an argument.
+ *
+ * - Idle link: the window is open, so a write is flushed at once (lowest lag).
+ * - Under load: the window fills; entries accumulate meanwhile and the next batch carries them all, so batches
+ *   grow with load (throughput) without any timer.
+ * - Congestion: additive increase of the window per acknowledged batch while the round-trip time stays near its
+ *   floor; multiplicative decrease when it rises well above it (the peer or the path is backing up).
+ * - Rate limit: a token bucket on bytes/s and entries/s; a batch waits for tokens, never exceeds them.
+ */
+import { assert } from '@tessera/core';
+
+/** Bounds of the unacknowledged-batch window. */
+export const windowBatchesMin = 1;
+export const windowBatchesMax = 8;
+/** RTT above this multiple of the floor counts as congestion. */
+export const rttCongestionFactor = 2;
+/** The RTT floor forgets old samples slowly, so a route change is eventually accepted as the new normal. */
+export const rttFloorDecay = 1.01;
+
+/** Rate limits of a link (null = unlimited). */
+export interface RateLimits {
+  readonly bytesPerSecondMax: number | null;
+  readonly entriesPerSecondMax: number | null;
+}
+
+/** A token bucket refilled continuously; capacity is one second of rate. */
+class TokenBucket {
+  private tokens: number;
+  private refilledAtMs: number;
+
+  constructor(private readonly ratePerSecond: number, nowMs: number) {
+    assert(ratePerSecond > 0, 'a bucket has a positive rate');
+    this.tokens = ratePerSecond;
+    this.refilledAtMs = nowMs;
+  }
+
+  private refill(nowMs: number): void {
+    const elapsedMs = Math.max(0, nowMs - this.refilledAtMs);
+    this.tokens = Math.min(this.ratePerSecond, this.tokens + (elapsedMs / 1000) * this.ratePerSecond);
+    this.refilledAtMs = nowMs;
+  }
+
+  /** Milliseconds until `amount` tokens are available (0 = now). Amounts above capacity wait for a full bucket. */
+  waitMs(amount: number, nowMs: number): number {
+    this.refill(nowMs);
+    const needed = Math.min(amount, this.ratePerSecond);
+    return this.tokens >= needed ? 0 : Math.ceil(((needed - this.tokens) / this.ratePerSecond) * 1000);
+  }
+
+  take(amount: number, nowMs: number): void {
+    this.refill(nowMs);
+    this.tokens -= Math.min(amount, this.ratePerSecond);
+  }
+
+  get available(): number {
+    return this.tokens;
+  }
+}
+
+/** The controller of one link. */
+export class CadenceController {
+  private window = 2;
+  private rttFloorMs: number | null = null;
+  private rttLastMs: number | null = null;
+  private readonly bytes: TokenBucket | null;
+  private readonly entries: TokenBucket | null;
+
+  constructor(limits: RateLimits, nowMs: number) {
+    this.bytes = limits.bytesPerSecondMax === null ? null : new TokenBucket(limits.bytesPerSecondMax, nowMs);
+    this.entries = limits.entriesPerSecondMax === null ? null : new TokenBucket(limits.entriesPerSecondMax, nowMs);
+  }
+
+  /** Unacknowledged batches allowed now. */
+  get windowBatches(): number {
+    return this.window;
+  }
+
+  /** The last and the lowest round-trip times seen, in ms. */
+  get rtt(): { lastMs: number | null; floorMs: number | null } {
+    return { lastMs: this.rttLastMs, floorMs: this.rttFloorMs };
+  }
+
+  /** Milliseconds until the rate limits admit a batch of this size (0 = now). */
+  admitWaitMs(bytes: number, entries: number, nowMs: number): number {
+    return Math.max(this.bytes?.waitMs(bytes, nowMs) ?? 0, this.entries?.waitMs(entries, nowMs) ?? 0);
+  }
+
+  /** Charges a batch that is being sent. */
+  charge(bytes: number, entries: number, nowMs: number): void {
+    this.bytes?.take(bytes, nowMs);
+    this.entries?.take(entries, nowMs);
+  }
+
+  /** A batch was acknowledged after `rttMs`: grow the window, or shrink it on congestion. */
+  onAck(rttMs: number): void {
+    assert(rttMs >= 0, 'round-trip time is not negative');
+    this.rttLastMs = rttMs;
+    this.rttFloorMs = this.rttFloorMs === null ? rttMs : Math.min(rttMs, this.rttFloorMs * rttFloorDecay);
+    if (rttMs > Math.max(1, this.rttFloorMs) * rttCongestionFactor) {
+      this.window = Math.max(windowBatchesMin, Math.floor(this.window / 2));
+    } else {
+      this.window = Math.min(windowBatchesMax, this.window + 1);
+    }
+  }
+
+  /** The link dropped: start again conservatively. */
+  onReset(): void {
+    this.window = 2;
+  }
+}
+
+/** Reconnect back-off bounds. */
+export const backoffMsMin = 100;
+export const backoffMsMax = 10_000;
+
+/** Exponential back-off with full jitter: uniform in [0, min(max, min·2^attempt)]. `random` is in [0, 1). */
+export function backoffMs(attempt: number, random: number): number {
+  const ceiling = Math.min(backoffMsMax, backoffMsMin * 2 ** Math.min(attempt, 20));
+  return Math.floor(random * ceiling);
+}

@@ -1,0 +1,514 @@
+/**
+ * A node's replication: one WebSocket per peer pair carrying a directed stream each way. The node with the
+ * lower id dials, the other accepts; a dialer that loses its link reconnects with exponential back-off and full
+ * jitter. Each stream's sending side is a `LinkSender` (a pure state machine); this file carries out its
+ * effects — log reads, frames, durable cursors, timers — and applies incoming batches to the replica,
+ * acknowledging each only once `applyDeltas` has made it durable.
+ */
+import { type IncomingMessage } from 'node:http';
+import { type Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { type Dot, isTesseraError } from '@tessera/core';
+import { type ChangeEvent, type Replica } from '@tessera/store';
+import { helloProof, newNonce, proofMatches, welcomeProof } from './auth.js';
+import { type RateLimits, backoffMs } from './cadence.js';
+import { type Frame, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
+import { LinkSender, type SenderEffect } from './sender.js';
+
+/** A peer as the cluster config names it. */
+export interface PeerConfig {
+  readonly node: string;
+  readonly region: string;
+  /** Where to dial it: `ws://host:port/v1/replicate`. */
+  readonly url: string;
+}
+
+/** Options of a node's replication. */
+export interface SyncOptions {
+  readonly replica: Replica;
+  readonly cluster: string;
+  readonly secret: Uint8Array;
+  readonly peers: readonly PeerConfig[];
+  readonly policy?: PolicyStamp;
+  readonly limits?: RateLimits;
+  /** Forward entries received from third nodes (meshes with missing links); default false. */
+  readonly forward?: boolean;
+  /** Structured events; never given keys or values. */
+  readonly log?: (event: Record<string, unknown>) => void;
+  readonly random?: () => number;
+  readonly wallClock?: () => number;
+  readonly handshakeTimeoutMs?: number;
+  readonly pingIntervalMs?: number;
+}
+
+/** Defaults. */
+export const handshakeTimeoutMsDefault = 5_000;
+export const pingIntervalMsDefault = 2_000;
+/** A link that has heard nothing for this many ping intervals is presumed dead (a silent partition). */
+export const silentIntervalsMax = 4;
+/** WebSocket close codes. */
+export const closeCodes = { refused: 4401, protocol: 4400, replaced: 4409, shutdown: 1001 } as const;
+
+/** A link's state as status pages show it. */
+export type LinkState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
+
+/** One peer link's status. */
+export interface LinkStatus {
+  readonly peer: string;
+  readonly region: string;
+  readonly state: LinkState;
+  readonly role: 'dial' | 'accept';
+  readonly lastError: string | null;
+  readonly openSinceMs: number | null;
+  readonly reconnects: number;
+  readonly cursor: number;
+  readonly head: number;
+  readonly backlogEntries: number;
+  readonly inflightBatches: number;
+  readonly windowBatches: number;
+  readonly rttMs: number | null;
+  /** Age of the oldest entry sent but not yet acknowledged (≈ replication lag to this peer). */
+  readonly lagMs: number;
+  readonly sent: { readonly batches: number; readonly entries: number; readonly deltaBytes: number; readonly wireBytes: number };
+  readonly received: { readonly batches: number; readonly entries: number; readonly applied: number; readonly wireBytes: number };
+  readonly peerPolicy: PolicyStamp | null;
+}
+
+const noLimits: RateLimits = { bytesPerSecondMax: null, entriesPerSecondMax: null };
+const noPolicy: PolicyStamp = { version: 0, hash: '' };
+
+class PeerLink {
+  state: LinkState = 'idle';
+  socket: WebSocket | null = null;
+  sender: LinkSender;
+  lastError: string | null = null;
+  openSinceMs: number | null = null;
+  reconnects = 0;
+  attempt = 0;
+  peerPolicy: PolicyStamp | null = null;
+  lastHeardMs = 0;
+  received = { batches: 0, entries: 0, applied: 0, wireBytes: 0 };
+  wireBytesSent = 0;
+  applyChain: Promise<void> = Promise.resolve();
+  cursorChain: Promise<unknown> = Promise.resolve();
+  timers = new Set<NodeJS.Timeout>();
+
+  constructor(readonly config: PeerConfig, readonly role: 'dial' | 'accept', self: string, forward: boolean, limits: RateLimits, nowMs: number) {
+    this.sender = new LinkSender(config.node, self, forward, limits, nowMs);
+  }
+}
+
+/** A node's replication with its peers. */
+export class SyncNode {
+  private readonly links = new Map<string, PeerLink>();
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: frameBytesMax });
+  private readonly log: (event: Record<string, unknown>) => void;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly policy: PolicyStamp;
+  private readonly handshakeTimeoutMs: number;
+  private readonly pingIntervalMs: number;
+  private readonly onChange = (change: ChangeEvent) => this.onReplicaChange(change);
+  private pingTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly options: SyncOptions) {
+    this.log = options.log ?? (() => undefined);
+    this.random = options.random ?? Math.random;
+    this.now = options.wallClock ?? Date.now;
+    this.policy = options.policy ?? noPolicy;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
+    this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
+    const self = options.replica.node;
+    for (const peer of options.peers) {
+      if (peer.node === self) continue;
+      const role = self < peer.node ? 'dial' : 'accept';
+      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? false, options.limits ?? noLimits, this.now()));
+    }
+  }
+
+  /** Starts dialing the peers this node dials, and the liveness pings. */
+  start(): void {
+    this.options.replica.on('change', this.onChange);
+    for (const link of this.links.values()) if (link.role === 'dial') this.dial(link);
+    this.pingTimer = setInterval(() => this.pingAll(), this.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  /** Hands an HTTP upgrade request for `/v1/replicate` to replication. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+  }
+
+  /** Status of every link. */
+  status(): { links: LinkStatus[] } {
+    const nowMs = this.now();
+    return {
+      links: [...this.links.values()].map((link) => {
+        const view = link.sender.snapshot(nowMs);
+        return {
+          peer: link.config.node,
+          region: link.config.region,
+          state: link.state,
+          role: link.role,
+          lastError: link.lastError,
+          openSinceMs: link.openSinceMs,
+          reconnects: link.reconnects,
+          cursor: view.cursor,
+          head: Math.max(view.head, this.options.replica.lastSeq),
+          backlogEntries: Math.max(0, this.options.replica.lastSeq - view.cursor),
+          inflightBatches: view.inflightBatches,
+          windowBatches: view.windowBatches,
+          rttMs: view.rttMs,
+          lagMs: view.oldestUnackedAgeMs ?? 0,
+          sent: { batches: link.sender.stats.batches, entries: link.sender.stats.entries, deltaBytes: link.sender.stats.bytes, wireBytes: link.wireBytesSent },
+          received: { ...link.received },
+          peerPolicy: link.peerPolicy,
+        };
+      }),
+    };
+  }
+
+  /** Resolves true once this node's copy of (dataset, key) holds `dot`, false at `deadlineMs` (wall clock). */
+  async waitFor(dataset: string, key: string, dot: Dot, deadlineMs: number): Promise<boolean> {
+    const holds = async () => (await this.options.replica.state(dataset, key))?.ctx.has(dot) ?? false;
+    if (await holds()) return true;
+    return new Promise<boolean>((resolve) => {
+      let done = false;
+      const finish = (result: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.options.replica.off('change', listener);
+        resolve(result);
+      };
+      const listener = (change: ChangeEvent) => {
+        if (change.dataset === dataset && change.key === key) void holds().then((yes) => yes && finish(true), () => finish(false));
+      };
+      const timer = setTimeout(() => void holds().then(finish, () => finish(false)), Math.max(0, deadlineMs - this.now()));
+      this.options.replica.on('change', listener);
+    });
+  }
+
+  /** Waits (up to `timeoutMs`) until every open link has acknowledged everything logged so far. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const target = this.options.replica.lastSeq;
+    const deadline = this.now() + timeoutMs;
+    for (;;) {
+      const open = [...this.links.values()].filter((link) => link.state === 'open');
+      if (open.every((link) => link.sender.snapshot(this.now()).cursor >= target || link.sender.snapshot(this.now()).head < target)) return true;
+      if (this.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Closes every link and stops reconnecting. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.options.replica.off('change', this.onChange);
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    for (const link of this.links.values()) {
+      for (const timer of link.timers) clearTimeout(timer);
+      link.timers.clear();
+      link.socket?.close(closeCodes.shutdown, 'node shutting down');
+      link.state = 'closed';
+    }
+    await Promise.all([...this.links.values()].map((link) => link.applyChain.then(() => link.cursorChain).catch(() => undefined)));
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private dial(link: PeerLink): void {
+    if (this.closed) return;
+    link.state = 'connecting';
+    const ws = new WebSocket(link.config.url, { maxPayload: frameBytesMax, handshakeTimeout: this.handshakeTimeoutMs, perMessageDeflate: false });
+    ws.binaryType = 'nodebuffer';
+    let stage: 'challenge' | 'welcome' | 'open' = 'challenge';
+    let dialerNonce: Uint8Array | null = null;
+    let acceptorNonce: Uint8Array | null = null;
+    const handshakeTimer = this.timer(link, () => this.drop(link, ws, closeCodes.protocol, 'handshake timed out'), this.handshakeTimeoutMs);
+    ws.on('open', () => {
+      link.state = 'handshaking';
+    });
+    ws.on('message', (data: RawData) => {
+      let frame: Frame;
+      try {
+        frame = decodeFrame(toBytes(data));
+      } catch (error) {
+        this.drop(link, ws, closeCodes.protocol, (error as Error).message);
+        return;
+      }
+      if (stage === 'open') {
+        this.onFrame(link, ws, frame, toBytes(data).length);
+        return;
+      }
+      if (stage === 'challenge' && frame.t === 'challenge') {
+        if (frame.v !== protocolVersion) {
+          this.drop(link, ws, closeCodes.protocol, `peer speaks protocol version ${frame.v}, this node ${protocolVersion}`);
+          return;
+        }
+        acceptorNonce = frame.nonce;
+        dialerNonce = newNonce();
+        const self = this.options.replica;
+        this.sendFrame(link, ws, {
+          t: 'hello', v: protocolVersion, cluster: this.options.cluster, node: self.node, region: self.region, policy: this.policy,
+          nonce: dialerNonce, proof: helloProof(this.options.secret, this.options.cluster, self.node, self.region, acceptorNonce, dialerNonce),
+        });
+        stage = 'welcome';
+        return;
+      }
+      if (stage === 'welcome' && frame.t === 'welcome') {
+        const expected = welcomeProof(this.options.secret, this.options.cluster, frame.node, frame.region, acceptorNonce!, dialerNonce!);
+        if (frame.node !== link.config.node || frame.region !== link.config.region || !proofMatches(expected, frame.proof)) {
+          this.drop(link, ws, closeCodes.refused, `peer at ${link.config.url} failed authentication (expected ${link.config.node})`);
+          return;
+        }
+        clearTimeout(handshakeTimer);
+        link.timers.delete(handshakeTimer);
+        stage = 'open';
+        link.peerPolicy = frame.policy;
+        this.established(link, ws);
+        return;
+      }
+      if (frame.t === 'refuse') {
+        this.drop(link, ws, closeCodes.refused, `refused by ${link.config.node}: ${frame.code}: ${frame.reason}`);
+        return;
+      }
+      this.drop(link, ws, closeCodes.protocol, `unexpected ${frame.t} frame during the handshake`);
+    });
+    ws.on('error', (error) => {
+      link.lastError = error.message;
+    });
+    ws.on('close', (code, reason) => this.onClosed(link, ws, code, reason.toString()));
+    link.socket = ws;
+  }
+
+  private accept(ws: WebSocket): void {
+    ws.binaryType = 'nodebuffer';
+    const acceptorNonce = newNonce();
+    let link: PeerLink | null = null;
+    const timer = setTimeout(() => refuse('handshake-timeout', 'no hello in time'), this.handshakeTimeoutMs);
+    const refuse = (code: string, reason: string) => {
+      clearTimeout(timer);
+      this.log({ event: 'peer-refused', code, reason });
+      try {
+        ws.send(encodeFrame({ t: 'refuse', code, reason }));
+      } finally {
+        ws.close(closeCodes.refused, code);
+      }
+    };
+    ws.on('error', () => undefined);
+    ws.once('message', (data: RawData) => {
+      let frame: Frame;
+      try {
+        frame = decodeFrame(toBytes(data));
+      } catch (error) {
+        refuse('bad-frame', (error as Error).message);
+        return;
+      }
+      if (frame.t !== 'hello') return refuse('bad-frame', `expected hello, got ${frame.t}`);
+      if (frame.v !== protocolVersion) return refuse('protocol-version', `this node speaks protocol version ${protocolVersion}`);
+      if (frame.cluster !== this.options.cluster) return refuse('cluster-mismatch', 'not a member of this cluster');
+      const candidate = this.links.get(frame.node);
+      if (candidate === undefined || candidate.config.region !== frame.region || candidate.role !== 'accept') {
+        return refuse('unknown-node', `node ${frame.node} is not a peer this node accepts`);
+      }
+      const expected = helloProof(this.options.secret, this.options.cluster, frame.node, frame.region, acceptorNonce, frame.nonce);
+      if (!proofMatches(expected, frame.proof)) return refuse('bad-proof', 'authentication failed');
+      clearTimeout(timer);
+      link = candidate;
+      // A peer that reconnects replaces its previous connection (which may be a silent zombie).
+      if (link.socket !== null && link.socket !== ws) this.drop(link, link.socket, closeCodes.replaced, 'replaced by a new connection');
+      link.socket = ws;
+      link.peerPolicy = frame.policy;
+      const self = this.options.replica;
+      this.sendFrame(link, ws, {
+        t: 'welcome', node: self.node, region: self.region, policy: this.policy,
+        proof: welcomeProof(this.options.secret, this.options.cluster, self.node, self.region, acceptorNonce, frame.nonce),
+      });
+      const accepted = link;
+      ws.on('message', (next: RawData) => {
+        let parsed: Frame;
+        try {
+          parsed = decodeFrame(toBytes(next));
+        } catch (error) {
+          this.drop(accepted, ws, closeCodes.protocol, (error as Error).message);
+          return;
+        }
+        this.onFrame(accepted, ws, parsed, toBytes(next).length);
+      });
+      ws.on('close', (code, reason) => this.onClosed(accepted, ws, code, reason.toString()));
+      this.established(accepted, ws);
+    });
+    ws.send(encodeFrame({ t: 'challenge', v: protocolVersion, nonce: acceptorNonce }));
+  }
+
+  private established(link: PeerLink, ws: WebSocket): void {
+    link.state = 'open';
+    link.openSinceMs = this.now();
+    link.lastHeardMs = this.now();
+    link.lastError = null;
+    link.attempt = 0;
+    this.log({ event: 'link-open', peer: link.config.node, region: link.config.region, role: link.role });
+    const replica = this.options.replica;
+    void replica.cursor(link.config.node).then((cursor) => {
+      if (link.socket !== ws || link.state !== 'open') return;
+      this.run(link, ws, link.sender.step({ kind: 'open', cursor, head: replica.lastSeq }, this.now()));
+    }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${error.message}`));
+  }
+
+  private onClosed(link: PeerLink, ws: WebSocket, code: number, reason: string): void {
+    if (link.socket !== ws) return;
+    link.socket = null;
+    const wasOpen = link.state === 'open';
+    link.sender.step({ kind: 'closed' }, this.now());
+    link.openSinceMs = null;
+    if (code !== closeCodes.shutdown || reason !== 'node shutting down') link.lastError = link.lastError ?? `closed (${code}${reason ? `: ${reason}` : ''})`;
+    if (wasOpen) this.log({ event: 'link-closed', peer: link.config.node, code, reason });
+    if (this.closed) {
+      link.state = 'closed';
+      return;
+    }
+    if (link.role === 'dial') {
+      link.state = 'backoff';
+      link.reconnects++;
+      const delayMs = backoffMs(link.attempt++, this.random());
+      this.timer(link, () => this.dial(link), delayMs);
+    } else {
+      link.state = 'idle';
+    }
+  }
+
+  /** Closes a connection with a reason; the close handler schedules what comes next. */
+  private drop(link: PeerLink, ws: WebSocket, code: number, reason: string): void {
+    link.lastError = reason;
+    this.log({ event: 'link-error', peer: link.config.node, code, reason });
+    if (ws.readyState === WebSocket.OPEN) ws.close(code, reason.slice(0, 120));
+    else ws.terminate();
+    // A socket that never opened fires no close event on some paths: make sure the link moves on.
+    if (ws.readyState === WebSocket.CLOSED) this.onClosed(link, ws, code, reason);
+  }
+
+  // ---------------------------------------------------------------- streaming
+
+  private onFrame(link: PeerLink, ws: WebSocket, frame: Frame, wireBytes: number): void {
+    if (link.socket !== ws) return;
+    link.lastHeardMs = this.now();
+    link.received.wireBytes += wireBytes;
+    switch (frame.t) {
+      case 'batch':
+        link.received.batches++;
+        link.received.entries += frame.entries.length;
+        link.applyChain = link.applyChain.then(async () => {
+          if (link.socket !== ws) return;
+          try {
+            const result = await this.options.replica.applyDeltas(frame.entries);
+            link.received.applied += result.applied;
+            if (link.socket === ws && ws.readyState === WebSocket.OPEN) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last });
+          } catch (error) {
+            const reason = isTesseraError(error) ? `${error.code}: ${error.message}` : (error as Error).message;
+            this.drop(link, ws, closeCodes.protocol, `batch ${frame.id} rejected: ${reason}`);
+          }
+        });
+        return;
+      case 'ack':
+        this.run(link, ws, link.sender.step({ kind: 'ack', id: frame.id, last: frame.last }, this.now()));
+        return;
+      case 'ping':
+        this.sendFrame(link, ws, { t: 'pong', ms: frame.ms });
+        return;
+      case 'pong':
+        return;
+      default:
+        this.drop(link, ws, closeCodes.protocol, `unexpected ${frame.t} frame on an open link`);
+    }
+  }
+
+  /** Carries out the sender's effects. */
+  private run(link: PeerLink, ws: WebSocket, effects: readonly SenderEffect[]): void {
+    for (const effect of effects) {
+      if (link.socket !== ws) return;
+      switch (effect.kind) {
+        case 'read': {
+          const head = this.options.replica.lastSeq;
+          this.options.replica.deltasSince(effect.after, { limit: effect.limit }).then(
+            ({ entries }) => {
+              if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'read', after: effect.after, entries, head }, this.now()));
+            },
+            (error: Error) => this.drop(link, ws, closeCodes.protocol, `log read failed: ${error.message}`),
+          );
+          break;
+        }
+        case 'send':
+          this.sendFrame(link, ws, { t: 'batch', id: effect.id, last: effect.last, entries: effect.entries });
+          break;
+        case 'persist-cursor': {
+          const peer = link.config.node;
+          link.cursorChain = link.cursorChain.then(() => this.options.replica.setCursor(peer, effect.cursor)).catch((error: Error) => {
+            link.lastError = `cursor write failed: ${error.message}`;
+          });
+          break;
+        }
+        case 'wake':
+          this.timer(link, () => {
+            if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'tick' }, this.now()));
+          }, Math.max(0, effect.atMs - this.now()));
+          break;
+        case 'protocol-error':
+          this.drop(link, ws, closeCodes.protocol, effect.reason);
+          break;
+      }
+    }
+  }
+
+  private onReplicaChange(_change: ChangeEvent): void {
+    const head = this.options.replica.lastSeq;
+    for (const link of this.links.values()) {
+      if (link.state === 'open' && link.socket !== null) this.run(link, link.socket, link.sender.step({ kind: 'appended', head }, this.now()));
+    }
+  }
+
+  private pingAll(): void {
+    const nowMs = this.now();
+    for (const link of this.links.values()) {
+      const ws = link.socket;
+      if (link.state !== 'open' || ws === null) continue;
+      if (nowMs - link.lastHeardMs > this.pingIntervalMs * silentIntervalsMax) {
+        // Nothing heard for several intervals: a partition TCP cannot see. Reconnecting finds out.
+        link.lastError = `no frames from ${link.config.node} for ${nowMs - link.lastHeardMs} ms`;
+        ws.terminate();
+        continue;
+      }
+      this.sendFrame(link, ws, { t: 'ping', ms: nowMs });
+    }
+  }
+
+  private sendFrame(link: PeerLink, ws: WebSocket, frame: Frame): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const bytes = encodeFrame(frame);
+    link.wireBytesSent += bytes.length;
+    ws.send(bytes);
+  }
+
+  private timer(link: PeerLink, fn: () => void, delayMs: number): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      link.timers.delete(timer);
+      fn();
+    }, delayMs);
+    link.timers.add(timer);
+    return timer;
+  }
+}
+
+function toBytes(data: RawData): Uint8Array {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return new Uint8Array(data);
+}
+

@@ -1,0 +1,173 @@
+/**
+ * The replication wire protocol: binary WebSocket messages, each one canonical MessagePack frame. Every frame
+ * from a peer is untrusted: it is decoded within `frameBytesMax` and checked field by field; a malformed frame
+ * closes the link with a reason, it never reaches the store.
+ *
+ * Handshake (the secret never travels; both sides prove they hold it):
+ *   acceptor → dialer   challenge { v, nonce }
+ *   dialer   → acceptor hello     { v, cluster, node, region, policy, nonce, proof = HMAC(secret, hello | …) }
+ *   acceptor → dialer   welcome   { node, region, policy, proof = HMAC(secret, welcome | …) }   or refuse { code, reason }
+ * Then both directions stream independently:
+ *   batch { id, last, entries }  delta-log entries after the receiver's cursor, up to the sender's seq `last`
+ *   ack   { id, last }           sent only after the batch is durable at the receiver
+ *   ping  { ms } / pong { ms }   round-trip time for the cadence controller
+ */
+import {
+  type Hlc, KiB, MiB, TesseraError, assert, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
+  encodeCanonical, expectArray, expectBytes, expectInt, expectString, isHlc,
+} from '@tessera/core';
+
+/** Protocol version; a peer speaking another one is refused. */
+export const protocolVersion = 1;
+/** Largest frame accepted from a peer. */
+export const frameBytesMax = 8 * MiB;
+/** A batch's deltas stay under this many bytes (so a batch always fits in a frame). */
+export const batchBytesMax = 1 * MiB;
+/** Entries in one batch. */
+export const batchEntriesMax = 2_000;
+/** Handshake nonces. */
+export const nonceBytes = 32;
+/** Reasons and codes in refusals. */
+export const reasonLengthMax = 512;
+
+assert(batchBytesMax + 64 * KiB * 4 <= frameBytesMax, 'a full batch with its per-entry headers fits in a frame');
+
+/** A delta-log entry on the wire. */
+export interface WireEntry {
+  readonly seq: number;
+  readonly dataset: string;
+  readonly key: string;
+  readonly origin: string;
+  readonly hlc: Hlc;
+  readonly delta: Uint8Array;
+}
+
+/** The policy a node enforces, as announced in the handshake. */
+export interface PolicyStamp {
+  readonly version: number;
+  readonly hash: string;
+}
+
+/** Every frame of the protocol. */
+export type Frame =
+  | { readonly t: 'challenge'; readonly v: number; readonly nonce: Uint8Array }
+  | { readonly t: 'hello'; readonly v: number; readonly cluster: string; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly nonce: Uint8Array; readonly proof: Uint8Array }
+  | { readonly t: 'welcome'; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly proof: Uint8Array }
+  | { readonly t: 'refuse'; readonly code: string; readonly reason: string }
+  | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
+  | { readonly t: 'ack'; readonly id: number; readonly last: number }
+  | { readonly t: 'ping'; readonly ms: number }
+  | { readonly t: 'pong'; readonly ms: number };
+
+/** Encodes a frame. */
+export function encodeFrame(frame: Frame): Uint8Array {
+  if (frame.t === 'batch') {
+    // Entries go as arrays: smaller than objects and quicker to check.
+    return encodeCanonical({
+      t: 'batch', id: frame.id, last: frame.last,
+      entries: frame.entries.map((e) => [e.seq, e.dataset, e.key, e.origin, e.hlc.ms, e.hlc.c, e.delta]),
+    });
+  }
+  return encodeCanonical(frame);
+}
+
+function fail(message: string): never {
+  throw new TesseraError('ERR_FRAME_INVALID', message);
+}
+
+function field(record: Record<string, unknown>, name: string): unknown {
+  if (!Object.prototype.hasOwnProperty.call(record, name)) fail(`frame "${String(record.t)}": missing field "${name}"`);
+  return record[name];
+}
+
+function boundedString(value: unknown, what: string, lengthMax: number): string {
+  const text = expectString(value, what);
+  if (text.length > lengthMax) fail(`${what}: ${text.length} characters exceed the limit of ${lengthMax}`);
+  return text;
+}
+
+function policyStamp(value: unknown): PolicyStamp {
+  if (typeof value !== 'object' || value === null) fail('policy: expected { version, hash }');
+  const record = value as Record<string, unknown>;
+  return { version: expectInt(record.version, 'policy version'), hash: boundedString(record.hash, 'policy hash', 128) };
+}
+
+function nonce(value: unknown, what: string): Uint8Array {
+  const bytes = expectBytes(value, what);
+  if (bytes.length !== nonceBytes) fail(`${what}: expected ${nonceBytes} bytes, got ${bytes.length}`);
+  return bytes;
+}
+
+function checked<T>(what: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof TesseraError && error.code === 'ERR_FRAME_INVALID') throw error;
+    return fail(`${what}: ${(error as Error).message}`);
+  }
+}
+
+function wireEntry(value: unknown, index: number): WireEntry {
+  const what = `batch entry ${index}`;
+  return checked(what, () => {
+    const [seq, dataset, key, origin, ms, c, delta] = expectArray(value, what, 7, 7);
+    checkDatasetName(dataset);
+    checkKey(key);
+    checkNodeId(origin);
+    const hlc = { ms, c };
+    if (!isHlc(hlc)) fail(`${what}: hlc is not well formed`);
+    return { seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, hlc, delta: expectBytes(delta, `${what} delta`) };
+  });
+}
+
+/** Decodes and checks an untrusted frame; throws `ERR_FRAME_INVALID`. */
+export function decodeFrame(bytes: Uint8Array): Frame {
+  const value = checked('frame', () => decodeBounded(bytes, 'frame', frameBytesMax));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('frame: expected a map');
+  const record = value as Record<string, unknown>;
+  const t = field(record, 't');
+  switch (t) {
+    case 'challenge':
+      return { t, v: checked('challenge', () => expectInt(field(record, 'v'), 'version')), nonce: checked('challenge', () => nonce(field(record, 'nonce'), 'nonce')) };
+    case 'hello':
+      return checked('hello', () => {
+        const cluster = boundedString(field(record, 'cluster'), 'cluster', 64);
+        const node = field(record, 'node');
+        checkNodeId(node);
+        const region = field(record, 'region');
+        checkRegion(region);
+        return {
+          t, v: expectInt(field(record, 'v'), 'version'), cluster, node, region, policy: policyStamp(field(record, 'policy')),
+          nonce: nonce(field(record, 'nonce'), 'nonce'), proof: expectBytes(field(record, 'proof'), 'proof'),
+        };
+      });
+    case 'welcome':
+      return checked('welcome', () => {
+        const node = field(record, 'node');
+        checkNodeId(node);
+        const region = field(record, 'region');
+        checkRegion(region);
+        return { t, node, region, policy: policyStamp(field(record, 'policy')), proof: expectBytes(field(record, 'proof'), 'proof') };
+      });
+    case 'refuse':
+      return checked('refuse', () => ({ t, code: boundedString(field(record, 'code'), 'code', 64), reason: boundedString(field(record, 'reason'), 'reason', reasonLengthMax) }));
+    case 'batch': {
+      const id = checked('batch', () => expectInt(field(record, 'id'), 'id'));
+      const last = checked('batch', () => expectInt(field(record, 'last'), 'last'));
+      const raw = checked('batch', () => expectArray(field(record, 'entries'), 'entries', 0, batchEntriesMax));
+      const entries = raw.map(wireEntry);
+      for (let i = 1; i < entries.length; i++) {
+        if (entries[i]!.seq <= entries[i - 1]!.seq) fail(`batch: entry ${i} has seq ${entries[i]!.seq}, not above the previous ${entries[i - 1]!.seq}`);
+      }
+      if (entries.length > 0 && entries[entries.length - 1]!.seq > last) fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
+      return { t, id, last, entries };
+    }
+    case 'ack':
+      return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last') }));
+    case 'ping':
+    case 'pong':
+      return checked(String(t), () => ({ t, ms: expectInt(field(record, 'ms'), 'ms') }));
+    default:
+      return fail(`frame: unknown type ${JSON.stringify(t)?.slice(0, 40)}`);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The sending side of one link, as a state machine: inputs and a clock in, effects out; the caller does the
+ * I/O (reads the log, sends frames, persists the cursor, arms a timer). It runs the same under real sockets
+ * and under a simulated network.
+ *
+ * It streams delta-log entries after the peer's cursor, keeps at most `windowBatches` batches unacknowledged
+ * (backpressure), and advances the cursor only on acknowledgements — which the peer sends once the batch is
+ * durable. Entries that originated at the peer itself are not sent back (the batch still advances past them).
+ */
+import { assert, assertNever } from '@tessera/core';
+import { type LogEntry } from '@tessera/store';
+import { CadenceController, type RateLimits } from './cadence.js';
+import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
+
+/** Inputs of the sender. */
+export type SenderInput =
+  | { readonly kind: 'open'; readonly cursor: number; readonly head: number }
+  | { readonly kind: 'appended'; readonly head: number }
+  /** A log read finished; `head` is the replica's last sequence number taken just before the read. */
+  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number }
+  | { readonly kind: 'ack'; readonly id: number; readonly last: number }
+  | { readonly kind: 'tick' }
+  | { readonly kind: 'closed' };
+
+/** Effects for the caller to carry out. */
+export type SenderEffect =
+  | { readonly kind: 'read'; readonly after: number; readonly limit: number }
+  | { readonly kind: 'send'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly bytes: number }
+  | { readonly kind: 'persist-cursor'; readonly cursor: number }
+  | { readonly kind: 'wake'; readonly atMs: number }
+  | { readonly kind: 'protocol-error'; readonly reason: string };
+
+interface InFlight {
+  readonly id: number;
+  readonly last: number;
+  readonly sentAtMs: number;
+  readonly bytes: number;
+  readonly entries: number;
+  readonly hlcMsMin: number | null;
+}
+
+/** Counters of one link's sending side. */
+export interface SenderStats {
+  batches: number;
+  entries: number;
+  bytes: number;
+  skippedEntries: number;
+}
+
+/** The sending side of a link to `peer`. */
+export class LinkSender {
+  private open = false;
+  private cursor = 0;
+  private sent = 0;
+  private head = 0;
+  private reading = false;
+  private nextId = 1;
+  private readonly inflight: InFlight[] = [];
+  private pending: { entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
+  private wakeAtMs: number | null = null;
+  private nowMsLast = 0;
+  private readonly cadence: CadenceController;
+  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0 };
+
+  /**
+   * @param peer the peer's node id; entries it originated are never sent back to it
+   * @param self this node's id
+   * @param forward also send entries received from third nodes (for meshes with missing links); off in a
+   *   full mesh, where every origin sends its own entries directly and forwarding would send each twice
+   */
+  constructor(readonly peer: string, private readonly self: string, private readonly forward: boolean, limits: RateLimits, nowMs: number) {
+    this.cadence = new CadenceController(limits, nowMs);
+    this.nowMsLast = nowMs;
+  }
+
+  /** The sender's view, for status pages. */
+  snapshot(nowMs: number): {
+    open: boolean; cursor: number; sent: number; head: number; inflightBatches: number; windowBatches: number;
+    backlogEntries: number; rttMs: number | null; oldestUnackedAgeMs: number | null; waitingForRateMs: number | null;
+  } {
+    const hlcs = this.inflight.map((b) => b.hlcMsMin).filter((ms): ms is number => ms !== null);
+    return {
+      open: this.open, cursor: this.cursor, sent: this.sent, head: this.head,
+      inflightBatches: this.inflight.length, windowBatches: this.cadence.windowBatches,
+      backlogEntries: Math.max(0, this.head - this.cursor), rttMs: this.cadence.rtt.lastMs,
+      oldestUnackedAgeMs: hlcs.length === 0 ? null : Math.max(0, nowMs - Math.min(...hlcs)),
+      waitingForRateMs: this.wakeAtMs === null ? null : Math.max(0, this.wakeAtMs - nowMs),
+    };
+  }
+
+  /** Advances the machine by one input at time `nowMs`. */
+  step(input: SenderInput, nowMs: number): SenderEffect[] {
+    assert(nowMs >= this.nowMsLast, 'clock went backwards');
+    this.nowMsLast = nowMs;
+    switch (input.kind) {
+      case 'open':
+        assert(!this.open, 'open on an open link');
+        this.open = true;
+        this.cursor = input.cursor;
+        this.sent = input.cursor;
+        this.head = Math.max(this.head, input.head);
+        this.reading = false;
+        this.pending = null;
+        return this.pump(nowMs);
+      case 'appended':
+        this.head = Math.max(this.head, input.head);
+        return this.open ? this.pump(nowMs) : [];
+      case 'read':
+        return this.onRead(input.after, input.entries, input.head, nowMs);
+      case 'ack':
+        return this.onAck(input.id, input.last, nowMs);
+      case 'tick':
+        if (this.wakeAtMs !== null && nowMs >= this.wakeAtMs) this.wakeAtMs = null;
+        return this.open ? this.pump(nowMs) : [];
+      case 'closed':
+        this.open = false;
+        this.inflight.length = 0;
+        this.pending = null;
+        this.reading = false;
+        this.wakeAtMs = null;
+        this.cadence.onReset();
+        return [];
+      default:
+        return assertNever(input);
+    }
+  }
+
+  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number): SenderEffect[] {
+    if (!this.open || !this.reading || after !== this.sent) {
+      // A read that a reconnect made stale: ignore it (a newer read, if any, is still awaited).
+      return this.open ? this.pump(nowMs) : [];
+    }
+    this.reading = false;
+    if (entries.length === 0) {
+      // The log holds nothing after `after` yet: its head counted writes still committing, or numbers a crash
+      // left unused. Stop reading until the next append says there is more (unless one came meanwhile).
+      if (this.head <= head) this.head = this.sent;
+      return this.pump(nowMs);
+    }
+    const batch: WireEntry[] = [];
+    let bytes = 0;
+    let last = after;
+    let hlcMsMin: number | null = null;
+    for (const entry of entries) {
+      assert(entry.seq > last, 'log entries arrive in sequence order');
+      if (batch.length >= batchEntriesMax || (batch.length > 0 && bytes + entry.delta.length > batchBytesMax)) break;
+      last = entry.seq;
+      if (entry.origin === this.peer || (!this.forward && entry.origin !== this.self)) {
+        this.stats.skippedEntries++;
+        continue;
+      }
+      batch.push({ seq: entry.seq, dataset: entry.dataset, key: entry.key, origin: entry.origin, hlc: entry.hlc, delta: entry.delta });
+      bytes += entry.delta.length;
+      hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
+    }
+    this.head = Math.max(this.head, last);
+    this.pending = { entries: batch, last, bytes, hlcMsMin };
+    return this.pump(nowMs);
+  }
+
+  private onAck(id: number, last: number, nowMs: number): SenderEffect[] {
+    if (!this.open) return [];
+    const first = this.inflight[0];
+    if (first === undefined || first.id !== id || first.last !== last) {
+      return [{ kind: 'protocol-error', reason: `ack ${id}/${last} does not match the oldest unacknowledged batch ${first === undefined ? 'none' : `${first.id}/${first.last}`}` }];
+    }
+    this.inflight.shift();
+    this.cadence.onAck(nowMs - first.sentAtMs);
+    this.cursor = last;
+    return [{ kind: 'persist-cursor', cursor: last }, ...this.pump(nowMs)];
+  }
+
+  /** Sends what may be sent now, or asks for the next read, or arms a timer for the rate limit. */
+  private pump(nowMs: number): SenderEffect[] {
+    const effects: SenderEffect[] = [];
+    if (this.pending !== null && this.inflight.length < this.cadence.windowBatches) {
+      const waitMs = this.cadence.admitWaitMs(this.pending.bytes, this.pending.entries.length, nowMs);
+      if (waitMs > 0) {
+        const atMs = nowMs + waitMs;
+        if (this.wakeAtMs === null || atMs < this.wakeAtMs) {
+          this.wakeAtMs = atMs;
+          effects.push({ kind: 'wake', atMs });
+        }
+        return effects;
+      }
+      const batch = this.pending;
+      this.pending = null;
+      const id = this.nextId++;
+      this.cadence.charge(batch.bytes, batch.entries.length, nowMs);
+      this.inflight.push({ id, last: batch.last, sentAtMs: nowMs, bytes: batch.bytes, entries: batch.entries.length, hlcMsMin: batch.hlcMsMin });
+      this.sent = batch.last;
+      this.stats.batches++;
+      this.stats.entries += batch.entries.length;
+      this.stats.bytes += batch.bytes;
+      effects.push({ kind: 'send', id, last: batch.last, entries: batch.entries, bytes: batch.bytes });
+    }
+    // Read ahead one batch while the window has room, so the next send does not wait for the disk.
+    if (this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
+      this.reading = true;
+      effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax });
+    }
+    return effects;
+  }
+}
