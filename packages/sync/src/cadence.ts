@@ -47,11 +47,18 @@ class TokenBucket {
     this.refill(nowMs);
     const needed = Math.min(amount, this.ratePerSecond);
     return this.tokens >= needed ? 0 : Math.ceil(((needed - this.tokens) / this.ratePerSecond) * 1000);
+    // (An amount above capacity waits for a full bucket, then `take` leaves the rest as debt.)
   }
 
+  /** Takes `amount` tokens; a single item larger than the bucket leaves a debt that later waits repay. */
   take(amount: number, nowMs: number): void {
     this.refill(nowMs);
-    this.tokens -= Math.min(amount, this.ratePerSecond);
+    this.tokens -= amount;
+  }
+
+  /** The most one batch may carry: a bucket's worth. */
+  get capacity(): number {
+    return this.ratePerSecond;
   }
 
   get available(): number {
@@ -85,6 +92,11 @@ export class CadenceController {
   /** Milliseconds until the rate limits admit a batch of this size (0 = now). */
   admitWaitMs(bytes: number, entries: number, nowMs: number): number {
     return Math.max(this.bytes?.waitMs(bytes, nowMs) ?? 0, this.entries?.waitMs(entries, nowMs) ?? 0);
+  }
+
+  /** The largest batch the rate limits allow in one go (bytes, entries); null = no limit. */
+  batchCaps(): { bytes: number | null; entries: number | null } {
+    return { bytes: this.bytes?.capacity ?? null, entries: this.entries?.capacity ?? null };
   }
 
   /** Charges a batch that is being sent. */

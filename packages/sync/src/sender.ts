@@ -141,9 +141,13 @@ export class LinkSender {
     let bytes = 0;
     let last = after;
     let hlcMsMin: number | null = null;
+    // A batch never carries more than the rate limits allow in one go.
+    const caps = this.cadence.batchCaps();
+    const bytesMax = Math.min(batchBytesMax, caps.bytes ?? Infinity);
+    const entriesMax = Math.min(batchEntriesMax, caps.entries ?? Infinity);
     for (const entry of entries) {
       assert(entry.seq > last, 'log entries arrive in sequence order');
-      if (batch.length >= batchEntriesMax || (batch.length > 0 && bytes + entry.delta.length > batchBytesMax)) break;
+      if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
       last = entry.seq;
       if (entry.origin === this.peer || (!this.forward && entry.origin !== this.self)) {
         this.stats.skippedEntries++;
