@@ -26,6 +26,18 @@ export const errorCatalogue = {
   ERR_STORE_CORRUPT: { status: 500, summary: 'A record on disk could not be decoded; the message names its dataset and key. Other records stay readable.' },
   ERR_FRAME_INVALID: { status: 400, summary: 'A replication frame from a peer is malformed, over its size limit, or out of protocol order; the link is closed with this reason.' },
   ERR_STORE_IO: { status: 500, summary: 'The storage engine failed to read or write; the replica closes itself rather than risk acknowledging lost writes.' },
+  ERR_CONFIG_INVALID: { status: 400, summary: 'The cluster config file is unreadable, too large, not YAML, or breaks a rule; the message names the file, line, column, field, value and rule.' },
+  ERR_CONFIG_UNKNOWN_NODE: { status: 400, summary: 'A node id is not one of the nodes in the cluster config; the message lists the known ids.' },
+  ERR_NOT_FOUND: { status: 404, summary: 'No HTTP route matches the request path.' },
+  ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The HTTP route exists but not for this method; the Allow header lists the methods it takes.' },
+  ERR_CONTENT_TYPE: { status: 415, summary: 'A request body is not sent as application/json (UTF-8).' },
+  ERR_BODY_INVALID: { status: 400, summary: 'A request body is not valid UTF-8 JSON, or lacks a field, has an unknown field, or a field of the wrong type for the route.' },
+  ERR_BODY_TOO_LARGE: { status: 413, summary: 'A request body exceeds the daemon\'s body size limit.' },
+  ERR_OP_UNKNOWN: { status: 400, summary: 'The op of an operation sent to POST /v1/kv/:dataset/:key/ops is not one the API knows.' },
+  ERR_DOC_NOT_FOUND: { status: 404, summary: 'The document does not exist on the answering node (never written, deleted, or not replicated here yet).' },
+  ERR_TOKEN_INVALID: { status: 400, summary: 'A session token is malformed, or was issued for a write to another document than the one read.' },
+  ERR_NOT_YET_REPLICATED: { status: 409, summary: 'The answering node does not hold the write a session token names, even after waiting; retry later or read from the writing region.' },
+  ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the daemon (a bug); the request may or may not have taken effect.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 /** A stable error code from the catalogue. */

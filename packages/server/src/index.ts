@@ -1,2 +1,5 @@
-/** @tessera/server */
-export {};
+/** @tessera/server: the daemon — cluster config, HTTP API, peer endpoint. */
+export * from './config.js';
+export * from './http.js';
+export * from './daemon.js';
+export { encodeSessionToken, decodeSessionToken } from './token.js';

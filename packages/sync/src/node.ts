@@ -41,6 +41,8 @@ export interface SyncOptions {
   readonly pingIntervalMs?: number;
 }
 
+/** Session-token reads waiting at once; more answer "not yet" at once. */
+export const waitersMax = 10_000;
 /** Defaults. */
 export const handshakeTimeoutMsDefault = 5_000;
 export const pingIntervalMsDefault = 2_000;
@@ -110,6 +112,7 @@ export class SyncNode {
   private readonly pingIntervalMs: number;
   private readonly onChange = (change: ChangeEvent) => this.onReplicaChange(change);
   private pingTimer: NodeJS.Timeout | null = null;
+  private readonly waiters = new Set<{ readonly dataset: string; readonly key: string; check(): void }>();
   private closed = false;
 
   constructor(private readonly options: SyncOptions) {
@@ -177,20 +180,19 @@ export class SyncNode {
   async waitFor(dataset: string, key: string, dot: Dot, deadlineMs: number): Promise<boolean> {
     const holds = async () => (await this.options.replica.state(dataset, key))?.ctx.has(dot) ?? false;
     if (await holds()) return true;
+    if (this.waiters.size >= waitersMax) return false;
     return new Promise<boolean>((resolve) => {
-      let done = false;
+      const waiter = {
+        dataset, key,
+        check: () => void holds().then((yes) => yes && finish(true), () => finish(false)),
+      };
       const finish = (result: boolean) => {
-        if (done) return;
-        done = true;
+        if (!this.waiters.delete(waiter)) return;
         clearTimeout(timer);
-        this.options.replica.off('change', listener);
         resolve(result);
       };
-      const listener = (change: ChangeEvent) => {
-        if (change.dataset === dataset && change.key === key) void holds().then((yes) => yes && finish(true), () => finish(false));
-      };
       const timer = setTimeout(() => void holds().then(finish, () => finish(false)), Math.max(0, deadlineMs - this.now()));
-      this.options.replica.on('change', listener);
+      this.waiters.add(waiter);
     });
   }
 
@@ -285,7 +287,11 @@ export class SyncNode {
     ws.on('error', (error) => {
       link.lastError = error.message;
     });
-    ws.on('close', (code, reason) => this.onClosed(link, ws, code, reason.toString()));
+    ws.on('close', (code, reason) => {
+      clearTimeout(handshakeTimer);
+      link.timers.delete(handshakeTimer);
+      this.onClosed(link, ws, code, reason.toString());
+    });
     link.socket = ws;
   }
 
@@ -304,6 +310,7 @@ export class SyncNode {
       }
     };
     ws.on('error', () => undefined);
+    ws.once('close', () => clearTimeout(timer));
     ws.once('message', (data: RawData) => {
       let frame: Frame;
       try {
@@ -355,7 +362,7 @@ export class SyncNode {
     link.lastHeardMs = this.now();
     link.lastError = null;
     link.attempt = 0;
-    this.log({ event: 'link-open', peer: link.config.node, region: link.config.region, role: link.role });
+    this.log({ event: 'link-open', peer: link.config.node, peerRegion: link.config.region, role: link.role });
     const replica = this.options.replica;
     void replica.cursor(link.config.node).then((cursor) => {
       if (link.socket !== ws || link.state !== 'open') return;
@@ -387,6 +394,11 @@ export class SyncNode {
 
   /** Closes a connection with a reason; the close handler schedules what comes next. */
   private drop(link: PeerLink, ws: WebSocket, code: number, reason: string): void {
+    if (link.socket !== ws) {
+      // A connection the link already left behind: just make sure it is gone.
+      ws.terminate();
+      return;
+    }
     link.lastError = reason;
     this.log({ event: 'link-error', peer: link.config.node, code, reason });
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason.slice(0, 120));
@@ -467,7 +479,9 @@ export class SyncNode {
     }
   }
 
-  private onReplicaChange(_change: ChangeEvent): void {
+  private onReplicaChange(change: ChangeEvent): void {
+    // One listener serves every waiting session-token read.
+    for (const waiter of this.waiters) if (waiter.dataset === change.dataset && waiter.key === change.key) waiter.check();
     const head = this.options.replica.lastSeq;
     for (const link of this.links.values()) {
       if (link.state === 'open' && link.socket !== null) this.run(link, link.socket, link.sender.step({ kind: 'appended', head }, this.now()));

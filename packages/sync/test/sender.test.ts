@@ -6,7 +6,7 @@ import t from 'tap';
 import { type LogEntry } from '@tessera/store';
 import { LinkSender, type SenderEffect, backoffMs, backoffMsMax, CadenceController } from '@tessera/sync';
 
-function log(count: number, origin = (i: number) => (i % 3 === 0 ? 'peer' : 'self')): LogEntry[] {
+function log(count: number, origin: (i: number) => string = (i) => (i % 3 === 0 ? 'peer' : 'self')): LogEntry[] {
   return Array.from({ length: count }, (_, i) => ({
     seq: i + 1, dataset: 'd', key: `k${i}`, origin: origin(i + 1), hlc: { ms: 1000 + i, c: 0 }, delta: new Uint8Array(100),
   }));

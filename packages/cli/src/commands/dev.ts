@@ -1,0 +1,222 @@
+/**
+ * `tessera dev`: a local multi-region cluster on loopback. Each region is a separate `tessera serve` process;
+ * each replication link goes through a fault-injecting TCP proxy with WAN-like latency derived from the
+ * distance between the regions. Seeds demo data, prints the endpoints, and stops everything on Ctrl-C.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Command } from 'commander';
+import { TesseraError, checkRegion } from '@tessera/core';
+import { FaultProxy, regionLocations, wanLatencyMs } from '../proxy.js';
+import { callApi } from '../client.js';
+
+/** Regions a dev cluster may have. */
+export const devRegionsMax = 8;
+/** How long to wait for every node to answer /readyz. */
+export const devStartTimeoutMs = 30_000;
+
+/** One node of a dev cluster. */
+export interface DevNode {
+  readonly id: string;
+  readonly region: string;
+  readonly port: number;
+  readonly url: string;
+}
+
+/** A running dev cluster. */
+export interface DevCluster {
+  readonly nodes: readonly DevNode[];
+  readonly proxies: ReadonlyMap<string, FaultProxy>;
+  stop(): Promise<void>;
+}
+
+/** Options of a dev cluster. */
+export interface DevOptions {
+  readonly regions: readonly string[];
+  readonly dir: string;
+  readonly basePort: number;
+  /** One-way latency in ms, or null to derive it from the regions' distance. */
+  readonly latencyMs: number | null;
+  readonly durability: 'fsync' | 'os';
+  readonly log: (line: string) => void;
+  /** Where each node's output goes (default: inherited, prefixed). */
+  readonly quiet?: boolean;
+}
+
+const binPath = fileURLToPath(new URL('../bin.js', import.meta.url));
+
+function yamlString(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** Writes one config per node: a node dials each peer through the proxy of that link. */
+function configText(cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string): string {
+  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, 'nodes:'];
+  for (const node of nodes) {
+    lines.push(`  - id: ${node.id}`, `    region: ${node.region}`, `    listen: 127.0.0.1:${node.port}`);
+    const port = proxyPort(self.id, node.id);
+    if (node !== self && port !== null) lines.push(`    advertise: 127.0.0.1:${port}`);
+    lines.push(`    data: ${yamlString(join(dir, 'data', node.id))}`, `    durability: ${durability}`);
+  }
+  lines.push('datasets:', '  profiles: { type: map }', '  catalog: { type: map }', '  visits: { type: counter }', '  carts: { type: set }', '  notes: { type: yjs }');
+  return `${lines.join('\n')}\n`;
+}
+
+/** A prepared cluster: proxies running, one config file per node, nothing spawned yet. */
+export interface DevLayout {
+  readonly dir: string;
+  readonly nodes: readonly DevNode[];
+  readonly proxies: ReadonlyMap<string, FaultProxy>;
+  readonly configFiles: ReadonlyMap<string, string>;
+}
+
+/** Starts the proxies and writes the configs of a dev cluster. */
+export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet'> & { secret?: string }): Promise<DevLayout> {
+  if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
+    throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
+  }
+  for (const region of options.regions) checkRegion(region);
+  if (new Set(options.regions).size !== options.regions.length) throw new TesseraError('ERR_OPTION_INVALID', '--regions: a region is listed twice');
+  const dir = resolve(options.dir);
+  await mkdir(dir, { recursive: true });
+  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `http://127.0.0.1:${options.basePort + 1 + i}` }));
+  // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
+  const proxies = new Map<string, FaultProxy>();
+  let nextProxyPort = options.basePort + 101;
+  try {
+    for (const from of nodes) {
+      for (const to of nodes) {
+        if (from.id >= to.id) continue;
+        const latencyMs = options.latencyMs ?? wanLatencyMs(regionLocations[from.region] ?? [0, 0], regionLocations[to.region] ?? [0, 0]);
+        proxies.set(`${from.id}>${to.id}`, await FaultProxy.start({ listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name: `${from.id}>${to.id}` }));
+      }
+    }
+  } catch (error) {
+    await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
+    throw error;
+  }
+  const secret = options.secret ?? randomBytes(32).toString('base64url');
+  const configFiles = new Map<string, string>();
+  for (const node of nodes) {
+    const file = join(dir, `cluster-${node.id}.yaml`);
+    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability));
+    configFiles.set(node.id, file);
+  }
+  return { dir, nodes, proxies, configFiles };
+}
+
+/** Spawns `tessera serve` for one node of a layout. */
+export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe'): ChildProcess {
+  return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id], { stdio: ['ignore', output, output] });
+}
+
+/** Resolves once `node` answers /readyz; throws after `timeoutMs` or if `child` exits first. */
+export async function waitReady(node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child !== null && child.exitCode !== null) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} exited during start-up (exit code ${child.exitCode})`);
+    try {
+      await callApi(new URL(node.url), 'GET', '/readyz', undefined, 1000);
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} was not ready within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Stops a child with SIGTERM (SIGKILL after `graceMs`); resolves when it exited. */
+export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  return new Promise((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolveExit();
+    child.once('exit', () => resolveExit());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), graceMs).unref();
+  });
+}
+
+/** Starts a dev cluster and resolves once every node is ready. */
+export async function startDevCluster(options: DevOptions): Promise<DevCluster> {
+  const layout = await prepareDevCluster(options);
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(children.map((child) => stopChild(child)));
+    await Promise.all([...layout.proxies.values()].map((proxy) => proxy.close()));
+  };
+  try {
+    for (const node of layout.nodes) {
+      const child = spawnNode(layout, node, options.quiet ? 'ignore' : 'pipe');
+      for (const stream of [child.stdout, child.stderr]) {
+        stream?.setEncoding('utf8');
+        stream?.on('data', (chunk: string) => {
+          // Request logs would drown the console; link and lifecycle events stay.
+          for (const line of chunk.split('\n')) if (line.trim() !== '' && !line.includes('"event":"http_request"')) options.log(`[${node.id}] ${line}`);
+        });
+      }
+      children.push(child);
+    }
+    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { nodes: layout.nodes, proxies: layout.proxies, stop };
+}
+
+/** Writes a little demo data in every region. */
+export async function seedDemoData(nodes: readonly DevNode[]): Promise<void> {
+  for (const [i, node] of nodes.entries()) {
+    const base = new URL(node.url);
+    await callApi(base, 'PUT', `/v1/kv/catalog/item-${i + 1}`, { value: { name: `Item ${i + 1}`, price: 10 * (i + 1), addedIn: node.region } });
+    await callApi(base, 'PUT', `/v1/kv/profiles/user-${node.region}`, { value: { name: `User in ${node.region}`, home: node.region } });
+    await callApi(base, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: 10 + i });
+    await callApi(base, 'POST', '/v1/kv/carts/demo/ops', { op: 'add', element: `item-${i + 1}` });
+  }
+}
+
+/** Registers `dev`. */
+export function registerDevCommand(program: Command, print: (line: string) => void): void {
+  program.command('dev')
+    .description('start a local multi-region cluster: one process per region, WAN latency through proxies, demo data')
+    .option('--regions <list>', 'comma-separated regions', 'eu-west,us-east,ap-south')
+    .option('--dir <path>', 'where the config and data go', '.tessera-dev')
+    .option('--base-port <port>', 'node i listens on base+i, proxies from base+101', '7100')
+    .option('--latency <ms>', 'one-way latency of every link in ms (default: from the regions\' distance)')
+    .option('--durability <mode>', 'fsync or os', 'os')
+    .option('--no-seed', 'do not write demo data')
+    .action(async (options: { regions: string; dir: string; basePort: string; latency?: string; durability: string; seed: boolean }) => {
+      const basePort = Number(options.basePort);
+      if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65_000 - 200) {
+        throw new TesseraError('ERR_OPTION_INVALID', `--base-port ${JSON.stringify(options.basePort)} must be an integer from 1024 to 64800`);
+      }
+      const latencyMs = options.latency === undefined ? null : Number(options.latency);
+      if (latencyMs !== null && (!Number.isFinite(latencyMs) || latencyMs < 0 || latencyMs > 5_000)) {
+        throw new TesseraError('ERR_OPTION_INVALID', `--latency ${JSON.stringify(options.latency)} must be 0 to 5000 ms`);
+      }
+      if (options.durability !== 'fsync' && options.durability !== 'os') {
+        throw new TesseraError('ERR_OPTION_INVALID', `--durability ${JSON.stringify(options.durability)} must be fsync or os`);
+      }
+      const cluster = await startDevCluster({
+        regions: options.regions.split(',').map((r) => r.trim()).filter((r) => r !== ''), dir: options.dir, basePort, latencyMs,
+        durability: options.durability, log: print,
+      });
+      if (options.seed) await seedDemoData(cluster.nodes);
+      print('');
+      print('Tessera dev cluster is up:');
+      for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
+      for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
+      print('Try: tessera put profiles ada \'{"name":"Ada"}\' --url ' + cluster.nodes[0]!.url + '   then   tessera get profiles ada --url ' + cluster.nodes.at(-1)!.url);
+      print('Ctrl-C stops every node.');
+      await new Promise<void>((resolveSignal) => {
+        const onSignal = () => resolveSignal();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      });
+      print('stopping…');
+      await cluster.stop();
+      print('stopped');
+    });
+}

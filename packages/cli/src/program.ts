@@ -1,0 +1,38 @@
+/** The `tessera` command. */
+import { Command, CommanderError } from 'commander';
+import { isTesseraError } from '@tessera/core';
+import { registerDataCommands } from './commands/data.js';
+import { registerDevCommand } from './commands/dev.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerStatusCommand } from './commands/status.js';
+
+/** Builds the program; `print` receives every line of normal output. */
+export function createProgram(print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Command {
+  const program = new Command('tessera')
+    .description('Tessera: a CRDT-based replicated key-value store with differential replication across regions')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerDevCommand(program, print);
+  registerServeCommand(program, print);
+  registerDataCommands(program, print);
+  registerStatusCommand(program, print);
+  return program;
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
+export async function runCli(argv: readonly string[], print?: (line: string) => void, printError: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<number> {
+  const program = createProgram(print);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (isTesseraError(error)) {
+      printError(`tessera: ${error.code}: ${error.message}`);
+      return 1;
+    }
+    printError(`tessera: ${(error as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,669 @@
+/**
+ * The cluster config file: which nodes form the cluster, where each listens and keeps its data, the shared
+ * secret that authenticates peers, and each dataset's CRDT type.
+ *
+ * The YAML is walked as a syntax tree (never converted with `toJS`), so every refusal names the file, line and
+ * column of the offending node, the field path, the value and the rule:
+ *
+ *     cluster.yaml:7:13: nodes[1].listen "localhost:99999": port must be 1–65535
+ *
+ * All problems in a file are reported together (up to `configProblemsMax`), one per line of the message.
+ * The resolved secret never appears in `JSON.stringify(config)`, `util.inspect(config)` or a spread copy: it
+ * is a getter on the prototype over a private store.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import {
+  type Node as YamlNode, type Pair, type Scalar, LineCounter, YAMLMap, YAMLSeq, isAlias, isMap, isScalar, isSeq,
+  parseDocument,
+} from 'yaml';
+import {
+  type CrdtTypeName, KiB, MiB, TesseraError, checkDatasetName, checkNodeId, checkRegion, crdtType, regionNameLengthMax,
+} from '@tessera/core';
+import { type Durability } from '@tessera/store';
+
+/** The config file, in bytes (it lists at most 64 nodes and a bounded number of datasets). */
+export const configBytesMax = 1 * MiB;
+/** Nodes in one cluster (a full mesh of links: 64 × 63 directed links). */
+export const configNodesMax = 64;
+/** Datasets declared in the config file. */
+export const configDatasetsMax = 1_024;
+/** Problems listed in one `ERR_CONFIG_INVALID` message; the rest are counted. */
+export const configProblemsMax = 20;
+/** A secret: at least this many characters (about 192 bits when random base64). */
+export const secretLengthMin = 32;
+/** A secret: at most this many characters. */
+export const secretLengthMax = 4_096;
+/** A file named by `secretFile`, in bytes. */
+export const secretFileBytesMax = 64 * KiB;
+/** A path in the config (`data`, `secretFile`), in characters. */
+export const configPathLengthMax = 4_096;
+/** Cluster ids: `[a-z0-9][a-z0-9._-]*`, at most this many characters. */
+export const clusterIdLengthMax = 64;
+
+const clusterIdPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const zonePattern = /^[a-z][a-z0-9_-]*$/;
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'datasets'] as const;
+const secretFields = ['secret', 'secretFile', 'secretEnv'] as const;
+const nodeFields = ['id', 'region', 'zone', 'listen', 'advertise', 'data', 'durability'] as const;
+const datasetFields = ['type', 'placement'] as const;
+
+/** A parsed `host:port`; an IPv6 host is kept without its brackets. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One node of the cluster, with paths resolved and addresses parsed. */
+export interface NodeConfig {
+  readonly id: string;
+  readonly region: string;
+  readonly zone?: string;
+  /** Where the daemon binds its HTTP API and peer WebSocket (one port). */
+  readonly listen: HostPort;
+  /** Where peers dial this node (through a proxy, say); `listen` when the file does not set it. */
+  readonly advertise: HostPort;
+  /** Absolute data directory. */
+  readonly data: string;
+  readonly durability: Durability;
+}
+
+/** A dataset's settings until the replication policy lands: its CRDT type; placement is always global. */
+export interface DatasetConfig {
+  readonly type: CrdtTypeName;
+  readonly placement: 'global';
+}
+
+/** Where the secret came from (safe to log: names a file or variable, never the secret). */
+export type SecretSource =
+  | { readonly kind: 'inline' }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'env'; readonly name: string };
+
+/** A validated cluster config. */
+export interface ClusterConfig {
+  /** The file name the config was read from (as given), for messages. */
+  readonly source: string;
+  readonly cluster: string;
+  /** The shared secret's bytes (UTF-8 of the configured text). Not enumerable: logging the config cannot leak it. */
+  readonly secret: Buffer;
+  readonly secretSource: SecretSource;
+  readonly nodes: readonly NodeConfig[];
+  readonly datasets: Readonly<Record<string, DatasetConfig>>;
+}
+
+const secrets = new WeakMap<object, Buffer>();
+
+/** The config object: plain enumerable fields, and the secret behind a prototype getter. */
+class ClusterConfigRecord implements ClusterConfig {
+  readonly source: string;
+  readonly cluster: string;
+  readonly secretSource: SecretSource;
+  readonly nodes: readonly NodeConfig[];
+  readonly datasets: Readonly<Record<string, DatasetConfig>>;
+
+  constructor(fields: Omit<ClusterConfig, 'secret'>, secret: Buffer) {
+    this.source = fields.source;
+    this.cluster = fields.cluster;
+    this.secretSource = fields.secretSource;
+    this.nodes = fields.nodes;
+    this.datasets = fields.datasets;
+    secrets.set(this, secret);
+    Object.freeze(this);
+  }
+
+  get secret(): Buffer {
+    return secrets.get(this)!;
+  }
+}
+
+/** Formats a `HostPort` as `host:port`, bracketing IPv6 hosts. */
+export function formatHostPort(address: HostPort): string {
+  return isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** Throws `ERR_CONFIG_UNKNOWN_NODE` unless `id` names a node of `config`; returns that node. */
+export function findNode(config: ClusterConfig, id: string): NodeConfig {
+  const node = config.nodes.find((candidate) => candidate.id === id);
+  if (node === undefined) {
+    throw new TesseraError('ERR_CONFIG_UNKNOWN_NODE',
+      `node ${describe(id)} is not in ${config.source} (cluster "${config.cluster}"): the known nodes are ${config.nodes.map((n) => n.id).join(', ')}`);
+  }
+  return node;
+}
+
+/** The other nodes of the cluster: the peers node `id` links to. Throws `ERR_CONFIG_UNKNOWN_NODE`. */
+export function peersOf(config: ClusterConfig, id: string): NodeConfig[] {
+  findNode(config, id);
+  return config.nodes.filter((node) => node.id !== id);
+}
+
+/**
+ * Reads and validates the config file at `path` (at most `configBytesMax` bytes, UTF-8). Relative `data` and
+ * `secretFile` paths resolve against the file's directory; `secretEnv` reads `process.env`.
+ * Throws `ERR_CONFIG_INVALID`.
+ */
+export async function loadClusterConfig(path: string): Promise<ClusterConfig> {
+  let bytes: Uint8Array;
+  try {
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size > configBytesMax) {
+        throw new TesseraError('ERR_CONFIG_INVALID', `${path}: ${size} bytes exceed the limit of ${configBytesMax} bytes for a cluster config`);
+      }
+      // Read one byte past the limit: a file that grew after stat is still caught.
+      const buffer = Buffer.alloc(configBytesMax + 1);
+      let length = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length > configBytesMax) {
+          throw new TesseraError('ERR_CONFIG_INVALID', `${path}: more than ${configBytesMax} bytes, the limit for a cluster config`);
+        }
+      }
+      bytes = buffer.subarray(0, length);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if (error instanceof TesseraError) throw error;
+    throw new TesseraError('ERR_CONFIG_INVALID', `${path}: cannot read the cluster config: ${ioReason(error)}`, { cause: error });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new TesseraError('ERR_CONFIG_INVALID', `${path}: the cluster config is not valid UTF-8 text`, { cause: error });
+  }
+  return parseClusterConfig(text, path, process.env);
+}
+
+/**
+ * Validates the YAML `text` of a cluster config. `source` names the file in messages; relative paths resolve
+ * against `options.baseDir`, by default the directory of `source`. A `secretFile` is read here (synchronously,
+ * at most `secretFileBytesMax` bytes). Throws `ERR_CONFIG_INVALID` listing every problem found.
+ */
+export function parseClusterConfig(
+  text: string,
+  source: string,
+  env: NodeJS.ProcessEnv,
+  options: { readonly baseDir?: string } = {},
+): ClusterConfig {
+  if (typeof text !== 'string') throw new TesseraError('ERR_CONFIG_INVALID', `${source}: expected the config as text`);
+  const textBytes = Buffer.byteLength(text, 'utf8');
+  if (textBytes > configBytesMax) {
+    throw new TesseraError('ERR_CONFIG_INVALID', `${source}: ${textBytes} bytes exceed the limit of ${configBytesMax} bytes for a cluster config`);
+  }
+  const baseDir = resolve(options.baseDir ?? dirname(resolve(source)));
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const checker = new Checker(source, lineCounter);
+  const yamlProblems = [...doc.errors, ...doc.warnings];
+  if (yamlProblems.length > 0) {
+    for (const problem of yamlProblems) {
+      const { line, col } = lineCounter.linePos(problem.pos[0]);
+      checker.addAt({ line: Math.max(line, 1), col: Math.max(col, 1) }, `YAML: ${problem.message.replace(/ at line \d+, column \d+[\s\S]*$/, '')}`);
+    }
+    checker.throwIfAny();
+  }
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) {
+    checker.addAt({ line: 1, col: 1 }, `the file is empty: expected a map with cluster, nodes and one of ${secretFields.join(', ')}`);
+    checker.throwIfAny();
+  }
+  checker.rejectAliases(root);
+  checker.throwIfAny();
+  if (!isMap(root)) {
+    checker.add(root, '', root, `the file must be a map with the fields ${topLevelFields.join(', ')}`);
+    checker.throwIfAny();
+  }
+  const rootMap = root as YAMLMap;
+  const top = checker.fields(rootMap, '', topLevelFields);
+  const cluster = checker.string(top.get('cluster'), rootMap, 'cluster', true);
+  if (cluster !== undefined && !clusterIdPattern.test(cluster)) {
+    checker.add(top.get('cluster')!.value, 'cluster', cluster,
+      `a cluster id is 1 to ${clusterIdLengthMax} characters [a-z0-9._-], starting with a letter or digit`);
+  }
+  const secret = readSecret(checker, top, rootMap, baseDir, env);
+  const nodes = readNodes(checker, top.get('nodes'), rootMap, baseDir);
+  const datasets = readDatasets(checker, top.get('datasets'));
+  checker.throwIfAny();
+  return new ClusterConfigRecord(
+    { source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), datasets: Object.freeze(datasets!) },
+    secret!.bytes,
+  );
+}
+
+// ---------------------------------------------------------------- sections
+
+interface Field {
+  readonly key: YamlNode;
+  readonly value: YamlNode | null;
+}
+
+function readSecret(
+  checker: Checker, top: Map<string, Field>, root: YAMLMap, baseDir: string, env: NodeJS.ProcessEnv,
+): { bytes: Buffer; source: SecretSource } | undefined {
+  const present = secretFields.filter((name) => top.has(name))
+    .sort((a, b) => (top.get(a)!.key.range?.[0] ?? 0) - (top.get(b)!.key.range?.[0] ?? 0));
+  if (present.length === 0) {
+    checker.add(root, '', undefined, `missing the secret: set exactly one of ${secretFields.join(', ')}`);
+    return undefined;
+  }
+  if (present.length > 1) {
+    const [first, ...rest] = present;
+    for (const name of rest) {
+      checker.add(top.get(name)!.key, name, undefined,
+        `set exactly one of ${secretFields.join(', ')} (${first} is set at ${checker.position(top.get(first!)!.key)})`);
+    }
+    return undefined;
+  }
+  const name = present[0]!;
+  const field = top.get(name)!;
+  switch (name) {
+    case 'secret': {
+      // The value is never echoed: messages describe it by its length only.
+      const value = checker.string(field, root, 'secret', true, true);
+      if (value === undefined) return undefined;
+      if (!checkSecretLength(checker, field.value, 'secret', value, `(hidden, ${value.length} characters)`)) return undefined;
+      return { bytes: secretBytes(value), source: { kind: 'inline' } };
+    }
+    case 'secretEnv': {
+      const variable = checker.string(field, root, 'secretEnv', true);
+      if (variable === undefined) return undefined;
+      if (!envNamePattern.test(variable)) {
+        checker.add(field.value, 'secretEnv', variable, 'an environment variable name is [A-Za-z_][A-Za-z0-9_]*, at most 128 characters');
+        return undefined;
+      }
+      const value = env[variable];
+      if (value === undefined || value === '') {
+        checker.add(field.value, 'secretEnv', variable, 'the environment variable is not set');
+        return undefined;
+      }
+      if (!checkSecretLength(checker, field.value, 'secretEnv', value, `${JSON.stringify(variable)} (hidden, ${value.length} characters)`)) return undefined;
+      return { bytes: secretBytes(value), source: { kind: 'env', name: variable } };
+    }
+    case 'secretFile': {
+      const given = checker.string(field, root, 'secretFile', true);
+      if (given === undefined || !checker.path(field.value, 'secretFile', given)) return undefined;
+      const path = resolve(baseDir, given);
+      let value: string;
+      try {
+        value = readSmallTextFile(path, secretFileBytesMax).trimEnd();
+      } catch (error) {
+        const reason = error instanceof RangeError ? error.message : ioReason(error);
+        checker.add(field.value, 'secretFile', given, `cannot read ${path}: ${reason}`);
+        return undefined;
+      }
+      if (!checkSecretLength(checker, field.value, 'secretFile', value, `${JSON.stringify(given)} (hidden, ${value.length} characters)`)) return undefined;
+      return { bytes: secretBytes(value), source: { kind: 'file', path } };
+    }
+  }
+}
+
+function checkSecretLength(checker: Checker, node: YamlNode | null, path: string, value: string, shown: string): boolean {
+  if (value.length < secretLengthMin || value.length > secretLengthMax) {
+    checker.addRaw(node, path, shown, `a secret is ${secretLengthMin} to ${secretLengthMax} characters (generate one with: openssl rand -base64 48)`);
+    return false;
+  }
+  return true;
+}
+
+function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string): NodeConfig[] | undefined {
+  if (field === undefined) {
+    checker.add(root, '', undefined, 'missing field "nodes": list the cluster\'s nodes');
+    return undefined;
+  }
+  const list = field.value;
+  if (!isSeq(list)) {
+    checker.add(list ?? field.key, 'nodes', list, 'nodes must be a list of nodes');
+    return undefined;
+  }
+  const items = (list as YAMLSeq).items as (YamlNode | null)[];
+  if (items.length === 0 || items.length > configNodesMax) {
+    checker.addRaw(list, 'nodes', `(${items.length} nodes)`, `a cluster has 1 to ${configNodesMax} nodes`);
+    return undefined;
+  }
+  const nodes: NodeConfig[] = [];
+  const seen = { id: new Map<string, string>(), listen: new Map<string, string>(), advertise: new Map<string, string>(), data: new Map<string, string>() };
+  items.forEach((item, i) => {
+    const path = `nodes[${i}]`;
+    if (!isMap(item)) {
+      checker.add(item ?? list, path, item, `a node is a map with the fields ${nodeFields.join(', ')}`);
+      return;
+    }
+    const fields = checker.fields(item as YAMLMap, path, nodeFields);
+    const id = checker.named(fields.get('id'), item, `${path}.id`, checkNodeId);
+    const region = checker.named(fields.get('region'), item, `${path}.region`, checkRegion);
+    const zone = checker.string(fields.get('zone'), item, `${path}.zone`, false);
+    if (zone !== undefined && (zone.length > regionNameLengthMax || !zonePattern.test(zone))) {
+      checker.add(fields.get('zone')!.value, `${path}.zone`, zone, `a zone is 1 to ${regionNameLengthMax} characters [a-z0-9_-], starting with a letter`);
+    }
+    const listen = checker.address(fields.get('listen'), item, `${path}.listen`, true);
+    let advertise = checker.address(fields.get('advertise'), item, `${path}.advertise`, false);
+    if (listen !== undefined && advertise === undefined && !fields.has('advertise') && isWildcard(listen.host)) {
+      checker.add(fields.get('listen')!.value, `${path}.listen`, formatHostPort(listen),
+        'a wildcard address cannot be dialed by peers: set advertise to the address they should use');
+    }
+    if (advertise !== undefined && isWildcard(advertise.host)) {
+      checker.add(fields.get('advertise')!.value, `${path}.advertise`, formatHostPort(advertise), 'peers cannot dial a wildcard address');
+      advertise = undefined;
+    }
+    const dataGiven = checker.string(fields.get('data'), item, `${path}.data`, true);
+    const data = dataGiven !== undefined && checker.path(fields.get('data')!.value, `${path}.data`, dataGiven) ? resolve(baseDir, dataGiven) : undefined;
+    const durabilityGiven = checker.string(fields.get('durability'), item, `${path}.durability`, false);
+    if (durabilityGiven !== undefined && durabilityGiven !== 'fsync' && durabilityGiven !== 'os') {
+      checker.add(fields.get('durability')!.value, `${path}.durability`, durabilityGiven,
+        'durability is "fsync" (survives power loss, the default) or "os" (survives a process crash)');
+    }
+    const unique = (kind: keyof typeof seen, value: string | undefined, shown: string | undefined, rule: string) => {
+      if (value === undefined) return;
+      const node = fields.get(kind)!.value;
+      const earlier = seen[kind].get(value);
+      if (earlier !== undefined) checker.add(node, `${path}.${kind}`, shown ?? value, `${rule} (also ${earlier})`);
+      else seen[kind].set(value, `${path} at ${checker.position(node)}`);
+    };
+    unique('id', id, undefined, 'node ids must be unique');
+    unique('listen', listen && addressKey(listen), listen && formatHostPort(listen), 'listen addresses must be unique');
+    if (fields.has('advertise')) unique('advertise', advertise && addressKey(advertise), advertise && formatHostPort(advertise), 'advertise addresses must be unique');
+    unique('data', data, dataGiven, 'each node needs its own data directory');
+    if (id === undefined || region === undefined || listen === undefined || data === undefined) return;
+    nodes.push(Object.freeze({
+      id,
+      region,
+      ...(zone === undefined ? {} : { zone }),
+      listen: Object.freeze(listen),
+      advertise: Object.freeze(advertise ?? listen),
+      data,
+      durability: (durabilityGiven ?? 'fsync') as Durability,
+    }));
+  });
+  return nodes;
+}
+
+function readDatasets(checker: Checker, field: Field | undefined): Record<string, DatasetConfig> | undefined {
+  const out: Record<string, DatasetConfig> = {};
+  if (field === undefined || (isScalar(field.value) && field.value.value === null)) return out;
+  const map = field.value;
+  if (!isMap(map)) {
+    checker.add(map, 'datasets', map, 'datasets must be a map from dataset name to { type, placement }');
+    return undefined;
+  }
+  const pairs = (map as YAMLMap).items as Pair<YamlNode | null, YamlNode | null>[];
+  if (pairs.length > configDatasetsMax) {
+    checker.addRaw(map, 'datasets', `(${pairs.length} datasets)`, `at most ${configDatasetsMax} datasets`);
+    return undefined;
+  }
+  for (const pair of pairs) {
+    const name = checker.key(pair, 'datasets');
+    if (name === undefined) continue;
+    const path = `datasets.${name}`;
+    try {
+      checkDatasetName(name);
+    } catch (error) {
+      checker.add(pair.key, path, name, ruleOf(error));
+      continue;
+    }
+    const settings = pair.value;
+    if (!isMap(settings)) {
+      checker.add(settings ?? pair.key, path, settings, `a dataset is a map { type, placement }, for example { type: map }`);
+      continue;
+    }
+    const fields = checker.fields(settings as YAMLMap, path, datasetFields);
+    const type = checker.string(fields.get('type'), settings, `${path}.type`, true);
+    if (type !== undefined) {
+      try {
+        crdtType(type);
+      } catch (error) {
+        checker.add(fields.get('type')!.value, `${path}.type`, type, ruleOf(error));
+        continue;
+      }
+    }
+    const placement = fields.get('placement');
+    if (placement !== undefined) {
+      const value = placement.value;
+      if (!(isScalar(value) && value.value === 'global')) {
+        checker.add(value ?? placement.key, `${path}.placement`, value,
+          'only "global" placement is supported for now; placement by regions, home region or local comes with the replication policy');
+        continue;
+      }
+    }
+    if (type !== undefined) out[name] = Object.freeze({ type: type as CrdtTypeName, placement: 'global' });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- the checker
+
+/** Collects problems with their positions; turns the tree's nodes into checked values. */
+class Checker {
+  private readonly problems: Array<{ line: number; col: number; text: string }> = [];
+
+  constructor(private readonly source: string, private readonly lines: LineCounter) {}
+
+  /** `line:col` of a node's start. */
+  position(node: YamlNode | null | undefined): string {
+    const { line, col } = this.linePos(node);
+    return `${line}:${col}`;
+  }
+
+  private linePos(node: YamlNode | null | undefined): { line: number; col: number } {
+    const { line, col } = this.lines.linePos(node?.range?.[0] ?? 0);
+    return { line: Math.max(line, 1), col: Math.max(col, 1) };
+  }
+
+  /** Records a problem at `node`: path, the value (described), and the rule. */
+  add(node: YamlNode | null | undefined, path: string, value: unknown, rule: string): void {
+    this.addRaw(node, path, value === undefined ? undefined : describeNode(value), rule);
+  }
+
+  /** Like `add`, with the value already rendered (or hidden). */
+  addRaw(node: YamlNode | null | undefined, path: string, shown: string | undefined, rule: string): void {
+    const subject = [path, shown].filter((part) => part !== undefined && part !== '').join(' ');
+    this.addAt(this.linePos(node), `${subject === '' ? '' : `${subject}: `}${rule}`);
+  }
+
+  /** Records a problem at a known line and column. */
+  addAt(at: { line: number; col: number }, message: string): void {
+    this.problems.push({ line: at.line, col: at.col, text: `${this.source}:${at.line}:${at.col}: ${message}` });
+  }
+
+  /** Throws `ERR_CONFIG_INVALID` with every problem so far, if any. */
+  throwIfAny(): void {
+    if (this.problems.length === 0) return;
+    // In file order (the sort is stable: problems at one position keep the order they were found in).
+    const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.col - b.col);
+    const shown = sorted.slice(0, configProblemsMax).map((problem) => problem.text);
+    const more = this.problems.length - shown.length;
+    throw new TesseraError('ERR_CONFIG_INVALID', shown.join('\n') + (more > 0 ? `\n(and ${more} more problems)` : ''));
+  }
+
+  /** Refuses aliases anywhere in the tree: they would let a small file expand into a large one. */
+  rejectAliases(node: YamlNode | null): void {
+    const stack: (YamlNode | null)[] = [node];
+    while (stack.length > 0) {
+      const next = stack.pop()!;
+      if (next === null || next === undefined) continue;
+      if (isAlias(next)) {
+        this.addRaw(next, '', undefined, `aliases (*${next.source}) are not supported in a cluster config`);
+      } else if (isMap(next)) {
+        for (const pair of (next as YAMLMap).items as Pair<YamlNode | null, YamlNode | null>[]) stack.push(pair.key, pair.value);
+      } else if (isSeq(next)) {
+        stack.push(...((next as YAMLSeq).items as (YamlNode | null)[]));
+      }
+    }
+  }
+
+  /** The string name of a map key, or undefined (with a problem) when it is not a string. */
+  key(pair: Pair<YamlNode | null, YamlNode | null>, path: string): string | undefined {
+    const key = pair.key;
+    if (isScalar(key) && typeof key.value === 'string') return key.value;
+    this.add(key, path, isScalar(key) ? key.value : key, 'field names must be strings');
+    return undefined;
+  }
+
+  /** A map's fields by name; unknown names are problems. */
+  fields(map: YAMLMap, path: string, allowed: readonly string[]): Map<string, Field> {
+    const out = new Map<string, Field>();
+    for (const pair of map.items as Pair<YamlNode | null, YamlNode | null>[]) {
+      const name = this.key(pair, path);
+      if (name === undefined) continue;
+      if (!allowed.includes(name)) {
+        this.add(pair.key, path === '' ? name : `${path}.${name}`, undefined,
+          `unknown field${path === '' ? '' : ` in ${path}`}: the fields are ${allowed.join(', ')}`);
+        continue;
+      }
+      out.set(name, { key: pair.key!, value: pair.value });
+    }
+    return out;
+  }
+
+  /** A string field. Missing and required, or not a string, is a problem; `hidden` keeps the value out of messages. */
+  string(field: Field | undefined, parent: YamlNode, path: string, required: boolean, hidden = false): string | undefined {
+    if (field === undefined) {
+      const dot = path.lastIndexOf('.');
+      if (required) this.add(parent, dot < 0 ? '' : path.slice(0, dot), undefined, `missing field "${path.slice(dot + 1)}"`);
+      return undefined;
+    }
+    const node = field.value;
+    if (isScalar(node) && typeof node.value === 'string') {
+      if (node.value.length === 0) {
+        this.add(node, path, hidden ? undefined : '', 'must not be empty');
+        return undefined;
+      }
+      return node.value;
+    }
+    const value = isScalar(node) ? node.value : node;
+    if (hidden) this.addRaw(node ?? field.key, path, undefined, 'must be a string');
+    else this.add(node ?? field.key, path, value, isScalar(node) && node.value !== null ? `must be a string; quote it: "${String(node.value)}"` : 'must be a string');
+    return undefined;
+  }
+
+  /** A name field validated with a core check (whose message gives the rule). */
+  named(field: Field | undefined, parent: YamlNode, path: string, check: (value: unknown) => void): string | undefined {
+    const value = this.string(field, parent, path, true);
+    if (value === undefined) return undefined;
+    try {
+      check(value);
+      return value;
+    } catch (error) {
+      this.add(field!.value, path, value, ruleOf(error));
+      return undefined;
+    }
+  }
+
+  /** A `host:port` field. */
+  address(field: Field | undefined, parent: YamlNode, path: string, required: boolean): HostPort | undefined {
+    const text = this.string(field, parent, path, required);
+    if (text === undefined) return undefined;
+    const parsed = parseHostPort(text);
+    if (typeof parsed === 'string') {
+      this.add(field!.value, path, text, parsed);
+      return undefined;
+    }
+    return parsed;
+  }
+
+  /** Checks a path's length and characters. */
+  path(node: YamlNode | null, path: string, value: string): boolean {
+    if (value.length > configPathLengthMax || value.includes('\u0000')) {
+      this.add(node, path, value, `a path is at most ${configPathLengthMax} characters, without NUL`);
+      return false;
+    }
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** Parses `host:port` (IPv6 in brackets); returns the rule broken as a string. */
+function parseHostPort(text: string): HostPort | string {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):([0-9]{1,10})$/.exec(text);
+  if (match === null) return 'must be host:port (IPv6 hosts in brackets: [::1]:7101)';
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return 'port must be 1–65535';
+  if (match[1] !== undefined) {
+    return isIPv6(match[1]) ? { host: match[1], port } : 'the host in brackets must be an IPv6 address';
+  }
+  const host = match[2]!;
+  if (/^[0-9.]+$/.test(host) ? !isIPv4(host) : !hostnamePattern.test(host)) {
+    return 'the host must be an IPv4 address, [IPv6] address or a DNS name';
+  }
+  return { host: host.toLowerCase(), port };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || (isIP(host) === 6 && /^[0:]+$/.test(host));
+}
+
+function addressKey(address: HostPort): string {
+  return formatHostPort(address).toLowerCase();
+}
+
+/** The rule part of a core validation message (`… is invalid: <rule>`), or the whole message. */
+function ruleOf(error: unknown): string {
+  if (!(error instanceof TesseraError)) throw error;
+  const match = /\bis (?:invalid|unknown): (.*)$/.exec(error.message);
+  return match?.[1] ?? error.message;
+}
+
+function describe(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** A value for a message: scalars as JSON, collections by kind. */
+function describeNode(value: unknown): string {
+  if (isMap(value)) return '(a map)';
+  if (isSeq(value)) return '(a list)';
+  if (isScalar(value)) return describe((value as Scalar).value);
+  if (value === null) return 'null';
+  return describe(value);
+}
+
+function secretBytes(text: string): Buffer {
+  // Unpooled, so the secret does not share an ArrayBuffer with unrelated data.
+  const bytes = Buffer.alloc(Buffer.byteLength(text, 'utf8'));
+  bytes.write(text, 'utf8');
+  return bytes;
+}
+
+/** Reads a small UTF-8 file; throws RangeError with a message when it exceeds `bytesMax` or is not UTF-8. */
+function readSmallTextFile(path: string, bytesMax: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    if (!fstatSync(fd).isFile()) throw new RangeError('not a regular file');
+    const buffer = Buffer.alloc(bytesMax + 1);
+    let length = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+      if (length > bytesMax) throw new RangeError(`more than ${bytesMax} bytes`);
+    }
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(buffer.subarray(0, length));
+    } catch {
+      throw new RangeError('not valid UTF-8 text');
+    } finally {
+      buffer.fill(0);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function ioReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return code ?? (error as Error)?.message ?? String(error);
+}

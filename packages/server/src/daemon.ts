@@ -1,0 +1,113 @@
+/**
+ * The daemon: one region node as a process. Loads the cluster config, opens the replica, serves the HTTP API
+ * and the peer WebSocket on one port, and replicates with the other nodes. Start-up fails fast with a clear
+ * message (bad config, unknown node, port in use, unwritable data directory). Shutdown stops accepting, lets
+ * in-flight requests finish, flushes the links (bounded), and closes the store: no acknowledged write is lost.
+ */
+import { createServer, type Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import { TesseraError } from '@tessera/core';
+import { Replica } from '@tessera/store';
+import { SyncNode, type PolicyStamp } from '@tessera/sync';
+import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
+import { type HttpApi, createHttpHandler } from './http.js';
+
+/** How long shutdown waits for links to deliver what is logged. */
+export const shutdownFlushMsMax = 5_000;
+
+/** A structured log line; never given keys or values. */
+export type LogEvent = Record<string, unknown>;
+
+/** Options of `startDaemon`. */
+export interface DaemonOptions {
+  readonly configPath: string;
+  readonly nodeId: string;
+  readonly log?: (event: LogEvent) => void;
+}
+
+/** A running daemon. */
+export interface Daemon {
+  readonly config: ClusterConfig;
+  readonly node: NodeConfig;
+  readonly replica: Replica;
+  readonly sync: SyncNode;
+  readonly api: HttpApi;
+  readonly url: string;
+  /** Drains and stops; resolves when the store is closed. */
+  stop(): Promise<void>;
+}
+
+/** The policy stamp until versioned policies land: a hash of the dataset declarations. */
+export function datasetsStamp(config: ClusterConfig): PolicyStamp {
+  const canonical = JSON.stringify(Object.keys(config.datasets).sort().map((name) => [name, config.datasets[name]]));
+  return { version: 0, hash: createHash('sha256').update(canonical).digest('hex').slice(0, 16) };
+}
+
+function listen(server: Server, node: NodeConfig): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      const address = formatHostPort(node.listen);
+      if (error.code === 'EADDRINUSE') reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: listen address ${address} is already in use`));
+      else if (error.code === 'EACCES') reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: no permission to listen on ${address}`));
+      else if (error.code === 'EADDRNOTAVAIL') reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: listen address ${address} is not an address of this machine`));
+      else reject(error);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(node.listen.port, node.listen.host);
+  });
+}
+
+/** Starts the daemon for `nodeId` of the cluster in `configPath`. */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const config = await loadClusterConfig(options.configPath);
+  const node = findNode(config, options.nodeId);
+  const base = { node: node.id, region: node.region };
+  const log = (event: LogEvent) => options.log?.({ ...base, ...event });
+  const replica = await Replica.open({ path: node.data, node: node.id, region: node.region, durability: node.durability, datasets: config.datasets });
+  const sync = new SyncNode({
+    replica,
+    cluster: config.cluster,
+    secret: config.secret,
+    policy: datasetsStamp(config),
+    peers: peersOf(config, node.id).map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
+    log,
+  });
+  const api = createHttpHandler({ replica, node, replication: sync, log: (event: object) => log(event as LogEvent), datasets: config.datasets });
+  const server = createServer(api.handle);
+  server.on('upgrade', (request, socket, head) => {
+    if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
+    else socket.destroy();
+  });
+  try {
+    await listen(server, node);
+  } catch (error) {
+    await replica.close();
+    throw error;
+  }
+  sync.start();
+  const url = `http://${formatHostPort(node.listen)}`;
+  log({ event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability });
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      log({ event: 'daemon-stopping' });
+      api.setDraining(true);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await api.idle();
+      const flushed = await sync.flush(shutdownFlushMsMax);
+      await sync.close();
+      server.closeAllConnections();
+      await closed;
+      await replica.close();
+      log({ event: 'daemon-stopped', linksFlushed: flushed });
+    })();
+    return stopping;
+  };
+  return { config, node, replica, sync, api, url, stop };
+}
