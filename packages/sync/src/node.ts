@@ -39,6 +39,7 @@ export interface SyncOptions {
   readonly wallClock?: () => number;
   readonly handshakeTimeoutMs?: number;
   readonly pingIntervalMs?: number;
+  readonly ackTimeoutMs?: number;
 }
 
 /** Session-token reads waiting at once; more answer "not yet" at once. */
@@ -48,6 +49,11 @@ export const handshakeTimeoutMsDefault = 5_000;
 export const pingIntervalMsDefault = 2_000;
 /** A link that has heard nothing for this many ping intervals is presumed dead (a silent partition). */
 export const silentIntervalsMax = 4;
+/**
+ * A batch unacknowledged this long resets the link, and streaming resumes from the durable cursor: the
+ * path lost data while staying up, or the receiver is stuck. Pings alone cannot tell.
+ */
+export const ackTimeoutMsDefault = 10_000;
 /** WebSocket close codes. */
 export const closeCodes = { refused: 4401, protocol: 4400, replaced: 4409, shutdown: 1001 } as const;
 
@@ -110,6 +116,7 @@ export class SyncNode {
   private readonly policy: PolicyStamp;
   private readonly handshakeTimeoutMs: number;
   private readonly pingIntervalMs: number;
+  private readonly ackTimeoutMs: number;
   private readonly onChange = (change: ChangeEvent) => this.onReplicaChange(change);
   private pingTimer: NodeJS.Timeout | null = null;
   private readonly waiters = new Set<{ readonly dataset: string; readonly key: string; check(): void }>();
@@ -122,6 +129,7 @@ export class SyncNode {
     this.policy = options.policy ?? noPolicy;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
     this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? ackTimeoutMsDefault;
     const self = options.replica.node;
     for (const peer of options.peers) {
       if (peer.node === self) continue;
@@ -330,8 +338,14 @@ export class SyncNode {
       if (!proofMatches(expected, frame.proof)) return refuse('bad-proof', 'authentication failed');
       clearTimeout(timer);
       link = candidate;
-      // A peer that reconnects replaces its previous connection (which may be a silent zombie).
-      if (link.socket !== null && link.socket !== ws) this.drop(link, link.socket, closeCodes.replaced, 'replaced by a new connection');
+      // A peer that reconnects replaces its previous connection (which may be a silent zombie). The old
+      // socket is detached first: its close event, arriving later, is then ignored as stale.
+      const previous = link.socket;
+      if (previous !== null && previous !== ws) {
+        this.detach(link);
+        if (previous.readyState === WebSocket.OPEN) previous.close(closeCodes.replaced, 'replaced by a new connection');
+        else previous.terminate();
+      }
       link.socket = ws;
       link.peerPolicy = frame.policy;
       const self = this.options.replica;
@@ -370,12 +384,17 @@ export class SyncNode {
     }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${error.message}`));
   }
 
-  private onClosed(link: PeerLink, ws: WebSocket, code: number, reason: string): void {
-    if (link.socket !== ws) return;
+  /** Detaches the link's current socket: the sender forgets what was in flight on it. */
+  private detach(link: PeerLink): void {
     link.socket = null;
-    const wasOpen = link.state === 'open';
     link.sender.step({ kind: 'closed' }, this.now());
     link.openSinceMs = null;
+  }
+
+  private onClosed(link: PeerLink, ws: WebSocket, code: number, reason: string): void {
+    if (link.socket !== ws) return;
+    const wasOpen = link.state === 'open';
+    this.detach(link);
     if (code !== closeCodes.shutdown || reason !== 'node shutting down') link.lastError = link.lastError ?? `closed (${code}${reason ? `: ${reason}` : ''})`;
     if (wasOpen) this.log({ event: 'link-closed', peer: link.config.node, code, reason });
     if (this.closed) {
@@ -496,6 +515,13 @@ export class SyncNode {
       if (nowMs - link.lastHeardMs > this.pingIntervalMs * silentIntervalsMax) {
         // Nothing heard for several intervals: a partition TCP cannot see. Reconnecting finds out.
         link.lastError = `no frames from ${link.config.node} for ${nowMs - link.lastHeardMs} ms`;
+        ws.terminate();
+        continue;
+      }
+      const sentAtMs = link.sender.snapshot(nowMs).oldestInflightSentAtMs;
+      if (sentAtMs !== null && nowMs - sentAtMs > this.ackTimeoutMs) {
+        link.lastError = `a batch sent ${nowMs - sentAtMs} ms ago is still unacknowledged`;
+        this.log({ event: 'link-error', peer: link.config.node, reason: 'ack timeout' });
         ws.terminate();
         continue;
       }

@@ -77,6 +77,7 @@ export class LinkSender {
   snapshot(nowMs: number): {
     open: boolean; cursor: number; sent: number; head: number; inflightBatches: number; windowBatches: number;
     backlogEntries: number; rttMs: number | null; oldestUnackedAgeMs: number | null; waitingForRateMs: number | null;
+    oldestInflightSentAtMs: number | null;
   } {
     const hlcs = this.inflight.map((b) => b.hlcMsMin).filter((ms): ms is number => ms !== null);
     return {
@@ -84,6 +85,7 @@ export class LinkSender {
       inflightBatches: this.inflight.length, windowBatches: this.cadence.windowBatches,
       backlogEntries: Math.max(0, this.head - this.cursor), rttMs: this.cadence.rtt.lastMs,
       oldestUnackedAgeMs: hlcs.length === 0 ? null : Math.max(0, nowMs - Math.min(...hlcs)),
+      oldestInflightSentAtMs: this.inflight[0]?.sentAtMs ?? null,
       waitingForRateMs: this.wakeAtMs === null ? null : Math.max(0, this.wakeAtMs - nowMs),
     };
   }
