@@ -13,7 +13,7 @@ import { type ChangeEvent, type Replica } from '@tessera/store';
 import { helloProof, newNonce, proofMatches, welcomeProof } from './auth.js';
 import { type RateLimits, backoffMs } from './cadence.js';
 import { type Frame, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
-import { LinkSender, type SenderEffect } from './sender.js';
+import { type FixedCadence, LinkSender, type SenderEffect } from './sender.js';
 
 /** A peer as the cluster config names it. */
 export interface PeerConfig {
@@ -40,6 +40,8 @@ export interface SyncOptions {
   readonly handshakeTimeoutMs?: number;
   readonly pingIntervalMs?: number;
   readonly ackTimeoutMs?: number;
+  /** Flush every this many ms instead of adaptively (links staggered, ±10% jitter). */
+  readonly fixedCadenceMs?: number;
 }
 
 /** Session-token reads waiting at once; more answer "not yet" at once. */
@@ -101,8 +103,8 @@ class PeerLink {
   cursorChain: Promise<unknown> = Promise.resolve();
   timers = new Set<NodeJS.Timeout>();
 
-  constructor(readonly config: PeerConfig, readonly role: 'dial' | 'accept', self: string, forward: boolean, limits: RateLimits, nowMs: number) {
-    this.sender = new LinkSender(config.node, self, forward, limits, nowMs);
+  constructor(readonly config: PeerConfig, readonly role: 'dial' | 'accept', self: string, forward: boolean, limits: RateLimits, nowMs: number, fixed: FixedCadence | null) {
+    this.sender = new LinkSender(config.node, self, forward, limits, nowMs, fixed);
   }
 }
 
@@ -134,7 +136,8 @@ export class SyncNode {
     for (const peer of options.peers) {
       if (peer.node === self) continue;
       const role = self < peer.node ? 'dial' : 'accept';
-      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? false, options.limits ?? noLimits, this.now()));
+      const fixed = options.fixedCadenceMs === undefined ? null : { intervalMs: options.fixedCadenceMs, offsetFraction: this.random(), jitter: this.random };
+      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? false, options.limits ?? noLimits, this.now(), fixed));
     }
   }
 

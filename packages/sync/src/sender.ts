@@ -39,6 +39,17 @@ interface InFlight {
   readonly hlcMsMin: number | null;
 }
 
+/**
+ * A fixed flush cadence instead of the adaptive one: batches leave only every `intervalMs` (for cold data, or
+ * to compare with the adaptive controller). `offsetFraction` (in [0, 1)) staggers links; `jitter` (in [0, 1),
+ * drawn by the caller) spreads each interval by up to ±10%.
+ */
+export interface FixedCadence {
+  readonly intervalMs: number;
+  readonly offsetFraction: number;
+  readonly jitter: () => number;
+}
+
 /** Counters of one link's sending side. */
 export interface SenderStats {
   batches: number;
@@ -58,6 +69,7 @@ export class LinkSender {
   private readonly inflight: InFlight[] = [];
   private pending: { entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
   private wakeAtMs: number | null = null;
+  private nextFlushAtMs = 0;
   private nowMsLast = 0;
   private readonly cadence: CadenceController;
   readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0 };
@@ -68,9 +80,18 @@ export class LinkSender {
    * @param forward also send entries received from third nodes (for meshes with missing links); off in a
    *   full mesh, where every origin sends its own entries directly and forwarding would send each twice
    */
-  constructor(readonly peer: string, private readonly self: string, private readonly forward: boolean, limits: RateLimits, nowMs: number) {
+  constructor(
+    readonly peer: string,
+    private readonly self: string,
+    private readonly forward: boolean,
+    limits: RateLimits,
+    nowMs: number,
+    private readonly fixed: FixedCadence | null = null,
+  ) {
     this.cadence = new CadenceController(limits, nowMs);
     this.nowMsLast = nowMs;
+    // Fixed cadences start at a per-link offset so that links do not all flush in the same instant.
+    if (fixed !== null) this.nextFlushAtMs = nowMs + Math.floor(fixed.offsetFraction * fixed.intervalMs);
   }
 
   /** The sender's view, for status pages. */
@@ -180,7 +201,10 @@ export class LinkSender {
   private pump(nowMs: number): SenderEffect[] {
     const effects: SenderEffect[] = [];
     if (this.pending !== null && this.inflight.length < this.cadence.windowBatches) {
-      const waitMs = this.cadence.admitWaitMs(this.pending.bytes, this.pending.entries.length, nowMs);
+      const waitMs = Math.max(
+        this.cadence.admitWaitMs(this.pending.bytes, this.pending.entries.length, nowMs),
+        this.fixed === null ? 0 : this.nextFlushAtMs - nowMs,
+      );
       if (waitMs > 0) {
         const atMs = nowMs + waitMs;
         if (this.wakeAtMs === null || atMs < this.wakeAtMs) {
@@ -191,6 +215,10 @@ export class LinkSender {
       }
       const batch = this.pending;
       this.pending = null;
+      if (this.fixed !== null) {
+        const spread = 1 + 0.2 * (this.fixed.jitter() - 0.5);
+        this.nextFlushAtMs = nowMs + Math.max(1, Math.round(this.fixed.intervalMs * spread));
+      }
       const id = this.nextId++;
       this.cadence.charge(batch.bytes, batch.entries.length, nowMs);
       this.inflight.push({ id, last: batch.last, sentAtMs: nowMs, bytes: batch.bytes, entries: batch.entries.length, hlcMsMin: batch.hlcMsMin });
@@ -201,7 +229,15 @@ export class LinkSender {
       effects.push({ kind: 'send', id, last: batch.last, entries: batch.entries, bytes: batch.bytes });
     }
     // Read ahead one batch while the window has room, so the next send does not wait for the disk.
-    if (this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
+    const holdForFlush = this.fixed !== null && nowMs < this.nextFlushAtMs;
+    if (holdForFlush && this.pending === null && this.sent < this.head) {
+      // Read at flush time, so the batch carries everything appended until then.
+      if (this.wakeAtMs === null || this.nextFlushAtMs < this.wakeAtMs) {
+        this.wakeAtMs = this.nextFlushAtMs;
+        effects.push({ kind: 'wake', atMs: this.nextFlushAtMs });
+      }
+    }
+    if (!holdForFlush && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
       this.reading = true;
       effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax });
     }

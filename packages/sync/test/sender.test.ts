@@ -126,3 +126,19 @@ t.test('cadence: AIMD on round-trip time; back-off with full jitter stays within
     }
   }
 });
+
+t.test('a fixed cadence holds entries until the flush time, then sends them in one batch', async (t) => {
+  const entries = log(20, () => 'self');
+  const sender = new LinkSender('peer', 'self', false, unlimited, 0, { intervalMs: 100, offsetFraction: 0.5, jitter: () => 0.5 });
+  const opened = sender.step({ kind: 'open', cursor: 0, head: 20 }, 0);
+  t.same(opened.map((e) => e.kind), ['wake'], 'nothing is read before the staggered first flush (50 ms)');
+  t.equal((opened[0] as { atMs: number }).atMs, 50);
+  const first = drive(sender, entries, sender.step({ kind: 'tick' }, 50), 50, true);
+  t.equal(first.sends.length, 1, 'one batch at the flush');
+  t.equal(first.sends[0]!.entries.length, 20, 'carrying everything appended until then');
+  const more = log(30, () => 'self');
+  const early = drive(sender, more, sender.step({ kind: 'appended', head: 30 }, 60), 60, true);
+  t.equal(early.sends.length, 0, 'a write between flushes waits');
+  const second = drive(sender, more, sender.step({ kind: 'tick' }, 150), 150, true);
+  t.equal(second.sends[0]?.entries.length, 10, 'and goes at the next flush (100 ms later)');
+});
