@@ -25,6 +25,7 @@ export const errorCatalogue = {
   ERR_STORE_NODE_MISMATCH: { status: 500, summary: 'The data directory belongs to a different node id; reusing it would reuse that node\'s dots.' },
   ERR_STORE_CORRUPT: { status: 500, summary: 'A record on disk could not be decoded; the message names its dataset and key. Other records stay readable.' },
   ERR_FRAME_INVALID: { status: 400, summary: 'A replication frame from a peer is malformed, over its size limit, or out of protocol order; the link is closed with this reason.' },
+  ERR_LOG_TRUNCATED: { status: 409, summary: 'Delta-log entries after the requested sequence number were truncated; a peer that far behind is caught up from document states instead.' },
   ERR_STORE_IO: { status: 500, summary: 'The storage engine failed to read or write; the replica closes itself rather than risk acknowledging lost writes.' },
   ERR_CONFIG_INVALID: { status: 400, summary: 'The cluster config file is unreadable, too large, not YAML, or breaks a rule; the message names the file, line, column, field, value and rule.' },
   ERR_CONFIG_UNKNOWN_NODE: { status: 400, summary: 'A node id is not one of the nodes in the cluster config; the message lists the known ids.' },

@@ -6,6 +6,7 @@
  *   meta                         format version, node id, region (JSON)
  *   seq                          the last sequence number assigned (written in every batch)
  *   hlc                          the latest hybrid logical timestamp (written in every batch)
+ *   logfloor                     the highest sequence number truncated from the delta log
  *   d␀<dataset>␀<key>            the document's state (canonical encoding, core/codec.ts)
  *   l␀<seq as 16 hex digits>     a delta-log entry
  *   p␀<peer>                     a peer's cursor: the last sequence number it acknowledged (JSON)
@@ -16,6 +17,8 @@ export const storeFormatVersion = 1;
 export const metaKey = 'meta';
 export const seqKey = 'seq';
 export const hlcKey = 'hlc';
+/** The highest sequence number truncated from the delta log (0 = nothing truncated). */
+export const logFloorKey = 'logfloor';
 
 const sep = '\u0000';
 const docPrefix = `d${sep}`;
@@ -78,3 +81,6 @@ export function parseConflictKey(stored: string): { dataset: string; key: string
   const last = stored.lastIndexOf(sep);
   return { dataset: stored.slice(conflictPrefix.length, first), key: stored.slice(first + 1, last), id: stored.slice(last + 1) };
 }
+
+/** Key range of all documents. */
+export const allDocsRange = { gte: docPrefix, lt: `d${String.fromCharCode(1)}` };

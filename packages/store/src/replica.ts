@@ -21,7 +21,7 @@ import {
 import { type BatchOp, GroupCommitter } from './committer.js';
 import { type CacheEntry, DocCache } from './cache.js';
 import {
-  conflictKey, conflictRange, cursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logKey, logRange, metaKey, parseDocKey,
+  allDocsRange, conflictKey, conflictRange, cursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
   parseLogKey, seqKey, storeFormatVersion,
 } from './layout.js';
 import {
@@ -63,6 +63,9 @@ export class Replica {
   private readonly committer: GroupCommitter;
   private readonly clock: HlcClock;
   private seqLast: number;
+  /** Every write with a sequence number up to this one is committed (groups commit in sequence order). */
+  private seqCommitted: number;
+  private logFloorSeq: number;
   private lifecycle: 'open' | 'closing' | 'closed' = 'open';
   private failure: Error | null = null;
   /** Documents that have conflict records, so `get` scans for them only where there are some. */
@@ -79,9 +82,12 @@ export class Replica {
     hlcLast: Hlc,
     cacheEntriesMax: number | undefined,
     conflicted: Set<string>,
+    logFloor: number,
   ) {
     this.conflicted = conflicted;
     this.seqLast = seqLast;
+    this.seqCommitted = seqLast;
+    this.logFloorSeq = logFloor;
     this.clock = new HlcClock(hlcLast);
     this.cache = new DocCache(cacheEntriesMax);
     this.committer = new GroupCommitter(
@@ -136,7 +142,9 @@ export class Replica {
         if (isHlc(hlc)) hlcLast = hlc;
       }
       const conflicted = await Replica.loadConflicted(db);
-      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted);
+      const floorBytes = await db.get(logFloorKey);
+      const logFloor = floorBytes === undefined ? 0 : expectInt(parseJsonBytes(floorBytes), 'stored log floor');
+      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted, logFloor);
     } catch (error) {
       await db.close();
       throw error;
@@ -285,12 +293,65 @@ export class Replica {
     this.checkOpen();
     if (!Number.isSafeInteger(seq) || seq < 0) throw new TesseraError('ERR_OPTION_INVALID', `deltasSince: seq ${String(seq)} is not a non-negative integer`);
     const limit = checkLimit('deltasSince', options.limit ?? deltasLimitDefault, deltaBatchEntriesMax);
+    if (seq < this.logFloorSeq) {
+      throw new TesseraError('ERR_LOG_TRUNCATED', `deltasSince(${seq}): the delta log was truncated up to ${this.logFloorSeq}; a peer this far behind needs a state catch-up`);
+    }
     const lastSeq = this.seqLast;
     const entries: LogEntry[] = [];
     for await (const [stored, bytes] of this.db.iterator({ gt: logKey(seq), lt: logRange.lt, limit })) {
       entries.push(decodeLogEntry(parseLogKey(stored), bytes));
     }
     return { entries, lastSeq };
+  }
+
+  /** Every write with a sequence number up to this one is committed and readable in the log. */
+  get committedSeq(): number {
+    return this.seqCommitted;
+  }
+
+  /** The highest sequence number truncated from the delta log; `deltasSince` below it fails. */
+  get logFloor(): number {
+    return this.logFloorSeq;
+  }
+
+  /**
+   * Truncates the delta log up to `seq` (entries every peer has acknowledged, or past the log's size bound).
+   * The floor is made durable first, so a crash half-way leaves extra entries, never a gap that looks whole.
+   */
+  async truncateLog(seq: number): Promise<number> {
+    this.checkOpen();
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new TesseraError('ERR_OPTION_INVALID', `truncateLog: seq ${String(seq)} is not a non-negative integer`);
+    const upto = Math.min(seq, this.seqCommitted);
+    if (upto <= this.logFloorSeq) return this.logFloorSeq;
+    const from = this.logFloorSeq;
+    this.logFloorSeq = upto;
+    await this.committer.commit([{ type: 'put', key: logFloorKey, value: jsonBytes(upto) }]);
+    await this.db.clear({ gt: logKey(from), lte: logKey(upto) });
+    return upto;
+  }
+
+  /** Number of entries the log holds (bounded scan-free estimate: head minus floor). */
+  get logLength(): number {
+    return Math.max(0, this.seqLast - this.logFloorSeq);
+  }
+
+  /**
+   * Committed document states in key order after `after` (an opaque position, null to start), for a state
+   * catch-up: each state is a valid delta for `applyDeltas`.
+   */
+  async documentsAfter(after: string | null, limit: number): Promise<{ entries: Array<LogEntry & { readonly position: string }>; next: string | null }> {
+    this.checkOpen();
+    checkLimit('documentsAfter', limit, deltaBatchEntriesMax);
+    const range = after === null ? allDocsRange : { gt: after, lt: allDocsRange.lt };
+    const entries: Array<LogEntry & { readonly position: string }> = [];
+    let next: string | null = null;
+    const hlc = this.clock.latest;
+    for await (const [stored, bytes] of this.db.iterator({ ...range, limit })) {
+      const { dataset, key } = parseDocKey(stored);
+      entries.push({ seq: 0, dataset, key, origin: this.node, hlc, delta: bytes, position: stored });
+      next = stored;
+    }
+    return { entries, next: entries.length < limit ? null : next };
   }
 
   /** The last sequence number `peer` acknowledged (0 when none). */
@@ -448,6 +509,7 @@ export class Replica {
       entry.committed = next;
       entry.committedSeq = seq;
     }
+    this.seqCommitted = Math.max(this.seqCommitted, seq);
     this.emitChange({ dataset, key, seq, source: 'local', origin: this.node, deleted: !docExists(next) });
     return { seq, hlc, dot };
   }
@@ -512,6 +574,7 @@ export class Replica {
           entry.committed = state;
           entry.committedSeq = event.seq;
         }
+        this.seqCommitted = Math.max(this.seqCommitted, event.seq);
       }
       for (const { event } of changes) this.emitChange(event);
       return { applied: changes.length, skipped, lastSeq: this.seqLast };

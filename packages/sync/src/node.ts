@@ -40,10 +40,17 @@ export interface SyncOptions {
   readonly handshakeTimeoutMs?: number;
   readonly pingIntervalMs?: number;
   readonly ackTimeoutMs?: number;
+  /** How often the log is truncated (default 5 s). */
+  readonly retentionIntervalMs?: number;
+  /** The log's size bound in entries; past it, lagging peers are caught up from document states. */
+  readonly logEntriesMax?: number;
   /** Flush every this many ms instead of adaptively (links staggered, ±10% jitter). */
   readonly fixedCadenceMs?: number;
 }
 
+/** Log retention defaults. */
+export const retentionIntervalMsDefault = 5_000;
+export const logEntriesMaxDefault = 1_000_000;
 /** Session-token reads waiting at once; more answer "not yet" at once. */
 export const waitersMax = 10_000;
 /** Defaults. */
@@ -74,6 +81,9 @@ export interface LinkStatus {
   readonly cursor: number;
   readonly head: number;
   readonly backlogEntries: number;
+  /** A state catch-up is running (the peer was behind the retained log). */
+  readonly catchingUp: boolean;
+  readonly catchUps: number;
   readonly inflightBatches: number;
   readonly windowBatches: number;
   readonly rttMs: number | null;
@@ -121,6 +131,9 @@ export class SyncNode {
   private readonly ackTimeoutMs: number;
   private readonly onChange = (change: ChangeEvent) => this.onReplicaChange(change);
   private pingTimer: NodeJS.Timeout | null = null;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private readonly retentionIntervalMs: number;
+  private readonly logEntriesMax: number;
   private readonly waiters = new Set<{ readonly dataset: string; readonly key: string; check(): void }>();
   private closed = false;
 
@@ -132,6 +145,8 @@ export class SyncNode {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
     this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
     this.ackTimeoutMs = options.ackTimeoutMs ?? ackTimeoutMsDefault;
+    this.retentionIntervalMs = options.retentionIntervalMs ?? retentionIntervalMsDefault;
+    this.logEntriesMax = options.logEntriesMax ?? logEntriesMaxDefault;
     const self = options.replica.node;
     for (const peer of options.peers) {
       if (peer.node === self) continue;
@@ -147,6 +162,24 @@ export class SyncNode {
     for (const link of this.links.values()) if (link.role === 'dial') this.dial(link);
     this.pingTimer = setInterval(() => this.pingAll(), this.pingIntervalMs);
     this.pingTimer.unref();
+    this.retentionTimer = setInterval(() => void this.retain().catch((error: Error) => this.log({ event: 'retention-error', reason: error.message })), this.retentionIntervalMs);
+    this.retentionTimer.unref();
+  }
+
+  /**
+   * Truncates the delta log: entries every peer has acknowledged go; past `logEntriesMax`, the oldest go even
+   * if a peer has not acknowledged them — that peer is then caught up from document states. Returns the floor.
+   */
+  async retain(): Promise<number> {
+    const replica = this.options.replica;
+    const cursors = await replica.cursors();
+    const acknowledgedByAll = Math.min(...[...this.links.keys()].map((peer) => cursors[peer] ?? 0));
+    const sizeBound = replica.committedSeq - this.logEntriesMax;
+    const upto = Math.max(Number.isFinite(acknowledgedByAll) ? acknowledgedByAll : replica.committedSeq, sizeBound);
+    if (upto <= replica.logFloor) return replica.logFloor;
+    const floor = await replica.truncateLog(upto);
+    this.log({ event: 'log-truncated', floor, bySizeBound: sizeBound > acknowledgedByAll });
+    return floor;
   }
 
   /** Hands an HTTP upgrade request for `/v1/replicate` to replication. */
@@ -175,6 +208,8 @@ export class SyncNode {
           cursor: view.cursor,
           head: Math.max(view.head, this.options.replica.lastSeq),
           backlogEntries: Math.max(0, this.options.replica.lastSeq - view.cursor),
+          catchingUp: link.sender.catchingUp,
+          catchUps: link.sender.stats.catchUps,
           inflightBatches: view.inflightBatches,
           windowBatches: view.windowBatches,
           rttMs: view.rttMs,
@@ -225,6 +260,7 @@ export class SyncNode {
     this.closed = true;
     this.options.replica.off('change', this.onChange);
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     for (const link of this.links.values()) {
       for (const timer of link.timers) clearTimeout(timer);
       link.timers.clear();
@@ -383,7 +419,7 @@ export class SyncNode {
     const replica = this.options.replica;
     void replica.cursor(link.config.node).then((cursor) => {
       if (link.socket !== ws || link.state !== 'open') return;
-      this.run(link, ws, link.sender.step({ kind: 'open', cursor, head: replica.lastSeq }, this.now()));
+      this.run(link, ws, link.sender.step({ kind: 'open', cursor, head: replica.lastSeq, floor: replica.logFloor, committed: replica.committedSeq }, this.now()));
     }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${error.message}`));
   }
 
@@ -437,6 +473,7 @@ export class SyncNode {
     link.received.wireBytes += wireBytes;
     switch (frame.t) {
       case 'batch':
+      case 'state':
         link.received.batches++;
         link.received.entries += frame.entries.length;
         link.applyChain = link.applyChain.then(async () => {
@@ -475,12 +512,27 @@ export class SyncNode {
             ({ entries }) => {
               if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'read', after: effect.after, entries, head }, this.now()));
             },
-            (error: Error) => this.drop(link, ws, closeCodes.protocol, `log read failed: ${error.message}`),
+            (error: Error) => {
+              if (isTesseraError(error, 'ERR_LOG_TRUNCATED')) {
+                this.log({ event: 'link-catch-up', peer: link.config.node, reason: 'log truncated past the cursor' });
+                if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'truncated', committed: this.options.replica.committedSeq }, this.now()));
+                return;
+              }
+              this.drop(link, ws, closeCodes.protocol, `log read failed: ${error.message}`);
+            },
           );
           break;
         }
+        case 'scan':
+          this.options.replica.documentsAfter(effect.after, effect.limit).then(
+            ({ entries, next }) => {
+              if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'scanned', after: effect.after, entries, next }, this.now()));
+            },
+            (error: Error) => this.drop(link, ws, closeCodes.protocol, `document scan failed: ${error.message}`),
+          );
+          break;
         case 'send':
-          this.sendFrame(link, ws, { t: 'batch', id: effect.id, last: effect.last, entries: effect.entries });
+          this.sendFrame(link, ws, { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries });
           break;
         case 'persist-cursor': {
           const peer = link.config.node;

@@ -9,18 +9,19 @@
  *   acceptor → dialer   welcome   { node, region, policy, proof = HMAC(secret, welcome | …) }   or refuse { code, reason }
  * Then both directions stream independently:
  *   batch { id, last, entries }  delta-log entries after the receiver's cursor, up to the sender's seq `last`
+ *   state { id, last, entries }  catch-up: whole document states, for a peer behind the retained log
  *   ack   { id, last }           sent only after the batch is durable at the receiver
  *   ping  { ms } / pong { ms }   round-trip time for the cadence controller
  */
 import {
-  type Hlc, KiB, MiB, TesseraError, assert, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
+  type Hlc, KiB, MiB, TesseraError, assert, docBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
   encodeCanonical, expectArray, expectBytes, expectInt, expectString, isHlc,
 } from '@tessera/core';
 
 /** Protocol version; a peer speaking another one is refused. */
 export const protocolVersion = 1;
-/** Largest frame accepted from a peer. */
-export const frameBytesMax = 8 * MiB;
+/** Largest frame accepted from a peer: one whole document state (catch-up) with room for its header. */
+export const frameBytesMax = docBytesMax + 1 * MiB;
 /** A batch's deltas stay under this many bytes (so a batch always fits in a frame). */
 export const batchBytesMax = 1 * MiB;
 /** Entries in one batch. */
@@ -55,16 +56,18 @@ export type Frame =
   | { readonly t: 'welcome'; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly proof: Uint8Array }
   | { readonly t: 'refuse'; readonly code: string; readonly reason: string }
   | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
+  /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
+  | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
   | { readonly t: 'ack'; readonly id: number; readonly last: number }
   | { readonly t: 'ping'; readonly ms: number }
   | { readonly t: 'pong'; readonly ms: number };
 
 /** Encodes a frame. */
 export function encodeFrame(frame: Frame): Uint8Array {
-  if (frame.t === 'batch') {
+  if (frame.t === 'batch' || frame.t === 'state') {
     // Entries go as arrays: smaller than objects and quicker to check.
     return encodeCanonical({
-      t: 'batch', id: frame.id, last: frame.last,
+      t: frame.t, id: frame.id, last: frame.last,
       entries: frame.entries.map((e) => [e.seq, e.dataset, e.key, e.origin, e.hlc.ms, e.hlc.c, e.delta]),
     });
   }
@@ -161,6 +164,12 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       }
       if (entries.length > 0 && entries[entries.length - 1]!.seq > last) fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
       return { t, id, last, entries };
+    }
+    case 'state': {
+      const id = checked('state', () => expectInt(field(record, 'id'), 'id'));
+      const last = checked('state', () => expectInt(field(record, 'last'), 'last'));
+      const raw = checked('state', () => expectArray(field(record, 'entries'), 'entries', 0, batchEntriesMax));
+      return { t, id, last, entries: raw.map(wireEntry) };
     }
     case 'ack':
       return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last') }));

@@ -14,7 +14,11 @@ import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 
 /** Inputs of the sender. */
 export type SenderInput =
-  | { readonly kind: 'open'; readonly cursor: number; readonly head: number }
+  /** `floor`: the log is truncated up to it; `committed`: every entry up to it is in the log. */
+  | { readonly kind: 'open'; readonly cursor: number; readonly head: number; readonly floor?: number; readonly committed?: number }
+  /** A read failed because the log was truncated past the cursor: switch to a state catch-up. */
+  | { readonly kind: 'truncated'; readonly committed: number }
+  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null }
   | { readonly kind: 'appended'; readonly head: number }
   /** A log read finished; `head` is the replica's last sequence number taken just before the read. */
   | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number }
@@ -25,7 +29,8 @@ export type SenderInput =
 /** Effects for the caller to carry out. */
 export type SenderEffect =
   | { readonly kind: 'read'; readonly after: number; readonly limit: number }
-  | { readonly kind: 'send'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly bytes: number }
+  | { readonly kind: 'scan'; readonly after: string | null; readonly limit: number }
+  | { readonly kind: 'send'; readonly frame: 'batch' | 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly bytes: number }
   | { readonly kind: 'persist-cursor'; readonly cursor: number }
   | { readonly kind: 'wake'; readonly atMs: number }
   | { readonly kind: 'protocol-error'; readonly reason: string };
@@ -50,12 +55,16 @@ export interface FixedCadence {
   readonly jitter: () => number;
 }
 
+/** Documents read per scan step of a state catch-up. */
+export const catchUpScanEntriesMax = 500;
+
 /** Counters of one link's sending side. */
 export interface SenderStats {
   batches: number;
   entries: number;
   bytes: number;
   skippedEntries: number;
+  catchUps: number;
 }
 
 /** The sending side of a link to `peer`. */
@@ -67,12 +76,14 @@ export class LinkSender {
   private reading = false;
   private nextId = 1;
   private readonly inflight: InFlight[] = [];
-  private pending: { entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
+  private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
+  /** A state catch-up in progress: where the document scan is, and the log position it stands for. */
+  private catchUp: { after: string | null; scanning: boolean; snapshot: number; scanned: boolean } | null = null;
   private wakeAtMs: number | null = null;
   private nextFlushAtMs = 0;
   private nowMsLast = 0;
   private readonly cadence: CadenceController;
-  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0 };
+  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0, catchUps: 0 };
 
   /**
    * @param peer the peer's node id; entries it originated are never sent back to it
@@ -124,7 +135,16 @@ export class LinkSender {
         this.head = Math.max(this.head, input.head);
         this.reading = false;
         this.pending = null;
+        this.catchUp = null;
+        if (input.floor !== undefined && input.cursor < input.floor) this.startCatchUp(input.committed ?? input.head);
         return this.pump(nowMs);
+      case 'truncated':
+        if (!this.open) return [];
+        this.reading = false;
+        this.startCatchUp(input.committed);
+        return this.pump(nowMs);
+      case 'scanned':
+        return this.onScanned(input.after, input.entries, input.next, nowMs);
       case 'appended':
         this.head = Math.max(this.head, input.head);
         return this.open ? this.pump(nowMs) : [];
@@ -140,6 +160,7 @@ export class LinkSender {
         this.inflight.length = 0;
         this.pending = null;
         this.reading = false;
+        this.catchUp = null;
         this.wakeAtMs = null;
         this.cadence.onReset();
         return [];
@@ -181,7 +202,39 @@ export class LinkSender {
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
     this.head = Math.max(this.head, last);
-    this.pending = { entries: batch, last, bytes, hlcMsMin };
+    this.pending = { frame: 'batch', entries: batch, last, bytes, hlcMsMin };
+    return this.pump(nowMs);
+  }
+
+  /** True while a state catch-up is running. */
+  get catchingUp(): boolean {
+    return this.catchUp !== null;
+  }
+
+  private startCatchUp(committed: number): void {
+    // Every entry up to `committed` is in the documents the scan will read; the log resumes after it.
+    this.catchUp = { after: null, scanning: false, snapshot: Math.max(committed, this.cursor), scanned: false };
+    this.stats.catchUps++;
+  }
+
+  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number): SenderEffect[] {
+    const catchUp = this.catchUp;
+    if (!this.open || catchUp === null || !catchUp.scanning || after !== catchUp.after) return this.open ? this.pump(nowMs) : [];
+    catchUp.scanning = false;
+    const batch: WireEntry[] = [];
+    let bytes = 0;
+    let position = after;
+    for (const entry of entries) {
+      if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
+      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, hlc: entry.hlc, delta: entry.delta });
+      bytes += entry.delta.length;
+      position = entry.position;
+    }
+    const done = next === null && batch.length === entries.length;
+    catchUp.after = position;
+    catchUp.scanned = done;
+    // Intermediate batches leave the cursor where it is; the last one moves it to the snapshot position.
+    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.snapshot : this.cursor, bytes, hlcMsMin: null };
     return this.pump(nowMs);
   }
 
@@ -193,8 +246,10 @@ export class LinkSender {
     }
     this.inflight.shift();
     this.cadence.onAck(nowMs - first.sentAtMs);
-    this.cursor = last;
-    return [{ kind: 'persist-cursor', cursor: last }, ...this.pump(nowMs)];
+    // Cursors never go backwards (an intermediate catch-up batch carries the cursor of its time).
+    this.cursor = Math.max(this.cursor, last);
+    if (this.catchUp?.scanned === true && this.inflight.length === 0 && this.pending === null) this.catchUp = null;
+    return [{ kind: 'persist-cursor', cursor: this.cursor }, ...this.pump(nowMs)];
   }
 
   /** Sends what may be sent now, or asks for the next read, or arms a timer for the rate limit. */
@@ -222,11 +277,20 @@ export class LinkSender {
       const id = this.nextId++;
       this.cadence.charge(batch.bytes, batch.entries.length, nowMs);
       this.inflight.push({ id, last: batch.last, sentAtMs: nowMs, bytes: batch.bytes, entries: batch.entries.length, hlcMsMin: batch.hlcMsMin });
-      this.sent = batch.last;
+      this.sent = Math.max(this.sent, batch.last);
       this.stats.batches++;
       this.stats.entries += batch.entries.length;
       this.stats.bytes += batch.bytes;
-      effects.push({ kind: 'send', id, last: batch.last, entries: batch.entries, bytes: batch.bytes });
+      effects.push({ kind: 'send', frame: batch.frame, id, last: batch.last, entries: batch.entries, bytes: batch.bytes });
+    }
+    const catchUp = this.catchUp;
+    if (catchUp !== null) {
+      // During a catch-up the document scan replaces the log; streaming resumes once its last batch is out.
+      if (this.pending === null && !catchUp.scanning && !catchUp.scanned && this.inflight.length < this.cadence.windowBatches) {
+        catchUp.scanning = true;
+        effects.push({ kind: 'scan', after: catchUp.after, limit: catchUpScanEntriesMax });
+      }
+      if (!catchUp.scanned || this.pending !== null) return effects;
     }
     // Read ahead one batch while the window has room, so the next send does not wait for the disk.
     const holdForFlush = this.fixed !== null && nowMs < this.nextFlushAtMs;

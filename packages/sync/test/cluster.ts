@@ -9,6 +9,9 @@ import { SyncNode, type PeerConfig, type SyncOptions } from '@tessera/sync';
 
 export const secret = Buffer.from('test-cluster-secret-0123456789abcdef');
 
+/** Peers of every node, as the cluster was started (for restarting a node's replication). */
+export let lastPeers: PeerConfig[] = [];
+
 export interface TestNode {
   readonly id: string;
   readonly region: string;
@@ -33,12 +36,15 @@ export async function startCluster(
   const peers: PeerConfig[] = specs.map((spec, i) => ({
     node: spec.id, region: spec.region, url: options.urlFor?.(spec.id, ports[i]!) ?? `ws://127.0.0.1:${ports[i]}/v1/replicate`,
   }));
+  lastPeers = peers;
   const nodes: TestNode[] = [];
   for (const [i, spec] of specs.entries()) {
     const replica = await Replica.open({ path: join(dir, spec.id), node: spec.id, region: spec.region, durability: 'os' });
     const sync = new SyncNode({ cluster: 'test', secret, pingIntervalMs: 200, handshakeTimeoutMs: 1000, ...options, replica, peers });
-    servers[i]!.on('upgrade', (req, socket, head) => sync.handleUpgrade(req, socket, head));
-    nodes.push({ id: spec.id, region: spec.region, replica, sync, server: servers[i]!, port: ports[i]! });
+    const node: TestNode = { id: spec.id, region: spec.region, replica, sync, server: servers[i]!, port: ports[i]! };
+    // Through the node object, so a test can replace a node's SyncNode (a restart of replication).
+    servers[i]!.on('upgrade', (req, socket, head) => node.sync.handleUpgrade(req, socket, head));
+    nodes.push(node);
   }
   for (const node of nodes) node.sync.start();
   t.teardown(async () => {
