@@ -4,9 +4,9 @@
  * injects the three network faults a replication link must survive: a silent partition (`blackhole`), a
  * partition the endpoints notice (`partition`) and a connection kill (`resetConnections`).
  *
- * Each direction of a connection is a `Pipe`: a queue of chunks, each stamped with the time it may be
- * delivered, drained by one timer. Delivery times never decrease within a pipe, so a TCP stream keeps its
- * byte order whatever the jitter. Every queue is bounded: past `queuedBytesMax` the source socket is paused,
+ * Each direction of a connection is a `Pipe`: a FIFO of chunks, each stamped with the time it may be
+ * delivered, drained in order by one timer. Jitter can only delay a chunk, never let it overtake: a stamp is
+ * never earlier than the one before it, so a TCP stream keeps its byte order. Every queue is bounded: past `queuedBytesMax` the source socket is paused,
  * and a destination whose `write()` reports a full buffer stops the pipe until it drains, so a fast sender
  * behind a slow receiver is slowed down instead of filling memory.
  */
@@ -131,7 +131,7 @@ export function resetSocket(socket: net.Socket): void {
     socket.destroy();
     return;
   }
-  if (false && socket.writableEnded && !socket.writableFinished) {
+  if (socket.writableEnded && !socket.writableFinished) {
     // libuv refuses a reset while a shutdown is in flight (EINVAL), and Node then never emits 'close' nor
     // closes the handle (Node 20). The peer has our FIN on its way anyway.
     socket.destroy();
@@ -272,7 +272,10 @@ class Pipe {
     this.deliverAtMsLast = entry.deliverAtMs;
   }
 
-  /** Delivery time for something sent at `sentAtMs`: latency plus jitter, but never before its predecessor. */
+  /**
+   * Delivery time for something sent at `sentAtMs`: latency plus jitter, but never before its predecessor.
+   * The FIFO alone keeps the order; monotonic stamps make the head's stamp the time the pipe must wake.
+   */
   private deliverAtMs(sentAtMs: number): number {
     const { latencyMs, jitterMs } = this.proxy.latency();
     const jitterFraction = jitterMs === 0 ? 0 : this.proxy.random();
