@@ -286,15 +286,11 @@ export class SyncNode {
       link.state = 'handshaking';
     });
     ws.on('message', (data: RawData) => {
-      let frame: Frame;
-      try {
-        frame = decodeFrame(toBytes(data));
-      } catch (error) {
-        this.drop(link, ws, closeCodes.protocol, (error as Error).message);
-        return;
-      }
+      const bytes = toBytes(data);
+      const frame = this.parse(link, ws, bytes);
+      if (frame === null) return;
       if (stage === 'open') {
-        this.onFrame(link, ws, frame, toBytes(data).length);
+        this.onFrame(link, ws, frame, bytes.length);
         return;
       }
       if (stage === 'challenge' && frame.t === 'challenge') {
@@ -394,14 +390,9 @@ export class SyncNode {
       });
       const accepted = link;
       ws.on('message', (next: RawData) => {
-        let parsed: Frame;
-        try {
-          parsed = decodeFrame(toBytes(next));
-        } catch (error) {
-          this.drop(accepted, ws, closeCodes.protocol, (error as Error).message);
-          return;
-        }
-        this.onFrame(accepted, ws, parsed, toBytes(next).length);
+        const bytes = toBytes(next);
+        const parsed = this.parse(accepted, ws, bytes);
+        if (parsed !== null) this.onFrame(accepted, ws, parsed, bytes.length);
       });
       ws.on('close', (code, reason) => this.onClosed(accepted, ws, code, reason.toString()));
       this.established(accepted, ws);
@@ -466,6 +457,16 @@ export class SyncNode {
   }
 
   // ---------------------------------------------------------------- streaming
+
+  /** Decodes a peer's frame; a malformed one closes the link with the reason (and yields null). */
+  private parse(link: PeerLink, ws: WebSocket, bytes: Uint8Array): Frame | null {
+    try {
+      return decodeFrame(bytes);
+    } catch (error) {
+      this.drop(link, ws, closeCodes.protocol, (error as Error).message);
+      return null;
+    }
+  }
 
   private onFrame(link: PeerLink, ws: WebSocket, frame: Frame, wireBytes: number): void {
     if (link.socket !== ws) return;

@@ -13,8 +13,9 @@
  *   ack   { id, last }           sent only after the batch is durable at the receiver
  *   ping  { ms } / pong { ms }   round-trip time for the cadence controller
  */
+import { type LogEntry } from '@tessera/store';
 import {
-  type Hlc, KiB, MiB, TesseraError, assert, docBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
+  KiB, MiB, TesseraError, assert, docBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
   encodeCanonical, expectArray, expectBytes, expectInt, expectString, isHlc,
 } from '@tessera/core';
 
@@ -33,15 +34,8 @@ export const reasonLengthMax = 512;
 
 assert(batchBytesMax + 64 * KiB * 4 <= frameBytesMax, 'a full batch with its per-entry headers fits in a frame');
 
-/** A delta-log entry on the wire. */
-export interface WireEntry {
-  readonly seq: number;
-  readonly dataset: string;
-  readonly key: string;
-  readonly origin: string;
-  readonly hlc: Hlc;
-  readonly delta: Uint8Array;
-}
+/** A delta-log entry on the wire: the store's log entry as it is. */
+export type WireEntry = LogEntry;
 
 /** The policy a node enforces, as announced in the handshake. */
 export interface PolicyStamp {
