@@ -11,6 +11,7 @@
  *   l␀<seq as 16 hex digits>     a delta-log entry
  *   p␀<peer>                     a peer's cursor: the last sequence number it acknowledged (JSON)
  *   x␀<dataset>␀<key>␀<id>       a conflict record (JSON)
+ *   f␀<origin>                   the highest sequence number of that origin this replica holds (JSON)
  */
 export const storeFormatVersion = 1;
 
@@ -84,3 +85,11 @@ export function parseConflictKey(stored: string): { dataset: string; key: string
 
 /** Key range of all documents. */
 export const allDocsRange = { gte: docPrefix, lt: `d${String.fromCharCode(1)}` };
+
+/** Key of an origin's frontier. */
+export function frontierKey(origin: string): string {
+  return `f${sep}${origin}`;
+}
+
+/** Key range of all frontiers. */
+export const frontierRange = { gte: `f${sep}`, lt: `f${String.fromCharCode(1)}` };

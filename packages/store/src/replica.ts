@@ -21,7 +21,7 @@ import {
 import { type BatchOp, GroupCommitter } from './committer.js';
 import { type CacheEntry, DocCache } from './cache.js';
 import {
-  allDocsRange, conflictKey, conflictRange, cursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
+  allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
   parseLogKey, seqKey, storeFormatVersion,
 } from './layout.js';
 import {
@@ -66,6 +66,8 @@ export class Replica {
   /** Every write with a sequence number up to this one is committed (groups commit in sequence order). */
   private seqCommitted: number;
   private logFloorSeq: number;
+  /** Per origin, the highest of its sequence numbers this replica holds (applied or already seen). */
+  private readonly originFrontier: Map<string, number>;
   private lifecycle: 'open' | 'closing' | 'closed' = 'open';
   private failure: Error | null = null;
   /** Documents that have conflict records, so `get` scans for them only where there are some. */
@@ -83,7 +85,9 @@ export class Replica {
     cacheEntriesMax: number | undefined,
     conflicted: Set<string>,
     logFloor: number,
+    frontier: Map<string, number>,
   ) {
+    this.originFrontier = frontier;
     this.conflicted = conflicted;
     this.seqLast = seqLast;
     this.seqCommitted = seqLast;
@@ -144,7 +148,11 @@ export class Replica {
       const conflicted = await Replica.loadConflicted(db);
       const floorBytes = await db.get(logFloorKey);
       const logFloor = floorBytes === undefined ? 0 : expectInt(parseJsonBytes(floorBytes), 'stored log floor');
-      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted, logFloor);
+      const frontier = new Map<string, number>();
+      for await (const [stored, bytes] of db.iterator(frontierRange)) {
+        frontier.set(stored.slice(frontierRange.gte.length), expectInt(parseJsonBytes(bytes), 'stored frontier'));
+      }
+      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted, logFloor, frontier);
     } catch (error) {
       await db.close();
       throw error;
@@ -304,6 +312,16 @@ export class Replica {
     return { entries, lastSeq };
   }
 
+  /**
+   * Per origin, the highest of its sequence numbers this replica holds (its own: the committed head). Peers
+   * exchange these so that a node forwards a third node's change only to a peer that lacks it.
+   */
+  frontier(): Record<string, number> {
+    const out: Record<string, number> = Object.fromEntries(this.originFrontier);
+    out[this.node] = this.seqCommitted;
+    return out;
+  }
+
   /** Every write with a sequence number up to this one is committed and readable in the log. */
   get committedSeq(): number {
     return this.seqCommitted;
@@ -348,7 +366,7 @@ export class Replica {
     const hlc = this.clock.latest;
     for await (const [stored, bytes] of this.db.iterator({ ...range, limit })) {
       const { dataset, key } = parseDocKey(stored);
-      entries.push({ seq: 0, dataset, key, origin: this.node, hlc, delta: bytes, position: stored });
+      entries.push({ seq: 0, dataset, key, origin: this.node, originSeq: 0, hlc, delta: bytes, position: stored });
       next = stored;
     }
     return { entries, next: entries.length < limit ? null : next };
@@ -490,7 +508,7 @@ export class Replica {
         throw new TesseraError('ERR_VALUE_TOO_LARGE', `${dataset}/${key}: the document would grow to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);
       }
       seq = ++this.seqLast;
-      const entryBytes = encodeLogEntry(dataset, key, this.node, hlc, deltaBytes);
+      const entryBytes = encodeLogEntry(dataset, key, this.node, seq, hlc, deltaBytes);
       ops = [
         { type: 'put', key: docKey(dataset, key), value: stateBytes },
         { type: 'put', key: logKey(seq), value: entryBytes },
@@ -536,7 +554,12 @@ export class Replica {
       // so a delta that fails half-way (an invalid Yjs update, an oversize document) leaves no trace.
       const staged = new Map<CacheEntry, DocState>();
       const conflictedNow: string[] = [];
+      const frontierNow = new Map<string, number>();
       for (const item of decoded) {
+        // Applied or already seen, this replica now holds the change: its origin's frontier moves.
+        if (item.origin !== this.node && item.originSeq > (frontierNow.get(item.origin) ?? this.originFrontier.get(item.origin) ?? 0)) {
+          frontierNow.set(item.origin, item.originSeq);
+        }
         const entry = entries.get(docKey(item.dataset, item.key))!;
         const before = staged.get(entry) ?? entry.state;
         const { state, conflicts, changed } = joinDelta(before ?? emptyDoc(item.doc.type), item.doc);
@@ -557,7 +580,7 @@ export class Replica {
         const seq = ++this.seqLast;
         staged.set(entry, state);
         ops.push({ type: 'put', key: docKey(item.dataset, item.key), value: stateBytes });
-        ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(item.dataset, item.key, item.origin, item.hlc, item.bytes) });
+        ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(item.dataset, item.key, item.origin, item.originSeq, item.hlc, item.bytes) });
         for (const finding of conflicts) {
           const id = hex64(`${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`);
           const record: ConflictRecord = { id, dataset: item.dataset, key: item.key, ...finding, recordedAt, origin: item.origin };
@@ -567,7 +590,11 @@ export class Replica {
         changes.push({ entry, state, event: { dataset: item.dataset, key: item.key, seq, source: 'remote', origin: item.origin, deleted: !docExists(state) } });
       }
       for (const [entry, state] of staged) entry.state = state;
+      for (const [origin, originSeq] of frontierNow) ops.push({ type: 'put', key: frontierKey(origin), value: jsonBytes(originSeq) });
       if (ops.length > 0) await this.committer.commit(ops);
+      for (const [origin, originSeq] of frontierNow) {
+        if (originSeq > (this.originFrontier.get(origin) ?? 0)) this.originFrontier.set(origin, originSeq);
+      }
       for (const id of conflictedNow) this.conflicted.add(id);
       for (const { entry, state, event } of changes) {
         if (event.seq > entry.committedSeq) {
@@ -729,18 +756,19 @@ function checkLimit(what: string, limit: unknown, max: number): number {
   return limit as number;
 }
 
-function encodeLogEntry(dataset: string, key: string, origin: string, hlc: Hlc, delta: Uint8Array): Uint8Array {
-  return encodeCanonical([dataset, key, origin, [hlc.ms, hlc.c], delta]);
+function encodeLogEntry(dataset: string, key: string, origin: string, originSeq: number, hlc: Hlc, delta: Uint8Array): Uint8Array {
+  return encodeCanonical([dataset, key, origin, originSeq, [hlc.ms, hlc.c], delta]);
 }
 
 function decodeLogEntry(seq: number, bytes: Uint8Array): LogEntry {
   try {
-    const [dataset, key, origin, hlc, delta] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 5, 5);
+    const [dataset, key, origin, originSeq, hlc, delta] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 6, 6);
     return {
       seq,
       dataset: expectString(dataset, 'dataset'),
       key: expectString(key, 'key'),
       origin: expectNodeId(origin, 'origin'),
+      originSeq: expectInt(originSeq, 'origin seq'),
       hlc: expectHlc(hlc, 'hlc'),
       delta: delta as Uint8Array,
     };
@@ -753,6 +781,7 @@ interface DecodedDelta {
   readonly dataset: string;
   readonly key: string;
   readonly origin: string;
+  readonly originSeq: number;
   readonly hlc: Hlc;
   readonly bytes: Uint8Array;
   readonly doc: DocState;
@@ -772,13 +801,14 @@ function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
       checkKey(item.key);
       checkNodeId(item.origin);
       if (!isHlc(item.hlc)) throw new TesseraError('ERR_DELTA_INVALID', `${what}: hlc must be { ms, c }`);
+      if (!Number.isSafeInteger(item.originSeq) || item.originSeq < 0) throw new TesseraError('ERR_DELTA_INVALID', `${what}: originSeq must be a non-negative integer`);
       if (!(item.delta instanceof Uint8Array)) throw new TesseraError('ERR_DELTA_INVALID', `${what}: delta must be bytes`);
       bytesTotal += item.delta.length;
       if (bytesTotal > deltaBatchBytesMax) {
         throw new TesseraError('ERR_DELTA_INVALID', `${what}: the batch exceeds the limit of ${deltaBatchBytesMax} bytes`);
       }
       const doc = decodeDoc(item.delta, `${item.dataset}/${item.key} delta`);
-      return { dataset: item.dataset, key: item.key, origin: item.origin, hlc: item.hlc, bytes: item.delta, doc };
+      return { dataset: item.dataset, key: item.key, origin: item.origin, originSeq: item.originSeq, hlc: item.hlc, bytes: item.delta, doc };
     } catch (error) {
       if (error instanceof TesseraError && error.code === 'ERR_DELTA_INVALID') throw error;
       throw new TesseraError('ERR_DELTA_INVALID', `${what}: ${(error as Error).message}`, { cause: error });

@@ -78,6 +78,8 @@ export interface LogEntry {
   readonly key: string;
   /** The node that made the change. */
   readonly origin: string;
+  /** The change's sequence number at its origin (0 for catch-up states): forwarding compares it with peers' frontiers. */
+  readonly originSeq: number;
   readonly hlc: Hlc;
   /** The encoded delta (core/codec.ts). */
   readonly delta: Uint8Array;

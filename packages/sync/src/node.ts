@@ -12,7 +12,7 @@ import { type Dot, isTesseraError } from '@tessera/core';
 import { type ChangeEvent, type Replica } from '@tessera/store';
 import { helloProof, newNonce, proofMatches, welcomeProof } from './auth.js';
 import { type RateLimits, backoffMs } from './cadence.js';
-import { type Frame, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
+import { type Frame, type PeerState, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
 import { type FixedCadence, LinkSender, type SenderEffect } from './sender.js';
 
 /** A peer as the cluster config names it. */
@@ -31,7 +31,10 @@ export interface SyncOptions {
   readonly peers: readonly PeerConfig[];
   readonly policy?: PolicyStamp;
   readonly limits?: RateLimits;
-  /** Forward entries received from third nodes (meshes with missing links); default false. */
+  /**
+   * Forward a third node's changes to a peer that lacks them and reports its own link to that node down
+   * (default true). In a healthy mesh every change is still sent once per target, by its origin.
+   */
   readonly forward?: boolean;
   /** Structured events; never given keys or values. */
   readonly log?: (event: Record<string, unknown>) => void;
@@ -84,6 +87,8 @@ export interface LinkStatus {
   /** A state catch-up is running (the peer was behind the retained log). */
   readonly catchingUp: boolean;
   readonly catchUps: number;
+  /** Third-origin entries sent to this peer because its own link to their origin was down. */
+  readonly forwardedEntries: number;
   readonly inflightBatches: number;
   readonly windowBatches: number;
   readonly rttMs: number | null;
@@ -152,7 +157,7 @@ export class SyncNode {
       if (peer.node === self) continue;
       const role = self < peer.node ? 'dial' : 'accept';
       const fixed = options.fixedCadenceMs === undefined ? null : { intervalMs: options.fixedCadenceMs, offsetFraction: this.random(), jitter: this.random };
-      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? false, options.limits ?? noLimits, this.now(), fixed));
+      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? true, options.limits ?? noLimits, this.now(), fixed));
     }
   }
 
@@ -210,6 +215,7 @@ export class SyncNode {
           backlogEntries: Math.max(0, this.options.replica.lastSeq - view.cursor),
           catchingUp: link.sender.catchingUp,
           catchUps: link.sender.stats.catchUps,
+          forwardedEntries: link.sender.stats.forwardedEntries,
           inflightBatches: view.inflightBatches,
           windowBatches: view.windowBatches,
           rttMs: view.rttMs,
@@ -482,7 +488,7 @@ export class SyncNode {
           try {
             const result = await this.options.replica.applyDeltas(frame.entries);
             link.received.applied += result.applied;
-            if (link.socket === ws && ws.readyState === WebSocket.OPEN) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last });
+            if (link.socket === ws && ws.readyState === WebSocket.OPEN) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer: this.peerState() });
           } catch (error) {
             const reason = isTesseraError(error) ? `${error.code}: ${error.message}` : (error as Error).message;
             this.drop(link, ws, closeCodes.protocol, `batch ${frame.id} rejected: ${reason}`);
@@ -491,9 +497,11 @@ export class SyncNode {
         return;
       case 'ack':
         this.run(link, ws, link.sender.step({ kind: 'ack', id: frame.id, last: frame.last }, this.now()));
+        if (frame.peer !== undefined) this.run(link, ws, link.sender.step({ kind: 'peer-state', ...frame.peer }, this.now()));
         return;
       case 'ping':
         this.sendFrame(link, ws, { t: 'pong', ms: frame.ms });
+        if (frame.peer !== undefined) this.run(link, ws, link.sender.step({ kind: 'peer-state', ...frame.peer }, this.now()));
         return;
       case 'pong':
         return;
@@ -581,8 +589,14 @@ export class SyncNode {
         ws.terminate();
         continue;
       }
-      this.sendFrame(link, ws, { t: 'ping', ms: nowMs });
+      this.sendFrame(link, ws, { t: 'ping', ms: nowMs, peer: this.peerState() });
     }
+  }
+
+  /** This node's report to its peers: what it holds per origin, and which links it has down. */
+  private peerState(): PeerState {
+    const down = [...this.links.values()].filter((link) => link.state !== 'open').map((link) => link.config.node);
+    return { have: this.options.replica.frontier(), down };
   }
 
   private sendFrame(link: PeerLink, ws: WebSocket, frame: Frame): void {

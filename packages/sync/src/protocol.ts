@@ -43,6 +43,18 @@ export interface PolicyStamp {
   readonly hash: string;
 }
 
+/**
+ * What a node tells its peers about itself, on pings and acknowledgements: per origin the highest sequence
+ * number it holds, and the peers it has no open link to. Forwarding decides with it.
+ */
+export interface PeerState {
+  readonly have: Readonly<Record<string, number>>;
+  readonly down: readonly string[];
+}
+
+/** Origins in one peer-state report. */
+export const peerStateNodesMax = 4_096;
+
 /** Every frame of the protocol. */
 export type Frame =
   | { readonly t: 'challenge'; readonly v: number; readonly nonce: Uint8Array }
@@ -52,8 +64,8 @@ export type Frame =
   | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
   | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
-  | { readonly t: 'ack'; readonly id: number; readonly last: number }
-  | { readonly t: 'ping'; readonly ms: number }
+  | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState }
+  | { readonly t: 'ping'; readonly ms: number; readonly peer?: PeerState }
   | { readonly t: 'pong'; readonly ms: number };
 
 /** Encodes a frame. */
@@ -62,7 +74,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     // Entries go as arrays: smaller than objects and quicker to check.
     return encodeCanonical({
       t: frame.t, id: frame.id, last: frame.last,
-      entries: frame.entries.map((e) => [e.seq, e.dataset, e.key, e.origin, e.hlc.ms, e.hlc.c, e.delta]),
+      entries: frame.entries.map((e) => [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta]),
     });
   }
   return encodeCanonical(frame);
@@ -107,14 +119,37 @@ function checked<T>(what: string, check: () => T): T {
 function wireEntry(value: unknown, index: number): WireEntry {
   const what = `batch entry ${index}`;
   return checked(what, () => {
-    const [seq, dataset, key, origin, ms, c, delta] = expectArray(value, what, 7, 7);
+    const [seq, dataset, key, origin, originSeq, ms, c, delta] = expectArray(value, what, 8, 8);
     checkDatasetName(dataset);
     checkKey(key);
     checkNodeId(origin);
     const hlc = { ms, c };
     if (!isHlc(hlc)) fail(`${what}: hlc is not well formed`);
-    return { seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, hlc, delta: expectBytes(delta, `${what} delta`) };
+    return {
+      seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, originSeq: expectInt(originSeq, `${what} origin seq`),
+      hlc, delta: expectBytes(delta, `${what} delta`),
+    };
   });
+}
+
+function peerStateOf(record: Record<string, unknown>): { peer?: PeerState } {
+  if (!Object.prototype.hasOwnProperty.call(record, 'peer') || record.peer === undefined) return {};
+  const value = record.peer;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('peer state: expected a map');
+  const { have, down } = value as Record<string, unknown>;
+  if (typeof have !== 'object' || have === null || Array.isArray(have)) fail('peer state: have must be a map');
+  const origins = Object.keys(have);
+  if (origins.length > peerStateNodesMax) fail(`peer state: ${origins.length} origins exceed the limit of ${peerStateNodesMax}`);
+  const haveOut: Record<string, number> = {};
+  for (const origin of origins) {
+    checkNodeId(origin);
+    haveOut[origin] = expectInt((have as Record<string, unknown>)[origin], `peer state have[${origin}]`);
+  }
+  const downOut = expectArray(down, 'peer state down', 0, peerStateNodesMax).map((node) => {
+    checkNodeId(node);
+    return node;
+  });
+  return { peer: { have: haveOut, down: downOut } };
 }
 
 /** Decodes and checks an untrusted frame; throws `ERR_FRAME_INVALID`. */
@@ -166,10 +201,11 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return { t, id, last, entries: raw.map(wireEntry) };
     }
     case 'ack':
-      return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last') }));
+      return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record) }));
     case 'ping':
+      return checked('ping', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms'), ...peerStateOf(record) }));
     case 'pong':
-      return checked(String(t), () => ({ t, ms: expectInt(field(record, 'ms'), 'ms') }));
+      return checked('pong', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms') }));
     default:
       return fail(`frame: unknown type ${JSON.stringify(t)?.slice(0, 40)}`);
   }

@@ -23,6 +23,8 @@ export type SenderInput =
   /** A log read finished; `head` is the replica's last sequence number taken just before the read. */
   | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number }
   | { readonly kind: 'ack'; readonly id: number; readonly last: number }
+  /** What the peer reported: per origin what it holds, and which of its links are down. */
+  | { readonly kind: 'peer-state'; readonly have: Readonly<Record<string, number>>; readonly down: readonly string[] }
   | { readonly kind: 'tick' }
   | { readonly kind: 'closed' };
 
@@ -64,6 +66,8 @@ export interface SenderStats {
   entries: number;
   bytes: number;
   skippedEntries: number;
+  forwardedEntries: number;
+  rewinds: number;
   catchUps: number;
 }
 
@@ -81,9 +85,17 @@ export class LinkSender {
   private catchUp: { after: string | null; scanning: boolean; snapshot: number; scanned: boolean } | null = null;
   private wakeAtMs: number | null = null;
   private nextFlushAtMs = 0;
+  private peerHave = new Map<string, number>();
+  private peerDown = new Set<string>();
+  /**
+   * Third-origin entries skipped because the peer's own link to their origin was up: per origin, the lowest
+   * log position and the highest origin sequence number not yet confirmed by the peer's frontier. If that link
+   * goes down first, the stream rewinds to the position and forwards what the peer still lacks.
+   */
+  private readonly direct = new Map<string, { seqMin: number; originSeqMax: number }>();
   private nowMsLast = 0;
   private readonly cadence: CadenceController;
-  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0, catchUps: 0 };
+  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0, forwardedEntries: 0, rewinds: 0, catchUps: 0 };
 
   /**
    * @param peer the peer's node id; entries it originated are never sent back to it
@@ -152,6 +164,8 @@ export class LinkSender {
         return this.onRead(input.after, input.entries, input.head, nowMs);
       case 'ack':
         return this.onAck(input.id, input.last, nowMs);
+      case 'peer-state':
+        return this.onPeerState(input.have, input.down, nowMs);
       case 'tick':
         if (this.wakeAtMs !== null && nowMs >= this.wakeAtMs) this.wakeAtMs = null;
         return this.open ? this.pump(nowMs) : [];
@@ -193,17 +207,56 @@ export class LinkSender {
       assert(entry.seq > last, 'log entries arrive in sequence order');
       if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
       last = entry.seq;
-      if (entry.origin === this.peer || (!this.forward && entry.origin !== this.self)) {
+      if (entry.origin === this.peer || (entry.origin !== this.self && !this.shouldForward(entry))) {
         this.stats.skippedEntries++;
         continue;
       }
-      batch.push({ seq: entry.seq, dataset: entry.dataset, key: entry.key, origin: entry.origin, hlc: entry.hlc, delta: entry.delta });
+      batch.push(entry);
       bytes += entry.delta.length;
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
     this.head = Math.max(this.head, last);
     this.pending = { frame: 'batch', entries: batch, last, bytes, hlcMsMin };
     return this.pump(nowMs);
+  }
+
+  /** Whether to send a third node's entry: only to a peer that lacks it and cannot get it directly. */
+  private shouldForward(entry: LogEntry): boolean {
+    if (!this.forward) return false;
+    if ((this.peerHave.get(entry.origin) ?? 0) >= entry.originSeq) return false;
+    if (this.peerDown.has(entry.origin)) {
+      this.stats.forwardedEntries++;
+      return true;
+    }
+    // The origin sends it directly; remember it in case that link fails before it arrives.
+    const direct = this.direct.get(entry.origin);
+    if (direct === undefined) this.direct.set(entry.origin, { seqMin: entry.seq, originSeqMax: entry.originSeq });
+    else direct.originSeqMax = Math.max(direct.originSeqMax, entry.originSeq);
+    return false;
+  }
+
+  private onPeerState(have: Readonly<Record<string, number>>, down: readonly string[], nowMs: number): SenderEffect[] {
+    for (const [origin, originSeq] of Object.entries(have)) {
+      if (originSeq > (this.peerHave.get(origin) ?? 0)) this.peerHave.set(origin, originSeq);
+    }
+    const nowDown = new Set(down);
+    let rewindTo: number | null = null;
+    for (const [origin, direct] of this.direct) {
+      if ((this.peerHave.get(origin) ?? 0) >= direct.originSeqMax) this.direct.delete(origin);
+      else if (nowDown.has(origin)) {
+        // The peer lost its link to the origin before it got these: forward them after all.
+        rewindTo = Math.min(rewindTo ?? Infinity, direct.seqMin - 1);
+        this.direct.delete(origin);
+      }
+    }
+    this.peerDown = nowDown;
+    if (rewindTo !== null && this.open && rewindTo < this.sent && this.catchUp === null) {
+      this.sent = Math.max(rewindTo, 0);
+      this.pending = null;
+      this.reading = false;
+      this.stats.rewinds++;
+    }
+    return this.open ? this.pump(nowMs) : [];
   }
 
   /** True while a state catch-up is running. */
@@ -226,7 +279,7 @@ export class LinkSender {
     let position = after;
     for (const entry of entries) {
       if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
-      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, hlc: entry.hlc, delta: entry.delta });
+      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta });
       bytes += entry.delta.length;
       position = entry.position;
     }
@@ -277,7 +330,8 @@ export class LinkSender {
       const id = this.nextId++;
       this.cadence.charge(batch.bytes, batch.entries.length, nowMs);
       this.inflight.push({ id, last: batch.last, sentAtMs: nowMs, bytes: batch.bytes, entries: batch.entries.length, hlcMsMin: batch.hlcMsMin });
-      this.sent = Math.max(this.sent, batch.last);
+      // A log batch continues from `sent` (which a rewind may have lowered); a state batch never lowers it.
+      this.sent = batch.frame === 'batch' ? batch.last : Math.max(this.sent, batch.last);
       this.stats.batches++;
       this.stats.entries += batch.entries.length;
       this.stats.bytes += batch.bytes;

@@ -11,9 +11,10 @@ const valid: Frame[] = [
   { t: 'hello', v: 1, cluster: 'c', node: 'a1', region: 'eu-west', policy: { version: 3, hash: 'abc' }, nonce: newNonce(), proof: new Uint8Array(32) },
   { t: 'welcome', node: 'b1', region: 'us-east', policy: { version: 3, hash: 'abc' }, proof: new Uint8Array(32) },
   { t: 'refuse', code: 'bad-proof', reason: 'authentication failed' },
-  { t: 'batch', id: 4, last: 9, entries: [{ seq: 7, dataset: 'users', key: 'u1', origin: 'a1', hlc: { ms: 5, c: 1 }, delta: new Uint8Array([1, 2, 3]) }] },
-  { t: 'ack', id: 4, last: 9 },
+  { t: 'batch', id: 4, last: 9, entries: [{ seq: 7, dataset: 'users', key: 'u1', origin: 'a1', originSeq: 3, hlc: { ms: 5, c: 1 }, delta: new Uint8Array([1, 2, 3]) }] },
+  { t: 'ack', id: 4, last: 9, peer: { have: { a1: 3, b1: 9 }, down: ['c1'] } },
   { t: 'ping', ms: 12 },
+  { t: 'ping', ms: 13, peer: { have: {}, down: [] } },
 ];
 
 function decodesOrRefuses(bytes: Uint8Array): boolean {
@@ -48,9 +49,10 @@ t.test('mutated valid frames decode or are refused with ERR_FRAME_INVALID', asyn
 });
 
 t.test('out-of-order batch entries and oversize frames are refused', async (t) => {
-  const entry = { seq: 7, dataset: 'users', key: 'u1', origin: 'a1', hlc: { ms: 5, c: 1 }, delta: new Uint8Array(1) };
+  const entry = { seq: 7, dataset: 'users', key: 'u1', origin: 'a1', originSeq: 7, hlc: { ms: 5, c: 1 }, delta: new Uint8Array(1) };
   t.throws(() => decodeFrame(encodeFrame({ t: 'batch', id: 1, last: 9, entries: [entry, { ...entry, seq: 6 }] })), { code: 'ERR_FRAME_INVALID' });
   t.throws(() => decodeFrame(encodeFrame({ t: 'batch', id: 1, last: 3, entries: [entry] })), { code: 'ERR_FRAME_INVALID' });
   t.throws(() => decodeFrame(encodeFrame({ t: 'batch', id: 1, last: 9, entries: [{ ...entry, key: '' }] })), { code: 'ERR_FRAME_INVALID' });
-  t.throws(() => decodeFrame(new Uint8Array(9 * 1024 * 1024)), { code: 'ERR_FRAME_INVALID' });
+  t.throws(() => decodeFrame(new Uint8Array(18 * 1024 * 1024)), { code: 'ERR_FRAME_INVALID' });
+  t.throws(() => decodeFrame(encodeFrame({ t: 'ping', ms: 1, peer: { have: { 'Bad Id': 1 }, down: [] } })), { code: 'ERR_FRAME_INVALID' });
 });

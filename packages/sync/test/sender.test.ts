@@ -8,7 +8,7 @@ import { LinkSender, type SenderEffect, backoffMs, backoffMsMax, CadenceControll
 
 function log(count: number, origin: (i: number) => string = (i) => (i % 3 === 0 ? 'peer' : 'self')): LogEntry[] {
   return Array.from({ length: count }, (_, i) => ({
-    seq: i + 1, dataset: 'd', key: `k${i}`, origin: origin(i + 1), hlc: { ms: 1000 + i, c: 0 }, delta: new Uint8Array(100),
+    seq: i + 1, dataset: 'd', key: `k${i}`, origin: origin(i + 1), originSeq: i + 1, hlc: { ms: 1000 + i, c: 0 }, delta: new Uint8Array(100),
   }));
 }
 
@@ -43,14 +43,28 @@ t.test('streams everything after the cursor, skipping entries that came from the
   t.equal(sender.stats.skippedEntries, entries.filter((e) => e.seq > 5 && e.origin === 'peer').length);
 });
 
-t.test('without forwarding, entries from third nodes stay home; with it they go', async (t) => {
+// Goal: a third node's entries go to a peer only when it lacks them and reports its link to their origin down;
+// entries skipped while that link was up are forwarded after all if it goes down before they arrive.
+t.test('forwarding: only to a peer that lacks the entry and cannot get it directly; rewind on a late outage', async (t) => {
   const entries = log(9, (i) => ['self', 'third', 'peer'][i % 3]!);
+  const thirdSeqs = entries.filter((e) => e.origin === 'third').map((e) => e.seq);
   const plain = new LinkSender('peer', 'self', false, unlimited, 0);
   const direct = drive(plain, entries, plain.step({ kind: 'open', cursor: 0, head: 9 }, 0), 0, true);
-  t.same([...new Set(direct.sends.flatMap((s) => s.entries.map((e) => e.origin)))], ['self']);
-  const forwarding = new LinkSender('peer', 'self', true, unlimited, 0);
-  const all = drive(forwarding, entries, forwarding.step({ kind: 'open', cursor: 0, head: 9 }, 0), 0, true);
-  t.same([...new Set(all.sends.flatMap((s) => s.entries.map((e) => e.origin)))].sort(), ['self', 'third']);
+  t.same([...new Set(direct.sends.flatMap((s) => s.entries.map((e) => e.origin)))], ['self'], 'forwarding off: own entries only');
+
+  const healthy = new LinkSender('peer', 'self', true, unlimited, 0);
+  healthy.step({ kind: 'peer-state', have: {}, down: [] }, 0);
+  const once = drive(healthy, entries, healthy.step({ kind: 'open', cursor: 0, head: 9 }, 0), 0, true);
+  t.same([...new Set(once.sends.flatMap((s) => s.entries.map((e) => e.origin)))], ['self'], 'healthy mesh: the origin sends its own, nobody forwards');
+  // The peer then loses its link to 'third' before it got those entries: the sender rewinds and forwards them.
+  const rewound = drive(healthy, entries, healthy.step({ kind: 'peer-state', have: { third: 0 }, down: ['third'] }, 1), 1, true);
+  t.same(rewound.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)), thirdSeqs, 'the skipped third-origin entries are forwarded after the outage');
+  t.equal(healthy.stats.rewinds, 1);
+
+  const outage = new LinkSender('peer', 'self', true, unlimited, 0);
+  outage.step({ kind: 'peer-state', have: { third: 2 }, down: ['third'] }, 0);
+  const forwarded = drive(outage, entries, outage.step({ kind: 'open', cursor: 0, head: 9 }, 0), 0, true);
+  t.same(forwarded.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)), thirdSeqs.filter((seq) => seq > 2), 'during an outage: only what the peer lacks');
 });
 
 t.test('keeps at most the window of batches unacknowledged; an ack opens room', async (t) => {
