@@ -24,7 +24,8 @@ t.test('a peer behind the retained log catches up from document states, then str
 
   b!.sync = new SyncNode({ cluster: 'test', secret, pingIntervalMs: 200, handshakeTimeoutMs: 1000, ...options, replica: b!.replica, peers: lastPeers });
   b!.sync.start();
-  const caughtUp = await eventually(async () => (await b!.replica.list('docs', { limit: 1000 })).items.length === 290, 20_000);
+  // a1's reconnect back-off may have grown to its 10 s ceiling while b1 was away: allow for it.
+  const caughtUp = await eventually(async () => (await b!.replica.list('docs', { limit: 1000 })).items.length === 290, 45_000);
   t.ok(caughtUp, 'b1 holds the 290 live documents');
   t.equal(await b!.replica.get('docs', 'd3'), undefined, 'a document deleted during the outage is deleted on b1 too');
   t.equal(await b!.replica.get('docs', 'before'), undefined, 'including one b1 had held');
@@ -32,7 +33,7 @@ t.test('a peer behind the retained log catches up from document states, then str
   t.ok(a!.sync.status().links[0]!.catchUps >= 1, 'the link ran a state catch-up');
 
   await a!.replica.put('docs', 'after', { streamed: true });
-  t.ok(await eventually(async () => (await b!.replica.get('docs', 'after')) !== undefined), 'streaming resumes after the catch-up');
+  t.ok(await eventually(async () => (await b!.replica.get('docs', 'after')) !== undefined, 20_000), 'streaming resumes after the catch-up');
   // With every entry acknowledged, retention truncates the log to its head.
-  t.ok(await eventually(async () => a!.replica.logFloor >= ((await a!.replica.cursors())['b1'] ?? 0) && ((await a!.replica.cursors())['b1'] ?? 0) >= a!.replica.committedSeq), 'acknowledged entries are truncated');
+  t.ok(await eventually(async () => a!.replica.logFloor >= ((await a!.replica.cursors())['b1'] ?? 0) && ((await a!.replica.cursors())['b1'] ?? 0) >= a!.replica.committedSeq, 20_000), 'acknowledged entries are truncated');
 });
