@@ -6,8 +6,13 @@ import { registerDevCommand } from './commands/dev.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerStatusCommand } from './commands/status.js';
 
+/** What a command reports back besides its output: the exit code it asks for (status checks). */
+export interface CliContext {
+  exitCode: number;
+}
+
 /** Builds the program; `print` receives every line of normal output. */
-export function createProgram(print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Command {
+export function createProgram(print: (line: string) => void = (line) => process.stdout.write(`${line}\n`), context: CliContext = { exitCode: 0 }): Command {
   const program = new Command('tessera')
     .description('Tessera: a CRDT-based replicated key-value store with differential replication across regions')
     .version('0.1.0')
@@ -16,16 +21,17 @@ export function createProgram(print: (line: string) => void = (line) => process.
   registerDevCommand(program, print);
   registerServeCommand(program, print);
   registerDataCommands(program, print);
-  registerStatusCommand(program, print);
+  registerStatusCommand(program, print, context);
   return program;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runCli(argv: readonly string[], print?: (line: string) => void, printError: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<number> {
-  const program = createProgram(print);
+  const context: CliContext = { exitCode: 0 };
+  const program = createProgram(print, context);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return context.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (isTesseraError(error)) {

@@ -94,6 +94,10 @@ export interface LinkStatus {
   readonly rttMs: number | null;
   /** Age of the oldest entry sent but not yet acknowledged (≈ replication lag to this peer). */
   readonly lagMs: number;
+  /** Entries and wire bytes per second over the last ping interval. */
+  readonly rates: { readonly sentEntriesPerSecond: number; readonly sentBytesPerSecond: number; readonly receivedEntriesPerSecond: number; readonly receivedBytesPerSecond: number };
+  /** `adaptive`, or `fixed N ms`. */
+  readonly cadence: string;
   readonly sent: { readonly batches: number; readonly entries: number; readonly deltaBytes: number; readonly wireBytes: number };
   readonly received: { readonly batches: number; readonly entries: number; readonly applied: number; readonly wireBytes: number };
   readonly peerPolicy: PolicyStamp | null;
@@ -113,6 +117,9 @@ class PeerLink {
   peerPolicy: PolicyStamp | null = null;
   lastHeardMs = 0;
   received = { batches: 0, entries: 0, applied: 0, wireBytes: 0 };
+  /** Traffic rates over the last ping interval. */
+  rates = { sentEntriesPerSecond: 0, sentBytesPerSecond: 0, receivedEntriesPerSecond: 0, receivedBytesPerSecond: 0 };
+  rateSample: { atMs: number; sentEntries: number; sentBytes: number; receivedEntries: number; receivedBytes: number } | null = null;
   wireBytesSent = 0;
   applyChain: Promise<void> = Promise.resolve();
   cursorChain: Promise<unknown> = Promise.resolve();
@@ -220,6 +227,8 @@ export class SyncNode {
           windowBatches: view.windowBatches,
           rttMs: view.rttMs,
           lagMs: view.oldestUnackedAgeMs ?? 0,
+          rates: { ...link.rates },
+          cadence: this.options.fixedCadenceMs === undefined ? 'adaptive' : `fixed ${this.options.fixedCadenceMs} ms`,
           sent: { batches: link.sender.stats.batches, entries: link.sender.stats.entries, deltaBytes: link.sender.stats.bytes, wireBytes: link.wireBytesSent },
           received: { ...link.received },
           peerPolicy: link.peerPolicy,
@@ -574,6 +583,7 @@ export class SyncNode {
   private pingAll(): void {
     const nowMs = this.now();
     for (const link of this.links.values()) {
+      this.sampleRates(link, nowMs);
       const ws = link.socket;
       if (link.state !== 'open' || ws === null) continue;
       if (nowMs - link.lastHeardMs > this.pingIntervalMs * silentIntervalsMax) {
@@ -591,6 +601,21 @@ export class SyncNode {
       }
       this.sendFrame(link, ws, { t: 'ping', ms: nowMs, peer: this.peerState() });
     }
+  }
+
+  private sampleRates(link: PeerLink, nowMs: number): void {
+    const sample = { atMs: nowMs, sentEntries: link.sender.stats.entries, sentBytes: link.wireBytesSent, receivedEntries: link.received.entries, receivedBytes: link.received.wireBytes };
+    const last = link.rateSample;
+    if (last !== null && nowMs > last.atMs) {
+      const perSecond = (now: number, then: number) => Math.round(((now - then) * 1000) / (nowMs - last.atMs));
+      link.rates = {
+        sentEntriesPerSecond: perSecond(sample.sentEntries, last.sentEntries),
+        sentBytesPerSecond: perSecond(sample.sentBytes, last.sentBytes),
+        receivedEntriesPerSecond: perSecond(sample.receivedEntries, last.receivedEntries),
+        receivedBytesPerSecond: perSecond(sample.receivedBytes, last.receivedBytes),
+      };
+    }
+    link.rateSample = sample;
   }
 
   /** This node's report to its peers: what it holds per origin, and which links it has down. */

@@ -4,6 +4,7 @@ import { TesseraError } from '@tessera/core';
 import { callApi, parseBaseUrl } from '../client.js';
 
 interface LinkView {
+  rates: { sentEntriesPerSecond: number; sentBytesPerSecond: number; receivedEntriesPerSecond: number }; cadence: string;
   peer: string; region: string; state: string; role: string; lagMs: number; backlogEntries: number; inflightBatches: number;
   windowBatches: number; rttMs: number | null; cursor: number; lastError: string | null;
   sent: { entries: number; wireBytes: number }; received: { entries: number; wireBytes: number };
@@ -21,7 +22,7 @@ function bytes(n: number): string {
 }
 
 /** Registers `status`. */
-export function registerStatusCommand(program: Command, print: (line: string) => void): void {
+export function registerStatusCommand(program: Command, print: (line: string) => void, context: { exitCode: number }): void {
   program.command('status')
     .description('show this node\'s links: state, lag, backlog, round trip, cadence window, traffic; exit 1 if a link is down or lag is too high')
     .option('--url <url>', 'node API', 'http://127.0.0.1:7101')
@@ -37,10 +38,11 @@ export function registerStatusCommand(program: Command, print: (line: string) =>
       else {
         print(`node ${status.node} (${status.region}), log head ${status.lastSeq}`);
         print(table(
-          ['peer', 'region', 'state', 'lag', 'backlog', 'in flight', 'window', 'rtt', 'sent', 'received', 'last error'],
+          ['peer', 'region', 'state', 'lag', 'backlog', 'in flight', 'cadence', 'window', 'rtt', 'rate out', 'rate in', 'sent', 'received', 'last error'],
           status.links.map((l) => [
-            l.peer, l.region, l.state, `${l.lagMs} ms`, String(l.backlogEntries), String(l.inflightBatches), String(l.windowBatches),
-            l.rttMs === null ? '-' : `${l.rttMs} ms`, `${l.sent.entries} (${bytes(l.sent.wireBytes)})`,
+            l.peer, l.region, l.state, `${l.lagMs} ms`, String(l.backlogEntries), String(l.inflightBatches), l.cadence, String(l.windowBatches),
+            l.rttMs === null ? '-' : `${l.rttMs} ms`, `${l.rates.sentEntriesPerSecond}/s ${bytes(l.rates.sentBytesPerSecond)}/s`,
+            `${l.rates.receivedEntriesPerSecond}/s`, `${l.sent.entries} (${bytes(l.sent.wireBytes)})`,
             `${l.received.entries} (${bytes(l.received.wireBytes)})`, l.lastError ?? '',
           ]),
         ));
@@ -48,7 +50,7 @@ export function registerStatusCommand(program: Command, print: (line: string) =>
       const down = status.links.filter((l) => l.state !== 'open');
       const lagging = lagMaxMs === null ? [] : status.links.filter((l) => l.lagMs > lagMaxMs);
       if (down.length > 0 || lagging.length > 0) {
-        process.exitCode = 1;
+        context.exitCode = 1;
         if (!options.json) {
           for (const l of down) print(`link to ${l.peer} is ${l.state}`);
           for (const l of lagging) print(`link to ${l.peer} lags ${l.lagMs} ms (limit ${lagMaxMs} ms)`);
