@@ -1,11 +1,37 @@
 /** Test harness: a cluster of real `tessera serve` processes on loopback, every link through a FaultProxy. */
 import { type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DevLayout, type DevNode, prepareDevCluster, spawnNode, stopChild, waitReady } from '@tessera/cli';
 
-let nextBasePort = 20_000 + (process.pid % 200) * 100;
+/** True if every port can be bound on loopback right now. */
+async function portsFree(ports: readonly number[]): Promise<boolean> {
+  for (const port of ports) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (!free) return false;
+  }
+  return true;
+}
+
+/**
+ * A base port whose node ports (base+1…) and proxy ports (base+101…) are free: test files run in parallel,
+ * and ephemeral client ports come and go, so a fixed or pid-derived range can collide.
+ */
+async function freeBasePort(regions: number): Promise<number> {
+  const proxies = (regions * (regions - 1)) / 2;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 21_000 + 100 * Math.floor(Math.random() * 90) * 2;
+    const ports = [...Array.from({ length: regions }, (_, i) => base + 1 + i), ...Array.from({ length: proxies }, (_, i) => base + 101 + i)];
+    if (await portsFree(ports)) return base;
+  }
+  throw new Error('no free block of ports found for a test cluster');
+}
 
 /** A running test cluster. */
 export interface TestCluster {
@@ -23,8 +49,7 @@ export interface TestCluster {
 /** Starts a cluster; it is stopped and removed when the test ends. */
 export async function startTestCluster(t: { teardown(fn: () => unknown): void; fail(message: string): void }, regions: string[], latencyMs = 20): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-cluster-'));
-  const basePort = nextBasePort;
-  nextBasePort += 300;
+  const basePort = await freeBasePort(regions.length);
   const layout = await prepareDevCluster({ regions, dir, basePort, latencyMs, durability: 'os' });
   const children = new Map<string, ChildProcess>();
   const start = async (node: DevNode) => {

@@ -13,7 +13,11 @@ import { assert } from '@tessera/core';
 
 /** Bounds of the unacknowledged-batch window. */
 export const windowBatchesMin = 1;
-export const windowBatchesMax = 8;
+export const windowBatchesMax = 64;
+/** The window starts here: a new link may have this many batches unacknowledged. */
+export const windowBatchesInitial = 8;
+/** Bytes of deltas unacknowledged on one link, whatever the window says. */
+export const inflightBytesMax = 8 * 1024 * 1024;
 /** RTT above this multiple of the floor counts as congestion. */
 export const rttCongestionFactor = 2;
 /** The RTT floor forgets old samples slowly, so a route change is eventually accepted as the new normal. */
@@ -68,7 +72,7 @@ class TokenBucket {
 
 /** The controller of one link. */
 export class CadenceController {
-  private window = 2;
+  private window = windowBatchesInitial;
   private rttFloorMs: number | null = null;
   private rttLastMs: number | null = null;
   private readonly bytes: TokenBucket | null;
@@ -119,7 +123,7 @@ export class CadenceController {
 
   /** The link dropped: start again conservatively. */
   onReset(): void {
-    this.window = 2;
+    this.window = windowBatchesInitial;
   }
 }
 

@@ -54,6 +54,9 @@ export interface SyncOptions {
 /** Log retention defaults. */
 export const retentionIntervalMsDefault = 5_000;
 export const logEntriesMaxDefault = 1_000_000;
+/** Entries joined in one apply when received batches queue up (bounded by applyDeltas' own batch limit). */
+export const applyGroupEntriesMax = 5_000;
+export const applyGroupBytesMax = 32 * 1024 * 1024;
 /** Session-token reads waiting at once; more answer "not yet" at once. */
 export const waitersMax = 10_000;
 /** Defaults. */
@@ -122,7 +125,12 @@ class PeerLink {
   rateSample: { atMs: number; sentEntries: number; sentBytes: number; receivedEntries: number; receivedBytes: number } | null = null;
   wireBytesSent = 0;
   applyChain: Promise<void> = Promise.resolve();
+  applyQueue: Array<{ ws: WebSocket; frame: Extract<Frame, { t: 'batch' | 'state' }> }> = [];
+  applying = false;
   cursorChain: Promise<unknown> = Promise.resolve();
+  cursorWanted = 0;
+  cursorWritten = 0;
+  cursorWriting = false;
   timers = new Set<NodeJS.Timeout>();
 
   constructor(readonly config: PeerConfig, readonly role: 'dial' | 'accept', self: string, forward: boolean, limits: RateLimits, nowMs: number, fixed: FixedCadence | null) {
@@ -492,17 +500,8 @@ export class SyncNode {
       case 'state':
         link.received.batches++;
         link.received.entries += frame.entries.length;
-        link.applyChain = link.applyChain.then(async () => {
-          if (link.socket !== ws) return;
-          try {
-            const result = await this.options.replica.applyDeltas(frame.entries);
-            link.received.applied += result.applied;
-            if (link.socket === ws && ws.readyState === WebSocket.OPEN) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer: this.peerState() });
-          } catch (error) {
-            const reason = isTesseraError(error) ? `${error.code}: ${error.message}` : (error as Error).message;
-            this.drop(link, ws, closeCodes.protocol, `batch ${frame.id} rejected: ${reason}`);
-          }
-        });
+        link.applyQueue.push({ ws, frame });
+        if (!link.applying) link.applyChain = this.drainApplies(link);
         return;
       case 'ack':
         this.run(link, ws, link.sender.step({ kind: 'ack', id: frame.id, last: frame.last }, this.now()));
@@ -516,6 +515,47 @@ export class SyncNode {
         return;
       default:
         this.drop(link, ws, closeCodes.protocol, `unexpected ${frame.t} frame on an open link`);
+    }
+  }
+
+  /**
+   * Applies received batches in order. Batches that queued up while the previous apply was committing are
+   * joined in one `applyDeltas` (one durable commit), then acknowledged one by one, in order.
+   */
+  private async drainApplies(link: PeerLink): Promise<void> {
+    link.applying = true;
+    try {
+      while (link.applyQueue.length > 0) {
+        const group: Array<{ ws: WebSocket; frame: Extract<Frame, { t: 'batch' | 'state' }> }> = [];
+        let entries = 0;
+        let bytes = 0;
+        const sizeOf = (frame: { entries: readonly { delta: Uint8Array }[] }) => frame.entries.reduce((sum, entry) => sum + entry.delta.length, 0);
+        while (link.applyQueue.length > 0) {
+          const next = link.applyQueue[0]!;
+          const nextBytes = sizeOf(next.frame);
+          if (group.length > 0 && (entries + next.frame.entries.length > applyGroupEntriesMax || bytes + nextBytes > applyGroupBytesMax)) break;
+          link.applyQueue.shift();
+          group.push(next);
+          entries += next.frame.entries.length;
+          bytes += nextBytes;
+        }
+        const ws = group[0]!.ws;
+        const current = group.filter((item) => item.ws === ws && link.socket === ws);
+        if (current.length === 0) continue;
+        try {
+          const result = await this.options.replica.applyDeltas(current.flatMap((item) => item.frame.entries));
+          link.received.applied += result.applied;
+          if (link.socket === ws && ws.readyState === WebSocket.OPEN) {
+            const peer = this.peerState();
+            for (const { frame } of current) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer });
+          }
+        } catch (error) {
+          const reason = isTesseraError(error) ? `${error.code}: ${error.message}` : (error as Error).message;
+          this.drop(link, ws, closeCodes.protocol, `batch ${current[0]!.frame.id} rejected: ${reason}`);
+        }
+      }
+    } finally {
+      link.applying = false;
     }
   }
 
@@ -552,13 +592,9 @@ export class SyncNode {
         case 'send':
           this.sendFrame(link, ws, { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries });
           break;
-        case 'persist-cursor': {
-          const peer = link.config.node;
-          link.cursorChain = link.cursorChain.then(() => this.options.replica.setCursor(peer, effect.cursor)).catch((error: Error) => {
-            link.lastError = `cursor write failed: ${error.message}`;
-          });
+        case 'persist-cursor':
+          this.persistCursor(link, effect.cursor);
           break;
-        }
         case 'wake':
           this.timer(link, () => {
             if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'tick' }, this.now()));
@@ -569,6 +605,29 @@ export class SyncNode {
           break;
       }
     }
+  }
+
+  /**
+   * Writes a link's cursor durably, coalescing: at most one write in flight per link, always of the latest
+   * value. A cursor that lags on disk only means a few duplicates are resent after a crash (skipped there).
+   */
+  private persistCursor(link: PeerLink, cursor: number): void {
+    link.cursorWanted = Math.max(link.cursorWanted, cursor);
+    if (link.cursorWriting) return;
+    link.cursorWriting = true;
+    const peer = link.config.node;
+    const writeLatest = async (): Promise<void> => {
+      while (link.cursorWritten < link.cursorWanted) {
+        const target = link.cursorWanted;
+        await this.options.replica.setCursor(peer, target);
+        link.cursorWritten = target;
+      }
+    };
+    link.cursorChain = writeLatest().catch((error: Error) => {
+      link.lastError = `cursor write failed: ${error.message}`;
+    }).finally(() => {
+      link.cursorWriting = false;
+    });
   }
 
   private onReplicaChange(change: ChangeEvent): void {

@@ -9,7 +9,7 @@
  */
 import { assert, assertNever } from '@tessera/core';
 import { type LogEntry } from '@tessera/store';
-import { CadenceController, type RateLimits } from './cadence.js';
+import { CadenceController, type RateLimits, inflightBytesMax } from './cadence.js';
 import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 
 /** Inputs of the sender. */
@@ -85,6 +85,8 @@ export class LinkSender {
   private catchUp: { after: string | null; scanning: boolean; snapshot: number; scanned: boolean } | null = null;
   private wakeAtMs: number | null = null;
   private nextFlushAtMs = 0;
+  /** Log position up to which everything was skipped (nothing for this peer); the cursor moves there once the batches before it are acknowledged. */
+  private skippedTo = 0;
   private peerHave = new Map<string, number>();
   private peerDown = new Set<string>();
   /**
@@ -176,6 +178,7 @@ export class LinkSender {
         this.reading = false;
         this.catchUp = null;
         this.wakeAtMs = null;
+        this.skippedTo = 0;
         this.cadence.onReset();
         return [];
       default:
@@ -216,6 +219,16 @@ export class LinkSender {
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
     this.head = Math.max(this.head, last);
+    if (batch.length === 0) {
+      // Nothing here is for this peer: advance without a frame, an acknowledgement or a disk write per read.
+      this.sent = last;
+      this.skippedTo = last;
+      if (this.inflight.length === 0 && last > this.cursor) {
+        this.cursor = last;
+        return [{ kind: 'persist-cursor', cursor: last }, ...this.pump(nowMs)];
+      }
+      return this.pump(nowMs);
+    }
     this.pending = { frame: 'batch', entries: batch, last, bytes, hlcMsMin };
     return this.pump(nowMs);
   }
@@ -301,6 +314,7 @@ export class LinkSender {
     this.cadence.onAck(nowMs - first.sentAtMs);
     // Cursors never go backwards (an intermediate catch-up batch carries the cursor of its time).
     this.cursor = Math.max(this.cursor, last);
+    if (this.inflight.length === 0) this.cursor = Math.max(this.cursor, this.skippedTo);
     if (this.catchUp?.scanned === true && this.inflight.length === 0 && this.pending === null) this.catchUp = null;
     return [{ kind: 'persist-cursor', cursor: this.cursor }, ...this.pump(nowMs)];
   }
@@ -308,7 +322,9 @@ export class LinkSender {
   /** Sends what may be sent now, or asks for the next read, or arms a timer for the rate limit. */
   private pump(nowMs: number): SenderEffect[] {
     const effects: SenderEffect[] = [];
-    if (this.pending !== null && this.inflight.length < this.cadence.windowBatches) {
+    const inflightBytes = this.inflight.reduce((sum, batch) => sum + batch.bytes, 0);
+    const roomForBytes = this.pending === null || this.inflight.length === 0 || inflightBytes + this.pending.bytes <= inflightBytesMax;
+    if (this.pending !== null && this.inflight.length < this.cadence.windowBatches && roomForBytes) {
       const waitMs = Math.max(
         this.cadence.admitWaitMs(this.pending.bytes, this.pending.entries.length, nowMs),
         this.fixed === null ? 0 : this.nextFlushAtMs - nowMs,

@@ -4,7 +4,7 @@
 // Method: drive the pure state machine with a fake log and a manual clock; check the effects it returns.
 import t from 'tap';
 import { type LogEntry } from '@tessera/store';
-import { LinkSender, type SenderEffect, backoffMs, backoffMsMax, CadenceController } from '@tessera/sync';
+import { LinkSender, type SenderEffect, backoffMs, backoffMsMax, CadenceController, windowBatchesInitial, windowBatchesMax } from '@tessera/sync';
 
 function log(count: number, origin: (i: number) => string = (i) => (i % 3 === 0 ? 'peer' : 'self')): LogEntry[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -68,9 +68,9 @@ t.test('forwarding: only to a peer that lacks the entry and cannot get it direct
 });
 
 t.test('keeps at most the window of batches unacknowledged; an ack opens room', async (t) => {
-  const entries = log(5000, () => 'self');
+  const entries = log(40_000, () => 'self');
   const sender = new LinkSender('peer', 'self', false, unlimited, 0);
-  const { sends } = drive(sender, entries, sender.step({ kind: 'open', cursor: 0, head: 5000 }, 0), 0, false);
+  const { sends } = drive(sender, entries, sender.step({ kind: 'open', cursor: 0, head: 40_000 }, 0), 0, false);
   const window = sender.snapshot(0).windowBatches;
   t.equal(sends.length, window, `without acks, exactly the window (${window}) of batches is in flight`);
   const more = drive(sender, entries, sender.step({ kind: 'ack', id: sends[0]!.id, last: sends[0]!.last }, 10), 10, false);
@@ -129,10 +129,11 @@ t.test('an empty read (head counted uncommitted writes) does not spin', async (t
 
 t.test('cadence: AIMD on round-trip time; back-off with full jitter stays within bounds', async (t) => {
   const cadence = new CadenceController(unlimited, 0);
-  for (let i = 0; i < 10; i++) cadence.onAck(10);
-  t.equal(cadence.windowBatches, 8, 'grows to the maximum while RTT is at its floor');
+  t.equal(cadence.windowBatches, windowBatchesInitial, 'starts at the initial window');
+  for (let i = 0; i < 100; i++) cadence.onAck(10);
+  t.equal(cadence.windowBatches, windowBatchesMax, 'grows to the maximum while RTT is at its floor');
   cadence.onAck(100);
-  t.equal(cadence.windowBatches, 4, 'halves when RTT rises well above the floor');
+  t.equal(cadence.windowBatches, windowBatchesMax / 2, 'halves when RTT rises well above the floor');
   for (let attempt = 0; attempt < 30; attempt++) {
     for (const random of [0, 0.5, 0.999]) {
       const delay = backoffMs(attempt, random);
@@ -155,4 +156,17 @@ t.test('a fixed cadence holds entries until the flush time, then sends them in o
   t.equal(early.sends.length, 0, 'a write between flushes waits');
   const second = drive(sender, more, sender.step({ kind: 'tick' }, 150), 150, true);
   t.equal(second.sends[0]?.entries.length, 10, 'and goes at the next flush (100 ms later)');
+});
+
+t.test('entries that are all skipped advance the cursor without a frame, after what is in flight', async (t) => {
+  const mine = log(3, () => 'self');
+  const theirs = log(6, (i) => (i <= 3 ? 'self' : 'peer'));
+  const sender = new LinkSender('peer', 'self', false, unlimited, 0);
+  const sent = drive(sender, mine, sender.step({ kind: 'open', cursor: 0, head: 3 }, 0), 0, false);
+  t.equal(sent.sends.length, 1, 'one batch of own entries in flight');
+  const skipped = drive(sender, theirs, sender.step({ kind: 'appended', head: 6 }, 1), 1, false);
+  t.same(skipped.sends, [], 'the peer\'s own entries need no frame');
+  t.same(skipped.cursors, [], 'nor a cursor move before the batch in flight is acknowledged');
+  const acked = sender.step({ kind: 'ack', id: sent.sends[0]!.id, last: 3 }, 2);
+  t.same(acked.filter((e) => e.kind === 'persist-cursor'), [{ kind: 'persist-cursor', cursor: 6 }], 'the ack moves the cursor past the skipped entries too');
 });
