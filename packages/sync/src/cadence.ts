@@ -16,6 +16,13 @@ export const windowBatchesMin = 1;
 export const windowBatchesMax = 64;
 /** The window starts here: a new link may have this many batches unacknowledged. */
 export const windowBatchesInitial = 8;
+/**
+ * While batches are in flight, a small batch waits up to this long for more entries (an idle link still
+ * flushes at once): under load, fewer and larger batches cost less CPU per entry at both ends.
+ */
+export const coalesceMs = 5;
+/** A batch with at least this many entries is not small: it goes without waiting. */
+export const coalesceEntriesMin = 64;
 /** Bytes of deltas unacknowledged on one link, whatever the window says. */
 export const inflightBytesMax = 8 * 1024 * 1024;
 /** RTT above this multiple of the floor counts as congestion. */

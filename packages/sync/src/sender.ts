@@ -9,7 +9,7 @@
  */
 import { assert, assertNever } from '@tessera/core';
 import { type LogEntry } from '@tessera/store';
-import { CadenceController, type RateLimits, inflightBytesMax } from './cadence.js';
+import { CadenceController, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
 import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 
 /** Inputs of the sender. */
@@ -87,6 +87,8 @@ export class LinkSender {
   private nextFlushAtMs = 0;
   /** Log position up to which everything was skipped (nothing for this peer); the cursor moves there once the batches before it are acknowledged. */
   private skippedTo = 0;
+  /** When the oldest entry not yet read for sending was appended (null when everything is read). */
+  private unsentSinceMs: number | null = null;
   private peerHave = new Map<string, number>();
   private peerDown = new Set<string>();
   /**
@@ -160,6 +162,7 @@ export class LinkSender {
       case 'scanned':
         return this.onScanned(input.after, input.entries, input.next, nowMs);
       case 'appended':
+        if (input.head > this.head && this.unsentSinceMs === null) this.unsentSinceMs = nowMs;
         this.head = Math.max(this.head, input.head);
         return this.open ? this.pump(nowMs) : [];
       case 'read':
@@ -179,6 +182,7 @@ export class LinkSender {
         this.catchUp = null;
         this.wakeAtMs = null;
         this.skippedTo = 0;
+        this.unsentSinceMs = null;
         this.cadence.onReset();
         return [];
       default:
@@ -363,6 +367,7 @@ export class LinkSender {
       if (!catchUp.scanned || this.pending !== null) return effects;
     }
     // Read ahead one batch while the window has room, so the next send does not wait for the disk.
+    if (this.sent >= this.head) this.unsentSinceMs = null;
     const holdForFlush = this.fixed !== null && nowMs < this.nextFlushAtMs;
     if (holdForFlush && this.pending === null && this.sent < this.head) {
       // Read at flush time, so the batch carries everything appended until then.
@@ -371,7 +376,15 @@ export class LinkSender {
         effects.push({ kind: 'wake', atMs: this.nextFlushAtMs });
       }
     }
-    if (!holdForFlush && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
+    // Adaptive batching: an idle link reads (and sends) at once; while batches are in flight, a few new entries
+    // wait up to `coalesceMs` for company, so a busy link sends fewer, larger batches.
+    const coalesceUntilMs = this.unsentSinceMs === null ? 0 : this.unsentSinceMs + coalesceMs;
+    const coalescing = this.fixed === null && this.inflight.length > 0 && this.head - this.sent < coalesceEntriesMin && nowMs < coalesceUntilMs;
+    if (coalescing && this.pending === null && !this.reading && (this.wakeAtMs === null || coalesceUntilMs < this.wakeAtMs)) {
+      this.wakeAtMs = coalesceUntilMs;
+      effects.push({ kind: 'wake', atMs: coalesceUntilMs });
+    }
+    if (!holdForFlush && !coalescing && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
       this.reading = true;
       effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax });
     }

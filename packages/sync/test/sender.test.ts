@@ -164,9 +164,23 @@ t.test('entries that are all skipped advance the cursor without a frame, after w
   const sender = new LinkSender('peer', 'self', false, unlimited, 0);
   const sent = drive(sender, mine, sender.step({ kind: 'open', cursor: 0, head: 3 }, 0), 0, false);
   t.equal(sent.sends.length, 1, 'one batch of own entries in flight');
-  const skipped = drive(sender, theirs, sender.step({ kind: 'appended', head: 6 }, 1), 1, false);
+  sender.step({ kind: 'appended', head: 6 }, 1);
+  const skipped = drive(sender, theirs, sender.step({ kind: 'tick' }, 10), 10, false);
   t.same(skipped.sends, [], 'the peer\'s own entries need no frame');
   t.same(skipped.cursors, [], 'nor a cursor move before the batch in flight is acknowledged');
-  const acked = sender.step({ kind: 'ack', id: sent.sends[0]!.id, last: 3 }, 2);
+  const acked = sender.step({ kind: 'ack', id: sent.sends[0]!.id, last: 3 }, 12);
   t.same(acked.filter((e) => e.kind === 'persist-cursor'), [{ kind: 'persist-cursor', cursor: 6 }], 'the ack moves the cursor past the skipped entries too');
+});
+
+t.test('adaptive batching: an idle link sends at once; a busy one lets a few entries gather for a moment', async (t) => {
+  const entries = log(10, () => 'self');
+  const sender = new LinkSender('peer', 'self', false, unlimited, 0);
+  const first = drive(sender, entries.slice(0, 1), sender.step({ kind: 'open', cursor: 0, head: 1 }, 0), 0, false);
+  t.equal(first.sends.length, 1, 'idle: the first write goes at once');
+  const held = sender.step({ kind: 'appended', head: 2 }, 1);
+  t.same(held.map((e) => e.kind), ['wake'], 'busy: a single new entry waits instead of being read');
+  sender.step({ kind: 'appended', head: 5 }, 3);
+  const flushed = drive(sender, entries.slice(0, 5), sender.step({ kind: 'tick' }, 6), 6, false);
+  t.equal(flushed.sends.length, 1, 'after the coalescing delay one batch goes');
+  t.equal(flushed.sends[0]!.entries.length, 4, 'carrying every entry appended meanwhile');
 });
