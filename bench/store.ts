@@ -17,7 +17,7 @@
  * evidence for a person to read, not a gate.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,6 +27,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Level } from 'level';
 import { type Json, Replica, docCacheEntriesMax } from 'tessera';
+import { type Spread, formatPercent, formatRange, machineInfo, percentile, spread, table } from './lib.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -179,29 +180,9 @@ function shuffled(count: number, seed: number): number[] {
   return order;
 }
 
-/** Nearest-rank percentile of ascending samples. */
-function percentile(sortedAscending: Float64Array, quantile: number): number {
-  assert(sortedAscending.length > 0, 'percentile of no samples');
-  const rank = Math.ceil(quantile * sortedAscending.length);
-  return sortedAscending[Math.min(sortedAscending.length, Math.max(1, rank)) - 1]!;
-}
 
-function median(values: readonly number[]): number {
-  assert(values.length > 0, 'median of no values');
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
-interface Spread {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
 
-function spread(values: readonly number[]): Spread {
-  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
-}
 
 /**
  * A full garbage collection. The flag is set at run time so that `npm run bench:store` needs no extra node
@@ -479,53 +460,10 @@ function formatMs(ms: number): string {
   return ms.toFixed(1);
 }
 
-function formatRange(value: Spread, format: (n: number) => string): string {
-  return `${format(value.min)}–${format(value.max)}`;
-}
 
-function formatPercent(ratio: number): string {
-  return `${(ratio * 100).toFixed(1)}%`;
-}
 
-/** A markdown table whose columns line up in a terminal too; `right` marks numeric columns. */
-function table(headers: readonly string[], rows: readonly (readonly string[])[], right: readonly boolean[]): string {
-  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: readonly string[]): string =>
-    `| ${cells.map((cell, column) => (right[column] ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join(' | ')} |`;
-  const rule = `|${widths.map((width, column) => (right[column] ? `${'-'.repeat(width + 1)}:` : `${'-'.repeat(width + 2)}`)).join('|')}|`;
-  return [line(headers), rule, ...rows.map(line)].join('\n');
-}
 
-/** The filesystem type holding `path` (best effort, Linux only): fsync on tmpfs would measure nothing. */
-function filesystemOf(path: string): string {
-  try {
-    let best = { mountPoint: '', type: 'unknown' };
-    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
-      const [, mountPoint, type] = line.split(' ');
-      if (mountPoint === undefined || type === undefined) continue;
-      const inside = path === mountPoint || path.startsWith(mountPoint.endsWith('/') ? mountPoint : `${mountPoint}/`);
-      if (inside && mountPoint.length > best.mountPoint.length) best = { mountPoint, type };
-    }
-    return `${best.type} at ${best.mountPoint || '?'}`;
-  } catch {
-    return 'unknown';
-  }
-}
 
-function machineInfo(tempRoot: string) {
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    coresCount: cpus.length,
-    memoryBytesTotal: os.totalmem(),
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    osVersion: os.version(),
-    loadAverage1m: os.loadavg()[0]!,
-    tempDir: os.tmpdir(),
-    tempFilesystem: filesystemOf(tempRoot),
-  };
-}
 
 function labelOf(id: CaseId): { op: string; durability: string; writers: string } {
   const [kind, durability, writers] = id.split('/');

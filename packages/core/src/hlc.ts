@@ -35,11 +35,6 @@ export function isHlc(value: unknown): value is Hlc {
   return Number.isSafeInteger(ms) && ms >= 0 && Number.isSafeInteger(c) && c >= 0 && c <= hlcCounterMax;
 }
 
-/** Formats a timestamp as ISO time plus the logical counter, for people. */
-export function formatHlc(hlc: Hlc): string {
-  return `${new Date(hlc.ms).toISOString()}+${hlc.c}`;
-}
-
 /** One node's hybrid logical clock. */
 export class HlcClock {
   private last: Hlc;

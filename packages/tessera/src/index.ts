@@ -6,5 +6,5 @@ export * from '@tessera/store';
 export {
   TesseraError, isTesseraError, errorCatalogue, type ErrorCode,
   type CrdtTypeName, crdtTypeNames, type Json, type JsonScalar, type Hlc, type Dot, type Operation,
-  compareHlc, formatHlc,
+  compareHlc,
 } from '@tessera/core';
