@@ -51,7 +51,7 @@ const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
 const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'datasets'] as const;
 const secretFields = ['secret', 'secretFile', 'secretEnv'] as const;
 const nodeFields = ['id', 'region', 'zone', 'listen', 'advertise', 'data', 'durability'] as const;
-const datasetFields = ['type', 'placement'] as const;
+const datasetFields = ['type', 'placement', 'priority', 'cadence'] as const;
 
 /** A parsed `host:port`; an IPv6 host is kept without its brackets. */
 export interface HostPort {
@@ -73,10 +73,28 @@ export interface NodeConfig {
   readonly durability: Durability;
 }
 
+/** Dataset priorities on a constrained link. */
+export const datasetPriorities = ['high', 'normal', 'low'] as const;
+/** Bounds of a dataset's fixed cadence. */
+export const cadenceMsMin = 10;
+export const cadenceMsMax = 3_600_000;
+
+/** Parses a duration such as `250ms`, `30s`, `5m` or `1h` into milliseconds; null when malformed. */
+export function parseDurationMs(text: string): number | null {
+  const match = /^(\d{1,7})(ms|s|m|h)$/.exec(text);
+  if (match === null) return null;
+  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * factor;
+}
+
 /** A dataset's settings until the replication policy lands: its CRDT type; placement is always global. */
 export interface DatasetConfig {
   readonly type: CrdtTypeName;
   readonly placement: 'global';
+  /** Priority on a constrained link (default normal). */
+  readonly priority: (typeof datasetPriorities)[number];
+  /** A fixed flush cadence in ms instead of the adaptive one (for cold data); absent = adaptive. */
+  readonly cadenceMs?: number;
 }
 
 /** Where the secret came from (safe to log: names a file or variable, never the secret). */
@@ -435,7 +453,26 @@ function readDatasets(checker: Checker, field: Field | undefined): Record<string
         continue;
       }
     }
-    if (type !== undefined) out[name] = Object.freeze({ type: type as CrdtTypeName, placement: 'global' });
+    const priority = checker.string(fields.get('priority'), settings, `${path}.priority`, false) ?? 'normal';
+    if (!(datasetPriorities as readonly string[]).includes(priority)) {
+      checker.add(fields.get('priority')!.value, `${path}.priority`, priority, `priority must be one of ${datasetPriorities.join(', ')}`);
+      continue;
+    }
+    const cadenceText = checker.string(fields.get('cadence'), settings, `${path}.cadence`, false);
+    let cadenceMs: number | undefined;
+    if (cadenceText !== undefined) {
+      const parsed = parseDurationMs(cadenceText);
+      if (parsed === null || parsed < cadenceMsMin || parsed > cadenceMsMax) {
+        checker.add(fields.get('cadence')!.value, `${path}.cadence`, cadenceText, `cadence is a duration from ${cadenceMsMin}ms to 1h, such as 500ms, 30s or 5m`);
+        continue;
+      }
+      cadenceMs = parsed;
+    }
+    if (type !== undefined) {
+      out[name] = Object.freeze({
+        type: type as CrdtTypeName, placement: 'global', priority: priority as DatasetConfig['priority'], ...(cadenceMs === undefined ? {} : { cadenceMs }),
+      });
+    }
   }
   return out;
 }

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
 import { TesseraError } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { SyncNode, type PolicyStamp } from '@tessera/sync';
+import { type LaneConfig, SyncNode, type PolicyStamp, lanePriorities } from '@tessera/sync';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler } from './http.js';
 
@@ -35,6 +35,23 @@ export interface Daemon {
   readonly url: string;
   /** Drains and stops; resolves when the store is closed. */
   stop(): Promise<void>;
+}
+
+/**
+ * Lanes from the dataset declarations: datasets of the same priority and cadence share a lane; adaptive
+ * datasets of normal priority stay in the main lane.
+ */
+export function lanesOf(config: ClusterConfig): LaneConfig[] {
+  const groups = new Map<string, LaneConfig & { datasets: string[] }>();
+  for (const name of Object.keys(config.datasets).sort()) {
+    const dataset = config.datasets[name]!;
+    if (dataset.priority === 'normal' && dataset.cadenceMs === undefined) continue;
+    const id = `${dataset.priority}${dataset.cadenceMs === undefined ? '' : `-${dataset.cadenceMs}ms`}`;
+    const lane = groups.get(id) ?? { id, datasets: [], priority: lanePriorities[dataset.priority], ...(dataset.cadenceMs === undefined ? {} : { fixedCadenceMs: dataset.cadenceMs }) };
+    lane.datasets.push(name);
+    groups.set(id, lane);
+  }
+  return [...groups.values()];
 }
 
 /** The policy stamp until versioned policies land: a hash of the dataset declarations. */
@@ -75,6 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     cluster: config.cluster,
     secret: config.secret,
     policy: datasetsStamp(config),
+    lanes: lanesOf(config),
     peers: peersOf(config, node.id).map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
     log,
   });

@@ -11,6 +11,7 @@ import { TesseraError } from '@tessera/core';
 import {
   configBytesMax, configNodesMax, findNode, formatHostPort, loadClusterConfig, parseClusterConfig, peersOf,
 } from '../src/config.js';
+import { lanesOf } from '../src/daemon.js';
 
 /** The type of a subtest's `t`. */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -74,7 +75,7 @@ t.test('a valid file: nodes, addresses, absolute data paths, defaults, datasets'
   t.same(us!.advertise, { host: '127.0.0.1', port: 7102 }, 'advertise defaults to listen');
   t.equal(us!.durability, 'os');
   t.equal(us!.zone, undefined);
-  t.same(config.datasets, { profiles: { type: 'map', placement: 'global' }, visits: { type: 'counter', placement: 'global' } });
+  t.same(config.datasets, { profiles: { type: 'map', placement: 'global', priority: 'normal' }, visits: { type: 'counter', placement: 'global', priority: 'normal' } });
   t.equal(findNode(config, 'us-east-1'), us);
   t.same(peersOf(config, 'eu-west-1').map((node) => node.id), ['us-east-1']);
   t.equal(formatHostPort(eu!.listen), '127.0.0.1:7101');
@@ -160,8 +161,12 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
       'cluster.yaml:17:13: datasets.profiles: missing field "type"'],
     ['placement other than global', valid.replace('placement: global', 'placement: { regions: [eu-west] }'),
       'cluster.yaml:18:39: datasets.visits.placement (a map): only "global" placement is supported for now; placement by regions, home region or local comes with the replication policy'],
-    ['policy fields are not config fields', valid.replace('placement: global', 'priority: high'),
-      'cluster.yaml:18:28: datasets.visits.priority: unknown field in datasets.visits: the fields are type, placement'],
+    ['priority not in the list', valid.replace('placement: global', 'priority: urgent'),
+      'cluster.yaml:18:38: datasets.visits.priority "urgent": priority must be one of high, normal, low'],
+    ['malformed cadence', valid.replace('placement: global', 'cadence: 30 s'),
+      'cluster.yaml:18:37: datasets.visits.cadence "30 s": cadence is a duration from 10ms to 1h, such as 500ms, 30s or 5m'],
+    ['cadence below its bound', valid.replace('placement: global', 'cadence: 5ms'),
+      'cluster.yaml:18:37: datasets.visits.cadence "5ms": cadence is a duration from 10ms to 1h, such as 500ms, 30s or 5m'],
     ['alias', valid.replace('  visits: { type: counter, placement: global }', '  visits: &v { type: counter }\n  hits: *v'),
       'cluster.yaml:19:9: aliases (*v) are not supported in a cluster config'],
     ['empty file', '# nothing here\n', 'cluster.yaml:1:1: the file is empty: expected a map with cluster, nodes and one of secret, secretFile, secretEnv'],
@@ -242,4 +247,17 @@ t.test('files that cannot be config files', async (t) => {
   await writeFile(binary, Buffer.from([0x63, 0x3a, 0x20, 0xff, 0xfe, 0x0a]));
   await t.rejects(loadClusterConfig(binary), { code: 'ERR_CONFIG_INVALID', message: `${binary}: the cluster config is not valid UTF-8 text` });
   t.throws(() => parseClusterConfig('a'.repeat(configBytesMax + 1), 'cluster.yaml', {}), { code: 'ERR_CONFIG_INVALID' });
+});
+
+// Goal: dataset priorities and cadences become replication lanes: same priority and cadence share a lane;
+// adaptive datasets of normal priority stay in the main lane.
+t.test('dataset priority and cadence give the lanes of every link', async (t) => {
+  const text = valid.replace('placement: global', 'priority: low, cadence: 30s').replace('profiles: { type: map }', 'profiles: { type: map, priority: high }');
+  const config = parseClusterConfig(text, 'cluster.yaml', {}, { baseDir: '/tmp' });
+  t.same(config.datasets.visits, { type: 'counter', placement: 'global', priority: 'low', cadenceMs: 30_000 });
+  t.same(lanesOf(config), [
+    { id: 'high', datasets: ['profiles'], priority: 0 },
+    { id: 'low-30000ms', datasets: ['visits'], priority: 2, fixedCadenceMs: 30_000 },
+  ]);
+  t.same(lanesOf(parseClusterConfig(valid, 'cluster.yaml', {}, { baseDir: '/tmp' })), [], 'defaults: everything in the main lane');
 });

@@ -9,7 +9,7 @@
  *   logfloor                     the highest sequence number truncated from the delta log
  *   d␀<dataset>␀<key>            the document's state (canonical encoding, core/codec.ts)
  *   l␀<seq as 16 hex digits>     a delta-log entry
- *   p␀<peer>                     a peer's cursor: the last sequence number it acknowledged (JSON)
+ *   p␀<peer>[␀<lane>]            a peer's cursor (per lane): the last sequence number it acknowledged (JSON)
  *   x␀<dataset>␀<key>␀<id>       a conflict record (JSON)
  *   f␀<origin>                   the highest sequence number of that origin this replica holds (JSON)
  */
@@ -57,9 +57,16 @@ export function parseLogKey(stored: string): number {
   return Number.parseInt(stored.slice(logPrefix.length), 16);
 }
 
-/** Key of a peer's cursor. */
-export function cursorKey(peer: string): string {
-  return `${cursorPrefix}${peer}`;
+/** Key of a peer's cursor (for one lane of the link; the main lane has the plain key). */
+export function cursorKey(peer: string, lane = 'main'): string {
+  return lane === 'main' ? `${cursorPrefix}${peer}` : `${cursorPrefix}${peer}${sep}${lane}`;
+}
+
+/** The peer and lane of a cursor key. */
+export function parseCursorKey(stored: string): { peer: string; lane: string } {
+  const rest = stored.slice(cursorPrefix.length);
+  const at = rest.indexOf(sep);
+  return at < 0 ? { peer: rest, lane: 'main' } : { peer: rest.slice(0, at), lane: rest.slice(at + 1) };
 }
 
 /** Key range of all cursors. */

@@ -21,7 +21,7 @@ import {
 import { type BatchOp, GroupCommitter } from './committer.js';
 import { type CacheEntry, DocCache } from './cache.js';
 import {
-  allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
+  allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseCursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
   parseLogKey, seqKey, storeFormatVersion,
 } from './layout.js';
 import {
@@ -372,30 +372,32 @@ export class Replica {
     return { entries, next: entries.length < limit ? null : next };
   }
 
-  /** The last sequence number `peer` acknowledged (0 when none). */
-  async cursor(peer: string): Promise<number> {
+  /** The last sequence number `peer` acknowledged on `lane` (0 when none). */
+  async cursor(peer: string, lane = 'main'): Promise<number> {
     this.checkOpen();
     checkNodeId(peer);
-    const bytes = await this.db.get(cursorKey(peer));
+    checkLane(lane);
+    const bytes = await this.db.get(cursorKey(peer, lane));
     return bytes === undefined ? 0 : expectInt(parseJsonBytes(bytes), `cursor of ${peer}`);
   }
 
-  /** All stored cursors. */
+  /** All stored cursors, keyed by peer (main lane) or `peer/lane`. */
   async cursors(): Promise<Record<string, number>> {
     this.checkOpen();
     const out: Record<string, number> = {};
     for await (const [stored, bytes] of this.db.iterator(cursorRange)) {
-      out[stored.slice(cursorRange.gte.length)] = expectInt(parseJsonBytes(bytes), `cursor of ${stored}`);
+      const { peer, lane } = parseCursorKey(stored);
+      out[lane === 'main' ? peer : `${peer}/${lane}`] = expectInt(parseJsonBytes(bytes), `cursor of ${peer}`);
     }
     return out;
   }
 
-  /** Durably records that `peer` acknowledged up to `seq`. Cursors never go backwards: a lower value is ignored. */
-  async setCursor(peer: string, seq: number): Promise<number> {
-    const current = await this.cursor(peer);
+  /** Durably records that `peer` acknowledged up to `seq` on `lane`. Cursors never go backwards: a lower value is ignored. */
+  async setCursor(peer: string, seq: number, lane = 'main'): Promise<number> {
+    const current = await this.cursor(peer, lane);
     if (!Number.isSafeInteger(seq) || seq < 0) throw new TesseraError('ERR_OPTION_INVALID', `setCursor: seq ${String(seq)} is not a non-negative integer`);
     if (seq <= current) return current;
-    await this.committer.commit([{ type: 'put', key: cursorKey(peer), value: jsonBytes(seq) }]);
+    await this.committer.commit([{ type: 'put', key: cursorKey(peer, lane), value: jsonBytes(seq) }]);
     return seq;
   }
 
@@ -745,6 +747,15 @@ export class Replica {
     this.failure = error;
     this.lifecycle = 'closed';
     void this.db.close().catch(() => undefined);
+  }
+}
+
+const lanePattern = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/** Throws `ERR_OPTION_INVALID` unless `lane` is a lane id (`main`, or `[a-z0-9-]`, at most 32 characters). */
+function checkLane(lane: unknown): asserts lane is string {
+  if (typeof lane !== 'string' || !lanePattern.test(lane)) {
+    throw new TesseraError('ERR_OPTION_INVALID', `lane ${JSON.stringify(lane)} is invalid: use 1 to 32 characters [a-z0-9-]`);
   }
 }
 

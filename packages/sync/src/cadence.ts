@@ -77,17 +77,58 @@ class TokenBucket {
   }
 }
 
-/** The controller of one link. */
-export class CadenceController {
-  private window = windowBatchesInitial;
-  private rttFloorMs: number | null = null;
-  private rttLastMs: number | null = null;
+/** How long a lane held back by a higher-priority lane waits before asking the gate again. */
+export const priorityRetryMs = 10;
+
+/**
+ * A link's rate limit, shared by its lanes (one lane per group of datasets). Under the limit, a lane of lower
+ * priority (a higher number) gets no tokens while a lane of higher priority is waiting for them.
+ */
+export class RateGate {
   private readonly bytes: TokenBucket | null;
   private readonly entries: TokenBucket | null;
+  private readonly waiting = new Set<number>();
 
   constructor(limits: RateLimits, nowMs: number) {
     this.bytes = limits.bytesPerSecondMax === null ? null : new TokenBucket(limits.bytesPerSecondMax, nowMs);
     this.entries = limits.entriesPerSecondMax === null ? null : new TokenBucket(limits.entriesPerSecondMax, nowMs);
+  }
+
+  /** Milliseconds until a batch of this size may go for a lane of `priority` (0 = now). */
+  admitWaitMs(bytes: number, entries: number, nowMs: number, priority: number): number {
+    for (const other of this.waiting) if (other < priority) return priorityRetryMs;
+    const waitMs = Math.max(this.bytes?.waitMs(bytes, nowMs) ?? 0, this.entries?.waitMs(entries, nowMs) ?? 0);
+    if (waitMs > 0) this.waiting.add(priority);
+    return waitMs;
+  }
+
+  /** Charges a batch that is being sent by a lane of `priority`. */
+  charge(bytes: number, entries: number, nowMs: number, priority: number): void {
+    this.waiting.delete(priority);
+    this.bytes?.take(bytes, nowMs);
+    this.entries?.take(entries, nowMs);
+  }
+
+  /** A lane of `priority` no longer waits (it has nothing to send, or its link closed). */
+  release(priority: number): void {
+    this.waiting.delete(priority);
+  }
+
+  /** The largest batch the limits allow in one go (bytes, entries); null = no limit. */
+  batchCaps(): { bytes: number | null; entries: number | null } {
+    return { bytes: this.bytes?.capacity ?? null, entries: this.entries?.capacity ?? null };
+  }
+}
+
+/** The controller of one lane of a link. */
+export class CadenceController {
+  private window = windowBatchesInitial;
+  private rttFloorMs: number | null = null;
+  private rttLastMs: number | null = null;
+  private readonly gate: RateGate;
+
+  constructor(limits: RateLimits | RateGate, nowMs: number, private readonly priority = 0) {
+    this.gate = limits instanceof RateGate ? limits : new RateGate(limits, nowMs);
   }
 
   /** Unacknowledged batches allowed now. */
@@ -102,18 +143,22 @@ export class CadenceController {
 
   /** Milliseconds until the rate limits admit a batch of this size (0 = now). */
   admitWaitMs(bytes: number, entries: number, nowMs: number): number {
-    return Math.max(this.bytes?.waitMs(bytes, nowMs) ?? 0, this.entries?.waitMs(entries, nowMs) ?? 0);
+    return this.gate.admitWaitMs(bytes, entries, nowMs, this.priority);
   }
 
   /** The largest batch the rate limits allow in one go (bytes, entries); null = no limit. */
   batchCaps(): { bytes: number | null; entries: number | null } {
-    return { bytes: this.bytes?.capacity ?? null, entries: this.entries?.capacity ?? null };
+    return this.gate.batchCaps();
   }
 
   /** Charges a batch that is being sent. */
   charge(bytes: number, entries: number, nowMs: number): void {
-    this.bytes?.take(bytes, nowMs);
-    this.entries?.take(entries, nowMs);
+    this.gate.charge(bytes, entries, nowMs, this.priority);
+  }
+
+  /** Nothing waits for tokens any more (the lane closed or has nothing pending). */
+  release(): void {
+    this.gate.release(this.priority);
   }
 
   /** A batch was acknowledged after `rttMs`: grow the window, or shrink it on congestion. */

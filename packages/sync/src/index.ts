@@ -3,4 +3,4 @@ export * from './protocol.js';
 export * from './auth.js';
 export * from './cadence.js';
 export * from './sender.js';
-export { SyncNode, ackTimeoutMsDefault, logEntriesMaxDefault, retentionIntervalMsDefault, closeCodes, handshakeTimeoutMsDefault, pingIntervalMsDefault, silentIntervalsMax, type LinkState, type LinkStatus, type PeerConfig, type SyncOptions } from './node.js';
+export { SyncNode, buildLanes, lanePriorities, lanesMax, type LaneConfig, ackTimeoutMsDefault, logEntriesMaxDefault, retentionIntervalMsDefault, closeCodes, handshakeTimeoutMsDefault, pingIntervalMsDefault, silentIntervalsMax, type LinkState, type LinkStatus, type PeerConfig, type SyncOptions } from './node.js';

@@ -8,12 +8,12 @@
 import { type IncomingMessage } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { type Dot, isTesseraError } from '@tessera/core';
+import { type Dot, TesseraError, isTesseraError } from '@tessera/core';
 import { type ChangeEvent, type Replica } from '@tessera/store';
 import { helloProof, newNonce, proofMatches, welcomeProof } from './auth.js';
-import { type RateLimits, backoffMs } from './cadence.js';
+import { RateGate, type RateLimits, backoffMs } from './cadence.js';
 import { type Frame, type PeerState, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
-import { type FixedCadence, LinkSender, type SenderEffect } from './sender.js';
+import { type FixedCadence, type LaneSpec, LinkSender, type SenderEffect, type SenderInput } from './sender.js';
 
 /** A peer as the cluster config names it. */
 export interface PeerConfig {
@@ -49,6 +49,50 @@ export interface SyncOptions {
   readonly logEntriesMax?: number;
   /** Flush every this many ms instead of adaptively (links staggered, ±10% jitter). */
   readonly fixedCadenceMs?: number;
+  /**
+   * Lanes: groups of datasets with their own stream, cursor, priority (0 highest) and cadence on every link,
+   * sharing the link's rate limit (higher priority first). Datasets no lane names travel in the `main` lane.
+   */
+  readonly lanes?: readonly LaneConfig[];
+}
+
+/** One lane as configured. */
+export interface LaneConfig {
+  readonly id: string;
+  readonly datasets: readonly string[];
+  readonly priority: number;
+  /** Flush every this many ms (staggered per link, ±10% jitter) instead of adaptively. */
+  readonly fixedCadenceMs?: number;
+}
+
+/** Lane ids: `main` or `[a-z0-9-]`, at most 32 characters. */
+export const laneIdPattern = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Lane priorities: high, normal (the main lane), low. */
+export const lanePriorities = { high: 0, normal: 1, low: 2 } as const;
+const mainLanePriority = lanePriorities.normal;
+/** Lanes per link. */
+export const lanesMax = 16;
+
+/** Builds the lanes of every link: the configured ones plus `main` for every other dataset. */
+export function buildLanes(configs: readonly LaneConfig[], mainCadenceMs: number | undefined): Array<{ spec: LaneSpec; fixedCadenceMs?: number }> {
+  if (configs.length > lanesMax - 1) throw new TesseraError('ERR_OPTION_INVALID', `${configs.length} lanes exceed the limit of ${lanesMax - 1}`);
+  const named = new Set<string>();
+  const ids = new Set<string>(['main']);
+  const lanes: Array<{ spec: LaneSpec; fixedCadenceMs?: number }> = [];
+  for (const config of configs) {
+    if (!laneIdPattern.test(config.id) || ids.has(config.id)) {
+      throw new TesseraError('ERR_OPTION_INVALID', `lane id ${JSON.stringify(config.id)} is invalid or repeated (use [a-z0-9-], at most 32 characters; "main" is reserved)`);
+    }
+    ids.add(config.id);
+    for (const dataset of config.datasets) {
+      if (named.has(dataset)) throw new TesseraError('ERR_OPTION_INVALID', `dataset ${JSON.stringify(dataset)} is in two lanes`);
+      named.add(dataset);
+    }
+    lanes.push({ spec: { id: config.id, datasets: new Set(config.datasets), excluded: new Set(), priority: config.priority }, fixedCadenceMs: config.fixedCadenceMs });
+  }
+  // Datasets without a lane of their own have normal priority.
+  lanes.push({ spec: { id: 'main', datasets: null, excluded: named, priority: mainLanePriority }, fixedCadenceMs: mainCadenceMs });
+  return lanes;
 }
 
 /** Log retention defaults. */
@@ -101,6 +145,8 @@ export interface LinkStatus {
   readonly rates: { readonly sentEntriesPerSecond: number; readonly sentBytesPerSecond: number; readonly receivedEntriesPerSecond: number; readonly receivedBytesPerSecond: number };
   /** `adaptive`, or `fixed N ms`. */
   readonly cadence: string;
+  /** Per lane: its cursor, backlog, batches in flight, lag and entries sent. */
+  readonly lanes: ReadonlyArray<{ readonly id: string; readonly priority: number; readonly cursor: number; readonly backlogEntries: number; readonly inflightBatches: number; readonly lagMs: number; readonly sentEntries: number }>;
   readonly sent: { readonly batches: number; readonly entries: number; readonly deltaBytes: number; readonly wireBytes: number };
   readonly received: { readonly batches: number; readonly entries: number; readonly applied: number; readonly wireBytes: number };
   readonly peerPolicy: PolicyStamp | null;
@@ -109,10 +155,24 @@ export interface LinkStatus {
 const noLimits: RateLimits = { bytesPerSecondMax: null, entriesPerSecondMax: null };
 const noPolicy: PolicyStamp = { version: 0, hash: '' };
 
+/** One lane of one link: its sender and the durable-cursor writer. */
+class LaneLink {
+  cursorChain: Promise<unknown> = Promise.resolve();
+  cursorWanted = 0;
+  cursorWritten = 0;
+  cursorWriting = false;
+
+  constructor(readonly sender: LinkSender) {}
+
+  get id(): string {
+    return this.sender.lane.id;
+  }
+}
+
 class PeerLink {
   state: LinkState = 'idle';
   socket: WebSocket | null = null;
-  sender: LinkSender;
+  readonly lanes = new Map<string, LaneLink>();
   lastError: string | null = null;
   openSinceMs: number | null = null;
   reconnects = 0;
@@ -127,14 +187,33 @@ class PeerLink {
   applyChain: Promise<void> = Promise.resolve();
   applyQueue: Array<{ ws: WebSocket; frame: Extract<Frame, { t: 'batch' | 'state' }> }> = [];
   applying = false;
-  cursorChain: Promise<unknown> = Promise.resolve();
-  cursorWanted = 0;
-  cursorWritten = 0;
-  cursorWriting = false;
   timers = new Set<NodeJS.Timeout>();
 
-  constructor(readonly config: PeerConfig, readonly role: 'dial' | 'accept', self: string, forward: boolean, limits: RateLimits, nowMs: number, fixed: FixedCadence | null) {
-    this.sender = new LinkSender(config.node, self, forward, limits, nowMs, fixed);
+  constructor(
+    readonly config: PeerConfig,
+    readonly role: 'dial' | 'accept',
+    self: string,
+    forward: boolean,
+    limits: RateLimits,
+    nowMs: number,
+    lanes: ReadonlyArray<{ spec: LaneSpec; fixed: FixedCadence | null }>,
+  ) {
+    // The lanes of a link share its rate limit; higher-priority lanes are served first.
+    const gate = new RateGate(limits, nowMs);
+    for (const lane of lanes) this.lanes.set(lane.spec.id, new LaneLink(new LinkSender(config.node, self, forward, gate, nowMs, lane.fixed, lane.spec)));
+  }
+
+  /** Sender counters summed over the lanes. */
+  stats(): { batches: number; entries: number; bytes: number; catchUps: number; forwardedEntries: number } {
+    const out = { batches: 0, entries: 0, bytes: 0, catchUps: 0, forwardedEntries: 0 };
+    for (const lane of this.lanes.values()) {
+      out.batches += lane.sender.stats.batches;
+      out.entries += lane.sender.stats.entries;
+      out.bytes += lane.sender.stats.bytes;
+      out.catchUps += lane.sender.stats.catchUps;
+      out.forwardedEntries += lane.sender.stats.forwardedEntries;
+    }
+    return out;
   }
 }
 
@@ -168,11 +247,15 @@ export class SyncNode {
     this.retentionIntervalMs = options.retentionIntervalMs ?? retentionIntervalMsDefault;
     this.logEntriesMax = options.logEntriesMax ?? logEntriesMaxDefault;
     const self = options.replica.node;
+    const laneSpecs = buildLanes(options.lanes ?? [], options.fixedCadenceMs);
     for (const peer of options.peers) {
       if (peer.node === self) continue;
       const role = self < peer.node ? 'dial' : 'accept';
-      const fixed = options.fixedCadenceMs === undefined ? null : { intervalMs: options.fixedCadenceMs, offsetFraction: this.random(), jitter: this.random };
-      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? true, options.limits ?? noLimits, this.now(), fixed));
+      const lanes = laneSpecs.map(({ spec, fixedCadenceMs }) => ({
+        spec,
+        fixed: fixedCadenceMs === undefined ? null : { intervalMs: fixedCadenceMs, offsetFraction: this.random(), jitter: this.random },
+      }));
+      this.links.set(peer.node, new PeerLink(peer, role, self, options.forward ?? true, options.limits ?? noLimits, this.now(), lanes));
     }
   }
 
@@ -193,7 +276,8 @@ export class SyncNode {
   async retain(): Promise<number> {
     const replica = this.options.replica;
     const cursors = await replica.cursors();
-    const acknowledgedByAll = Math.min(...[...this.links.keys()].map((peer) => cursors[peer] ?? 0));
+    const acknowledgedByAll = Math.min(...[...this.links.values()].flatMap((link) =>
+      [...link.lanes.keys()].map((lane) => cursors[lane === 'main' ? link.config.node : `${link.config.node}/${lane}`] ?? 0)));
     const sizeBound = replica.committedSeq - this.logEntriesMax;
     const upto = Math.max(Number.isFinite(acknowledgedByAll) ? acknowledgedByAll : replica.committedSeq, sizeBound);
     if (upto <= replica.logFloor) return replica.logFloor;
@@ -216,7 +300,10 @@ export class SyncNode {
     const nowMs = this.now();
     return {
       links: [...this.links.values()].map((link) => {
-        const view = link.sender.snapshot(nowMs);
+        const views = [...link.lanes.values()].map((lane) => ({ id: lane.id, view: lane.sender.snapshot(nowMs), sender: lane.sender }));
+        const cursor = Math.min(...views.map(({ view }) => view.cursor));
+        const stats = link.stats();
+        const rtts = views.map(({ view }) => view.rttMs).filter((rtt): rtt is number => rtt !== null);
         return {
           peer: link.config.node,
           region: link.config.region,
@@ -225,19 +312,23 @@ export class SyncNode {
           lastError: link.lastError,
           openSinceMs: link.openSinceMs,
           reconnects: link.reconnects,
-          cursor: view.cursor,
-          head: Math.max(view.head, this.options.replica.lastSeq),
-          backlogEntries: Math.max(0, this.options.replica.lastSeq - view.cursor),
-          catchingUp: link.sender.catchingUp,
-          catchUps: link.sender.stats.catchUps,
-          forwardedEntries: link.sender.stats.forwardedEntries,
-          inflightBatches: view.inflightBatches,
-          windowBatches: view.windowBatches,
-          rttMs: view.rttMs,
-          lagMs: view.oldestUnackedAgeMs ?? 0,
+          cursor,
+          head: Math.max(...views.map(({ view }) => view.head), this.options.replica.lastSeq),
+          backlogEntries: Math.max(0, this.options.replica.lastSeq - cursor),
+          catchingUp: views.some(({ sender }) => sender.catchingUp),
+          catchUps: stats.catchUps,
+          forwardedEntries: stats.forwardedEntries,
+          inflightBatches: views.reduce((sum, { view }) => sum + view.inflightBatches, 0),
+          windowBatches: views.reduce((sum, { view }) => sum + view.windowBatches, 0),
+          rttMs: rtts.length === 0 ? null : Math.max(...rtts),
+          lagMs: Math.max(0, ...views.map(({ view }) => view.oldestUnackedAgeMs ?? 0)),
           rates: { ...link.rates },
-          cadence: this.options.fixedCadenceMs === undefined ? 'adaptive' : `fixed ${this.options.fixedCadenceMs} ms`,
-          sent: { batches: link.sender.stats.batches, entries: link.sender.stats.entries, deltaBytes: link.sender.stats.bytes, wireBytes: link.wireBytesSent },
+          cadence: views.length === 1 ? cadenceName(this.options.fixedCadenceMs) : 'per lane',
+          lanes: views.map(({ id, view, sender }) => ({
+            id, priority: sender.lane.priority, cursor: view.cursor, backlogEntries: Math.max(0, this.options.replica.lastSeq - view.cursor),
+            inflightBatches: view.inflightBatches, lagMs: view.oldestUnackedAgeMs ?? 0, sentEntries: sender.stats.entries,
+          })),
+          sent: { batches: stats.batches, entries: stats.entries, deltaBytes: stats.bytes, wireBytes: link.wireBytesSent },
           received: { ...link.received },
           peerPolicy: link.peerPolicy,
         };
@@ -271,7 +362,11 @@ export class SyncNode {
     const deadline = this.now() + timeoutMs;
     for (;;) {
       const open = [...this.links.values()].filter((link) => link.state === 'open');
-      if (open.every((link) => link.sender.snapshot(this.now()).cursor >= target || link.sender.snapshot(this.now()).head < target)) return true;
+      const done = (lane: LaneLink) => {
+        const view = lane.sender.snapshot(this.now());
+        return view.cursor >= target || view.head < target;
+      };
+      if (open.every((link) => [...link.lanes.values()].every(done))) return true;
       if (this.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -290,7 +385,7 @@ export class SyncNode {
       link.socket?.close(closeCodes.shutdown, 'node shutting down');
       link.state = 'closed';
     }
-    await Promise.all([...this.links.values()].map((link) => link.applyChain.then(() => link.cursorChain).catch(() => undefined)));
+    await Promise.all([...this.links.values()].map((link) => link.applyChain.then(() => Promise.all([...link.lanes.values()].map((lane) => lane.cursorChain))).catch(() => undefined)));
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
@@ -431,16 +526,18 @@ export class SyncNode {
     link.attempt = 0;
     this.log({ event: 'link-open', peer: link.config.node, peerRegion: link.config.region, role: link.role });
     const replica = this.options.replica;
-    void replica.cursor(link.config.node).then((cursor) => {
-      if (link.socket !== ws || link.state !== 'open') return;
-      this.run(link, ws, link.sender.step({ kind: 'open', cursor, head: replica.lastSeq, floor: replica.logFloor, committed: replica.committedSeq }, this.now()));
-    }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${error.message}`));
+    for (const lane of link.lanes.values()) {
+      void replica.cursor(link.config.node, lane.id).then((cursor) => {
+        if (link.socket !== ws || link.state !== 'open') return;
+        this.step(link, ws, lane, { kind: 'open', cursor, head: replica.lastSeq, floor: replica.logFloor, committed: replica.committedSeq });
+      }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${error.message}`));
+    }
   }
 
   /** Detaches the link's current socket: the sender forgets what was in flight on it. */
   private detach(link: PeerLink): void {
     link.socket = null;
-    link.sender.step({ kind: 'closed' }, this.now());
+    for (const lane of link.lanes.values()) lane.sender.step({ kind: 'closed' }, this.now());
     link.openSinceMs = null;
   }
 
@@ -503,13 +600,19 @@ export class SyncNode {
         link.applyQueue.push({ ws, frame });
         if (!link.applying) link.applyChain = this.drainApplies(link);
         return;
-      case 'ack':
-        this.run(link, ws, link.sender.step({ kind: 'ack', id: frame.id, last: frame.last }, this.now()));
-        if (frame.peer !== undefined) this.run(link, ws, link.sender.step({ kind: 'peer-state', ...frame.peer }, this.now()));
+      case 'ack': {
+        const lane = link.lanes.get(frame.lane ?? 'main');
+        if (lane === undefined) {
+          this.drop(link, ws, closeCodes.protocol, `ack for unknown lane ${JSON.stringify(frame.lane)}`);
+          return;
+        }
+        this.step(link, ws, lane, { kind: 'ack', id: frame.id, last: frame.last });
+        if (frame.peer !== undefined) for (const each of link.lanes.values()) this.step(link, ws, each, { kind: 'peer-state', ...frame.peer });
         return;
+      }
       case 'ping':
         this.sendFrame(link, ws, { t: 'pong', ms: frame.ms });
-        if (frame.peer !== undefined) this.run(link, ws, link.sender.step({ kind: 'peer-state', ...frame.peer }, this.now()));
+        if (frame.peer !== undefined) for (const each of link.lanes.values()) this.step(link, ws, each, { kind: 'peer-state', ...frame.peer });
         return;
       case 'pong':
         return;
@@ -547,7 +650,7 @@ export class SyncNode {
           link.received.applied += result.applied;
           if (link.socket === ws && ws.readyState === WebSocket.OPEN) {
             const peer = this.peerState();
-            for (const { frame } of current) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer });
+            for (const { frame } of current) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer, ...(frame.lane === undefined ? {} : { lane: frame.lane }) });
           }
         } catch (error) {
           const reason = isTesseraError(error) ? `${error.code}: ${error.message}` : (error as Error).message;
@@ -559,8 +662,13 @@ export class SyncNode {
     }
   }
 
-  /** Carries out the sender's effects. */
-  private run(link: PeerLink, ws: WebSocket, effects: readonly SenderEffect[]): void {
+  /** Feeds one input to a lane's sender and carries out the effects. */
+  private step(link: PeerLink, ws: WebSocket, lane: LaneLink, input: SenderInput): void {
+    this.run(link, ws, lane, lane.sender.step(input, this.now()));
+  }
+
+  /** Carries out a lane's sender effects. */
+  private run(link: PeerLink, ws: WebSocket, lane: LaneLink, effects: readonly SenderEffect[]): void {
     for (const effect of effects) {
       if (link.socket !== ws) return;
       switch (effect.kind) {
@@ -568,12 +676,12 @@ export class SyncNode {
           const head = this.options.replica.lastSeq;
           this.options.replica.deltasSince(effect.after, { limit: effect.limit }).then(
             ({ entries }) => {
-              if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'read', after: effect.after, entries, head }, this.now()));
+              if (link.socket === ws) this.step(link, ws, lane, { kind: 'read', after: effect.after, entries, head });
             },
             (error: Error) => {
               if (isTesseraError(error, 'ERR_LOG_TRUNCATED')) {
                 this.log({ event: 'link-catch-up', peer: link.config.node, reason: 'log truncated past the cursor' });
-                if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'truncated', committed: this.options.replica.committedSeq }, this.now()));
+                if (link.socket === ws) this.step(link, ws, lane, { kind: 'truncated', committed: this.options.replica.committedSeq });
                 return;
               }
               this.drop(link, ws, closeCodes.protocol, `log read failed: ${error.message}`);
@@ -584,20 +692,20 @@ export class SyncNode {
         case 'scan':
           this.options.replica.documentsAfter(effect.after, effect.limit).then(
             ({ entries, next }) => {
-              if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'scanned', after: effect.after, entries, next }, this.now()));
+              if (link.socket === ws) this.step(link, ws, lane, { kind: 'scanned', after: effect.after, entries, next });
             },
             (error: Error) => this.drop(link, ws, closeCodes.protocol, `document scan failed: ${error.message}`),
           );
           break;
         case 'send':
-          this.sendFrame(link, ws, { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries });
+          this.sendFrame(link, ws, { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries, ...(lane.id === 'main' ? {} : { lane: lane.id }) });
           break;
         case 'persist-cursor':
-          this.persistCursor(link, effect.cursor);
+          this.persistCursor(link, lane, effect.cursor);
           break;
         case 'wake':
           this.timer(link, () => {
-            if (link.socket === ws) this.run(link, ws, link.sender.step({ kind: 'tick' }, this.now()));
+            if (link.socket === ws) this.step(link, ws, lane, { kind: 'tick' });
           }, Math.max(0, effect.atMs - this.now()));
           break;
         case 'protocol-error':
@@ -611,22 +719,22 @@ export class SyncNode {
    * Writes a link's cursor durably, coalescing: at most one write in flight per link, always of the latest
    * value. A cursor that lags on disk only means a few duplicates are resent after a crash (skipped there).
    */
-  private persistCursor(link: PeerLink, cursor: number): void {
-    link.cursorWanted = Math.max(link.cursorWanted, cursor);
-    if (link.cursorWriting) return;
-    link.cursorWriting = true;
+  private persistCursor(link: PeerLink, lane: LaneLink, cursor: number): void {
+    lane.cursorWanted = Math.max(lane.cursorWanted, cursor);
+    if (lane.cursorWriting) return;
+    lane.cursorWriting = true;
     const peer = link.config.node;
     const writeLatest = async (): Promise<void> => {
-      while (link.cursorWritten < link.cursorWanted) {
-        const target = link.cursorWanted;
-        await this.options.replica.setCursor(peer, target);
-        link.cursorWritten = target;
+      while (lane.cursorWritten < lane.cursorWanted) {
+        const target = lane.cursorWanted;
+        await this.options.replica.setCursor(peer, target, lane.id);
+        lane.cursorWritten = target;
       }
     };
-    link.cursorChain = writeLatest().catch((error: Error) => {
+    lane.cursorChain = writeLatest().catch((error: Error) => {
       link.lastError = `cursor write failed: ${error.message}`;
     }).finally(() => {
-      link.cursorWriting = false;
+      lane.cursorWriting = false;
     });
   }
 
@@ -635,7 +743,8 @@ export class SyncNode {
     for (const waiter of this.waiters) if (waiter.dataset === change.dataset && waiter.key === change.key) waiter.check();
     const head = this.options.replica.lastSeq;
     for (const link of this.links.values()) {
-      if (link.state === 'open' && link.socket !== null) this.run(link, link.socket, link.sender.step({ kind: 'appended', head }, this.now()));
+      if (link.state !== 'open' || link.socket === null) continue;
+      for (const lane of link.lanes.values()) this.step(link, link.socket, lane, { kind: 'appended', head });
     }
   }
 
@@ -651,7 +760,8 @@ export class SyncNode {
         ws.terminate();
         continue;
       }
-      const sentAtMs = link.sender.snapshot(nowMs).oldestInflightSentAtMs;
+      const sentAts = [...link.lanes.values()].map((lane) => lane.sender.snapshot(nowMs).oldestInflightSentAtMs).filter((ms): ms is number => ms !== null);
+      const sentAtMs = sentAts.length === 0 ? null : Math.min(...sentAts);
       if (sentAtMs !== null && nowMs - sentAtMs > this.ackTimeoutMs) {
         link.lastError = `a batch sent ${nowMs - sentAtMs} ms ago is still unacknowledged`;
         this.log({ event: 'link-error', peer: link.config.node, reason: 'ack timeout' });
@@ -663,7 +773,7 @@ export class SyncNode {
   }
 
   private sampleRates(link: PeerLink, nowMs: number): void {
-    const sample = { atMs: nowMs, sentEntries: link.sender.stats.entries, sentBytes: link.wireBytesSent, receivedEntries: link.received.entries, receivedBytes: link.received.wireBytes };
+    const sample = { atMs: nowMs, sentEntries: link.stats().entries, sentBytes: link.wireBytesSent, receivedEntries: link.received.entries, receivedBytes: link.received.wireBytes };
     const last = link.rateSample;
     if (last !== null && nowMs > last.atMs) {
       const perSecond = (now: number, then: number) => Math.round(((now - then) * 1000) / (nowMs - last.atMs));
@@ -706,3 +816,7 @@ function toBytes(data: RawData): Uint8Array {
   return new Uint8Array(data);
 }
 
+
+function cadenceName(fixedCadenceMs: number | undefined): string {
+  return fixedCadenceMs === undefined ? 'adaptive' : `fixed ${fixedCadenceMs} ms`;
+}

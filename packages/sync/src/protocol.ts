@@ -61,10 +61,10 @@ export type Frame =
   | { readonly t: 'hello'; readonly v: number; readonly cluster: string; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly nonce: Uint8Array; readonly proof: Uint8Array }
   | { readonly t: 'welcome'; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly proof: Uint8Array }
   | { readonly t: 'refuse'; readonly code: string; readonly reason: string }
-  | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
+  | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
-  | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[] }
-  | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState }
+  | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
+  | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string }
   | { readonly t: 'ping'; readonly ms: number; readonly peer?: PeerState }
   | { readonly t: 'pong'; readonly ms: number };
 
@@ -73,7 +73,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
   if (frame.t === 'batch' || frame.t === 'state') {
     // Entries go as arrays: smaller than objects and quicker to check.
     return encodeCanonical({
-      t: frame.t, id: frame.id, last: frame.last,
+      t: frame.t, id: frame.id, last: frame.last, ...(frame.lane === undefined || frame.lane === 'main' ? {} : { lane: frame.lane }),
       entries: frame.entries.map((e) => [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta]),
     });
   }
@@ -132,6 +132,15 @@ function wireEntry(value: unknown, index: number): WireEntry {
   });
 }
 
+const lanePattern = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+function laneOf(record: Record<string, unknown>): { lane?: string } {
+  if (!Object.prototype.hasOwnProperty.call(record, 'lane') || record.lane === undefined) return {};
+  const lane = record.lane;
+  if (typeof lane !== 'string' || !lanePattern.test(lane)) fail('lane: expected 1 to 32 characters [a-z0-9-]');
+  return { lane };
+}
+
 function peerStateOf(record: Record<string, unknown>): { peer?: PeerState } {
   if (!Object.prototype.hasOwnProperty.call(record, 'peer') || record.peer === undefined) return {};
   const value = record.peer;
@@ -188,20 +197,21 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       const last = checked('batch', () => expectInt(field(record, 'last'), 'last'));
       const raw = checked('batch', () => expectArray(field(record, 'entries'), 'entries', 0, batchEntriesMax));
       const entries = raw.map(wireEntry);
+      const lane = laneOf(record);
       for (let i = 1; i < entries.length; i++) {
         if (entries[i]!.seq <= entries[i - 1]!.seq) fail(`batch: entry ${i} has seq ${entries[i]!.seq}, not above the previous ${entries[i - 1]!.seq}`);
       }
       if (entries.length > 0 && entries[entries.length - 1]!.seq > last) fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
-      return { t, id, last, entries };
+      return { t, id, last, entries, ...lane };
     }
     case 'state': {
       const id = checked('state', () => expectInt(field(record, 'id'), 'id'));
       const last = checked('state', () => expectInt(field(record, 'last'), 'last'));
       const raw = checked('state', () => expectArray(field(record, 'entries'), 'entries', 0, batchEntriesMax));
-      return { t, id, last, entries: raw.map(wireEntry) };
+      return { t, id, last, entries: raw.map(wireEntry), ...laneOf(record) };
     }
     case 'ack':
-      return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record) }));
+      return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record), ...laneOf(record) }));
     case 'ping':
       return checked('ping', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms'), ...peerStateOf(record) }));
     case 'pong':

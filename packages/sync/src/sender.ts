@@ -9,7 +9,7 @@
  */
 import { assert, assertNever } from '@tessera/core';
 import { type LogEntry } from '@tessera/store';
-import { CadenceController, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
+import { CadenceController, RateGate, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
 import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 
 /** Inputs of the sender. */
@@ -55,6 +55,29 @@ export interface FixedCadence {
   readonly intervalMs: number;
   readonly offsetFraction: number;
   readonly jitter: () => number;
+}
+
+/**
+ * A lane of a link: the datasets one stream carries, with its priority and cadence. A link runs one sender per
+ * lane, each with its own durable cursor, sharing the link's rate limit (higher priority first).
+ */
+export interface LaneSpec {
+  /** `main` for the lane of every dataset not named elsewhere. */
+  readonly id: string;
+  /** The datasets of this lane; null = every dataset no other lane names. */
+  readonly datasets: ReadonlySet<string> | null;
+  /** Datasets of other lanes (used when `datasets` is null). */
+  readonly excluded: ReadonlySet<string>;
+  /** 0 is the highest. */
+  readonly priority: number;
+}
+
+/** The single lane of a link without per-dataset settings. */
+export const mainLane: LaneSpec = { id: 'main', datasets: null, excluded: new Set(), priority: 0 };
+
+/** True if `dataset` travels in `lane`. */
+export function laneCarries(lane: LaneSpec, dataset: string): boolean {
+  return lane.datasets === null ? !lane.excluded.has(dataset) : lane.datasets.has(dataset);
 }
 
 /** Documents read per scan step of a state catch-up. */
@@ -111,11 +134,13 @@ export class LinkSender {
     readonly peer: string,
     private readonly self: string,
     private readonly forward: boolean,
-    limits: RateLimits,
+    limits: RateLimits | RateGate,
     nowMs: number,
     private readonly fixed: FixedCadence | null = null,
+    /** The lane: which datasets this stream carries (null = all) and its priority (0 = highest). */
+    readonly lane: LaneSpec = mainLane,
   ) {
-    this.cadence = new CadenceController(limits, nowMs);
+    this.cadence = new CadenceController(limits, nowMs, lane.priority);
     this.nowMsLast = nowMs;
     // Fixed cadences start at a per-link offset so that links do not all flush in the same instant.
     if (fixed !== null) this.nextFlushAtMs = nowMs + Math.floor(fixed.offsetFraction * fixed.intervalMs);
@@ -183,6 +208,7 @@ export class LinkSender {
         this.wakeAtMs = null;
         this.skippedTo = 0;
         this.unsentSinceMs = null;
+        this.cadence.release();
         this.cadence.onReset();
         return [];
       default:
@@ -214,7 +240,7 @@ export class LinkSender {
       assert(entry.seq > last, 'log entries arrive in sequence order');
       if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
       last = entry.seq;
-      if (entry.origin === this.peer || (entry.origin !== this.self && !this.shouldForward(entry))) {
+      if (!laneCarries(this.lane, entry.dataset) || entry.origin === this.peer || (entry.origin !== this.self && !this.shouldForward(entry))) {
         this.stats.skippedEntries++;
         continue;
       }
@@ -295,12 +321,16 @@ export class LinkSender {
     let bytes = 0;
     let position = after;
     for (const entry of entries) {
+      if (!laneCarries(this.lane, entry.dataset)) {
+        position = entry.position;
+        continue;
+      }
       if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
       batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta });
       bytes += entry.delta.length;
       position = entry.position;
     }
-    const done = next === null && batch.length === entries.length;
+    const done = next === null && position === (entries.at(-1)?.position ?? after);
     catchUp.after = position;
     catchUp.scanned = done;
     // Intermediate batches leave the cursor where it is; the last one moves it to the snapshot position.
@@ -326,6 +356,8 @@ export class LinkSender {
   /** Sends what may be sent now, or asks for the next read, or arms a timer for the rate limit. */
   private pump(nowMs: number): SenderEffect[] {
     const effects: SenderEffect[] = [];
+    // A lane with nothing pending must not hold lower-priority lanes back at the shared rate gate.
+    if (this.pending === null) this.cadence.release();
     const inflightBytes = this.inflight.reduce((sum, batch) => sum + batch.bytes, 0);
     const roomForBytes = this.pending === null || this.inflight.length === 0 || inflightBytes + this.pending.bytes <= inflightBytesMax;
     if (this.pending !== null && this.inflight.length < this.cadence.windowBatches && roomForBytes) {

@@ -4,7 +4,7 @@
 // Method: drive the pure state machine with a fake log and a manual clock; check the effects it returns.
 import t from 'tap';
 import { type LogEntry } from '@tessera/store';
-import { LinkSender, type SenderEffect, backoffMs, backoffMsMax, CadenceController, windowBatchesInitial, windowBatchesMax } from '@tessera/sync';
+import { LinkSender, RateGate, type SenderEffect, backoffMs, backoffMsMax, CadenceController, windowBatchesInitial, windowBatchesMax } from '@tessera/sync';
 
 function log(count: number, origin: (i: number) => string = (i) => (i % 3 === 0 ? 'peer' : 'self')): LogEntry[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -183,4 +183,37 @@ t.test('adaptive batching: an idle link sends at once; a busy one lets a few ent
   const flushed = drive(sender, entries.slice(0, 5), sender.step({ kind: 'tick' }, 6), 6, false);
   t.equal(flushed.sends.length, 1, 'after the coalescing delay one batch goes');
   t.equal(flushed.sends[0]!.entries.length, 4, 'carrying every entry appended meanwhile');
+});
+
+// Goal: lanes share their link's rate limit and the higher-priority lane is served first under it; each lane
+// carries only its own datasets.
+// Method: two senders on one RateGate (1,000 bytes/s), lane "hot" (priority 0) and "cold" (priority 2); the
+// log interleaves their datasets; at every tick the cold lane is stepped first, so order alone cannot explain
+// the result.
+t.test('lanes: a shared rate limit serves the higher-priority lane first; each lane carries its datasets', async (t) => {
+  const entries: LogEntry[] = Array.from({ length: 40 }, (_, i) => ({
+    seq: i + 1, dataset: i % 2 === 0 ? 'hot' : 'cold', key: `k${i}`, origin: 'self', originSeq: i + 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array(100),
+  }));
+  const gate = new RateGate({ bytesPerSecondMax: 1000, entriesPerSecondMax: null }, 0);
+  const hotLane = { id: 'hot', datasets: new Set(['hot']), excluded: new Set<string>(), priority: 0 };
+  const coldLane = { id: 'cold', datasets: new Set(['cold']), excluded: new Set<string>(), priority: 2 };
+  const hot = new LinkSender('peer', 'self', false, gate, 0, null, hotLane);
+  const cold = new LinkSender('peer', 'self', false, gate, 0, null, coldLane);
+  const sent: Array<{ lane: string; atMs: number; datasets: string[] }> = [];
+  const pump = (sender: LinkSender, effects: SenderEffect[], nowMs: number) => {
+    const result = drive(sender, entries, effects, nowMs, true);
+    for (const send of result.sends) sent.push({ lane: sender.lane.id, atMs: nowMs, datasets: send.entries.map((e) => e.dataset) });
+  };
+  pump(cold, cold.step({ kind: 'open', cursor: 0, head: 40 }, 0), 0);
+  pump(hot, hot.step({ kind: 'open', cursor: 0, head: 40 }, 0), 0);
+  for (let nowMs = 100; nowMs <= 6_000; nowMs += 100) {
+    pump(cold, cold.step({ kind: 'tick' }, nowMs), nowMs);
+    pump(hot, hot.step({ kind: 'tick' }, nowMs), nowMs);
+  }
+  t.ok(sent.every((s) => s.datasets.every((d) => d === s.lane)), 'each lane carries only its own datasets');
+  const hotDoneMs = Math.max(...sent.filter((s) => s.lane === 'hot').map((s) => s.atMs));
+  const coldAfterFirst = sent.filter((s) => s.lane === 'cold' && s.atMs > 0);
+  t.equal(sent.filter((s) => s.lane === 'hot').flatMap((s) => s.datasets).length, 20, 'every hot entry is sent');
+  t.ok(coldAfterFirst.every((s) => s.atMs >= hotDoneMs), `under the limit, the cold lane waits until the hot lane is done (hot done at ${hotDoneMs} ms)`);
+  t.equal(sent.filter((s) => s.lane === 'cold').flatMap((s) => s.datasets).length, 20, 'and then sends everything too');
 });

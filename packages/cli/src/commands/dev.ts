@@ -61,7 +61,7 @@ function configText(cluster: string, secret: string, nodes: readonly DevNode[], 
     if (node !== self && port !== null) lines.push(`    advertise: 127.0.0.1:${port}`);
     lines.push(`    data: ${yamlString(join(dir, 'data', node.id))}`, `    durability: ${durability}`);
   }
-  lines.push('datasets:', '  profiles: { type: map }', '  catalog: { type: map }', '  visits: { type: counter }', '  carts: { type: set }', '  notes: { type: yjs }');
+  lines.push('datasets:', '  profiles: { type: map }', '  catalog: { type: map, priority: high }', '  visits: { type: counter }', '  carts: { type: set }', '  notes: { type: yjs }');
   return `${lines.join('\n')}\n`;
 }
 
