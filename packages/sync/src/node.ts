@@ -265,7 +265,7 @@ export class SyncNode {
     for (const link of this.links.values()) if (link.role === 'dial') this.dial(link);
     this.pingTimer = setInterval(() => this.pingAll(), this.pingIntervalMs);
     this.pingTimer.unref();
-    this.retentionTimer = setInterval(() => void this.retain().catch((error: Error) => this.log({ event: 'retention-error', reason: error.message })), this.retentionIntervalMs);
+    this.retentionTimer = setInterval(() => void this.retain().catch((error: Error) => this.log({ event: 'retention-error', reason: codeOf(error) })), this.retentionIntervalMs);
     this.retentionTimer.unref();
   }
 
@@ -477,7 +477,7 @@ export class SyncNode {
       try {
         frame = decodeFrame(toBytes(data));
       } catch (error) {
-        refuse('bad-frame', (error as Error).message);
+        refuse('bad-frame', codeOf(error));
         return;
       }
       if (frame.t !== 'hello') return refuse('bad-frame', `expected hello, got ${frame.t}`);
@@ -530,7 +530,7 @@ export class SyncNode {
       void replica.cursor(link.config.node, lane.id).then((cursor) => {
         if (link.socket !== ws || link.state !== 'open') return;
         this.step(link, ws, lane, { kind: 'open', cursor, head: replica.lastSeq, floor: replica.logFloor, committed: replica.committedSeq });
-      }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${error.message}`));
+      }, (error: Error) => this.drop(link, ws, closeCodes.protocol, `cursor read failed: ${codeOf(error)}`));
     }
   }
 
@@ -583,7 +583,7 @@ export class SyncNode {
     try {
       return decodeFrame(bytes);
     } catch (error) {
-      this.drop(link, ws, closeCodes.protocol, (error as Error).message);
+      this.drop(link, ws, closeCodes.protocol, `malformed frame: ${codeOf(error)}`);
       return null;
     }
   }
@@ -653,7 +653,7 @@ export class SyncNode {
             for (const { frame } of current) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer, ...(frame.lane === undefined ? {} : { lane: frame.lane }) });
           }
         } catch (error) {
-          const reason = isTesseraError(error) ? `${error.code}: ${error.message}` : (error as Error).message;
+          const reason = codeOf(error);
           this.drop(link, ws, closeCodes.protocol, `batch ${current[0]!.frame.id} rejected: ${reason}`);
         }
       }
@@ -684,7 +684,7 @@ export class SyncNode {
                 if (link.socket === ws) this.step(link, ws, lane, { kind: 'truncated', committed: this.options.replica.committedSeq });
                 return;
               }
-              this.drop(link, ws, closeCodes.protocol, `log read failed: ${error.message}`);
+              this.drop(link, ws, closeCodes.protocol, `log read failed: ${codeOf(error)}`);
             },
           );
           break;
@@ -694,7 +694,7 @@ export class SyncNode {
             ({ entries, next }) => {
               if (link.socket === ws) this.step(link, ws, lane, { kind: 'scanned', after: effect.after, entries, next });
             },
-            (error: Error) => this.drop(link, ws, closeCodes.protocol, `document scan failed: ${error.message}`),
+            (error: Error) => this.drop(link, ws, closeCodes.protocol, `document scan failed: ${codeOf(error)}`),
           );
           break;
         case 'send':
@@ -732,7 +732,7 @@ export class SyncNode {
       }
     };
     lane.cursorChain = writeLatest().catch((error: Error) => {
-      link.lastError = `cursor write failed: ${error.message}`;
+      link.lastError = `cursor write failed: ${codeOf(error)}`;
     }).finally(() => {
       lane.cursorWriting = false;
     });
@@ -819,4 +819,12 @@ function toBytes(data: RawData): Uint8Array {
 
 function cadenceName(fixedCadenceMs: number | undefined): string {
   return fixedCadenceMs === undefined ? 'adaptive' : `fixed ${fixedCadenceMs} ms`;
+}
+
+/**
+ * What a log line or a status field may say about an error: its stable code (or class), never its message —
+ * messages of store and frame errors can quote a document's dataset and key, which must not reach logs.
+ */
+function codeOf(error: unknown): string {
+  return isTesseraError(error) ? error.code : error instanceof Error ? error.name : 'unknown error';
 }
