@@ -1,0 +1,73 @@
+// Goal: the daemon fails fast with a clear, coded message for an unknown node, a port in use and an
+// unwritable data directory; a graceful stop loses no acknowledged write.
+// Method: startDaemon in-process on loopback with configs written to a temp directory.
+import t from 'tap';
+import { createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Replica } from '@tessera/store';
+import { startDaemon } from '../src/daemon.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function writeConfig(dir: string, port: number, data: string, name = 'cluster.yaml'): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, [
+    'cluster: test', `secret: "${'s'.repeat(40)}"`, 'nodes:',
+    `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(data)}, durability: os }`,
+    'datasets:', '  profiles: { type: map }', '',
+  ].join('\n'));
+  return path;
+}
+
+t.test('start-up fails fast: unknown node, port in use, unwritable data directory', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-daemon-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const config = await writeConfig(dir, port, './data');
+  await t.rejects(startDaemon({ configPath: config, nodeId: 'us-east-9' }), { code: 'ERR_CONFIG_UNKNOWN_NODE', message: /eu-west-1/ });
+
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', () => resolve()));
+  await t.rejects(startDaemon({ configPath: config, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: new RegExp(`127.0.0.1:${port} is already in use`) });
+  await new Promise((resolve) => squatter.close(resolve));
+
+  const locked = join(dir, 'locked');
+  await writeFile(locked, 'a file where a directory should be');
+  const bad = await writeConfig(dir, port, './locked/data', 'bad.yaml');
+  await t.rejects(startDaemon({ configPath: bad, nodeId: 'eu-west-1' }), { code: 'ERR_STORE_IO', message: /locked\/data/ });
+
+  // The failed starts left nothing running: the port and the data directory are free for a real start.
+  const daemon = await startDaemon({ configPath: config, nodeId: 'eu-west-1' });
+  t.equal(daemon.url, `http://127.0.0.1:${port}`);
+  await daemon.stop();
+});
+
+t.test('a graceful stop keeps every acknowledged write', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-daemon-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const config = await writeConfig(dir, port, './data');
+  const daemon = await startDaemon({ configPath: config, nodeId: 'eu-west-1' });
+  const acknowledged: string[] = [];
+  await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+    const response = await fetch(`${daemon.url}/v1/kv/profiles/p${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: { i } }) });
+    if (response.status === 200) acknowledged.push(`p${i}`);
+  }));
+  t.equal(acknowledged.length, 50);
+  await daemon.stop();
+  const ready = await fetch(`${daemon.url}/readyz`).then(() => 'answered', () => 'refused');
+  t.equal(ready, 'refused', 'a stopped daemon accepts nothing');
+  const replica = await Replica.open({ path: join(dir, 'data'), node: 'eu-west-1', region: 'eu-west', durability: 'os' });
+  t.teardown(() => replica.close());
+  for (const key of acknowledged) t.ok(await replica.get('profiles', key), `${key} survived the stop`);
+});
