@@ -252,7 +252,11 @@ export class Replica {
     const items: ListPage['items'][number][] = [];
     let last: string | null = null;
     let more = false;
-    for await (const [stored, bytes] of this.db.iterator({ ...range, limit: limit * 4 + 1 })) {
+    // A page reads a bounded number of records; deleted documents are skipped, so a page may end short.
+    const scanMax = limit * 4 + 1;
+    let scanned = 0;
+    for await (const [stored, bytes] of this.db.iterator({ ...range, limit: scanMax })) {
+      scanned++;
       const { key } = parseDocKey(stored);
       if (items.length === limit) {
         more = true;
@@ -269,6 +273,8 @@ export class Replica {
       if (!docExists(doc)) continue;
       items.push({ key, type: doc.type, value: docValue(doc), tags: docTags(doc) });
     }
+    // The scan stopping on its bound (not at the end of the range) also means there may be more.
+    if (scanned === scanMax) more = true;
     return { items, cursor: more && last !== null ? Buffer.from(last, 'utf8').toString('base64url') : null };
   }
 

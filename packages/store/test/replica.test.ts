@@ -261,3 +261,24 @@ t.test('applyDeltas out of order: a delta whose dots are all known but which sti
   t.equal(await b.counter('stats', 'c').value(), 3);
   t.equal((await b.applyDeltas(entries)).applied, 0, 'a full replay afterwards changes nothing');
 });
+
+// Goal: a run of deleted documents longer than a page's scan does not end a listing early.
+// Method: 40 deleted documents, then 3 live ones; page with limit 2 until the cursor is null.
+t.test('list pages past long runs of deleted documents', async (t) => {
+  const replica = await openReplica(t);
+  for (let i = 0; i < 40; i++) {
+    await replica.put('items', `a${String(i).padStart(2, '0')}`, { i });
+    await replica.delete('items', `a${String(i).padStart(2, '0')}`);
+  }
+  for (const key of ['b1', 'b2', 'b3']) await replica.put('items', key, { key });
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const page = await replica.list('items', { limit: 2, cursor });
+    seen.push(...page.items.map((item) => item.key));
+    cursor = page.cursor;
+    pages++;
+  } while (cursor !== null && pages < 100);
+  t.same(seen, ['b1', 'b2', 'b3'], 'every live document is listed');
+});
