@@ -1,5 +1,6 @@
 /** Helpers shared by the benchmarks: percentiles, spreads, aligned markdown tables, the machine's description. */
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { assert } from '@tessera/core';
 
@@ -73,4 +74,49 @@ export function median(values: readonly number[]): number {
 
 export function spread(values: readonly number[]): Spread {
   return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+/** The options every benchmark takes, and how many runs they ask for. */
+export interface BenchArgs {
+  readonly runs: number;
+  readonly quick: boolean;
+  /** Every parsed option, including the script's own. */
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+}
+
+/**
+ * Parses `--runs N`, `--quick`, `--help` and the script's own options (strings or flags). Bad arguments print
+ * the usage and exit 2; `--help` prints it and exits 0. `--quick` means one run unless `--runs` says otherwise.
+ */
+export function parseBenchArgs(
+  argv: readonly string[],
+  usage: string,
+  own: Readonly<Record<string, 'string' | 'boolean'>>,
+  runs: { readonly default: number; readonly max: number },
+): BenchArgs {
+  const options: Record<string, { type: 'string' | 'boolean'; default?: boolean }> = {
+    runs: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+  };
+  for (const [name, type] of Object.entries(own)) options[name] = type === 'boolean' ? { type, default: false } : { type };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true }) as { values: Record<string, string | boolean | undefined> });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help === true) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const quick = values.quick === true;
+  let count = quick ? 1 : runs.default;
+  if (values.runs !== undefined) {
+    count = Number(values.runs);
+    if (!Number.isSafeInteger(count) || count < 1 || count > runs.max) {
+      console.error(`--runs ${String(values.runs)} is invalid: use an integer from 1 to ${runs.max}`);
+      process.exit(2);
+    }
+  }
+  return { runs: count, quick, values };
 }

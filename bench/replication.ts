@@ -32,7 +32,6 @@ import { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Level } from 'level';
@@ -40,7 +39,7 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { type ChangeEvent, type Json, Replica } from 'tessera';
 import { type LinkStatus, type PeerConfig, SyncNode, batchEntriesMax, decodeFrame, windowBatchesMax } from '@tessera/sync';
 import { FaultProxy } from '@tessera/cli';
-import { type Spread, formatPercent, formatRange, machineInfo, median, percentile, spread, table } from './lib.js';
+import { type Spread, formatPercent, formatRange, machineInfo, median, percentile, parseBenchArgs, spread, table } from './lib.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -1451,39 +1450,9 @@ interface Settings {
 
 function parseSettings(argv: readonly string[]): Settings {
   const usage = 'usage: npm run bench:replication -- [--runs N] [--quick] [--profile] [--trace] [--rates R1,R2,...]';
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        runs: { type: 'string' },
-        quick: { type: 'boolean', default: false },
-        profile: { type: 'boolean', default: false },
-        trace: { type: 'boolean', default: false },
-        rates: { type: 'string' },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${usage}`);
-    process.exit(2);
-  }
-  if (values.help === true) {
-    console.log(usage);
-    process.exit(0);
-  }
-  const quick = values.quick === true;
-  let runs = quick ? 1 : runsDefault;
-  if (values.runs !== undefined) {
-    runs = Number(values.runs);
-    if (!Number.isSafeInteger(runs) || runs < 1 || runs > runsMax) {
-      console.error(`--runs ${values.runs} is invalid: use an integer from 1 to ${runsMax}`);
-      process.exit(2);
-    }
-  }
+  const { runs, quick, values } = parseBenchArgs(argv, usage, { profile: 'boolean', trace: 'boolean', rates: 'string' }, { default: runsDefault, max: runsMax });
   let limits = quick ? limitsQuick : limitsDefault;
-  if (values.rates !== undefined) {
+  if (typeof values.rates === 'string') {
     const rates = values.rates.split(',').map(Number);
     if (!rates.every((rate) => Number.isSafeInteger(rate) && rate >= 1 && rate <= lagRatePerSecondMax) || !rates.includes(targetLagRatePerSecond)) {
       console.error(`--rates ${values.rates} is invalid: use integers from 1 to ${lagRatePerSecondMax} ops/s, including ${targetLagRatePerSecond} (the target's rate)`);

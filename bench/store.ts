@@ -22,12 +22,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Level } from 'level';
 import { type Json, Replica, docCacheEntriesMax } from 'tessera';
-import { type Spread, formatPercent, formatRange, machineInfo, percentile, spread, table } from './lib.js';
+import { type Spread, formatPercent, formatRange, machineInfo, percentile, parseBenchArgs, spread, table } from './lib.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -105,31 +104,7 @@ interface Settings {
 }
 
 function parseSettings(argv: readonly string[]): Settings {
-  const usage = 'usage: npm run bench:store -- [--runs N] [--quick]';
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: { runs: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
-      strict: true,
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${usage}`);
-    process.exit(2);
-  }
-  if (values.help === true) {
-    console.log(usage);
-    process.exit(0);
-  }
-  const quick = values.quick === true;
-  let runs = quick ? 1 : runsDefault;
-  if (values.runs !== undefined) {
-    runs = Number(values.runs);
-    if (!Number.isSafeInteger(runs) || runs < 1 || runs > runsMax) {
-      console.error(`--runs ${values.runs} is invalid: use an integer from 1 to ${runsMax}`);
-      process.exit(2);
-    }
-  }
+  const { runs, quick } = parseBenchArgs(argv, 'usage: npm run bench:store -- [--runs N] [--quick]', {}, { default: runsDefault, max: runsMax });
   return { runs, quick, limits: quick ? limitsQuick : limitsDefault };
 }
 

@@ -557,7 +557,8 @@ export class Replica {
       const ops: BatchOp[] = [];
       const changes: Array<{ entry: CacheEntry; state: DocState; event: ChangeEvent }> = [];
       let skipped = 0;
-      const recordedAt = this.clock.now(this.wallNow());
+      // Conflict records are stamped with one timestamp per batch, issued only if the batch has any.
+      let recordedAt: Hlc | null = null;
       // New states are staged here and published to the cache only when the whole batch has been joined,
       // so a delta that fails half-way (an invalid Yjs update, an oversize document) leaves no trace.
       const staged = new Map<CacheEntry, DocState>();
@@ -591,6 +592,7 @@ export class Replica {
         ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(item.dataset, item.key, item.origin, item.originSeq, item.hlc, item.bytes) });
         for (const finding of conflicts) {
           const id = hex64(`${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`);
+          recordedAt ??= this.clock.now(this.wallNow());
           const record: ConflictRecord = { id, dataset: item.dataset, key: item.key, ...finding, recordedAt, origin: item.origin };
           ops.push({ type: 'put', key: conflictKey(item.dataset, item.key, id), value: jsonBytes(record) });
           conflictedNow.push(docKey(item.dataset, item.key));

@@ -362,6 +362,8 @@ export class SyncNode {
     const deadline = this.now() + timeoutMs;
     for (;;) {
       const open = [...this.links.values()].filter((link) => link.state === 'open');
+      // A lane is done when the peer acknowledged the target, or when the lane has found that its log ends
+      // before it (sequence numbers a crash left unused are never written, so no cursor reaches them).
       const done = (lane: LaneLink) => {
         const view = lane.sender.snapshot(this.now());
         return view.cursor >= target || view.head < target;
