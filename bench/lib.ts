@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { assert } from '@tessera/core';
+import { type Json, assert } from '@tessera/core';
 
 export interface Spread {
   readonly median: number;
@@ -119,4 +119,23 @@ export function parseBenchArgs(
     }
   }
   return { runs: count, quick, values };
+}
+
+/** A realistic small profile document with this `id`, padded so that its JSON is exactly `valueBytes` long. */
+export function benchDocument(i: number, id: string, valueBytes: number): Record<string, Json> {
+  const value: Record<string, Json> = {
+    id,
+    name: 'Ada Lovelace',
+    email: `ada.${i}@example.com`,
+    city: 'Dublin',
+    plan: 'pro',
+    visits: i % 1_000,
+    active: i % 2 === 0,
+    score: 0.5,
+    note: '',
+  };
+  const paddingBytes = valueBytes - JSON.stringify(value).length;
+  assert(paddingBytes >= 0, `value ${i} is over ${valueBytes} bytes before padding`);
+  value.note = 'n'.repeat(paddingBytes);
+  return value;
 }

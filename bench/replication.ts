@@ -39,7 +39,7 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { type ChangeEvent, type Json, Replica } from 'tessera';
 import { type LinkStatus, type PeerConfig, SyncNode, batchEntriesMax, decodeFrame, windowBatchesMax } from '@tessera/sync';
 import { FaultProxy } from '@tessera/cli';
-import { type Spread, formatPercent, formatRange, machineInfo, median, percentile, parseBenchArgs, spread, table } from './lib.js';
+import { type Spread, formatPercent, formatRange, machineInfo, median, percentile, benchDocument, parseBenchArgs, spread, table } from './lib.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -181,23 +181,9 @@ function indexOfKey(key: string): number {
   return key.startsWith(keyPrefix) ? Number(key.slice(keyPrefix.length)) : -1;
 }
 
-/** A realistic small profile document, padded so its JSON is exactly `valueBytes` long (as in bench/store.ts). */
+/** The benchmark's document number `i` (see `benchDocument`). */
 function mapValue(i: number): Record<string, Json> {
-  const value: Record<string, Json> = {
-    id: keyFor(i),
-    name: 'Ada Lovelace',
-    email: `ada.${i}@example.com`,
-    city: 'Dublin',
-    plan: 'pro',
-    visits: i % 1_000,
-    active: i % 2 === 0,
-    score: 0.5,
-    note: '',
-  };
-  const paddingBytes = valueBytes - JSON.stringify(value).length;
-  assert(paddingBytes >= 0, `value ${i} is over ${valueBytes} bytes before padding`);
-  value.note = 'n'.repeat(paddingBytes);
-  return value;
+  return benchDocument(i, keyFor(i), valueBytes);
 }
 
 

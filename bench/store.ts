@@ -26,7 +26,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Level } from 'level';
 import { type Json, Replica, docCacheEntriesMax } from 'tessera';
-import { type Spread, formatPercent, formatRange, machineInfo, percentile, parseBenchArgs, spread, table } from './lib.js';
+import { type Spread, formatPercent, formatRange, machineInfo, percentile, benchDocument, parseBenchArgs, spread, table } from './lib.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -114,23 +114,9 @@ function keyFor(i: number): string {
   return `doc-${String(i).padStart(8, '0')}`;
 }
 
-/** A realistic small profile document, padded so its JSON is exactly `valueBytes` long. */
+/** The benchmark's document number `i` (see `benchDocument`). */
 function mapValue(i: number): Record<string, Json> {
-  const value: Record<string, Json> = {
-    id: keyFor(i),
-    name: 'Ada Lovelace',
-    email: `ada.${i}@example.com`,
-    city: 'Dublin',
-    plan: 'pro',
-    visits: i % 1_000,
-    active: i % 2 === 0,
-    score: 0.5,
-    note: '',
-  };
-  const paddingBytes = valueBytes - JSON.stringify(value).length;
-  assert(paddingBytes >= 0, `value ${i} is over ${valueBytes} bytes before padding`);
-  value.note = 'n'.repeat(paddingBytes);
-  return value;
+  return benchDocument(i, keyFor(i), valueBytes);
 }
 
 /** Deterministic PRNG (mulberry32), so the read order is the same on every run and every machine. */
