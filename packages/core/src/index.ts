@@ -3,6 +3,7 @@ export * from './assert.js';
 export * from './errors.js';
 export * from './limits.js';
 export * from './names.js';
+export * from './yaml.js';
 export * from './json.js';
 export * from './hlc.js';
 export * from './context.js';

@@ -15,12 +15,10 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { type Node as YamlNode, type Pair, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
 import {
-  type Node as YamlNode, type Pair, type Scalar, LineCounter, YAMLMap, YAMLSeq, isAlias, isMap, isScalar, isSeq,
-  parseDocument,
-} from 'yaml';
-import {
-  type CrdtTypeName, KiB, MiB, TesseraError, checkDatasetName, checkNodeId, checkRegion, crdtType, regionNameLengthMax,
+  type CrdtTypeName, type YamlDocumentKind, type YamlField as Field, KiB, MiB, TesseraError, YamlChecker, checkDatasetName,
+  checkNodeId, checkRegion, crdtType, parseYamlMap, regionNameLengthMax, ruleOfError as ruleOf,
 } from '@tessera/core';
 import { type Durability } from '@tessera/store';
 
@@ -214,35 +212,13 @@ export function parseClusterConfig(
   env: NodeJS.ProcessEnv,
   options: { readonly baseDir?: string } = {},
 ): ClusterConfig {
-  if (typeof text !== 'string') throw new TesseraError('ERR_CONFIG_INVALID', `${source}: expected the config as text`);
-  const textBytes = Buffer.byteLength(text, 'utf8');
-  if (textBytes > configBytesMax) {
-    throw new TesseraError('ERR_CONFIG_INVALID', `${source}: ${textBytes} bytes exceed the limit of ${configBytesMax} bytes for a cluster config`);
-  }
+  const { checker, root: rootMap } = parseYamlMap(text, source, configKind, {
+    bytesMax: configBytesMax,
+    emptyRule: `the file is empty: expected a map with cluster, nodes and one of ${secretFields.join(', ')}`,
+    rootRule: `the file must be a map with the fields ${topLevelFields.join(', ')}`,
+    checker: (lines) => new Checker(configKind, source, lines),
+  });
   const baseDir = resolve(options.baseDir ?? dirname(resolve(source)));
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
-  const checker = new Checker(source, lineCounter);
-  const yamlProblems = [...doc.errors, ...doc.warnings];
-  if (yamlProblems.length > 0) {
-    for (const problem of yamlProblems) {
-      const { line, col } = lineCounter.linePos(problem.pos[0]);
-      checker.addAt({ line: Math.max(line, 1), col: Math.max(col, 1) }, `YAML: ${problem.message.replace(/ at line \d+, column \d+[\s\S]*$/, '')}`);
-    }
-    checker.throwIfAny();
-  }
-  const root = doc.contents;
-  if (root === null || (isScalar(root) && root.value === null)) {
-    checker.addAt({ line: 1, col: 1 }, `the file is empty: expected a map with cluster, nodes and one of ${secretFields.join(', ')}`);
-    checker.throwIfAny();
-  }
-  checker.rejectAliases(root);
-  checker.throwIfAny();
-  if (!isMap(root)) {
-    checker.add(root, '', root, `the file must be a map with the fields ${topLevelFields.join(', ')}`);
-    checker.throwIfAny();
-  }
-  const rootMap = root as YAMLMap;
   const top = checker.fields(rootMap, '', topLevelFields);
   const cluster = checker.string(top.get('cluster'), rootMap, 'cluster', true);
   if (cluster !== undefined && !clusterIdPattern.test(cluster)) {
@@ -260,11 +236,6 @@ export function parseClusterConfig(
 }
 
 // ---------------------------------------------------------------- sections
-
-interface Field {
-  readonly key: YamlNode;
-  readonly value: YamlNode | null;
-}
 
 function readSecret(
   checker: Checker, top: Map<string, Field>, root: YAMLMap, baseDir: string, env: NodeJS.ProcessEnv,
@@ -479,123 +450,10 @@ function readDatasets(checker: Checker, field: Field | undefined): Record<string
 
 // ---------------------------------------------------------------- the checker
 
-/** Collects problems with their positions; turns the tree's nodes into checked values. */
-class Checker {
-  private readonly problems: Array<{ line: number; col: number; text: string }> = [];
+const configKind: YamlDocumentKind = { code: 'ERR_CONFIG_INVALID', noun: 'a cluster config', problemsMax: configProblemsMax };
 
-  constructor(private readonly source: string, private readonly lines: LineCounter) {}
-
-  /** `line:col` of a node's start. */
-  position(node: YamlNode | null | undefined): string {
-    const { line, col } = this.linePos(node);
-    return `${line}:${col}`;
-  }
-
-  private linePos(node: YamlNode | null | undefined): { line: number; col: number } {
-    const { line, col } = this.lines.linePos(node?.range?.[0] ?? 0);
-    return { line: Math.max(line, 1), col: Math.max(col, 1) };
-  }
-
-  /** Records a problem at `node`: path, the value (described), and the rule. */
-  add(node: YamlNode | null | undefined, path: string, value: unknown, rule: string): void {
-    this.addRaw(node, path, value === undefined ? undefined : describeNode(value), rule);
-  }
-
-  /** Like `add`, with the value already rendered (or hidden). */
-  addRaw(node: YamlNode | null | undefined, path: string, shown: string | undefined, rule: string): void {
-    const subject = [path, shown].filter((part) => part !== undefined && part !== '').join(' ');
-    this.addAt(this.linePos(node), `${subject === '' ? '' : `${subject}: `}${rule}`);
-  }
-
-  /** Records a problem at a known line and column. */
-  addAt(at: { line: number; col: number }, message: string): void {
-    this.problems.push({ line: at.line, col: at.col, text: `${this.source}:${at.line}:${at.col}: ${message}` });
-  }
-
-  /** Throws `ERR_CONFIG_INVALID` with every problem so far, if any. */
-  throwIfAny(): void {
-    if (this.problems.length === 0) return;
-    // In file order (the sort is stable: problems at one position keep the order they were found in).
-    const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.col - b.col);
-    const shown = sorted.slice(0, configProblemsMax).map((problem) => problem.text);
-    const more = this.problems.length - shown.length;
-    throw new TesseraError('ERR_CONFIG_INVALID', shown.join('\n') + (more > 0 ? `\n(and ${more} more problems)` : ''));
-  }
-
-  /** Refuses aliases anywhere in the tree: they would let a small file expand into a large one. */
-  rejectAliases(node: YamlNode | null): void {
-    const stack: (YamlNode | null)[] = [node];
-    while (stack.length > 0) {
-      const next = stack.pop()!;
-      if (next === null || next === undefined) continue;
-      if (isAlias(next)) {
-        this.addRaw(next, '', undefined, `aliases (*${next.source}) are not supported in a cluster config`);
-      } else if (isMap(next)) {
-        for (const pair of (next as YAMLMap).items as Pair<YamlNode | null, YamlNode | null>[]) stack.push(pair.key, pair.value);
-      } else if (isSeq(next)) {
-        stack.push(...((next as YAMLSeq).items as (YamlNode | null)[]));
-      }
-    }
-  }
-
-  /** The string name of a map key, or undefined (with a problem) when it is not a string. */
-  key(pair: Pair<YamlNode | null, YamlNode | null>, path: string): string | undefined {
-    const key = pair.key;
-    if (isScalar(key) && typeof key.value === 'string') return key.value;
-    this.add(key, path, isScalar(key) ? key.value : key, 'field names must be strings');
-    return undefined;
-  }
-
-  /** A map's fields by name; unknown names are problems. */
-  fields(map: YAMLMap, path: string, allowed: readonly string[]): Map<string, Field> {
-    const out = new Map<string, Field>();
-    for (const pair of map.items as Pair<YamlNode | null, YamlNode | null>[]) {
-      const name = this.key(pair, path);
-      if (name === undefined) continue;
-      if (!allowed.includes(name)) {
-        this.add(pair.key, path === '' ? name : `${path}.${name}`, undefined,
-          `unknown field${path === '' ? '' : ` in ${path}`}: the fields are ${allowed.join(', ')}`);
-        continue;
-      }
-      out.set(name, { key: pair.key!, value: pair.value });
-    }
-    return out;
-  }
-
-  /** A string field. Missing and required, or not a string, is a problem; `hidden` keeps the value out of messages. */
-  string(field: Field | undefined, parent: YamlNode, path: string, required: boolean, hidden = false): string | undefined {
-    if (field === undefined) {
-      const dot = path.lastIndexOf('.');
-      if (required) this.add(parent, dot < 0 ? '' : path.slice(0, dot), undefined, `missing field "${path.slice(dot + 1)}"`);
-      return undefined;
-    }
-    const node = field.value;
-    if (isScalar(node) && typeof node.value === 'string') {
-      if (node.value.length === 0) {
-        this.add(node, path, hidden ? undefined : '', 'must not be empty');
-        return undefined;
-      }
-      return node.value;
-    }
-    const value = isScalar(node) ? node.value : node;
-    if (hidden) this.addRaw(node ?? field.key, path, undefined, 'must be a string');
-    else this.add(node ?? field.key, path, value, isScalar(node) && node.value !== null ? `must be a string; quote it: "${String(node.value)}"` : 'must be a string');
-    return undefined;
-  }
-
-  /** A name field validated with a core check (whose message gives the rule). */
-  named(field: Field | undefined, parent: YamlNode, path: string, check: (value: unknown) => void): string | undefined {
-    const value = this.string(field, parent, path, true);
-    if (value === undefined) return undefined;
-    try {
-      check(value);
-      return value;
-    } catch (error) {
-      this.add(field!.value, path, value, ruleOf(error));
-      return undefined;
-    }
-  }
-
+/** The shared YAML checker with the config's own value checks. */
+class Checker extends YamlChecker {
   /** A `host:port` field. */
   address(field: Field | undefined, parent: YamlNode, path: string, required: boolean): HostPort | undefined {
     const text = this.string(field, parent, path, required);
@@ -644,25 +502,9 @@ function addressKey(address: HostPort): string {
   return formatHostPort(address).toLowerCase();
 }
 
-/** The rule part of a core validation message (`… is invalid: <rule>`), or the whole message. */
-function ruleOf(error: unknown): string {
-  if (!(error instanceof TesseraError)) throw error;
-  const match = /\bis (?:invalid|unknown): (.*)$/.exec(error.message);
-  return match?.[1] ?? error.message;
-}
-
 function describe(value: unknown): string {
   const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-/** A value for a message: scalars as JSON, collections by kind. */
-function describeNode(value: unknown): string {
-  if (isMap(value)) return '(a map)';
-  if (isSeq(value)) return '(a list)';
-  if (isScalar(value)) return describe((value as Scalar).value);
-  if (value === null) return 'null';
-  return describe(value);
 }
 
 function secretBytes(text: string): Buffer {
