@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './limits.js';
 export * from './names.js';
 export * from './yaml.js';
+export * from './policy/index.js';
 export * from './json.js';
 export * from './hlc.js';
 export * from './context.js';

@@ -43,3 +43,26 @@ export const contextCloudDotsMax = 65_536;
 export const counterAbsMax = Number.MAX_SAFE_INTEGER;
 /** Discarded Yjs/Automerge content up to this size is kept whole in its conflict record. */
 export const discardedBytesInlineMax = 256 * KiB;
+
+/** A replication policy's text, in UTF-8 bytes. */
+export const policyBytesMax = 1 * MiB;
+/** Regions in one policy. */
+export const policyRegionsMax = 64;
+/** Datasets one policy lists. */
+export const policyDatasetsMax = 1_024;
+/** Rules in one policy. */
+export const policyRulesMax = 256;
+/** Problems listed in one `ERR_POLICY_INVALID` message; the rest are counted. */
+export const policyProblemsMax = 20;
+/** A rule's name, in characters. */
+export const ruleNameLengthMax = 128;
+/** A jurisdiction: `[a-z0-9-]`, at most this many characters. */
+export const jurisdictionLengthMax = 32;
+/** One CEL expression (a rule or a home placement), in characters. */
+export const expressionLengthMax = 4_096;
+/** Nodes in one CEL expression's syntax tree. */
+export const expressionAstNodesMax = 2_000;
+/** Nesting of one CEL expression (calls, selections, indexes, aggregates). */
+export const expressionDepthMax = 64;
+/** Policy decisions cached per policy (two generations of half this size; the older is dropped when the newer fills). */
+export const decisionCacheEntriesMax = 65_536;
