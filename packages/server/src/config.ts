@@ -18,7 +18,8 @@ import { dirname, resolve } from 'node:path';
 import { type Node as YamlNode, type Pair, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
 import {
   type CrdtTypeName, type YamlDocumentKind, type YamlField as Field, KiB, MiB, TesseraError, YamlChecker, checkDatasetName,
-  checkNodeId, checkRegion, crdtType, parseYamlMap, regionNameLengthMax, ruleOfError as ruleOf,
+  cadenceMsMax, cadenceMsMin, checkNodeId, checkRegion, crdtType, datasetPriorities, parseDurationMs, parseYamlMap,
+  regionNameLengthMax, ruleOfError as ruleOf,
 } from '@tessera/core';
 import { type Durability } from '@tessera/store';
 
@@ -71,19 +72,8 @@ export interface NodeConfig {
   readonly durability: Durability;
 }
 
-/** Dataset priorities on a constrained link. */
-export const datasetPriorities = ['high', 'normal', 'low'] as const;
-/** Bounds of a dataset's fixed cadence. */
-export const cadenceMsMin = 10;
-export const cadenceMsMax = 3_600_000;
-
-/** Parses a duration such as `250ms`, `30s`, `5m` or `1h` into milliseconds; null when malformed. */
-export function parseDurationMs(text: string): number | null {
-  const match = /^(\d{1,7})(ms|s|m|h)$/.exec(text);
-  if (match === null) return null;
-  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(match[1]) * factor;
-}
+// The policy's definitions (core), re-exported where the config used to define them.
+export { datasetPriorities, cadenceMsMin, cadenceMsMax, parseDurationMs };
 
 /** A dataset's settings until the replication policy lands: its CRDT type; placement is always global. */
 export interface DatasetConfig {
