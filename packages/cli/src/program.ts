@@ -1,8 +1,10 @@
 /** The `tessera` command. */
 import { Command, CommanderError } from 'commander';
 import { isTesseraError } from '@tessera/core';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerDataCommands } from './commands/data.js';
 import { registerDevCommand } from './commands/dev.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerStatusCommand } from './commands/status.js';
 
@@ -22,6 +24,8 @@ export function createProgram(print: (line: string) => void = (line) => process.
   registerServeCommand(program, print);
   registerDataCommands(program, print);
   registerStatusCommand(program, print, context);
+  registerPolicyCommands(program, print);
+  registerAuditCommands(program, print, context);
   return program;
 }
 

@@ -33,6 +33,25 @@ async function freeBasePort(regions: number): Promise<number> {
   throw new Error('no free block of ports found for a test cluster');
 }
 
+/**
+ * The policy of test clusters that do not bring their own: the dev cluster's datasets and types, all global
+ * (the tests of replication itself are not about residency).
+ */
+export function globalPolicyText(regions: readonly string[]): string {
+  return [
+    'version: 1',
+    'regions:',
+    ...regions.map((region) => `  ${region}: { jurisdiction: ${region.split('-')[0]} }`),
+    'datasets:',
+    '  profiles: { type: map, placement: global }',
+    '  catalog:  { type: map, placement: global, priority: high }',
+    '  visits:   { type: counter, placement: global }',
+    '  carts:    { type: set, placement: global }',
+    '  notes:    { type: yjs, placement: global }',
+    '',
+  ].join('\n');
+}
+
 /** A running test cluster. */
 export interface TestCluster {
   readonly layout: DevLayout;
@@ -47,10 +66,15 @@ export interface TestCluster {
 }
 
 /** Starts a cluster; it is stopped and removed when the test ends. */
-export async function startTestCluster(t: { teardown(fn: () => unknown): void; fail(message: string): void }, regions: string[], latencyMs = 20): Promise<TestCluster> {
+export async function startTestCluster(
+  t: { teardown(fn: () => unknown): void; fail(message: string): void },
+  regions: string[],
+  latencyMs = 20,
+  options: Pick<Parameters<typeof prepareDevCluster>[0], 'policyText' | 'onData'> = {},
+): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-cluster-'));
   const basePort = await freeBasePort(regions.length);
-  const layout = await prepareDevCluster({ regions, dir, basePort, latencyMs, durability: 'os' });
+  const layout = await prepareDevCluster({ regions, dir, basePort, latencyMs, durability: 'os', policyText: globalPolicyText(regions), ...options });
   const children = new Map<string, ChildProcess>();
   const start = async (node: DevNode) => {
     const child = spawnNode(layout, node, 'pipe');

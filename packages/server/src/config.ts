@@ -1,6 +1,6 @@
 /**
  * The cluster config file: which nodes form the cluster, where each listens and keeps its data, the shared
- * secret that authenticates peers, and each dataset's CRDT type.
+ * secret that authenticates peers, and the replication policy file (datasets, placement, rules: docs/policy.md).
  *
  * The YAML is walked as a syntax tree (never converted with `toJS`), so every refusal names the file, line and
  * column of the offending node, the field path, the value and the rule:
@@ -17,9 +17,8 @@ import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { type Node as YamlNode, type Pair, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
 import {
-  type CrdtTypeName, type YamlDocumentKind, type YamlField as Field, KiB, MiB, TesseraError, YamlChecker, checkDatasetName,
-  cadenceMsMax, cadenceMsMin, checkNodeId, checkRegion, crdtType, datasetPriorities, parseDurationMs, parseYamlMap,
-  regionNameLengthMax, ruleOfError as ruleOf,
+  type Policy, type YamlDocumentKind, type YamlField as Field, KiB, MiB, TesseraError, YamlChecker,
+  checkNodeId, checkRegion, parsePolicy, parseYamlMap, policyBytesMax, regionNameLengthMax, ruleOfError as ruleOf,
 } from '@tessera/core';
 import { type Durability } from '@tessera/store';
 
@@ -27,8 +26,6 @@ import { type Durability } from '@tessera/store';
 export const configBytesMax = 1 * MiB;
 /** Nodes in one cluster (a full mesh of links: 64 × 63 directed links). */
 export const configNodesMax = 64;
-/** Datasets declared in the config file. */
-export const configDatasetsMax = 1_024;
 /** Problems listed in one `ERR_CONFIG_INVALID` message; the rest are counted. */
 export const configProblemsMax = 20;
 /** A secret: at least this many characters (about 192 bits when random base64). */
@@ -47,10 +44,9 @@ const zonePattern = /^[a-z][a-z0-9_-]*$/;
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'datasets'] as const;
+const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy'] as const;
 const secretFields = ['secret', 'secretFile', 'secretEnv'] as const;
 const nodeFields = ['id', 'region', 'zone', 'listen', 'advertise', 'data', 'durability'] as const;
-const datasetFields = ['type', 'placement', 'priority', 'cadence'] as const;
 
 /** A parsed `host:port`; an IPv6 host is kept without its brackets. */
 export interface HostPort {
@@ -72,18 +68,6 @@ export interface NodeConfig {
   readonly durability: Durability;
 }
 
-// The policy's definitions (core), re-exported where the config used to define them.
-export { datasetPriorities, cadenceMsMin, cadenceMsMax, parseDurationMs };
-
-/** A dataset's settings until the replication policy lands: its CRDT type; placement is always global. */
-export interface DatasetConfig {
-  readonly type: CrdtTypeName;
-  readonly placement: 'global';
-  /** Priority on a constrained link (default normal). */
-  readonly priority: (typeof datasetPriorities)[number];
-  /** A fixed flush cadence in ms instead of the adaptive one (for cold data); absent = adaptive. */
-  readonly cadenceMs?: number;
-}
 
 /** Where the secret came from (safe to log: names a file or variable, never the secret). */
 export type SecretSource =
@@ -100,7 +84,13 @@ export interface ClusterConfig {
   readonly secret: Buffer;
   readonly secretSource: SecretSource;
   readonly nodes: readonly NodeConfig[];
-  readonly datasets: Readonly<Record<string, DatasetConfig>>;
+  /**
+   * The replication policy named by `policy:` (parsed and checked: every node's region is declared in it), or
+   * null without one: every dataset is then a `map` that may live in every region.
+   */
+  readonly policy: Policy | null;
+  /** The absolute path of the policy file, or null. */
+  readonly policyPath: string | null;
 }
 
 const secrets = new WeakMap<object, Buffer>();
@@ -111,14 +101,16 @@ class ClusterConfigRecord implements ClusterConfig {
   readonly cluster: string;
   readonly secretSource: SecretSource;
   readonly nodes: readonly NodeConfig[];
-  readonly datasets: Readonly<Record<string, DatasetConfig>>;
+  readonly policy: Policy | null;
+  readonly policyPath: string | null;
 
   constructor(fields: Omit<ClusterConfig, 'secret'>, secret: Buffer) {
     this.source = fields.source;
     this.cluster = fields.cluster;
     this.secretSource = fields.secretSource;
     this.nodes = fields.nodes;
-    this.datasets = fields.datasets;
+    this.policy = fields.policy;
+    this.policyPath = fields.policyPath;
     secrets.set(this, secret);
     Object.freeze(this);
   }
@@ -217,10 +209,10 @@ export function parseClusterConfig(
   }
   const secret = readSecret(checker, top, rootMap, baseDir, env);
   const nodes = readNodes(checker, top.get('nodes'), rootMap, baseDir);
-  const datasets = readDatasets(checker, top.get('datasets'));
+  const policy = readPolicy(checker, top.get('policy'), rootMap, baseDir, nodes);
   checker.throwIfAny();
   return new ClusterConfigRecord(
-    { source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), datasets: Object.freeze(datasets!) },
+    { source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), policy: policy?.policy ?? null, policyPath: policy?.path ?? null },
     secret!.bytes,
   );
 }
@@ -367,75 +359,32 @@ function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, ba
   return nodes;
 }
 
-function readDatasets(checker: Checker, field: Field | undefined): Record<string, DatasetConfig> | undefined {
-  const out: Record<string, DatasetConfig> = {};
-  if (field === undefined || (isScalar(field.value) && field.value.value === null)) return out;
-  const map = field.value;
-  if (!isMap(map)) {
-    checker.add(map, 'datasets', map, 'datasets must be a map from dataset name to { type, placement }');
+/** Reads the policy file `policy:` names (relative to the config), and checks it declares every node's region. */
+function readPolicy(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string, nodes: readonly NodeConfig[] | undefined): { policy: Policy; path: string } | undefined {
+  if (field === undefined) return undefined;
+  const given = checker.string(field, root, 'policy', true);
+  if (given === undefined || !checker.path(field.value, 'policy', given)) return undefined;
+  const path = resolve(baseDir, given);
+  let text: string;
+  try {
+    text = readSmallTextFile(path, policyBytesMax);
+  } catch (error) {
+    checker.add(field.value, 'policy', given, `cannot read ${path}: ${error instanceof RangeError ? error.message : ioReason(error)}`);
     return undefined;
   }
-  const pairs = (map as YAMLMap).items as Pair<YamlNode | null, YamlNode | null>[];
-  if (pairs.length > configDatasetsMax) {
-    checker.addRaw(map, 'datasets', `(${pairs.length} datasets)`, `at most ${configDatasetsMax} datasets`);
+  let policy: Policy;
+  try {
+    policy = parsePolicy(text, path);
+  } catch (error) {
+    checker.add(field.value, 'policy', given, `the policy file is invalid:\n${(error as Error).message}`);
     return undefined;
   }
-  for (const pair of pairs) {
-    const name = checker.key(pair, 'datasets');
-    if (name === undefined) continue;
-    const path = `datasets.${name}`;
-    try {
-      checkDatasetName(name);
-    } catch (error) {
-      checker.add(pair.key, path, name, ruleOf(error));
-      continue;
-    }
-    const settings = pair.value;
-    if (!isMap(settings)) {
-      checker.add(settings ?? pair.key, path, settings, `a dataset is a map { type, placement }, for example { type: map }`);
-      continue;
-    }
-    const fields = checker.fields(settings as YAMLMap, path, datasetFields);
-    const type = checker.string(fields.get('type'), settings, `${path}.type`, true);
-    if (type !== undefined) {
-      try {
-        crdtType(type);
-      } catch (error) {
-        checker.add(fields.get('type')!.value, `${path}.type`, type, ruleOf(error));
-        continue;
-      }
-    }
-    const placement = fields.get('placement');
-    if (placement !== undefined) {
-      const value = placement.value;
-      if (!(isScalar(value) && value.value === 'global')) {
-        checker.add(value ?? placement.key, `${path}.placement`, value,
-          'only "global" placement is supported for now; placement by regions, home region or local comes with the replication policy');
-        continue;
-      }
-    }
-    const priority = checker.string(fields.get('priority'), settings, `${path}.priority`, false) ?? 'normal';
-    if (!(datasetPriorities as readonly string[]).includes(priority)) {
-      checker.add(fields.get('priority')!.value, `${path}.priority`, priority, `priority must be one of ${datasetPriorities.join(', ')}`);
-      continue;
-    }
-    const cadenceText = checker.string(fields.get('cadence'), settings, `${path}.cadence`, false);
-    let cadenceMs: number | undefined;
-    if (cadenceText !== undefined) {
-      const parsed = parseDurationMs(cadenceText);
-      if (parsed === null || parsed < cadenceMsMin || parsed > cadenceMsMax) {
-        checker.add(fields.get('cadence')!.value, `${path}.cadence`, cadenceText, `cadence is a duration from ${cadenceMsMin}ms to 1h, such as 500ms, 30s or 5m`);
-        continue;
-      }
-      cadenceMs = parsed;
-    }
-    if (type !== undefined) {
-      out[name] = Object.freeze({
-        type: type as CrdtTypeName, placement: 'global', priority: priority as DatasetConfig['priority'], ...(cadenceMs === undefined ? {} : { cadenceMs }),
-      });
+  for (const node of nodes ?? []) {
+    if (!policy.regions.has(node.region)) {
+      checker.add(field.value, 'policy', given, `policy version ${policy.version} does not declare region ${JSON.stringify(node.region)} of node ${node.id} (it declares ${policy.regionNames.join(', ')})`);
     }
   }
-  return out;
+  return { policy, path };
 }
 
 // ---------------------------------------------------------------- the checker

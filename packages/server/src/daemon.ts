@@ -5,10 +5,9 @@
  * in-flight requests finish, flushes the links (bounded), and closes the store: no acknowledged write is lost.
  */
 import { createServer, type Server } from 'node:http';
-import { createHash } from 'node:crypto';
-import { TesseraError } from '@tessera/core';
+import { type Policy, TesseraError } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { type LaneConfig, SyncNode, type PolicyStamp, lanePriorities } from '@tessera/sync';
+import { type LaneConfig, SyncNode, lanePriorities } from '@tessera/sync';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler } from './http.js';
 
@@ -38,26 +37,20 @@ export interface Daemon {
 }
 
 /**
- * Lanes from the dataset declarations: datasets of the same priority and cadence share a lane; adaptive
- * datasets of normal priority stay in the main lane.
+ * Lanes from the policy's datasets: datasets of the same priority and cadence share a lane, named by them
+ * (`high`, `low-30000ms`), so a lane keeps its name — and its durable cursors — across policy versions;
+ * adaptive datasets of normal priority stay in the main lane.
  */
-export function lanesOf(config: ClusterConfig): LaneConfig[] {
+export function lanesOf(policy: Policy | null): LaneConfig[] {
   const groups = new Map<string, LaneConfig & { datasets: string[] }>();
-  for (const name of Object.keys(config.datasets).sort()) {
-    const dataset = config.datasets[name]!;
-    if (dataset.priority === 'normal' && dataset.cadenceMs === undefined) continue;
-    const id = `${dataset.priority}${dataset.cadenceMs === undefined ? '' : `-${dataset.cadenceMs}ms`}`;
-    const lane = groups.get(id) ?? { id, datasets: [], priority: lanePriorities[dataset.priority], ...(dataset.cadenceMs === undefined ? {} : { fixedCadenceMs: dataset.cadenceMs }) };
-    lane.datasets.push(name);
+  for (const dataset of [...(policy?.datasets.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (dataset.priority === 'normal' && dataset.cadenceMs === null) continue;
+    const id = `${dataset.priority}${dataset.cadenceMs === null ? '' : `-${dataset.cadenceMs}ms`}`;
+    const lane = groups.get(id) ?? { id, datasets: [], priority: lanePriorities[dataset.priority], ...(dataset.cadenceMs === null ? {} : { fixedCadenceMs: dataset.cadenceMs }) };
+    lane.datasets.push(dataset.name);
     groups.set(id, lane);
   }
   return [...groups.values()];
-}
-
-/** The policy stamp until versioned policies land: a hash of the dataset declarations. */
-export function datasetsStamp(config: ClusterConfig): PolicyStamp {
-  const canonical = JSON.stringify(Object.keys(config.datasets).sort().map((name) => [name, config.datasets[name]]));
-  return { version: 0, hash: createHash('sha256').update(canonical).digest('hex').slice(0, 16) };
 }
 
 function listen(server: Server, node: NodeConfig): Promise<void> {
@@ -86,17 +79,23 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const node = findNode(config, options.nodeId);
   const base = { node: node.id, region: node.region };
   const log = (event: LogEvent) => options.log?.({ ...base, ...event });
-  const replica = await Replica.open({ path: node.data, node: node.id, region: node.region, durability: node.durability, datasets: config.datasets });
+  const peers = peersOf(config, node.id);
+  const replica = await Replica.open({
+    path: node.data, node: node.id, region: node.region, durability: node.durability,
+    peers: peers.map((peer) => ({ node: peer.id, region: peer.region })),
+    ...(config.policy === null ? {} : { policy: config.policy }),
+  });
   const sync = new SyncNode({
     replica,
     cluster: config.cluster,
     secret: config.secret,
-    policy: datasetsStamp(config),
-    lanes: lanesOf(config),
-    peers: peersOf(config, node.id).map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
+    // Lanes are set at start from the policy in force (a newer stored version wins over the file's).
+    lanes: lanesOf(replica.policy),
+    onPolicy: (event) => log({ event: 'policy-installed', version: event.version, from: event.from }),
+    peers: peers.map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
     log,
   });
-  const api = createHttpHandler({ replica, node, replication: sync, log: (event: object) => log(event as LogEvent), datasets: config.datasets });
+  const api = createHttpHandler({ replica, node, replication: sync, log: (event: object) => log(event as LogEvent) });
   const server = createServer(api.handle);
   server.on('upgrade', (request, socket, head) => {
     if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
@@ -110,7 +109,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }
   sync.start();
   const url = `http://${formatHostPort(node.listen)}`;
-  log({ event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability });
+  log({ event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability, policy: replica.policyStamp().version });
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {

@@ -13,9 +13,10 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
-  type CrdtTypeName, type Dot, type ErrorCode, type Json, TesseraError, checkDatasetName, checkKey, isPlainObject,
+  type CrdtTypeName, type Dot, type ErrorCode, type Json, type Policy, TesseraError, assertMayHold, checkDatasetName, checkKey,
+  isPlainObject, parsePolicy, policyBytesMax,
 } from '@tessera/core';
-import { type ChangeEvent, type Replica, type WriteResult } from '@tessera/store';
+import { type ChangeEvent, type Replica, type WriteResult, policyHash } from '@tessera/store';
 import { mustCloseConnection, readJsonBody } from './body.js';
 import { checkOperations, parseOperations } from './operations.js';
 import { type Problem, problemOf, sendJson, sendProblem } from './problem.js';
@@ -40,6 +41,8 @@ export interface Replication {
    * deadline. `deadlineMs` is an absolute `Date.now()` time.
    */
   waitFor?(dataset: string, key: string, dot: readonly [string, number], deadlineMs: number): Promise<boolean>;
+  /** Called after the enforced policy changed through the API: replication offers it to the peers. */
+  policyChanged?(): void;
 }
 
 /** The node the API answers for. */
@@ -154,6 +157,10 @@ class HttpApiImpl implements HttpApi {
       route('/v1/conflicts', { GET: (ctx) => this.listConflicts(ctx) }),
       route('/v1/status', { GET: (ctx) => this.status(ctx) }),
       route('/v1/peers', { GET: (ctx) => this.peers(ctx) }),
+      route('/v1/policy', { GET: (ctx) => this.getPolicy(ctx), POST: (ctx) => this.postPolicy(ctx) }),
+      route('/v1/policy/history', { GET: (ctx) => this.policyHistory(ctx) }),
+      route('/v1/audit', { GET: (ctx) => this.listAudit(ctx) }),
+      route('/v1/audit/verify', { GET: (ctx) => this.verifyAudit(ctx) }),
       route('/healthz', { GET: async (ctx) => (query(ctx, []), { status: 200, body: { ok: true } }) }),
       route('/readyz', { GET: (ctx) => this.ready(ctx) }),
     ];
@@ -291,6 +298,9 @@ class HttpApiImpl implements HttpApi {
     }
     const view = await this.replica.get(dataset, key);
     if (view === undefined) {
+      // A document of a dataset this region may not hold at all is another region's to answer for.
+      const policy = this.replica.policy;
+      if (policy !== null) assertMayHold(policy, { dataset, key, tags: [], origin: this.deps.node.region }, this.deps.node.region);
       throw new TesseraError('ERR_DOC_NOT_FOUND', `document ${dataset}/${key} does not exist on node ${this.deps.node.id}`);
     }
     return { status: 200, body: view };
@@ -326,7 +336,7 @@ class HttpApiImpl implements HttpApi {
     query(ctx, []);
     const operations = parseOperations(await readJsonBody(ctx.req));
     // Without the dataset types, a new document's type is the store's to decide.
-    const datasetType = this.deps.datasets === undefined ? undefined : this.deps.datasets[dataset]?.type ?? 'map';
+    const datasetType = this.replica.policy?.dataset(dataset).type ?? (this.deps.datasets === undefined ? undefined : this.deps.datasets[dataset]?.type ?? 'map');
     checkOperations(dataset, key, operations, await this.replica.state(dataset, key), datasetType);
     const results: WriteAnswer[] = [];
     for (const [i, item] of operations.entries()) {
@@ -391,6 +401,59 @@ class HttpApiImpl implements HttpApi {
     query(ctx, []);
     const cursors = await this.replica.cursors();
     return { status: 200, body: { links: this.deps.replication?.status().links ?? [], cursors } };
+  }
+
+  // ---------------------------------------------------------------- policy and audit
+
+  private async getPolicy(ctx: RequestContext): Promise<Reply> {
+    query(ctx, []);
+    const describe = (policy: Policy | null) => (policy === null ? null : { version: policy.version, hash: policyHash(policy), text: policy.text });
+    return { status: 200, body: { region: this.deps.node.region, enforced: describe(this.replica.policy), shadow: describe(this.replica.shadowPolicy) } };
+  }
+
+  /** `{ text, mode }`: `plan` reports what the policy would change here; `shadow` and `enforce` install it. */
+  private async postPolicy(ctx: RequestContext): Promise<Reply> {
+    query(ctx, []);
+    const body = await readJsonBody(ctx.req, policyBytesMax + 64 * 1024);
+    if (!isPlainObject(body)) throw new TesseraError('ERR_BODY_INVALID', 'POST /v1/policy body must be an object { "text": "<policy YAML or JSON>", "mode": "plan" | "shadow" | "enforce" }');
+    for (const field of Object.keys(body)) {
+      if (field !== 'text' && field !== 'mode') throw new TesseraError('ERR_BODY_INVALID', `POST /v1/policy body: unknown field ${JSON.stringify(field).slice(0, 80)} (the fields are text, mode)`);
+    }
+    if (typeof body.text !== 'string') throw new TesseraError('ERR_BODY_INVALID', 'POST /v1/policy body: "text" must be the policy as a string');
+    const mode = body.mode;
+    if (mode !== 'plan' && mode !== 'shadow' && mode !== 'enforce') {
+      throw new TesseraError('ERR_BODY_INVALID', `POST /v1/policy body: "mode" must be "plan", "shadow" or "enforce", got ${JSON.stringify(mode)?.slice(0, 40)}`);
+    }
+    const policy = parsePolicy(body.text, 'policy');
+    const stamp = { version: policy.version, hash: policyHash(policy) };
+    if (mode === 'plan') return { status: 200, body: { mode, policy: stamp, report: await this.replica.planPolicy(policy) } };
+    const report = await this.replica.installPolicy(policy, mode, 'api');
+    if (mode === 'enforce') this.deps.replication?.policyChanged?.();
+    return { status: 200, body: { mode, policy: stamp, changed: report !== null, report } };
+  }
+
+  private async policyHistory(ctx: RequestContext): Promise<Reply> {
+    query(ctx, []);
+    const enforced = this.replica.policy?.version ?? null;
+    const shadow = this.replica.shadowPolicy?.version ?? null;
+    const history = (await this.replica.policyHistory()).map((record) => ({
+      ...record, state: record.version === enforced ? 'enforced' : record.version === shadow ? 'shadow' : 'stored',
+    }));
+    return { status: 200, body: { history } };
+  }
+
+  private async listAudit(ctx: RequestContext): Promise<Reply> {
+    const params = query(ctx, ['after', 'limit']);
+    const entries = await this.replica.audit({
+      ...(params.after === undefined ? {} : { after: integerParam('after', params.after) }),
+      ...(params.limit === undefined ? {} : { limit: integerParam('limit', params.limit) }),
+    });
+    return { status: 200, body: { region: this.deps.node.region, length: this.replica.auditLength, entries } };
+  }
+
+  private async verifyAudit(ctx: RequestContext): Promise<Reply> {
+    query(ctx, []);
+    return { status: 200, body: { region: this.deps.node.region, ...(await this.replica.verifyAudit()) } };
   }
 
   private async ready(ctx: RequestContext): Promise<Reply> {

@@ -5,7 +5,7 @@
  */
 import {
   type CrdtTypeName, type DocState, type Json, type JsonScalar, type Operation, type TagChange, TesseraError,
-  checkTags, crdtType, docExists, isCrdtTypeName, isPlainObject, operationMutator, toFieldPath,
+  checkUserTags, crdtType, docExists, isCrdtTypeName, isPlainObject, operationMutator, toFieldPath,
 } from '@tessera/core';
 
 /** Operations in one request, applied in order. */
@@ -70,8 +70,8 @@ function parseOperation(item: unknown, what: string): RequestOperation {
     }
     const add = item.add ?? [];
     const remove = item.remove ?? [];
-    checkTags(add);
-    checkTags(remove);
+    checkUserTags(add);
+    checkUserTags(remove);
     return { kind: 'tag', change: { add, remove } };
   }
   let type: CrdtTypeName | undefined;

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { TesseraError } from '@tessera/core';
+import { TesseraError, parsePolicy } from '@tessera/core';
 import {
   configBytesMax, configNodesMax, findNode, formatHostPort, loadClusterConfig, parseClusterConfig, peersOf,
 } from '../src/config.js';
@@ -33,9 +33,15 @@ nodes:
     listen: 127.0.0.1:7102
     data: ./data/us-east-1
     durability: os
+`;
+
+const policyText = `version: 3
+regions:
+  eu-west: { jurisdiction: eu }
+  us-east: { jurisdiction: us }
 datasets:
-  profiles: { type: map }
-  visits: { type: counter, placement: global }
+  profiles: { type: map, placement: { home: doc.origin, within: jurisdiction }, priority: high }
+  visits: { type: counter, placement: global, priority: low, cadence: 30s }
 `;
 
 async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
@@ -57,10 +63,11 @@ function refusal(t: Test, text: string, env: NodeJS.ProcessEnv = {}, baseDir = '
   return '';
 }
 
-t.test('a valid file: nodes, addresses, absolute data paths, defaults, datasets', async (t) => {
+t.test('a valid file: nodes, addresses, absolute data paths, defaults, the policy file', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'cluster.yaml');
-  await writeFile(path, valid);
+  await writeFile(path, `${valid}policy: ./policy.yaml\n`);
+  await writeFile(join(dir, 'policy.yaml'), policyText);
   const config = await loadClusterConfig(path);
   t.equal(config.cluster, 'demo');
   t.equal(config.source, path);
@@ -75,14 +82,16 @@ t.test('a valid file: nodes, addresses, absolute data paths, defaults, datasets'
   t.same(us!.advertise, { host: '127.0.0.1', port: 7102 }, 'advertise defaults to listen');
   t.equal(us!.durability, 'os');
   t.equal(us!.zone, undefined);
-  t.same(config.datasets, { profiles: { type: 'map', placement: 'global', priority: 'normal' }, visits: { type: 'counter', placement: 'global', priority: 'normal' } });
+  t.equal(config.policy?.version, 3, 'the policy file is read and parsed');
+  t.equal(config.policyPath, join(dir, 'policy.yaml'), 'relative to the config file');
+  t.equal(config.policy?.dataset('visits').type, 'counter');
   t.equal(findNode(config, 'us-east-1'), us);
   t.same(peersOf(config, 'eu-west-1').map((node) => node.id), ['us-east-1']);
   t.equal(formatHostPort(eu!.listen), '127.0.0.1:7101');
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.nodes[0]), 'the config is immutable');
 });
 
-t.test('IPv6 and DNS addresses; datasets may be omitted', async (t) => {
+t.test('IPv6 and DNS addresses; the policy may be omitted', async (t) => {
   const config = parseClusterConfig(`cluster: c1
 secret: "${secret}"
 nodes:
@@ -93,7 +102,7 @@ nodes:
   t.equal(formatHostPort(config.nodes[0]!.advertise), '[::1]:7101');
   t.equal(config.nodes[1]!.listen.host, 'node-b.example.com');
   t.equal(config.nodes[1]!.data, '/etc/tessera/b');
-  t.same(config.datasets, {});
+  t.equal(config.policy, null, 'without a policy every dataset may live everywhere');
 });
 
 t.test('findNode names the known nodes', async (t) => {
@@ -118,10 +127,10 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
       'cluster.yaml:13:13: nodes[1].listen "300.1.1.1:7102": the host must be an IPv4 address, [IPv6] address or a DNS name'],
     ['wildcard listen without advertise', valid.replace('listen: 127.0.0.1:7102', 'listen: 0.0.0.0:7102'),
       'cluster.yaml:13:13: nodes[1].listen "0.0.0.0:7102": a wildcard address cannot be dialed by peers: set advertise to the address they should use'],
-    ['YAML syntax', valid.replace('  profiles: { type: map }', '  profiles: { type: map'),
-      'cluster.yaml:18:3: YAML: '],
+    ['YAML syntax', valid.replace('    data: ./data/us-east-1', '    data: [./data/us-east-1'),
+      'cluster.yaml:15:5: YAML: '],
     ['unknown top-level field', valid.replace('cluster: demo', 'cluster: demo\nclsuter: typo'),
-      'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, datasets'],
+      'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, policy'],
     ['unknown node field', valid.replace('    durability: os', '    durabilty: os'),
       'cluster.yaml:15:5: nodes[1].durabilty: unknown field in nodes[1]: the fields are id, region, zone, listen, advertise, data, durability'],
     ['duplicate key', valid.replace('    durability: os', '    durability: os\n    durability: fsync'),
@@ -146,31 +155,19 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
       'cluster.yaml:13:13: nodes[1].listen "127.0.0.1:7101": listen addresses must be unique (also nodes[0] at 8:13)'],
     ['shared data directory', valid.replace('data: ./data/us-east-1', 'data: data/eu-west-1'),
       'cluster.yaml:14:11: nodes[1].data "data/eu-west-1": each node needs its own data directory (also nodes[0] at 10:11)'],
-    ['nodes not a list', valid.replace(/nodes:\n[\s\S]*?datasets:/, 'nodes: eu-west-1\ndatasets:'),
+    ['nodes not a list', valid.replace(/nodes:\n[\s\S]*$/, 'nodes: eu-west-1\n'),
       'cluster.yaml:4:8: nodes "eu-west-1": nodes must be a list of nodes'],
-    ['no nodes', valid.replace(/nodes:\n[\s\S]*?datasets:/, 'nodes: []\ndatasets:'),
+    ['no nodes', valid.replace(/nodes:\n[\s\S]*$/, 'nodes: []\n'),
       'cluster.yaml:4:8: nodes (0 nodes): a cluster has 1 to 64 nodes'],
-    ['too many nodes', valid.replace(/nodes:\n[\s\S]*?datasets:/, `nodes:\n${Array.from({ length: configNodesMax + 1 }, (_, i) =>
-      `  - { id: n${i}, region: r, listen: "127.0.0.1:${8000 + i}", data: d${i} }`).join('\n')}\ndatasets:`),
+    ['too many nodes', valid.replace(/nodes:\n[\s\S]*$/, `nodes:\n${Array.from({ length: configNodesMax + 1 }, (_, i) =>
+      `  - { id: n${i}, region: r, listen: "127.0.0.1:${8000 + i}", data: d${i} }`).join('\n')}\n`),
       'cluster.yaml:5:3: nodes (65 nodes): a cluster has 1 to 64 nodes'],
-    ['bad dataset name', valid.replace('profiles: { type: map }', 'Profiles: { type: map }'),
-      'cluster.yaml:17:3: datasets.Profiles "Profiles": use 1 to 64 characters [a-z0-9_-], starting with a letter'],
-    ['unknown CRDT type', valid.replace('profiles: { type: map }', 'profiles: { type: graph }'),
-      'cluster.yaml:17:21: datasets.profiles.type "graph": use one of map, lww, mv, counter, set, yjs, automerge'],
-    ['dataset without type', valid.replace('profiles: { type: map }', 'profiles: { placement: global }'),
-      'cluster.yaml:17:13: datasets.profiles: missing field "type"'],
-    ['placement other than global', valid.replace('placement: global', 'placement: { regions: [eu-west] }'),
-      'cluster.yaml:18:39: datasets.visits.placement (a map): only "global" placement is supported for now; placement by regions, home region or local comes with the replication policy'],
-    ['priority not in the list', valid.replace('placement: global', 'priority: urgent'),
-      'cluster.yaml:18:38: datasets.visits.priority "urgent": priority must be one of high, normal, low'],
-    ['malformed cadence', valid.replace('placement: global', 'cadence: 30 s'),
-      'cluster.yaml:18:37: datasets.visits.cadence "30 s": cadence is a duration from 10ms to 1h, such as 500ms, 30s or 5m'],
-    ['cadence below its bound', valid.replace('placement: global', 'cadence: 5ms'),
-      'cluster.yaml:18:37: datasets.visits.cadence "5ms": cadence is a duration from 10ms to 1h, such as 500ms, 30s or 5m'],
-    ['alias', valid.replace('  visits: { type: counter, placement: global }', '  visits: &v { type: counter }\n  hits: *v'),
-      'cluster.yaml:19:9: aliases (*v) are not supported in a cluster config'],
+    ['alias', valid.replace('    durability: os', '    durability: &d os\n    zone: *d'),
+      'cluster.yaml:16:11: aliases (*d) are not supported in a cluster config'],
+    ['policy not a string', `${valid}policy: 3\n`, 'cluster.yaml:16:9: policy 3: must be a string; quote it: "3"'],
+    ['policy file missing', `${valid}policy: ./nope.yaml\n`, 'cluster.yaml:16:9: policy "./nope.yaml": cannot read /etc/tessera/nope.yaml: '],
     ['empty file', '# nothing here\n', 'cluster.yaml:1:1: the file is empty: expected a map with cluster, nodes and one of secret, secretFile, secretEnv'],
-    ['not a map', '- a\n- b\n', 'cluster.yaml:1:1: (a list): the file must be a map with the fields cluster, secret, secretFile, secretEnv, nodes, datasets'],
+    ['not a map', '- a\n- b\n', 'cluster.yaml:1:1: (a list): the file must be a map with the fields cluster, secret, secretFile, secretEnv, nodes, policy'],
     ['no secret', valid.replace(/secret: .*\n/, ''),
       'cluster.yaml:2:1: missing the secret: set exactly one of secret, secretFile, secretEnv'],
     ['two secrets', valid.replace('secret:', 'secretEnv: TESSERA_SECRET\nsecret:'),
@@ -193,10 +190,9 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
 });
 
 t.test('all problems of a file are reported together, in file order', async (t) => {
-  const text = valid.replace('cluster: demo', 'cluster: Demo').replace('listen: 127.0.0.1:7102', 'listen: localhost:0')
-    .replace('profiles: { type: map }', 'profiles: { type: tree }');
+  const text = `${valid.replace('cluster: demo', 'cluster: Demo').replace('listen: 127.0.0.1:7102', 'listen: localhost:0')}policy: 7\n`;
   const lines = refusal(t, text).split('\n');
-  t.same(lines.map((line) => line.split(': ')[0]), ['cluster.yaml:2:10', 'cluster.yaml:13:13', 'cluster.yaml:17:21']);
+  t.same(lines.map((line) => line.split(': ')[0]), ['cluster.yaml:2:10', 'cluster.yaml:13:13', 'cluster.yaml:16:9']);
 });
 
 t.test('the secret from an environment variable and from a file relative to the config', async (t) => {
@@ -249,15 +245,24 @@ t.test('files that cannot be config files', async (t) => {
   t.throws(() => parseClusterConfig('a'.repeat(configBytesMax + 1), 'cluster.yaml', {}), { code: 'ERR_CONFIG_INVALID' });
 });
 
+// Goal: the policy file is checked with the config: its own errors keep their line and column, and it must
+// declare the region of every node.
+t.test('a policy file that is invalid or lacks a node\'s region is refused', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'policy.yaml'), policyText.replace('us-east: { jurisdiction: us }', 'ap-south: { jurisdiction: ap }'));
+  const missing = refusal(t, `${valid}policy: ./policy.yaml\n`, {}, dir);
+  t.match(missing, /cluster\.yaml:16:9: policy "\.\/policy\.yaml": policy version 3 does not declare region "us-east" of node us-east-1 \(it declares ap-south, eu-west\)/);
+  await writeFile(join(dir, 'policy.yaml'), policyText.replace('cadence: 30s', 'cadence: 30 s'));
+  const invalid = refusal(t, `${valid}policy: ./policy.yaml\n`, {}, dir);
+  t.match(invalid, /the policy file is invalid:\n.*policy\.yaml:7:\d+: datasets\.visits\.cadence "30 s"/);
+});
+
 // Goal: dataset priorities and cadences become replication lanes: same priority and cadence share a lane;
 // adaptive datasets of normal priority stay in the main lane.
 t.test('dataset priority and cadence give the lanes of every link', async (t) => {
-  const text = valid.replace('placement: global', 'priority: low, cadence: 30s').replace('profiles: { type: map }', 'profiles: { type: map, priority: high }');
-  const config = parseClusterConfig(text, 'cluster.yaml', {}, { baseDir: '/tmp' });
-  t.same(config.datasets.visits, { type: 'counter', placement: 'global', priority: 'low', cadenceMs: 30_000 });
-  t.same(lanesOf(config), [
+  t.same(lanesOf(parsePolicy(policyText, 'policy.yaml')), [
     { id: 'high', datasets: ['profiles'], priority: 0 },
     { id: 'low-30000ms', datasets: ['visits'], priority: 2, fixedCadenceMs: 30_000 },
   ]);
-  t.same(lanesOf(parseClusterConfig(valid, 'cluster.yaml', {}, { baseDir: '/tmp' })), [], 'defaults: everything in the main lane');
+  t.same(lanesOf(null), [], 'without a policy everything is in the main lane');
 });

@@ -24,7 +24,7 @@ async function writeConfig(dir: string, port: number, data: string, name = 'clus
   await writeFile(path, [
     'cluster: test', `secret: "${'s'.repeat(40)}"`, 'nodes:',
     `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(data)}, durability: os }`,
-    'datasets:', '  profiles: { type: map }', '',
+    '',
   ].join('\n'));
   return path;
 }

@@ -12,6 +12,11 @@
  *   p␀<peer>[␀<lane>]            a peer's cursor (per lane): the last sequence number it acknowledged (JSON)
  *   x␀<dataset>␀<key>␀<id>       a conflict record (JSON)
  *   f␀<origin>                   the highest sequence number of that origin this replica holds (JSON)
+ *   a␀<seq as 16 hex digits>     an audit entry (JSON, hash-chained; audit.ts)
+ *   ahead                        the audit log's last sequence number and hash (JSON)
+ *   salt                         random bytes that key the digests naming documents in audit entries
+ *   y␀<version as 16 hex digits> a policy version: its text and content hash (JSON; immutable)
+ *   ypolicy                      the enforced policy version, and the shadow one if any (JSON)
  */
 export const storeFormatVersion = 1;
 
@@ -100,3 +105,30 @@ export function frontierKey(origin: string): string {
 
 /** Key range of all frontiers. */
 export const frontierRange = { gte: `f${sep}`, lt: `f${String.fromCharCode(1)}` };
+
+/** Key of an audit entry. */
+export function auditKey(seq: number): string {
+  return `a${sep}${seq.toString(16).padStart(16, '0')}`;
+}
+
+/** The sequence number of an audit key. */
+export function parseAuditKey(stored: string): number {
+  return Number.parseInt(stored.slice(2), 16);
+}
+
+/** Key range of the audit log. */
+export const auditRange = { gte: `a${sep}`, lt: `a${String.fromCharCode(1)}` };
+/** The audit log's head: last sequence number and hash. */
+export const auditHeadKey = 'ahead';
+/** The salt of key digests. */
+export const saltKey = 'salt';
+
+/** Key of a stored policy version. */
+export function policyKey(version: number): string {
+  return `y${sep}${version.toString(16).padStart(16, '0')}`;
+}
+
+/** Key range of stored policy versions. */
+export const policyRange = { gte: `y${sep}`, lt: `y${String.fromCharCode(1)}` };
+/** Which stored versions are enforced and shadowed. */
+export const policyStateKey = 'ypolicy';

@@ -7,6 +7,7 @@
  * durable. Reads see acknowledged writes. An I/O failure closes the replica: it never acknowledges a write
  * it may have lost.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { ClassicLevel } from 'classic-level';
@@ -16,17 +17,21 @@ import {
   conflictsLimitMax, crdtType, decodeBounded, decodeDoc, deltaBatchBytesMax, deltaBatchEntriesMax, docBytesMax,
   docExists, docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, expectArray, expectHlc, expectInt,
   expectNodeId, expectString, hex64, isCrdtTypeName, isHlc, joinDelta, listLimitMax, mutate, operationMutator,
-  remove, toFieldPath,
+  joinDocs, remove, toFieldPath, type Policy, type DocFacts, parsePolicy, originTag, isReservedTag, checkUserTags, factsOf,
 } from '@tessera/core';
+import { type AuditEntry, type AuditKind, type AuditVerdict, auditGenesis, auditHash, checkAuditDetails, keyDigest, verifyAuditChain } from './audit.js';
+import { backfillLeader, docFacts, holderChange, quarantineHolds } from './residency.js';
 import { type BatchOp, GroupCommitter } from './committer.js';
 import { type CacheEntry, DocCache } from './cache.js';
 import {
   allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseCursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
-  parseLogKey, seqKey, storeFormatVersion,
+  parseLogKey, seqKey, storeFormatVersion, auditKey, auditRange, auditHeadKey, parseAuditKey, saltKey, policyKey, policyRange,
+  policyStateKey,
 } from './layout.js';
 import {
   type ApplyResult, type ChangeEvent, type ConflictRecord, type DocumentView, type Durability, type ListPage, type LogEntry,
-  type RemoteDelta, type ReplicaOptions, type WriteOptions, type WriteResult,
+  type RemoteDelta, type ReplicaOptions, type WriteOptions, type WriteResult, type PolicyMode, type PolicyRecord,
+  type PolicyReport,
 } from './types.js';
 import { AutomergeHandle, CounterHandle, MapHandle, SetHandle, YjsHandle } from './handles.js';
 
@@ -36,6 +41,23 @@ export const conflictsPerGetMax = 100;
 export const listLimitDefault = 100;
 /** Default and maximum entries of one `deltasSince` answer. */
 export const deltasLimitDefault = 1_000;
+/** Audit entries in one `audit` page. */
+export const auditLimitMax = 10_000;
+/** Documents re-evaluated per step when a policy is enforced or planned (one write batch per step). */
+export const policyScanStepMax = 500;
+/** Document digests listed in one audit entry about a rejected batch. */
+export const auditDigestsMax = 20;
+
+/** The policy state kept in the data directory. */
+interface PolicyState {
+  readonly enforce: { readonly version: number; readonly hash: string } | null;
+  readonly shadow: { readonly version: number; readonly hash: string } | null;
+}
+
+/** SHA-256 of a policy's canonical form: its content hash. */
+export function policyHash(policy: Policy): string {
+  return createHash('sha256').update(policy.canonical).digest('hex');
+}
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -72,6 +94,13 @@ export class Replica {
   private failure: Error | null = null;
   /** Documents that have conflict records, so `get` scans for them only where there are some. */
   private readonly conflicted: Set<string>;
+  /** The enforced policy (null: every document may live everywhere) and one being tried in shadow mode. */
+  private enforced: Policy | null = null;
+  private shadowed: Policy | null = null;
+  private readonly nodeRegions = new Map<string, string>();
+  private auditSeq = 0;
+  private auditLast = auditGenesis;
+  private salt: Uint8Array = new Uint8Array(0);
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -152,7 +181,9 @@ export class Replica {
       for await (const [stored, bytes] of db.iterator(frontierRange)) {
         frontier.set(stored.slice(frontierRange.gte.length), expectInt(parseJsonBytes(bytes), 'stored frontier'));
       }
-      return new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted, logFloor, frontier);
+      const replica = new Replica(db, meta.node, meta.region, durability, datasets, options.wallClock ?? Date.now, seqLast, hlcLast, options.cacheEntriesMax, conflicted, logFloor, frontier);
+      await replica.openGovernance(options);
+      return replica;
     } catch (error) {
       await db.close();
       throw error;
@@ -215,8 +246,9 @@ export class Replica {
     if (doc === undefined || !docExists(doc)) return undefined;
     const conflicts = this.conflicted.has(docKey(dataset, key)) ? await this.conflicts({ dataset, key, limit: conflictsPerGetMax }) : [];
     const context = doc.ctx.toJSON();
+    const facts = factsOf(dataset, key, docTags(doc));
     const view: DocumentView = {
-      dataset, key, type: doc.type, value: docValue(doc), tags: docTags(doc), context, conflicts,
+      dataset, key, type: doc.type, value: docValue(doc), tags: facts.tags, ...(facts.origin === null ? {} : { origin: facts.origin }), context, conflicts,
     };
     if ((doc.type === 'lww' || doc.type === 'mv') && (doc.body as unknown[]).length > 1) {
       return { ...view, siblings: crdtType('mv').value(doc.body) as unknown[] };
@@ -271,7 +303,7 @@ export class Replica {
         continue;
       }
       if (!docExists(doc)) continue;
-      items.push({ key, type: doc.type, value: docValue(doc), tags: docTags(doc) });
+      items.push({ key, type: doc.type, value: docValue(doc), tags: factsOf(dataset, key, docTags(doc)).tags });
     }
     // The scan stopping on its bound (not at the end of the range) also means there may be more.
     if (scanned === scanMax) more = true;
@@ -416,14 +448,15 @@ export class Replica {
 
   /** Deletes a document (the observed state; writes concurrent with the delete survive it). */
   async delete(dataset: string, key: string): Promise<WriteResult> {
-    return this.write(dataset, key, undefined, (doc, hlc) => (doc === null ? null : remove(doc, this.node, hlc)));
+    // Tags survive a delete: they classify the document, and decide where its tombstone may travel.
+    return this.write(dataset, key, undefined, (doc, hlc) => (doc === null ? null : remove(doc, this.node, hlc, { keepTags: true })));
   }
 
   /** Changes a document's tags. The document must exist. */
   async tag(dataset: string, key: string, change: TagChange): Promise<WriteResult> {
     if (typeof change !== 'object' || change === null) throw new TesseraError('ERR_OPTION_INVALID', 'tag: expected { add?, remove? }');
-    checkTags(change.add ?? []);
-    checkTags(change.remove ?? []);
+    checkUserTags(change.add ?? []);
+    checkUserTags(change.remove ?? []);
     return this.write(dataset, key, undefined, (doc, hlc) => {
       if (doc === null || !docExists(doc)) {
         throw new TesseraError('ERR_OPTION_INVALID', `tag: ${dataset}/${key} does not exist`);
@@ -436,13 +469,16 @@ export class Replica {
   async operate(dataset: string, key: string, operation: Operation, options: WriteOptions = {}): Promise<WriteResult> {
     if (typeof operation !== 'object' || operation === null) throw new TesseraError('ERR_OPTION_INVALID', 'operation must be an object');
     if (options.type !== undefined && !isCrdtTypeName(options.type)) crdtType(options.type);
-    if (options.tags !== undefined) checkTags(options.tags);
+    if (options.tags !== undefined) {
+      checkUserTags(options.tags);
+    }
     return this.write(dataset, key, options.type, (doc, hlc, type) => {
       const mutator = operationMutator(type, operation, `${dataset}/${key}`);
       const base = doc ?? emptyDoc(type);
       let tags: TagChange | undefined;
       if (options.tags !== undefined) {
-        const current = docExists(base) ? docTags(base) : [];
+        // Replaces the user's tags (a deleted document keeps its tags until a write gives new ones).
+        const current = factsOf(dataset, key, docTags(base)).tags;
         tags = { add: options.tags.filter((tag) => !current.includes(tag)), remove: current.filter((tag) => !options.tags!.includes(tag)) };
       }
       return mutate(base, this.node, hlc, mutator, tags);
@@ -490,6 +526,8 @@ export class Replica {
     const entry = await this.pin(dataset, key);
     let ops: BatchOp[];
     let seq: number;
+    /** The write's last sequence number (a state or purge notice may follow the change). */
+    let seqEnd: number;
     let next: DocState;
     let hlc: Hlc;
     let dot: Dot;
@@ -500,13 +538,15 @@ export class Replica {
       hlc = this.clock.now(this.wallNow());
       // A document of another type that no longer exists is replaced by the new type.
       const base = current !== null && current.type !== type ? { ...emptyDoc(type), ctx: current.ctx.clone() } : current;
-      const mutation = build(base, hlc, type);
-      if (mutation === null) {
+      const built = build(base, hlc, type);
+      if (built === null) {
         this.unpin(entry);
         return { seq: null, hlc, dot: null };
       }
+      const mutation = this.withOrigin(built, hlc);
       dot = mutation.dot;
       next = mutation.state;
+      const governance = this.judgeWrite(dataset, key, base, next);
       const deltaBytes = encodeDoc(mutation.delta);
       // A document this write creates (nothing seen before) has the delta as its whole state — except for
       // Yjs, whose stored state is re-encoded canonically while a delta keeps the update as Yjs made it.
@@ -521,6 +561,19 @@ export class Replica {
         { type: 'put', key: docKey(dataset, key), value: stateBytes },
         { type: 'put', key: logKey(seq), value: entryBytes },
       ];
+      if (governance !== null) {
+        // Regions this write lets the document reach get its whole state; regions it shuts out get a purge notice.
+        if (governance.added.length > 0) {
+          const stateSeq = ++this.seqLast;
+          ops.push({ type: 'put', key: logKey(stateSeq), value: encodeLogEntry(dataset, key, this.node, stateSeq, hlc, stateBytes, 'state', governance.added) });
+        }
+        if (governance.removed.length > 0) {
+          const purgeSeq = ++this.seqLast;
+          ops.push({ type: 'put', key: logKey(purgeSeq), value: encodeLogEntry(dataset, key, this.node, purgeSeq, hlc, new Uint8Array(0), 'purge', governance.removed) });
+        }
+        for (const kind of governance.audit) ops.push(...this.auditOps(kind, { dataset, doc: this.keyDigest(dataset, key) }));
+      }
+      seqEnd = this.seqLast;
       entry.state = next;
     } catch (error) {
       this.unpin(entry);
@@ -535,18 +588,55 @@ export class Replica {
       entry.committed = next;
       entry.committedSeq = seq;
     }
-    this.seqCommitted = Math.max(this.seqCommitted, seq);
+    this.seqCommitted = Math.max(this.seqCommitted, seqEnd);
     this.emitChange({ dataset, key, seq, source: 'local', origin: this.node, deleted: !docExists(next) });
     return { seq, hlc, dot };
+  }
+
+  /** Adds the origin tag to a state that has none (a write creating the document), in the same delta. */
+  private withOrigin(mutation: DocMutation, hlc: Hlc): DocMutation {
+    if (docTags(mutation.state).some(isReservedTag)) return mutation;
+    const tagged = mutate(mutation.state, this.node, hlc, null, { add: [originTag(this.region)] });
+    if (tagged === null) return mutation;
+    // The join of two deltas is a delta: one log entry carries both.
+    return { delta: joinDocs(mutation.delta, tagged.delta).state, state: tagged.state, dot: mutation.dot };
+  }
+
+  /**
+   * Checks a local write against the enforced policy: this region must still be allowed to hold the document
+   * afterwards (else `ERR_POLICY_DENIED`, naming the regions that may). Returns the regions the write opens and
+   * shuts for the document, and the quarantine events to audit; null without a policy.
+   */
+  private judgeWrite(dataset: string, key: string, before: DocState | null, after: DocState): { added: string[]; removed: string[]; audit: AuditKind[] } | null {
+    const policy = this.enforced;
+    if (policy === null) return null;
+    const factsAfter = docFacts(dataset, key, after, this.region);
+    const decision = policy.decide(factsAfter, this.region);
+    if (!decision.allow) throw policyDenied(policy, factsAfter, this.region, decision.reason);
+    const existed = before !== null && !before.ctx.isEmpty;
+    const factsBefore = existed ? docFacts(dataset, key, before, this.region) : null;
+    const holdersAfter = policy.holders(factsAfter);
+    const holdersBefore = factsBefore === null ? holdersAfter : policy.holders(factsBefore);
+    const { added, removed } = holderChange(holdersBefore, holdersAfter);
+    const audit: AuditKind[] = [];
+    const heldBefore = factsBefore !== null && quarantineHolds(policy, factsBefore);
+    const heldAfter = quarantineHolds(policy, factsAfter);
+    if (heldAfter && !heldBefore) audit.push('quarantine-hold');
+    if (heldBefore && !heldAfter) audit.push('quarantine-release');
+    return { added: added.filter((region) => region !== this.region), removed, audit };
   }
 
   /**
    * Joins deltas received from other replicas. The batch is validated whole before anything is applied; deltas
    * already seen are skipped; the rest are joined, logged and committed in one atomic batch, then acknowledged.
    */
-  async applyDeltas(batch: readonly RemoteDelta[]): Promise<ApplyResult> {
+  async applyDeltas(batch: readonly RemoteDelta[], options: { readonly from?: string } = {}): Promise<ApplyResult> {
     this.checkOpen();
     const decoded = validateBatch(batch);
+    const policy = this.enforced;
+    /** Documents a purge notice in this batch tells this region to drop. */
+    const purges = new Map<string, { dataset: string; key: string; origin: string }>();
+    const rejected: Array<{ index: number; dataset: string; key: string; reason: string }> = [];
     const entries = new Map<string, CacheEntry>();
     try {
       for (const item of decoded) {
@@ -564,10 +654,16 @@ export class Replica {
       const staged = new Map<CacheEntry, DocState>();
       const conflictedNow: string[] = [];
       const frontierNow = new Map<string, number>();
-      for (const item of decoded) {
+      for (const [index, item] of decoded.entries()) {
         // Applied or already seen, this replica now holds the change: its origin's frontier moves.
         if (item.origin !== this.node && item.originSeq > (frontierNow.get(item.origin) ?? this.originFrontier.get(item.origin) ?? 0)) {
           frontierNow.set(item.origin, item.originSeq);
+        }
+        if (item.doc === null) {
+          // A purge notice: the sender's policy says this region may no longer hold the document.
+          if (item.to.includes(this.region)) purges.set(docKey(item.dataset, item.key), { dataset: item.dataset, key: item.key, origin: item.origin });
+          else skipped++;
+          continue;
         }
         const entry = entries.get(docKey(item.dataset, item.key))!;
         const before = staged.get(entry) ?? entry.state;
@@ -575,6 +671,14 @@ export class Replica {
         if (!changed) {
           skipped++;
           continue;
+        }
+        if (policy !== null) {
+          // The receiver judges again, by its own policy, what the document would be here.
+          const decision = policy.decide(docFacts(item.dataset, item.key, state, this.regionOf(item.origin, options.from)), this.region);
+          if (!decision.allow) {
+            rejected.push({ index, dataset: item.dataset, key: item.key, reason: decision.reason });
+            continue;
+          }
         }
         try {
           crdtType(state.type).check?.(state.body);
@@ -599,6 +703,16 @@ export class Replica {
         }
         changes.push({ entry, state, event: { dataset: item.dataset, key: item.key, seq, source: 'remote', origin: item.origin, deleted: !docExists(state) } });
       }
+      if (rejected.length > 0) {
+        // Nothing of the batch is applied; the refusal is audited (documents by digest, never by key).
+        const datasets = [...new Set(rejected.map((r) => r.dataset))].sort();
+        const reasons = [...new Set(rejected.map((r) => r.reason))].sort();
+        await this.committer.commit(this.auditOps('rejected', {
+          from: options.from ?? null, count: rejected.length, batch: decoded.length, datasets, reasons,
+          docs: rejected.slice(0, auditDigestsMax).map((r) => this.keyDigest(r.dataset, r.key)),
+        }));
+        throw policyRejected(rejected.map((r) => r.index), `applyDeltas: ${rejected.length} of ${decoded.length} deltas${options.from === undefined ? '' : ` from region ${options.from}`} may not be held in region ${this.region} under policy v${policy!.version} (datasets ${datasets.join(', ')}; ${reasons.join(', ')}); the batch was not applied`);
+      }
       for (const [entry, state] of staged) entry.state = state;
       for (const [origin, originSeq] of frontierNow) ops.push({ type: 'put', key: frontierKey(origin), value: jsonBytes(originSeq) });
       if (ops.length > 0) await this.committer.commit(ops);
@@ -614,22 +728,330 @@ export class Replica {
         this.seqCommitted = Math.max(this.seqCommitted, event.seq);
       }
       for (const { event } of changes) this.emitChange(event);
-      return { applied: changes.length, skipped, lastSeq: this.seqLast };
+      const purged = purges.size === 0 ? 0 : await this.purgeDocs([...purges.values()], (doc) => ({ reason: 'notice', fromNode: doc.origin }));
+      return { applied: changes.length, skipped, lastSeq: this.seqLast, purged };
     } finally {
       for (const entry of entries.values()) this.unpin(entry);
     }
   }
 
+  // ---------------------------------------------------------------- policy and audit
+
+  /** The enforced policy, or null when every document may live everywhere. */
+  get policy(): Policy | null {
+    return this.enforced;
+  }
+
+  /** A policy being tried in shadow mode (judged alongside, enforced never), or null. */
+  get shadowPolicy(): Policy | null {
+    return this.shadowed;
+  }
+
+  /** The enforced policy's version and content hash, as peers are told in the handshake (version 0: none). */
+  policyStamp(): { version: number; hash: string } {
+    return this.enforced === null ? { version: 0, hash: '' } : { version: this.enforced.version, hash: policyHash(this.enforced) };
+  }
+
+  /** The region of a node of the cluster (this node's, or a peer's as configured). */
+  regionOf(node: string, fallback?: string): string {
+    return this.nodeRegions.get(node) ?? fallback ?? '';
+  }
+
+  /**
+   * Stores a policy version and puts it to use. `shadow`: judged alongside the enforced one (status and plans
+   * show what it would change) but not enforced. `enforce`: enforced from now on; the documents stored here
+   * are judged again — those this region may no longer hold are purged (each purge audited), and those that
+   * other regions may now hold are sent there. Versions are immutable: a version already stored with another
+   * content is refused. An older version than the one in use is refused; the same one is a no-op (null).
+   */
+  async installPolicy(policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
+    this.checkOpen();
+    if (mode !== 'enforce' && mode !== 'shadow') throw new TesseraError('ERR_OPTION_INVALID', `installPolicy: mode must be "enforce" or "shadow", got ${JSON.stringify(mode)}`);
+    const hash = policyHash(policy);
+    const stored = await this.policyRecord(policy.version);
+    if (stored !== undefined && stored.hash !== hash) {
+      throw new TesseraError('ERR_POLICY_CONFLICT',
+        `policy version ${policy.version} is already stored with content hash ${stored.hash.slice(0, 12)}…, not ${hash.slice(0, 12)}…: versions are immutable, so give the changed policy a higher version`);
+    }
+    const current = mode === 'enforce' ? this.enforced : this.shadowed;
+    if (current !== null && current.version === policy.version) return null;
+    if (this.enforced !== null && policy.version < this.enforced.version) {
+      throw new TesseraError('ERR_POLICY_CONFLICT', `policy version ${policy.version} is older than the enforced version ${this.enforced.version}`);
+    }
+    if (mode === 'enforce' && this.enforced !== null && policy.version === this.enforced.version) return null;
+    const ops: BatchOp[] = [];
+    if (stored === undefined) {
+      const record: PolicyRecord = { version: policy.version, hash, storedAtMs: this.wallNow(), source, text: policy.text };
+      ops.push({ type: 'put', key: policyKey(policy.version), value: jsonBytes(record) });
+      ops.push(...this.auditOps('policy-stored', { version: policy.version, hash, source }));
+    }
+    const stamp = (p: Policy | null) => (p === null ? null : { version: p.version, hash: policyHash(p) });
+    const enforce = mode === 'enforce' ? policy : this.enforced;
+    const shadow = mode === 'shadow' ? policy : this.shadowed !== null && this.shadowed.version > policy.version ? this.shadowed : null;
+    const state: PolicyState = { enforce: stamp(enforce), shadow: stamp(shadow) };
+    ops.push({ type: 'put', key: policyStateKey, value: jsonBytes(state) });
+    ops.push(...this.auditOps('policy-activated', { version: policy.version, hash, mode, previous: this.enforced?.version ?? null, source }));
+    await this.committer.commit(ops);
+    const previous = this.enforced;
+    this.enforced = enforce;
+    this.shadowed = shadow;
+    if (mode === 'shadow') return null;
+    return this.reevaluate(previous, policy, false);
+  }
+
+  /** What enforcing `policy` would change in this replica's data (a dry run). */
+  async planPolicy(policy: Policy): Promise<PolicyReport> {
+    this.checkOpen();
+    return this.reevaluate(this.enforced, policy, true);
+  }
+
+  /** Stored policy versions, oldest first. */
+  async policyHistory(): Promise<PolicyRecord[]> {
+    this.checkOpen();
+    const out: PolicyRecord[] = [];
+    for await (const bytes of this.db.values(policyRange)) out.push(parseJsonBytes(bytes) as PolicyRecord);
+    return out;
+  }
+
+  /** The stored record of one policy version. */
+  async policyRecord(version: number): Promise<PolicyRecord | undefined> {
+    const bytes = await this.db.get(policyKey(version));
+    return bytes === undefined ? undefined : parseJsonBytes(bytes) as PolicyRecord;
+  }
+
+  /**
+   * For each entry, whether it may go to `region`: a change or state only if the region may hold the document
+   * as it stands here now (quarantine defers, a release lets it go); a purge notice only if the region is
+   * one it names and may indeed no longer hold the document. Also counts entries the shadow policy would deny.
+   */
+  async sendable(entries: readonly LogEntry[], region: string): Promise<{ allowed: boolean[]; shadowDenied: number }> {
+    const policy = this.enforced;
+    const shadow = this.shadowed;
+    if (policy === null && shadow === null) return { allowed: entries.map((entry) => entry.kind !== 'purge'), shadowDenied: 0 };
+    const pinned = new Map<string, CacheEntry>();
+    try {
+      await Promise.all(entries.map(async (entry) => {
+        const id = docKey(entry.dataset, entry.key);
+        if (pinned.has(id)) return;
+        pinned.set(id, undefined as unknown as CacheEntry);
+        pinned.set(id, await this.pin(entry.dataset, entry.key));
+      }));
+      let shadowDenied = 0;
+      const allowed = entries.map((entry) => {
+        const state = pinned.get(docKey(entry.dataset, entry.key))!.committed;
+        const facts = docFacts(entry.dataset, entry.key, state, this.regionOf(entry.origin));
+        const may = policy === null || policy.mayHold(facts, region);
+        if (entry.kind === 'purge') return (entry.to ?? []).includes(region) && !may;
+        const ok = may && state !== null && (entry.kind !== 'state' || (entry.to ?? []).includes(region));
+        if (ok && shadow !== null && !shadow.mayHold(facts, region)) shadowDenied++;
+        return ok;
+      });
+      return { allowed, shadowDenied };
+    } finally {
+      for (const entry of pinned.values()) if (entry !== undefined) this.unpin(entry);
+    }
+  }
+
+  /** A document's name in audit entries and logs: a digest keyed by this data directory's salt. */
+  keyDigest(dataset: string, key: string): string {
+    return keyDigest(this.salt, dataset, key);
+  }
+
+  /** Appends an audit entry (for events the replication layer sees: denied sends, say). */
+  async recordAudit(kind: AuditKind, details: Record<string, unknown>): Promise<void> {
+    this.checkOpen();
+    await this.committer.commit(this.auditOps(kind, details));
+  }
+
+  /** Audit entries after `after` (a sequence number), oldest first. */
+  async audit(options: { after?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+    this.checkOpen();
+    const after = options.after ?? 0;
+    if (!Number.isSafeInteger(after) || after < 0) throw new TesseraError('ERR_OPTION_INVALID', `audit: after ${String(after)} is not a non-negative integer`);
+    const limit = checkLimit('audit', options.limit ?? 100, auditLimitMax);
+    const out: AuditEntry[] = [];
+    for await (const bytes of this.db.values({ gt: auditKey(after), lt: auditRange.lt, limit })) out.push(parseJsonBytes(bytes) as AuditEntry);
+    return out;
+  }
+
+  /** The audit log's length (its last sequence number). */
+  get auditLength(): number {
+    return this.auditSeq;
+  }
+
+  /** Checks the whole audit chain: any edited, removed or reordered entry is reported. */
+  async verifyAudit(): Promise<AuditVerdict> {
+    this.checkOpen();
+    return verifyStoredAudit(this.db);
+  }
+
+  private auditOps(kind: AuditKind, details: Record<string, unknown>): BatchOp[] {
+    checkAuditDetails(details);
+    const content = { seq: this.auditSeq + 1, atMs: this.wallNow(), kind, node: this.node, region: this.region, details, prev: this.auditLast };
+    const entry: AuditEntry = { ...content, hash: auditHash(content) };
+    this.auditSeq = entry.seq;
+    this.auditLast = entry.hash;
+    return [
+      { type: 'put', key: auditKey(entry.seq), value: jsonBytes(entry) },
+      { type: 'put', key: auditHeadKey, value: jsonBytes({ seq: entry.seq, hash: entry.hash }) },
+    ];
+  }
+
+  private async openGovernance(options: ReplicaOptions): Promise<void> {
+    for (const peer of options.peers ?? []) {
+      checkNodeId(peer.node);
+      checkRegion(peer.region);
+      this.nodeRegions.set(peer.node, peer.region);
+    }
+    this.nodeRegions.set(this.node, this.region);
+    let salt = await this.db.get(saltKey);
+    if (salt === undefined) {
+      salt = new Uint8Array(randomBytes(32));
+      await this.db.put(saltKey, salt, { sync: true });
+    }
+    this.salt = salt;
+    const head = await this.db.get(auditHeadKey);
+    if (head !== undefined) {
+      const { seq, hash } = parseJsonBytes(head) as { seq: number; hash: string };
+      this.auditSeq = expectInt(seq, 'audit head');
+      this.auditLast = expectString(hash, 'audit head hash');
+    }
+    const stateBytes = await this.db.get(policyStateKey);
+    const state = stateBytes === undefined ? { enforce: null, shadow: null } : parseJsonBytes(stateBytes) as PolicyState;
+    if (state.enforce !== null) this.enforced = await this.storedPolicy(state.enforce.version);
+    if (state.shadow !== null) this.shadowed = await this.storedPolicy(state.shadow.version);
+    const given = options.policy;
+    // A newer version already stored (distributed through the cluster) stays; an older one given is ignored.
+    if (given !== undefined && (this.enforced === null || given.version >= this.enforced.version)) {
+      await this.installPolicy(given, 'enforce', 'config');
+    }
+  }
+
+  private async storedPolicy(version: number): Promise<Policy> {
+    const record = await this.policyRecord(version);
+    if (record === undefined) throw new TesseraError('ERR_STORE_CORRUPT', `policy version ${version} is in use but its record is missing`);
+    const policy = parsePolicy(record.text, `stored policy v${version}`);
+    if (policyHash(policy) !== record.hash) throw new TesseraError('ERR_STORE_CORRUPT', `stored policy version ${version} does not match its content hash`);
+    return policy;
+  }
+
+  /**
+   * Judges every stored document under `next` against `previous` (null: everywhere allowed). Unless `dryRun`,
+   * purges what this region may no longer hold and sends each document to the regions `next` opens for it
+   * (from one region only, see `backfillLeader`).
+   */
+  private async reevaluate(previous: Policy | null, next: Policy, dryRun: boolean): Promise<PolicyReport> {
+    const everywhere = [...next.regions.keys()].sort();
+    const datasets: Record<string, { held: number; purge: number; start: Record<string, number> }> = {};
+    let documents = 0;
+    let after: string | null = null;
+    for (;;) {
+      const page: Array<[string, Uint8Array]> = [];
+      for await (const item of this.db.iterator({ ...(after === null ? { gte: allDocsRange.gte } : { gt: after }), lt: allDocsRange.lt, limit: policyScanStepMax })) page.push(item);
+      if (page.length === 0) break;
+      after = page[page.length - 1]![0];
+      const purges: Array<{ dataset: string; key: string }> = [];
+      const ops: BatchOp[] = [];
+      for (const [stored, bytes] of page) {
+        const { dataset, key } = parseDocKey(stored);
+        let doc: DocState;
+        try {
+          doc = decodeDoc(bytes, `${dataset}/${key}`);
+        } catch {
+          continue;
+        }
+        documents++;
+        const counts = (datasets[dataset] ??= { held: 0, purge: 0, start: {} });
+        counts.held++;
+        const facts = docFacts(dataset, key, doc, this.region);
+        const before = previous === null ? everywhere : previous.holders(facts);
+        const now = next.holders(facts);
+        if (!now.includes(this.region)) {
+          counts.purge++;
+          purges.push({ dataset, key });
+        }
+        const { added } = holderChange(before, now);
+        if (added.length === 0 || backfillLeader(before, now) !== this.region) continue;
+        for (const region of added) counts.start[region] = (counts.start[region] ?? 0) + 1;
+        if (!dryRun) {
+          const seq = ++this.seqLast;
+          ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(dataset, key, this.node, seq, this.clock.now(this.wallNow()), bytes, 'state', added) });
+        }
+      }
+      if (!dryRun) {
+        if (ops.length > 0) {
+          await this.committer.commit(ops);
+          this.seqCommitted = Math.max(this.seqCommitted, this.seqLast);
+          // No document changed, but the log grew: links have entries to send.
+          this.events.emit('appended', this.seqLast);
+        }
+        await this.purgeDocs(purges, () => ({ reason: 'policy', version: next.version }));
+      }
+    }
+    return { version: next.version, region: this.region, documents, datasets };
+  }
+
+  /**
+   * Drops this region's copy of documents: their state, conflict records and delta-log entries, in one batch,
+   * with an audit entry each. Nothing of them stays on disk here.
+   */
+  private async purgeDocs<T extends { dataset: string; key: string }>(docs: readonly T[], details: (doc: T) => Record<string, unknown>): Promise<number> {
+    if (docs.length === 0) return 0;
+    const ids = new Set(docs.map((doc) => docKey(doc.dataset, doc.key)));
+    const pinned = await Promise.all(docs.map((doc) => this.pin(doc.dataset, doc.key)));
+    try {
+      const ops: BatchOp[] = [];
+      const logKeys: string[] = [];
+      for await (const [stored, bytes] of this.db.iterator({ gt: logKey(this.logFloorSeq), lt: logRange.lt })) {
+        const entry = decodeLogEntry(parseLogKey(stored), bytes);
+        if (ids.has(docKey(entry.dataset, entry.key))) logKeys.push(stored);
+      }
+      for (const stored of logKeys) ops.push({ type: 'del', key: stored });
+      for (const doc of docs) {
+        ops.push({ type: 'del', key: docKey(doc.dataset, doc.key) });
+        for await (const stored of this.db.keys(conflictRange(doc.dataset, doc.key))) ops.push({ type: 'del', key: stored });
+        ops.push(...this.auditOps('purge', { dataset: doc.dataset, doc: this.keyDigest(doc.dataset, doc.key), ...details(doc) }));
+      }
+      await this.committer.commit(ops);
+      for (const entry of pinned) {
+        entry.state = null;
+        entry.committed = null;
+      }
+      for (const id of ids) this.conflicted.delete(id);
+      // A delete leaves the old bytes in LevelDB's files until compaction rewrites them: compact what the purge
+      // touched, so that nothing of the documents stays on this region's disk. The ranges are whole datasets
+      // and sequence numbers, never document keys: LevelDB writes the bounds of a manual compaction to its
+      // LOG file.
+      for (const dataset of new Set(docs.map((doc) => doc.dataset))) {
+        const range = docRange(dataset);
+        await this.db.compactRange(range.gte, range.lt);
+        const conflicts = conflictRange(dataset);
+        await this.db.compactRange(conflicts.gte, conflicts.lt);
+      }
+      if (logKeys.length > 0) await this.db.compactRange(logKeys[0]!, logKeys[logKeys.length - 1]!);
+      return docs.length;
+    } finally {
+      for (const entry of pinned) this.unpin(entry);
+    }
+  }
+
   // ---------------------------------------------------------------- events and lifecycle
 
-  /** Subscribes to durable changes, local and remote. */
-  on(event: 'change', listener: (change: ChangeEvent) => void): this {
+  /**
+   * Subscribes to durable changes, local and remote (`change`), or to log growth that changes no document —
+   * state entries a policy change sends to regions it opens (`appended`, with the new head).
+   */
+  on(event: 'change', listener: (change: ChangeEvent) => void): this;
+  on(event: 'appended', listener: (head: number) => void): this;
+  on(event: 'change' | 'appended', listener: ((change: ChangeEvent) => void) | ((head: number) => void)): this {
     this.events.on(event, listener);
     return this;
   }
 
   /** Unsubscribes. */
-  off(event: 'change', listener: (change: ChangeEvent) => void): this {
+  off(event: 'change', listener: (change: ChangeEvent) => void): this;
+  off(event: 'appended', listener: (head: number) => void): this;
+  off(event: 'change' | 'appended', listener: ((change: ChangeEvent) => void) | ((head: number) => void)): this {
     this.events.off(event, listener);
     return this;
   }
@@ -662,7 +1084,7 @@ export class Replica {
       }
       return current.type;
     }
-    return requested ?? this.datasetTypes[dataset]?.type ?? 'map';
+    return requested ?? this.datasetTypes[dataset]?.type ?? this.enforced?.dataset(dataset).type ?? 'map';
   }
 
   /** Loads a document into the cache and pins it; callers must `unpin`. */
@@ -775,13 +1197,15 @@ function checkLimit(what: string, limit: unknown, max: number): number {
   return limit as number;
 }
 
-function encodeLogEntry(dataset: string, key: string, origin: string, originSeq: number, hlc: Hlc, delta: Uint8Array): Uint8Array {
-  return encodeCanonical([dataset, key, origin, originSeq, [hlc.ms, hlc.c], delta]);
+function encodeLogEntry(dataset: string, key: string, origin: string, originSeq: number, hlc: Hlc, delta: Uint8Array, kind?: 'state' | 'purge', to?: readonly string[]): Uint8Array {
+  const fields: unknown[] = [dataset, key, origin, originSeq, [hlc.ms, hlc.c], delta];
+  if (kind !== undefined) fields.push(kind, [...(to ?? [])]);
+  return encodeCanonical(fields);
 }
 
 function decodeLogEntry(seq: number, bytes: Uint8Array): LogEntry {
   try {
-    const [dataset, key, origin, originSeq, hlc, delta] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 6, 6);
+    const [dataset, key, origin, originSeq, hlc, delta, kind, to] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 6, 8);
     return {
       seq,
       dataset: expectString(dataset, 'dataset'),
@@ -790,6 +1214,7 @@ function decodeLogEntry(seq: number, bytes: Uint8Array): LogEntry {
       originSeq: expectInt(originSeq, 'origin seq'),
       hlc: expectHlc(hlc, 'hlc'),
       delta: delta as Uint8Array,
+      ...(kind === 'state' || kind === 'purge' ? { kind, to: expectArray(to, 'to').map((region) => expectString(region, 'region')) } : {}),
     };
   } catch (error) {
     throw new TesseraError('ERR_STORE_CORRUPT', `delta-log entry ${seq} is corrupt: ${(error as Error).message}`, { cause: error });
@@ -803,8 +1228,14 @@ interface DecodedDelta {
   readonly originSeq: number;
   readonly hlc: Hlc;
   readonly bytes: Uint8Array;
-  readonly doc: DocState;
+  /** Null for a purge notice. */
+  readonly doc: DocState | null;
+  /** The regions of a state or purge entry (empty for a change). */
+  readonly to: readonly string[];
 }
+
+/** Regions one state or purge entry may name. */
+export const entryRegionsMax = 64;
 
 function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
   if (!Array.isArray(batch)) throw new TesseraError('ERR_DELTA_INVALID', 'applyDeltas: expected an array of deltas');
@@ -826,8 +1257,23 @@ function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
       if (bytesTotal > deltaBatchBytesMax) {
         throw new TesseraError('ERR_DELTA_INVALID', `${what}: the batch exceeds the limit of ${deltaBatchBytesMax} bytes`);
       }
+      let to: string[] = [];
+      if (item.kind !== undefined) {
+        if (item.kind !== 'state' && item.kind !== 'purge') throw new TesseraError('ERR_DELTA_INVALID', `${what}: kind must be "state" or "purge"`);
+        if (!Array.isArray(item.to) || item.to.length === 0 || item.to.length > entryRegionsMax) {
+          throw new TesseraError('ERR_DELTA_INVALID', `${what}: a ${item.kind} entry names 1 to ${entryRegionsMax} regions in "to"`);
+        }
+        to = item.to.map((region: unknown) => {
+          checkRegion(region);
+          return region;
+        });
+      }
+      if (item.kind === 'purge') {
+        if (item.delta.length !== 0) throw new TesseraError('ERR_DELTA_INVALID', `${what}: a purge notice carries no value (got ${item.delta.length} bytes)`);
+        return { dataset: item.dataset, key: item.key, origin: item.origin, originSeq: item.originSeq, hlc: item.hlc, bytes: item.delta, doc: null, to };
+      }
       const doc = decodeDoc(item.delta, `${item.dataset}/${item.key} delta`);
-      return { dataset: item.dataset, key: item.key, origin: item.origin, originSeq: item.originSeq, hlc: item.hlc, bytes: item.delta, doc };
+      return { dataset: item.dataset, key: item.key, origin: item.origin, originSeq: item.originSeq, hlc: item.hlc, bytes: item.delta, doc, to };
     } catch (error) {
       if (error instanceof TesseraError && error.code === 'ERR_DELTA_INVALID') throw error;
       throw new TesseraError('ERR_DELTA_INVALID', `${what}: ${(error as Error).message}`, { cause: error });
@@ -835,3 +1281,32 @@ function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
   });
 }
 
+
+/** Checks a stored audit chain (also used offline on a data directory). */
+export async function verifyStoredAudit(db: { iterator(range: object): AsyncIterable<[string, Uint8Array]>; get(key: string): Promise<Uint8Array | undefined> }): Promise<AuditVerdict> {
+  const items: Array<{ storedSeq: number; entry: AuditEntry }> = [];
+  for await (const [stored, bytes] of db.iterator(auditRange)) {
+    let entry: AuditEntry;
+    try {
+      entry = parseJsonBytes(bytes) as AuditEntry;
+    } catch {
+      return { ok: false, entries: items.length + 1, problem: `entry stored at position ${parseAuditKey(stored)} is not readable` };
+    }
+    items.push({ storedSeq: parseAuditKey(stored), entry });
+  }
+  const head = await db.get(auditHeadKey);
+  return verifyAuditChain(items, head === undefined ? null : parseJsonBytes(head) as { seq: number; hash: string });
+}
+
+/** `ERR_POLICY_DENIED`, naming the regions that may hold the document (`regions` on the error). */
+function policyDenied(policy: Policy, facts: DocFacts, region: string, reason: string): TesseraError & { regions: string[] } {
+  const regions = [...policy.holders(facts)];
+  const error = new TesseraError('ERR_POLICY_DENIED',
+    `${facts.dataset}/${facts.key} may not be held in region ${region} under policy v${policy.version} (${reason}); ${regions.length === 0 ? 'no region may hold it' : `it may live in ${regions.join(', ')}`}`);
+  return Object.assign(error, { regions });
+}
+
+/** `ERR_POLICY_REJECTED` with the indexes of the refused deltas (`rejected` on the error). */
+function policyRejected(indexes: number[], message: string): TesseraError & { rejected: number[] } {
+  return Object.assign(new TesseraError('ERR_POLICY_REJECTED', message), { rejected: indexes });
+}

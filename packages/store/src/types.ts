@@ -1,5 +1,5 @@
 /** The public shapes of the embedded API. */
-import { type CrdtTypeName, type Dot, type Hlc, type JsonScalar } from '@tessera/core';
+import { type CrdtTypeName, type Dot, type Hlc, type JsonScalar, type Policy } from '@tessera/core';
 
 /** When a write counts as durable: `fsync` survives power loss, `os` survives a process crash. */
 export type Durability = 'fsync' | 'os';
@@ -20,6 +20,14 @@ export interface ReplicaOptions {
   readonly wallClock?: () => number;
   /** Documents kept in memory. */
   readonly cacheEntriesMax?: number;
+  /**
+   * The replication policy to enforce (parsed with `parsePolicy`). A newer version already stored in the data
+   * directory (distributed through the cluster) wins over an older one given here. Without any, every
+   * document may live everywhere.
+   */
+  readonly policy?: Policy;
+  /** The cluster's other nodes and their regions: a change is judged by the region it came from when its document does not say. */
+  readonly peers?: ReadonlyArray<{ readonly node: string; readonly region: string }>;
 }
 
 /** Options of writes that may create a document. */
@@ -63,6 +71,8 @@ export interface DocumentView {
   /** map: object; lww: JSON; mv: array of siblings; counter: number; set: array; yjs: state update bytes; automerge: plain JSON. */
   readonly value: unknown;
   readonly tags: readonly string[];
+  /** The region where the document was created (recorded with it; the policy's `doc.origin`). */
+  readonly origin?: string;
   /** The causal context: per-node contiguous counters plus the gap dots. */
   readonly context: { readonly vector: ReadonlyArray<readonly [string, number]>; readonly cloud: readonly Dot[] };
   /** Concurrent values of an `lww` or `mv` register (more than one means a conflict). */
@@ -81,8 +91,16 @@ export interface LogEntry {
   /** The change's sequence number at its origin (0 for catch-up states): forwarding compares it with peers' frontiers. */
   readonly originSeq: number;
   readonly hlc: Hlc;
-  /** The encoded delta (core/codec.ts). */
+  /** The encoded delta (core/codec.ts); empty for a purge notice. */
   readonly delta: Uint8Array;
+  /**
+   * Absent for a change. `state`: the document's whole state, for regions that may now hold it (`to`) after a
+   * tag or policy change let it travel there. `purge`: a notice, without value, that regions `to` may no
+   * longer hold the document and must drop their copy.
+   */
+  readonly kind?: 'state' | 'purge';
+  /** The regions a `state` or `purge` entry is for. */
+  readonly to?: readonly string[];
 }
 
 /** A delta received from another replica (its sequence number there does not matter here). */
@@ -96,6 +114,33 @@ export interface ApplyResult {
   readonly skipped: number;
   /** This replica's last sequence number after the batch. */
   readonly lastSeq: number;
+  /** Documents dropped on a purge notice. */
+  readonly purged: number;
+}
+
+/** How a stored policy version is used. */
+export type PolicyMode = 'enforce' | 'shadow';
+
+/** A stored policy version. */
+export interface PolicyRecord {
+  readonly version: number;
+  /** SHA-256 of the policy's canonical form, hex. */
+  readonly hash: string;
+  /** Wall-clock milliseconds when this replica stored it. */
+  readonly storedAtMs: number;
+  /** Where it came from: `config`, `api` or `peer:<node>`. */
+  readonly source: string;
+  readonly text: string;
+}
+
+/** What a policy version would change (plan) or changed (enforce) in this replica's data. */
+export interface PolicyReport {
+  readonly version: number;
+  readonly region: string;
+  /** Documents scanned. */
+  readonly documents: number;
+  /** Per dataset: documents held here, to purge here, and per region the documents that start replicating there (counted by one region each). */
+  readonly datasets: Readonly<Record<string, { held: number; purge: number; start: Record<string, number> }>>;
 }
 
 /** A change event, for local writes and applied remote deltas, emitted once durable. */

@@ -8,8 +8,8 @@
 import { type IncomingMessage } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { type Dot, TesseraError, isTesseraError } from '@tessera/core';
-import { type ChangeEvent, type Replica } from '@tessera/store';
+import { type Dot, TesseraError, isTesseraError, parsePolicy } from '@tessera/core';
+import { type ChangeEvent, type LogEntry, type Replica } from '@tessera/store';
 import { helloProof, newNonce, proofMatches, welcomeProof } from './auth.js';
 import { RateGate, type RateLimits, backoffMs } from './cadence.js';
 import { type Frame, type PeerState, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
@@ -29,8 +29,9 @@ export interface SyncOptions {
   readonly cluster: string;
   readonly secret: Uint8Array;
   readonly peers: readonly PeerConfig[];
-  readonly policy?: PolicyStamp;
   readonly limits?: RateLimits;
+  /** Called after a newer policy version received from a peer was installed (the replica enforces it). */
+  readonly onPolicy?: (event: { version: number; from: string }) => void;
   /**
    * Forward a third node's changes to a peer that lacks them and reports its own link to that node down
    * (default true). In a healthy mesh every change is still sent once per target, by its origin.
@@ -114,7 +115,11 @@ export const silentIntervalsMax = 4;
  */
 export const ackTimeoutMsDefault = 10_000;
 /** WebSocket close codes. */
-export const closeCodes = { refused: 4401, protocol: 4400, replaced: 4409, shutdown: 1001 } as const;
+export const closeCodes = { refused: 4401, protocol: 4400, policy: 4403, replaced: 4409, shutdown: 1001 } as const;
+/** Entries a link remembers the peer's policy refused (never resent on that link until the node restarts). */
+export const rejectedSeqsMax = 100_000;
+/** Denied sends are audited in one entry per link and interval, not one per entry. */
+export const deniedAuditIntervalMs = 30_000;
 
 /** A link's state as status pages show it. */
 export type LinkState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
@@ -150,10 +155,11 @@ export interface LinkStatus {
   readonly sent: { readonly batches: number; readonly entries: number; readonly deltaBytes: number; readonly wireBytes: number };
   readonly received: { readonly batches: number; readonly entries: number; readonly applied: number; readonly wireBytes: number };
   readonly peerPolicy: PolicyStamp | null;
+  /** What the policy did on this link: entries kept from the peer, entries the peer refused, refusals of the peer's entries here, entries the shadow policy would deny. */
+  readonly policy: { readonly deniedEntries: number; readonly rejectedByPeer: number; readonly rejectedHere: number; readonly shadowDenied: number };
 }
 
 const noLimits: RateLimits = { bytesPerSecondMax: null, entriesPerSecondMax: null };
-const noPolicy: PolicyStamp = { version: 0, hash: '' };
 
 /** One lane of one link: its sender and the durable-cursor writer. */
 class LaneLink {
@@ -178,6 +184,11 @@ class PeerLink {
   reconnects = 0;
   attempt = 0;
   peerPolicy: PolicyStamp | null = null;
+  /** Sequence numbers of this node's log that the peer's policy refused. */
+  readonly rejectedSeqs = new Set<number>();
+  policyCounts = { deniedEntries: 0, rejectedByPeer: 0, rejectedHere: 0, shadowDenied: 0 };
+  /** Denied sends per dataset since the last audit entry. */
+  deniedSinceAudit = new Map<string, number>();
   lastHeardMs = 0;
   received = { batches: 0, entries: 0, applied: 0, wireBytes: 0 };
   /** Traffic rates over the last ping interval. */
@@ -224,11 +235,12 @@ export class SyncNode {
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly random: () => number;
   private readonly now: () => number;
-  private readonly policy: PolicyStamp;
   private readonly handshakeTimeoutMs: number;
+  private lastDeniedAuditMs = 0;
   private readonly pingIntervalMs: number;
   private readonly ackTimeoutMs: number;
   private readonly onChange = (change: ChangeEvent) => this.onReplicaChange(change);
+  private readonly onAppended = () => this.onReplicaChange(null);
   private pingTimer: NodeJS.Timeout | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
   private readonly retentionIntervalMs: number;
@@ -240,7 +252,6 @@ export class SyncNode {
     this.log = options.log ?? (() => undefined);
     this.random = options.random ?? Math.random;
     this.now = options.wallClock ?? Date.now;
-    this.policy = options.policy ?? noPolicy;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
     this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
     this.ackTimeoutMs = options.ackTimeoutMs ?? ackTimeoutMsDefault;
@@ -262,6 +273,8 @@ export class SyncNode {
   /** Starts dialing the peers this node dials, and the liveness pings. */
   start(): void {
     this.options.replica.on('change', this.onChange);
+    this.options.replica.on('appended', this.onAppended);
+    this.lastDeniedAuditMs = this.now();
     for (const link of this.links.values()) if (link.role === 'dial') this.dial(link);
     this.pingTimer = setInterval(() => this.pingAll(), this.pingIntervalMs);
     this.pingTimer.unref();
@@ -331,6 +344,7 @@ export class SyncNode {
           sent: { batches: stats.batches, entries: stats.entries, deltaBytes: stats.bytes, wireBytes: link.wireBytesSent },
           received: { ...link.received },
           peerPolicy: link.peerPolicy,
+          policy: { ...link.policyCounts },
         };
       }),
     };
@@ -379,6 +393,7 @@ export class SyncNode {
     if (this.closed) return;
     this.closed = true;
     this.options.replica.off('change', this.onChange);
+    this.options.replica.off('appended', this.onAppended);
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
     for (const link of this.links.values()) {
@@ -422,7 +437,7 @@ export class SyncNode {
         dialerNonce = newNonce();
         const self = this.options.replica;
         this.sendFrame(link, ws, {
-          t: 'hello', v: protocolVersion, cluster: this.options.cluster, node: self.node, region: self.region, policy: this.policy,
+          t: 'hello', v: protocolVersion, cluster: this.options.cluster, node: self.node, region: self.region, policy: self.policyStamp(),
           nonce: dialerNonce, proof: helloProof(this.options.secret, this.options.cluster, self.node, self.region, acceptorNonce, dialerNonce),
         });
         stage = 'welcome';
@@ -505,7 +520,7 @@ export class SyncNode {
       link.peerPolicy = frame.policy;
       const self = this.options.replica;
       this.sendFrame(link, ws, {
-        t: 'welcome', node: self.node, region: self.region, policy: this.policy,
+        t: 'welcome', node: self.node, region: self.region, policy: self.policyStamp(),
         proof: welcomeProof(this.options.secret, this.options.cluster, self.node, self.region, acceptorNonce, frame.nonce),
       });
       const accepted = link;
@@ -528,6 +543,7 @@ export class SyncNode {
     link.attempt = 0;
     this.log({ event: 'link-open', peer: link.config.node, peerRegion: link.config.region, role: link.role });
     const replica = this.options.replica;
+    this.offerPolicy(link, ws);
     for (const lane of link.lanes.values()) {
       void replica.cursor(link.config.node, lane.id).then((cursor) => {
         if (link.socket !== ws || link.state !== 'open') return;
@@ -618,8 +634,64 @@ export class SyncNode {
         return;
       case 'pong':
         return;
+      case 'reject': {
+        // The peer's policy refused these entries and applied nothing of the batch. Resume from the cursor
+        // without them: the link closes, and the next connection skips them — unless the peer runs an older
+        // policy version: the next handshake sends it ours, and the entries go again.
+        const behind = (link.peerPolicy?.version ?? 0) < (this.options.replica.policy?.version ?? 0);
+        for (const seq of behind ? [] : frame.seqs) {
+          if (link.rejectedSeqs.size >= rejectedSeqsMax) link.rejectedSeqs.delete(link.rejectedSeqs.values().next().value!);
+          link.rejectedSeqs.add(seq);
+        }
+        link.policyCounts.rejectedByPeer += frame.seqs.length;
+        this.log({ event: 'policy-rejected-by-peer', peer: link.config.node, entries: frame.seqs.length, code: frame.code });
+        this.drop(link, ws, closeCodes.policy, `peer's policy refused ${frame.seqs.length} entries of batch ${frame.id}`);
+        return;
+      }
+      case 'policy':
+        void this.receivePolicy(link, frame.version, frame.text);
+        return;
       default:
         this.drop(link, ws, closeCodes.protocol, `unexpected ${frame.t} frame on an open link`);
+    }
+  }
+
+  /** Sends the enforced policy to a peer whose handshake announced an older version. */
+  private offerPolicy(link: PeerLink, ws: WebSocket): void {
+    const policy = this.options.replica.policy;
+    if (policy === null || (link.peerPolicy?.version ?? 0) >= policy.version) return;
+    this.sendFrame(link, ws, { t: 'policy', version: policy.version, text: policy.text });
+    link.peerPolicy = this.options.replica.policyStamp();
+  }
+
+  /** Installs a newer policy version a peer sent, then offers it to the other peers. */
+  private async receivePolicy(link: PeerLink, version: number, text: string): Promise<void> {
+    const replica = this.options.replica;
+    if (version <= (replica.policy?.version ?? 0)) return;
+    try {
+      const policy = parsePolicy(text, `policy v${version} from ${link.config.node}`);
+      if (policy.version !== version) throw new TesseraError('ERR_POLICY_INVALID', `the frame says version ${version}, the text ${policy.version}`);
+      await replica.installPolicy(policy, 'enforce', `peer:${link.config.node}`);
+      link.peerPolicy = replica.policyStamp();
+      this.log({ event: 'policy-installed', version, from: link.config.node });
+      this.options.onPolicy?.({ version, from: link.config.node });
+      this.policyChanged();
+    } catch (error) {
+      this.log({ event: 'policy-refused', version, from: link.config.node, reason: codeOf(error) });
+    }
+  }
+
+  /**
+   * After the enforced policy changed (from a peer or the API): offer it to every peer that has an older one.
+   * Entries a peer refused under the old policies are offered again. (Documents the new policy opens to a
+   * region travel as state entries the replica appended when it installed the policy.)
+   */
+  policyChanged(): void {
+    for (const link of this.links.values()) {
+      link.rejectedSeqs.clear();
+      const ws = link.socket;
+      if (link.state !== 'open' || ws === null) continue;
+      this.offerPolicy(link, ws);
     }
   }
 
@@ -648,7 +720,7 @@ export class SyncNode {
         const current = group.filter((item) => item.ws === ws && link.socket === ws);
         if (current.length === 0) continue;
         try {
-          const result = await this.options.replica.applyDeltas(current.flatMap((item) => item.frame.entries));
+          const result = await this.options.replica.applyDeltas(current.flatMap((item) => item.frame.entries), { from: link.config.region });
           link.received.applied += result.applied;
           if (link.socket === ws && ws.readyState === WebSocket.OPEN) {
             const peer = this.peerState();
@@ -656,6 +728,18 @@ export class SyncNode {
           }
         } catch (error) {
           const reason = codeOf(error);
+          if (isTesseraError(error, 'ERR_POLICY_REJECTED') && link.socket === ws && ws.readyState === WebSocket.OPEN) {
+            // Tell the sender which entries this region may not hold; nothing of the batch was applied.
+            const all = current.flatMap((item) => item.frame.entries.map((entry) => ({ entry, frame: item.frame })));
+            const indexes = (error as TesseraError & { rejected?: number[] }).rejected ?? [];
+            const first = current[0]!.frame;
+            link.policyCounts.rejectedHere += indexes.length;
+            this.sendFrame(link, ws, { t: 'reject', id: first.id, last: first.last, seqs: indexes.map((i) => all[i]!.entry.seq).filter((seq) => seq > 0), code: reason, ...(first.lane === undefined ? {} : { lane: first.lane }) });
+            // A sender on an older policy version gets ours before the link closes.
+            this.offerPolicy(link, ws);
+            this.drop(link, ws, closeCodes.policy, `policy refused ${indexes.length} entries of batch ${first.id}`);
+            continue;
+          }
           this.drop(link, ws, closeCodes.protocol, `batch ${current[0]!.frame.id} rejected: ${reason}`);
         }
       }
@@ -677,8 +761,9 @@ export class SyncNode {
         case 'read': {
           const head = this.options.replica.lastSeq;
           this.options.replica.deltasSince(effect.after, { limit: effect.limit }).then(
-            ({ entries }) => {
-              if (link.socket === ws) this.step(link, ws, lane, { kind: 'read', after: effect.after, entries, head });
+            async ({ entries }) => {
+              const denied = await this.judge(link, entries.map((entry) => entry.seq), entries);
+              if (link.socket === ws) this.step(link, ws, lane, { kind: 'read', after: effect.after, entries, head, denied });
             },
             (error: Error) => {
               if (isTesseraError(error, 'ERR_LOG_TRUNCATED')) {
@@ -693,8 +778,9 @@ export class SyncNode {
         }
         case 'scan':
           this.options.replica.documentsAfter(effect.after, effect.limit).then(
-            ({ entries, next }) => {
-              if (link.socket === ws) this.step(link, ws, lane, { kind: 'scanned', after: effect.after, entries, next });
+            async ({ entries, next }) => {
+              const denied = await this.judge(link, entries.map((entry) => entry.position), entries);
+              if (link.socket === ws) this.step(link, ws, lane, { kind: 'scanned', after: effect.after, entries, next, denied });
             },
             (error: Error) => this.drop(link, ws, closeCodes.protocol, `document scan failed: ${codeOf(error)}`),
           );
@@ -714,6 +800,37 @@ export class SyncNode {
           this.drop(link, ws, closeCodes.protocol, effect.reason);
           break;
       }
+    }
+  }
+
+  /**
+   * Which entries the policy keeps from the link's peer (their ids), counted per dataset for the audit. The
+   * replica judges; entries the peer's policy refused before are kept back too.
+   */
+  private async judge<Id extends number | string>(link: PeerLink, ids: readonly Id[], entries: readonly LogEntry[]): Promise<Set<Id>> {
+    const { allowed, shadowDenied } = await this.options.replica.sendable(entries, link.config.region);
+    link.policyCounts.shadowDenied += shadowDenied;
+    const denied = new Set<Id>();
+    entries.forEach((entry, i) => {
+      if (allowed[i] === true && !(typeof ids[i] === 'number' && link.rejectedSeqs.has(entry.seq))) return;
+      denied.add(ids[i]!);
+      if (entry.kind === 'purge' || entry.kind === 'state') return;
+      link.policyCounts.deniedEntries++;
+      link.deniedSinceAudit.set(entry.dataset, (link.deniedSinceAudit.get(entry.dataset) ?? 0) + 1);
+    });
+    return denied;
+  }
+
+  /** Audits the sends the policy denied since the last time, one entry per link. */
+  private auditDenied(nowMs: number): void {
+    if (nowMs - this.lastDeniedAuditMs < deniedAuditIntervalMs) return;
+    this.lastDeniedAuditMs = nowMs;
+    for (const link of this.links.values()) {
+      if (link.deniedSinceAudit.size === 0) continue;
+      const datasets = Object.fromEntries([...link.deniedSinceAudit].sort(([a], [b]) => (a < b ? -1 : 1)));
+      link.deniedSinceAudit.clear();
+      void this.options.replica.recordAudit('send-denied', { peer: link.config.node, region: link.config.region, datasets })
+        .catch((error: Error) => this.log({ event: 'audit-error', reason: codeOf(error) }));
     }
   }
 
@@ -740,9 +857,9 @@ export class SyncNode {
     });
   }
 
-  private onReplicaChange(change: ChangeEvent): void {
+  private onReplicaChange(change: ChangeEvent | null): void {
     // One listener serves every waiting session-token read.
-    for (const waiter of this.waiters) if (waiter.dataset === change.dataset && waiter.key === change.key) waiter.check();
+    if (change !== null) for (const waiter of this.waiters) if (waiter.dataset === change.dataset && waiter.key === change.key) waiter.check();
     const head = this.options.replica.lastSeq;
     for (const link of this.links.values()) {
       if (link.state !== 'open' || link.socket === null) continue;
@@ -752,6 +869,7 @@ export class SyncNode {
 
   private pingAll(): void {
     const nowMs = this.now();
+    this.auditDenied(nowMs);
     for (const link of this.links.values()) {
       this.sampleRates(link, nowMs);
       const ws = link.socket;

@@ -11,11 +11,18 @@
  *   batch { id, last, entries }  delta-log entries after the receiver's cursor, up to the sender's seq `last`
  *   state { id, last, entries }  catch-up: whole document states, for a peer behind the retained log
  *   ack   { id, last }           sent only after the batch is durable at the receiver
+ *   reject { id, last, seqs, code } the receiver's policy refused entries `seqs` of batch `id`; nothing of the
+ *                                batch was applied, and the receiver closes the link (the sender resumes
+ *                                from its cursor without those entries)
+ *   policy { version, text }     a newer policy version, sent to a peer whose handshake announced an older one
  *   ping  { ms } / pong { ms }   round-trip time for the cadence controller
+ *
+ * An entry is [seq, dataset, key, origin, originSeq, hlc ms, hlc c, delta], followed by [kind, to] for a
+ * state sent to regions a change opened, or a purge notice (no value) for regions it shut.
  */
 import { type LogEntry } from '@tessera/store';
 import {
-  KiB, MiB, TesseraError, assert, docBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
+  KiB, MiB, TesseraError, assert, docBytesMax, policyBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
   encodeCanonical, expectArray, expectBytes, expectInt, expectString, isHlc,
 } from '@tessera/core';
 
@@ -31,6 +38,8 @@ export const batchEntriesMax = 2_000;
 export const nonceBytes = 32;
 /** Reasons and codes in refusals. */
 export const reasonLengthMax = 512;
+/** Regions named by one state or purge entry. */
+export const entryRegionsMax = 64;
 
 assert(batchBytesMax + 64 * KiB * 4 <= frameBytesMax, 'a full batch with its per-entry headers fits in a frame');
 
@@ -65,6 +74,8 @@ export type Frame =
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
   | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
   | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string }
+  | { readonly t: 'reject'; readonly id: number; readonly last: number; readonly seqs: readonly number[]; readonly code: string; readonly lane?: string }
+  | { readonly t: 'policy'; readonly version: number; readonly text: string }
   | { readonly t: 'ping'; readonly ms: number; readonly peer?: PeerState }
   | { readonly t: 'pong'; readonly ms: number };
 
@@ -74,7 +85,9 @@ export function encodeFrame(frame: Frame): Uint8Array {
     // Entries go as arrays: smaller than objects and quicker to check.
     return encodeCanonical({
       t: frame.t, id: frame.id, last: frame.last, ...(frame.lane === undefined || frame.lane === 'main' ? {} : { lane: frame.lane }),
-      entries: frame.entries.map((e) => [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta]),
+      entries: frame.entries.map((e) => e.kind === undefined
+        ? [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta]
+        : [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta, e.kind, e.to ?? []]),
     });
   }
   return encodeCanonical(frame);
@@ -119,16 +132,24 @@ function checked<T>(what: string, check: () => T): T {
 function wireEntry(value: unknown, index: number): WireEntry {
   const what = `batch entry ${index}`;
   return checked(what, () => {
-    const [seq, dataset, key, origin, originSeq, ms, c, delta] = expectArray(value, what, 8, 8);
+    const [seq, dataset, key, origin, originSeq, ms, c, delta, kind, to] = expectArray(value, what, 8, 10);
     checkDatasetName(dataset);
     checkKey(key);
     checkNodeId(origin);
     const hlc = { ms, c };
     if (!isHlc(hlc)) fail(`${what}: hlc is not well formed`);
-    return {
+    const entry = {
       seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, originSeq: expectInt(originSeq, `${what} origin seq`),
       hlc, delta: expectBytes(delta, `${what} delta`),
     };
+    if (kind === undefined) return entry;
+    if (kind !== 'state' && kind !== 'purge') fail(`${what}: kind must be "state" or "purge"`);
+    const regions = expectArray(to, `${what} to`, 1, entryRegionsMax).map((region) => {
+      checkRegion(region);
+      return region;
+    });
+    if (kind === 'purge' && entry.delta.length !== 0) fail(`${what}: a purge notice carries no value`);
+    return { ...entry, kind, to: regions };
   });
 }
 
@@ -212,6 +233,18 @@ export function decodeFrame(bytes: Uint8Array): Frame {
     }
     case 'ack':
       return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record), ...laneOf(record) }));
+    case 'reject':
+      return checked('reject', () => ({
+        t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'),
+        seqs: expectArray(field(record, 'seqs'), 'seqs', 0, batchEntriesMax).map((seq) => expectInt(seq, 'seq', 1)),
+        code: boundedString(field(record, 'code'), 'code', 64), ...laneOf(record),
+      }));
+    case 'policy':
+      return checked('policy', () => {
+        const text = expectString(field(record, 'text'), 'text');
+        if (text.length > policyBytesMax) fail(`policy: ${text.length} characters exceed the limit of ${policyBytesMax}`);
+        return { t, version: expectInt(field(record, 'version'), 'version', 1), text };
+      });
     case 'ping':
       return checked('ping', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms'), ...peerStateOf(record) }));
     case 'pong':

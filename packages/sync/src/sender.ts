@@ -18,10 +18,14 @@ export type SenderInput =
   | { readonly kind: 'open'; readonly cursor: number; readonly head: number; readonly floor?: number; readonly committed?: number }
   /** A read failed because the log was truncated past the cursor: switch to a state catch-up. */
   | { readonly kind: 'truncated'; readonly committed: number }
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null }
+  /** `denied`: positions of documents the policy keeps from this peer (skipped). */
+  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string> }
   | { readonly kind: 'appended'; readonly head: number }
-  /** A log read finished; `head` is the replica's last sequence number taken just before the read. */
-  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number }
+  /**
+   * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
+   * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
+   */
+  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number> }
   | { readonly kind: 'ack'; readonly id: number; readonly last: number }
   /** What the peer reported: per origin what it holds, and which of its links are down. */
   | { readonly kind: 'peer-state'; readonly have: Readonly<Record<string, number>>; readonly down: readonly string[] }
@@ -89,6 +93,8 @@ export interface SenderStats {
   entries: number;
   bytes: number;
   skippedEntries: number;
+  /** Entries the policy kept from this peer. */
+  deniedEntries: number;
   forwardedEntries: number;
   rewinds: number;
   catchUps: number;
@@ -122,7 +128,7 @@ export class LinkSender {
   private readonly direct = new Map<string, { seqMin: number; originSeqMax: number }>();
   private nowMsLast = 0;
   private readonly cadence: CadenceController;
-  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0, forwardedEntries: 0, rewinds: 0, catchUps: 0 };
+  readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0, deniedEntries: 0, forwardedEntries: 0, rewinds: 0, catchUps: 0 };
 
   /**
    * @param peer the peer's node id; entries it originated are never sent back to it
@@ -185,13 +191,13 @@ export class LinkSender {
         this.startCatchUp(input.committed);
         return this.pump(nowMs);
       case 'scanned':
-        return this.onScanned(input.after, input.entries, input.next, nowMs);
+        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied);
       case 'appended':
         if (input.head > this.head && this.unsentSinceMs === null) this.unsentSinceMs = nowMs;
         this.head = Math.max(this.head, input.head);
         return this.open ? this.pump(nowMs) : [];
       case 'read':
-        return this.onRead(input.after, input.entries, input.head, nowMs);
+        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied);
       case 'ack':
         return this.onAck(input.id, input.last, nowMs);
       case 'peer-state':
@@ -216,7 +222,7 @@ export class LinkSender {
     }
   }
 
-  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number): SenderEffect[] {
+  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>): SenderEffect[] {
     if (!this.open || !this.reading || after !== this.sent) {
       // A read that a reconnect made stale: ignore it (a newer read, if any, is still awaited).
       return this.open ? this.pump(nowMs) : [];
@@ -240,7 +246,16 @@ export class LinkSender {
       assert(entry.seq > last, 'log entries arrive in sequence order');
       if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
       last = entry.seq;
-      if (!laneCarries(this.lane, entry.dataset) || entry.origin === this.peer || (entry.origin !== this.self && !this.shouldForward(entry))) {
+      if (!laneCarries(this.lane, entry.dataset)) {
+        this.stats.skippedEntries++;
+        continue;
+      }
+      if (denied?.has(entry.seq) === true) {
+        this.stats.deniedEntries++;
+        continue;
+      }
+      // A state or purge entry is for its regions from whoever wrote it; it is never forwarded.
+      if (entry.origin === this.peer || (entry.origin !== this.self && (entry.kind !== undefined || !this.shouldForward(entry)))) {
         this.stats.skippedEntries++;
         continue;
       }
@@ -313,7 +328,7 @@ export class LinkSender {
     this.stats.catchUps++;
   }
 
-  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number): SenderEffect[] {
+  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>): SenderEffect[] {
     const catchUp = this.catchUp;
     if (!this.open || catchUp === null || !catchUp.scanning || after !== catchUp.after) return this.open ? this.pump(nowMs) : [];
     catchUp.scanning = false;
@@ -321,7 +336,8 @@ export class LinkSender {
     let bytes = 0;
     let position = after;
     for (const entry of entries) {
-      if (!laneCarries(this.lane, entry.dataset)) {
+      if (!laneCarries(this.lane, entry.dataset) || denied?.has(entry.position) === true) {
+        if (denied?.has(entry.position) === true) this.stats.deniedEntries++;
         position = entry.position;
         continue;
       }

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command } from 'commander';
 import { TesseraError, checkRegion } from '@tessera/core';
-import { FaultProxy, regionLocations, wanLatencyMs } from '../proxy.js';
+import { FaultProxy, type ProxyDirection, regionLocations, wanLatencyMs } from '../proxy.js';
 import { callApi } from '../client.js';
 
 /** Regions a dev cluster may have. */
@@ -52,16 +52,48 @@ function yamlString(value: string): string {
   return JSON.stringify(value);
 }
 
+/** A region's jurisdiction for the dev policy: the part before the first dash (`eu-west` → `eu`). */
+function jurisdictionOf(region: string): string {
+  return region.split('-')[0]!.slice(0, 32);
+}
+
+/**
+ * The dev cluster's policy: global catalog (high priority), visits, carts and notes; profiles homed in the
+ * region that creates them and kept in its jurisdiction; a local audit dataset; `pii` documents stay in their
+ * jurisdiction; `reviewed` documents leave quarantine.
+ */
+export function devPolicyText(regions: readonly string[]): string {
+  const lines = ['version: 1', 'regions:'];
+  for (const region of regions) {
+    const location = regionLocations[region];
+    lines.push(`  ${region}: { jurisdiction: ${jurisdictionOf(region)}${location === undefined ? '' : `, location: [${location[0]}, ${location[1]}]`} }`);
+  }
+  lines.push(
+    'datasets:',
+    '  catalog:  { type: map, placement: global, priority: high }',
+    '  profiles: { type: map, placement: { home: doc.origin, within: jurisdiction } }',
+    '  visits:   { type: counter, placement: global }',
+    '  carts:    { type: set, placement: global }',
+    '  notes:    { type: yjs, placement: global, priority: low }',
+    '  audits:   { type: lww, placement: local }',
+    'rules:',
+    '  - name: pii stays in its jurisdiction',
+    '    deny: "\'pii\' in doc.tags && target.jurisdiction != source.jurisdiction"',
+    '  - name: reviewed documents leave quarantine',
+    '    release: "\'reviewed\' in doc.tags"',
+  );
+  return `${lines.join('\n')}\n`;
+}
+
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
 function configText(cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string): string {
-  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, 'nodes:'];
+  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`, 'nodes:'];
   for (const node of nodes) {
     lines.push(`  - id: ${node.id}`, `    region: ${node.region}`, `    listen: 127.0.0.1:${node.port}`);
     const port = proxyPort(self.id, node.id);
     if (node !== self && port !== null) lines.push(`    advertise: 127.0.0.1:${port}`);
     lines.push(`    data: ${yamlString(join(dir, 'data', node.id))}`, `    durability: ${durability}`);
   }
-  lines.push('datasets:', '  profiles: { type: map }', '  catalog: { type: map, priority: high }', '  visits: { type: counter }', '  carts: { type: set }', '  notes: { type: yjs }');
   return `${lines.join('\n')}\n`;
 }
 
@@ -74,7 +106,13 @@ export interface DevLayout {
 }
 
 /** Starts the proxies and writes the configs of a dev cluster. */
-export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet'> & { secret?: string }): Promise<DevLayout> {
+export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet'> & {
+  secret?: string;
+  /** The policy file's text (default: `devPolicyText` of the regions). */
+  policyText?: string;
+  /** Sees every chunk each link's proxy delivers (tests record what crossed). */
+  onData?: (link: string, direction: ProxyDirection, chunk: Buffer) => void;
+}): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
   }
@@ -91,7 +129,12 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
       for (const to of nodes) {
         if (from.id >= to.id) continue;
         const latencyMs = options.latencyMs ?? wanLatencyMs(regionLocations[from.region] ?? [0, 0], regionLocations[to.region] ?? [0, 0]);
-        proxies.set(`${from.id}>${to.id}`, await FaultProxy.start({ listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name: `${from.id}>${to.id}` }));
+        const name = `${from.id}>${to.id}`;
+        const onData = options.onData;
+        proxies.set(name, await FaultProxy.start({
+          listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name,
+          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer) => onData(name, direction, chunk) }),
+        }));
       }
     }
   } catch (error) {
@@ -99,6 +142,7 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
     throw error;
   }
   const secret = options.secret ?? randomBytes(32).toString('base64url');
+  await writeFile(join(dir, 'policy.yaml'), options.policyText ?? devPolicyText(options.regions));
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);

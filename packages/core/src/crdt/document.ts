@@ -128,12 +128,18 @@ export function mutate(doc: DocState, node: string, hlc: Hlc, mutator: BodyMutat
   return { delta, state: joinDocs(doc, delta).state, dot: mctx.issued[0]! };
 }
 
-/** Deletes the document as observed here; returns null when it does not exist. */
-export function remove(doc: DocState, node: string, hlc: Hlc): DocMutation | null {
-  if (!docExists(doc) && doc.tags.size === 0) return null;
+/**
+ * Deletes the document as observed here; returns null when there is nothing to delete. With `keepTags` the
+ * tags survive the delete: they are the document's classification (`quarantine`, `pii`, its origin region),
+ * which decides where even its tombstone may travel.
+ */
+export function remove(doc: DocState, node: string, hlc: Hlc, options: { readonly keepTags?: boolean } = {}): DocMutation | null {
+  const keepTags = options.keepTags === true;
+  if (!docExists(doc) && (keepTags || doc.tags.size === 0)) return null;
   const mctx = dotIssuer(doc, node, hlc);
   mctx.nextDot();
-  const ctx = CausalContext.from([], [...mctx.issued, ...docDots(doc)]);
+  const removed = keepTags ? [...doc.live, ...crdtType(doc.type).dots(doc.body)] : docDots(doc);
+  const ctx = CausalContext.from([], [...mctx.issued, ...removed]);
   const delta: DocState = { type: doc.type, ctx, live: [], tags: new Map(), body: crdtType(doc.type).cleared(doc.body) };
   return { delta, state: joinDocs(doc, delta).state, dot: mctx.issued[0]! };
 }

@@ -1,0 +1,68 @@
+/**
+ * `tessera audit` and `tessera audit verify`: list a region's audit log, and check its hash chain — on a
+ * running node (`--url`) or offline on a data directory (`--data`, read-only; the node must be stopped).
+ */
+import { type Command } from 'commander';
+import { ClassicLevel } from 'classic-level';
+import { TesseraError } from '@tessera/core';
+import { type AuditEntry, type AuditVerdict, verifyStoredAudit } from '@tessera/store';
+import { callApi, parseBaseUrl } from '../client.js';
+import { table } from './status.js';
+
+/** Opens a data directory's LevelDB without creating anything (a missing or locked directory is an error). */
+export async function openDataDirectory(path: string): Promise<ClassicLevel<string, Uint8Array>> {
+  const db = new ClassicLevel<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
+  try {
+    await db.open();
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code === 'LEVEL_LOCKED') throw new TesseraError('ERR_STORE_LOCKED', `data directory ${path} is in use by a running node: stop it, or use --url`);
+    throw new TesseraError('ERR_STORE_FORMAT', `${path} is not a Tessera data directory (${(error as Error).message})`);
+  }
+  return db;
+}
+
+function describe(entry: AuditEntry): string {
+  return Object.entries(entry.details).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+}
+
+/** Registers `audit`. */
+export function registerAuditCommands(program: Command, print: (line: string) => void, context: { exitCode: number }): void {
+  const audit = program.command('audit')
+    .description('list a region\'s hash-chained audit log (policy changes, denied sends, rejections, purges, quarantine)')
+    .option('--url <url>', 'node API', 'http://127.0.0.1:7101')
+    .option('--after <seq>', 'entries after this sequence number', '0')
+    .option('--limit <n>', 'entries to list', '100')
+    .option('--json', 'print as JSON')
+    .action(async (options: { url: string; after: string; limit: string; json?: boolean }) => {
+      const answer = await callApi(parseBaseUrl(options.url), 'GET', `/v1/audit?after=${encodeURIComponent(options.after)}&limit=${encodeURIComponent(options.limit)}`) as { region: string; length: number; entries: AuditEntry[] };
+      if (options.json) print(JSON.stringify(answer, null, 2));
+      else {
+        print(`audit log of ${answer.region}: ${answer.length} entries`);
+        print(table(['seq', 'time', 'kind', 'details'], answer.entries.map((e) => [String(e.seq), new Date(e.atMs).toISOString(), e.kind, describe(e)])));
+      }
+    });
+
+  audit.command('verify')
+    .description('check the audit log\'s hash chain: any edited, removed or reordered entry is reported (exit 1)')
+    .option('--url <url>', 'node API')
+    .option('--data <dir>', 'a stopped node\'s data directory (read-only)')
+    .option('--json', 'print as JSON')
+    .action(async (options: { url?: string; data?: string; json?: boolean }) => {
+      if (options.url !== undefined && options.data !== undefined) throw new TesseraError('ERR_OPTION_INVALID', 'give either --url or --data, not both');
+      let verdict: AuditVerdict & { region?: string };
+      if (options.data !== undefined) {
+        const db = await openDataDirectory(options.data);
+        try {
+          verdict = await verifyStoredAudit(db);
+        } finally {
+          await db.close();
+        }
+      } else {
+        verdict = await callApi(parseBaseUrl(options.url ?? 'http://127.0.0.1:7101'), 'GET', '/v1/audit/verify') as AuditVerdict & { region: string };
+      }
+      if (options.json) print(JSON.stringify(verdict, null, 2));
+      else print(verdict.ok ? `audit log intact: ${verdict.entries} entries, hash chain verified` : `audit log BROKEN after ${verdict.entries} entries: ${verdict.problem}`);
+      if (!verdict.ok) context.exitCode = 1;
+    });
+}
