@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { isTesseraError } from '@tessera/core';
 import { registerAuditCommands } from './commands/audit.js';
-import { registerDataCommands } from './commands/data.js';
+import { registerDataCommands, registerTagCommand } from './commands/data.js';
 import { registerDevCommand } from './commands/dev.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -23,6 +23,7 @@ export function createProgram(print: (line: string) => void = (line) => process.
   registerDevCommand(program, print);
   registerServeCommand(program, print);
   registerDataCommands(program, print);
+  registerTagCommand(program, print);
   registerStatusCommand(program, print, context);
   registerPolicyCommands(program, print);
   registerAuditCommands(program, print, context);

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { TesseraError, parsePolicy } from '@tessera/core';
+import { TesseraError, hex64, parsePolicy } from '@tessera/core';
 import {
   configBytesMax, configNodesMax, findNode, formatHostPort, loadClusterConfig, parseClusterConfig, peersOf,
 } from '../src/config.js';
@@ -265,4 +265,8 @@ t.test('dataset priority and cadence give the lanes of every link', async (t) =>
     { id: 'low-30000ms', datasets: ['visits'], priority: 2, fixedCadenceMs: 30_000 },
   ]);
   t.same(lanesOf(null), [], 'without a policy everything is in the main lane');
+  const rated = lanesOf(parsePolicy(policyText.replace('cadence: 30s }', 'cadence: 30s, rate: { bytesPerSecond: 65536 } }'), 'policy.yaml'));
+  t.same(rated.find((lane) => lane.datasets.includes('visits')), {
+    id: `rate-${hex64('visits')}`, datasets: ['visits'], priority: 2, fixedCadenceMs: 30_000, limits: { bytesPerSecondMax: 65_536, entriesPerSecondMax: null },
+  }, 'a dataset with its own rate limit gets a lane of its own, named by a digest of its name');
 });

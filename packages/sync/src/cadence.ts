@@ -120,15 +120,20 @@ export class RateGate {
   }
 }
 
-/** The controller of one lane of a link. */
+/**
+ * The controller of one lane of a link. A lane obeys the link's rate limit (shared with the other lanes) and,
+ * when its datasets have one in the policy, its own.
+ */
 export class CadenceController {
   private window = windowBatchesInitial;
   private rttFloorMs: number | null = null;
   private rttLastMs: number | null = null;
   private readonly gate: RateGate;
+  private readonly own: RateGate | null;
 
-  constructor(limits: RateLimits | RateGate, nowMs: number, private readonly priority = 0) {
+  constructor(limits: RateLimits | RateGate, nowMs: number, private readonly priority = 0, laneLimits: RateLimits | null = null) {
     this.gate = limits instanceof RateGate ? limits : new RateGate(limits, nowMs);
+    this.own = laneLimits === null ? null : new RateGate(laneLimits, nowMs);
   }
 
   /** Unacknowledged batches allowed now. */
@@ -143,21 +148,29 @@ export class CadenceController {
 
   /** Milliseconds until the rate limits admit a batch of this size (0 = now). */
   admitWaitMs(bytes: number, entries: number, nowMs: number): number {
+    // The lane's own limit first: a lane waiting for its own tokens must not hold the link's other lanes back.
+    const ownWaitMs = this.own?.admitWaitMs(bytes, entries, nowMs, this.priority) ?? 0;
+    if (ownWaitMs > 0) return ownWaitMs;
     return this.gate.admitWaitMs(bytes, entries, nowMs, this.priority);
   }
 
   /** The largest batch the rate limits allow in one go (bytes, entries); null = no limit. */
   batchCaps(): { bytes: number | null; entries: number | null } {
-    return this.gate.batchCaps();
+    const link = this.gate.batchCaps();
+    const own = this.own?.batchCaps() ?? { bytes: null, entries: null };
+    const min = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
+    return { bytes: min(link.bytes, own.bytes), entries: min(link.entries, own.entries) };
   }
 
   /** Charges a batch that is being sent. */
   charge(bytes: number, entries: number, nowMs: number): void {
+    this.own?.charge(bytes, entries, nowMs, this.priority);
     this.gate.charge(bytes, entries, nowMs, this.priority);
   }
 
   /** Nothing waits for tokens any more (the lane closed or has nothing pending). */
   release(): void {
+    this.own?.release(this.priority);
     this.gate.release(this.priority);
   }
 

@@ -64,6 +64,8 @@ export interface LaneConfig {
   readonly priority: number;
   /** Flush every this many ms (staggered per link, ±10% jitter) instead of adaptively. */
   readonly fixedCadenceMs?: number;
+  /** The lane's own rate limit on every link, within the link's. */
+  readonly limits?: RateLimits;
 }
 
 /** Lane ids: `main` or `[a-z0-9-]`, at most 32 characters. */
@@ -89,7 +91,10 @@ export function buildLanes(configs: readonly LaneConfig[], mainCadenceMs: number
       if (named.has(dataset)) throw new TesseraError('ERR_OPTION_INVALID', `dataset ${JSON.stringify(dataset)} is in two lanes`);
       named.add(dataset);
     }
-    lanes.push({ spec: { id: config.id, datasets: new Set(config.datasets), excluded: new Set(), priority: config.priority }, fixedCadenceMs: config.fixedCadenceMs });
+    lanes.push({
+      spec: { id: config.id, datasets: new Set(config.datasets), excluded: new Set(), priority: config.priority, ...(config.limits === undefined ? {} : { limits: config.limits }) },
+      fixedCadenceMs: config.fixedCadenceMs,
+    });
   }
   // Datasets without a lane of their own have normal priority.
   lanes.push({ spec: { id: 'main', datasets: null, excluded: named, priority: mainLanePriority }, fixedCadenceMs: mainCadenceMs });

@@ -74,6 +74,8 @@ export interface LaneSpec {
   readonly excluded: ReadonlySet<string>;
   /** 0 is the highest. */
   readonly priority: number;
+  /** The lane's own rate limit on every link (from its datasets' `rate` in the policy); absent = the link's only. */
+  readonly limits?: RateLimits;
 }
 
 /** The single lane of a link without per-dataset settings. */
@@ -146,7 +148,7 @@ export class LinkSender {
     /** The lane: which datasets this stream carries (null = all) and its priority (0 = highest). */
     readonly lane: LaneSpec = mainLane,
   ) {
-    this.cadence = new CadenceController(limits, nowMs, lane.priority);
+    this.cadence = new CadenceController(limits, nowMs, lane.priority, lane.limits ?? null);
     this.nowMsLast = nowMs;
     // Fixed cadences start at a per-link offset so that links do not all flush in the same instant.
     if (fixed !== null) this.nextFlushAtMs = nowMs + Math.floor(fixed.offsetFraction * fixed.intervalMs);

@@ -217,3 +217,28 @@ t.test('lanes: a shared rate limit serves the higher-priority lane first; each l
   t.ok(coldAfterFirst.every((s) => s.atMs >= hotDoneMs), `under the limit, the cold lane waits until the hot lane is done (hot done at ${hotDoneMs} ms)`);
   t.equal(sent.filter((s) => s.lane === 'cold').flatMap((s) => s.datasets).length, 20, 'and then sends everything too');
 });
+
+// Goal: a lane with its own rate limit (a dataset's `rate` in the policy) is held to it, while another lane of
+// the same link, without one, is not slowed down by it.
+// Method: two lanes on one unlimited link gate; lane "rated" has 500 bytes/s of its own. Over 4 simulated
+// seconds the rated lane sends at most its burst plus 4 × 500 bytes; the free lane sends everything at once.
+t.test('lanes: a lane\'s own rate limit binds that lane only', async (t) => {
+  const entries: LogEntry[] = Array.from({ length: 40 }, (_, i) => ({
+    seq: i + 1, dataset: i % 2 === 0 ? 'rated' : 'free', key: `k${i}`, origin: 'self', originSeq: i + 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array(100),
+  }));
+  const gate = new RateGate(unlimited, 0);
+  const ratedLane = { id: 'rated', datasets: new Set(['rated']), excluded: new Set<string>(), priority: 1, limits: { bytesPerSecondMax: 500, entriesPerSecondMax: null } };
+  const freeLane = { id: 'free', datasets: new Set(['free']), excluded: new Set<string>(), priority: 1 };
+  const rated = new LinkSender('peer', 'self', false, gate, 0, null, ratedLane);
+  const free = new LinkSender('peer', 'self', false, gate, 0, null, freeLane);
+  const bytes = { rated: 0, free: 0 };
+  const pump = (sender: LinkSender, effects: SenderEffect[], nowMs: number) => {
+    for (const send of drive(sender, entries, effects, nowMs, true).sends) bytes[sender.lane.id as 'rated' | 'free'] += send.bytes;
+  };
+  pump(rated, rated.step({ kind: 'open', cursor: 0, head: 40 }, 0), 0);
+  pump(free, free.step({ kind: 'open', cursor: 0, head: 40 }, 0), 0);
+  t.equal(bytes.free, 2000, 'the free lane sends all of its 20 entries at once');
+  for (let nowMs = 100; nowMs <= 4_000; nowMs += 100) pump(rated, rated.step({ kind: 'tick' }, nowMs), nowMs);
+  t.ok(bytes.rated <= 500 + 4 * 500, `the rated lane stays within 500 bytes/s plus one burst (${bytes.rated} bytes in 4 s)`);
+  t.ok(bytes.rated >= 4 * 500 - 100, `and is not starved (${bytes.rated} bytes)`);
+});

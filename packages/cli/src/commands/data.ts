@@ -1,6 +1,6 @@
 /** `tessera get|put|del`: read and write documents on a running node. */
 import { type Command } from 'commander';
-import { TesseraError, checkDatasetName, checkKey, isCrdtTypeName } from '@tessera/core';
+import { TesseraError, checkDatasetName, checkKey, checkUserTags, isCrdtTypeName } from '@tessera/core';
 import { callApi, parseBaseUrl } from '../client.js';
 
 /** Bound on a value given on the command line or stdin. */
@@ -59,5 +59,23 @@ export function registerDataCommands(program: Command, print: (line: string) => 
     .action(async (dataset: string, key: string, options: { url: string }) => {
       const result = await callApi(parseBaseUrl(options.url), 'DELETE', docPath(dataset, key)) as { seq: number | null };
       print(result.seq === null ? 'ok (nothing to delete)' : `ok seq=${result.seq}`);
+    });
+}
+
+/** Registers `tag`. */
+export function registerTagCommand(program: Command, print: (line: string) => void): void {
+  program.command('tag')
+    .description('add or remove tags of a document on a running node (quarantine, pii, reviewed, …); tags replicate like values')
+    .argument('<dataset>').argument('<key>')
+    .option('--url <url>', 'node API', 'http://127.0.0.1:7101')
+    .option('--add <tag...>', 'tags to add')
+    .option('--remove <tag...>', 'tags to remove')
+    .action(async (dataset: string, key: string, options: { url: string; add?: string[]; remove?: string[] }) => {
+      if (options.add === undefined && options.remove === undefined) throw new TesseraError('ERR_OPTION_INVALID', 'give --add and/or --remove with the tags to change');
+      checkUserTags([...(options.add ?? []), ...(options.remove ?? [])]);
+      const body = { op: 'tag', ...(options.add ? { add: options.add } : {}), ...(options.remove ? { remove: options.remove } : {}) };
+      const answer = await callApi(parseBaseUrl(options.url), 'POST', `${docPath(dataset, key)}/ops`, body) as { results: Array<{ seq: number | null; token: string }> };
+      const result = answer.results[0]!;
+      print(result.seq === null ? 'ok (no change)' : `ok seq=${result.seq} token=${result.token}`);
     });
 }
