@@ -252,7 +252,8 @@ export function registerDevCommand(program: Command, print: (line: string) => vo
       print('Tessera dev cluster is up:');
       for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
       for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
-      print('Try: npx tessera put profiles ada \'{"name":"Ada"}\' --url ' + cluster.nodes[0]!.url + '   then   npx tessera get profiles ada --url ' + cluster.nodes.at(-1)!.url);
+      print('Try: npx tessera put catalog lamp \'{"name":"Lamp"}\' --url ' + cluster.nodes[0]!.url + '   then   npx tessera get catalog lamp --url ' + cluster.nodes.at(-1)!.url);
+      print(`The cluster enforces the policy in ${join(resolve(options.dir), 'policy.yaml')} (tessera policy validate|plan|apply).`);
       print('Ctrl-C stops every node.');
       await new Promise<void>((resolveSignal) => {
         const onSignal = () => resolveSignal();
