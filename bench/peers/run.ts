@@ -83,7 +83,7 @@ interface ModelSpec {
 }
 
 const models: readonly ModelSpec[] = [
-  { name: 'tessera', system: 'tessera', model: 'per-record', differential: true, differentialHow: 'policy: dataset placement `local` (not yet landed)' },
+  { name: 'tessera', system: 'tessera', model: 'per-record', differential: true, differentialHow: 'policy: the local records in a dataset with `placement: local`; sender filters, receiver re-checks' },
   { name: 'pouchdb-per-record', system: 'pouchdb', model: 'per-record', differential: true, differentialHow: 'filtered replication: a Mango selector A evaluates on its changes feed' },
   { name: 'yjs-per-record', system: 'yjs', model: 'per-record', differential: true, differentialHow: 'local records kept out of the index; A refuses a peer\'s socket for them (own code in the upgrade hook)' },
   { name: 'yjs-one-doc', system: 'yjs', model: 'one-doc', differential: false, differentialHow: 'cannot express: a Y.Map syncs whole, every entry goes' },
@@ -229,6 +229,8 @@ async function closeWorker(worker: PeerWorker): Promise<void> {
 // ---------------------------------------------------------------- Tessera daemons
 
 const tesseraDataset = 'bench';
+/** The differential case's records that must stay in A go to this dataset, whose placement is `local`. */
+const tesseraLocalDataset = 'resident';
 const httpAgent = new Agent({ keepAlive: true, maxSockets: 256 });
 
 function httpJson(port: number, method: string, path: string, body?: unknown, timeMsMax = callTimeMsDefault): Promise<{ status: number; body: any }> {
@@ -264,13 +266,17 @@ interface TesseraNode {
  */
 function writeTesseraConfigs(dir: string, portA: number, portB: number, proxyPort: number): { a: string; b: string } {
   const secret = randomBytes(32).toString('base64url');
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, [
+    'version: 1', 'regions:', '  west: { jurisdiction: w, location: [0, 0] }', '  east: { jurisdiction: e, location: [0, 40] }', 'datasets:',
+    `  ${tesseraDataset}: { type: map, placement: global }`, `  ${tesseraLocalDataset}: { type: map, placement: local }`, '',
+  ].join('\n'));
   const text = (advertiseA: number) => [
-    'cluster: bench', `secret: ${JSON.stringify(secret)}`, 'nodes:',
+    'cluster: bench', `secret: ${JSON.stringify(secret)}`, `policy: ${JSON.stringify(policy)}`, 'nodes:',
     '  - id: west-1', '    region: west', `    listen: 127.0.0.1:${portA}`, `    advertise: 127.0.0.1:${advertiseA}`,
     `    data: ${JSON.stringify(join(dir, 'a'))}`, '    durability: os',
     '  - id: east-1', '    region: east', `    listen: 127.0.0.1:${portB}`,
-    `    data: ${JSON.stringify(join(dir, 'b'))}`, '    durability: os',
-    'datasets:', `  ${tesseraDataset}: { type: map }`, '',
+    `    data: ${JSON.stringify(join(dir, 'b'))}`, '    durability: os', '',
   ].join('\n');
   writeFileSync(join(dir, 'cluster-a.yaml'), text(portA));
   writeFileSync(join(dir, 'cluster-b.yaml'), text(proxyPort));
@@ -297,7 +303,7 @@ async function startTessera(config: string, id: string, port: number): Promise<T
 }
 
 async function tesseraPut(node: TesseraNode, i: number, local: boolean): Promise<string> {
-  const response = await httpJson(node.port, 'PUT', `/v1/kv/${tesseraDataset}/${keyFor(i, local)}`, { value: recordFor(i, local) });
+  const response = await httpJson(node.port, 'PUT', `/v1/kv/${local ? tesseraLocalDataset : tesseraDataset}/${keyFor(i, local)}`, { value: recordFor(i, local) });
   if (response.status !== 200 && response.status !== 201) throw new Error(`PUT ${keyFor(i, local)}: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body.token as string;
 }
@@ -319,6 +325,12 @@ async function tesseraLoad(node: TesseraNode, first: number, count: number, diff
 async function tesseraApplied(node: TesseraNode): Promise<number> {
   const { body } = await httpJson(node.port, 'GET', '/v1/status', undefined, 5_000);
   return (body.links as { received: { applied: number } }[]).reduce((sum, link) => sum + link.received.applied, 0);
+}
+
+/** Documents of the local dataset that B holds (there should be none; B may also refuse to list it). */
+async function tesseraLeaked(node: TesseraNode): Promise<number> {
+  const { status, body } = await httpJson(node.port, 'GET', `/v1/kv/${tesseraLocalDataset}?limit=1000`, undefined, 5_000);
+  return status === 200 ? (body.items as unknown[]).length : 0;
 }
 
 // ---------------------------------------------------------------- the proxy
@@ -432,8 +444,9 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
         for (;;) {
           const applied = await tesseraApplied(b!);
           const nowMs = wallNowMs();
-          if (applied >= count) return { shared: applied, leaked: 0, reachedAtMs: nowMs };
-          if (nowMs > deadline) return { shared: applied, leaked: 0, reachedAtMs: null };
+          if (applied >= count || nowMs > deadline) {
+            return { shared: applied, leaked: differential ? await tesseraLeaked(b!) : 0, reachedAtMs: applied >= count ? nowMs : null };
+          }
           await sleep(tesseraPollMs);
         }
       },
@@ -712,10 +725,10 @@ function versions(): string[] {
   return [`tessera ${JSON.parse(readFileSync(join(repoDir, 'package.json'), 'utf8')).version} (commit ${commit})`, ...names.map((name) => `${name} ${installed(name)}`)];
 }
 
-/** Whether the replication policy (DESIGN §4) has landed: the config accepts a `local` placement. */
+/** Whether the replication policy (DESIGN §4) is in this checkout: the cluster config names a policy file. */
 function policyLanded(): boolean {
   const configSource = join(repoDir, 'packages/server/src/config.ts');
-  return existsSync(join(repoDir, 'packages/core/src/policy')) && existsSync(configSource) && /placement:\s*['"]local['"]|'local'/.test(readFileSync(configSource, 'utf8'));
+  return existsSync(join(repoDir, 'packages/core/src/policy')) && existsSync(configSource) && readFileSync(configSource, 'utf8').includes("'policy'");
 }
 
 // ---------------------------------------------------------------- main
