@@ -10,6 +10,7 @@ import { Replica } from '@tessera/store';
 import { type LaneConfig, SyncNode, lanePriorities } from '@tessera/sync';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler } from './http.js';
+import { createMetrics } from './metrics.js';
 
 /** How long shutdown waits for links to deliver what is logged. */
 export const shutdownFlushMsMax = 5_000;
@@ -102,7 +103,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
     log,
   });
-  const api = createHttpHandler({ replica, node, replication: sync, log: (event: object) => log(event as LogEvent) });
+  const metrics = createMetrics({ replica, replication: sync });
+  const api = createHttpHandler({ replica, node, replication: sync, metrics, log: (event: object) => log(event as LogEvent) });
   const server = createServer(api.handle);
   server.on('upgrade', (request, socket, head) => {
     if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
@@ -128,6 +130,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await sync.close();
       server.closeAllConnections();
       await closed;
+      metrics.close();
       await replica.close();
       log({ event: 'daemon-stopped', linksFlushed: flushed });
     })();

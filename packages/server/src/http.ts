@@ -9,7 +9,7 @@
  * Session tokens (DESIGN §5): every write answers a token naming its dot. `GET /v1/kv/:dataset/:key?token=`
  * waits, up to a bound, until this node's copy of the document holds that dot.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
@@ -17,6 +17,7 @@ import {
   isPlainObject, parsePolicy, policyBytesMax,
 } from '@tessera/core';
 import { type ChangeEvent, type Replica, type WriteResult, policyHash } from '@tessera/store';
+import { type NodeMetrics } from './metrics.js';
 import { mustCloseConnection, readJsonBody } from './body.js';
 import { checkOperations, parseOperations } from './operations.js';
 import { type Problem, problemOf, sendJson, sendProblem } from './problem.js';
@@ -43,6 +44,8 @@ export interface Replication {
   waitFor?(dataset: string, key: string, dot: readonly [string, number], deadlineMs: number): Promise<boolean>;
   /** Called after the enforced policy changed through the API: replication offers it to the peers. */
   policyChanged?(): void;
+  /** Remembers the trace id of a local write, so that replication carries it to every region. */
+  noteTrace?(seq: number, traceId: string): void;
 }
 
 /** The node the API answers for. */
@@ -57,6 +60,8 @@ export interface HttpHandlerDeps {
   readonly replica: Replica;
   readonly node: HttpNodeInfo;
   readonly replication?: Replication;
+  /** Served at `/metrics` (Prometheus text format); every request is observed in it. */
+  readonly metrics?: NodeMetrics;
   /** Receives one event per request (see `HttpRequestEvent`). */
   readonly log?: (event: object) => void;
   /** Upper bound (and default) of a token wait; default `readTokenWaitMsDefault`. */
@@ -74,6 +79,8 @@ export interface HttpHandlerDeps {
 export interface HttpRequestEvent {
   readonly event: 'http_request';
   readonly requestId: string;
+  /** The W3C trace id (from the request's `traceparent`, or new): a write's id is carried to every region. */
+  readonly traceId: string;
   readonly method: string;
   /** The route pattern (`/v1/kv/:dataset/:key`), or null when no route matched. */
   readonly route: string | null;
@@ -105,11 +112,19 @@ export interface HttpApi {
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
-/** A route's successful answer, or a problem to send. */
-type Reply = { readonly status: number; readonly body: unknown } | { readonly problem: Problem };
+/**
+ * A route's successful answer (JSON `body`, or `raw` bytes or text of `contentType` with extra `headers`), or a
+ * problem to send.
+ */
+type Reply =
+  | { readonly status: number; readonly body: unknown }
+  | { readonly status: number; readonly raw: string | Uint8Array; readonly contentType: string; readonly headers?: Readonly<Record<string, string>> }
+  | { readonly problem: Problem };
 
 interface RequestContext {
   readonly req: IncomingMessage;
+  /** The W3C trace id of the request (from its `traceparent`, or new). */
+  readonly traceId: string;
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
   /** Aborted when the client goes away or the API starts draining. */
@@ -161,6 +176,7 @@ class HttpApiImpl implements HttpApi {
       route('/v1/policy/history', { GET: (ctx) => this.policyHistory(ctx) }),
       route('/v1/audit', { GET: (ctx) => this.listAudit(ctx) }),
       route('/v1/audit/verify', { GET: (ctx) => this.verifyAudit(ctx) }),
+      route('/metrics', { GET: (ctx) => this.metricsText(ctx) }),
       route('/healthz', { GET: async (ctx) => (query(ctx, []), { status: 200, body: { ok: true } }) }),
       route('/readyz', { GET: (ctx) => this.ready(ctx) }),
     ];
@@ -172,6 +188,8 @@ class HttpApiImpl implements HttpApi {
     const requestIdHeader = req.headers['x-request-id'];
     const requestId = typeof requestIdHeader === 'string' && requestIdPattern.test(requestIdHeader) ? requestIdHeader : randomUUID();
     res.setHeader('x-request-id', requestId);
+    const trace = traceOf(req.headers.traceparent);
+    res.setHeader('traceparent', `00-${trace.traceId}-${trace.spanId}-01`);
     const outcome: { route: string | null; code?: ErrorCode; error?: HttpRequestEvent['error'] } = { route: null };
     const aborter = new AbortController();
     const drainSignal = this.drainController.signal;
@@ -184,6 +202,7 @@ class HttpApiImpl implements HttpApi {
       const event: HttpRequestEvent = {
         event: 'http_request',
         requestId,
+        traceId: trace.traceId,
         method: req.method ?? '',
         route: outcome.route,
         // 499 (as nginx logs it): the client closed the connection before an answer was sent.
@@ -194,10 +213,11 @@ class HttpApiImpl implements HttpApi {
         ...(outcome.error === undefined ? {} : { error: outcome.error }),
       };
       this.deps.log?.(event);
+      if (outcome.route !== null) this.deps.metrics?.observeRequest(outcome.route, event.method, event.status, performance.now() - startedMs);
       this.inFlightCount--;
       if (this.inFlightCount === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     });
-    void this.serve(req, res, aborter.signal, outcome).catch((error: unknown) => {
+    void this.serve(req, res, aborter.signal, outcome, trace.traceId).catch((error: unknown) => {
       // Only a failure to write the response gets here; the socket is unusable.
       outcome.error = errorForLog(error);
       res.destroy();
@@ -226,6 +246,7 @@ class HttpApiImpl implements HttpApi {
 
   private async serve(
     req: IncomingMessage, res: ServerResponse, signal: AbortSignal, outcome: { route: string | null; code?: ErrorCode; error?: HttpRequestEvent['error'] },
+    traceId: string,
   ): Promise<void> {
     let reply: Reply;
     const headers: Record<string, string> = {};
@@ -241,7 +262,7 @@ class HttpApiImpl implements HttpApi {
         headers.allow = allowed.join(', ');
         throw new TesseraError('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${match.route.pattern}: use ${allowed.join(', ')}`);
       }
-      reply = await handler({ req, params: match.params, query: new URLSearchParams(rawQuery), signal });
+      reply = await handler({ req, traceId, params: match.params, query: new URLSearchParams(rawQuery), signal });
     } catch (error) {
       // A client that goes away while sending its body is not a failure of the daemon.
       if (res.destroyed || (req.destroyed && !req.complete)) return;
@@ -253,6 +274,10 @@ class HttpApiImpl implements HttpApi {
     if ('problem' in reply) {
       outcome.code = reply.problem.code;
       sendProblem(res, reply.problem, headers);
+    } else if ('raw' in reply) {
+      const bytes = typeof reply.raw === 'string' ? Buffer.from(reply.raw, 'utf8') : reply.raw;
+      res.writeHead(reply.status, { ...headers, ...reply.headers, 'content-type': reply.contentType, 'content-length': String(bytes.length) });
+      res.end(req.method === 'HEAD' ? undefined : bytes);
     } else {
       sendJson(res, reply.status, reply.body, headers);
     }
@@ -321,6 +346,7 @@ class HttpApiImpl implements HttpApi {
     if (body.type !== undefined) options.type = body.type as CrdtTypeName;
     if (body.tags !== undefined) options.tags = body.tags as string[];
     const result = await this.replica.put(dataset, key, body.value as Json, options);
+    this.noteTrace(ctx, result);
     return { status: 200, body: writeAnswer(dataset, key, result) };
   }
 
@@ -328,6 +354,7 @@ class HttpApiImpl implements HttpApi {
     const { dataset, key } = documentParams(ctx);
     query(ctx, []);
     const result = await this.replica.delete(dataset, key);
+    this.noteTrace(ctx, result);
     return { status: 200, body: writeAnswer(dataset, key, result) };
   }
 
@@ -344,6 +371,7 @@ class HttpApiImpl implements HttpApi {
         const result = item.kind === 'tag'
           ? await this.replica.tag(dataset, key, item.change)
           : await this.replica.operate(dataset, key, item.operation, item.type === undefined ? {} : { type: item.type });
+        this.noteTrace(ctx, result);
         results.push(writeAnswer(dataset, key, result));
       } catch (error) {
         if (results.length === 0 || !(error instanceof TesseraError)) throw error;
@@ -401,6 +429,17 @@ class HttpApiImpl implements HttpApi {
     query(ctx, []);
     const cursors = await this.replica.cursors();
     return { status: 200, body: { links: this.deps.replication?.status().links ?? [], cursors } };
+  }
+
+  private noteTrace(ctx: RequestContext, result: WriteResult): void {
+    if (result.seq !== null) this.deps.replication?.noteTrace?.(result.seq, ctx.traceId);
+  }
+
+  private async metricsText(ctx: RequestContext): Promise<Reply> {
+    query(ctx, []);
+    const metrics = this.deps.metrics;
+    if (metrics === undefined) throw new TesseraError('ERR_NOT_FOUND', 'this node serves no metrics (createHttpHandler was given none)');
+    return { status: 200, raw: await metrics.registry.metrics(), contentType: metrics.registry.contentType };
   }
 
   // ---------------------------------------------------------------- policy and audit
@@ -630,4 +669,17 @@ function errorForLog(error: unknown): { name: string; stack: string[] } {
   // The first line of a stack repeats the message; only the frames are logged.
   const frames = (error.stack ?? '').split('\n').slice(1).map((line) => line.trim()).filter((line) => line.startsWith('at '));
   return { name: error.name, stack: frames.slice(0, 20) };
+}
+
+const traceparentPattern = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/**
+ * The trace of a request: the trace id of its W3C `traceparent` header when it has a valid one (all-zero ids
+ * are invalid), else a new one; and a new span id for this node's handling of it.
+ */
+function traceOf(header: string | string[] | undefined): { traceId: string; spanId: string } {
+  const spanId = randomBytes(8).toString('hex');
+  const match = typeof header === 'string' ? traceparentPattern.exec(header) : null;
+  if (match !== null && !/^0+$/.test(match[1]!) && !/^0+$/.test(match[2]!)) return { traceId: match[1]!, spanId };
+  return { traceId: randomBytes(16).toString('hex'), spanId };
 }

@@ -3,3 +3,4 @@ export * from './config.js';
 export * from './http.js';
 export * from './daemon.js';
 export { encodeSessionToken, decodeSessionToken } from './token.js';
+export * from './metrics.js';

@@ -5,6 +5,6 @@ export { GroupCommitter, groupOpsMax, type BatchOp } from './committer.js';
 export { docCacheEntriesMax } from './cache.js';
 export { storeFormatVersion } from './layout.js';
 export type * from './types.js';
-export { policyHash, verifyStoredAudit, auditLimitMax, policyScanStepMax, entryRegionsMax } from './replica.js';
+export { type ReplicaObserver, policyHash, verifyStoredAudit, auditLimitMax, policyScanStepMax, entryRegionsMax } from './replica.js';
 export { type AuditEntry, type AuditKind, type AuditVerdict, auditGenesis, auditHash, keyDigest, verifyAuditChain, canonicalJson } from './audit.js';
 export { docFacts, holderChange, quarantineHolds, backfillLeader } from './residency.js';

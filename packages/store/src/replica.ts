@@ -35,6 +35,13 @@ import {
 } from './types.js';
 import { AutomergeHandle, CounterHandle, MapHandle, SetHandle, YjsHandle } from './handles.js';
 
+/** What `Replica.observe` reports (durations in milliseconds). No key or value is ever passed. */
+export interface ReplicaObserver {
+  read(dataset: string, durationMs: number): void;
+  write(dataset: string, durationMs: number): void;
+  conflict(dataset: string, kind: string): void;
+}
+
 /** Conflict records returned with one `get`. */
 export const conflictsPerGetMax = 100;
 /** Default page size of `list`. */
@@ -101,6 +108,7 @@ export class Replica {
   private auditSeq = 0;
   private auditLast = auditGenesis;
   private salt: Uint8Array = new Uint8Array(0);
+  private observer: ReplicaObserver | null = null;
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -240,8 +248,23 @@ export class Replica {
 
   // ---------------------------------------------------------------- reads
 
+  /**
+   * Sees every read and write with its duration, and every conflict recorded (metrics hook it). Called
+   * synchronously; it must be cheap and must not throw.
+   */
+  observe(observer: ReplicaObserver | null): void {
+    this.observer = observer;
+  }
+
   /** The document at (dataset, key), or undefined when it does not exist (never written, or deleted). */
   async get(dataset: string, key: string): Promise<DocumentView | undefined> {
+    const startedMs = this.observer === null ? 0 : performance.now();
+    const view = await this.view(dataset, key);
+    this.observer?.read(dataset, performance.now() - startedMs);
+    return view;
+  }
+
+  private async view(dataset: string, key: string): Promise<DocumentView | undefined> {
     const doc = await this.state(dataset, key);
     if (doc === undefined || !docExists(doc)) return undefined;
     const conflicts = this.conflicted.has(docKey(dataset, key)) ? await this.conflicts({ dataset, key, limit: conflictsPerGetMax }) : [];
@@ -520,6 +543,18 @@ export class Replica {
     typeOption: CrdtTypeName | undefined,
     build: (doc: DocState | null, hlc: Hlc, type: CrdtTypeName) => DocMutation | null,
   ): Promise<WriteResult> {
+    const startedMs = this.observer === null ? 0 : performance.now();
+    const result = await this.writeNow(dataset, key, typeOption, build);
+    this.observer?.write(dataset, performance.now() - startedMs);
+    return result;
+  }
+
+  private async writeNow(
+    dataset: string,
+    key: string,
+    typeOption: CrdtTypeName | undefined,
+    build: (doc: DocState | null, hlc: Hlc, type: CrdtTypeName) => DocMutation | null,
+  ): Promise<WriteResult> {
     this.checkOpen();
     checkDatasetName(dataset);
     checkKey(key);
@@ -700,6 +735,7 @@ export class Replica {
           const record: ConflictRecord = { id, dataset: item.dataset, key: item.key, ...finding, recordedAt, origin: item.origin };
           ops.push({ type: 'put', key: conflictKey(item.dataset, item.key, id), value: jsonBytes(record) });
           conflictedNow.push(docKey(item.dataset, item.key));
+          this.observer?.conflict(item.dataset, finding.kind);
         }
         changes.push({ entry, state, event: { dataset: item.dataset, key: item.key, seq, source: 'remote', origin: item.origin, deleted: !docExists(state) } });
       }

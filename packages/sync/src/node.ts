@@ -32,6 +32,7 @@ export interface SyncOptions {
   readonly limits?: RateLimits;
   /** Called after a newer policy version received from a peer was installed (the replica enforces it). */
   readonly onPolicy?: (event: { version: number; from: string }) => void;
+
   /**
    * Forward a third node's changes to a peer that lacks them and reports its own link to that node down
    * (default true). In a healthy mesh every change is still sent once per target, by its origin.
@@ -121,10 +122,23 @@ export const silentIntervalsMax = 4;
 export const ackTimeoutMsDefault = 10_000;
 /** WebSocket close codes. */
 export const closeCodes = { refused: 4401, protocol: 4400, policy: 4403, replaced: 4409, shutdown: 1001 } as const;
+/** Trace ids of recent local writes kept for their batches (oldest forgotten first). */
+export const tracesMax = 10_000;
+/** Trace ids named in one `batch-applied` log event. */
+export const tracesLoggedMax = 16;
+/** Datasets counted separately in a link's traffic (the rest as `(other)`), so metric labels stay bounded. */
+export const trafficDatasetsMax = 256;
 /** Entries a link remembers the peer's policy refused (never resent on that link until the node restarts). */
 export const rejectedSeqsMax = 100_000;
 /** Denied sends are audited in one entry per link and interval, not one per entry. */
 export const deniedAuditIntervalMs = 30_000;
+
+/** A received batch made durable, as `onApplied` listeners see it. */
+export interface AppliedEvent {
+  readonly peer: string;
+  readonly region: string;
+  readonly entries: ReadonlyArray<{ readonly dataset: string; readonly hlcMs: number }>;
+}
 
 /** A link's state as status pages show it. */
 export type LinkState = 'idle' | 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
@@ -194,6 +208,10 @@ class PeerLink {
   policyCounts = { deniedEntries: 0, rejectedByPeer: 0, rejectedHere: 0, shadowDenied: 0 };
   /** Denied sends per dataset since the last audit entry. */
   deniedSinceAudit = new Map<string, number>();
+  /** Entries and delta bytes per dataset, sent and received, since start. */
+  readonly traffic = { sent: new Map<string, { entries: number; bytes: number }>(), received: new Map<string, { entries: number; bytes: number }>() };
+  /** The peer's wall clock minus ours, estimated from the last pong (ms), or null. */
+  clockSkewMs: number | null = null;
   lastHeardMs = 0;
   received = { batches: 0, entries: 0, applied: 0, wireBytes: 0 };
   /** Traffic rates over the last ping interval. */
@@ -252,6 +270,9 @@ export class SyncNode {
   private readonly logEntriesMax: number;
   private readonly waiters = new Set<{ readonly dataset: string; readonly key: string; check(): void }>();
   private closed = false;
+  /** Trace ids of recent local writes by sequence number, carried on the batches that send them. */
+  private readonly traces = new Map<number, string>();
+  private readonly appliedListeners = new Set<(event: AppliedEvent) => void>();
 
   constructor(private readonly options: SyncOptions) {
     this.log = options.log ?? (() => undefined);
@@ -302,6 +323,29 @@ export class SyncNode {
     const floor = await replica.truncateLog(upto);
     this.log({ event: 'log-truncated', floor, bySizeBound: sizeBound > acknowledgedByAll });
     return floor;
+  }
+
+  /**
+   * Remembers the trace id of a local write (sequence number `seq`), so that the batches carrying it name it
+   * and every region logs it when applied. Bounded: the oldest are forgotten.
+   */
+  noteTrace(seq: number, traceId: string): void {
+    if (this.traces.size >= tracesMax) this.traces.delete(this.traces.keys().next().value!);
+    this.traces.set(seq, traceId);
+  }
+
+  /**
+   * Calls `listener` once each received batch is durable, with each entry's dataset and origin timestamp
+   * (commit-to-visible lag = now − hlcMs). For metrics; never given keys or values. Returns an unsubscribe.
+   */
+  onApplied(listener: (event: AppliedEvent) => void): () => void {
+    this.appliedListeners.add(listener);
+    return () => this.appliedListeners.delete(listener);
+  }
+
+  /** Per link: entries and bytes per dataset sent and received, and the estimated clock skew of the peer. */
+  traffic(): Array<{ peer: string; region: string; sent: ReadonlyMap<string, { entries: number; bytes: number }>; received: ReadonlyMap<string, { entries: number; bytes: number }>; clockSkewMs: number | null }> {
+    return [...this.links.values()].map((link) => ({ peer: link.config.node, region: link.config.region, sent: link.traffic.sent, received: link.traffic.received, clockSkewMs: link.clockSkewMs }));
   }
 
   /** Hands an HTTP upgrade request for `/v1/replicate` to replication. */
@@ -634,10 +678,15 @@ export class SyncNode {
         return;
       }
       case 'ping':
-        this.sendFrame(link, ws, { t: 'pong', ms: frame.ms });
+        this.sendFrame(link, ws, { t: 'pong', ms: frame.ms, at: this.now() });
         if (frame.peer !== undefined) for (const each of link.lanes.values()) this.step(link, ws, each, { kind: 'peer-state', ...frame.peer });
         return;
       case 'pong':
+        if (frame.at !== undefined) {
+          // The peer answered halfway through the round trip (on average): its clock minus ours.
+          const nowMs = this.now();
+          if (nowMs >= frame.ms) link.clockSkewMs = frame.at - (frame.ms + (nowMs - frame.ms) / 2);
+        }
         return;
       case 'reject': {
         // The peer's policy refused these entries and applied nothing of the batch. Resume from the cursor
@@ -725,8 +774,19 @@ export class SyncNode {
         const current = group.filter((item) => item.ws === ws && link.socket === ws);
         if (current.length === 0) continue;
         try {
-          const result = await this.options.replica.applyDeltas(current.flatMap((item) => item.frame.entries), { from: link.config.region });
+          const entriesNow = current.flatMap((item) => item.frame.entries);
+          const result = await this.options.replica.applyDeltas(entriesNow, { from: link.config.region });
           link.received.applied += result.applied;
+          for (const entry of entriesNow) count(link.traffic.received, entry.dataset, entry.delta.length);
+          if (this.appliedListeners.size > 0) {
+            const event: AppliedEvent = { peer: link.config.node, region: link.config.region, entries: entriesNow.map((entry) => ({ dataset: entry.dataset, hlcMs: entry.hlc.ms })) };
+            for (const listener of this.appliedListeners) listener(event);
+          }
+          const traces = current.flatMap((item) => (item.frame.t === 'batch' ? item.frame.traces ?? [] : []));
+          if (traces.length > 0) {
+            // A write can be followed from its origin to every region by its trace id.
+            this.log({ event: 'batch-applied', peer: link.config.node, entries: entriesNow.length, applied: result.applied, traceIds: traces.slice(0, tracesLoggedMax).map(([, trace]) => trace) });
+          }
           if (link.socket === ws && ws.readyState === WebSocket.OPEN) {
             const peer = this.peerState();
             for (const { frame } of current) this.sendFrame(link, ws, { t: 'ack', id: frame.id, last: frame.last, peer, ...(frame.lane === undefined ? {} : { lane: frame.lane }) });
@@ -790,9 +850,19 @@ export class SyncNode {
             (error: Error) => this.drop(link, ws, closeCodes.protocol, `document scan failed: ${codeOf(error)}`),
           );
           break;
-        case 'send':
-          this.sendFrame(link, ws, { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries, ...(lane.id === 'main' ? {} : { lane: lane.id }) });
+        case 'send': {
+          const traces: Array<readonly [number, string]> = [];
+          for (const entry of effect.entries) {
+            count(link.traffic.sent, entry.dataset, entry.delta.length);
+            const trace = entry.origin === this.options.replica.node ? this.traces.get(entry.seq) : undefined;
+            if (trace !== undefined) traces.push([entry.seq, trace]);
+          }
+          this.sendFrame(link, ws, {
+            t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries, ...(lane.id === 'main' ? {} : { lane: lane.id }),
+            ...(effect.frame === 'batch' && traces.length > 0 ? { traces } : {}),
+          });
           break;
+        }
         case 'persist-cursor':
           this.persistCursor(link, lane, effect.cursor);
           break;
@@ -933,6 +1003,18 @@ export class SyncNode {
     link.timers.add(timer);
     return timer;
   }
+}
+
+/** Adds one entry to per-dataset traffic counters (bounded: past the limit, datasets count as `(other)`). */
+function count(counters: Map<string, { entries: number; bytes: number }>, dataset: string, bytes: number): void {
+  let counter = counters.get(dataset);
+  if (counter === undefined) {
+    const name = counters.size < trafficDatasetsMax ? dataset : '(other)';
+    counter = counters.get(name) ?? { entries: 0, bytes: 0 };
+    counters.set(name, counter);
+  }
+  counter.entries++;
+  counter.bytes += bytes;
 }
 
 function toBytes(data: RawData): Uint8Array {

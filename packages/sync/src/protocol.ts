@@ -70,14 +70,16 @@ export type Frame =
   | { readonly t: 'hello'; readonly v: number; readonly cluster: string; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly nonce: Uint8Array; readonly proof: Uint8Array }
   | { readonly t: 'welcome'; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly proof: Uint8Array }
   | { readonly t: 'refuse'; readonly code: string; readonly reason: string }
-  | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
+  /** `traces`: W3C trace ids of the writes in the batch that had one, as [seq, trace id] (so a write can be followed to every region). */
+  | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string; readonly traces?: ReadonlyArray<readonly [number, string]> }
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
   | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
   | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string }
   | { readonly t: 'reject'; readonly id: number; readonly last: number; readonly seqs: readonly number[]; readonly code: string; readonly lane?: string }
   | { readonly t: 'policy'; readonly version: number; readonly text: string }
   | { readonly t: 'ping'; readonly ms: number; readonly peer?: PeerState }
-  | { readonly t: 'pong'; readonly ms: number };
+  /** `at`: the answering node's wall clock when it answered (the pinging node estimates clock skew from it). */
+  | { readonly t: 'pong'; readonly ms: number; readonly at?: number };
 
 /** Encodes a frame. */
 export function encodeFrame(frame: Frame): Uint8Array {
@@ -85,6 +87,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     // Entries go as arrays: smaller than objects and quicker to check.
     return encodeCanonical({
       t: frame.t, id: frame.id, last: frame.last, ...(frame.lane === undefined || frame.lane === 'main' ? {} : { lane: frame.lane }),
+      ...(frame.t === 'batch' && frame.traces !== undefined && frame.traces.length > 0 ? { traces: frame.traces.map(([seq, trace]) => [seq, trace]) } : {}),
       entries: frame.entries.map((e) => e.kind === undefined
         ? [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta]
         : [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta, e.kind, e.to ?? []]),
@@ -182,6 +185,19 @@ function peerStateOf(record: Record<string, unknown>): { peer?: PeerState } {
   return { peer: { have: haveOut, down: downOut } };
 }
 
+/** Trace ids are 32 lowercase hex characters (W3C trace context). */
+const traceIdPattern = /^[0-9a-f]{32}$/;
+
+function tracesOf(record: Record<string, unknown>): { traces?: Array<readonly [number, string]> } {
+  if (record.traces === undefined) return {};
+  const traces = expectArray(record.traces, 'traces', 0, batchEntriesMax).map((pair, i) => {
+    const [seq, trace] = expectArray(pair, `traces[${i}]`, 2, 2);
+    if (typeof trace !== 'string' || !traceIdPattern.test(trace)) fail(`traces[${i}]: a trace id is 32 lowercase hex characters`);
+    return [expectInt(seq, `traces[${i}] seq`, 1), trace] as const;
+  });
+  return { traces };
+}
+
 /** Decodes and checks an untrusted frame; throws `ERR_FRAME_INVALID`. */
 export function decodeFrame(bytes: Uint8Array): Frame {
   const value = checked('frame', () => decodeBounded(bytes, 'frame', frameBytesMax));
@@ -223,7 +239,7 @@ export function decodeFrame(bytes: Uint8Array): Frame {
         if (entries[i]!.seq <= entries[i - 1]!.seq) fail(`batch: entry ${i} has seq ${entries[i]!.seq}, not above the previous ${entries[i - 1]!.seq}`);
       }
       if (entries.length > 0 && entries[entries.length - 1]!.seq > last) fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
-      return { t, id, last, entries, ...lane };
+      return { t, id, last, entries, ...lane, ...tracesOf(record) };
     }
     case 'state': {
       const id = checked('state', () => expectInt(field(record, 'id'), 'id'));
@@ -248,7 +264,10 @@ export function decodeFrame(bytes: Uint8Array): Frame {
     case 'ping':
       return checked('ping', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms'), ...peerStateOf(record) }));
     case 'pong':
-      return checked('pong', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms') }));
+      return checked('pong', () => ({
+        t, ms: expectInt(field(record, 'ms'), 'ms'),
+        ...(record.at === undefined ? {} : { at: expectInt(record.at, 'at') }),
+      }));
     default:
       return fail(`frame: unknown type ${JSON.stringify(t)?.slice(0, 40)}`);
   }
