@@ -36,6 +36,8 @@ const ruleFields = ['name', ...ruleEffects] as const;
 const jurisdictionPattern = new RegExp(`^[a-z0-9-]{1,${jurisdictionLengthMax}}$`);
 // C0 and C1 controls: rule names go into messages, logs and the audit log.
 const controlPattern = /[\u0000-\u001f\u007f-\u009f]/;
+/** Characters a problem line shows as escapes: controls and the Unicode line and paragraph separators. */
+const messageControlPattern = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 const placementRule = 'a placement is global, local, { regions: [...] } or { home: <CEL expression>, within: jurisdiction | [...] }';
 /** Region names listed in one message. */
 const regionsShownMax = 16;
@@ -411,6 +413,14 @@ class PolicyChecker extends YamlChecker {
 
   constructor(kind: YamlDocumentKind, source: string, lines: ConstructorParameters<typeof YamlChecker>[2], private readonly text: string) {
     super(kind, source, lines);
+  }
+
+  /**
+   * Every problem is one line: names taken from the text (field, region and dataset names that failed their
+   * checks) may hold line breaks and other controls, which are written as escapes instead.
+   */
+  override addAt(at: YamlPosition, message: string): void {
+    super.addAt(at, message.replace(messageControlPattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
   }
 
   /**
