@@ -107,7 +107,8 @@ export class YamlChecker {
       } else if (isMap(next)) {
         for (const pair of (next as YAMLMap).items as Pair<YamlNode | null, YamlNode | null>[]) stack.push(pair.key, pair.value);
       } else if (isSeq(next)) {
-        stack.push(...((next as YAMLSeq).items as (YamlNode | null)[]));
+        // One push per item: spreading a long list into push() overflows the call stack.
+        for (const item of (next as YAMLSeq).items as (YamlNode | null)[]) stack.push(item);
       }
     }
   }
@@ -200,15 +201,16 @@ export function parseYamlMap<C extends YamlChecker>(
     }
   }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  // The YAML library checks keys for uniqueness against every earlier key of the map, which is quadratic: a
+  // 1 MiB document of short keys took minutes. Duplicates are found here instead, with a set per map.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
   const checker = options.checker(lineCounter);
   const yamlProblems = [...doc.errors, ...doc.warnings];
-  if (yamlProblems.length > 0) {
-    for (const problem of yamlProblems) {
-      checker.addAt(checker.offsetPos(problem.pos[0]), `YAML: ${problem.message.replace(/ at line \d+, column \d+[\s\S]*$/, '')}`);
-    }
-    checker.throwIfAny();
+  for (const problem of yamlProblems) {
+    checker.addAt(checker.offsetPos(problem.pos[0]), `YAML: ${problem.message.replace(/ at line \d+, column \d+[\s\S]*$/, '')}`);
   }
+  for (const key of duplicateKeys(doc.contents)) checker.addRaw(key, '', undefined, 'YAML: Map keys must be unique');
+  checker.throwIfAny();
   const root = doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) {
     checker.addAt({ line: 1, col: 1 }, options.emptyRule);
@@ -221,6 +223,33 @@ export function parseYamlMap<C extends YamlChecker>(
     checker.throwIfAny();
   }
   return { checker, root: root as YAMLMap };
+}
+
+/**
+ * The keys that repeat an earlier key of their map, anywhere in the tree: scalar keys with equal values (as
+ * the YAML library compares them), found with one set per map.
+ */
+function duplicateKeys(root: YamlNode | null): YamlNode[] {
+  const out: YamlNode[] = [];
+  const stack: (YamlNode | null)[] = [root];
+  while (stack.length > 0) {
+    const next = stack.pop();
+    if (next === null || next === undefined) continue;
+    if (isMap(next)) {
+      const seen = new Set<unknown>();
+      for (const pair of (next as YAMLMap).items as Pair<YamlNode | null, YamlNode | null>[]) {
+        const key = pair.key;
+        if (isScalar(key)) {
+          if (seen.has(key.value)) out.push(key);
+          else seen.add(key.value);
+        }
+        stack.push(key, pair.value);
+      }
+    } else if (isSeq(next)) {
+      for (const item of (next as YAMLSeq).items as (YamlNode | null)[]) stack.push(item);
+    }
+  }
+  return out;
 }
 
 /** The rule part of a core validation message (`… is invalid: <rule>`), or the whole message. Rethrows non-Tessera errors. */

@@ -10,7 +10,7 @@
 // the file stays well under ten seconds on a shared machine.
 import t from 'tap';
 import fc from 'fast-check';
-import { Policy, TesseraError, parsePolicy } from '@tessera/core';
+import { Policy, TesseraError, parsePolicy, policyBytesMax } from '@tessera/core';
 
 /** The type of a subtest's `t`. */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -252,3 +252,30 @@ t.test('regression: a name with a line break or control character stays on its p
   }
 });
 
+t.test('regression: a policy text of many keys, up to the size limit, is refused in linear time', { timeout: 60_000 }, async (t: Test) => {
+  // Found while probing for hangs: the YAML library checked each key against every earlier key of its map, so
+  // a 1 MiB text of 100k short keys (a POST /v1/policy body, a peer's policy frame) kept a core busy for over a
+  // minute. Duplicates are now found with a set per map; this text parses in a few seconds at most, and the
+  // duplicate is still reported where it is. (A quadratic parser would run into the test's timeout.)
+  const lines: string[] = [];
+  let bytes = 0;
+  for (let i = 0; bytes < policyBytesMax - 64; i++) {
+    const line = `k${i}: 1`;
+    lines.push(line);
+    bytes += line.length + 1;
+  }
+  lines.push('k7: 2');
+  const outcome = judge(lines.join('\n'));
+  if ('policy' in outcome) return void t.fail('accepted');
+  t.equal(outcome.code, 'ERR_POLICY_INVALID');
+  t.match(outcome.message, new RegExp(`^fuzz\\.yaml:${lines.length}:1: YAML: Map keys must be unique$`, 'm'), 'the repeated key is reported at its line');
+});
+
+t.test('regression: a list of 200k items is refused with a code, not a stack overflow', async (t: Test) => {
+  // Found while probing for hangs: the walk that refuses YAML aliases spread a list's items into one push()
+  // call, and a 400 KB flow list overflowed the call stack (a RangeError instead of ERR_POLICY_INVALID).
+  const outcome = judge(`version: 1\nregions: [${Array.from({ length: 200_000 }, () => '1').join(',')}]\ndatasets: {}\n`);
+  if ('policy' in outcome) return void t.fail('accepted');
+  t.equal(outcome.code, 'ERR_POLICY_INVALID');
+  t.match(outcome.message, /^fuzz\.yaml:2:10: regions \(a list\): regions must be a map/m);
+});
