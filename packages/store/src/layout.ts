@@ -17,6 +17,8 @@
  *   salt                         random bytes that key the digests naming documents in audit entries
  *   y␀<version as 16 hex digits> a policy version: its text and content hash (JSON; immutable)
  *   ypolicy                      the enforced policy version, and the shadow one if any (JSON)
+ *   h␀<dataset>␀<key>            a document this region hands over (its state entry's seq, the regions) and
+ *                                purges once they have acknowledged it (JSON)
  */
 export const storeFormatVersion = 1;
 
@@ -132,3 +134,17 @@ export function policyKey(version: number): string {
 export const policyRange = { gte: `y${sep}`, lt: `y${String.fromCharCode(1)}` };
 /** Which stored versions are enforced and shadowed. */
 export const policyStateKey = 'ypolicy';
+
+/** Key of a pending handover. */
+export function handoverKey(dataset: string, key: string): string {
+  return `h${sep}${dataset}${sep}${key}`;
+}
+
+/** Key range of pending handovers. */
+export const handoverRange = { gte: `h${sep}`, lt: `h${String.fromCharCode(1)}` };
+
+/** The dataset and key of a handover key. */
+export function parseHandoverKey(stored: string): { dataset: string; key: string } {
+  const at = stored.indexOf(sep, 2);
+  return { dataset: stored.slice(2, at), key: stored.slice(at + 1) };
+}

@@ -26,7 +26,7 @@ import { type CacheEntry, DocCache } from './cache.js';
 import {
   allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseCursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
   parseLogKey, seqKey, storeFormatVersion, auditKey, auditRange, auditHeadKey, parseAuditKey, saltKey, policyKey, policyRange,
-  policyStateKey,
+  policyStateKey, handoverKey, handoverRange, parseHandoverKey,
 } from './layout.js';
 import {
   type ApplyResult, type ChangeEvent, type ConflictRecord, type DocumentView, type Durability, type ListPage, type LogEntry,
@@ -413,6 +413,7 @@ export class Replica {
   get logLength(): number {
     return Math.max(0, this.seqLast - this.logFloorSeq);
   }
+
 
   /**
    * Committed document states in key order after `after` (an opaque position, null to start), for a state
@@ -1002,16 +1003,20 @@ export class Replica {
         const facts = docFacts(dataset, key, doc, this.region);
         const before = previous === null ? everywhere : previous.holders(facts);
         const now = next.holders(facts);
+        const { added } = holderChange(before, now);
+        const leads = added.length > 0 && backfillLeader(before, now) === this.region;
         if (!now.includes(this.region)) {
           counts.purge++;
-          purges.push({ dataset, key });
+          // The region that hands the document over to regions none of its holders may stay in keeps its copy
+          // until they have acknowledged it (`settleHandovers`); every other region drops it now.
+          if (!leads) purges.push({ dataset, key });
         }
-        const { added } = holderChange(before, now);
-        if (added.length === 0 || backfillLeader(before, now) !== this.region) continue;
+        if (!leads) continue;
         for (const region of added) counts.start[region] = (counts.start[region] ?? 0) + 1;
         if (!dryRun) {
           const seq = ++this.seqLast;
           ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(dataset, key, this.node, seq, this.clock.now(this.wallNow()), bytes, 'state', added) });
+          if (!now.includes(this.region)) ops.push({ type: 'put', key: handoverKey(dataset, key), value: jsonBytes({ seq, regions: added }) });
         }
       }
       if (!dryRun) {
@@ -1028,15 +1033,39 @@ export class Replica {
   }
 
   /**
+   * Completes handovers: a document this region may no longer hold, kept only until the regions it was sent to
+   * acknowledged its state, is purged once `acknowledged(region)` (the lowest sequence number every node of
+   * that region has acknowledged from this one) reaches the state's entry for all of them. Returns how many.
+   */
+  async settleHandovers(acknowledged: (region: string) => number): Promise<number> {
+    this.checkOpen();
+    const ready: Array<{ dataset: string; key: string; stored: string }> = [];
+    for await (const [stored, bytes] of this.db.iterator({ ...handoverRange, limit: policyScanStepMax })) {
+      const { seq, regions } = parseJsonBytes(bytes) as { seq: number; regions: string[] };
+      if (regions.every((region) => acknowledged(region) >= seq)) ready.push({ ...parseHandoverKey(stored), stored });
+    }
+    if (ready.length === 0) return 0;
+    await this.purgeDocs(ready, () => ({ reason: 'handover' }), ready.map((doc) => ({ type: 'del' as const, key: doc.stored })));
+    return ready.length;
+  }
+
+  /** Documents kept here only until the regions they were handed to acknowledge them. */
+  async pendingHandovers(): Promise<number> {
+    let count = 0;
+    for await (const _key of this.db.keys(handoverRange)) count++;
+    return count;
+  }
+
+  /**
    * Drops this region's copy of documents: their state, conflict records and delta-log entries, in one batch,
    * with an audit entry each. Nothing of them stays on disk here.
    */
-  private async purgeDocs<T extends { dataset: string; key: string }>(docs: readonly T[], details: (doc: T) => Record<string, unknown>): Promise<number> {
+  private async purgeDocs<T extends { dataset: string; key: string }>(docs: readonly T[], details: (doc: T) => Record<string, unknown>, extraOps: readonly BatchOp[] = []): Promise<number> {
     if (docs.length === 0) return 0;
     const ids = new Set(docs.map((doc) => docKey(doc.dataset, doc.key)));
     const pinned = await Promise.all(docs.map((doc) => this.pin(doc.dataset, doc.key)));
     try {
-      const ops: BatchOp[] = [];
+      const ops: BatchOp[] = [...extraOps];
       const logKeys: string[] = [];
       for await (const [stored, bytes] of this.db.iterator({ gt: logKey(this.logFloorSeq), lt: logRange.lt })) {
         const entry = decodeLogEntry(parseLogKey(stored), bytes);

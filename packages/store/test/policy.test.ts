@@ -273,3 +273,26 @@ t.test('the audit chain detects an edited, a removed and a reordered entry', asy
   const intact = await tamper(restore);
   t.equal(intact.ok, true, 'restoring the entries restores the chain');
 });
+
+t.test('a document moved to regions none of its holders may stay in is handed over before it is purged', async (t) => {
+  const v1 = policy(1, `
+  moving: { placement: { regions: [eu-west] } }`);
+  const v2 = policy(2, `
+  moving: { placement: { regions: [us-east] } }`);
+  const west = await openReplica(t, { node: 'w1', region: 'eu-west', policy: v1, peers });
+  const us = await openReplica(t, { node: 'u1', region: 'us-east', policy: v1, peers });
+  await west.put('moving', 'm1', { v: 'only copy' });
+  const cursor = west.lastSeq;
+  await us.installPolicy(v2, 'enforce', 'test');
+  const report = await west.installPolicy(v2, 'enforce', 'test');
+  t.same(report?.datasets.moving, { held: 1, purge: 1, start: { 'us-east': 1 } }, 'eu-west hands the document to us-east');
+  t.ok(await west.get('moving', 'm1'), 'eu-west keeps it until us-east has it: it is the only copy');
+  t.equal(await west.pendingHandovers(), 1);
+  t.equal(await west.settleHandovers(() => cursor), 0, 'not before us-east acknowledged the state');
+  await sync(west, us, cursor);
+  t.same((await us.get('moving', 'm1'))?.value, { v: 'only copy' }, 'us-east received the whole state');
+  t.equal(await west.settleHandovers(() => west.lastSeq), 1, 'once acknowledged, the handover completes');
+  t.equal(await west.get('moving', 'm1'), undefined, 'and eu-west purged its copy');
+  t.equal(await west.pendingHandovers(), 0);
+  t.ok((await west.audit()).some((e) => e.kind === 'purge' && (e.details as { reason: string }).reason === 'handover'), 'the purge is audited as a handover');
+});

@@ -317,6 +317,14 @@ export class SyncNode {
     const cursors = await replica.cursors();
     const acknowledgedByAll = Math.min(...[...this.links.values()].flatMap((link) =>
       [...link.lanes.keys()].map((lane) => cursors[lane === 'main' ? link.config.node : `${link.config.node}/${lane}`] ?? 0)));
+    // Documents handed over to other regions are purged here once every node there has acknowledged them.
+    const acknowledgedIn = (region: string): number => {
+      const links = [...this.links.values()].filter((link) => link.config.region === region);
+      if (links.length === 0) return 0;
+      return Math.min(...links.flatMap((link) => [...link.lanes.keys()].map((lane) => cursors[lane === 'main' ? link.config.node : `${link.config.node}/${lane}`] ?? 0)));
+    };
+    const handedOver = await replica.settleHandovers(acknowledgedIn);
+    if (handedOver > 0) this.log({ event: 'handover-purged', documents: handedOver });
     const sizeBound = replica.committedSeq - this.logEntriesMax;
     const upto = Math.max(Number.isFinite(acknowledgedByAll) ? acknowledgedByAll : replica.committedSeq, sizeBound);
     if (upto <= replica.logFloor) return replica.logFloor;
