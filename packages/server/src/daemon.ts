@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { type Policy, TesseraError, hex64 } from '@tessera/core';
 import { Replica } from '@tessera/store';
 import { type LaneConfig, SyncNode, lanePriorities } from '@tessera/sync';
+import { ClusterView, clusterMembersOf } from './cluster-view.js';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler } from './http.js';
 import { createMetrics } from './metrics.js';
@@ -104,7 +105,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   const metrics = createMetrics({ replica, replication: sync });
-  const api = createHttpHandler({ replica, node, replication: sync, metrics, log: (event: object) => log(event as LogEvent) });
+  const cluster = new ClusterView({ node: node.id, region: node.region }, clusterMembersOf(config, node.id));
+  const api = createHttpHandler({ replica, node, replication: sync, metrics, cluster, log: (event: object) => log(event as LogEvent) });
   const server = createServer(api.handle);
   server.on('upgrade', (request, socket, head) => {
     if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);

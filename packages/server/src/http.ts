@@ -18,6 +18,8 @@ import {
 } from '@tessera/core';
 import { type ChangeEvent, type Replica, type WriteResult, policyHash } from '@tessera/store';
 import { type NodeMetrics } from './metrics.js';
+import { type ClusterView, clusterSnapshot } from './cluster-view.js';
+import { dashboardReply } from './dashboard.js';
 import { mustCloseConnection, readJsonBody } from './body.js';
 import { checkOperations, parseOperations } from './operations.js';
 import { type Problem, problemOf, sendJson, sendProblem } from './problem.js';
@@ -62,6 +64,8 @@ export interface HttpHandlerDeps {
   readonly replication?: Replication;
   /** Served at `/metrics` (Prometheus text format); every request is observed in it. */
   readonly metrics?: NodeMetrics;
+  /** Gathers `GET /v1/cluster` (the dashboard's view of every node); the daemon gives one. */
+  readonly cluster?: ClusterView;
   /** Receives one event per request (see `HttpRequestEvent`). */
   readonly log?: (event: object) => void;
   /** Upper bound (and default) of a token wait; default `readTokenWaitMsDefault`. */
@@ -179,6 +183,9 @@ class HttpApiImpl implements HttpApi {
       route('/metrics', { GET: (ctx) => this.metricsText(ctx) }),
       route('/healthz', { GET: async (ctx) => (query(ctx, []), { status: 200, body: { ok: true } }) }),
       route('/readyz', { GET: (ctx) => this.ready(ctx) }),
+      route('/v1/cluster', { GET: async (ctx) => (query(ctx, []), { status: 200, body: await clusterSnapshot(this.deps.cluster) }) }),
+      route('/', { GET: async (ctx) => (query(ctx, []), dashboardReply('index.html')) }),
+      route('/static/:file', { GET: async (ctx) => (query(ctx, []), dashboardReply(ctx.params.file!)) }),
     ];
   }
 
