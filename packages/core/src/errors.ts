@@ -21,6 +21,7 @@ export const errorCatalogue = {
   ERR_AUTOMERGE_CHANGE_INVALID: { status: 400, summary: 'Bytes given as an Automerge change are not a valid Automerge change.' },
   ERR_STORE_CLOSED: { status: 503, summary: 'The replica store is closed (or was closed after a fatal I/O failure).' },
   ERR_STORE_LOCKED: { status: 503, summary: 'The data directory is in use by another program (a second daemon or CLI holds its lock).' },
+  ERR_STORE_NOT_FOUND: { status: 404, summary: 'The data directory given to an offline tool (tessera inspect) does not exist.' },
   ERR_STORE_FORMAT: { status: 500, summary: 'The data directory was written by an incompatible format version, or is not a Tessera data directory.' },
   ERR_STORE_NODE_MISMATCH: { status: 500, summary: 'The data directory belongs to a different node id; reusing it would reuse that node\'s dots.' },
   ERR_STORE_CORRUPT: { status: 500, summary: 'A record on disk could not be decoded; the message names its dataset and key. Other records stay readable.' },

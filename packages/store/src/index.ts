@@ -8,3 +8,12 @@ export type * from './types.js';
 export { type ReplicaObserver, policyHash, verifyStoredAudit, auditLimitMax, policyScanStepMax, entryRegionsMax } from './replica.js';
 export { type AuditEntry, type AuditKind, type AuditVerdict, auditGenesis, auditHash, keyDigest, verifyAuditChain, canonicalJson } from './audit.js';
 export { docFacts, holderChange, quarantineHolds, backfillLeader } from './residency.js';
+export {
+  type StoreReader, type StoreRange, type StoreMeta, type InspectedNode, type InspectRecordError, type DatasetSummary, type PolicyStampView,
+  type InspectSummary, type KeyItem, type InspectKeys, type DotView, type ContextNodeView, type SiblingsView, type InspectDoc, type LogItem,
+  type InspectLog, type InspectPeers, type InspectConflicts, readStoreMeta, inspectSummary, inspectKeys, inspectDoc, inspectLog, inspectPeers,
+  inspectConflicts, jsonSafe, inspectKeysLimitDefault, inspectKeysLimitMax, inspectLogLimitDefault, inspectLogLimitMax,
+  inspectConflictsLimitDefault, inspectConflictsLimitMax, inspectDocDotsMax, inspectDocConflictsMax, inspectPeersMax, summaryDatasetsMax,
+  summaryScanRecordsDefault, summaryScanRecordsMax,
+} from './inspect.js';
+export { type DataDirectorySnapshot, openDataDirectorySnapshot, lockHolder } from './snapshot.js';

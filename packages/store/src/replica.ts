@@ -34,6 +34,7 @@ import {
   type PolicyReport,
 } from './types.js';
 import { AutomergeHandle, CounterHandle, MapHandle, SetHandle, YjsHandle } from './handles.js';
+import { type StoreReader } from './inspect.js';
 
 /** What `Replica.observe` reports (durations in milliseconds). No key or value is ever passed. */
 export interface ReplicaObserver {
@@ -412,6 +413,16 @@ export class Replica {
   /** Number of entries the log holds (bounded scan-free estimate: head minus floor). */
   get logLength(): number {
     return Math.max(0, this.seqLast - this.logFloorSeq);
+  }
+
+  /**
+   * The committed records, read-only, in the on-disk layout: the daemon's inspect routes read them with the
+   * functions of inspect.ts, as `tessera inspect` reads a stopped node's directory.
+   */
+  records(): StoreReader {
+    this.checkOpen();
+    const db = this.db;
+    return { get: (key) => db.get(key), iterator: (range) => db.iterator(range), keys: (range) => db.keys(range) };
   }
 
 
