@@ -20,6 +20,7 @@ import { type ChangeEvent, type Replica, type WriteResult, policyHash } from '@t
 import { type NodeMetrics } from './metrics.js';
 import { type ClusterView, clusterSnapshot } from './cluster-view.js';
 import { dashboardReply } from './dashboard.js';
+import { inspectRoutes } from './inspect-routes.js';
 import { mustCloseConnection, readJsonBody } from './body.js';
 import { checkOperations, parseOperations } from './operations.js';
 import { type Problem, problemOf, sendJson, sendProblem } from './problem.js';
@@ -180,6 +181,7 @@ class HttpApiImpl implements HttpApi {
       route('/v1/policy/history', { GET: (ctx) => this.policyHistory(ctx) }),
       route('/v1/audit', { GET: (ctx) => this.listAudit(ctx) }),
       route('/v1/audit/verify', { GET: (ctx) => this.verifyAudit(ctx) }),
+      ...inspectRoutes.map((r) => route(r.pattern, { GET: async (ctx) => ({ status: 200, body: await r.answer(this.replica, query(ctx, r.query), ctx.params) }) })),
       route('/metrics', { GET: (ctx) => this.metricsText(ctx) }),
       route('/healthz', { GET: async (ctx) => (query(ctx, []), { status: 200, body: { ok: true } }) }),
       route('/readyz', { GET: (ctx) => this.ready(ctx) }),
