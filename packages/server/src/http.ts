@@ -475,9 +475,13 @@ class HttpApiImpl implements HttpApi {
     const policy = parsePolicy(body.text, 'policy');
     const stamp = { version: policy.version, hash: policyHash(policy) };
     if (mode === 'plan') return { status: 200, body: { mode, policy: stamp, report: await this.replica.planPolicy(policy) } };
+    const shadowBefore = this.replica.shadowPolicy;
     const report = await this.replica.installPolicy(policy, mode, 'api');
-    if (mode === 'enforce') this.deps.replication?.policyChanged?.();
-    return { status: 200, body: { mode, policy: stamp, changed: report !== null, report } };
+    // Installing a shadow reports nothing; it changed something if the shadow is now another one.
+    const changed = mode === 'enforce' ? report !== null : this.replica.shadowPolicy !== shadowBefore;
+    // Only a change is news to the links (telling them makes them offer entries the peers refused again).
+    if (mode === 'enforce' && changed) this.deps.replication?.policyChanged?.();
+    return { status: 200, body: { mode, policy: stamp, changed, report } };
   }
 
   private async policyHistory(ctx: RequestContext): Promise<Reply> {

@@ -407,14 +407,15 @@ function checkFacts(doc: DocFacts, tags: readonly string[], readsKey: boolean): 
 
 /**
  * Throws `ERR_POLICY_DENIED` (421) unless `region` may hold the document; the message lists the regions that
- * may (the store and the daemon refuse a write or a read with it).
+ * may, and so does the error's `regions` (the daemon's 421 problem carries it), sorted. The store and the
+ * daemon refuse a write or a read with it.
  */
 export function assertMayHold(policy: Policy, doc: DocFacts, region: string): void {
   const verdict = policy.decide(doc, region);
   if (verdict.allow) return;
   const holders = policy.holders(doc);
   const why = verdict.reason === 'rule' ? `rule "${verdict.rule}"` : verdict.reason;
-  throw new TesseraError('ERR_POLICY_DENIED',
+  throw Object.assign(new TesseraError('ERR_POLICY_DENIED',
     `region ${describeRegion(region)} may not hold this document of dataset ${doc.dataset} under policy v${policy.version} (${why}): ${
-      holders.length === 0 ? 'no region may' : `the regions that may are ${holders.join(', ')}`}`);
+      holders.length === 0 ? 'no region may' : `the regions that may are ${holders.join(', ')}`}`), { regions: holders });
 }
