@@ -21,40 +21,73 @@ function bytes(n: number): string {
   return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** A node of the cluster view (`GET /v1/cluster`) as `status` reads it. */
+interface MemberView {
+  node: string; region: string; reachable: boolean; error: string | null;
+  status: { lastSeq: number; links: LinkView[] } | null;
+  policy: { enforced: { version: number } | null } | null;
+}
+
 /** Registers `status`. */
 export function registerStatusCommand(program: Command, print: (line: string) => void, context: { exitCode: number }): void {
   program.command('status')
-    .description('show this node\'s links: state, lag, backlog, round trip, cadence window, traffic; exit 1 if a link is down or lag is too high')
+    .description('the cluster from any node: every node and its links (state, lag, backlog, in flight, cadence, round trip, traffic); exit 1 if a node is unreachable, a link is down or lag is too high')
     .option('--url <url>', 'node API', 'http://127.0.0.1:7101')
     .option('--lag-max <ms>', 'exit 1 when any link lags more than this many milliseconds')
+    .option('--node-only', 'only the node at --url, not the whole cluster')
     .option('--json', 'print the status as JSON')
-    .action(async (options: { url: string; lagMax?: string; json?: boolean }) => {
+    .action(async (options: { url: string; lagMax?: string; nodeOnly?: boolean; json?: boolean }) => {
       const lagMaxMs = options.lagMax === undefined ? null : Number(options.lagMax);
       if (lagMaxMs !== null && (!Number.isFinite(lagMaxMs) || lagMaxMs < 0)) {
         throw new TesseraError('ERR_OPTION_INVALID', `--lag-max ${JSON.stringify(options.lagMax)} must be a non-negative number of milliseconds`);
       }
-      const status = await callApi(parseBaseUrl(options.url), 'GET', '/v1/status') as { node: string; region: string; lastSeq: number; links: LinkView[] };
-      if (options.json) print(JSON.stringify(status, null, 2));
-      else {
-        print(`node ${status.node} (${status.region}), log head ${status.lastSeq}`);
-        print(table(
-          ['peer', 'region', 'state', 'lag', 'backlog', 'in flight', 'cadence', 'window', 'rtt', 'rate out', 'rate in', 'sent', 'received', 'last error'],
-          status.links.map((l) => [
-            l.peer, l.region, l.state, `${l.lagMs} ms`, String(l.backlogEntries), String(l.inflightBatches), l.cadence, String(l.windowBatches),
-            l.rttMs === null ? '-' : `${l.rttMs} ms`, `${l.rates.sentEntriesPerSecond}/s ${bytes(l.rates.sentBytesPerSecond)}/s`,
-            `${l.rates.receivedEntriesPerSecond}/s`, `${l.sent.entries} (${bytes(l.sent.wireBytes)})`,
-            `${l.received.entries} (${bytes(l.received.wireBytes)})`, l.lastError ?? '',
-          ]),
-        ));
+      const base = parseBaseUrl(options.url);
+      let members: MemberView[];
+      let raw: unknown;
+      if (options.nodeOnly) {
+        const status = await callApi(base, 'GET', '/v1/status') as { node: string; region: string; lastSeq: number; links: LinkView[] };
+        raw = status;
+        members = [{ node: status.node, region: status.region, reachable: true, error: null, status, policy: null }];
+      } else {
+        const cluster = await callApi(base, 'GET', '/v1/cluster', undefined, 15_000) as { members: MemberView[] };
+        raw = cluster;
+        members = cluster.members;
       }
-      const down = status.links.filter((l) => l.state !== 'open');
-      const lagging = lagMaxMs === null ? [] : status.links.filter((l) => l.lagMs > lagMaxMs);
-      if (down.length > 0 || lagging.length > 0) {
-        context.exitCode = 1;
-        if (!options.json) {
-          for (const l of down) print(`link to ${l.peer} is ${l.state}`);
-          for (const l of lagging) print(`link to ${l.peer} lags ${l.lagMs} ms (limit ${lagMaxMs} ms)`);
+      const problems: string[] = [];
+      for (const member of members) {
+        if (!member.reachable || member.status === null) {
+          problems.push(`node ${member.node} (${member.region}) is unreachable from ${options.url}: ${member.error ?? 'no answer'}`);
+          continue;
+        }
+        for (const l of member.status.links) {
+          if (l.state !== 'open') problems.push(`link ${member.node} → ${l.peer} is ${l.state}${l.lastError === null ? '' : ` (${l.lastError})`}`);
+          if (lagMaxMs !== null && l.lagMs > lagMaxMs) problems.push(`link ${member.node} → ${l.peer} lags ${l.lagMs} ms (limit ${lagMaxMs} ms)`);
         }
       }
+      if (options.json) print(JSON.stringify(raw, null, 2));
+      else {
+        for (const member of members) {
+          if (member.status === null) {
+            print(`node ${member.node} (${member.region}): UNREACHABLE ${member.error ?? ''}`.trimEnd());
+            print('');
+            continue;
+          }
+          const version = member.policy?.enforced?.version;
+          print(`node ${member.node} (${member.region}), log head ${member.status.lastSeq}${version === undefined ? '' : `, policy v${version}`}`);
+          print(table(
+            ['peer', 'region', 'state', 'lag', 'backlog', 'in flight', 'cadence', 'window', 'rtt', 'rate out', 'rate in', 'sent', 'received', 'last error'],
+            member.status.links.map((l) => [
+              l.peer, l.region, l.state, `${l.lagMs} ms`, String(l.backlogEntries), String(l.inflightBatches), l.cadence, String(l.windowBatches),
+              l.rttMs === null ? '-' : `${l.rttMs} ms`, `${l.rates.sentEntriesPerSecond}/s ${bytes(l.rates.sentBytesPerSecond)}/s`,
+              `${l.rates.receivedEntriesPerSecond}/s`, `${l.sent.entries} (${bytes(l.sent.wireBytes)})`,
+              `${l.received.entries} (${bytes(l.received.wireBytes)})`, l.lastError ?? '',
+            ]),
+          ));
+          print('');
+        }
+        for (const problem of problems) print(problem);
+        if (problems.length === 0) print(`all ${members.length} node${members.length === 1 ? '' : 's'} reachable, every link open${lagMaxMs === null ? '' : `, lag within ${lagMaxMs} ms`}`);
+      }
+      if (problems.length > 0) context.exitCode = 1;
     });
 }
