@@ -63,6 +63,14 @@ export interface PeerState {
 
 /** Origins in one peer-state report. */
 export const peerStateNodesMax = 4_096;
+/** Containers open at once in a frame: a batch's entry's region list is the deepest (map, entries, entry, to). */
+export const frameDepthMax = 8;
+/**
+ * MessagePack values in one frame: a full batch of state entries each naming every region, with its traces,
+ * or a peer-state report, fits with room to spare. Checked before decoding, so that a frame of one-byte
+ * containers cannot make the decoder allocate gigabytes (a peer is untrusted until its hello is checked).
+ */
+export const frameItemsMax = batchEntriesMax * (12 + entryRegionsMax) + 4 * peerStateNodesMax;
 
 /** Every frame of the protocol. */
 export type Frame =
@@ -200,7 +208,7 @@ function tracesOf(record: Record<string, unknown>): { traces?: Array<readonly [n
 
 /** Decodes and checks an untrusted frame; throws `ERR_FRAME_INVALID`. */
 export function decodeFrame(bytes: Uint8Array): Frame {
-  const value = checked('frame', () => decodeBounded(bytes, 'frame', frameBytesMax));
+  const value = checked('frame', () => decodeBounded(bytes, 'frame', frameBytesMax, { depthMax: frameDepthMax, itemsMax: frameItemsMax }));
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('frame: expected a map');
   const record = value as Record<string, unknown>;
   const t = field(record, 't');
@@ -239,7 +247,7 @@ export function decodeFrame(bytes: Uint8Array): Frame {
         if (entries[i]!.seq <= entries[i - 1]!.seq) fail(`batch: entry ${i} has seq ${entries[i]!.seq}, not above the previous ${entries[i - 1]!.seq}`);
       }
       if (entries.length > 0 && entries[entries.length - 1]!.seq > last) fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
-      return { t, id, last, entries, ...lane, ...tracesOf(record) };
+      return { t, id, last, entries, ...lane, ...checked('batch', () => tracesOf(record)) };
     }
     case 'state': {
       const id = checked('state', () => expectInt(field(record, 'id'), 'id'));
