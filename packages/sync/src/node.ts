@@ -257,7 +257,13 @@ export class SyncNode {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: frameBytesMax });
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly random: () => number;
+  /**
+   * The link machinery's clock (sender steps, timers, liveness, ack timeouts): monotonic, started at the wall
+   * clock's reading. A wall clock can step back (NTP, a restored VM), and LinkSender asserts that time never does.
+   */
   private readonly now: () => number;
+  /** The wall clock: what peers are told in pongs, and the deadlines of session-token reads. */
+  private readonly wallNow: () => number;
   private readonly handshakeTimeoutMs: number;
   private lastDeniedAuditMs = 0;
   private readonly pingIntervalMs: number;
@@ -277,7 +283,11 @@ export class SyncNode {
   constructor(private readonly options: SyncOptions) {
     this.log = options.log ?? (() => undefined);
     this.random = options.random ?? Math.random;
-    this.now = options.wallClock ?? Date.now;
+    this.wallNow = options.wallClock ?? Date.now;
+    const wallAtStartMs = this.wallNow();
+    const monotonicAtStartMs = performance.now();
+    // Whole milliseconds: pings carry it as an integer.
+    this.now = () => wallAtStartMs + Math.floor(performance.now() - monotonicAtStartMs);
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
     this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
     this.ackTimeoutMs = options.ackTimeoutMs ?? ackTimeoutMsDefault;
@@ -422,7 +432,7 @@ export class SyncNode {
         clearTimeout(timer);
         resolve(result);
       };
-      const timer = setTimeout(() => void holds().then(finish, () => finish(false)), Math.max(0, deadlineMs - this.now()));
+      const timer = setTimeout(() => void holds().then(finish, () => finish(false)), Math.max(0, deadlineMs - this.wallNow()));
       this.waiters.add(waiter);
     });
   }
@@ -686,14 +696,15 @@ export class SyncNode {
         return;
       }
       case 'ping':
-        this.sendFrame(link, ws, { t: 'pong', ms: frame.ms, at: this.now() });
+        this.sendFrame(link, ws, { t: 'pong', ms: frame.ms, at: this.wallNow() });
         if (frame.peer !== undefined) for (const each of link.lanes.values()) this.step(link, ws, each, { kind: 'peer-state', ...frame.peer });
         return;
       case 'pong':
         if (frame.at !== undefined) {
           // The peer answered halfway through the round trip (on average): its clock minus ours.
+          // (The round trip is timed on the monotonic clock; the peer's wall clock is compared with ours.)
           const nowMs = this.now();
-          if (nowMs >= frame.ms) link.clockSkewMs = frame.at - (frame.ms + (nowMs - frame.ms) / 2);
+          if (nowMs >= frame.ms) link.clockSkewMs = frame.at - (this.wallNow() - (nowMs - frame.ms) / 2);
         }
         return;
       case 'reject': {
