@@ -11,7 +11,7 @@ import { type LaneConfig, SyncNode, lanePriorities } from '@tessera/sync';
 import { ClusterView, clusterMembersOf } from './cluster-view.js';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler } from './http.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, documentCounts } from './metrics.js';
 
 /** How long shutdown waits for links to deliver what is logged. */
 export const shutdownFlushMsMax = 5_000;
@@ -104,7 +104,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
     log,
   });
-  const metrics = createMetrics({ replica, replication: sync });
+  const metrics = createMetrics({ replica, replication: sync, documents: documentCounts(replica) });
   const cluster = new ClusterView({ node: node.id, region: node.region }, clusterMembersOf(config, node.id));
   const api = createHttpHandler({ replica, node, replication: sync, metrics, cluster, log: (event: object) => log(event as LogEvent) });
   const server = createServer(api.handle);

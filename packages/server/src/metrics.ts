@@ -7,13 +7,36 @@
  * traffic counters, which fold datasets past a bound into `(other)`).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { type Replica } from '@tessera/store';
+import { type Replica, inspectSummary } from '@tessera/store';
 import { type SyncNode } from '@tessera/sync';
 
 /** Buckets of latency histograms, in seconds (0.1 ms to 10 s). */
 export const latencyBucketsSeconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Buckets of commit-to-visible replication lag, in seconds (1 ms to 5 min). */
 export const lagBucketsSeconds = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** How often the per-dataset document counts are recounted at most (a scan of the store). */
+export const documentCountsRefreshMs = 30_000;
+
+/**
+ * Per-dataset counts of live and quarantined documents from a summary scan of the replica (bounded by the
+ * summary's scan limit), recounted at most every `refreshMs`; concurrent callers share one scan.
+ */
+export function documentCounts(replica: Replica, refreshMs = documentCountsRefreshMs, clock: () => number = Date.now): () => Promise<ReadonlyArray<{ dataset: string; documents: number; quarantined: number }>> {
+  let last: { atMs: number; rows: Array<{ dataset: string; documents: number; quarantined: number }> } | null = null;
+  let running: Promise<Array<{ dataset: string; documents: number; quarantined: number }>> | null = null;
+  return async () => {
+    if (last !== null && clock() - last.atMs < refreshMs) return last.rows;
+    running ??= inspectSummary(replica.records()).then((summary) => {
+      const rows = summary.datasets.map((d) => ({ dataset: d.dataset, documents: d.live, quarantined: d.quarantined }));
+      last = { atMs: clock(), rows };
+      return rows;
+    }).finally(() => {
+      running = null;
+    });
+    return running;
+  };
+}
 
 /** What the metrics read. */
 export interface MetricsSources {
@@ -83,18 +106,15 @@ export function createMetrics(sources: MetricsSources): NodeMetrics {
 
   if (sources.documents !== undefined) {
     const documents = sources.documents;
-    const held = new Gauge({ name: 'tessera_documents', help: 'Documents held here, by dataset.', labelNames: ['dataset'] as const, registers: [registry] });
-    new Gauge({
-      name: 'tessera_quarantined_documents', help: 'Documents held here tagged quarantine, by dataset.', labelNames: ['dataset'] as const, registers: [registry],
+    const countGauge = (name: string, help: string, field: 'documents' | 'quarantined') => new Gauge({
+      name, help, labelNames: ['dataset'] as const, registers: [registry],
       async collect() {
-        held.reset();
         this.reset();
-        for (const row of await documents()) {
-          held.set({ dataset: row.dataset }, row.documents);
-          this.set({ dataset: row.dataset }, row.quarantined);
-        }
+        for (const row of await documents()) this.set({ dataset: row.dataset }, row[field]);
       },
     });
+    countGauge('tessera_documents', 'Live documents held here, by dataset.', 'documents');
+    countGauge('tessera_quarantined_documents', 'Documents held here that the quarantine tag keeps in this region, by dataset.', 'quarantined');
   }
 
   let unsubscribe = () => undefined as void;

@@ -6,7 +6,7 @@
 // home; then /metrics of each node is scraped through the HTTP API and checked line by line.
 import t from 'tap';
 import { parsePolicy } from '@tessera/core';
-import { createHttpHandler, createMetrics } from '@tessera/server';
+import { createHttpHandler, createMetrics, documentCounts } from '@tessera/server';
 import { startCluster, eventually } from '../../sync/test/cluster.js';
 
 const policy = parsePolicy(`version: 1
@@ -45,7 +45,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 t.test('metrics of two replicating nodes, and no key, value or tag in any label', async (t) => {
   const [west, us] = await startCluster(t, [{ id: 'eu-west-1', region: 'eu-west' }, { id: 'us-east-1', region: 'us-east' }]);
   for (const node of [west!, us!]) await node.replica.installPolicy(policy, 'enforce', 'test');
-  const metrics = [west!, us!].map((node) => createMetrics({ replica: node.replica, replication: node.sync }));
+  const metrics = [west!, us!].map((node) => createMetrics({ replica: node.replica, replication: node.sync, documents: documentCounts(node.replica, 0) }));
   t.teardown(() => metrics.forEach((m) => m.close()));
   const handlers = [west!, us!].map((node, i) => createHttpHandler({ replica: node.replica, node: { id: node.id, region: node.region }, replication: node.sync, metrics: metrics[i] }));
 
@@ -53,6 +53,7 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
     await west!.replica.put('items', `marker-key-${i}`, { field: `marker-value-${i}` }, { tags: ['marker-tag'] });
   }
   await west!.replica.put('secrets', 'marker-secret-key', { v: 'marker-secret-value' });
+  await west!.replica.put('items', 'marker-held', { v: 'marker-held-value' }, { tags: ['quarantine'] });
   await west!.replica.get('items', 'marker-key-1');
   // A concurrent overwrite of the same field: both sides record a conflict.
   await west!.replica.put('items', 'both', { f: 'marker-west' });
@@ -71,12 +72,14 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'items' }), 21, 'entries sent per link and dataset');
   t.ok(sample(westText, 'tessera_replication_sent_bytes', { peer: 'us-east-1', dataset: 'items' })! > 20 * 20, 'bytes sent per link and dataset');
   t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'secrets' }), undefined, 'nothing of the local dataset was sent');
-  t.equal(sample(westText, 'tessera_policy_denied_entries', { peer: 'us-east-1' }), 1, 'the denied send is counted');
+  t.equal(sample(westText, 'tessera_policy_denied_entries', { peer: 'us-east-1' }), 2, 'the denied sends are counted (the local document and the quarantined one)');
   t.equal(sample(usText, 'tessera_replication_received_entries', { peer: 'eu-west-1', dataset: 'items' }), 21, 'entries received per link and dataset');
   t.equal(sample(usText, 'tessera_replication_visible_lag_seconds_count', { peer_region: 'eu-west', dataset: 'items' }), 21, 'commit-to-visible lag of every applied entry');
   t.ok(sample(westText, 'tessera_operation_duration_seconds_count', { op: 'read', dataset: 'items' })! >= 1, 'read latency histogram');
   t.ok((sample(westText, 'tessera_conflicts_total', { dataset: 'items', kind: 'lww-overwrite' }) ?? sample(westText, 'tessera_conflicts_total', { dataset: 'items' }))! >= 1, 'conflicts per dataset and kind');
   t.equal(sample(westText, 'tessera_policy_version', { mode: 'enforce' }), 1);
+  t.equal(sample(westText, 'tessera_quarantined_documents', { dataset: 'items' }), 1, 'quarantined documents per dataset');
+  t.equal(sample(westText, 'tessera_documents', { dataset: 'items' }), 22, `documents held per dataset: ${westText.split('\n').filter((l) => l.startsWith('tessera_documents')).join(' | ')}`);
   t.ok(await eventually(async () => sample(await scrape(handlers[0]!), 'tessera_clock_skew_seconds', { peer: 'us-east-1' }) !== undefined, 5_000), 'clock skew from pings');
   const after = await scrape(handlers[0]!);
   t.ok(sample(after, 'tessera_http_request_duration_seconds_count', { route: '/metrics', method: 'GET', status: '200' })! >= 1, 'HTTP requests by route pattern');
