@@ -1,0 +1,75 @@
+/**
+ * `npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes N] [--trace]`: runs simulations and
+ * prints one line per seed and a summary; a failing seed prints its report and the command that reproduces
+ * it. Exits 1 if any seed failed.
+ */
+import { runSimulation, stepsDefault } from './simulation.js';
+
+interface CliOptions {
+  seeds: number[];
+  steps: number | undefined;
+  nodes: number | undefined;
+  trace: boolean;
+  linkClock: 'monotonic' | 'wall';
+}
+
+function parse(argv: readonly string[]): CliOptions {
+  let seed: number | undefined;
+  let count: number | undefined;
+  let from = 1;
+  const out: CliOptions = { seeds: [], steps: undefined, nodes: undefined, trace: false, linkClock: 'monotonic' };
+  const int = (name: string, text: string | undefined): number => {
+    const value = Number(text);
+    if (text === undefined || !Number.isSafeInteger(value) || value < 0) throw new Error(`${name} needs a non-negative integer, got ${JSON.stringify(text)}`);
+    return value;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    switch (arg) {
+      case '--seed': seed = int(arg, argv[++i]); break;
+      case '--seeds': count = int(arg, argv[++i]); break;
+      case '--from': from = int(arg, argv[++i]); break;
+      case '--steps': out.steps = int(arg, argv[++i]); break;
+      case '--nodes': out.nodes = int(arg, argv[++i]); break;
+      case '--trace': out.trace = true; break;
+      case '--wall-link-clock': out.linkClock = 'wall'; break;
+      case '--help':
+        process.stdout.write('usage: npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes 3..5] [--trace]\n');
+        process.exit(0);
+        break;
+      default: throw new Error(`unknown argument ${JSON.stringify(arg)} (try --help)`);
+    }
+  }
+  if (seed !== undefined) out.seeds = [seed];
+  else out.seeds = Array.from({ length: count ?? 20 }, (_, i) => from + i);
+  return out;
+}
+
+async function main(): Promise<number> {
+  const options = parse(process.argv.slice(2));
+  const failed: number[] = [];
+  const startedAt = performance.now();
+  for (const seed of options.seeds) {
+    const t0 = performance.now();
+    const result = await runSimulation({
+      seed, steps: options.steps, nodes: options.nodes, linkClock: options.linkClock,
+      ...(options.trace ? { trace: (line: string) => process.stdout.write(`${line}\n`) } : {}),
+    });
+    const ms = Math.round(performance.now() - t0);
+    const s = result.stats;
+    process.stdout.write(`seed ${seed}: ${result.ok ? 'ok  ' : 'FAIL'} nodes ${result.nodes} steps ${result.steps} acked ${s.writesAcknowledged} crashes ${s.crashes} (mid-op ${s.midOpCrashes}) partitions ${s.partitions} policies ${s.policyVersions} events ${result.events} converged ${result.convergedAfterMs === null ? '-' : `${result.convergedAfterMs} ms`} digest ${result.digest} (${ms} ms real)\n`);
+    if (!result.ok) {
+      failed.push(seed);
+      process.stdout.write(`${result.report}\n`);
+    }
+  }
+  const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+  process.stdout.write(`\n${options.seeds.length - failed.length} passed, ${failed.length} failed (${options.seeds.length} seeds, steps ${options.steps ?? stepsDefault}, ${seconds} s)\n`);
+  if (failed.length > 0) process.stdout.write(`failed seeds: ${failed.join(' ')}\n`);
+  return failed.length === 0 ? 0 : 1;
+}
+
+main().then((code) => process.exit(code), (error: Error) => {
+  process.stderr.write(`${error.stack ?? String(error)}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,582 @@
+/**
+ * The simulation: N nodes with real replicas and link state machines in one process, over a simulated clock
+ * and network, driven by one seed. Events run one at a time from a queue ordered by (simulated time,
+ * sequence), each awaited fully — its LevelDB I/O included — before the next starts, so a seed replays the
+ * same run.
+ *
+ * Phase one runs a random workload while injecting faults; phase two heals everything (partitions, crashed
+ * nodes, message faults, clock jumps) and must converge within a bound of simulated time. Then the final
+ * checks run (checks.ts).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DocState, type Policy, assert, encodeDoc, isTesseraError } from '@tessera/core';
+import { type Replica } from '@tessera/store';
+import { allDocs, Checker } from './checks.js';
+import { SimNetwork, type SimConn } from './network.js';
+import { type LinkTiming, SimNode } from './node.js';
+import { type PolicyShape, type SimRegion, basePolicyShape, buildPolicy, nextPolicyShape, simDatasets, simRegions } from './policy.js';
+import { EventQueue } from './queue.js';
+import { Random } from './random.js';
+import { type Operation, execute, expectedRefusals, keysPerDataset, randomOperation } from './workload.js';
+
+/** Which faults phase one injects. */
+export interface FaultOptions {
+  /** Loss, duplication and reordering inside connections, latency spikes. */
+  readonly messages: boolean;
+  readonly partitions: boolean;
+  readonly crashes: boolean;
+  /** Crashes that strike in the middle of an operation's storage writes. */
+  readonly midOpCrashes: boolean;
+  /** Per-node wall clock offsets, and jumps (forward and back) during the run. */
+  readonly clocks: boolean;
+  readonly policyChanges: boolean;
+  /** Tag changes in the workload (quarantine, release, pii, …). */
+  readonly tagChanges: boolean;
+}
+
+/** Every fault. */
+export const allFaults: FaultOptions = { messages: true, partitions: true, crashes: true, midOpCrashes: true, clocks: true, policyChanges: true, tagChanges: true };
+/** No fault (a baseline run). */
+export const noFaults: FaultOptions = { messages: false, partitions: false, crashes: false, midOpCrashes: false, clocks: false, policyChanges: false, tagChanges: false };
+
+/** Options of a run. */
+export interface SimulationOptions {
+  readonly seed: number;
+  /** 3 to 5; drawn from the seed when absent. */
+  readonly nodes?: number;
+  /** Client operations in phase one. */
+  readonly steps?: number;
+  readonly faults?: Partial<FaultOptions>;
+  /** Simulated ms phase two may take to converge. */
+  readonly convergeBoundMs?: number;
+  /**
+   * The clock the link machinery reads: `monotonic` (what SyncNode uses since the sim found that a wall
+   * clock stepping back tripped the sender's assertion) or `wall` (the node's skewed, jumping clock).
+   */
+  readonly linkClock?: 'monotonic' | 'wall';
+  /** Receives a line per notable event (node traces, faults). */
+  readonly trace?: (line: string) => void;
+  /** How the failure message says to reproduce the run (defaults to the npm script and the test). */
+  readonly reproduce?: string;
+}
+
+/** What a run found. */
+export interface SimulationResult {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly steps: number;
+  readonly ok: boolean;
+  readonly failures: readonly string[];
+  /** Failure report with the seed and the commands that reproduce the run; empty when ok. */
+  readonly report: string;
+  readonly reproduce: string;
+  /** Simulated ms at the end, and when phase two converged (null: it did not). */
+  readonly simulatedMs: number;
+  readonly convergedAfterMs: number | null;
+  readonly events: number;
+  /** A digest of the run (events and final states): equal for equal seeds. */
+  readonly digest: string;
+  readonly stats: Record<string, number>;
+}
+
+export const stepsDefault = 300;
+export const convergeBoundMsDefault = 90_000;
+/** Mean gap between client operations in phase one. */
+const operationGapMsMean = 40;
+/** Events in one run; more means a timer loop. */
+const eventsMax = 2_000_000;
+const wallBaseMs = 1_700_000_000_000;
+
+const timing: LinkTiming = {
+  handshakeTimeoutMs: 5_000,
+  pingIntervalMs: 2_000,
+  silentIntervalsMax: 4,
+  ackTimeoutMs: 10_000,
+  retentionIntervalMs: 1_000,
+  logEntriesMax: 60,
+  deniedAuditIntervalMs: 30_000,
+};
+
+/** The command lines that reproduce a run. */
+export function reproduceCommand(seed: number, options: { steps?: number; nodes?: number } = {}): string {
+  const extra = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` --steps ${options.steps}`}${options.nodes === undefined ? '' : ` --nodes ${options.nodes}`}`;
+  const env = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` SIM_STEPS=${options.steps}`}${options.nodes === undefined ? '' : ` SIM_NODES=${options.nodes}`}`;
+  return `npm run sim -- --seed ${seed}${extra}   (or: SIM_SEED=${seed}${env} npx tap packages/sim/test/sim.test.ts)`;
+}
+
+/** Runs one simulation. */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
+  const simulation = new Simulation(options);
+  return simulation.run();
+}
+
+class Simulation {
+  nowMs = 0;
+  readonly cluster = 'sim';
+  readonly secret = new TextEncoder().encode('sim-secret-0123456789abcdef');
+  readonly timing = timing;
+  readonly network: SimNetwork;
+  readonly observer;
+  private readonly queue = new EventQueue();
+  private readonly seed: number;
+  private readonly steps: number;
+  private readonly faults: FaultOptions;
+  private readonly regions: readonly SimRegion[];
+  private readonly nodes: SimNode[] = [];
+  private readonly byId = new Map<string, SimNode>();
+  private readonly offsets = new Map<string, number>();
+  private readonly checker: Checker;
+  private readonly random: { net: Random; workload: Random; faults: Random; disk: Random; checks: Random };
+  private policyShape: PolicyShape;
+  private readonly policies: Policy[] = [];
+  private readonly restartAt = new Map<string, number>();
+  private phase: 1 | 2 = 1;
+  private healed = false;
+  private digestState = 0x811c9dc5;
+  private events = 0;
+  private dataDir = '';
+  private readonly reproduce: string;
+  private readonly counts = { operations: 0, acknowledged: 0, refused: 0, nodeDown: 0, crashedInOp: 0, crashes: 0, partitions: 0, clockJumps: 0, policyVersions: 1 };
+
+  constructor(private readonly options: SimulationOptions) {
+    this.seed = options.seed;
+    const pick = new Random(options.seed, 'shape');
+    const nodeCount = options.nodes ?? pick.range(3, 5);
+    assert(nodeCount >= 3 && nodeCount <= simRegions.length, `3 to ${simRegions.length} nodes`);
+    this.steps = options.steps ?? stepsDefault;
+    this.faults = { ...allFaults, ...options.faults };
+    this.regions = simRegions.slice(0, nodeCount);
+    this.random = {
+      net: new Random(options.seed, 'network'),
+      workload: new Random(options.seed, 'workload'),
+      faults: new Random(options.seed, 'faults'),
+      disk: new Random(options.seed, 'disk'),
+      checks: new Random(options.seed, 'checks'),
+    };
+    this.network = new SimNetwork(this, this.random.net);
+    this.policyShape = basePolicyShape(this.regions);
+    this.policies.push(buildPolicy(this.policyShape, this.regions));
+    const ids = this.regions.map((region) => `${region.name}-1`);
+    this.checker = new Checker((node) => this.regionOf(node), ids);
+    this.reproduce = options.reproduce ?? reproduceCommand(options.seed, { steps: options.steps, nodes: options.nodes });
+    const simulation = this;
+    this.observer = {
+      changed(node: SimNode, dataset: string, key: string) {
+        simulation.checker.docChanged(node, dataset, key);
+      },
+      sent(node: SimNode, peer: string, entries: readonly import('@tessera/store').LogEntry[]) {
+        simulation.checker.sent(node, peer, entries);
+      },
+      policyInstalled(node: SimNode, policy: Policy, from: string) {
+        simulation.traceLine(`${node.id}: installed policy v${policy.version} from ${from}`);
+        simulation.afterPolicy.add(node);
+      },
+      beforeInstall(replica: Replica, policy: Policy) {
+        return simulation.checker.beforeInstall(replica, policy, simulation.nowMs);
+      },
+      trace(text: string) {
+        simulation.traceLine(text);
+      },
+    };
+  }
+
+  /** Nodes whose policy changed in the current event: fully re-scanned after it. */
+  private readonly afterPolicy = new Set<SimNode>();
+
+  private traceLine(text: string): void {
+    this.options.trace?.(`[${String(this.nowMs).padStart(6)}] ${text}`);
+  }
+
+  // ---------------------------------------------------------------- hosts' view
+
+  at(atMs: number, label: string, run: () => void | Promise<void>): void {
+    this.queue.push(Math.max(atMs, this.nowMs), label, run);
+  }
+
+  incarnationOf(node: string): number | null {
+    const sim = this.byId.get(node)!;
+    return sim.alive ? sim.incarnation : null;
+  }
+
+  regionOf(node: string): string {
+    return this.byId.get(node)?.region ?? node.replace(/-\d+$/, '');
+  }
+
+  jurisdictionOf(region: string): string {
+    return this.regions.find((r) => r.name === region)?.jurisdiction ?? '';
+  }
+
+  accept(node: string, conn: SimConn): void {
+    this.byId.get(node)!.accept(conn);
+  }
+
+  delivered(_conn: SimConn, _from: string, _to: string, _bytes: Uint8Array): void {
+    this.checker.counts.deliveredEntries++;
+  }
+
+  wallMs(node: string): number {
+    return wallBaseMs + this.nowMs + (this.offsets.get(node) ?? 0);
+  }
+
+  linkMs(node: string): number {
+    return this.options.linkClock === 'wall' ? this.wallMs(node) : wallBaseMs + this.nowMs;
+  }
+
+  diskDelayMs(): number {
+    return this.random.disk.int(3);
+  }
+
+  configPolicy(): Policy {
+    return this.policies[0]!;
+  }
+
+  // ---------------------------------------------------------------- the run
+
+  async run(): Promise<SimulationResult> {
+    this.dataDir = await mkdtemp(join(tmpdir(), `tessera-sim-${this.seed}-`));
+    let convergedAfterMs: number | null = null;
+    try {
+      for (const [i, region] of this.regions.entries()) {
+        const id = `${region.name}-1`;
+        const peers = this.regions.filter((_, j) => j !== i).map((r) => ({ node: `${r.name}-1`, region: r.name }));
+        const node = new SimNode(id, region.name, peers, this.dataDir, this, new Random(this.seed, `node:${id}`));
+        this.nodes.push(node);
+        this.byId.set(id, node);
+        if (this.faults.clocks) this.offsets.set(id, this.random.faults.range(-3_000, 3_000));
+      }
+      for (const node of this.nodes) await node.start();
+      const phaseOneEndMs = this.schedulePhaseOne();
+      this.at(phaseOneEndMs, 'heal', () => this.heal());
+      const boundMs = phaseOneEndMs + (this.options.convergeBoundMs ?? convergeBoundMsDefault);
+      this.schedulePolls(phaseOneEndMs + 2_000, boundMs);
+      convergedAfterMs = await this.loop(boundMs, phaseOneEndMs);
+      if (this.checker.failures.length === 0) await this.finish(convergedAfterMs === null);
+    } catch (error) {
+      this.checker.fail(`the simulation itself failed: ${(error as Error).stack ?? String(error)}`);
+    } finally {
+      for (const node of this.nodes) await node.stop().catch(() => undefined);
+      await rm(this.dataDir, { recursive: true, force: true });
+    }
+    const failures = this.checker.failures;
+    const stats: Record<string, number> = { ...this.counts, ...this.checker.counts, ...this.network.stats };
+    for (const node of this.nodes) for (const [name, value] of Object.entries(node.stats)) stats[name] = (stats[name] ?? 0) + value;
+    stats.writesAcknowledged = this.checker.writes.length;
+    const report = failures.length === 0 ? '' : [
+      `simulation seed ${this.seed} failed (${failures.length} problem${failures.length === 1 ? '' : 's'}, ${this.nodes.length} nodes, ${this.steps} steps, at simulated t=${this.nowMs} ms):`,
+      ...failures.slice(0, 20).map((failure) => `  - ${failure}`),
+      ...(failures.length > 20 ? [`  … and ${failures.length - 20} more`] : []),
+      `reproduce: ${this.reproduce}`,
+    ].join('\n');
+    return {
+      seed: this.seed, nodes: this.nodes.length, steps: this.steps, ok: failures.length === 0, failures, report, reproduce: this.reproduce,
+      simulatedMs: this.nowMs, convergedAfterMs, events: this.events, digest: (this.digestState >>> 0).toString(16).padStart(8, '0'), stats,
+    };
+  }
+
+  private mix(text: string): void {
+    let h = this.digestState;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    this.digestState = h >>> 0;
+  }
+
+  private converged = false;
+
+  /** Runs events until the bound, a failure, or convergence in phase two. Returns when it converged (ms after healing). */
+  private async loop(boundMs: number, healMs: number): Promise<number | null> {
+    while (this.checker.failures.length === 0) {
+      const next = this.queue.peekMs();
+      if (next === null || next > boundMs) break;
+      const event = this.queue.pop()!;
+      this.nowMs = event.atMs;
+      this.events++;
+      assert(this.events <= eventsMax, `more than ${eventsMax} events`);
+      this.mix(`${event.atMs}|${event.label};`);
+      try {
+        await event.run();
+      } catch (error) {
+        this.checker.fail(`unexpected error in event "${event.label}": ${(error as Error).stack ?? String(error)}`);
+        break;
+      }
+      await this.checker.afterEvent(this.nodes);
+      for (const node of [...this.afterPolicy]) {
+        this.afterPolicy.delete(node);
+        await this.checker.scanStored(node, 'after a policy change');
+      }
+      this.scheduleRestarts();
+      if (this.converged) return this.nowMs - healMs;
+    }
+    return null;
+  }
+
+  private scheduleRestarts(): void {
+    for (const node of this.nodes) {
+      if (node.alive || this.restartAt.has(node.id)) continue;
+      const delayMs = this.healed ? 100 : 200 + this.random.faults.exp(2_000);
+      this.restartAt.set(node.id, this.nowMs + delayMs);
+      this.traceLine(`${node.id}: down, restarts in ${delayMs} ms`);
+      this.at(this.nowMs + delayMs, `restart ${node.id}`, async () => {
+        this.restartAt.delete(node.id);
+        if (node.alive) return;
+        await node.start();
+        this.traceLine(`${node.id}: restarted (incarnation ${node.incarnation}, head ${node.replica!.lastSeq}, policy v${node.replica!.policy?.version ?? 0})`);
+        this.checker.checkMarks(node, node.replica!, await node.replica!.cursors());
+        await this.checker.scanStored(node, 'after a restart');
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- phase one
+
+  private schedulePhaseOne(): number {
+    let t = 0;
+    for (let i = 0; i < this.steps; i++) {
+      t += this.random.workload.exp(operationGapMsMean);
+      let op: Operation = randomOperation(this.random.workload);
+      while (!this.faults.tagChanges && (op.kind === 'tag' || (op.kind === 'put' && op.tags !== undefined && op.tags.length > 0))) op = randomOperation(this.random.workload);
+      const node = this.random.workload.pick(this.nodes);
+      this.at(t, `op ${node.id} ${op.kind} ${op.dataset}/${op.key}`, () => this.operation(node, op));
+    }
+    const endMs = t + 1_000;
+    const f = this.random.faults;
+    const during = () => f.int(Math.max(1, endMs - 500));
+    if (this.faults.messages) {
+      const intensity = f.pick([0, 0.002, 0.01, 0.03]);
+      this.network.faults = { lossProbability: intensity, duplicateProbability: intensity, reorderProbability: intensity, spikeProbability: 0.02 };
+    }
+    if (this.faults.crashes) {
+      for (let i = Math.max(1, Math.round(this.steps / 60)); i > 0; i--) {
+        const node = f.pick(this.nodes);
+        const midOp = this.faults.midOpCrashes && f.chance(0.6);
+        const atWrite = f.int(3);
+        this.at(during(), `fault crash ${node.id}${midOp ? ` at write ${atWrite}` : ''}`, async () => {
+          if (this.healed || !node.alive) return;
+          this.counts.crashes++;
+          if (midOp) {
+            this.traceLine(`${node.id}: crash armed at write ${atWrite} of its next operation`);
+            node.armCrash(atWrite);
+          } else {
+            await node.crash();
+          }
+        });
+      }
+    }
+    if (this.faults.partitions) {
+      for (let i = Math.max(1, Math.round(this.steps / 50)); i > 0; i--) {
+        const start = during();
+        const lengthMs = 500 + f.exp(3_000);
+        const oneWay = f.chance(0.4);
+        const a = f.pick(this.nodes).id;
+        const others = this.nodes.map((n) => n.id).filter((id) => id !== a);
+        const side = oneWay ? [f.pick(others)] : f.sample(others, f.range(1, others.length));
+        const cut: Array<[string, string]> = oneWay ? [[a, side[0]!]] : [...side.flatMap((b) => [[a, b], [b, a]] as Array<[string, string]>)];
+        this.at(start, `fault partition ${cut.map(([x, y]) => `${x}>${y}`).join(' ')}`, () => {
+          if (this.healed) return;
+          this.counts.partitions++;
+          for (const [x, y] of cut) this.network.block(x, y);
+          this.traceLine(`partition: ${this.network.partitions.join(' ')}`);
+        });
+        this.at(start + lengthMs, 'fault partition heals', () => {
+          for (const [x, y] of cut) this.network.unblock(x, y);
+        });
+      }
+    }
+    if (this.faults.clocks) {
+      for (let i = Math.max(1, Math.round(this.steps / 80)); i > 0; i--) {
+        const node = f.pick(this.nodes);
+        const jumpMs = f.chance(0.2) ? f.pick([-3_600_000, 3_600_000]) : f.range(-60_000, 60_000);
+        this.at(during(), `fault clock ${node.id} ${jumpMs}`, () => {
+          if (this.healed) return;
+          this.counts.clockJumps++;
+          this.offsets.set(node.id, (this.offsets.get(node.id) ?? 0) + jumpMs);
+          this.traceLine(`${node.id}: wall clock jumps ${jumpMs} ms`);
+        });
+      }
+    }
+    if (this.faults.policyChanges) {
+      const changes = f.range(1, 2);
+      for (let i = 0; i < changes; i++) {
+        const atMs = during();
+        const onAll = f.chance(0.4);
+        this.at(atMs, 'fault policy', () => this.changePolicy(onAll));
+      }
+    }
+    for (let i = 0; i < 3; i++) {
+      this.at(during(), 'check replay', async () => {
+        const node = this.random.checks.pick(this.nodes);
+        await this.checker.replay(node, node, this.random.checks, 20, 'mid-run, to itself');
+      });
+    }
+    this.every(1_000, 'check cursors', async () => {
+      for (const node of this.nodes) if (node.replica !== null) this.checker.checkMarks(node, node.replica, await node.replica.cursors());
+    });
+    return endMs;
+  }
+
+  private every(intervalMs: number, label: string, run: () => Promise<void>): void {
+    this.at(this.nowMs + intervalMs, label, async () => {
+      await run();
+      this.every(intervalMs, label, run);
+    });
+  }
+
+  private async operation(node: SimNode, op: Operation): Promise<void> {
+    this.counts.operations++;
+    if (!node.alive) {
+      this.counts.nodeDown++;
+      return;
+    }
+    const outcome = await node.operate(async (replica) => {
+      try {
+        return await execute(replica, op);
+      } catch (error) {
+        if (isTesseraError(error) && expectedRefusals.has(error.code)) return null;
+        throw error;
+      }
+    }, async (result) => {
+      if (result === null) {
+        this.counts.refused++;
+        return;
+      }
+      if (result.dot === null) return;
+      this.counts.acknowledged++;
+      const write = { node: node.id, dataset: op.dataset, key: op.key, dot: result.dot, hlc: result.hlc, atMs: this.nowMs, kind: op.kind };
+      if (op.kind === 'delete') {
+        const state = await node.replica!.state(op.dataset, op.key);
+        this.checker.ackedDelete({ ...write, ctx: state!.ctx.clone() });
+      } else {
+        this.checker.ackedWrite(write);
+      }
+    });
+    if (outcome === 'crashed') {
+      this.counts.crashedInOp++;
+      this.checker.uncertain.add(`${op.dataset}/${op.key}`);
+    }
+  }
+
+  /** A new policy version, installed on one node (the cluster distributes it) or on every node in turn. */
+  private async changePolicy(onAll: boolean): Promise<void> {
+    if (this.healed) return;
+    this.policyShape = nextPolicyShape(this.policyShape, this.regions, this.random.faults);
+    const policy = buildPolicy(this.policyShape, this.regions);
+    this.policies.push(policy);
+    this.counts.policyVersions++;
+    const targets = onAll ? this.nodes : [this.random.faults.pick(this.nodes)];
+    this.traceLine(`policy v${policy.version} on ${targets.map((n) => n.id).join(', ')}:\n${policy.text}`);
+    targets.forEach((node, i) => {
+      this.at(this.nowMs + i * this.random.faults.range(0, 300), `policy v${policy.version} on ${node.id}`, async () => {
+        if (node.replica === null) return;
+        await this.checker.beforeInstall(node.replica, policy, this.nowMs);
+        const outcome = await node.installPolicy(policy);
+        if (outcome === 'done') this.afterPolicy.add(node);
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- phase two
+
+  private heal(): void {
+    this.phase = 2;
+    this.healed = true;
+    this.network.healAll();
+    this.network.faults = { lossProbability: 0, duplicateProbability: 0, reorderProbability: 0, spikeProbability: 0 };
+    for (const node of this.nodes) node.disarm();
+    this.traceLine('heal: partitions and message faults off, crashed nodes restart');
+    // Nodes still down restart now (scheduleRestarts sees `healed`).
+    for (const node of this.nodes) {
+      if (!node.alive && this.restartAt.has(node.id)) {
+        this.restartAt.delete(node.id);
+      }
+    }
+  }
+
+  private schedulePolls(fromMs: number, boundMs: number): void {
+    const poll = async (): Promise<void> => {
+      if (await this.quiescent()) {
+        this.converged = true;
+        return;
+      }
+      if (this.nowMs + 1_000 <= boundMs) this.at(this.nowMs + 1_000, 'check convergence', poll);
+    };
+    this.at(fromMs, 'check convergence', poll);
+  }
+
+  /** Every node up, every link open and idle, one policy version, and the final checks pass. */
+  private async quiescent(): Promise<boolean> {
+    if (!this.nodes.every((node) => node.alive)) return false;
+    const versions = new Set(this.nodes.map((node) => node.replica!.policy?.version ?? 0));
+    if (versions.size !== 1) return false;
+    for (const node of this.nodes) {
+      for (const link of node.linkViews()) {
+        if (link.state !== 'open' || link.applying) return false;
+        if (link.lanes.some((lane) => lane.inflight > 0 || lane.catchingUp)) return false;
+      }
+    }
+    for (const node of this.nodes) if ((await node.replica!.pendingHandovers()) > 0) return false;
+    const states = await this.collectStates();
+    return this.checker.finalChecks(states, this.nodes[0]!.replica!.policy!, this.nowMs).length === 0;
+  }
+
+  private async collectStates(): Promise<Map<string, Map<string, DocState>>> {
+    const states = new Map<string, Map<string, DocState>>();
+    for (const node of this.nodes) {
+      const replica = node.replica;
+      if (replica === null) continue;
+      for (const { dataset, key, state } of await allDocs(replica)) {
+        const id = `${dataset}/${key}`;
+        if (!states.has(id)) states.set(id, new Map());
+        states.get(id)!.set(node.id, state);
+      }
+    }
+    return states;
+  }
+
+  private async finish(timedOut: boolean): Promise<void> {
+    const down = this.nodes.filter((node) => !node.alive).map((node) => node.id);
+    if (down.length > 0) {
+      this.checker.fail(`convergence: ${down.join(', ')} still down at the end`);
+      return;
+    }
+    const versions = [...new Set(this.nodes.map((node) => `${node.id}=v${node.replica!.policy?.version ?? 0}`))];
+    const newest = Math.max(...this.policies.map((p) => p.version));
+    if (this.nodes.some((node) => node.replica!.policy?.version !== newest)) {
+      this.checker.fail(`convergence: the policy did not reach every node (newest v${newest}; ${versions.join(', ')})`);
+    }
+    for (const node of this.nodes) {
+      const pending = await node.replica!.pendingHandovers();
+      if (pending > 0) this.checker.fail(`residency (disk): ${node.id} still keeps ${pending} documents for handovers at the end`);
+    }
+    const policy = this.nodes[0]!.replica!.policy!;
+    const states = await this.collectStates();
+    for (const failure of this.checker.finalChecks(states, policy, this.nowMs)) this.checker.fail(timedOut ? `${failure} (phase two did not converge within ${this.options.convergeBoundMs ?? convergeBoundMsDefault} ms)` : failure);
+    for (const node of this.nodes) {
+      await this.checker.scanStored(node, 'at the end');
+      this.checker.checkMarks(node, node.replica!, await node.replica!.cursors());
+      await this.checkLog(node);
+    }
+    for (const from of this.nodes) {
+      for (const to of this.nodes) await this.checker.replay(from, to, this.random.checks, 30, from === to ? 'at the end, to itself' : 'at the end, to a peer');
+    }
+    for (const [id, copies] of states) for (const [node, state] of copies) this.mix(`${node}|${id}|${Buffer.from(encodeDoc(state)).toString('base64')}`);
+    void keysPerDataset;
+    void simDatasets;
+  }
+
+  /** Residency on disk, in the log: no delta-log entry of a document the node does not store. */
+  private async checkLog(node: SimNode): Promise<void> {
+    const replica = node.replica!;
+    const stored = new Set((await allDocs(replica)).map(({ dataset, key }) => `${dataset}/${key}`));
+    let after = replica.logFloor;
+    for (;;) {
+      const { entries } = await replica.deltasSince(after, { limit: 1_000 });
+      if (entries.length === 0) return;
+      for (const entry of entries) {
+        if (!stored.has(`${entry.dataset}/${entry.key}`)) {
+          this.checker.fail(`residency (disk): ${node.id}'s delta log keeps ${entry.kind ?? 'change'} entry ${entry.seq} of ${entry.dataset}/${entry.key}, a document it does not store`);
+        }
+      }
+      after = entries[entries.length - 1]!.seq;
+    }
+  }
+}
