@@ -4,6 +4,7 @@ import { isTesseraError } from '@tessera/core';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDataCommands, registerTagCommand } from './commands/data.js';
 import { registerDevCommand } from './commands/dev.js';
+import { registerInspectCommand } from './commands/inspect.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -25,6 +26,7 @@ export function createProgram(print: (line: string) => void = (line) => process.
   registerDataCommands(program, print);
   registerTagCommand(program, print);
   registerStatusCommand(program, print, context);
+  registerInspectCommand(program, print);
   registerPolicyCommands(program, print);
   registerAuditCommands(program, print, context);
   return program;
