@@ -133,8 +133,8 @@ function dialable(address: HostPort): HostPort {
 export class ClusterView {
   private running: Promise<ClusterSnapshot> | null = null;
   private last: { readonly doneMs: number; readonly snapshot: ClusterSnapshot } | null = null;
-  /** The last per-dataset counts of each node, with when they came. */
-  private readonly summaries = new Map<string, CachedSummary>();
+  /** What the last gathers learnt of each node: its per-dataset counts (with when they came), its audit log's length. */
+  private readonly memory = new Map<string, MemberMemory>();
 
   constructor(
     private readonly viewer: { readonly node: string; readonly region: string },
@@ -158,8 +158,9 @@ export class ClusterView {
   private async gather(): Promise<ClusterSnapshot> {
     const atMs = Date.now();
     const gathered = await mapBounded(this.members, clusterFetchConcurrencyMax, async (member) => {
-      const one = await gatherMember(member, member.node === this.viewer.node, this.summaries.get(member.node));
-      if (one.summary !== null) this.summaries.set(member.node, one.summary);
+      const known = this.memory.get(member.node) ?? {};
+      const one = await gatherMember(member, member.node === this.viewer.node, known);
+      this.memory.set(member.node, { summary: one.summary ?? known.summary, auditLength: one.view.auditLength ?? known.auditLength });
       return one;
     });
     return {
@@ -177,6 +178,11 @@ export class ClusterView {
 interface CachedSummary {
   readonly fetchedMs: number;
   readonly body: unknown;
+}
+
+interface MemberMemory {
+  readonly summary?: CachedSummary | undefined;
+  readonly auditLength?: number | undefined;
 }
 
 interface Gathered {
@@ -198,21 +204,14 @@ interface RawConflict {
   readonly loser: { readonly value: unknown };
 }
 
-/** Asks one node for its part of the view; never throws (a failure is the node's `error`). */
-async function gatherMember(member: ClusterMember, self: boolean, cached: CachedSummary | undefined): Promise<Gathered> {
+/**
+ * Asks one node for its part of the view, all parts at once (a far region costs one round trip, not several);
+ * never throws: a failure is the node's `error`. A node is reachable when it answers its status.
+ */
+async function gatherMember(member: ClusterMember, self: boolean, known: MemberMemory): Promise<Gathered> {
   const startedMs = performance.now();
   const signal = AbortSignal.timeout(clusterMemberDeadlineMs);
   const get = (path: string) => getJson(member.url, path, signal);
-  const base = { node: member.node, region: member.region, url: member.url, self };
-  let status: unknown;
-  try {
-    status = await get('/v1/status');
-  } catch (error) {
-    const view: MemberView = {
-      ...base, reachable: false, error: reasonOf(error), gatherMs: elapsedMs(startedMs), status: null, policy: null, summary: null, summaryAgeMs: null, auditLength: null,
-    };
-    return { view, summary: null, conflicts: [], audit: [] };
-  }
   const missing: string[] = [];
   const part = async <T>(what: string, run: () => Promise<T>): Promise<T | null> => {
     try {
@@ -222,13 +221,14 @@ async function gatherMember(member: ClusterMember, self: boolean, cached: Cached
       return null;
     }
   };
-  const [policy, summary, conflicts, audit] = await Promise.all([
+  const [status, policy, summary, conflicts, audit] = await Promise.all([
+    get('/v1/status').then((body) => ({ body }), (error: unknown) => ({ error })),
     part('policy', async () => {
       const body = await get('/v1/policy') as { enforced?: PolicyStamp | null; shadow?: PolicyStamp | null };
       return { enforced: stampOf(body.enforced), shadow: stampOf(body.shadow) };
     }),
     part('summary', async (): Promise<CachedSummary | null> => {
-      if (cached !== undefined && performance.now() - cached.fetchedMs < clusterSummaryRefreshMs) return cached;
+      if (known.summary !== undefined && performance.now() - known.summary.fetchedMs < clusterSummaryRefreshMs) return known.summary;
       try {
         return { fetchedMs: performance.now(), body: await get(inspectSummaryPath) };
       } catch (error) {
@@ -239,17 +239,23 @@ async function gatherMember(member: ClusterMember, self: boolean, cached: Cached
     }),
     part('conflicts', async () => ((await get(`/v1/conflicts?limit=${clusterConflictsPerNodeMax}`)) as { conflicts: RawConflict[] }).conflicts),
     part('audit', async () => {
-      // The log is listed from its start: its length first, then its end.
-      const { length } = (await get('/v1/audit?limit=1')) as { length: number };
-      if (length === 0) return { length, entries: [] as AuditView[] };
-      const after = Math.max(0, length - clusterAuditTailEntries);
-      const { entries } = (await get(`/v1/audit?after=${after}&limit=${clusterAuditTailEntries}`)) as { entries: AuditView[] };
-      return { length, entries: entries.map(({ seq, atMs, kind, node, region, details }) => ({ seq, atMs, kind, node, region, details })) };
+      // The log is listed from its start: ask from the end as of the last gather, with room for as many new
+      // entries again; if the log has grown past that (or shrunk: a new data directory), ask for its end.
+      const tail = async (after: number) => ({ after, ...((await get(`/v1/audit?after=${after}&limit=${2 * clusterAuditTailEntries}`)) as { length: number; entries: AuditView[] }) });
+      let answer = await tail(Math.max(0, (known.auditLength ?? 0) - clusterAuditTailEntries));
+      if (answer.after + answer.entries.length !== answer.length) answer = await tail(Math.max(0, answer.length - clusterAuditTailEntries));
+      const entries = answer.entries.slice(-clusterAuditTailEntries);
+      return { length: answer.length, entries: entries.map(({ seq, atMs, kind, node, region, details }) => ({ seq, atMs, kind, node, region, details })) };
     }),
   ]);
+  const base = { node: member.node, region: member.region, url: member.url, self, gatherMs: elapsedMs(startedMs) };
+  if ('error' in status) {
+    const view: MemberView = { ...base, reachable: false, error: reasonOf(status.error), status: null, policy: null, summary: null, summaryAgeMs: null, auditLength: null };
+    return { view, summary: null, conflicts: [], audit: [] };
+  }
   const view: MemberView = {
-    ...base, reachable: true, error: missing.length === 0 ? null : missing.join('; '), gatherMs: elapsedMs(startedMs),
-    status, policy, summary: summary?.body ?? null, summaryAgeMs: summary === null ? null : Math.round(performance.now() - summary.fetchedMs), auditLength: audit?.length ?? null,
+    ...base, reachable: true, error: missing.length === 0 ? null : missing.join('; '), status: status.body, policy,
+    summary: summary?.body ?? null, summaryAgeMs: summary === null ? null : Math.round(performance.now() - summary.fetchedMs), auditLength: audit?.length ?? null,
   };
   return { view, summary, conflicts: conflicts ?? [], audit: audit?.entries ?? [] };
 }

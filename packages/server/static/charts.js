@@ -90,5 +90,7 @@ export class Chart {
     } else {
       this.plot.setData(history.data(this.field, keys));
     }
+    // Without the pointer on the chart, the legend shows the latest values.
+    if (this.plot.cursor.left === undefined || this.plot.cursor.left < 0) this.plot.setLegend({ idx: history.times.length - 1 });
   }
 }

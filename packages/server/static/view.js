@@ -4,6 +4,10 @@ import * as fmt from './format.js';
 import { stateLabel } from './model.js';
 import { streamColor } from './charts.js';
 
+/** Rows shown of the conflicts and of the audit tail (the view carries more; the page stays one screen wide). */
+export const conflictRowsMax = 12;
+export const auditRowsMax = 16;
+
 /** Creates an element: `props` are attributes (`data-*`, `class`, `title`…); children are nodes or text. */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
@@ -55,11 +59,11 @@ export function renderHeader(snapshot, banner, refreshMs, error) {
 
 /** The regions as a graph: a circle per node, a line per link, green when open, red and dashed when down. */
 export function renderTopology(snapshot, pairs) {
-  const width = 380, height = 250, cx = width / 2, cy = height / 2 + 4, r = Math.min(width, height) / 2 - 44;
+  const width = 380, height = 225, cx = width / 2, cy = height / 2 + 2, r = height / 2 - 40;
   const members = snapshot.members;
   const at = new Map(members.map((m, i) => {
     const angle = -Math.PI / 2 + (2 * Math.PI * i) / members.length;
-    return [m.node, { x: cx + r * Math.cos(angle) * 1.35, y: cy + r * Math.sin(angle) }];
+    return [m.node, { x: cx + r * Math.cos(angle) * 1.6, y: cy + r * Math.sin(angle) }];
   }));
   const edges = pairs.map((p) => {
     const a = at.get(p.a.node), b = at.get(p.b.node);
@@ -74,7 +78,7 @@ export function renderTopology(snapshot, pairs) {
   const nodes = members.map((m) => {
     const { x, y } = at.get(m.node);
     return svg('g', { class: `vertex ${m.reachable ? 'vertex-up' : 'vertex-down'} ${m.self ? 'vertex-self' : ''}`, 'data-node': m.node },
-      svg('circle', { cx: x, cy: y, r: 30 }),
+      svg('circle', { cx: x, cy: y, r: 36 }),
       svg('text', { x, y: y - 2, 'text-anchor': 'middle', class: 'region' }, m.region),
       svg('text', { x, y: y + 12, 'text-anchor': 'middle', class: 'node' }, m.reachable ? m.node : 'unreachable'));
   });
@@ -88,6 +92,12 @@ export function renderRegions(snapshot, streams) {
     const status = m.status ?? {};
     const open = out.filter((s) => s.up).length;
     const backlog = out.reduce((sum, s) => sum + (s.link.backlogEntries ?? 0), 0);
+    const sent = out.reduce((sum, s) => sum + (s.link.rates?.sentEntriesPerSecond ?? 0), 0);
+    const received = out.reduce((sum, s) => sum + (s.link.rates?.receivedEntriesPerSecond ?? 0), 0);
+    const datasets = Array.isArray(m.summary?.datasets) ? m.summary.datasets : null;
+    const documents = datasets === null ? null : datasets.reduce((sum, d) => sum + (d.live ?? 0), 0);
+    const quarantined = datasets === null ? null : datasets.reduce((sum, d) => sum + (d.quarantined ?? 0), 0);
+    const conflicts = datasets === null ? null : datasets.reduce((sum, d) => sum + (d.conflicts ?? 0), 0);
     const policy = m.policy?.enforced ? `v${m.policy.enforced.version}${m.policy.shadow ? ` (shadow v${m.policy.shadow.version})` : ''}` : m.reachable ? 'none' : '–';
     const fact = (name, value, field, level) => h('div', { class: 'fact' }, h('span', { class: 'k' }, name), h('span', { class: `v ${level ? `text-${level}` : ''}`, 'data-field': field }, value));
     return h('div', { class: `region-card ${m.reachable ? '' : 'region-down'}`, 'data-node': m.node, 'data-reachable': String(m.reachable) },
@@ -102,6 +112,12 @@ export function renderRegions(snapshot, streams) {
           fact('links open', `${open}/${snapshot.members.length - 1}`, 'linksOpen', open < snapshot.members.length - 1 ? 'down' : null),
           fact('backlog out', fmt.count(backlog), 'backlog', backlog > 0 ? 'warn' : null),
           fact('policy', policy, 'policy'),
+          fact('sent', fmt.rate(sent), 'sent'),
+          fact('received', fmt.rate(received), 'received'),
+          fact('documents', fmt.count(documents), 'documents'),
+          fact('quarantined', fmt.count(quarantined), 'quarantined', quarantined > 0 ? 'warn' : null),
+          fact('conflicts', fmt.count(conflicts), 'conflicts', conflicts > 0 ? 'warn' : null),
+          fact('audit log', fmt.count(m.auditLength), 'auditLength'),
           fact('uptime', fmt.duration(status.uptimeMs), 'uptime'),
           fact('durability', status.durability ?? '–', 'durability'))
         : h('div', { class: 'region-error' }, m.error ?? 'no answer'),
@@ -127,7 +143,7 @@ export function renderLinks(streams, downSince, nowMs) {
     const lanes = Array.isArray(l.lanes) ? l.lanes : [];
     return h('tr', { 'data-stream': s.key, 'data-state': s.up ? 'open' : 'down', class: s.up ? '' : 'row-down' }, name,
       h('td', { 'data-field': 'state' }, pill(s.up ? 'ok' : 'down', stateText),
-        !s.up && since !== undefined ? h('div', { class: 'muted small' }, `for ${fmt.duration(nowMs - since)}`) : null,
+        !s.up && since !== undefined && nowMs - since >= 1_000 ? h('div', { class: 'muted small' }, `for ${fmt.duration(nowMs - since)}`) : null,
         s.up && l.catchingUp ? h('div', { class: 'text-warn small' }, 'catching up') : null),
       h('td', { 'data-field': 'lag', class: `num ${l.lagMs > 1000 ? 'text-warn' : ''}` }, s.up ? fmt.duration(l.lagMs) : '–'),
       h('td', { 'data-field': 'backlog', class: `num ${l.backlogEntries > 0 && !s.up ? 'text-down' : ''}` }, fmt.count(l.backlogEntries)),
@@ -187,8 +203,8 @@ export function renderViolations(streams) {
 
 /** The newest conflicts over all nodes. */
 export function renderConflicts(conflicts, nowMs) {
-  const rows = conflicts.map((c) => h('tr', { 'data-conflict': c.id },
-    h('td', { class: 'small' }, fmt.ago(c.recordedAt.ms, nowMs)),
+  const rows = conflicts.slice(0, conflictRowsMax).map((c) => h('tr', { 'data-conflict': c.id },
+    h('td', { class: 'small nowrap' }, fmt.ago(c.recordedAt.ms, nowMs)),
     h('td', {}, h('b', {}, c.dataset), '/', c.key, c.path.length > 0 ? h('span', { class: 'muted' }, ` · ${c.path.join('.')}`) : null),
     h('td', { class: 'small' }, c.kind),
     h('td', { class: 'small mono' }, h('span', { class: 'text-ok' }, c.winner), h('span', { class: 'muted' }, ' over '), h('span', { class: 'text-down' }, c.loser)),
@@ -199,14 +215,23 @@ export function renderConflicts(conflicts, nowMs) {
 /** The newest audit entries of every region. */
 export function renderAudit(entries, nowMs) {
   const levels = { 'send-denied': 'warn', rejected: 'down', purge: 'warn', 'quarantine-hold': 'warn', 'quarantine-release': 'ok', 'policy-activated': 'info', 'policy-stored': 'info' };
-  const rows = entries.map((e) => h('tr', { 'data-audit': `${e.node}#${e.seq}` },
-    h('td', { class: 'small' }, fmt.ago(e.atMs, nowMs)),
-    h('td', {}, h('b', {}, e.region), h('span', { class: 'muted small' }, ` #${e.seq}`)),
+  const rows = entries.slice(0, auditRowsMax).map((e) => h('tr', { 'data-audit': `${e.node}#${e.seq}` },
+    h('td', { class: 'small nowrap' }, fmt.ago(e.atMs, nowMs)),
+    h('td', { class: 'nowrap' }, h('b', {}, e.region), h('span', { class: 'muted small' }, ` #${e.seq}`)),
     h('td', {}, pill(levels[e.kind] ?? 'info', e.kind)),
     h('td', { class: 'small mono details' }, detailsText(e.details))));
   table(document.getElementById('audit'), ['when', 'region', 'kind', 'details'], rows, 'the audit logs are empty');
 }
 
+/** An audit entry's details on one line: hashes and digests cut short, nested objects flattened. */
 function detailsText(details) {
-  return Object.entries(details ?? {}).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('  ').slice(0, 160);
+  const text = Object.entries(details ?? {}).map(([k, v]) => `${k}=${detailValue(v)}`).join('  ');
+  return text.length <= 160 ? text : `${text.slice(0, 159)}…`;
+}
+
+function detailValue(v) {
+  if (typeof v === 'string') return /^[0-9a-f]{20,}$/.test(v) ? `${v.slice(0, 10)}…` : v;
+  if (Array.isArray(v)) return v.map(detailValue).join(',');
+  if (v !== null && typeof v === 'object') return Object.entries(v).map(([k, x]) => `${k}:${detailValue(x)}`).join(',');
+  return String(v);
 }

@@ -158,8 +158,9 @@ const conflict = (id: string, key: string, ms: number, loser: unknown = 'old') =
 });
 
 /** Answers of a healthy fake: a policy, conflicts, an audit log of `auditLength` entries, and counts when asked. */
-function healthy(node: string, region: string, conflicts: unknown[], auditLength: number, summary = true) {
+function healthy(node: string, region: string, conflicts: unknown[], auditLengthNow: number | (() => number), summary = true) {
   return (path: string, query: URLSearchParams): { status: number; body: unknown } | undefined => {
+    const auditLength = typeof auditLengthNow === 'number' ? auditLengthNow : auditLengthNow();
     if (path === '/v1/policy') return { status: 200, body: { region, enforced: { version: 3, hash: 'ab', text: 'secret text' }, shadow: null } };
     if (path === '/v1/conflicts') return { status: 200, body: { conflicts } };
     if (path === '/v1/audit') {
@@ -214,7 +215,8 @@ t.test('cluster view: reachable, refused and silent nodes; one deadline per node
 });
 
 t.test('cluster view: callers share gathers; counts are refreshed less often', async (t) => {
-  const a = await fakeNode(t, 'a', 'eu-west', healthy('a', 'eu-west', [], 0));
+  let auditLength = 0;
+  const a = await fakeNode(t, 'a', 'eu-west', healthy('a', 'eu-west', [], () => auditLength));
   const view = new ClusterView({ node: 'a', region: 'eu-west' }, [{ node: 'a', region: 'eu-west', url: a.url }]);
   const [first, second] = await Promise.all([view.snapshot(), view.snapshot()]);
   t.equal(first, second, 'callers during a gather get its result');
@@ -229,6 +231,24 @@ t.test('cluster view: callers share gathers; counts are refreshed less often', a
   t.ok(third.members[0]!.summaryAgeMs! >= clusterSnapshotReuseMs, 'and the view says how old they are');
   t.same(third.members[0]!.summary, first.members[0]!.summary);
   t.equal(a.hits.get('/v1/audit'), 2, 'an empty audit log takes one request');
+
+  // The audit tail: one request while the log grows by less than a tail between gathers, two past that.
+  const gatherAgain = async () => {
+    await new Promise((resolve) => setTimeout(resolve, clusterSnapshotReuseMs + 20));
+    return view.snapshot();
+  };
+  const auditAsks = async (length: number) => {
+    auditLength = length;
+    const before = a.hits.get('/v1/audit')!;
+    const snapshot = await gatherAgain();
+    t.same(snapshot.audit.map((e) => e.seq), Array.from({ length: Math.min(length, clusterAuditTailEntries) }, (_, i) => length - i), `log of ${length}: its end, newest first`);
+    return a.hits.get('/v1/audit')! - before;
+  };
+  t.equal(await auditAsks(5), 1, 'a log that grew by a few entries: one request');
+  t.equal(await auditAsks(5 + clusterAuditTailEntries), 1, 'by a tail: one');
+  t.equal(await auditAsks(5 + 2 * clusterAuditTailEntries + 1), 2, 'by more than a tail: two');
+  t.equal(await auditAsks(5 + 2 * clusterAuditTailEntries + 4), 1);
+  t.equal(await auditAsks(2), 2, 'a log that shrank (a new data directory): two');
 });
 
 t.test('cluster view: an answer over the size bound or with an error status is a missing part, named', async (t) => {
@@ -278,7 +298,7 @@ t.test('GET /v1/cluster through the handler: the view of real nodes', async (t) 
   await west.applyDeltas((await east.deltasSince(0)).entries.filter((e) => e.origin === 'us-east-1'), { from: 'us-east' });
   const answer = await fetch(`${members[1]!.url}/v1/cluster`);
   t.equal(answer.status, 200);
-  const snapshot = await answer.json();
+  const snapshot = await answer.json() as any;
   t.same(snapshot.viewer, { node: 'us-east-1', region: 'us-east' });
   t.same(snapshot.members.map((m: { node: string; reachable: boolean; self: boolean }) => [m.node, m.reachable, m.self]), [['eu-west-1', true, false], ['us-east-1', true, true]]);
   t.same(snapshot.members.map((m: { status: { lastSeq: number } }) => m.status.lastSeq), [west.lastSeq, east.lastSeq], 'each node reports its own log head');
