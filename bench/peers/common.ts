@@ -38,6 +38,20 @@ export function indexOfKey(key: string): number {
   return key.startsWith(sharedKeyPrefix) || key.startsWith(localKeyPrefix) ? Number(key.slice(4)) : -1;
 }
 
+/**
+ * When a load or a catch-up stops: at its deadline, or earlier once it has run `projectAfterMs` and its rate so
+ * far says it would not finish by the deadline (so a system far too slow for the case costs `projectAfterMs`,
+ * not the whole deadline; the report then gives the rate reached and says the case was cut).
+ */
+export function shouldStop(done: number, total: number, elapsedMs: number, timeMsMax: number): boolean {
+  if (done >= total) return true;
+  if (elapsedMs > timeMsMax) return true;
+  // Nothing at all yet may be a slow start (a process loading its store): give that longer.
+  if (done === 0) return elapsedMs > 3 * projectAfterMs;
+  return elapsedMs > projectAfterMs && (total * elapsedMs) / done > timeMsMax;
+}
+export const projectAfterMs = 20_000;
+
 /** Wall time in ms with sub-ms resolution; comparable across processes after offset correction. */
 export function wallNowMs(): number {
   return performance.timeOrigin + performance.now();

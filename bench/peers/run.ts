@@ -30,7 +30,7 @@ import { FaultProxy } from '@tessera/cli';
 import { type Spread, machineInfo, parseBenchArgs, percentile, spread, table } from '../lib.js';
 import {
   type Model, type Reply, type Request, type SteadyResult, type System, type VisibleState, type WorkerOptions,
-  isLocal, keyFor, localKeyPattern, recordFor, sleep, steadyIndexBase, wallNowMs,
+  isLocal, keyFor, localKeyPattern, projectAfterMs, recordFor, shouldStop, sleep, steadyIndexBase, wallNowMs,
 } from './common.js';
 
 // ---------------------------------------------------------------- settings
@@ -42,6 +42,8 @@ const runsMax = 10;
 const tesseraWritersCount = 64;
 /** Tessera's B: how often the driver asks B how many entries it applied (bounds the catch-up time's resolution). */
 const tesseraPollMs = 25;
+/** A catch-up is checked this often for whether it can still make its deadline. */
+const catchUpStepMs = 5_000;
 /** After a case, time for the last acknowledgements to cross the path before the bytes are read. */
 const settleMs = 500;
 const startTimeMsMax = 60_000;
@@ -64,8 +66,8 @@ interface Limits {
 }
 
 const limitsDefault: Limits = {
-  bulkDocs: 100_000, differentialDocs: 20_000, steadyRatePerSecond: 500, steadyMs: 20_000,
-  loadTimeMsMax: 240_000, catchUpTimeMsMax: 180_000, drainTimeMsMax: 20_000,
+  bulkDocs: 100_000, differentialDocs: 10_000, steadyRatePerSecond: 500, steadyMs: 20_000,
+  loadTimeMsMax: 180_000, catchUpTimeMsMax: 180_000, drainTimeMsMax: 20_000,
 };
 const limitsQuick: Limits = {
   bulkDocs: 5_000, differentialDocs: 2_000, steadyRatePerSecond: 200, steadyMs: 5_000,
@@ -84,7 +86,7 @@ interface ModelSpec {
 
 const models: readonly ModelSpec[] = [
   { name: 'tessera', system: 'tessera', model: 'per-record', differential: true, differentialHow: 'policy: the local records in a dataset with `placement: local`; sender filters, receiver re-checks' },
-  { name: 'pouchdb-per-record', system: 'pouchdb', model: 'per-record', differential: true, differentialHow: 'filtered replication: a Mango selector A evaluates on its changes feed' },
+  { name: 'pouchdb-per-record', system: 'pouchdb', model: 'per-record', differential: true, differentialHow: 'filtered replication: a filter function (design document on A) that A runs on its changes feed' },
   { name: 'yjs-per-record', system: 'yjs', model: 'per-record', differential: true, differentialHow: 'local records kept out of the index; A refuses a peer\'s socket for them (own code in the upgrade hook)' },
   { name: 'yjs-one-doc', system: 'yjs', model: 'one-doc', differential: false, differentialHow: 'cannot express: a Y.Map syncs whole, every entry goes' },
   { name: 'automerge-per-record', system: 'automerge', model: 'per-record', differential: true, differentialHow: 'repo shareConfig on A: neither announce nor grant local documents (own code)' },
@@ -310,12 +312,14 @@ async function tesseraPut(node: TesseraNode, i: number, local: boolean): Promise
 
 /** Loads A with closed-loop writers; stops issuing at the deadline. Answers how many records were written. */
 async function tesseraLoad(node: TesseraNode, first: number, count: number, differential: boolean, timeMsMax: number): Promise<number> {
-  const deadline = Date.now() + timeMsMax;
+  const startMs = wallNowMs();
   let next = first;
+  let written = 0;
   await Promise.all(Array.from({ length: tesseraWritersCount }, async () => {
-    while (next < first + count && Date.now() <= deadline) {
+    while (next < first + count && !shouldStop(written, count, wallNowMs() - startMs, timeMsMax)) {
       const i = next++;
       await tesseraPut(node, i, isLocal(i, differential));
+      written++;
     }
   }));
   return next - first;
@@ -373,7 +377,9 @@ interface CatchUpSample {
   /** Records written in A before the load's deadline (= docs unless A could not keep up). */
   readonly loaded: number;
   readonly loadMs: number;
-  /** From B's spawn to its last record visible; null when the deadline passed first. */
+  /** How long B was waited for (= catch-up time when it finished). */
+  readonly waitedMs: number;
+  /** From B's spawn to its last record visible; null when the deadline passed first (or the rate said it would). */
   readonly catchUpMs: number | null;
   readonly visible: number;
   readonly leaked: number;
@@ -541,14 +547,21 @@ async function measureCatchUp(spec: ModelSpec, root: string, docs: number, diffe
     const shared = differential ? Math.floor(loaded / 2) : loaded;
     const startMs = wallNowMs();
     await pair.startB();
-    const state = await pair.waitVisible(shared, limits.catchUpTimeMsMax - (wallNowMs() - startMs));
+    // Wait in steps so that a catch-up far too slow for the deadline is cut once its rate says so.
+    let state: VisibleState;
+    for (;;) {
+      const elapsedMs = wallNowMs() - startMs;
+      state = await pair.waitVisible(shared, Math.max(0, Math.min(catchUpStepMs, limits.catchUpTimeMsMax - elapsedMs)));
+      if (state.reachedAtMs !== null || shouldStop(state.shared, shared, wallNowMs() - startMs, limits.catchUpTimeMsMax)) break;
+    }
+    const waitedMs = wallNowMs() - startMs;
     await sleep(settleMs);
     // Anything forbidden that arrived late is counted too.
     const after = await pair.waitVisible(shared, 0);
     const stats = tap.proxy.stats();
     const figures = await pair.stop();
     return {
-      docs: shared, loaded, loadMs, catchUpMs: state.reachedAtMs === null ? null : state.reachedAtMs - startMs, visible: after.shared, leaked: after.leaked,
+      docs: shared, loaded, loadMs, waitedMs, catchUpMs: state.reachedAtMs === null ? null : state.reachedAtMs - startMs, visible: after.shared, leaked: after.leaked,
       forbiddenKeysOnWire: tap.forbiddenKeys.size, bytesAtoB: stats.bytesBackward, bytesBtoA: stats.bytesForward, ...figures,
     };
   } finally {
@@ -626,6 +639,8 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
   const catchUpMs = (s: CatchUpSample) => s.catchUpMs;
   const docsPerSecond = (s: CatchUpSample) => (s.catchUpMs === null ? null : (s.docs * 1_000) / s.catchUpMs);
   const wire = (s: CatchUpSample) => s.bytesAtoB + s.bytesBtoA;
+  /** Records visible per second of waiting, finished or not (the rate of a cut catch-up). */
+  const reachedRate = (s: CatchUpSample) => (s.visible * 1_000) / s.waitedMs;
   const loadRate = (s: CatchUpSample) => (s.loaded * 1_000) / s.loadMs;
   for (const spec of selected) {
     const samples = results.bulk.get(spec.name) ?? [];
@@ -636,11 +651,11 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
     const visible = spread(samples.map((s) => s.visible)).median;
     bulkRows.push([
       spec.name,
-      loaded === limits.bulkDocs ? 'all' : `${Math.round(loaded).toLocaleString('en-US')} (load cut at ${fmtSeconds(limits.loadTimeMsMax)})`,
+      loaded === limits.bulkDocs ? 'all' : `${Math.round(loaded).toLocaleString('en-US')} (load cut *)`,
       time === null
-        ? `> ${fmtSeconds(limits.catchUpTimeMsMax)}: ${Math.round(visible).toLocaleString('en-US')} visible (${reached}/${samples.length} runs done)`
+        ? `cut: ${Math.round(visible).toLocaleString('en-US')} of ${Math.round(spread(samples.map((s) => s.docs)).median).toLocaleString('en-US')} visible after ${fmtSeconds(spread(samples.map((s) => s.waitedMs)).median)} (${reached}/${samples.length} runs finished)`
         : cell(time, tb(catchUpMs), fmtSeconds),
-      time === null ? `< ${fmtRate(visible / (limits.catchUpTimeMsMax / 1_000))}` : cell(med(samples.map(docsPerSecond)), tb(docsPerSecond), fmtRate),
+      time === null ? `${cell(spread(samples.map(reachedRate)).median, tb(docsPerSecond), fmtRate)} *` : cell(med(samples.map(docsPerSecond)), tb(docsPerSecond), fmtRate),
       `${cell(med(samples.map(wire)), tb(wire), fmtBytes)}; ${fmtBytes(spread(samples.map((s) => s.bytesAtoB)).median)} A→B`,
       `${cell(med(samples.map((s) => s.a.diskBytes)), tb((s) => s.a.diskBytes), fmtBytes)} / ${cell(med(samples.map((s) => s.b.diskBytes)), tb((s) => s.b.diskBytes), fmtBytes)}`,
       `${cell(med(samples.map((s) => s.a.rssPeakBytes)), tb((s) => s.a.rssPeakBytes), fmtBytes)} / ${cell(med(samples.map((s) => s.b.rssPeakBytes)), tb((s) => s.b.rssPeakBytes), fmtBytes)}`,
@@ -692,7 +707,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
     const time = med(samples.map(catchUpMs));
     diffRows.push([
       spec.name, spec.differentialHow,
-      time === null ? `> ${fmtSeconds(limits.catchUpTimeMsMax)}` : cell(time, td(catchUpMs), fmtSeconds),
+      time === null ? `cut: ${Math.round(spread(samples.map((s) => s.visible)).median).toLocaleString('en-US')} of ${Math.round(spread(samples.map((s) => s.docs)).median).toLocaleString('en-US')} visible *` : cell(time, td(catchUpMs), fmtSeconds),
       cell(med(samples.map(wire)), td(wire), fmtBytes),
       `${Math.max(...samples.map((s) => s.forbiddenKeysOnWire))}`,
       `${Math.max(...samples.map((s) => s.leaked))}`,
@@ -705,6 +720,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
     for (const [name, errors] of results.errors) for (const error of errors) lines.push(`- ${name}: ${error.split('\n')[0]!.slice(0, 400)}`);
   }
   lines.push('', `Medians of ${runs} run${runs === 1 ? '' : 's'}; (×r) is the figure divided by Tessera's. "—" means some run gave no figure (a deadline passed). ` +
+    `* cut: a load or catch-up stops at its deadline (${fmtSeconds(limits.loadTimeMsMax)} / ${fmtSeconds(limits.catchUpTimeMsMax)}), or after ${fmtSeconds(projectAfterMs)} when its rate so far cannot make the deadline; its rate is then records visible per second waited. ` +
     'Lag is commit in A → visible in B (negative: B had it before A\'s own store acknowledged it); issue→visible starts when the write is issued.');
   return lines.join('\n');
 }
@@ -761,9 +777,40 @@ async function main(): Promise<void> {
     results.errors.set(name, [...(results.errors.get(name) ?? []), text]);
   };
   const tesseraDifferential = policyLanded();
+  const loadAverages: number[] = [];
+  // The report is rewritten after every model of every run, so a run stopped early still leaves its figures.
+  const writeReport = (runsDone: number, final: boolean) => {
+    const header = [
+      `# Tessera and peer systems — ${startedAt.toISOString().slice(0, 10)}`,
+      '',
+      `Machine: ${machine.cpuModel}, ${machine.coresCount} cores, ${fmtBytes(machine.memoryBytesTotal)}, ${machine.os}; Node ${machine.node}; ` +
+        `data in ${machine.tempDir} (${machine.tempFilesystem}). 1-minute load average at the start of each case: ` +
+        `${Math.min(...loadAverages).toFixed(1)}–${Math.max(...loadAverages).toFixed(1)} (the machine is shared; ${machine.coresCount} cores).`,
+      '',
+      `Versions: ${versions().join(', ')}.`,
+      '',
+      `Command: \`npm run bench:peers --${args.quick ? ' --quick' : ''} --runs ${args.runs}${only === null ? '' : ` --only ${only.join(',')}`}\`` +
+        `${final ? '' : ` (stopped after ${runsDone} of ${args.runs} runs)`}. ` +
+        `Each server is its own process; B dials A through one FaultProxy (${oneWayLatencyMs} ms one way each direction, loopback). ` +
+        'Tessera durability `os`; no peer fsyncs either. Bytes are TCP payload through the proxy; disk is `du` of each data directory after a clean stop; ' +
+        'peak RSS is VmHWM of each server process; CPU is user+system of the process over the whole case. See bench/README.md.',
+    ];
+    const text = report(results, selected, limits, runsDone, header);
+    // A quick run is a smoke test, not a record: it goes to the ignored bench/out.
+    const resultsDir = join(peersDir, '..', args.quick ? 'out' : 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    const file = join(resultsDir, `peers-${startedAt.toISOString().slice(0, 10)}${args.quick ? '-quick' : ''}.md`);
+    writeFileSync(file, `${text}\n`);
+    mkdirSync(join(peersDir, '..', 'out'), { recursive: true });
+    writeFileSync(join(peersDir, '..', 'out', `peers-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ machine, limits, runs: runsDone, loadAverages, results: Object.fromEntries(
+      Object.entries(results).map(([key, map]) => [key, Object.fromEntries(map as Map<string, unknown>)]),
+    ) }, null, 1));
+    return { text, file };
+  };
 
   for (let run = 1; run <= args.runs; run++) {
     for (const spec of selected) {
+      loadAverages.push(os.loadavg()[0]!);
       try {
         log(`run ${run}/${args.runs} ${spec.name}: bulk ${limits.bulkDocs}`);
         const sample = await measureCatchUp(spec, live.tempRoot, limits.bulkDocs, false, limits);
@@ -782,7 +829,10 @@ async function main(): Promise<void> {
       } catch (error) {
         fail(spec.name, `steady run ${run}`, error);
       }
-      if (!spec.differential || (spec.system === 'tessera' && !tesseraDifferential)) continue;
+      if (!spec.differential || (spec.system === 'tessera' && !tesseraDifferential)) {
+        writeReport(run, false);
+        continue;
+      }
       try {
         log(`run ${run}/${args.runs} ${spec.name}: differential ${limits.differentialDocs}`);
         const sample = await measureCatchUp(spec, live.tempRoot, limits.differentialDocs, true, limits);
@@ -791,33 +841,12 @@ async function main(): Promise<void> {
       } catch (error) {
         fail(spec.name, `differential run ${run}`, error);
       }
+      writeReport(run, false);
     }
   }
 
-  const header = [
-    `# Tessera and peer systems — ${startedAt.toISOString().slice(0, 10)}`,
-    '',
-    `Machine: ${machine.cpuModel}, ${machine.coresCount} cores, ${fmtBytes(machine.memoryBytesTotal)}, ${machine.os}; Node ${machine.node}; ` +
-      `load average at start ${machine.loadAverage1m.toFixed(2)}; data in ${machine.tempDir} (${machine.tempFilesystem}).`,
-    '',
-    `Versions: ${versions().join(', ')}.`,
-    '',
-    `Command: \`npm run bench:peers --${args.quick ? ' --quick' : ''} --runs ${args.runs}${only === null ? '' : ` --only ${only.join(',')}`}\`. ` +
-      `Each server is its own process; B dials A through one FaultProxy (${oneWayLatencyMs} ms one way each direction, loopback). ` +
-      'Tessera durability `os`; no peer fsyncs either. Bytes are TCP payload through the proxy; disk is `du` of each data directory after a clean stop; ' +
-      'peak RSS is VmHWM of each server process; CPU is user+system of the process over the whole case. See bench/README.md.',
-  ];
-  const text = report(results, selected, limits, args.runs, header);
+  const { text, file } = writeReport(args.runs, true);
   console.log(text);
-  // A quick run is a smoke test, not a record: it goes to the ignored bench/out.
-  const resultsDir = join(peersDir, '..', args.quick ? 'out' : 'results');
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `peers-${startedAt.toISOString().slice(0, 10)}${args.quick ? '-quick' : ''}.md`);
-  writeFileSync(file, `${text}\n`);
-  mkdirSync(join(peersDir, '..', 'out'), { recursive: true });
-  writeFileSync(join(peersDir, '..', 'out', `peers-${startedAt.toISOString()}.json`), JSON.stringify({ machine, limits, runs: args.runs, results: Object.fromEntries(
-    Object.entries(results).map(([key, map]) => [key, Object.fromEntries(map as Map<string, unknown>)]),
-  ) }, null, 1));
   log(`written ${file}`);
 }
 

@@ -7,7 +7,7 @@
  * visible in its own store.
  */
 import {
-  type Reply, type Request, type SteadyResult, type VisibleState, type WorkerOptions, indexOfKey, localKeyPrefix, sleep, wallNowMs,
+  type Reply, type Request, type SteadyResult, type VisibleState, type WorkerOptions, indexOfKey, localKeyPrefix, shouldStop, sleep, wallNowMs,
 } from './common.js';
 import { type PeerServer, type StartPeer } from './systems/types.js';
 
@@ -102,7 +102,10 @@ const server = await start({ options, onVisible });
 async function handle(request: Request): Promise<unknown> {
   switch (request.op) {
     case 'clock': return wallNowMs();
-    case 'load': return server.load(request.first, request.count, wallNowMs() + request.timeMsMax);
+    case 'load': {
+      const startMs = wallNowMs();
+      return server.load(request.first, request.count, (written) => written < request.count && shouldStop(written, request.count, wallNowMs() - startMs, request.timeMsMax));
+    }
     case 'steady': return steady(server, request.first, request.count, request.ratePerSecond, request.issueTimeMsMax);
     case 'waitVisible': return waitVisible(request.count, request.timeMsMax);
     case 'visibleTimes': return [...firstVisibleMs].filter(([index]) => index >= request.from);

@@ -10,7 +10,7 @@ import { type Server } from 'node:http';
 import express from 'express';
 import expressPouchdb from 'express-pouchdb';
 import PouchDB from 'pouchdb-node';
-import { keyFor, isLocal, recordFor, sharedKeyPrefix, wallNowMs } from '../common.js';
+import { keyFor, isLocal, recordFor, sharedKeyPrefix } from '../common.js';
 import { type StartPeer } from './types.js';
 
 /** Documents per `bulkDocs` call when loading A. */
@@ -45,9 +45,9 @@ export const start: StartPeer = async ({ options, onVisible }) => {
 
   return {
     info: {},
-    async load(first, count, deadlineMs) {
+    async load(first, count, stop) {
       for (let offset = 0; offset < count; offset += loadBatchDocs) {
-        if (wallNowMs() > deadlineMs) return offset;
+        if (stop(offset)) return offset;
         const docs = [];
         for (let i = first + offset; i < first + Math.min(count, offset + loadBatchDocs); i++) {
           const local = isLocal(i, options.differential);

@@ -5,10 +5,10 @@ export interface PeerServer {
   /** What the driver needs to know once the server is up (an Automerge document URL, say). */
   readonly info: Record<string, string>;
   /**
-   * A: writes records first..first+count-1 the way the system's users load data in bulk, in batches; stops
-   * after the batch during which `deadlineMs` (wall time) passed. Answers how many records it wrote.
+   * A: writes records first..first+count-1 the way the system's users load data in bulk, in batches; before
+   * each batch it asks `stop(written)` and stops when told to. Answers how many records it wrote.
    */
-  load(first: number, count: number, deadlineMs: number): Promise<number>;
+  load(first: number, count: number, stop: (written: number) => boolean): Promise<number>;
   /**
    * A: writes record `i`; resolves once the system has committed it locally: durable as configured where
    * the system acknowledges writes that way (PouchDB), applied in memory where its idiom persists

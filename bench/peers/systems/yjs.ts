@@ -20,7 +20,7 @@ import * as Y from 'yjs';
 import { LeveldbPersistence } from 'y-leveldb';
 import { WebsocketProvider } from 'y-websocket';
 import { docs, getYDoc, setPersistence, setupWSConnection } from '@y/websocket-server/utils';
-import { isLocal, keyFor, localKeyPrefix, recordFor, sleep, wallNowMs } from '../common.js';
+import { isLocal, keyFor, localKeyPrefix, recordFor, sleep } from '../common.js';
 import { type StartPeer } from './types.js';
 
 /** Records written per transaction when loading A. */
@@ -165,9 +165,9 @@ export const start: StartPeer = async ({ options, onVisible }) => {
 
   return {
     info: {},
-    async load(first, count, deadlineMs) {
+    async load(first, count, stop) {
       for (let offset = 0; offset < count; offset += loadBatchRecords) {
-        if (wallNowMs() > deadlineMs) return offset;
+        if (stop(offset)) return offset;
         const names: string[] = [];
         const batch = () => {
           for (let i = first + offset; i < first + Math.min(count, offset + loadBatchRecords); i++) {
