@@ -9,6 +9,22 @@ export type Json = JsonScalar | Json[] | { [field: string]: Json };
 /** A JSON object. */
 export type JsonObject = { [field: string]: Json };
 
+/**
+ * A short description of an untrusted value for an error message: strings quoted and cut to `lengthMax`,
+ * other scalars as they print, lists and objects by kind. It never walks into a value (a request body nested
+ * 100 000 levels deep overflowed the stack of `JSON.stringify` and `String`) and never calls the value's own
+ * methods (`String({ "toString": 1 })` throws).
+ */
+export function describeValue(value: unknown, lengthMax = 80): string {
+  let text: string;
+  if (typeof value === 'string') text = JSON.stringify(value.length > lengthMax ? value.slice(0, lengthMax) : value);
+  else if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') text = String(value);
+  else if (Array.isArray(value)) text = `(a list of ${value.length})`;
+  else if (value instanceof Uint8Array) text = `(${value.length} bytes)`;
+  else text = typeof value === 'object' ? '(an object)' : `(a ${typeof value})`;
+  return text.length > lengthMax ? `${text.slice(0, Math.max(0, lengthMax - 3))}...` : text;
+}
+
 /** True for a plain object (not an array, not a class instance, not null). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;

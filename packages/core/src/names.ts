@@ -1,5 +1,6 @@
 /** Validation of the names that address data: datasets, keys, node ids, regions, tags. */
 import { TesseraError } from './errors.js';
+import { describeValue } from './json.js';
 import {
   datasetNameLengthMax, keyBytesMax, nodeIdLengthMax, regionNameLengthMax, tagLengthMax, tagsPerDocMax,
 } from './limits.js';
@@ -12,8 +13,7 @@ const tagPattern = /^[a-z0-9][a-z0-9:._-]*$/;
 const keyForbidden = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 function describe(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return describeValue(value);
 }
 
 /** Throws `ERR_DATASET_NAME_INVALID` unless `name` is a valid dataset name. */

@@ -3,7 +3,7 @@
  * mutation, after validating it. The store, the daemon's HTTP API and the CLI all go through here, so a
  * wrong-type operation is refused the same way everywhere.
  */
-import { type Json, type JsonScalar, checkJsonSized, isJsonScalar, isPlainObject } from './json.js';
+import { type Json, type JsonScalar, checkJsonSized, describeValue, isJsonScalar, isPlainObject } from './json.js';
 import { TesseraError } from './errors.js';
 import { type BodyMutator } from './crdt/document.js';
 import { type CrdtTypeName } from './crdt/type.js';
@@ -57,7 +57,7 @@ export function checkFieldPath(path: unknown, what: string): asserts path is str
   }
   for (const name of path) {
     if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > fieldNameBytesMax) {
-      throw new TesseraError('ERR_VALUE_INVALID', `${what}: field name ${JSON.stringify(name)} must be 1 to ${fieldNameBytesMax} bytes`);
+      throw new TesseraError('ERR_VALUE_INVALID', `${what}: field name ${describeValue(name)} must be 1 to ${fieldNameBytesMax} bytes`);
     }
     if (name === '__proto__') throw new TesseraError('ERR_VALUE_INVALID', `${what}: field name "__proto__" is not allowed`);
   }
@@ -111,7 +111,7 @@ export function operationMutator(type: CrdtTypeName, operation: Operation, what:
     case 'increment': {
       const { amount } = operation;
       if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) {
-        throw new TesseraError('ERR_COUNTER_RANGE', `increment of ${what}: amount ${String(amount)} is not a safe integer`);
+        throw new TesseraError('ERR_COUNTER_RANGE', `increment of ${what}: amount ${describeValue(amount)} is not a safe integer`);
       }
       return (body, ctx) => counterAdd(body as CounterBody, amount, ctx);
     }

@@ -14,7 +14,7 @@ import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
   type CrdtTypeName, type Dot, type ErrorCode, type Json, type Policy, TesseraError, assertMayHold, checkDatasetName, checkKey,
-  isPlainObject, parsePolicy, policyBytesMax,
+  describeValue, isPlainObject, parsePolicy, policyBytesMax,
 } from '@tessera/core';
 import { type ChangeEvent, type Replica, type WriteResult, policyHash } from '@tessera/store';
 import { type NodeMetrics } from './metrics.js';
@@ -470,7 +470,7 @@ class HttpApiImpl implements HttpApi {
     if (typeof body.text !== 'string') throw new TesseraError('ERR_BODY_INVALID', 'POST /v1/policy body: "text" must be the policy as a string');
     const mode = body.mode;
     if (mode !== 'plan' && mode !== 'shadow' && mode !== 'enforce') {
-      throw new TesseraError('ERR_BODY_INVALID', `POST /v1/policy body: "mode" must be "plan", "shadow" or "enforce", got ${JSON.stringify(mode)?.slice(0, 40)}`);
+      throw new TesseraError('ERR_BODY_INVALID', `POST /v1/policy body: "mode" must be "plan", "shadow" or "enforce", got ${describeValue(mode, 40)}`);
     }
     const policy = parsePolicy(body.text, 'policy');
     const stamp = { version: policy.version, hash: policyHash(policy) };

@@ -5,7 +5,7 @@
  */
 import {
   type CrdtTypeName, type DocState, type Json, type JsonScalar, type Operation, type TagChange, TesseraError,
-  checkUserTags, crdtType, docExists, isCrdtTypeName, isPlainObject, operationMutator, toFieldPath,
+  checkUserTags, crdtType, describeValue, docExists, isCrdtTypeName, isPlainObject, operationMutator, toFieldPath,
 } from '@tessera/core';
 
 /** Operations in one request, applied in order. */
@@ -51,7 +51,7 @@ function parseOperation(item: unknown, what: string): RequestOperation {
   const op = item.op;
   if (typeof op !== 'string' || !(opNames as string[]).includes(op)) {
     throw new TesseraError('ERR_OP_UNKNOWN',
-      `${what}: op ${op === undefined ? '(missing)' : JSON.stringify(op).slice(0, 80)} is unknown: use one of ${opNames.join(', ')}`);
+      `${what}: op ${op === undefined ? '(missing)' : describeValue(op)} is unknown: use one of ${opNames.join(', ')}`);
   }
   const name = op as OpName;
   const { required, optional } = opFields[name] as { required: readonly string[]; optional: readonly string[] };

@@ -1,5 +1,6 @@
 /** The CRDT types by name. */
 import { TesseraError } from '../errors.js';
+import { describeValue } from '../json.js';
 import { automergeType } from './automerge.js';
 import { counterType } from './counter.js';
 import { mapType } from './map.js';
@@ -27,7 +28,7 @@ export function isCrdtTypeName(name: unknown): name is CrdtTypeName {
 /** The implementation of type `name`; throws `ERR_TYPE_UNKNOWN`. */
 export function crdtType(name: unknown): CrdtType<unknown, unknown> {
   if (!isCrdtTypeName(name)) {
-    throw new TesseraError('ERR_TYPE_UNKNOWN', `CRDT type ${JSON.stringify(name)} is unknown: use one of ${crdtTypeNames.join(', ')}`);
+    throw new TesseraError('ERR_TYPE_UNKNOWN', `CRDT type ${describeValue(name)} is unknown: use one of ${crdtTypeNames.join(', ')}`);
   }
   return types[name];
 }
