@@ -3,24 +3,10 @@
  * running node (`--url`) or offline on a data directory (`--data`, read-only; the node must be stopped).
  */
 import { type Command } from 'commander';
-import { ClassicLevel } from 'classic-level';
 import { TesseraError } from '@tessera/core';
-import { type AuditEntry, type AuditVerdict, verifyStoredAudit } from '@tessera/store';
+import { type AuditEntry, type AuditVerdict, openDataDirectorySnapshot, verifyStoredAudit } from '@tessera/store';
 import { callApi, parseBaseUrl } from '../client.js';
 import { table } from './status.js';
-
-/** Opens a data directory's LevelDB without creating anything (a missing or locked directory is an error). */
-export async function openDataDirectory(path: string): Promise<ClassicLevel<string, Uint8Array>> {
-  const db = new ClassicLevel<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
-  try {
-    await db.open();
-  } catch (error) {
-    const code = (error as { cause?: { code?: string } }).cause?.code;
-    if (code === 'LEVEL_LOCKED') throw new TesseraError('ERR_STORE_LOCKED', `data directory ${path} is in use by a running node: stop it, or use --url`);
-    throw new TesseraError('ERR_STORE_FORMAT', `${path} is not a Tessera data directory (${(error as Error).message})`);
-  }
-  return db;
-}
 
 function describe(entry: AuditEntry): string {
   return Object.entries(entry.details).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
@@ -52,11 +38,12 @@ export function registerAuditCommands(program: Command, print: (line: string) =>
       if (options.url !== undefined && options.data !== undefined) throw new TesseraError('ERR_OPTION_INVALID', 'give either --url or --data, not both');
       let verdict: AuditVerdict & { region?: string };
       if (options.data !== undefined) {
-        const db = await openDataDirectory(options.data);
+        // A snapshot: opening a LevelDB directory writes to it, and a check must not touch what it checks.
+        const snapshot = await openDataDirectorySnapshot(options.data);
         try {
-          verdict = await verifyStoredAudit(db);
+          verdict = await verifyStoredAudit(snapshot.reader);
         } finally {
-          await db.close();
+          await snapshot.close();
         }
       } else {
         verdict = await callApi(parseBaseUrl(options.url ?? 'http://127.0.0.1:7101'), 'GET', '/v1/audit/verify') as AuditVerdict & { region: string };
