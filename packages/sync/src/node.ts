@@ -47,6 +47,8 @@ export interface SyncOptions {
   readonly ackTimeoutMs?: number;
   /** How often the log is truncated (default 5 s). */
   readonly retentionIntervalMs?: number;
+  /** How often the sends the policy denied are audited, one entry per link (default `deniedAuditIntervalMs`, 30 s). */
+  readonly deniedAuditIntervalMs?: number;
   /** The log's size bound in entries; past it, lagging peers are caught up from document states. */
   readonly logEntriesMax?: number;
   /** Flush every this many ms instead of adaptively (links staggered, ±10% jitter). */
@@ -273,6 +275,7 @@ export class SyncNode {
   private pingTimer: NodeJS.Timeout | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
   private readonly retentionIntervalMs: number;
+  private readonly deniedAuditIntervalMs: number;
   private readonly logEntriesMax: number;
   private readonly waiters = new Set<{ readonly dataset: string; readonly key: string; check(): void }>();
   private closed = false;
@@ -292,6 +295,7 @@ export class SyncNode {
     this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
     this.ackTimeoutMs = options.ackTimeoutMs ?? ackTimeoutMsDefault;
     this.retentionIntervalMs = options.retentionIntervalMs ?? retentionIntervalMsDefault;
+    this.deniedAuditIntervalMs = options.deniedAuditIntervalMs ?? deniedAuditIntervalMs;
     this.logEntriesMax = options.logEntriesMax ?? logEntriesMaxDefault;
     const self = options.replica.node;
     const laneSpecs = buildLanes(options.lanes ?? [], options.fixedCadenceMs);
@@ -917,7 +921,7 @@ export class SyncNode {
 
   /** Audits the sends the policy denied since the last time, one entry per link. */
   private auditDenied(nowMs: number): void {
-    if (nowMs - this.lastDeniedAuditMs < deniedAuditIntervalMs) return;
+    if (nowMs - this.lastDeniedAuditMs < this.deniedAuditIntervalMs) return;
     this.lastDeniedAuditMs = nowMs;
     for (const link of this.links.values()) {
       if (link.deniedSinceAudit.size === 0) continue;
