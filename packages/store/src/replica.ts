@@ -109,6 +109,8 @@ export class Replica {
   private auditSeq = 0;
   private auditLast = auditGenesis;
   private salt: Uint8Array = new Uint8Array(0);
+  /** The policy install in progress (installs are serialized). */
+  private policyInstalls: Promise<unknown> = Promise.resolve();
   private observer: ReplicaObserver | null = null;
 
   private constructor(
@@ -811,8 +813,17 @@ export class Replica {
    * are judged again — those this region may no longer hold are purged (each purge audited), and those that
    * other regions may now hold are sent there. Versions are immutable: a version already stored with another
    * content is refused. An older version than the one in use is refused; the same one is a no-op (null).
+   * Installs run one at a time, in call order (two peers can send a version at once).
    */
-  async installPolicy(policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
+  installPolicy(policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
+    // Each install reads the versions in use, then commits: interleaved, a slower older version would be
+    // checked against the state before a newer one and enforced after it, and one version stored twice.
+    const run = this.policyInstalls.then(() => this.installPolicyNow(policy, mode, source));
+    this.policyInstalls = run.catch(() => undefined);
+    return run;
+  }
+
+  private async installPolicyNow(policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
     this.checkOpen();
     if (mode !== 'enforce' && mode !== 'shadow') throw new TesseraError('ERR_OPTION_INVALID', `installPolicy: mode must be "enforce" or "shadow", got ${JSON.stringify(mode)}`);
     const hash = policyHash(policy);

@@ -9,7 +9,7 @@ import { type IncomingMessage } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { type Dot, TesseraError, isTesseraError, parsePolicy } from '@tessera/core';
-import { type ChangeEvent, type LogEntry, type Replica } from '@tessera/store';
+import { type ChangeEvent, type LogEntry, type Replica, policyHash } from '@tessera/store';
 import { helloProof, newNonce, proofMatches, welcomeProof } from './auth.js';
 import { RateGate, type RateLimits, backoffMs } from './cadence.js';
 import { type Frame, type PeerState, type PolicyStamp, decodeFrame, encodeFrame, frameBytesMax, protocolVersion } from './protocol.js';
@@ -748,12 +748,17 @@ export class SyncNode {
     try {
       const policy = parsePolicy(text, `policy v${version} from ${link.config.node}`);
       if (policy.version !== version) throw new TesseraError('ERR_POLICY_INVALID', `the frame says version ${version}, the text ${policy.version}`);
-      await replica.installPolicy(policy, 'enforce', `peer:${link.config.node}`);
-      link.peerPolicy = replica.policyStamp();
+      const report = await replica.installPolicy(policy, 'enforce', `peer:${link.config.node}`);
+      // The peer runs the version it sent (ours may be newer by now: policyChanged offers it then).
+      link.peerPolicy = { version: policy.version, hash: policyHash(policy) };
+      // Two peers can send one version at once: the install that changed nothing was the second.
+      if (report === null) return;
       this.log({ event: 'policy-installed', version, from: link.config.node });
       this.options.onPolicy?.({ version, from: link.config.node });
       this.policyChanged();
     } catch (error) {
+      // A newer version another peer sent while this one was waiting to install is no conflict worth a word.
+      if (isTesseraError(error, 'ERR_POLICY_CONFLICT') && version <= (replica.policy?.version ?? 0)) return;
       this.log({ event: 'policy-refused', version, from: link.config.node, reason: codeOf(error) });
     }
   }
