@@ -703,6 +703,8 @@ export class Replica {
       const staged = new Map<CacheEntry, DocState>();
       const conflictedNow: string[] = [];
       const frontierNow = new Map<string, number>();
+      /** Per document the batch changes: the deltas that change it, judged together (below). */
+      const judged = new Map<CacheEntry, { dataset: string; key: string; origin: string; indexes: number[] }>();
       for (const [index, item] of decoded.entries()) {
         // Applied or already seen, this replica now holds the change: its origin's frontier moves.
         if (item.origin !== this.node && item.originSeq > (frontierNow.get(item.origin) ?? this.originFrontier.get(item.origin) ?? 0)) {
@@ -722,12 +724,9 @@ export class Replica {
           continue;
         }
         if (policy !== null) {
-          // The receiver judges again, by its own policy, what the document would be here.
-          const decision = policy.decide(docFacts(item.dataset, item.key, state, this.regionOf(item.origin, options.from)), this.region);
-          if (!decision.allow) {
-            rejected.push({ index, dataset: item.dataset, key: item.key, reason: decision.reason });
-            continue;
-          }
+          const judging = judged.get(entry);
+          if (judging === undefined) judged.set(entry, { dataset: item.dataset, key: item.key, origin: this.regionOf(item.origin, options.from), indexes: [index] });
+          else judging.indexes.push(index);
         }
         try {
           crdtType(state.type).check?.(state.body);
@@ -753,13 +752,21 @@ export class Replica {
         }
         changes.push({ entry, state, event: { dataset: item.dataset, key: item.key, seq, source: 'remote', origin: item.origin, deleted: !docExists(state) } });
       }
+      // The receiver judges again, by its own policy, each document as it would hold it once the batch is
+      // applied — not each step on the way: a document released from quarantine comes with its deltas from
+      // before the release, and the sender, which judges the document as it stands, sends them all.
+      for (const [entry, doc] of judged) {
+        const decision = policy!.decide(docFacts(doc.dataset, doc.key, staged.get(entry)!, doc.origin), this.region);
+        if (!decision.allow) for (const index of doc.indexes) rejected.push({ index, dataset: doc.dataset, key: doc.key, reason: decision.reason });
+      }
       if (rejected.length > 0) {
+        rejected.sort((a, b) => a.index - b.index);
         // Nothing of the batch is applied; the refusal is audited (documents by digest, never by key).
         const datasets = [...new Set(rejected.map((r) => r.dataset))].sort();
         const reasons = [...new Set(rejected.map((r) => r.reason))].sort();
         await this.committer.commit(this.auditOps('rejected', {
           from: options.from ?? null, count: rejected.length, batch: decoded.length, datasets, reasons,
-          docs: rejected.slice(0, auditDigestsMax).map((r) => this.keyDigest(r.dataset, r.key)),
+          docs: [...new Set(rejected.map((r) => this.keyDigest(r.dataset, r.key)))].slice(0, auditDigestsMax),
         }));
         throw policyRejected(rejected.map((r) => r.index), `applyDeltas: ${rejected.length} of ${decoded.length} deltas${options.from === undefined ? '' : ` from region ${options.from}`} may not be held in region ${this.region} under policy v${policy!.version} (datasets ${datasets.join(', ')}; ${reasons.join(', ')}); the batch was not applied`);
       }
