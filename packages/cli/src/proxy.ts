@@ -1,8 +1,8 @@
 /**
  * A fault-injecting TCP proxy. `tessera dev` and the multi-process tests put one between every pair of region
  * nodes, because the machine has no `tc netem`: it adds one-way latency with jitter, limits bandwidth, and
- * injects the three network faults a replication link must survive: a silent partition (`blackhole`), a
- * partition the endpoints notice (`partition`) and a connection kill (`resetConnections`).
+ * injects the network faults a replication link must survive: a silent partition (`blackhole`), a one-way
+ * partition (`stall`), a partition the endpoints notice (`partition`) and a connection kill (`resetConnections`).
  *
  * Each direction of a connection is a `Pipe`: a FIFO of chunks, each stamped with the time it may be
  * delivered, drained in order by one timer. Jitter can only delay a chunk, never let it overtake: a stamp is
@@ -216,6 +216,8 @@ class Pipe {
       this.timer = null;
     }
     if (this.discarded || !this.destinationReady || this.waitingForDrain || this.destination === null) return;
+    // A stalled direction holds everything (the queue's bound pauses the source); `stall(…, false)` flushes.
+    if (this.proxy.isStalled(this.direction)) return;
     const destination = this.destination;
     const nowMs = performance.now();
     // Bounded: the queue holds at most queuedBytesMax plus one read of bytes, each entry at least one byte.
@@ -284,7 +286,7 @@ class Pipe {
   }
 
   private schedule(): void {
-    if (this.timer !== null || this.discarded || !this.destinationReady || this.waitingForDrain) return;
+    if (this.timer !== null || this.discarded || !this.destinationReady || this.waitingForDrain || this.proxy.isStalled(this.direction)) return;
     const head = this.queue.peek();
     if (head === undefined) return;
     if (head.chunk === null && this.proxy.isBlackholed()) return; // heal() flushes it
@@ -391,6 +393,7 @@ export class FaultProxy {
   private bandwidthBytesPerSecond: number | null;
   private blackholed = false;
   private partitioned = false;
+  private readonly stalled: Record<ProxyDirection, boolean> = { forward: false, backward: false };
   private closing: Promise<void> | null = null;
   private readonly connectionsLive = new Set<ProxyConnection>();
   /** Every socket not yet closed, so `close` can wait for all of them. */
@@ -474,15 +477,28 @@ export class FaultProxy {
     if (!on) this.afterBlackhole();
   }
 
+  /**
+   * A one-way partition: while on, bytes going in `direction` (`forward`: client → target) are held, not
+   * dropped, and delivered in order when it ends — as TCP retransmits across a path that lost one direction —
+   * while the other direction flows. Held bytes are bounded like any queue (the source is paused past
+   * `queuedBytesMax`). Resets still pass both ways: an endpoint that gives up on the connection is noticed.
+   */
+  stall(direction: ProxyDirection, on: boolean): void {
+    this.stalled[direction] = on;
+    if (!on) for (const connection of [...this.connectionsLive]) connection[direction].flush();
+  }
+
   /** A partition the endpoints notice: while on, live connections are reset and new ones reset on accept. */
   partition(on: boolean): void {
     this.partitioned = on;
     if (on) this.resetConnections();
   }
 
-  /** Ends every fault: blackhole and partition off (latency and bandwidth stay). */
+  /** Ends every fault: blackhole, stalls and partition off (latency and bandwidth stay). */
   heal(): void {
     this.partition(false);
+    this.stall('forward', false);
+    this.stall('backward', false);
     this.blackhole(false);
   }
 
@@ -520,6 +536,11 @@ export class FaultProxy {
   /** @internal */
   isBlackholed(): boolean {
     return this.blackholed;
+  }
+
+  /** @internal */
+  isStalled(direction: ProxyDirection): boolean {
+    return this.stalled[direction];
   }
 
   /** @internal */

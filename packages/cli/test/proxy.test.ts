@@ -243,6 +243,35 @@ t.test('blackhole drops bytes already in flight', { timeout: 10_000 }, async (t)
   t.match(proxy.stats(), { bytesForward: 5, bytesBackward: 0, droppedBytes: 5 });
 });
 
+t.test('stall holds one direction in order, lets the other flow, and delivers everything when it ends', { timeout: 10_000 }, async (t) => {
+  // Goal: a one-way partition: bytes in the stalled direction are held (not dropped) and arrive in order
+  // after the stall ends, while the other direction keeps flowing on the same connection.
+  // Method: a server that echoes and can also speak first; stall forward, write both ways, then end the stall.
+  let serverSocket: net.Socket | null = null;
+  const echo = await startServer(t, (socket) => {
+    serverSocket = socket;
+    socket.pipe(socket);
+  });
+  const proxy = await startProxy(t, { targetPort: echo.port });
+  const client = await Client.connect(t, proxy.port);
+  client.socket.write('a');
+  await until(() => client.bytes === 1, 'the echo of "a"');
+
+  proxy.stall('forward', true);
+  client.socket.write('b');
+  client.socket.write('c');
+  serverSocket!.write('S');
+  await until(() => client.bytes === 2, 'the server\'s own byte through the open direction');
+  await sleep(50);
+  t.equal(echo.bytesReceived, 1, 'nothing crossed the stalled direction');
+  t.equal(proxy.queuedBytes(), 2, 'the stalled bytes are held');
+  proxy.stall('forward', false);
+  await until(() => client.bytes === 4, 'the held bytes and their echoes');
+  t.equal(client.text(), 'aSbc', 'held bytes arrive in order after the stall');
+  t.match(proxy.stats(), { droppedBytes: 0, connectionsOpen: 1 });
+  t.notOk(client.closed, 'the connection stayed open');
+});
+
 t.test('partition resets live connections and refuses new ones until heal', { timeout: 10_000 }, async (t) => {
   // Goal: a partition the endpoints notice: both ends of live connections are reset, new connections are
   // closed on accept without reaching the target, and heal accepts again.
