@@ -4,3 +4,4 @@ export * from './http.js';
 export * from './daemon.js';
 export { encodeSessionToken, decodeSessionToken } from './token.js';
 export * from './metrics.js';
+export { ClusterView, clusterMembersOf, type ClusterMember, type ClusterSnapshot, type MemberView } from './cluster-view.js';

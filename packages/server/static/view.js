@@ -78,7 +78,7 @@ export function renderTopology(snapshot, pairs) {
   const nodes = members.map((m) => {
     const { x, y } = at.get(m.node);
     return svg('g', { class: `vertex ${m.reachable ? 'vertex-up' : 'vertex-down'} ${m.self ? 'vertex-self' : ''}`, 'data-node': m.node },
-      svg('circle', { cx: x, cy: y, r: 36 }),
+      svg('circle', { cx: x, cy: y, r: 38 }),
       svg('text', { x, y: y - 2, 'text-anchor': 'middle', class: 'region' }, m.region),
       svg('text', { x, y: y + 12, 'text-anchor': 'middle', class: 'node' }, m.reachable ? m.node : 'unreachable'));
   });
