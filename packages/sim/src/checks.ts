@@ -76,6 +76,8 @@ export class Checker {
   private readonly dots = new Map<string, string>();
   private readonly hlcLast = new Map<string, Hlc>();
   private readonly changed = new Map<SimNode, Set<string>>();
+  /** Per replica, the documents kept for handovers (read once per event). */
+  private readonly handovers = new Map<Replica, Set<string>>();
   private pendingSends: Array<{ node: SimNode; peer: string; entries: readonly LogEntry[]; policy: Policy | null }> = [];
   private readonly marks = new Map<string, { committed: number; floor: number; frontier: Map<string, number>; cursors: Map<string, number> }>();
   readonly counts = { sentEntries: 0, sentChecked: 0, storedChecked: 0, fullScans: 0, replayed: 0, deliveredEntries: 0, deliveredForbiddenAtReceiver: 0 };
@@ -138,6 +140,7 @@ export class Checker {
 
   /** Runs the checks that follow an event: sends, changed documents, monotonic marks. */
   async afterEvent(nodes: readonly SimNode[]): Promise<void> {
+    this.handovers.clear();
     const sends = this.pendingSends;
     this.pendingSends = [];
     for (const send of sends) await this.checkSend(send.node, send.peer, send.entries, send.policy);
@@ -187,7 +190,8 @@ export class Checker {
     this.counts.storedChecked++;
     const policy = replica.policy;
     if (policy === null) return;
-    if ((await pendingHandovers(replica)).has(docId(dataset, key))) return;
+    if (!this.handovers.has(replica)) this.handovers.set(replica, await pendingHandovers(replica));
+    if (this.handovers.get(replica)!.has(docId(dataset, key))) return;
     const facts = docFacts(dataset, key, state, '');
     let allowed: boolean;
     if (facts.origin === '') {
@@ -207,6 +211,7 @@ export class Checker {
     const replica = node.replica;
     if (replica === null) return;
     this.counts.fullScans++;
+    this.handovers.delete(replica);
     for (const { dataset, key, state } of await allDocs(replica)) await this.checkStored(node, replica, dataset, key, state, when);
   }
 

@@ -1,9 +1,9 @@
 /**
- * `npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes N] [--trace]`: runs simulations and
+ * `npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes N] [--without faults] [--trace]`: runs simulations and
  * prints one line per seed and a summary; a failing seed prints its report and the command that reproduces
  * it. Exits 1 if any seed failed.
  */
-import { runSimulation, stepsDefault } from './simulation.js';
+import { type FaultOptions, allFaults, runSimulation, stepsDefault } from './simulation.js';
 
 interface CliOptions {
   seeds: number[];
@@ -11,13 +11,14 @@ interface CliOptions {
   nodes: number | undefined;
   trace: boolean;
   linkClock: 'monotonic' | 'wall';
+  without: Array<keyof FaultOptions>;
 }
 
 function parse(argv: readonly string[]): CliOptions {
   let seed: number | undefined;
   let count: number | undefined;
   let from = 1;
-  const out: CliOptions = { seeds: [], steps: undefined, nodes: undefined, trace: false, linkClock: 'monotonic' };
+  const out: CliOptions = { seeds: [], steps: undefined, nodes: undefined, trace: false, linkClock: 'monotonic', without: [] };
   const int = (name: string, text: string | undefined): number => {
     const value = Number(text);
     if (text === undefined || !Number.isSafeInteger(value) || value < 0) throw new Error(`${name} needs a non-negative integer, got ${JSON.stringify(text)}`);
@@ -32,9 +33,15 @@ function parse(argv: readonly string[]): CliOptions {
       case '--steps': out.steps = int(arg, argv[++i]); break;
       case '--nodes': out.nodes = int(arg, argv[++i]); break;
       case '--trace': out.trace = true; break;
+      case '--without':
+        for (const name of (argv[++i] ?? '').split(',')) {
+          if (!(name in allFaults)) throw new Error(`--without takes fault names (${Object.keys(allFaults).join(', ')}), got ${JSON.stringify(name)}`);
+          out.without.push(name as keyof FaultOptions);
+        }
+        break;
       case '--wall-link-clock': out.linkClock = 'wall'; break;
       case '--help':
-        process.stdout.write('usage: npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes 3..5] [--trace]\n');
+        process.stdout.write('usage: npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes 3..5] [--without fault,…] [--trace]\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${JSON.stringify(arg)} (try --help)`);
@@ -53,6 +60,7 @@ async function main(): Promise<number> {
     const t0 = performance.now();
     const result = await runSimulation({
       seed, steps: options.steps, nodes: options.nodes, linkClock: options.linkClock,
+      faults: Object.fromEntries(options.without.map((name) => [name, false])),
       ...(options.trace ? { trace: (line: string) => process.stdout.write(`${line}\n`) } : {}),
     });
     const ms = Math.round(performance.now() - t0);

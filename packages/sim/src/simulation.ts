@@ -100,9 +100,10 @@ const timing: LinkTiming = {
 };
 
 /** The command lines that reproduce a run. */
-export function reproduceCommand(seed: number, options: { steps?: number; nodes?: number } = {}): string {
-  const extra = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` --steps ${options.steps}`}${options.nodes === undefined ? '' : ` --nodes ${options.nodes}`}`;
-  const env = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` SIM_STEPS=${options.steps}`}${options.nodes === undefined ? '' : ` SIM_NODES=${options.nodes}`}`;
+export function reproduceCommand(seed: number, options: { steps?: number; nodes?: number; faults?: Partial<FaultOptions> } = {}): string {
+  const without = Object.entries(options.faults ?? {}).filter(([, on]) => on === false).map(([name]) => name).sort().join(',');
+  const extra = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` --steps ${options.steps}`}${options.nodes === undefined ? '' : ` --nodes ${options.nodes}`}${without === '' ? '' : ` --without ${without}`}`;
+  const env = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` SIM_STEPS=${options.steps}`}${options.nodes === undefined ? '' : ` SIM_NODES=${options.nodes}`}${without === '' ? '' : ` SIM_WITHOUT=${without}`}`;
   return `npm run sim -- --seed ${seed}${extra}   (or: SIM_SEED=${seed}${env} npx tap packages/sim/test/sim.test.ts)`;
 }
 
@@ -160,7 +161,7 @@ class Simulation {
     this.policies.push(buildPolicy(this.policyShape, this.regions));
     const ids = this.regions.map((region) => `${region.name}-1`);
     this.checker = new Checker((node) => this.regionOf(node), ids);
-    this.reproduce = options.reproduce ?? reproduceCommand(options.seed, { steps: options.steps, nodes: options.nodes });
+    this.reproduce = options.reproduce ?? reproduceCommand(options.seed, { steps: options.steps, nodes: options.nodes, faults: options.faults });
     const simulation = this;
     this.observer = {
       changed(node: SimNode, dataset: string, key: string) {
@@ -435,10 +436,13 @@ class Simulation {
         throw error;
       }
     }, async (result) => {
+      const detail = op.kind === 'tag' ? ` +[${op.add.join(',')}] -[${op.remove.join(',')}]` : op.kind === 'put' && op.tags !== undefined ? ` tags [${op.tags.join(',')}]` : '';
       if (result === null) {
         this.counts.refused++;
+        this.traceLine(`${node.id}: ${op.kind} ${op.dataset}/${op.key}${detail} refused`);
         return;
       }
+      this.traceLine(`${node.id}: ${op.kind} ${op.dataset}/${op.key}${detail} acknowledged${result.dot === null ? ' (no change)' : ` dot ${result.dot.join(':')}`}`);
       if (result.dot === null) return;
       this.counts.acknowledged++;
       const write = { node: node.id, dataset: op.dataset, key: op.key, dot: result.dot, hlc: result.hlc, atMs: this.nowMs, kind: op.kind };
