@@ -358,9 +358,12 @@ async function tesseraLoad(node: TesseraNode, first: number, count: number, diff
   return next - first;
 }
 
+/** The slowest answer to a status poll of Tessera's B (its API stalls while it applies a large batch). */
+let statusStallMsMax = 0;
+
 /** Entries B has applied from A (its link's counter). */
 async function tesseraApplied(node: TesseraNode): Promise<number> {
-  const { body } = await httpJson(node.port, 'GET', '/v1/status', undefined, 5_000);
+  const { body } = await httpJson(node.port, 'GET', '/v1/status', undefined, 30_000);
   return (body.links as { received: { applied: number } }[]).reduce((sum, link) => sum + link.received.applied, 0);
 }
 
@@ -490,8 +493,16 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
       },
       async waitVisible(count, timeMsMax) {
         const deadline = wallNowMs() + timeMsMax;
+        let applied = 0;
         for (;;) {
-          const applied = await tesseraApplied(b!);
+          // B's API can stall for seconds while it applies a large batch: a slow or failed poll is retried.
+          const askedMs = wallNowMs();
+          try {
+            applied = await tesseraApplied(b!);
+          } catch {
+            // asked again below
+          }
+          statusStallMsMax = Math.max(statusStallMsMax, wallNowMs() - askedMs);
           const nowMs = wallNowMs();
           if (applied >= count || nowMs > deadline) {
             return { shared: applied, leaked: differential ? await tesseraLeaked(b!) : 0, reachedAtMs: applied >= count ? nowMs : null };
@@ -875,7 +886,9 @@ async function main(): Promise<void> {
         log(`run ${run}/${args.runs} ${spec.name}: bulk ${limits.bulkDocs}`);
         const sample = await measureCatchUp(spec, live.tempRoot, limits.bulkDocs, false, limits);
         record(results.bulk, spec.name, sample);
-        log(`  catch-up ${sample.catchUpMs === null ? 'deadline' : fmtSeconds(sample.catchUpMs)}, load ${fmtSeconds(sample.loadMs)}, wire ${fmtBytes(sample.bytesAtoB + sample.bytesBtoA)}`);
+        log(`  catch-up ${sample.catchUpMs === null ? 'deadline' : fmtSeconds(sample.catchUpMs)}, load ${fmtSeconds(sample.loadMs)}, wire ${fmtBytes(sample.bytesAtoB + sample.bytesBtoA)}` +
+          (spec.system === 'tessera' ? `, B's slowest status answer ${fmtMs(statusStallMsMax)}` : ''));
+        statusStallMsMax = 0;
       } catch (error) {
         fail(spec.name, `bulk run ${run}`, error);
       }

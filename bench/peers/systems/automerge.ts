@@ -82,7 +82,7 @@ export const start: StartPeer = async ({ options, onVisible }) => {
   };
 
   return {
-    info: big === null ? {} : { docUrl: big.url },
+    info: big === null ? {} : { docUrl: String(big.url) } as Record<string, string>,
     async load(first, count, stop) {
       for (let offset = 0; offset < count; offset += loadBatchRecords) {
         if (stop(offset)) return offset;

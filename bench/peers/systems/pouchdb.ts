@@ -48,7 +48,7 @@ export const start: StartPeer = async ({ options, onVisible }) => {
     async load(first, count, stop) {
       for (let offset = 0; offset < count; offset += loadBatchDocs) {
         if (stop(offset)) return offset;
-        const docs = [];
+        const docs: Record<string, unknown>[] = [];
         for (let i = first + offset; i < first + Math.min(count, offset + loadBatchDocs); i++) {
           const local = isLocal(i, options.differential);
           docs.push({ _id: keyFor(i, local), ...recordFor(i, local) });
