@@ -181,9 +181,16 @@ t.test('POST /v1/policy: plan changes nothing; shadow and enforce install, say w
   const kinds = (await call(h, 'GET', `/v1/audit?after=${auditBefore}`)).body.entries.map((e: AuditEntry) => e.kind);
   t.same(kinds, ['policy-stored', 'policy-activated', 'policy-activated', 'purge'], 'audit: stored and shadowed, enforced, one purge');
 
+  const auditAfter = h.replica.auditLength;
   const enforceAgain = await call(h, 'POST', '/v1/policy', { text: policyV2, mode: 'enforce' });
   t.same(enforceAgain.body, { mode: 'enforce', policy: v2, changed: false, report: null }, 'enforcing the enforced version changes nothing');
   t.equal(h.policyChanges.count, 1, 'and does not tell replication again');
+  // Regression: a repeated `policy apply` shadows the version before enforcing it; that used to make the
+  // enforced version the shadow too (an audit entry, and links judging every send twice by one policy).
+  const shadowEnforced = await call(h, 'POST', '/v1/policy', { text: policyV2, mode: 'shadow' });
+  t.same(shadowEnforced.body, { mode: 'shadow', policy: v2, changed: false, report: null }, 'shadowing the enforced version changes nothing');
+  t.equal((await call(h, 'GET', '/v1/policy')).body.shadow, null, 'there is still no shadow');
+  t.equal(h.replica.auditLength, auditAfter, 'and nothing more is audited');
   noMarkersLogged(t, h, ['mk-cat-1', 'mk-order-1', 'mk-audit-1', 'mv-mk']);
 });
 

@@ -844,7 +844,8 @@ export class Replica {
     if (this.enforced !== null && policy.version < this.enforced.version) {
       throw new TesseraError('ERR_POLICY_CONFLICT', `policy version ${policy.version} is older than the enforced version ${this.enforced.version}`);
     }
-    if (mode === 'enforce' && this.enforced !== null && policy.version === this.enforced.version) return null;
+    // The enforced version is not tried in shadow mode again (a repeated apply shadows it first): nothing to do.
+    if (this.enforced !== null && policy.version === this.enforced.version) return null;
     const ops: BatchOp[] = [];
     if (stored === undefined) {
       const record: PolicyRecord = { version: policy.version, hash, storedAtMs: this.wallNow(), source, text: policy.text };
