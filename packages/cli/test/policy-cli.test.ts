@@ -1,0 +1,211 @@
+// Goal: `tessera policy validate|plan|apply|history` and `tessera audit [verify]` work as a new user would try
+// them (README "Versions and rollout", "Audit"): validate prints the policy as tables, or every problem at its
+// file:line:col with exit 1; plan reports per region and dataset what each node holds, would purge and would
+// start replicating — matching what the nodes hold — and changes nothing; apply shadows then enforces on every
+// node named, and history shows both versions; audit lists the log and verify checks it, on a running node and
+// offline on a stopped node's data directory, where an entry edited with classic-level is found (exit 1, the
+// entry named); a missing or locked data directory is a clear error.
+// Method: a two-region cluster of real `tessera serve` processes (harness startTestCluster) with its own
+// policy; the CLI runs in-process (runCli) and its output is read as a user would read it.
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { parsePolicy } from '@tessera/core';
+import { type AuditEntry, policyHash } from '@tessera/store';
+import { runCli, stopChild } from '@tessera/cli';
+import { api, dump, eventually, startTestCluster } from './harness.js';
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** The rows of a table the CLI printed (columns split on runs of two or more spaces), after its header. */
+function rowsOf(text: string, header: string): string[][] {
+  const lines = text.split('\n');
+  const at = lines.findIndex((line) => line.startsWith(header));
+  if (at < 0) return [];
+  const rows: string[][] = [];
+  for (const line of lines.slice(at + 2)) {
+    if (line.trim() === '' || !/ {2,}/.test(line)) break;
+    rows.push(line.split(/ {2,}/));
+  }
+  return rows;
+}
+
+const regions = ['eu-west', 'us-east'];
+const policyV1 = `version: 1
+regions:
+  eu-west: { jurisdiction: eu, location: [53.3, -6.3] }
+  us-east: { jurisdiction: us }
+datasets:
+  catalog: { type: map, placement: global, priority: high }
+  orders:  { type: map, placement: { regions: [eu-west, us-east] }, priority: low }
+  drafts:  { type: map, placement: local }
+rules:
+  - name: pii stays in its jurisdiction
+    deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
+`;
+// v2: orders only in eu-west (us-east purges its copies); drafts become global (eu-west starts sending them).
+const policyV2 = policyV1.replace('version: 1', 'version: 2')
+  .replace('{ regions: [eu-west, us-east] }, priority: low', '{ regions: [eu-west] }, priority: low')
+  .replace('drafts:  { type: map, placement: local }', 'drafts:  { type: map, placement: global }');
+
+t.test('policy validate: a valid file as tables; an invalid one with every problem at file:line:col, exit 1', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-policy-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const good = join(dir, 'policy.yaml');
+  await writeFile(good, policyV1);
+  const valid = await cli(['policy', 'validate', good]);
+  t.equal(valid.code, 0, valid.err);
+  t.match(valid.out, `${good}: policy version 1 is valid (content hash ${policyHash(parsePolicy(policyV1, 'x')).slice(0, 16)})`);
+  t.same(rowsOf(valid.out, 'region'), [['eu-west', 'eu', '53.3, -6.3'], ['us-east', 'us', '-']], 'the regions');
+  t.same(rowsOf(valid.out, 'dataset'), [
+    ['catalog', 'map', 'global', 'high', 'adaptive'],
+    ['orders', 'map', 'regions eu-west, us-east', 'low', 'adaptive'],
+    ['drafts', 'map', 'local', 'normal', 'adaptive'],
+  ], 'the datasets with their defaults written out');
+  t.same(rowsOf(valid.out, 'rule'), [['pii stays in its jurisdiction', 'deny', '\'pii\' in doc.tags && target.jurisdiction != source.jurisdiction']], 'the rules');
+  const json = await cli(['policy', 'validate', good, '--json']);
+  t.equal(JSON.parse(json.out).hash, policyHash(parsePolicy(policyV1, 'x')), '--json gives the content hash');
+
+  const bad = join(dir, 'bad.yaml');
+  await writeFile(bad, policyV1
+    .replace('jurisdiction: us }', 'jurisdiction: US }')
+    .replace('[eu-west, us-east]', '[eu-west, eu-north]')
+    .replace('placement: local', 'placement: nowhere')
+    .replace('target.jurisdiction != source.jurisdiction', 'target.country != source.jurisdiction'));
+  const invalid = await cli(['policy', 'validate', bad]);
+  t.equal(invalid.code, 1, 'an invalid policy exits 1');
+  t.equal(invalid.out, '', 'and prints no summary');
+  const lines = invalid.err.split('\n');
+  t.match(lines[0], /^tessera: ERR_POLICY_INVALID: /, 'the code comes first');
+  t.same(lines.map((line) => line.replace(/^tessera: ERR_POLICY_INVALID: /, '').replace(/: .*$/, '')), [
+    `${bad}:4:28`, `${bad}:7:57`, `${bad}:8:36`, `${bad}:11:40`,
+  ], 'every problem, in file order, at file:line:col');
+  t.match(invalid.err, `${bad}:4:28: regions.us-east.jurisdiction "US": a jurisdiction is 1 to 32 characters [a-z0-9-]`);
+  t.match(invalid.err, `${bad}:7:57: datasets.orders.placement.regions[1] "eu-north": not a region of this policy (regions: eu-west, us-east)`);
+  t.match(invalid.err, `${bad}:8:36: datasets.drafts.placement "nowhere": a placement is global, local`);
+  t.match(invalid.err, `${bad}:11:40: rules[0].deny (rule "pii stays in its jurisdiction"): No such key: country`);
+
+  const missing = await cli(['policy', 'validate', join(dir, 'nope.yaml')]);
+  t.equal(missing.code, 1);
+  t.match(missing.err, `tessera: ERR_POLICY_INVALID: ${join(dir, 'nope.yaml')}: cannot read the policy file: ENOENT`);
+});
+
+t.test('plan, apply, history, audit and audit verify against a running cluster; verify --data offline', async (t) => {
+  const cluster = await startTestCluster(t, regions, 10, { policyText: policyV1 });
+  const [west, us] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+  const put = async (node: typeof west, dataset: string, key: string) => {
+    const answer = await api(node, 'PUT', `/v1/kv/${dataset}/${key}`, { value: { v: `mv-${key}` } });
+    t.equal(answer.status, 200, `PUT ${dataset}/${key} on ${node.region}`);
+  };
+  for (const key of ['mk-c1', 'mk-c2', 'mk-c3']) await put(west, 'catalog', key);
+  for (const key of ['mk-o1', 'mk-o2']) await put(west, 'orders', key);
+  await put(us, 'orders', 'mk-o3');
+  await put(west, 'drafts', 'mk-d1');
+  await put(us, 'drafts', 'mk-d2');
+  t.ok(await eventually(async () => Object.keys(await dump(us, 'catalog')).length === 3 && Object.keys(await dump(us, 'orders')).length === 3
+    && Object.keys(await dump(west, 'orders')).length === 3, 20_000), 'catalog and orders replicate under v1');
+  const dir = cluster.layout.dir;
+  const file = join(dir, 'policy-v2.yaml');
+  await writeFile(file, policyV2);
+
+  const plan = await cli(['policy', 'plan', file, '--url', west.url, '--url', us.url]);
+  t.equal(plan.code, 0, plan.err);
+  t.match(plan.out, 'plan for policy version 2:');
+  const planned = rowsOf(plan.out, 'region');
+  t.same(planned, [
+    ['eu-west', west.url, 'catalog', '3', '0', '-'],
+    ['eu-west', west.url, 'drafts', '1', '0', 'us-east +1'],
+    ['eu-west', west.url, 'orders', '3', '0', '-'],
+    ['us-east', us.url, 'catalog', '3', '0', '-'],
+    ['us-east', us.url, 'drafts', '1', '0', 'eu-west +1'],
+    ['us-east', us.url, 'orders', '3', '3', '-'],
+  ], 'per region and dataset: held, purged here, where documents start replicating');
+  // The held counts are what the nodes hold.
+  for (const [region, node] of [['eu-west', west], ['us-east', us]] as const) {
+    for (const dataset of ['catalog', 'drafts', 'orders']) {
+      const row = planned.find((r) => r[0] === region && r[2] === dataset);
+      t.equal(row?.[3], String(Object.keys(await dump(node, dataset)).length), `${region} ${dataset}: held = the documents the node lists`);
+    }
+  }
+  const planJson = JSON.parse((await cli(['policy', 'plan', file, '--url', us.url, '--json'])).out);
+  t.same(planJson.reports[0].report.datasets.orders, { held: 3, purge: 3, start: {} }, '--json: the same report');
+  t.same((await api(us, 'GET', '/v1/policy/history')).body.history.map((r: { version: number }) => r.version), [1], 'plan stores nothing');
+  t.equal(Object.keys(await dump(us, 'orders')).length, 3, 'and purges nothing');
+
+  const apply = await cli(['policy', 'apply', file, '--url', west.url, '--url', us.url]);
+  t.equal(apply.code, 0, apply.err);
+  t.match(apply.out, `shadow: ${west.url} judges version 2 alongside its enforced policy`);
+  t.match(apply.out, `shadow: ${us.url} judges version 2 alongside its enforced policy`);
+  t.match(apply.out, `enforce: ${west.url} enforces version 2`);
+  t.match(apply.out, `enforce: ${us.url} enforces version 2`);
+  t.ok(rowsOf(apply.out, 'region').some((r) => r[0] === 'us-east' && r[2] === 'orders' && r[4] === '3'), 'apply reports the purge it did');
+  t.same(await dump(us, 'orders'), {}, 'us-east purged its orders');
+  t.equal(Object.keys(await dump(west, 'orders')).length, 3, 'eu-west keeps them');
+  t.ok(await eventually(async () => Object.keys(await dump(us, 'drafts')).length === 2 && Object.keys(await dump(west, 'drafts')).length === 2, 20_000),
+    'drafts, now global, reach the other region');
+  const again = await cli(['policy', 'apply', file, '--url', west.url, '--url', us.url]);
+  t.equal(again.code, 0, again.err);
+  t.match(again.out, `enforce: ${us.url} already enforced version 2`, 'applying again is a no-op');
+  for (const node of [west, us]) t.equal((await api(node, 'GET', '/v1/policy')).body.shadow, null, `${node.region}: no version left in shadow mode`);
+
+  for (const node of [west, us]) {
+    const history = await cli(['policy', 'history', '--url', node.url]);
+    t.equal(history.code, 0, history.err);
+    t.same(rowsOf(history.out, 'version').map((r) => [r[0], r[1], r[2], r[4]]), [
+      ['1', 'stored', policyHash(parsePolicy(policyV1, 'x')).slice(0, 16), 'config'],
+      ['2', 'enforced', policyHash(parsePolicy(policyV2, 'x')).slice(0, 16), 'api'],
+    ], `${node.region}: both versions, v1 stored, v2 enforced`);
+  }
+
+  const audit = await cli(['audit', '--url', us.url]);
+  t.equal(audit.code, 0, audit.err);
+  const length = Number(/^audit log of us-east: (\d+) entries$/m.exec(audit.out)?.[1]);
+  const kinds = rowsOf(audit.out, 'seq').map((r) => r[2]);
+  t.equal(kinds.length, length, 'every entry is listed');
+  t.same(kinds.slice(0, 2), ['policy-stored', 'policy-activated'], 'v1 from the config first');
+  t.equal(kinds.filter((k) => k === 'purge').length, 3, 'one purge entry per order');
+  t.equal(kinds.filter((k) => k === 'policy-activated').length, 3, 'v1 enforced, v2 shadowed, v2 enforced');
+  t.notOk(/mk-|mv-/.test(audit.out), 'no key or value in the audit listing');
+  const page = await cli(['audit', '--url', us.url, '--after', '2', '--limit', '2', '--json']);
+  t.same(JSON.parse(page.out).entries.map((e: AuditEntry) => e.seq), [3, 4], '--after and --limit page the log');
+
+  const verify = await cli(['audit', 'verify', '--url', us.url]);
+  t.equal(verify.code, 0, verify.err);
+  t.equal(verify.out, `audit log intact: ${length} entries, hash chain verified`);
+
+  // A running node's directory is locked: the offline check says so instead of reading a moving target.
+  const dataOf = (node: typeof west) => join(dir, 'data', node.id);
+  const locked = await cli(['audit', 'verify', '--data', dataOf(us)]);
+  t.equal(locked.code, 1, 'a running node\'s directory is refused');
+  t.match(locked.err, /tessera: ERR_STORE_LOCKED: data directory .* is in use by a running node/);
+  const missing = await cli(['audit', 'verify', '--data', join(dir, 'data', 'nowhere')]);
+  t.equal(missing.code, 1, 'a missing directory is refused');
+  t.match(missing.err, /tessera: ERR_STORE_NOT_FOUND: data directory .*nowhere does not exist/);
+  const both = await cli(['audit', 'verify', '--data', dataOf(us), '--url', us.url]);
+  t.equal(both.code, 1);
+  t.match(both.err, 'give either --url or --data, not both');
+
+  // Stop us-east, check its directory offline, edit one entry with classic-level, check again.
+  await stopChild(cluster.children.get(us.id)!);
+  const offline = await cli(['audit', 'verify', '--data', dataOf(us)]);
+  t.equal(offline.code, 0, offline.err);
+  t.equal(offline.out, `audit log intact: ${length} entries, hash chain verified`, 'the stopped node\'s log verifies offline');
+  const db = new ClassicLevel<string, Uint8Array>(dataOf(us), { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
+  await db.open();
+  const key = `a\u0000${(4).toString(16).padStart(16, '0')}`;
+  const entry = JSON.parse(Buffer.from((await db.get(key))!).toString('utf8')) as AuditEntry;
+  await db.put(key, Buffer.from(JSON.stringify({ ...entry, details: { ...entry.details, version: 1 } })));
+  await db.close();
+  const tampered = await cli(['audit', 'verify', '--data', dataOf(us)]);
+  t.equal(tampered.code, 1, 'an edited entry fails the check');
+  t.equal(tampered.out, `audit log BROKEN after 4 entries: entry 4 (${entry.kind}) was edited: its content no longer matches its hash`, 'and the entry is named');
+  const tamperedJson = JSON.parse((await cli(['audit', 'verify', '--data', dataOf(us), '--json'])).out);
+  t.match(tamperedJson, { ok: false, entries: 4, problem: /^entry 4 / });
+});
