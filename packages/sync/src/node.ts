@@ -474,6 +474,8 @@ export class SyncNode {
       link.state = 'closed';
     }
     await Promise.all([...this.links.values()].map((link) => link.applyChain.then(() => Promise.all([...link.lanes.values()].map((lane) => lane.cursorChain))).catch(() => undefined)));
+    // Denials since the last audit entry would be lost with the process: audit them now.
+    await this.auditDenied(this.now(), true);
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
@@ -924,17 +926,22 @@ export class SyncNode {
     return denied;
   }
 
-  /** Audits the sends the policy denied since the last time, one entry per link. */
-  private auditDenied(nowMs: number): void {
-    if (nowMs - this.lastDeniedAuditMs < this.deniedAuditIntervalMs) return;
+  /**
+   * Audits the sends the policy denied since the last time, one entry per link: once an interval has passed,
+   * or now (`force`, when replication stops). Resolves when the entries are written.
+   */
+  private auditDenied(nowMs: number, force = false): Promise<unknown> {
+    if (!force && nowMs - this.lastDeniedAuditMs < this.deniedAuditIntervalMs) return Promise.resolve();
     this.lastDeniedAuditMs = nowMs;
+    const writes: Promise<unknown>[] = [];
     for (const link of this.links.values()) {
       if (link.deniedSinceAudit.size === 0) continue;
       const datasets = Object.fromEntries([...link.deniedSinceAudit].sort(([a], [b]) => (a < b ? -1 : 1)));
       link.deniedSinceAudit.clear();
-      void this.options.replica.recordAudit('send-denied', { peer: link.config.node, region: link.config.region, datasets })
-        .catch((error: Error) => this.log({ event: 'audit-error', reason: codeOf(error) }));
+      writes.push(this.options.replica.recordAudit('send-denied', { peer: link.config.node, region: link.config.region, datasets })
+        .catch((error: Error) => this.log({ event: 'audit-error', reason: codeOf(error) })));
     }
+    return Promise.all(writes);
   }
 
   /**
@@ -972,7 +979,7 @@ export class SyncNode {
 
   private pingAll(): void {
     const nowMs = this.now();
-    this.auditDenied(nowMs);
+    void this.auditDenied(nowMs);
     for (const link of this.links.values()) {
       this.sampleRates(link, nowMs);
       const ws = link.socket;

@@ -296,6 +296,22 @@ t.test('(c) entries the sender\'s policy keeps from a peer are counted and audit
   t.notOk(/secret-(order|value)/.test(text), 'no key or value in the audit log, the log events or the status');
 });
 
+t.test('(c) denials not audited yet are audited when replication stops', async (t) => {
+  // With the default interval (30 s), a node stopped within it used to drop the denials it had counted.
+  const [west, us] = await startNodes(t, [
+    { id: 'eu-west-1', region: 'eu-west', policy: policyText(1, ['eu-west']) },
+    { id: 'us-east-1', region: 'us-east', policy: policyText(1, ['eu-west']) },
+  ]) as [PolicyTestNode, PolicyTestNode];
+  await until(t, () => link(west, 'us-east-1').state === 'open', 'the link is open');
+  await west.replica.put('orders', 'o1', { v: 1 });
+  await west.replica.put('orders', 'o2', { v: 2 });
+  await until(t, () => link(west, 'us-east-1').policy.deniedEntries === 2, 'two entries kept from us-east');
+  t.same(await auditOf(west, 'send-denied'), [], 'not audited yet: the interval has not passed');
+  await west.sync.close();
+  t.same((await auditOf(west, 'send-denied')).map((e) => e.details), [{ peer: 'us-east-1', region: 'us-east', datasets: { orders: 2 } }], 'audited when replication stopped');
+  t.ok(us.replica.isOpen);
+});
+
 /** Connects to `node` as its peer `as` with a valid handshake; resolves with the socket once welcomed. */
 async function impersonate(node: PolicyTestNode, as: { id: string; region: string }, policy = { version: 0, hash: '' }): Promise<{ ws: WebSocket; frames: string[]; closed: Promise<{ code: number; reason: string }> }> {
   const ws = new WebSocket(`ws://127.0.0.1:${node.port}/v1/replicate`);
