@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { parsePolicy } from '@tessera/core';
-import { type AuditEntry, policyHash } from '@tessera/store';
+import { type AuditEntry, Replica, policyHash } from '@tessera/store';
 import { runCli, stopChild } from '@tessera/cli';
 import { api, dump, eventually, startTestCluster } from './harness.js';
 
@@ -208,4 +208,37 @@ t.test('plan, apply, history, audit and audit verify against a running cluster; 
   t.equal(tampered.out, `audit log BROKEN after 4 entries: entry 4 (${entry.kind}) was edited: its content no longer matches its hash`, 'and the entry is named');
   const tamperedJson = JSON.parse((await cli(['audit', 'verify', '--data', dataOf(us), '--json'])).out);
   t.match(tamperedJson, { ok: false, entries: 4, problem: /^entry 4 / });
+});
+
+t.test('audit verify --data: an entry or head that is not a record of its kind is reported, not thrown; other directories are refused', async (t) => {
+  // Regression: a stored entry edited to `null` made the check throw a TypeError, and an edited head record a
+  // SyntaxError (exit 1 with a JavaScript error instead of the verdict).
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const data = join(dir, 'eu-west-1');
+  const replica = await Replica.open({ path: data, node: 'eu-west-1', region: 'eu-west', durability: 'os', policy: parsePolicy(policyV1, 'policy.yaml') });
+  await replica.put('catalog', 'k1', { v: 1 }, { tags: ['quarantine'] });
+  await replica.close();
+  t.equal((await cli(['audit', 'verify', '--data', data])).out, 'audit log intact: 3 entries, hash chain verified');
+  const edit = async (key: string, text: string | null): Promise<string | null> => {
+    const db = new ClassicLevel<string, Uint8Array>(data, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
+    await db.open();
+    const before = await db.get(key);
+    if (text !== null) await db.put(key, Buffer.from(text));
+    await db.close();
+    return before === undefined ? null : Buffer.from(before).toString('utf8');
+  };
+  const entry2 = `a\u0000${(2).toString(16).padStart(16, '0')}`;
+  const original = await edit(entry2, 'null');
+  const notEntry = await cli(['audit', 'verify', '--data', data]);
+  t.equal(notEntry.code, 1, notEntry.err);
+  t.equal(notEntry.out, 'audit log BROKEN after 2 entries: entry stored at position 2 is not an audit entry (its fields were edited)');
+  await edit(entry2, original);
+  await edit('ahead', 'garbage');
+  const badHead = await cli(['audit', 'verify', '--data', data]);
+  t.equal(badHead.code, 1, badHead.err);
+  t.equal(badHead.out, 'audit log BROKEN after 3 entries: the head record (the last entry\'s number and hash) is not readable: it was edited');
+  const notData = await cli(['audit', 'verify', '--data', dir]);
+  t.equal(notData.code, 1);
+  t.match(notData.err, /tessera: ERR_STORE_FORMAT: .* is not a Tessera data directory/, 'a directory that is not a data directory is refused');
 });

@@ -49,6 +49,22 @@ export function keyDigest(salt: Uint8Array, dataset: string, key: string): strin
   return createHmac('sha256', salt).update(`${dataset}\u0000${key}`).digest('hex').slice(0, 16);
 }
 
+/** True when `value` has the fields of an audit entry, of their types (a stored entry may have been edited). */
+export function isAuditEntry(value: unknown): value is AuditEntry {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const entry = value as Record<string, unknown>;
+  return Number.isSafeInteger(entry.seq) && typeof entry.atMs === 'number' && typeof entry.kind === 'string' && typeof entry.node === 'string'
+    && typeof entry.region === 'string' && typeof entry.details === 'object' && entry.details !== null && !Array.isArray(entry.details)
+    && typeof entry.prev === 'string' && typeof entry.hash === 'string';
+}
+
+/** True when `value` is an audit head record: `{ seq, hash }`. */
+export function isAuditHead(value: unknown): value is { seq: number; hash: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const head = value as Record<string, unknown>;
+  return Number.isSafeInteger(head.seq) && typeof head.hash === 'string';
+}
+
 /** The outcome of checking a chain. */
 export interface AuditVerdict {
   readonly ok: boolean;

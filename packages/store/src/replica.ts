@@ -19,7 +19,9 @@ import {
   expectNodeId, expectString, hex64, isCrdtTypeName, isHlc, joinDelta, listLimitMax, mutate, operationMutator,
   joinDocs, remove, toFieldPath, type Policy, type DocFacts, parsePolicy, originTag, isReservedTag, checkUserTags, factsOf,
 } from '@tessera/core';
-import { type AuditEntry, type AuditKind, type AuditVerdict, auditGenesis, auditHash, checkAuditDetails, keyDigest, verifyAuditChain } from './audit.js';
+import {
+  type AuditEntry, type AuditKind, type AuditVerdict, auditGenesis, auditHash, checkAuditDetails, isAuditEntry, isAuditHead, keyDigest, verifyAuditChain,
+} from './audit.js';
 import { backfillLeader, docFacts, holderChange, quarantineHolds } from './residency.js';
 import { type BatchOp, GroupCommitter } from './committer.js';
 import { type CacheEntry, DocCache } from './cache.js';
@@ -1380,17 +1382,29 @@ function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
 /** Checks a stored audit chain (also used offline on a data directory). */
 export async function verifyStoredAudit(db: { iterator(range: object): AsyncIterable<[string, Uint8Array]>; get(key: string): Promise<Uint8Array | undefined> }): Promise<AuditVerdict> {
   const items: Array<{ storedSeq: number; entry: AuditEntry }> = [];
+  // What is checked was possibly edited: anything that is not an entry (or a head) is reported, never thrown.
   for await (const [stored, bytes] of db.iterator(auditRange)) {
-    let entry: AuditEntry;
+    let entry: unknown;
     try {
-      entry = parseJsonBytes(bytes) as AuditEntry;
+      entry = parseJsonBytes(bytes);
     } catch {
       return { ok: false, entries: items.length + 1, problem: `entry stored at position ${parseAuditKey(stored)} is not readable` };
     }
+    if (!isAuditEntry(entry)) {
+      return { ok: false, entries: items.length + 1, problem: `entry stored at position ${parseAuditKey(stored)} is not an audit entry (its fields were edited)` };
+    }
     items.push({ storedSeq: parseAuditKey(stored), entry });
   }
-  const head = await db.get(auditHeadKey);
-  return verifyAuditChain(items, head === undefined ? null : parseJsonBytes(head) as { seq: number; hash: string });
+  const headBytes = await db.get(auditHeadKey);
+  if (headBytes === undefined) return verifyAuditChain(items, null);
+  let head: unknown;
+  try {
+    head = parseJsonBytes(headBytes);
+  } catch {
+    head = undefined;
+  }
+  if (!isAuditHead(head)) return { ok: false, entries: items.length, problem: 'the head record (the last entry\'s number and hash) is not readable: it was edited' };
+  return verifyAuditChain(items, head);
 }
 
 /** `ERR_POLICY_DENIED`, naming the regions that may hold the document (`regions` on the error). */
