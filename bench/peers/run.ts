@@ -619,11 +619,23 @@ async function measureCatchUp(spec: ModelSpec, root: string, docs: number, diffe
     const startMs = wallNowMs();
     await pair.startB();
     // Wait in steps so that a catch-up far too slow for the deadline is cut once its rate says so.
+    // The projection counts from the first record seen, so a slow start (process start, store open, a first
+    // large batch) is not extrapolated over the whole catch-up.
     let state: VisibleState;
+    let firstSeenMs: number | null = null;
     for (;;) {
       const elapsedMs = wallNowMs() - startMs;
       state = await pair.waitVisible(shared, Math.max(0, Math.min(catchUpStepMs, limits.catchUpTimeMsMax - elapsedMs)));
-      if (state.reachedAtMs !== null || shouldStop(state.shared, shared, wallNowMs() - startMs, limits.catchUpTimeMsMax)) break;
+      const nowMs = wallNowMs();
+      if (state.reachedAtMs !== null || nowMs - startMs > limits.catchUpTimeMsMax) break;
+      if (state.shared === 0) {
+        if (nowMs - startMs > 3 * projectAfterMs) break;
+        continue;
+      }
+      firstSeenMs ??= nowMs;
+      const ratePerMs = state.shared / Math.max(nowMs - firstSeenMs, catchUpStepMs);
+      const projectedMs = nowMs - startMs + (shared - state.shared) / ratePerMs;
+      if (nowMs - startMs > projectAfterMs && nowMs - firstSeenMs > projectAfterMs && projectedMs > limits.catchUpTimeMsMax) break;
     }
     const waitedMs = wallNowMs() - startMs;
     await sleep(settleMs);
@@ -715,7 +727,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
   const loadRate = (s: CatchUpSample) => (s.loaded * 1_000) / s.loadMs;
   for (const spec of selected) {
     const samples = results.bulk.get(spec.name) ?? [];
-    if (samples.length === 0) { bulkRows.push([spec.name, ...Array(8).fill('failed: see below')]); continue; }
+    if (samples.length === 0) { bulkRows.push([spec.name, ...Array(8).fill(results.errors.has(spec.name) ? 'failed: see below' : 'not measured')]); continue; }
     const reached = samples.filter((s) => s.catchUpMs !== null).length;
     const time = med(samples.map(catchUpMs));
     const loaded = spread(samples.map((s) => s.loaded)).median;
@@ -749,7 +761,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
   const steadyRows: string[][] = [];
   for (const spec of selected) {
     const samples = results.steady.get(spec.name) ?? [];
-    if (samples.length === 0) { steadyRows.push([spec.name, ...Array(9).fill('failed: see below')]); continue; }
+    if (samples.length === 0) { steadyRows.push([spec.name, ...Array(9).fill(results.errors.has(spec.name) ? 'failed: see below' : 'not measured')]); continue; }
     const missing = spread(samples.map((s) => s.missing)).median;
     steadyRows.push([
       spec.name,
@@ -774,7 +786,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
     const samples = results.differential.get(spec.name) ?? [];
     if (!spec.differential) { diffRows.push([spec.name, spec.differentialHow, 'n/a', 'n/a', 'all of them', 'all of them']); continue; }
     if (spec.system === 'tessera' && samples.length === 0) { diffRows.push([spec.name, spec.differentialHow, 'pending: policy not yet landed', 'pending', 'pending', 'pending']); continue; }
-    if (samples.length === 0) { diffRows.push([spec.name, spec.differentialHow, 'failed: see below', '', '', '']); continue; }
+    if (samples.length === 0) { diffRows.push([spec.name, spec.differentialHow, results.errors.has(spec.name) ? 'failed: see below' : 'not measured', '', '', '']); continue; }
     const time = med(samples.map(catchUpMs));
     diffRows.push([
       spec.name, spec.differentialHow,
