@@ -48,9 +48,10 @@ export interface FaultProxyOptions {
   /**
    * Called with every chunk when it is delivered to the other side (not when received), so a test can record
    * exactly what crossed. Dropped bytes are never passed here. An exception thrown here is a bug in the test
-   * and is not caught.
+   * and is not caught. `connection` numbers the proxy's connections from 1 in accept order, so that a tap can
+   * follow each TCP stream on its own (a WebSocket decoder must not mix two connections' bytes).
    */
-  readonly onData?: (direction: ProxyDirection, chunk: Buffer) => void;
+  readonly onData?: (direction: ProxyDirection, chunk: Buffer, connection: number) => void;
 }
 
 /** Counters of a `FaultProxy`, for tests and the dev dashboard. */
@@ -166,6 +167,8 @@ class Pipe {
   constructor(
     private readonly proxy: FaultProxy,
     readonly direction: ProxyDirection,
+    /** The connection's number, for the tap. */
+    private readonly connection: number,
   ) {}
 
   /** Wires the destination's drain event; called once when the destination socket exists. */
@@ -238,7 +241,7 @@ class Pipe {
         this.proxy.countDropped(entry.chunk.length);
         continue;
       }
-      this.proxy.countDelivered(this.direction, entry.chunk);
+      this.proxy.countDelivered(this.direction, entry.chunk, this.connection);
       const writable = destination.write(entry.chunk);
       this.proxy.noteWriteBuffered(destination.writableLength);
       if (!writable) {
@@ -313,9 +316,10 @@ class ProxyConnection {
   constructor(
     private readonly proxy: FaultProxy,
     readonly client: net.Socket,
+    connection: number,
   ) {
-    this.forward = new Pipe(proxy, 'forward');
-    this.backward = new Pipe(proxy, 'backward');
+    this.forward = new Pipe(proxy, 'forward', connection);
+    this.backward = new Pipe(proxy, 'backward', connection);
     this.forward.source = client;
     this.backward.attachDestination(client);
     this.backward.destinationReady = true;
@@ -559,10 +563,10 @@ export class FaultProxy {
   }
 
   /** @internal */
-  countDelivered(direction: ProxyDirection, chunk: Buffer): void {
+  countDelivered(direction: ProxyDirection, chunk: Buffer, connection: number): void {
     if (direction === 'forward') this.counts.bytesForward += chunk.length;
     else this.counts.bytesBackward += chunk.length;
-    this.options.onData?.(direction, chunk);
+    this.options.onData?.(direction, chunk, connection);
   }
 
   /** @internal Tracks the total queued bytes and the peak of one pipe (`pipeQueuedBytes`, after the change). */
@@ -605,7 +609,7 @@ export class FaultProxy {
       resetSocket(client);
       return;
     }
-    const connection = new ProxyConnection(this, client);
+    const connection = new ProxyConnection(this, client, this.counts.connections);
     this.connectionsLive.add(connection);
     if (!this.blackholed) connection.connectTarget(this.options.targetHost, this.options.targetPort);
   }

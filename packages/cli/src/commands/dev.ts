@@ -110,8 +110,8 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
   secret?: string;
   /** The policy file's text (default: `devPolicyText` of the regions). */
   policyText?: string;
-  /** Sees every chunk each link's proxy delivers (tests record what crossed). */
-  onData?: (link: string, direction: ProxyDirection, chunk: Buffer) => void;
+  /** Sees every chunk each link's proxy delivers, with the connection's number (tests record what crossed). */
+  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number) => void;
 }): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
@@ -133,7 +133,7 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
         const onData = options.onData;
         proxies.set(name, await FaultProxy.start({
           listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name,
-          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer) => onData(name, direction, chunk) }),
+          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number) => onData(name, direction, chunk, connection) }),
         }));
       }
     }
