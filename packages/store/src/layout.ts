@@ -17,6 +17,7 @@
  *   salt                         random bytes that key the digests naming documents in audit entries
  *   y␀<version as 16 hex digits> a policy version: its text and content hash (JSON; immutable)
  *   ypolicy                      the enforced policy version, and the shadow one if any (JSON)
+ *   g␀<key digest>               a purged document's counter floor: the highest counter of this node's dots it had
  *   h␀<dataset>␀<key>            a document this region hands over (its state entry's seq, the regions) and
  *                                purges once they have acknowledged it (JSON)
  */
@@ -148,3 +149,11 @@ export function parseHandoverKey(stored: string): { dataset: string; key: string
   const at = stored.indexOf(sep, 2);
   return { dataset: stored.slice(2, at), key: stored.slice(at + 1) };
 }
+
+/** Key of a purged document's counter floor, by its key digest (never the key: the document is gone). */
+export function floorKey(digest: string): string {
+  return `g${sep}${digest}`;
+}
+
+/** Key range of counter floors. */
+export const floorRange = { gte: `g${sep}`, lt: `g${String.fromCharCode(1)}` };

@@ -28,7 +28,7 @@ import { type CacheEntry, DocCache } from './cache.js';
 import {
   allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseCursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
   parseLogKey, seqKey, storeFormatVersion, auditKey, auditRange, auditHeadKey, parseAuditKey, saltKey, policyKey, policyRange,
-  policyStateKey, handoverKey, handoverRange, parseHandoverKey,
+  policyStateKey, handoverKey, handoverRange, parseHandoverKey, floorKey, floorRange,
 } from './layout.js';
 import {
   type ApplyResult, type ChangeEvent, type ConflictRecord, type DocumentView, type Durability, type ListPage, type LogEntry,
@@ -114,6 +114,8 @@ export class Replica {
   /** The policy install in progress (installs are serialized). */
   private policyInstalls: Promise<unknown> = Promise.resolve();
   private observer: ReplicaObserver | null = null;
+  /** Counter floors kept for purged documents (a read on a write that creates a document only when there are any). */
+  private floorCount = 0;
 
   private constructor(
     private readonly db: ClassicLevel<string, Uint8Array>,
@@ -429,7 +431,6 @@ export class Replica {
     return { get: (key) => db.get(key), iterator: (range) => db.iterator(range), keys: (range) => db.keys(range) };
   }
 
-
   /**
    * Committed document states in key order after `after` (an opaque position, null to start), for a state
    * catch-up: each state is a valid delta for `applyDeltas`.
@@ -575,6 +576,16 @@ export class Replica {
     checkDatasetName(dataset);
     checkKey(key);
     const entry = await this.pin(dataset, key);
+    // A document this region purged once: new dots start above those its state had (other regions have them).
+    let counterFloor = 0;
+    if (this.floorCount > 0 && entry.state === null) {
+      try {
+        counterFloor = await this.counterFloorOf(dataset, key);
+      } catch (error) {
+        this.unpin(entry);
+        throw error;
+      }
+    }
     let ops: BatchOp[];
     let seq: number;
     /** The write's last sequence number (a state or purge notice may follow the change). */
@@ -588,7 +599,8 @@ export class Replica {
       const type = this.typeFor(dataset, key, current, typeOption);
       hlc = this.clock.now(this.wallNow());
       // A document of another type that no longer exists is replaced by the new type.
-      const base = current !== null && current.type !== type ? { ...emptyDoc(type), ctx: current.ctx.clone() } : current;
+      const base = current !== null && current.type !== type ? { ...emptyDoc(type), ctx: current.ctx.clone() }
+        : current === null && counterFloor > 0 ? { ...emptyDoc(type), counterFloor } : current;
       const built = build(base, hlc, type);
       if (built === null) {
         this.unpin(entry);
@@ -787,8 +799,15 @@ export class Replica {
         this.seqCommitted = Math.max(this.seqCommitted, event.seq);
       }
       for (const { event } of changes) this.emitChange(event);
-      const purged = purges.size === 0 ? 0 : await this.purgeDocs([...purges.values()], (doc) => ({ reason: 'notice', fromNode: doc.origin }));
-      return { applied: changes.length, skipped, lastSeq: this.seqLast, purged };
+      // A notice is handed over, not obeyed at once: this region's own changes not yet replicated go to the
+      // notice's region first (the document may stay there), then the copy here is purged.
+      let purged = 0;
+      const handovers = [...purges.values()].map((doc) => ({ dataset: doc.dataset, key: doc.key, regions: [this.regionOf(doc.origin, options.from)], policy: false }));
+      const immediate = [...purges.values()].filter((_, i) => handovers[i]!.regions[0] === '');
+      if (immediate.length > 0) purged = await this.purgeDocs(immediate, (doc) => ({ reason: 'notice', fromNode: doc.origin }));
+      const pending = handovers.filter((handover) => handover.regions[0] !== '');
+      if (pending.length > 0) await this.committer.commit(pending.map((handover) => this.handoverOp(handover)));
+      return { applied: changes.length, skipped, lastSeq: this.seqLast, purged: purged + pending.length };
     } finally {
       for (const entry of entries.values()) this.unpin(entry);
     }
@@ -979,6 +998,7 @@ export class Replica {
       await this.db.put(saltKey, salt, { sync: true });
     }
     this.salt = salt;
+    for await (const _key of this.db.keys(floorRange)) this.floorCount++;
     const head = await this.db.get(auditHeadKey);
     if (head !== undefined) {
       const { seq, hash } = parseJsonBytes(head) as { seq: number; hash: string };
@@ -1020,6 +1040,7 @@ export class Replica {
       if (page.length === 0) break;
       after = page[page.length - 1]![0];
       const purges: Array<{ dataset: string; key: string }> = [];
+      const handovers: Array<{ dataset: string; key: string; regions: readonly string[]; policy: boolean }> = [];
       const ops: BatchOp[] = [];
       for (const [stored, bytes] of page) {
         const { dataset, key } = parseDocKey(stored);
@@ -1036,22 +1057,30 @@ export class Replica {
         const before = previous === null ? everywhere : previous.holders(facts);
         const now = next.holders(facts);
         const { added } = holderChange(before, now);
-        const leads = added.length > 0 && backfillLeader(before, now) === this.region;
-        if (!now.includes(this.region)) {
-          counts.purge++;
-          // The region that hands the document over to regions none of its holders may stay in keeps its copy
-          // until they have acknowledged it (`settleHandovers`); every other region drops it now.
-          if (!leads) purges.push({ dataset, key });
+        // Counted once over the cluster (by the first region holding it), so that per-region plans add up.
+        if (added.length > 0 && backfillLeader(before, now) === this.region) {
+          for (const region of added) counts.start[region] = (counts.start[region] ?? 0) + 1;
         }
-        if (!leads) continue;
-        for (const region of added) counts.start[region] = (counts.start[region] ?? 0) + 1;
-        if (!dryRun) {
+        const leaving = !now.includes(this.region);
+        if (leaving) counts.purge++;
+        if (dryRun) continue;
+        // Every holder sends its copy to the regions the policy opens: copies may still differ (a tag that
+        // decides the placement may not have reached every holder), and joins make duplicates harmless.
+        if (added.length > 0) {
           const seq = ++this.seqLast;
           ops.push({ type: 'put', key: logKey(seq), value: encodeLogEntry(dataset, key, this.node, seq, this.clock.now(this.wallNow()), bytes, 'state', added) });
-          if (!now.includes(this.region)) ops.push({ type: 'put', key: handoverKey(dataset, key), value: jsonBytes({ seq, regions: added }) });
         }
+        if (!leaving) continue;
+        if (now.length === 0) {
+          purges.push({ dataset, key });
+          continue;
+        }
+        // A region that may no longer hold the document keeps it until the regions that may have acknowledged
+        // everything it logged so far (its own writes not yet replicated included), then purges it.
+        handovers.push({ dataset, key, regions: now, policy: true });
       }
       if (!dryRun) {
+        for (const handover of handovers) ops.push(this.handoverOp(handover));
         if (ops.length > 0) {
           await this.committer.commit(ops);
           this.seqCommitted = Math.max(this.seqCommitted, this.seqLast);
@@ -1072,13 +1101,35 @@ export class Replica {
   async settleHandovers(acknowledged: (region: string) => number): Promise<number> {
     this.checkOpen();
     const ready: Array<{ dataset: string; key: string; stored: string }> = [];
+    const cancelled: BatchOp[] = [];
     for await (const [stored, bytes] of this.db.iterator({ ...handoverRange, limit: policyScanStepMax })) {
-      const { seq, regions } = parseJsonBytes(bytes) as { seq: number; regions: string[] };
-      if (regions.every((region) => acknowledged(region) >= seq)) ready.push({ ...parseHandoverKey(stored), stored });
+      const { seq, regions, policy } = parseJsonBytes(bytes) as { seq: number; regions: string[]; policy: boolean };
+      const { dataset, key } = parseHandoverKey(stored);
+      if (policy && this.enforced !== null) {
+        // A handover the policy ordered is cancelled if a later version lets this region keep the document.
+        const state = await this.state(dataset, key);
+        if (state !== undefined && this.enforced.mayHold(docFacts(dataset, key, state, this.region), this.region)) {
+          cancelled.push({ type: 'del', key: stored });
+          continue;
+        }
+      }
+      if (regions.every((region) => acknowledged(region) >= seq)) ready.push({ dataset, key, stored });
     }
+    if (cancelled.length > 0) await this.committer.commit(cancelled);
     if (ready.length === 0) return 0;
     await this.purgeDocs(ready, () => ({ reason: 'handover' }), ready.map((doc) => ({ type: 'del' as const, key: doc.stored })));
     return ready.length;
+  }
+
+  /** The record of a pending handover: purge once `regions` acknowledged what this replica logged so far. */
+  private handoverOp(handover: { dataset: string; key: string; regions: readonly string[]; policy: boolean }): BatchOp {
+    return { type: 'put', key: handoverKey(handover.dataset, handover.key), value: jsonBytes({ seq: this.seqLast, regions: handover.regions, policy: handover.policy }) };
+  }
+
+  /** The counter floor of a purged document (0 when none). */
+  private async counterFloorOf(dataset: string, key: string): Promise<number> {
+    const bytes = await this.db.get(floorKey(this.keyDigest(dataset, key)));
+    return bytes === undefined ? 0 : expectInt(parseJsonBytes(bytes), 'stored counter floor');
   }
 
   /** Documents kept here only until the regions they were handed to acknowledge them. */
@@ -1104,12 +1155,21 @@ export class Replica {
         if (ids.has(docKey(entry.dataset, entry.key))) logKeys.push(stored);
       }
       for (const stored of logKeys) ops.push({ type: 'del', key: stored });
-      for (const doc of docs) {
+      let floors = 0;
+      for (const [i, doc] of docs.entries()) {
+        // The state goes, and its context with it: remember (by digest, never the key) the highest counter of
+        // this node's dots in it, so a later write here cannot issue a dot other regions already hold.
+        const counter = pinned[i]!.state?.ctx.maxCounter(this.node) ?? 0;
+        if (counter > 0) {
+          ops.push({ type: 'put', key: floorKey(this.keyDigest(doc.dataset, doc.key)), value: jsonBytes(counter) });
+          floors++;
+        }
         ops.push({ type: 'del', key: docKey(doc.dataset, doc.key) });
         for await (const stored of this.db.keys(conflictRange(doc.dataset, doc.key))) ops.push({ type: 'del', key: stored });
         ops.push(...this.auditOps('purge', { dataset: doc.dataset, doc: this.keyDigest(doc.dataset, doc.key), ...details(doc) }));
       }
       await this.committer.commit(ops);
+      this.floorCount += floors;
       for (const entry of pinned) {
         entry.state = null;
         entry.committed = null;
@@ -1126,6 +1186,8 @@ export class Replica {
         await this.db.compactRange(conflicts.gte, conflicts.lt);
       }
       if (logKeys.length > 0) await this.db.compactRange(logKeys[0]!, logKeys[logKeys.length - 1]!);
+      // Handover records name the document too.
+      if (extraOps.length > 0) await this.db.compactRange(handoverRange.gte, handoverRange.lt);
       return docs.length;
     } finally {
       for (const entry of pinned) this.unpin(entry);

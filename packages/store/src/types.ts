@@ -114,7 +114,10 @@ export interface ApplyResult {
   readonly skipped: number;
   /** This replica's last sequence number after the batch. */
   readonly lastSeq: number;
-  /** Documents dropped on a purge notice. */
+  /**
+   * Documents a purge notice told this region to drop: dropped at once when the notice's region is unknown,
+   * otherwise handed over — dropped by `settleHandovers` once that region has this replica's own changes.
+   */
   readonly purged: number;
 }
 

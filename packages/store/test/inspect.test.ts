@@ -195,6 +195,8 @@ t.test('a policy change that purges shows in the summary, the log and the audit 
   const auditBefore = west.auditLength;
   const v2 = policy(2, '{ regions: [us-east] }');
   await west.installPolicy(v2, 'enforce', 'api');
+  // eu-west hands the documents over to us-east; once acknowledged there, it purges them.
+  await west.settleHandovers(() => west.lastSeq);
   const summary = await inspectSummary(west.records());
   t.same(summary.datasets.map((d) => d.dataset), ['profiles'], 'the purged documents are gone');
   t.same(summary.policy, { enforced: { version: 2, hash: policyHash(v2) }, shadow: null, versionsStored: 2 });

@@ -123,6 +123,9 @@ t.test('quarantining a replicated document purges the other regions\' copies; th
   t.equal(entries[0]!.delta.length, 0, 'the notice carries no value');
   const result = await us.applyDeltas(entries, { from: 'eu-west' });
   t.equal(result.purged, 1);
+  t.ok(await us.get('catalog', 'k'), 'us-east keeps its copy until eu-west has its own changes (none here)');
+  t.equal(await us.settleHandovers(() => 0), 0, 'not before eu-west acknowledged us-east\'s log');
+  t.equal(await us.settleHandovers(() => us.lastSeq), 1, 'then it hands over');
   t.equal(await us.get('catalog', 'k'), undefined, 'us-east dropped its copy');
   t.equal(await us.state('catalog', 'k'), undefined, 'no state left');
   const { entries: usLog } = await us.deltasSince(0, { limit: 100 });
@@ -180,7 +183,9 @@ t.test('policy versions are immutable, stored with their hash, and enforcing one
 
   const report = await us.installPolicy(v2, 'enforce', 'test');
   t.same(report?.datasets.catalog?.purge, 2);
-  t.equal(await us.get('catalog', 'c1'), undefined, 'purged on enforce');
+  t.ok(await us.get('catalog', 'c1'), 'us-east keeps its copies until the regions that may hold them have its changes');
+  t.equal(await us.settleHandovers(() => us.lastSeq), 2);
+  t.equal(await us.get('catalog', 'c1'), undefined, 'then purges them');
   t.equal((await us.audit()).filter((e) => e.kind === 'purge').length, 2, 'one audit entry per purge');
   const cursor = west.lastSeq;
   await west.installPolicy(v2, 'enforce', 'test');
@@ -289,10 +294,39 @@ t.test('a document moved to regions none of its holders may stay in is handed ov
   t.ok(await west.get('moving', 'm1'), 'eu-west keeps it until us-east has it: it is the only copy');
   t.equal(await west.pendingHandovers(), 1);
   t.equal(await west.settleHandovers(() => cursor), 0, 'not before us-east acknowledged the state');
+  t.equal(await west.settleHandovers(() => west.lastSeq - 1), 0, 'nor before it acknowledged all of eu-west\'s log');
   await sync(west, us, cursor);
   t.same((await us.get('moving', 'm1'))?.value, { v: 'only copy' }, 'us-east received the whole state');
   t.equal(await west.settleHandovers(() => west.lastSeq), 1, 'once acknowledged, the handover completes');
   t.equal(await west.get('moving', 'm1'), undefined, 'and eu-west purged its copy');
   t.equal(await west.pendingHandovers(), 0);
   t.ok((await west.audit()).some((e) => e.kind === 'purge' && (e.details as { reason: string }).reason === 'handover'), 'the purge is audited as a handover');
+});
+
+t.test('a region that purged a document never reuses its dots when it writes the document again', async (t) => {
+  // Seed 104 of the simulation: after a purge erased the context here, a new write issued dots the other
+  // regions already held, and they skipped it as seen.
+  const v1 = policy(1, `
+  docs: { placement: global }`);
+  const v2 = policy(2, `
+  docs: { placement: { regions: [eu-west] } }`);
+  const v3 = policy(3, `
+  docs: { placement: global }`);
+  const west = await openReplica(t, { node: 'w1', region: 'eu-west', policy: v1, peers });
+  const us = await openReplica(t, { node: 'u1', region: 'us-east', policy: v1, peers });
+  await us.put('docs', 'd', { a: 1 });
+  await us.map('docs', 'd').set('b', 2);
+  await sync(us, west);
+  await west.installPolicy(v2, 'enforce', 'test');
+  await us.installPolicy(v2, 'enforce', 'test');
+  await us.settleHandovers(() => us.lastSeq);
+  t.equal(await us.state('docs', 'd'), undefined, 'purged in us-east');
+  await west.installPolicy(v3, 'enforce', 'test');
+  await us.installPolicy(v3, 'enforce', 'test');
+  const cursor = west.lastSeq;
+  const written = await us.put('docs', 'd', { c: 3 });
+  t.ok(written.dot![1] > 3, `the new write's dot (${written.dot!.join(':')}) is above every dot us-east issued before the purge`);
+  await sync(us, west, 0);
+  t.same((await west.get('docs', 'd'))?.value, { a: 1, b: 2, c: 3 }, 'eu-west applies it: nothing is skipped as already seen');
+  t.ok(cursor >= 0);
 });

@@ -26,6 +26,12 @@ export interface DocState {
   readonly live: readonly Dot[];
   readonly tags: SetBody;
   readonly body: unknown;
+  /**
+   * Not replicated state: a counter below which this replica must not issue dots for the writing node (set by
+   * a store that dropped the document's state and its context with it, so that a new write cannot reuse dots
+   * other replicas have already seen). Absent almost always.
+   */
+  readonly counterFloor?: number;
 }
 
 /** Changes to a document's tags that travel with a mutation. */
@@ -73,7 +79,7 @@ export function docDots(doc: DocState): Dot[] {
 }
 
 function dotIssuer(doc: DocState, node: string, hlc: Hlc): MutationContext & { issued: Dot[] } {
-  let counter = doc.ctx.maxCounter(node);
+  let counter = Math.max(doc.ctx.maxCounter(node), doc.counterFloor ?? 0);
   const issued: Dot[] = [];
   return {
     hlc,
