@@ -1,0 +1,45 @@
+/**
+ * Long chaos runs from the command line: `npm run chaos -- --seed 42 --seconds 300 --runs 10` plays runs with
+ * seeds 42, 43, … one after another and prints each verdict; a failed run prints its seed, schedule and
+ * history file. Exit code 1 if any run failed. (CI runs the short one in chaos.test.ts.)
+ */
+import { chaosSeed } from './random.js';
+import { type HarnessT, discardHistory, failureText, runChaos } from './run.js';
+
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const value = Number(process.argv[at + 1]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} ${process.argv[at + 1]}: expected a positive number`);
+  return value;
+}
+
+const firstSeed = option('seed', chaosSeed());
+const seconds = option('seconds', 120);
+const runs = option('runs', 1);
+let failed = 0;
+for (let i = 0; i < runs; i++) {
+  const seed = firstSeed + i;
+  const teardowns: Array<() => unknown> = [];
+  const problems: string[] = [];
+  const t: HarnessT = { teardown: (fn) => teardowns.push(fn), fail: (message) => problems.push(message) };
+  try {
+    const report = await runChaos(t, { seed, seconds, log: (line) => console.log(line) });
+    report.result.violations.push(...problems);
+    console.log(`faults ${JSON.stringify(report.faults)}; ops ${JSON.stringify(report.ops)}; checked ${JSON.stringify(report.result.checked)}`);
+    if (report.result.violations.length > 0) {
+      failed++;
+      console.log(failureText(report));
+    } else {
+      console.log(`seed ${seed}: ok (${report.acknowledgedWrites} acknowledged writes, converged ${report.convergedAfterMs} ms after healing)`);
+      await discardHistory(report);
+    }
+  } catch (error) {
+    failed++;
+    console.log(`seed ${seed}: the run itself failed: ${(error as Error).stack}`);
+  } finally {
+    for (const fn of teardowns.reverse()) await fn();
+  }
+}
+console.log(`${runs - failed} of ${runs} chaos runs passed`);
+process.exit(failed === 0 ? 0 : 1);
