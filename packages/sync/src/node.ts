@@ -279,6 +279,8 @@ export class SyncNode {
   private readonly logEntriesMax: number;
   private readonly waiters = new Set<{ readonly dataset: string; readonly key: string; check(): void }>();
   private closed = false;
+  /** Installs of versions peers sent, one after the other; never rejects. */
+  private policyInstalling: Promise<void> = Promise.resolve();
   /** Trace ids of recent local writes by sequence number, carried on the batches that send them. */
   private readonly traces = new Map<number, string>();
   private readonly appliedListeners = new Set<(event: AppliedEvent) => void>();
@@ -728,7 +730,8 @@ export class SyncNode {
         return;
       }
       case 'policy':
-        void this.receivePolicy(link, frame.version, frame.text);
+        // Batches that follow the frame wait for the install (drainApplies): they were sent under this version.
+        this.policyInstalling = this.policyInstalling.then(() => this.receivePolicy(link, frame.version, frame.text));
         return;
       default:
         this.drop(link, ws, closeCodes.protocol, `unexpected ${frame.t} frame on an open link`);
@@ -800,6 +803,10 @@ export class SyncNode {
           entries += next.frame.entries.length;
           bytes += nextBytes;
         }
+        // A newer version a peer sent is installed before batches received after it are judged: the sender
+        // enforces it already, so they may hold documents it opens to this region (refused under the old
+        // version, the sender would not send them again).
+        await this.policyInstalling;
         const ws = group[0]!.ws;
         const current = group.filter((item) => item.ws === ws && link.socket === ws);
         if (current.length === 0) continue;

@@ -269,6 +269,28 @@ t.test('(b) a document released from quarantine before the link opens reaches th
   t.equal(link(west, 'eu-central-1').policy.rejectedByPeer, 0);
 });
 
+t.test('(a) documents a new version opens to a peer are not refused by the peer while it installs that version', async (t) => {
+  // The sender enforces v2 first and offers it; the state entries v2 makes it send follow the policy frame on
+  // the same link. The peer must judge them by v2, not by v1 while v2 is still being installed (a refusal under
+  // v1 was final: the sender skipped those entries for good, and the peer never got the documents).
+  const v1 = policyText(1, everywhere, '').replace('datasets:\n', 'datasets:\n  drafts: { placement: local }\n');
+  const v2 = v1.replace('version: 1', 'version: 2').replace('drafts: { placement: local }', 'drafts: { placement: global }');
+  const [west, central] = await startNodes(t, [
+    { id: 'eu-west-1', region: 'eu-west', policy: v1 },
+    { id: 'eu-central-1', region: 'eu-central', policy: v1 },
+  ]) as [PolicyTestNode, PolicyTestNode];
+  for (let i = 0; i < 20; i++) await west.replica.put('drafts', `d${i}`, { v: i });
+  await west.replica.put('catalog', 'c0', { v: 0 });
+  await until(t, async () => (await central.replica.get('catalog', 'c0')) !== undefined, 'the link works under v1');
+  t.same(await keys(central, 'drafts'), [], 'drafts are local under v1');
+  await west.replica.installPolicy(parsePolicy(v2, 'v2.yaml'), 'enforce', 'api');
+  west.sync.policyChanged();
+  await until(t, async () => (await keys(central, 'drafts')).length === 20, 'the drafts v2 opens reach eu-central',
+    async () => [link(central, 'eu-west-1').policy, await auditOf(central, 'rejected')]);
+  t.same(await auditOf(central, 'rejected'), [], 'eu-central refused nothing');
+  t.equal(link(west, 'eu-central-1').policy.rejectedByPeer, 0);
+});
+
 t.test('(c) entries the sender\'s policy keeps from a peer are counted and audited in aggregate, never by key', async (t) => {
   const [west, us] = await startNodes(t, [
     { id: 'eu-west-1', region: 'eu-west', policy: policyText(1, ['eu-west', 'eu-central']) },
