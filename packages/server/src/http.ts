@@ -32,6 +32,11 @@ export const readTokenWaitMsDefault = 5_000;
 export const readTokenPollMs = 20;
 /** Reads waiting for a token at once; past this, a read answers from what the node holds now. */
 export const tokenWaitersMax = 10_000;
+/**
+ * The body of `POST /v1/policy`: a policy of up to `policyBytesMax` bytes as a JSON string, which escaping can
+ * double (quotes, backslashes, line breaks, tabs; the other characters JSON escapes are no part of a YAML text).
+ */
+export const policyBodyBytesMax = 2 * policyBytesMax + 64 * 1024;
 /** A client's `x-request-id` is echoed when it is this short and plain; otherwise the daemon makes one. */
 export const requestIdLengthMax = 128;
 
@@ -462,7 +467,7 @@ class HttpApiImpl implements HttpApi {
   /** `{ text, mode }`: `plan` reports what the policy would change here; `shadow` and `enforce` install it. */
   private async postPolicy(ctx: RequestContext): Promise<Reply> {
     query(ctx, []);
-    const body = await readJsonBody(ctx.req, policyBytesMax + 64 * 1024);
+    const body = await readJsonBody(ctx.req, policyBodyBytesMax);
     if (!isPlainObject(body)) throw new TesseraError('ERR_BODY_INVALID', 'POST /v1/policy body must be an object { "text": "<policy YAML or JSON>", "mode": "plan" | "shadow" | "enforce" }');
     for (const field of Object.keys(body)) {
       if (field !== 'text' && field !== 'mode') throw new TesseraError('ERR_BODY_INVALID', `POST /v1/policy body: unknown field ${JSON.stringify(field).slice(0, 80)} (the fields are text, mode)`);
