@@ -15,7 +15,7 @@ import { ClassicLevel } from 'classic-level';
 import { parsePolicy } from '@tessera/core';
 import { type AuditEntry, Replica, policyHash } from '@tessera/store';
 import { runCli, stopChild } from '@tessera/cli';
-import { api, dump, eventually, startTestCluster } from './harness.js';
+import { api, dump, eventually, linkReport, startTestCluster } from './harness.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -146,10 +146,11 @@ t.test('plan, apply, history, audit and audit verify against a running cluster; 
   t.match(apply.out, `enforce: ${west.url} enforces version 2`);
   t.match(apply.out, `enforce: ${us.url} enforces version 2`);
   t.ok(rowsOf(apply.out, 'region').some((r) => r[0] === 'us-east' && r[2] === 'orders' && r[4] === '3'), 'apply reports the purge it did');
-  t.same(await dump(us, 'orders'), {}, 'us-east purged its orders');
+  // us-east purges its copies (at once, or once eu-west has acknowledged what us-east logged: a handover).
+  t.ok(await eventually(async () => Object.keys(await dump(us, 'orders')).length === 0, 20_000), 'us-east purged its orders');
   t.equal(Object.keys(await dump(west, 'orders')).length, 3, 'eu-west keeps them');
   t.ok(await eventually(async () => Object.keys(await dump(us, 'drafts')).length === 2 && Object.keys(await dump(west, 'drafts')).length === 2, 20_000),
-    'drafts, now global, reach the other region');
+    `drafts, now global, reach the other region\n${await linkReport(cluster.nodes)}\n${JSON.stringify([await dump(west, 'drafts'), await dump(us, 'drafts')])}`);
   const again = await cli(['policy', 'apply', file, '--url', west.url, '--url', us.url]);
   t.equal(again.code, 0, again.err);
   t.match(again.out, `enforce: ${us.url} already enforced version 2`, 'applying again is a no-op');
@@ -196,7 +197,9 @@ t.test('plan, apply, history, audit and audit verify against a running cluster; 
   await stopChild(cluster.children.get(us.id)!);
   const offline = await cli(['audit', 'verify', '--data', dataOf(us)]);
   t.equal(offline.code, 0, offline.err);
-  t.equal(offline.out, `audit log intact: ${length} entries, hash chain verified`, 'the stopped node\'s log verifies offline');
+  // Stopping may add an entry (denied sends counted since the last audit of them).
+  t.match(offline.out, /^audit log intact: \d+ entries, hash chain verified$/, 'the stopped node\'s log verifies offline');
+  t.ok(Number(/(\d+) entries/.exec(offline.out)?.[1]) >= length, 'every entry verified, and none lost');
   const db = new ClassicLevel<string, Uint8Array>(dataOf(us), { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
   await db.open();
   const key = `a\u0000${(4).toString(16).padStart(16, '0')}`;
