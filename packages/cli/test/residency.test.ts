@@ -5,11 +5,14 @@
 // Method: three `tessera serve` processes (eu-west, eu-central, us-east), every link through a FaultProxy
 // whose tap records each delivered chunk with its time. At the end the test scans every chunk and every file
 // of every data directory for marker strings planted in the keys and values, and compares allowed copies.
+// What a dialer sends is masked on the wire (RFC 6455): the tap unmasks each WebSocket stream, and the scan
+// reads the payloads.
 import t from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '@tessera/cli';
 import { type TestCluster, api, eventually, linkReport, startTestCluster } from './harness.js';
+import { WebSocketTap } from './ws-tap.js';
 
 const regions = ['eu-west', 'eu-central', 'us-east'];
 
@@ -51,9 +54,10 @@ async function filesOf(dir: string): Promise<Array<{ path: string; bytes: Buffer
 
 t.test('residency: nothing reaches a region the policy forbids, on the wire or on disk; allowed copies converge', async (t) => {
   const chunks: Chunk[] = [];
+  const tap = new WebSocketTap((stream, bytes) => chunks.push({ link: stream.split(':')[0]!, atMs: Date.now(), bytes: Buffer.from(bytes) }));
   const cluster: TestCluster = await startTestCluster(t, regions, 10, {
     policyText: policyV1,
-    onData: (link, _direction, chunk) => chunks.push({ link, atMs: Date.now(), bytes: Buffer.from(chunk) }),
+    onData: (link, direction, chunk, connection) => tap.feed(`${link}:${direction}:${connection}`, chunk),
   });
   const [west, central, us] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
   const node = { 'eu-west': west, 'eu-central': central, 'us-east': us } as const;
@@ -176,6 +180,9 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
     if (chunk.atMs > lateQuarantinedAtMs + 50 && chunk.bytes.includes('mv-late')) problems.push(`mv-late crossed ${chunk.link} after its quarantine`);
   }
   t.ok(chunks.length > 100, `the tap saw the traffic (${chunks.length} chunks)`);
+  // A control: eu-west-1 dials us-east-1, so what it sends is masked on the wire; the unmasked payloads on that
+  // link must show the global document it wrote.
+  t.ok(chunks.some((c) => c.link === 'eu-west-1>us-east-1' && c.bytes.includes('mv-global-cat')), 'the tap reads what legitimately crosses, masked direction included');
   for (const n of cluster.nodes) {
     for (const file of await filesOf(join(cluster.layout.dir, 'data', n.id))) {
       for (const marker of [...forbidden[n.region]!, ...onDiskAtEnd[n.region]!]) {
