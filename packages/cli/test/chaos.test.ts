@@ -27,6 +27,7 @@ t.test(`chaos: seed ${seed}, ${seconds} s of faults on three real daemons`, asyn
   t.comment(`operations: ${JSON.stringify(report.ops)}`);
   t.comment(`checked: ${JSON.stringify(report.result.checked)}`);
   t.comment(`phases (ms): ${JSON.stringify(report.phasesMs)}`);
+  for (const note of report.result.notes) t.comment(`note: ${note}`);
   if (report.result.violations.length > 0) {
     t.fail(failureText(report));
     return;

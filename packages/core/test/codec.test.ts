@@ -10,7 +10,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import {
   type CrdtTypeName, type DocState, type Json, decodeBounded, decodeDoc, docBytesMax, docExists, docFormatVersion,
-  docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, isTesseraError, joinDocs, jsonDepthMax, mutate,
+  decodeDepthMax, docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, isTesseraError, joinDocs, jsonDepthMax, mutate,
   operationMutator, alreadySeen,
 } from '@tessera/core';
 import { Encoder } from '@msgpack/msgpack';
@@ -450,4 +450,17 @@ t.test('a value with an own __proto__ key is refused or survives encode/decode',
   }
   const mapOutcome = writeThenRoundTrip('map', { op: 'set', path: ['f'], value });
   t.ok(mapOutcome === 'round-trips' || mapOutcome === 'refused', `map set: ${mapOutcome}`);
+});
+
+t.test('decodeBounded checks depth and value count on the bytes, before the decoder allocates', async (t) => {
+  // Found by the frame fuzzer (packages/sync/test/fuzz-frames.test.ts): 16 MiB of one-byte arrays, nested,
+  // cost the decoder 2.7 GB and a minute before any check could run.
+  let nested: unknown = 0;
+  for (let i = 0; i < decodeDepthMax - 1; i++) nested = [nested];
+  t.same(decodeBounded(encodeCanonical(nested), 'deepest canonical form'), nested, `a form nested ${decodeDepthMax - 1} levels (what the encoder allows) decodes`);
+  t.throws(() => decodeBounded(Buffer.concat([Buffer.alloc(decodeDepthMax + 1, 0x91), Buffer.from([0xc0])]), 'x'), { code: 'ERR_DECODE', message: /nested more than/ }, 'one level deeper than the bound');
+  t.throws(() => decodeBounded(Buffer.concat([Buffer.alloc(docBytesMax - 1, 0x91), Buffer.from([0xc0])]), 'x'), { code: 'ERR_DECODE', message: /nested more than/ }, '16 MiB of nested arrays');
+  t.throws(() => decodeBounded(Buffer.from([0x94, 1, 2, 3, 4]), 'x', docBytesMax, { itemsMax: 4 }), { code: 'ERR_DECODE', message: /more than 4 values/ }, 'a value count over the bound');
+  t.same(decodeBounded(Buffer.from([0x93, 1, 2, 3]), 'x', docBytesMax, { itemsMax: 4 }), [1, 2, 3], 'a value count at the bound');
+  t.throws(() => decodeBounded(Buffer.from([0xdd, 0, 0, 0, 2, 1]), 'x'), { code: 'ERR_DECODE' }, 'a truncated array');
 });

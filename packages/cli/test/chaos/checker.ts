@@ -58,6 +58,11 @@ export interface CheckInput {
 
 export interface CheckResult {
   readonly violations: string[];
+  /**
+   * Observations that are not violations: a node's lastSeq lower after a kill -9 than a value it reported
+   * before (a number assigned to a write the crash lost before it was acknowledged, given out again).
+   */
+  readonly notes: string[];
   /** Per invariant, how many facts were checked (to show the checker did its work). */
   readonly checked: Record<string, number>;
 }
@@ -109,6 +114,7 @@ function releaseOf(ops: readonly Op[]): 'ok' | 'unknown' | 'none' {
 export function check(input: CheckInput): CheckResult {
   const { history, final, nodeOf } = input;
   const violations: string[] = [];
+  const notes: string[] = [];
   const checked: Record<string, number> = {};
   const count = (what: string, n = 1): number => (checked[what] = (checked[what] ?? 0) + n);
   const fail = (text: string) => violations.push(text);
@@ -215,6 +221,9 @@ export function check(input: CheckInput): CheckResult {
       if (previous !== null && sample.incarnation === previous.incarnation && sample.lastSeq < previous.lastSeq) {
         fail(`monotonicity: ${node}'s lastSeq went from ${previous.lastSeq} to ${sample.lastSeq} (${(previous.atMs / 1000).toFixed(1)} s → ${(sample.atMs / 1000).toFixed(1)} s) without a restart`);
       }
+      if (previous !== null && sample.incarnation !== previous.incarnation && sample.lastSeq < previous.lastSeq) {
+        notes.push(`${node}'s lastSeq was ${previous.lastSeq} before its restart and ${sample.lastSeq} after (numbers of unacknowledged writes the crash lost)`);
+      }
       const ackedBefore = acked.filter((op) => op.completeMs! <= sample.atMs).reduce((max, op) => Math.max(max, op.seq!), 0);
       if (sample.lastSeq < ackedBefore) fail(`monotonicity: ${node}'s lastSeq ${sample.lastSeq} at ${(sample.atMs / 1000).toFixed(1)} s (incarnation ${sample.incarnation}) is below the acknowledged seq ${ackedBefore}`);
       for (const [peer, cursor] of Object.entries(sample.cursors)) {
@@ -225,7 +234,7 @@ export function check(input: CheckInput): CheckResult {
       previous = sample;
     }
   }
-  return { violations, checked };
+  return { violations, notes, checked };
 }
 
 /** The value checks of one document, by family. */

@@ -27,6 +27,7 @@ for (let i = 0; i < runs; i++) {
     const report = await runChaos(t, { seed, seconds, log: (line) => console.log(line) });
     report.result.violations.push(...problems);
     console.log(`faults ${JSON.stringify(report.faults)}; ops ${JSON.stringify(report.ops)}; checked ${JSON.stringify(report.result.checked)}`);
+    for (const note of report.result.notes) console.log(`note: ${note}`);
     if (report.result.violations.length > 0) {
       failed++;
       console.log(failureText(report));
