@@ -9,6 +9,7 @@
  * exist. A record that does not decode is reported (an item with an error, or a count), never skipped
  * silently and never fatal to the rest of the answer.
  */
+import { decodeLogEntry } from './log-entry.js';
 import {
   type CrdtTypeName, type DocState, type Dot, type Hlc, type JsonScalar, type MapNode,
   type RegEntry, type SetBody, TesseraError, checkDatasetName, checkKey, compareDots, compareHlc, decodeBounded,
@@ -583,25 +584,18 @@ export async function inspectLog(reader: StoreReader, options: { from?: number; 
 /** Decodes a delta-log entry as replica.ts encodes it: [dataset, key, origin, originSeq, [ms, c], delta, kind?, to?]. */
 function logItem(seq: number, bytes: Uint8Array, values: boolean): LogItem {
   try {
-    const [dataset, key, origin, originSeq, hlc, delta, kind, to] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 6, 8);
-    if (!(delta instanceof Uint8Array)) throw new TesseraError('ERR_DECODE', 'delta is not bytes');
-    const entryKind: 'change' | 'state' | 'purge' = kind === 'state' || kind === 'purge' ? kind : 'change';
+    const entry = decodeLogEntry(seq, bytes);
+    if (!(entry.delta instanceof Uint8Array)) throw new TesseraError('ERR_DECODE', 'delta is not bytes');
     const item = {
-      seq,
-      dataset: expectString(dataset, 'dataset'),
-      key: expectString(key, 'key'),
-      origin: expectNodeId(origin, 'origin'),
-      originSeq: expectInt(originSeq, 'origin seq'),
-      hlc: expectHlc(hlc, 'hlc'),
-      kind: entryKind,
-      to: entryKind !== 'change' ? expectArray(to, 'to').map((region) => expectString(region, 'region')) : [],
-      bytes: delta.length,
+      seq, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc,
+      kind: entry.kind ?? ('change' as const), to: entry.to ?? [], bytes: entry.delta.length,
     };
     if (!values || item.kind === 'purge') return item;
-    const doc = decodeDoc(delta, `log entry ${seq} delta`);
+    const doc = decodeDoc(entry.delta, `log entry ${seq} delta`);
     return { ...item, value: jsonSafe(docValue(doc)), tags: factsOf(item.dataset, item.key, docTags(doc)).tags };
   } catch (error) {
-    return { seq, bytes: bytes.length, error: { code: 'ERR_STORE_CORRUPT', message: `delta-log entry ${seq} is corrupt: ${(error as Error).message}` } };
+    const message = (error as Error).message;
+    return { seq, bytes: bytes.length, error: { code: 'ERR_STORE_CORRUPT', message: message.startsWith('delta-log entry') ? message : `delta-log entry ${seq} is corrupt: ${message}` } };
   }
 }
 

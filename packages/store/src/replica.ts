@@ -24,6 +24,7 @@ import {
 } from './audit.js';
 import { backfillLeader, docFacts, holderChange, quarantineHolds } from './residency.js';
 import { type BatchOp, GroupCommitter } from './committer.js';
+import { decodeLogEntry, encodeLogEntry } from './log-entry.js';
 import { type CacheEntry, DocCache } from './cache.js';
 import {
   allDocsRange, conflictKey, conflictRange, frontierKey, frontierRange, cursorKey, parseCursorKey, parseConflictKey, cursorRange, docKey, docRange, hlcKey, logFloorKey, logKey, logRange, metaKey, parseDocKey,
@@ -1354,30 +1355,6 @@ function checkLimit(what: string, limit: unknown, max: number): number {
     throw new TesseraError('ERR_OPTION_INVALID', `${what}: limit ${String(limit)} is outside 1 to ${max}`);
   }
   return limit as number;
-}
-
-function encodeLogEntry(dataset: string, key: string, origin: string, originSeq: number, hlc: Hlc, delta: Uint8Array, kind?: 'state' | 'purge', to?: readonly string[]): Uint8Array {
-  const fields: unknown[] = [dataset, key, origin, originSeq, [hlc.ms, hlc.c], delta];
-  if (kind !== undefined) fields.push(kind, [...(to ?? [])]);
-  return encodeCanonical(fields);
-}
-
-function decodeLogEntry(seq: number, bytes: Uint8Array): LogEntry {
-  try {
-    const [dataset, key, origin, originSeq, hlc, delta, kind, to] = expectArray(decodeBounded(bytes, `log entry ${seq}`), `log entry ${seq}`, 6, 8);
-    return {
-      seq,
-      dataset: expectString(dataset, 'dataset'),
-      key: expectString(key, 'key'),
-      origin: expectNodeId(origin, 'origin'),
-      originSeq: expectInt(originSeq, 'origin seq'),
-      hlc: expectHlc(hlc, 'hlc'),
-      delta: delta as Uint8Array,
-      ...(kind === 'state' || kind === 'purge' ? { kind, to: expectArray(to, 'to').map((region) => expectString(region, 'region')) } : {}),
-    };
-  } catch (error) {
-    throw new TesseraError('ERR_STORE_CORRUPT', `delta-log entry ${seq} is corrupt: ${(error as Error).message}`, { cause: error });
-  }
 }
 
 interface DecodedDelta {
