@@ -769,9 +769,10 @@ export class SyncNode {
   }
 
   /**
-   * After the enforced policy changed (from a peer or the API): offer it to every peer that has an older one.
-   * Entries a peer refused under the old policies are offered again. (Documents the new policy opens to a
-   * region travel as state entries the replica appended when it installed the policy.)
+   * After the enforced policy changed (from a peer or the API): offer it to every peer that has an older one,
+   * and forget which entries peers refused (entries not yet passed are offered again; a cursor never goes back,
+   * so refused entries it already passed stay unsent). Documents the new policy opens to a region travel as the
+   * state entries each holder appended when it installed the policy.
    */
   policyChanged(): void {
     for (const link of this.links.values()) {
