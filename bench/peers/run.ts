@@ -803,7 +803,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
     for (const [name, errors] of results.errors) for (const error of errors) lines.push(`- ${name}: ${error.split('\n')[0]!.slice(0, 400)}`);
   }
   lines.push('', `Medians of ${runs} run${runs === 1 ? '' : 's'}; (×r) is the figure divided by Tessera's. "—" means some run gave no figure (a deadline passed). ` +
-    `* cut: a load or catch-up stops at its deadline (${fmtSeconds(limits.loadTimeMsMax)} / ${fmtSeconds(limits.catchUpTimeMsMax)}), or after ${fmtSeconds(projectAfterMs)} when its rate so far cannot make the deadline; its rate is then records visible per second waited. ` +
+    `* cut: a load or catch-up stops at its deadline (${fmtSeconds(limits.loadTimeMsMax)} / ${fmtSeconds(limits.catchUpTimeMsMax)}), or earlier when its rate cannot make it (a load after ${fmtSeconds(projectAfterMs)}; a catch-up ${fmtSeconds(projectAfterMs)} after its first record, from the rate since then); a cut catch-up's rate is records visible per second waited, and a cut load leaves B fewer records to catch up. ` +
     'Lag is commit in A → visible in B (negative: B had it before A\'s own store acknowledged it); issue→visible starts when the write is issued.');
   return lines.join('\n');
 }
