@@ -308,7 +308,7 @@ t.test('frames at their bounds: the largest legitimate batch decodes; containers
     entries: Array.from({ length: batchEntriesMax }, (_, i) => ({ seq: i + 1, dataset: 'd', key: `k${i}`, origin: 'a1', originSeq: 0, hlc: { ms: 1, c: 0 }, delta: new Uint8Array(1), kind: 'state' as const, to })),
     traces: Array.from({ length: batchEntriesMax }, (_, i) => [i + 1, 'f'.repeat(32)] as const),
   };
-  t.equal((decodeFrame(encodeFrame(full)) as { entries: unknown[] }).entries.length, batchEntriesMax, 'a full batch of state entries naming every region decodes');
+  t.equal((decodeFrame(encodeFrame(full)) as unknown as { entries: unknown[] }).entries.length, batchEntriesMax, 'a full batch of state entries naming every region decodes');
 
   // FUZZ-1 (found writing the nesting mutants of this file): a deeply nested `t` made the error message's
   // JSON.stringify overflow the stack (RangeError). FUZZ-2: 16 MiB of one-byte arrays — nested, or side by

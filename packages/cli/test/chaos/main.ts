@@ -1,6 +1,7 @@
 /**
- * Long chaos runs from the command line: `npm run chaos -- --seed 42 --seconds 300 --runs 10` plays runs with
- * seeds 42, 43, … one after another and prints each verdict; a failed run prints its seed, schedule and
+ * Long chaos runs from the command line: `npm run chaos -- --seed 42 --seconds 300 --runs 10 [--clients 3]`
+ * plays runs with seeds 42, 43, … one after another (`--clients`: clients per region, default 2) and prints
+ * each verdict; a failed run prints its seed, schedule and
  * history file. Exit code 1 if any run failed. (CI runs the short one in chaos.test.ts.)
  */
 import { chaosSeed } from './random.js';
@@ -17,6 +18,7 @@ function option(name: string, fallback: number): number {
 const firstSeed = option('seed', chaosSeed());
 const seconds = option('seconds', 120);
 const runs = option('runs', 1);
+const clientsPerRegion = option('clients', 2);
 let failed = 0;
 for (let i = 0; i < runs; i++) {
   const seed = firstSeed + i;
@@ -24,7 +26,7 @@ for (let i = 0; i < runs; i++) {
   const problems: string[] = [];
   const t: HarnessT = { teardown: (fn) => teardowns.push(fn), fail: (message) => problems.push(message) };
   try {
-    const report = await runChaos(t, { seed, seconds, log: (line) => console.log(line) });
+    const report = await runChaos(t, { seed, seconds, clientsPerRegion, log: (line) => console.log(line) });
     report.result.violations.push(...problems);
     console.log(`faults ${JSON.stringify(report.faults)}; ops ${JSON.stringify(report.ops)}; checked ${JSON.stringify(report.result.checked)}`);
     for (const note of report.result.notes) console.log(`note: ${note}`);
