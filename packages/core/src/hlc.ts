@@ -18,6 +18,14 @@ export const hlcCounterMax = 0xffff;
 /** The zero timestamp. */
 export const hlcZero: Hlc = { ms: 0, c: 0 };
 
+/**
+ * The latest wall time a timestamp from another node may carry: the end of year 9999. A clock that observed a
+ * timestamp near `Number.MAX_SAFE_INTEGER` would issue ones no safe integer holds (the counter's carry adds a
+ * millisecond), which every peer refuses: one bad entry from one peer stopped replication from each node it
+ * reached. Below this bound, carries cannot reach the safe-integer limit in any realistic number of writes.
+ */
+export const hlcRemoteMsMax = 253_402_300_799_999;
+
 /** Total order on timestamps. */
 export function compareHlc(a: Hlc, b: Hlc): number {
   return a.ms !== b.ms ? a.ms - b.ms : a.c - b.c;
@@ -62,8 +70,12 @@ export class HlcClock {
     return this.last;
   }
 
-  /** Moves the clock past a timestamp received from another node. */
+  /**
+   * Moves the clock past a timestamp received from another node. One past `hlcRemoteMsMax` is not followed:
+   * the decoders refuse such timestamps, and a clock pushed there could no longer issue valid ones.
+   */
   observe(remote: Hlc): void {
+    if (remote.ms > hlcRemoteMsMax) return;
     if (compareHlc(remote, this.last) > 0) this.last = remote;
   }
 }

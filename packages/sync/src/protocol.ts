@@ -23,7 +23,7 @@
 import { type LogEntry } from '@tessera/store';
 import {
   KiB, MiB, TesseraError, assert, docBytesMax, policyBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
-  encodeCanonical, expectArray, expectBytes, expectInt, expectString, isHlc,
+  encodeCanonical, expectArray, expectBytes, expectInt, expectString, hlcRemoteMsMax, isHlc,
 } from '@tessera/core';
 
 /** Protocol version; a peer speaking another one is refused. */
@@ -149,6 +149,8 @@ function wireEntry(value: unknown, index: number): WireEntry {
     checkNodeId(origin);
     const hlc = { ms, c };
     if (!isHlc(hlc)) fail(`${what}: hlc is not well formed`);
+    // A timestamp past year 9999 would push the receiver's clock where it can no longer issue valid ones.
+    if (hlc.ms > hlcRemoteMsMax) fail(`${what}: hlc ${hlc.ms} ms is past the limit of ${hlcRemoteMsMax} ms (year 9999)`);
     const entry = {
       seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, originSeq: expectInt(originSeq, `${what} origin seq`),
       hlc, delta: expectBytes(delta, `${what} delta`),
