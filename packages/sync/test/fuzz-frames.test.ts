@@ -9,7 +9,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { Encoder } from '@msgpack/msgpack';
-import { decodeBounded, isTesseraError } from '@tessera/core';
+import { decodeBounded, hlcRemoteMsMax, isTesseraError } from '@tessera/core';
 import {
   type Frame, batchEntriesMax, decodeFrame, encodeFrame, entryRegionsMax, frameBytesMax, frameDepthMax, frameItemsMax, nonceBytes,
 } from '@tessera/sync';
@@ -39,7 +39,7 @@ const peerState = fc.record({ have: fc.dictionary(nodeId, uint, { maxKeys: 5 }),
 /** Entries of a batch or state frame: strictly increasing seqs, each a change, a state or a purge notice. */
 const entries = fc.array(
   fc.record({
-    dataset, key, origin: nodeId, originSeq: uint, ms: uint, c: fc.nat({ max: 65_535 }), delta: bytes(64),
+    dataset, key, origin: nodeId, originSeq: uint, ms: fc.nat({ max: hlcRemoteMsMax }), c: fc.nat({ max: 65_535 }), delta: bytes(64),
     kind: fc.constantFrom(undefined, 'state', 'purge'), to: fc.array(region, { minLength: 1, maxLength: 4 }), gap: fc.integer({ min: 1, max: 1000 }),
   }),
   { maxLength: 8 },
