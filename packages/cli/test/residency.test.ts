@@ -179,7 +179,7 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
     // After it was quarantined, nothing of mk-late's value went out again.
     if (chunk.atMs > lateQuarantinedAtMs + 50 && chunk.bytes.includes('mv-late')) problems.push(`mv-late crossed ${chunk.link} after its quarantine`);
   }
-  t.ok(chunks.length > 100, `the tap saw the traffic (${chunks.length} chunks)`);
+  t.ok(chunks.length > 20, `the tap saw the traffic (${chunks.length} payload pieces)`);
   // A control: eu-west-1 dials us-east-1, so what it sends is masked on the wire; the unmasked payloads on that
   // link must show the global document it wrote.
   t.ok(chunks.some((c) => c.link === 'eu-west-1>us-east-1' && c.bytes.includes('mv-global-cat')), 'the tap reads what legitimately crosses, masked direction included');
