@@ -771,7 +771,7 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
       cell(med(samples.map(lag(0.99))), ts(lag(0.99)), fmtMs),
       cell(med(samples.map(fromIssue(0.5))), ts(fromIssue(0.5)), fmtMs),
       cell(med(samples.map(fromIssue(0.99))), ts(fromIssue(0.99)), fmtMs),
-      missing === 0 ? '0' : `${missing} of ${samples[0]!.writes}`,
+      missing === 0 ? '0' : `${Math.round(missing)} of ${samples[0]!.writes}`,
       cell(med(samples.map((s) => s.bytesPerWrite)), ts((s) => s.bytesPerWrite), fmtBytes),
       `${cell(med(samples.map((s) => s.a.cpuMs)), ts((s) => s.a.cpuMs), fmtSeconds)} / ${cell(med(samples.map((s) => s.b.cpuMs)), ts((s) => s.b.cpuMs), fmtSeconds)}`,
     ]);
