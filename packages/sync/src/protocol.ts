@@ -172,7 +172,8 @@ function laneOf(record: Record<string, unknown>): { lane?: string } {
   if (!Object.prototype.hasOwnProperty.call(record, 'lane') || record.lane === undefined) return {};
   const lane = record.lane;
   if (typeof lane !== 'string' || !lanePattern.test(lane)) fail('lane: expected 1 to 32 characters [a-z0-9-]');
-  return { lane };
+  // The main lane is the absence of a lane: one form per frame, as the encoder writes it.
+  return lane === 'main' ? {} : { lane };
 }
 
 function peerStateOf(record: Record<string, unknown>): { peer?: PeerState } {
