@@ -206,7 +206,8 @@ function tracesOf(record: Record<string, unknown>): { traces?: Array<readonly [n
     if (typeof trace !== 'string' || !traceIdPattern.test(trace)) fail(`traces[${i}]: a trace id is 32 lowercase hex characters`);
     return [expectInt(seq, `traces[${i}] seq`, 1), trace] as const;
   });
-  return { traces };
+  // No traces is the absence of the field: one form per frame, as the encoder writes it.
+  return traces.length === 0 ? {} : { traces };
 }
 
 /** Decodes and checks an untrusted frame; throws `ERR_FRAME_INVALID`. */

@@ -15,7 +15,9 @@ import {
 } from '@tessera/sync';
 
 const runsScale = Number(process.env.FUZZ_RUNS ?? 1);
-const seed = process.env.FUZZ_SEED === undefined ? Date.now() ^ (Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
+// CI runs a fixed seed (a failure there is reproducible as is); FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
+const seed = process.env.FUZZ_SEED === undefined ? 20_261_127
+  : process.env.FUZZ_SEED === 'random' ? Date.now() ^ (Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
 t.comment(`FUZZ_SEED=${seed} (reproduce: FUZZ_SEED=${seed} npx tap packages/sync/test/fuzz-frames.test.ts)`);
 const params = (numRuns: number) => ({ numRuns: Math.max(1, Math.round(numRuns * runsScale)), seed });
 
