@@ -25,6 +25,7 @@
 import os from 'node:os';
 import { type DocFacts, type Policy, parsePolicy } from '@tessera/core';
 import { type Spread, formatRange, machineInfo, parseBenchArgs, spread, table } from './lib.js';
+import { examplePolicyText } from '../packages/core/test/helpers/policy.js';
 
 const usage = 'usage: npm run bench:policy -- [--runs N] [--quick]';
 const runsDefault = 5;
@@ -46,25 +47,7 @@ interface Limits {
 const limitsFull: Limits = { cachedDecisions: 5_000_000, uncachedDecisions: 300_000, keyedDecisions: 300_000, holdersCalls: 1_000_000, parses: 200 };
 const limitsQuick: Limits = { cachedDecisions: 500_000, uncachedDecisions: 30_000, keyedDecisions: 30_000, holdersCalls: 100_000, parses: 20 };
 
-const policyText = `version: 7
-unlisted: global
-regions:
-  eu-west:    { jurisdiction: eu, location: [53.3, -6.3] }
-  eu-central: { jurisdiction: eu, location: [50.1, 8.7] }
-  us-east:    { jurisdiction: us, location: [38.9, -77.0] }
-datasets:
-  catalog:  { type: map, placement: global, priority: high }
-  profiles: { type: map, placement: { home: doc.origin, within: jurisdiction } }
-  orders:   { type: map, placement: { regions: [eu-west, us-east] }, cadence: 30s, rate: { bytesPerSecond: 1048576, entriesPerSecond: 5000 } }
-  audits:   { type: lww, placement: local }
-rules:
-  - name: pii stays in its jurisdiction
-    deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
-  - name: reviewed documents leave quarantine
-    release: "'reviewed' in doc.tags"
-  - name: shared catalog items go to us-east too
-    allow: "doc.dataset == 'orders' && 'shared' in doc.tags"
-`;
+const policyText = examplePolicyText;
 const keyedRule = `  - name: test keys stay in europe
     deny: "doc.key.startsWith('test-') && target.jurisdiction != 'eu'"
 `;

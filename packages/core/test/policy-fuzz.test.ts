@@ -11,6 +11,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { Policy, TesseraError, parsePolicy, policyBytesMax } from '@tessera/core';
+import { examplePolicyText } from './helpers/policy.js';
 
 /** The type of a subtest's `t`. */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -18,25 +19,7 @@ type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 const seed = Number(process.env.POLICY_FUZZ_SEED ?? 20_250_611);
 const source = 'fuzz.yaml';
 
-const example = `version: 7
-unlisted: global
-regions:
-  eu-west:    { jurisdiction: eu, location: [53.3, -6.3] }
-  eu-central: { jurisdiction: eu, location: [50.1, 8.7] }
-  us-east:    { jurisdiction: us, location: [38.9, -77.0] }
-datasets:
-  catalog:  { type: map, placement: global, priority: high }
-  profiles: { type: map, placement: { home: doc.origin, within: jurisdiction } }
-  orders:   { type: map, placement: { regions: [eu-west, us-east] }, cadence: 30s, rate: { bytesPerSecond: 1048576, entriesPerSecond: 5000 } }
-  audits:   { type: lww, placement: local }
-rules:
-  - name: pii stays in its jurisdiction
-    deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
-  - name: reviewed documents leave quarantine
-    release: "'reviewed' in doc.tags"
-  - name: shared catalog items go to us-east too
-    allow: "doc.dataset == 'orders' && 'shared' in doc.tags"
-`;
+const example = examplePolicyText;
 
 const problemLine = new RegExp(`^${source.replace('.', '\\.')}:(\\d+):(\\d+): .*\\S`);
 const moreLine = /^\(and \d+ more problems\)$/;

@@ -8,29 +8,12 @@ import {
   type TesseraError, expressionLengthMax, parsePolicy, policyBytesMax, policyDatasetsMax, policyProblemsMax, policyRegionsMax,
   policyRulesMax,
 } from '@tessera/core';
+import { examplePolicyText } from './helpers/policy.js';
 
 /** The type of a subtest's `t`. */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
-const example = `version: 7
-unlisted: global
-regions:
-  eu-west:    { jurisdiction: eu, location: [53.3, -6.3] }
-  eu-central: { jurisdiction: eu, location: [50.1, 8.7] }
-  us-east:    { jurisdiction: us, location: [38.9, -77.0] }
-datasets:
-  catalog:  { type: map, placement: global, priority: high }
-  profiles: { type: map, placement: { home: doc.origin, within: jurisdiction } }
-  orders:   { type: map, placement: { regions: [eu-west, us-east] }, cadence: 30s, rate: { bytesPerSecond: 1048576, entriesPerSecond: 5000 } }
-  audits:   { type: lww, placement: local }
-rules:
-  - name: pii stays in its jurisdiction
-    deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
-  - name: reviewed documents leave quarantine
-    release: "'reviewed' in doc.tags"
-  - name: shared catalog items go to us-east too
-    allow: "doc.dataset == 'orders' && 'shared' in doc.tags"
-`;
+const example = examplePolicyText;
 
 /** A small valid head to build limit cases on. */
 const head = `version: 1
