@@ -98,7 +98,7 @@ t.test('merge is set union; includes is the subset relation', async (t) => {
     const again = merged.clone();
     again.merge(merged);
     if (JSON.stringify(again.toJSON()) !== JSON.stringify(merged.toJSON())) throw new Error('merge is not idempotent');
-  }), { numRuns: 300 });
+  }), { numRuns: 300, seed: 20_261_127 }); // seeded: the floor below counts random outcomes
   t.ok(subsets > 10, `${subsets} pairs were subsets (includes was true)`);
 });
 
