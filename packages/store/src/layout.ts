@@ -21,7 +21,7 @@
  *   h␀<dataset>␀<key>            a document this region hands over (its state entry's seq, the regions) and
  *                                purges once they have acknowledged it (JSON)
  */
-export const storeFormatVersion = 1;
+export const storeFormatVersion = 2;
 
 export const metaKey = 'meta';
 export const seqKey = 'seq';
