@@ -14,6 +14,7 @@ export * from './codec.js';
 export * from './shape.js';
 export * from './ops.js';
 export * from './apply.js';
+export * from './legacy.js';
 export * from './crdt/type.js';
 export * from './crdt/entries.js';
 export * from './crdt/registry.js';

@@ -8,7 +8,7 @@ export { type Sendable } from './replica/judge.js';
 export { MapHandle, CounterHandle, SetHandle, YjsHandle, AutomergeHandle } from './handles.js';
 export { GroupCommitter, groupOpsMax, type BatchOp } from './committer.js';
 export { docCacheEntriesMax } from './cache.js';
-export { storeFormatVersion } from './layout.js';
+export { storeFormatVersion, docKey } from './layout.js';
 export type * from './types.js';
 export { type ReplicaObserver, policyHash } from './replica.js';
 export { verifyStoredAudit, auditLimitMax } from './replica/audit-log.js';

@@ -23,7 +23,7 @@ import { checkOpenOptions, openCore } from './replica/open.js';
 import { conflicts, list, state, view } from './replica/reads.js';
 import { type LocalWrite, writeLocal } from './replica/writes.js';
 import {
-  type ApplyResult, type ChangeEvent, type ConflictRecord, type DocumentView, type ListPage, type LogEntry, type PolicyMode,
+  type ApplyResult, type ChangeEvent, type PurgeEvent, type ConflictRecord, type DocumentView, type ListPage, type LogEntry, type PolicyMode,
   type PolicyRecord, type PolicyReport, type RemoteDelta, type ReplicaOptions, type WriteOptions, type WriteResult,
 } from './types.js';
 
@@ -339,12 +339,14 @@ export class Replica {
   // ---------------------------------------------------------------- events and lifecycle
 
   /**
-   * Subscribes to durable changes, local and remote (`change`), or to log growth that changes no document —
-   * state entries and notices a policy change or truncation adds (`appended`, with the new head).
+   * Subscribes to durable changes, local and remote (`change`), to log growth that changes no document —
+   * state entries and notices a policy change or truncation adds (`appended`, with the new head) — or to
+   * copies this region dropped (`purged`: handed over, or erased because no region may hold them).
    */
   on(event: 'change', listener: (change: ChangeEvent) => void): this;
   on(event: 'appended', listener: (head: number) => void): this;
-  on(event: 'change' | 'appended', listener: ((change: ChangeEvent) => void) | ((head: number) => void)): this {
+  on(event: 'purged', listener: (purge: PurgeEvent) => void): this;
+  on(event: 'change' | 'appended' | 'purged', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
     this.c.events.on(event, listener);
     return this;
   }
@@ -352,7 +354,8 @@ export class Replica {
   /** Unsubscribes. */
   off(event: 'change', listener: (change: ChangeEvent) => void): this;
   off(event: 'appended', listener: (head: number) => void): this;
-  off(event: 'change' | 'appended', listener: ((change: ChangeEvent) => void) | ((head: number) => void)): this {
+  off(event: 'purged', listener: (purge: PurgeEvent) => void): this;
+  off(event: 'change' | 'appended' | 'purged', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
     this.c.events.off(event, listener);
     return this;
   }

@@ -176,6 +176,14 @@ export interface ChangeEvent {
   readonly deleted: boolean;
 }
 
+/** A copy this region dropped, as `purged` listeners hear it (after it is durable). */
+export interface PurgeEvent {
+  readonly dataset: string;
+  readonly key: string;
+  /** `handover` (the regions that may hold it have it), `policy` or `no region may hold it` (erased). */
+  readonly reason: string;
+}
+
 /** One page of `list`. */
 export interface ListPage {
   readonly items: ReadonlyArray<{ readonly key: string; readonly type: CrdtTypeName; readonly value: unknown; readonly tags: readonly string[] } | { readonly key: string; readonly error: { readonly code: string; readonly message: string } }>;

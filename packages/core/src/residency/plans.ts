@@ -58,7 +58,8 @@ export function planWrite(policy: Policy | null, region: string, before: DocFact
   const decision = policy.decide(after, region);
   const holders = holdersOf(policy, after);
   if (!decision.allow) return { allowed: false, decision, holders, ...nothing };
-  if (before === null || sameFacts(before, after)) return { allowed: true, decision, holders, ...nothing };
+  if (before === null) return { allowed: true, decision, holders, ...nothing, audit: quarantineAudit(policy, null, after) };
+  if (sameFacts(before, after)) return { allowed: true, decision, holders, ...nothing };
   const was = holdersOf(policy, before);
   return {
     allowed: true, decision, holders,

@@ -75,14 +75,20 @@ function groupsOf(items: readonly DecodedDelta[]): Group[] {
   return [...groups.values()];
 }
 
-/** Everything the sender sent of a document: its heads and its entries, joined. */
-function incomingOf(group: Group): DocState {
-  let state = emptyDoc(group.items[0]!.doc.type);
+/** Everything the sender sent of a document — its heads and its entries — joined, and its heads alone. */
+function incomingOf(group: Group): { all: DocState; heads: DocState | null } {
+  let all = emptyDoc(group.items[0]!.doc.type);
+  let heads: DocState | null = null;
   for (const item of group.items) {
-    if (item.head !== null) state = joinDocs(state, item.head).state;
-    state = joinDocs(state, item.doc).state;
+    // A purge notice is a head too: the facts the sender judged the document by.
+    for (const head of [item.head, item.kind === 'purge' ? item.doc : null]) {
+      if (head === null) continue;
+      heads = heads === null ? head : joinDocs(heads, head).state;
+      all = joinDocs(all, head).state;
+    }
+    all = joinDocs(all, item.doc).state;
   }
-  return state;
+  return { all, heads };
 }
 
 /** Joins the entries of a document the receiver may hold: heads first (they carry the facts), then each delta. */
@@ -124,9 +130,13 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   const { dataset, key } = group;
   const local = entry.state;
   const incoming = incomingOf(group);
-  const merged = local === null ? incoming : joinDocs(local, incoming).state;
-  const plan = planReceive(c.enforced, c.region, local === null ? null : docFacts(dataset, key, local), docFacts(dataset, key, incoming), docFacts(dataset, key, merged), from);
-  const staged: Staged = { state: local ?? emptyDoc(incoming.type), events: [] };
+  const merged = local === null ? incoming.all : joinDocs(local, incoming.all).state;
+  const mergedFacts = docFacts(dataset, key, merged);
+  // The sender's view of the facts is its head; deltas alone say nothing of it (a replay of old deltas must
+  // not look like a sender that lags), so without a head the sender is taken to see what the merge gives.
+  const incomingFacts = incoming.heads === null ? mergedFacts : docFacts(dataset, key, incoming.heads);
+  const plan = planReceive(c.enforced, c.region, local === null ? null : docFacts(dataset, key, local), incomingFacts, mergedFacts, from);
+  const staged: Staged = { state: local ?? emptyDoc(incoming.all.type), events: [] };
   if (plan.accept) {
     accept(run, group, local, staged);
   } else {
@@ -135,7 +145,7 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
     if (local === null) return;
     // The copy here takes the sender's facts (never its values), and must go: its own writes first reach the
     // regions that may hold the document as merged, then it is purged.
-    const head = docHead(incoming);
+    const head = docHead(merged);
     const joined = joinDelta(local, head);
     if (joined.changed) run.log(group, group.items[0]!, encodeDoc(head), staged, joined.state, true);
     const regions = [...new Set([...plan.handoverTo, ...plan.purgeTo])];

@@ -87,8 +87,8 @@ class LevelStorage implements StoragePort {
   async compact(range?: { readonly gte: string; readonly lt: string }): Promise<void> {
     if (this.compactRange === null) return;
     void this.db;
-    // LevelDB compacts [start, end] inclusive; '\uffff' sorts after every key the layout writes.
-    await this.compactRange(range?.gte ?? '', range?.lt ?? '\uffff');
+    // LevelDB compacts [start, end] inclusive; U+10FFFF sorts after every key the layout writes.
+    await this.compactRange(range?.gte ?? '', range?.lt ?? '\u{10ffff}');
   }
 }
 
