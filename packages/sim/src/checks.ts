@@ -306,7 +306,10 @@ export class Checker {
           else if (hex(encodeDoc(copy)) !== encoded) fail(`convergence: ${node}'s copy of ${id} differs from the join of its lineage (${names.join(', ')}) at t=${atMs}`);
         }
         for (const item of group) {
-          if (!holders.includes(item.node)) fail(`convergence: ${item.node} in ${this.regionOf(item.node)} holds ${id}, which policy v${policy.version} keeps from it (lineage of ${names.join(', ')}; holders ${regions.join(', ') || 'none'})`);
+          if (!holders.includes(item.node)) {
+            const own = docFacts(dataset, key, item.state);
+            fail(`convergence: ${item.node} in ${this.regionOf(item.node)} holds ${id}, which policy v${policy.version} keeps from it (lineage of ${names.join(', ')}; holders ${regions.join(', ') || 'none'}; joined facts ${describeFacts(facts)}, its own ${describeFacts(own)})`);
+          }
         }
         lineages.push({ joined, dots: new Set(group.flatMap((item) => [...item.dots])), holders });
       }
@@ -331,6 +334,10 @@ export class Checker {
     }
     return failures;
   }
+}
+
+function describeFacts(facts: { tags: readonly string[]; origin: string | null }): string {
+  return `origin ${facts.origin ?? 'none'}, tags [${facts.tags.join(',')}]`;
 }
 
 function splitId(id: string): [string, string] {

@@ -177,8 +177,11 @@ export class SyncDriver {
     try {
       frame = decodeFrame(bytes);
     } catch (error) {
-      this.host.transport.close(conn, closeCodes.protocol, `malformed frame: ${codeOf(error)}`);
-      link.machine.lastError = `malformed frame: ${codeOf(error)}`;
+      // A frame that does not decode closes the link, the reason logged by code (never the frame's content).
+      const reason = `malformed frame: ${codeOf(error)}`;
+      link.machine.lastError = reason;
+      this.host.log({ event: 'link-error', peer: link.machine.config.peer.node, code: closeCodes.protocol, reason });
+      this.host.transport.close(conn, closeCodes.protocol, reason);
       return;
     }
     this.step(link, { kind: 'frame', conn, frame, wireBytes: bytes.length });
@@ -235,7 +238,7 @@ export class SyncDriver {
         this.io(link, effect.conn, 'document scan', async () => {
           const { entries, next } = await replica.documentsAfter(effect.after, effect.limit);
           const denied = await this.judge(link, entries.map((entry) => entry.position), entries);
-          return { entries, next, denied: denied.ids };
+          return { entries, next, denied: denied.ids, heads: denied.heads };
         }, (value) => ({ kind: 'scanned', conn: effect.conn, lane: effect.lane, after: effect.after, ...value }));
         return;
       case 'apply':

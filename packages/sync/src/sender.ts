@@ -19,7 +19,7 @@ export type SenderInput =
   /** A read failed because the log was truncated past the cursor: switch to a state catch-up. */
   | { readonly kind: 'truncated'; readonly committed: number }
   /** `denied`: positions of documents the policy keeps from this peer (skipped). */
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string> }
+  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array> }
   | { readonly kind: 'appended'; readonly head: number }
   /**
    * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
@@ -199,7 +199,7 @@ export class LinkSender {
         this.startCatchUp(input.committed);
         return this.pump(nowMs);
       case 'scanned':
-        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied);
+        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied, input.heads);
       case 'appended':
         if (input.head > this.head && this.unsentSinceMs === null) this.unsentSinceMs = nowMs;
         if (this.reading) this.appendedWhileReading = true;
@@ -342,7 +342,7 @@ export class LinkSender {
     this.stats.catchUps++;
   }
 
-  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>): SenderEffect[] {
+  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
     const catchUp = this.catchUp;
     if (!this.open || catchUp === null || !catchUp.scanning || after !== catchUp.after) return this.open ? this.pump(nowMs) : [];
     catchUp.scanning = false;
@@ -356,8 +356,10 @@ export class LinkSender {
         continue;
       }
       if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
-      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta });
-      bytes += entry.delta.length;
+      // A whole state is the sender's view of the document: its head says so to the receiver.
+      const head = heads?.get(docKey(entry.dataset, entry.key));
+      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta, ...(head === undefined ? {} : { head }) });
+      bytes += entry.delta.length + (head?.length ?? 0);
       position = entry.position;
     }
     const done = next === null && position === (entries.at(-1)?.position ?? after);

@@ -8,7 +8,7 @@
  * entries; only then is anything acknowledged or published.
  */
 import {
-  type DocState, type Hlc, TesseraError, crdtType, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, hex64,
+  type DocState, type Hlc, TesseraError, coversMarker, crdtType, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, hex64,
   joinDelta, joinDocs, planReceive,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
@@ -80,11 +80,11 @@ function incomingOf(group: Group): { all: DocState; heads: DocState | null } {
   let all = emptyDoc(group.items[0]!.doc.type);
   let heads: DocState | null = null;
   for (const item of group.items) {
-    // A purge notice is a head too: the facts the sender judged the document by.
-    for (const head of [item.head, item.kind === 'purge' ? item.doc : null]) {
-      if (head === null) continue;
-      heads = heads === null ? head : joinDocs(heads, head).state;
-      all = joinDocs(all, head).state;
+    // Heads are what the link attaches: the sender's view as it sent. A purge notice carries facts too, but of
+    // when it was logged — a replay of an old one must not look like a sender that lags — so it is content.
+    if (item.head !== null) {
+      heads = heads === null ? item.head : joinDocs(heads, item.head).state;
+      all = joinDocs(all, item.head).state;
     }
     all = joinDocs(all, item.doc).state;
   }
@@ -135,6 +135,13 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   // The sender's view of the facts is its head; deltas alone say nothing of it (a replay of old deltas must
   // not look like a sender that lags), so without a head the sender is taken to see what the merge gives.
   const incomingFacts = incoming.heads === null ? mergedFacts : docFacts(dataset, key, incoming.heads);
+  // A document this region purged: a copy from a sender that has not seen what made it purge is stale.
+  const marker = local === null ? c.markerOf(dataset, key) : null;
+  if (marker !== null && !coversMarker(incoming.heads ?? merged, marker)) {
+    for (const item of group.items) if (item.kind !== 'purge') run.refused.push(item.index);
+    if (group.items.some((item) => item.kind !== 'purge')) run.refusedDocs.push({ dataset, key, reason: 'stale' });
+    return;
+  }
   const plan = planReceive(c.enforced, c.region, local === null ? null : docFacts(dataset, key, local), incomingFacts, mergedFacts, from);
   const staged: Staged = { state: local ?? emptyDoc(incoming.all.type), events: [] };
   if (plan.accept) {

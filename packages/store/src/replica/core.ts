@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
-  type CrdtTypeName, type DocState, type Hlc, type Policy, HlcClock, TesseraError, assert, decodeDoc,
+  type CrdtTypeName, type DocState, type Hlc, type Policy, type PurgeMarker, HlcClock, TesseraError, assert, decodeDoc,
 } from '@tessera/core';
 import { type AuditKind, auditGenesis, auditHash, checkAuditDetails, keyDigest } from '../audit.js';
 import { type CacheEntry, DocCache } from '../cache.js';
@@ -49,7 +49,8 @@ export interface Recovered {
   readonly logFloor: number;
   readonly frontier: Map<string, number>;
   readonly salt: Uint8Array;
-  readonly floorCount: number;
+  /** Markers of purged documents, by key digest. */
+  readonly markers: Map<string, PurgeMarker>;
   readonly auditSeq: number;
   readonly auditLast: string;
 }
@@ -92,8 +93,12 @@ export class ReplicaCore {
   /** The policy install in progress (installs are serialized). */
   policyInstalls: Promise<unknown> = Promise.resolve();
   observer: ReplicaObserver | null = null;
-  /** Counter floors kept for purged documents (a write that creates a document reads one only when there are any). */
-  floorCount: number;
+  /**
+   * Markers of documents this region purged, by key digest (core's marker.ts): a later write here issues dots
+   * above the counter they record, whatever copy it builds on; a copy from a sender whose facts do not cover
+   * them is refused.
+   */
+  readonly markers: Map<string, PurgeMarker>;
   lifecycle: 'open' | 'closing' | 'closed' = 'open';
   failure: Error | null = null;
   private auditSeq: number;
@@ -116,7 +121,7 @@ export class ReplicaCore {
     this.originFrontier = recovered.frontier;
     this.conflicted = recovered.conflicted;
     this.salt = recovered.salt;
-    this.floorCount = recovered.floorCount;
+    this.markers = recovered.markers;
     this.auditSeq = recovered.auditSeq;
     this.auditLast = recovered.auditLast;
     this.clock = new HlcClock(recovered.hlcLast);
@@ -162,6 +167,11 @@ export class ReplicaCore {
   /** The region of a node of the cluster (this node's, or a peer's as configured). */
   regionOf(node: string, fallback?: string): string {
     return this.nodeRegions.get(node) ?? fallback ?? '';
+  }
+
+  /** The marker of a document this region purged, or null. */
+  markerOf(dataset: string, key: string): PurgeMarker | null {
+    return this.markers.size === 0 ? null : this.markers.get(this.keyDigest(dataset, key)) ?? null;
   }
 
   /** A document's name in audit entries and logs: a digest keyed by this data directory's salt. */

@@ -6,7 +6,7 @@
  * by key digest so later writes here never reuse dots, and compacts the storage so no readable byte stays.
  */
 import {
-  type DocFacts, type DocState, type Policy, TesseraError, decodeDoc, docFacts, docHead, encodeDoc, holdersOf, parsePolicy, planPolicy,
+  type DocFacts, type DocState, type Policy, type PurgeMarker, TesseraError, markerForm, markerOf, decodeDoc, docFacts, docHead, encodeDoc, holdersOf, parsePolicy, planPolicy,
 } from '@tessera/core';
 import { decodeLogEntry } from '../log-entry.js';
 import {
@@ -237,18 +237,15 @@ export async function purgeDocs<T extends { dataset: string; key: string }>(c: R
       if (ids.has(docKey(entry.dataset, entry.key))) logKeys.push(stored);
     }
     for (const stored of logKeys) ops.push({ type: 'del', key: stored });
-    let floors = 0;
+    const markersNow = new Map<string, PurgeMarker>();
     for (const doc of docs) {
       const entry = pinned.get(docKey(doc.dataset, doc.key))!;
       // The state goes, and its context with it: remember (by digest, never the key) the highest counter of
       // this node's dots in it, so a later write here cannot issue a dot other regions already hold.
-      const counter = entry.state?.ctx.maxCounter(c.node) ?? 0;
-      if (counter > 0) {
-        const floorBytes = await c.storage.get(floorKey(c.keyDigest(doc.dataset, doc.key)));
-        const previous = floorBytes === undefined ? 0 : parseJsonBytes(floorBytes) as number;
-        if (floorBytes === undefined) floors++;
-        ops.push({ type: 'put', key: floorKey(c.keyDigest(doc.dataset, doc.key)), value: jsonBytes(Math.max(counter, previous)) });
-      }
+      const marker = markerOf(entry.state, c.node, c.markerOf(doc.dataset, doc.key));
+      const digest = c.keyDigest(doc.dataset, doc.key);
+      markersNow.set(digest, marker);
+      ops.push({ type: 'put', key: floorKey(digest), value: jsonBytes(markerForm(marker)) });
       ops.push({ type: 'del', key: docKey(doc.dataset, doc.key) });
       ops.push({ type: 'del', key: handoverKey(doc.dataset, doc.key) });
       for await (const stored of c.storage.keys(conflictRange(doc.dataset, doc.key))) ops.push({ type: 'del', key: stored });
@@ -258,7 +255,7 @@ export async function purgeDocs<T extends { dataset: string; key: string }>(c: R
       entry.state = null;
     }
     await c.commit(ops);
-    c.floorCount += floors;
+    for (const [digest, marker] of markersNow) c.markers.set(digest, marker);
     for (const entry of pinned.values()) {
       entry.committed = null;
     }

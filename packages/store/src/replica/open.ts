@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  type Hlc, TesseraError, checkDatasetName, checkNodeId, checkRegion, crdtType, expectArray, expectInt, expectString, isHlc,
+  type Hlc, type PurgeMarker, TesseraError, checkDatasetName, checkNodeId, checkRegion, crdtType, expectArray, expectInt, expectString, isHlc,
+  markerFromForm,
 } from '@tessera/core';
 import { auditGenesis } from '../audit.js';
 import {
@@ -128,8 +129,8 @@ async function recover(storage: StoragePort): Promise<Recovered> {
     salt = new Uint8Array(randomBytes(32));
     await storage.write([{ type: 'put', key: saltKey, value: salt }], { sync: true });
   }
-  let floorCount = 0;
-  for await (const _key of storage.keys(floorRange)) floorCount++;
+  const markers = new Map<string, PurgeMarker>();
+  for await (const [stored, bytes] of storage.entries(floorRange)) markers.set(stored.slice(floorRange.gte.length), markerFromForm(parseJsonBytes(bytes)));
   let auditSeq = 0;
   let auditLast = auditGenesis;
   const head = await storage.get(auditHeadKey);
@@ -138,5 +139,5 @@ async function recover(storage: StoragePort): Promise<Recovered> {
     auditSeq = expectInt(seq, 'audit head');
     auditLast = expectString(hash, 'audit head hash');
   }
-  return { seqLast, hlcLast, conflicted, logFloor, frontier, salt, floorCount, auditSeq, auditLast };
+  return { seqLast, hlcLast, conflicted, logFloor, frontier, salt, markers, auditSeq, auditLast };
 }

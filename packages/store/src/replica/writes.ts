@@ -7,15 +7,15 @@
  */
 import {
   type BodyMutator, type CrdtTypeName, type DocFacts, type DocMutation, type DocState, type Policy, type TagChange,
-  TesseraError, checkDatasetName, checkKey, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, expectInt, mutate,
+  TesseraError, checkDatasetName, checkKey, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, mutate,
   planWrite, remove,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
-import { docKey, floorKey, logKey } from '../layout.js';
+import { docKey, logKey } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
 import { type WriteResult } from '../types.js';
-import { type ReplicaCore, parseJsonBytes } from './core.js';
+import { type ReplicaCore } from './core.js';
 import { fanoutOps } from './log.js';
 
 /** One local write, as the façade describes it. */
@@ -51,12 +51,6 @@ function typeFor(c: ReplicaCore, dataset: string, key: string, current: DocState
   return requested ?? c.datasetTypes[dataset]?.type ?? c.enforced?.dataset(dataset).type ?? 'map';
 }
 
-/** The counter floor of a purged document (0 when none): new dots start above those its state had. */
-async function counterFloorOf(c: ReplicaCore, dataset: string, key: string): Promise<number> {
-  const bytes = await c.storage.get(floorKey(c.keyDigest(dataset, key)));
-  return bytes === undefined ? 0 : expectInt(parseJsonBytes(bytes), 'stored counter floor');
-}
-
 function build(c: ReplicaCore, dataset: string, key: string, current: DocState | null, floor: number, write: LocalWrite): { mutation: DocMutation | null; hlc: ReturnType<ReplicaCore['now']> } {
   // The timestamp comes after the stamps of the copy, so that a re-creation's type stamp wins over them.
   const hlc = c.now([current?.typed?.hlc, current?.origin?.hlc]);
@@ -67,7 +61,10 @@ function build(c: ReplicaCore, dataset: string, key: string, current: DocState |
     throw new TesseraError('ERR_OPTION_INVALID', `tag: ${dataset}/${key} does not exist`);
   }
   const type = typeFor(c, dataset, key, current, write.type);
-  const base: DocState = current ?? (floor > 0 ? { ...emptyDoc(type), counterFloor: floor } : emptyDoc(type));
+  // A document this region purged once: new dots start above those its copy had (other regions hold them),
+  // also when the write builds on a copy that came back without them (a head, a fragment).
+  const copy = current ?? emptyDoc(type);
+  const base: DocState = floor > 0 ? { ...copy, counterFloor: floor } : copy;
   const tags = write.tags?.(docFacts(dataset, key, current).tags);
   const mutation = mutate(base, c.node, hlc, write.body?.(type) ?? null, tags, { region: c.region, type });
   return { mutation, hlc };
@@ -85,9 +82,7 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
   let next: DocState;
   let result: WriteResult;
   try {
-    // A document this region purged once: new dots start above those its state had (other regions have them).
-    const floor = c.floorCount > 0 && entry.state === null ? await counterFloorOf(c, dataset, key) : 0;
-    c.checkOpen();
+    const floor = c.markerOf(dataset, key)?.counter ?? 0;
     const current = entry.state;
     const { mutation, hlc } = build(c, dataset, key, current, floor, write);
     if (mutation === null) {

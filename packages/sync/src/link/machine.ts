@@ -99,7 +99,7 @@ export class LinkMachine {
       case 'truncated':
         return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed }, nowMs)];
       case 'scanned':
-        return this.toLane(input.lane, { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied }, nowMs);
+        return this.toLane(input.lane, { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied, heads: input.heads }, nowMs);
       case 'applied':
         return this.onApplied(input.refused, input.applied, nowMs);
       case 'failed':
@@ -271,14 +271,13 @@ export class LinkMachine {
     }
   }
 
-  /** Starts the next apply, unless one runs or a policy the peer announced is still being installed. */
+  /**
+   * Starts the next apply, unless one runs or a policy the peer sent is still being installed (the batches
+   * that follow it were judged by the sender under that version). A version this node cannot install (it
+   * stores another text under that number) leaves it judging by its own: refusals are then told as usual.
+   */
   private pumpApply(): LinkEffect[] {
     if (this.conn === null || this.state !== 'open' || this.receive.applying || this.installing > 0) return [];
-    if ((this.peerPolicy?.version ?? 0) > this.local.stamp.version && this.receive.size > 0) {
-      // The peer judged these batches under a version this node could not install: judged under the older
-      // one, documents it opens would be refused for good. Nothing is acknowledged; the peer retries.
-      return this.close(closeCodes.policy, `the peer enforces policy v${this.peerPolicy!.version}, this node v${this.local.stamp.version} and could not install the newer one`);
-    }
     const group = this.receive.take();
     if (group === null) return [];
     const traces = group.frames.flatMap((frame) => (frame.t === 'batch' ? frame.traces ?? [] : []).map(([, trace]) => trace));
