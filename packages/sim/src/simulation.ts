@@ -15,96 +15,16 @@ import { SimNetwork, type SimConn } from './network.js';
 import { type SimTiming, SimNode } from './node.js';
 import { type PolicyShape, type SimRegion, basePolicyShape, buildPolicy, nextPolicyShape, simDatasets, simRegions } from './policy.js';
 import { EventQueue } from './queue.js';
+import { scheduleFaults } from './faults.js';
+import { finish, quiescent } from './ending.js';
+import {
+  type FaultOptions, type SimulationOptions, type SimulationResult, allFaults, convergeBoundMsDefault, eventsMax, operationGapMsMean,
+  reproduceCommand, stepsDefault, timing, wallBaseMs,
+} from './options.js';
+
+export { type FaultOptions, type SimulationOptions, type SimulationResult, allFaults, noFaults, reproduceCommand, stepsDefault, convergeBoundMsDefault } from './options.js';
 import { Random } from './random.js';
 import { type Operation, execute, expectedRefusals, keysPerDataset, randomOperation } from './workload.js';
-
-/** Which faults phase one injects. */
-export interface FaultOptions {
-  /** Loss, duplication and reordering inside connections, latency spikes. */
-  readonly messages: boolean;
-  readonly partitions: boolean;
-  readonly crashes: boolean;
-  /** Crashes that strike in the middle of an operation's storage writes. */
-  readonly midOpCrashes: boolean;
-  /** Per-node wall clock offsets, and jumps (forward and back) during the run. */
-  readonly clocks: boolean;
-  readonly policyChanges: boolean;
-  /** Tag changes in the workload (quarantine, release, pii, …). */
-  readonly tagChanges: boolean;
-}
-
-/** Every fault. */
-export const allFaults: FaultOptions = { messages: true, partitions: true, crashes: true, midOpCrashes: true, clocks: true, policyChanges: true, tagChanges: true };
-/** No fault (a baseline run). */
-export const noFaults: FaultOptions = { messages: false, partitions: false, crashes: false, midOpCrashes: false, clocks: false, policyChanges: false, tagChanges: false };
-
-/** Options of a run. */
-export interface SimulationOptions {
-  readonly seed: number;
-  /** 3 to 5; drawn from the seed when absent. */
-  readonly nodes?: number;
-  /** Client operations in phase one. */
-  readonly steps?: number;
-  readonly faults?: Partial<FaultOptions>;
-  /** Simulated ms phase two may take to converge. */
-  readonly convergeBoundMs?: number;
-  /**
-   * The clock the link machinery reads: `monotonic` (what SyncNode uses since the sim found that a wall
-   * clock stepping back tripped the sender's assertion) or `wall` (the node's skewed, jumping clock).
-   */
-  readonly linkClock?: 'monotonic' | 'wall';
-  /** Receives a line per notable event (node traces, faults). */
-  readonly trace?: (line: string) => void;
-  /** How the failure message says to reproduce the run (defaults to the npm script and the test). */
-  readonly reproduce?: string;
-  /** Hears every document's copies at the end (for debugging a seed: `npm run sim -- --seed S --dump ds/key`). */
-  readonly onFinish?: (states: ReadonlyMap<string, ReadonlyMap<string, DocState>>) => void;
-}
-
-/** What a run found. */
-export interface SimulationResult {
-  readonly seed: number;
-  readonly nodes: number;
-  readonly steps: number;
-  readonly ok: boolean;
-  readonly failures: readonly string[];
-  /** Failure report with the seed and the commands that reproduce the run; empty when ok. */
-  readonly report: string;
-  readonly reproduce: string;
-  /** Simulated ms at the end, and when phase two converged (null: it did not). */
-  readonly simulatedMs: number;
-  readonly convergedAfterMs: number | null;
-  readonly events: number;
-  /** A digest of the run (events and final states): equal for equal seeds. */
-  readonly digest: string;
-  readonly stats: Record<string, number>;
-}
-
-export const stepsDefault = 300;
-export const convergeBoundMsDefault = 90_000;
-/** Mean gap between client operations in phase one. */
-const operationGapMsMean = 40;
-/** Events in one run; more means a timer loop. */
-const eventsMax = 2_000_000;
-const wallBaseMs = 1_700_000_000_000;
-
-const timing: SimTiming = {
-  handshakeTimeoutMs: 5_000,
-  pingIntervalMs: 2_000,
-  silentIntervalsMax: 4,
-  ackTimeoutMs: 10_000,
-  retentionIntervalMs: 1_000,
-  logEntriesMax: 60,
-  deniedAuditIntervalMs: 30_000,
-};
-
-/** The command lines that reproduce a run. */
-export function reproduceCommand(seed: number, options: { steps?: number; nodes?: number; faults?: Partial<FaultOptions> } = {}): string {
-  const without = Object.entries(options.faults ?? {}).filter(([, on]) => on === false).map(([name]) => name).sort().join(',');
-  const extra = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` --steps ${options.steps}`}${options.nodes === undefined ? '' : ` --nodes ${options.nodes}`}${without === '' ? '' : ` --without ${without}`}`;
-  const env = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` SIM_STEPS=${options.steps}`}${options.nodes === undefined ? '' : ` SIM_NODES=${options.nodes}`}${without === '' ? '' : ` SIM_WITHOUT=${without}`}`;
-  return `npm run sim -- --seed ${seed}${extra}   (or: SIM_SEED=${seed}${env} npx tap packages/sim/test/sim.test.ts)`;
-}
 
 /** Runs one simulation. */
 export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
@@ -112,7 +32,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   return simulation.run();
 }
 
-class Simulation {
+/** One run (see runSimulation). */
+export class Simulation {
   nowMs = 0;
   readonly cluster = 'sim';
   readonly secret = new TextEncoder().encode('sim-secret-0123456789abcdef');
@@ -121,25 +42,25 @@ class Simulation {
   readonly observer;
   private readonly queue = new EventQueue();
   private readonly seed: number;
-  private readonly steps: number;
-  private readonly faults: FaultOptions;
+  readonly steps: number;
+  readonly faults: FaultOptions;
   private readonly regions: readonly SimRegion[];
-  private readonly nodes: SimNode[] = [];
+  readonly nodes: SimNode[] = [];
   private readonly byId = new Map<string, SimNode>();
-  private readonly offsets = new Map<string, number>();
-  private readonly checker: Checker;
-  private readonly random: { net: Random; workload: Random; faults: Random; disk: Random; checks: Random };
+  readonly offsets = new Map<string, number>();
+  readonly checker: Checker;
+  readonly random: { net: Random; workload: Random; faults: Random; disk: Random; checks: Random };
   private policyShape: PolicyShape;
-  private readonly policies: Policy[] = [];
+  readonly policies: Policy[] = [];
   private readonly restartAt = new Map<string, number>();
   private phase: 1 | 2 = 1;
-  private healed = false;
+  healed = false;
   private digestState = 0x811c9dc5;
   private events = 0;
   private readonly reproduce: string;
-  private readonly counts = { operations: 0, acknowledged: 0, refused: 0, nodeDown: 0, crashedInOp: 0, crashes: 0, partitions: 0, clockJumps: 0, policyVersions: 1 };
+  readonly counts = { operations: 0, acknowledged: 0, refused: 0, nodeDown: 0, crashedInOp: 0, crashes: 0, partitions: 0, clockJumps: 0, policyVersions: 1 };
 
-  constructor(private readonly options: SimulationOptions) {
+  constructor(readonly options: SimulationOptions) {
     this.seed = options.seed;
     const pick = new Random(options.seed, 'shape');
     const nodeCount = options.nodes ?? pick.range(3, 5);
@@ -185,7 +106,7 @@ class Simulation {
   /** Nodes whose policy changed in the current event: fully re-scanned after it. */
   private readonly afterPolicy = new Set<SimNode>();
 
-  private traceLine(text: string): void {
+  traceLine(text: string): void {
     this.options.trace?.(`[${String(this.nowMs).padStart(6)}] ${text}`);
   }
 
@@ -273,7 +194,7 @@ class Simulation {
     };
   }
 
-  private mix(text: string): void {
+  mix(text: string): void {
     let h = this.digestState;
     for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
     this.digestState = h >>> 0;
@@ -337,69 +258,7 @@ class Simulation {
       this.at(t, `op ${node.id} ${op.kind} ${op.dataset}/${op.key}`, () => this.operation(node, op));
     }
     const endMs = t + 1_000;
-    const f = this.random.faults;
-    const during = () => f.int(Math.max(1, endMs - 500));
-    if (this.faults.messages) {
-      const intensity = f.pick([0, 0.002, 0.01, 0.03]);
-      this.network.faults = { lossProbability: intensity, duplicateProbability: intensity, reorderProbability: intensity, spikeProbability: 0.02 };
-    }
-    if (this.faults.crashes) {
-      for (let i = Math.max(1, Math.round(this.steps / 60)); i > 0; i--) {
-        const node = f.pick(this.nodes);
-        const midOp = this.faults.midOpCrashes && f.chance(0.6);
-        const atWrite = f.int(3);
-        this.at(during(), `fault crash ${node.id}${midOp ? ` at write ${atWrite}` : ''}`, async () => {
-          if (this.healed || !node.alive) return;
-          this.counts.crashes++;
-          if (midOp) {
-            this.traceLine(`${node.id}: crash armed at write ${atWrite} of its next operation`);
-            node.armCrash(atWrite);
-          } else {
-            await node.crash();
-          }
-        });
-      }
-    }
-    if (this.faults.partitions) {
-      for (let i = Math.max(1, Math.round(this.steps / 50)); i > 0; i--) {
-        const start = during();
-        const lengthMs = 500 + f.exp(3_000);
-        const oneWay = f.chance(0.4);
-        const a = f.pick(this.nodes).id;
-        const others = this.nodes.map((n) => n.id).filter((id) => id !== a);
-        const side = oneWay ? [f.pick(others)] : f.sample(others, f.range(1, others.length));
-        const cut: Array<[string, string]> = oneWay ? [[a, side[0]!]] : [...side.flatMap((b) => [[a, b], [b, a]] as Array<[string, string]>)];
-        this.at(start, `fault partition ${cut.map(([x, y]) => `${x}>${y}`).join(' ')}`, () => {
-          if (this.healed) return;
-          this.counts.partitions++;
-          for (const [x, y] of cut) this.network.block(x, y);
-          this.traceLine(`partition: ${this.network.partitions.join(' ')}`);
-        });
-        this.at(start + lengthMs, 'fault partition heals', () => {
-          for (const [x, y] of cut) this.network.unblock(x, y);
-        });
-      }
-    }
-    if (this.faults.clocks) {
-      for (let i = Math.max(1, Math.round(this.steps / 80)); i > 0; i--) {
-        const node = f.pick(this.nodes);
-        const jumpMs = f.chance(0.2) ? f.pick([-3_600_000, 3_600_000]) : f.range(-60_000, 60_000);
-        this.at(during(), `fault clock ${node.id} ${jumpMs}`, () => {
-          if (this.healed) return;
-          this.counts.clockJumps++;
-          this.offsets.set(node.id, (this.offsets.get(node.id) ?? 0) + jumpMs);
-          this.traceLine(`${node.id}: wall clock jumps ${jumpMs} ms`);
-        });
-      }
-    }
-    if (this.faults.policyChanges) {
-      const changes = f.range(1, 2);
-      for (let i = 0; i < changes; i++) {
-        const atMs = during();
-        const onAll = f.chance(0.4);
-        this.at(atMs, 'fault policy', () => this.changePolicy(onAll));
-      }
-    }
+    const during = scheduleFaults(this, endMs);
     for (let i = 0; i < 3; i++) {
       this.at(during(), 'check replay', async () => {
         const node = this.random.checks.pick(this.nodes);
@@ -457,7 +316,7 @@ class Simulation {
   }
 
   /** A new policy version, installed on one node (the cluster distributes it) or on every node in turn. */
-  private async changePolicy(onAll: boolean): Promise<void> {
+  async changePolicy(onAll: boolean): Promise<void> {
     if (this.healed) return;
     this.policyShape = nextPolicyShape(this.policyShape, this.regions, this.random.faults);
     const policy = buildPolicy(this.policyShape, this.regions);
@@ -513,83 +372,11 @@ class Simulation {
   }
 
   /** Every node up, every link open and idle, one policy version, and the final checks pass. */
-  private async quiescent(): Promise<boolean> {
-    if (!this.nodes.every((node) => node.alive)) return false;
-    const versions = new Set(this.nodes.map((node) => node.replica!.policy?.version ?? 0));
-    if (versions.size !== 1) return false;
-    for (const node of this.nodes) {
-      for (const link of node.linkViews()) {
-        if (link.state !== 'open' || link.applying) return false;
-        if (link.lanes.some((lane) => lane.inflight > 0 || lane.catchingUp)) return false;
-      }
-    }
-    for (const node of this.nodes) if ((await node.replica!.pendingHandovers()) > 0) return false;
-    const states = await this.collectStates();
-    return this.checker.finalChecks(states, this.nodes[0]!.replica!.policy!, this.nowMs).length === 0;
+  private quiescent(): Promise<boolean> {
+    return quiescent(this);
   }
 
-  private async collectStates(): Promise<Map<string, Map<string, DocState>>> {
-    const states = new Map<string, Map<string, DocState>>();
-    for (const node of this.nodes) {
-      const replica = node.replica;
-      if (replica === null) continue;
-      for (const { dataset, key, state } of await allDocs(replica)) {
-        const id = `${dataset}/${key}`;
-        if (!states.has(id)) states.set(id, new Map());
-        states.get(id)!.set(node.id, state);
-      }
-    }
-    return states;
-  }
-
-  private async finish(timedOut: boolean): Promise<void> {
-    const down = this.nodes.filter((node) => !node.alive).map((node) => node.id);
-    if (down.length > 0) {
-      this.checker.fail(`convergence: ${down.join(', ')} still down at the end`);
-      return;
-    }
-    const versions = [...new Set(this.nodes.map((node) => `${node.id}=v${node.replica!.policy?.version ?? 0}`))];
-    // The newest version any node stored (an install a crash cut off before its commit stored nothing).
-    const stored = await Promise.all(this.nodes.map(async (node) => (await node.replica!.policyHistory()).map((record) => record.version)));
-    const newest = Math.max(...stored.flat());
-    if (this.nodes.some((node) => node.replica!.policy?.version !== newest)) {
-      this.checker.fail(`convergence: the policy did not reach every node (newest v${newest}; ${versions.join(', ')})`);
-    }
-    for (const node of this.nodes) {
-      const pending = await node.replica!.pendingHandovers();
-      if (pending > 0) this.checker.fail(`residency (disk): ${node.id} still keeps ${pending} documents for handovers at the end`);
-    }
-    const policy = this.nodes[0]!.replica!.policy!;
-    const states = await this.collectStates();
-    for (const failure of this.checker.finalChecks(states, policy, this.nowMs)) this.checker.fail(timedOut ? `${failure} (phase two did not converge within ${this.options.convergeBoundMs ?? convergeBoundMsDefault} ms)` : failure);
-    for (const node of this.nodes) {
-      await this.checker.scanStored(node, 'at the end');
-      this.checker.checkMarks(node, node.replica!, await node.replica!.cursors());
-      await this.checkLog(node);
-    }
-    for (const from of this.nodes) {
-      for (const to of this.nodes) await this.checker.replay(from, to, this.random.checks, 30, from === to ? 'at the end, to itself' : 'at the end, to a peer');
-    }
-    for (const [id, copies] of states) for (const [node, state] of copies) this.mix(`${node}|${id}|${Buffer.from(encodeDoc(state)).toString('base64')}`);
-    this.options.onFinish?.(states);
-    void keysPerDataset;
-    void simDatasets;
-  }
-
-  /** Residency on disk, in the log: no delta-log entry of a document the node does not store. */
-  private async checkLog(node: SimNode): Promise<void> {
-    const replica = node.replica!;
-    const stored = new Set((await allDocs(replica)).map(({ dataset, key }) => `${dataset}/${key}`));
-    let after = replica.logFloor;
-    for (;;) {
-      const { entries } = await replica.deltasSince(after, { limit: 1_000 });
-      if (entries.length === 0) return;
-      for (const entry of entries) {
-        if (!stored.has(`${entry.dataset}/${entry.key}`)) {
-          this.checker.fail(`residency (disk): ${node.id}'s delta log keeps ${entry.kind ?? 'change'} entry ${entry.seq} of ${entry.dataset}/${entry.key}, a document it does not store`);
-        }
-      }
-      after = entries[entries.length - 1]!.seq;
-    }
+  private finish(timedOut: boolean): Promise<void> {
+    return finish(this, timedOut);
   }
 }

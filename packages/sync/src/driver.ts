@@ -11,13 +11,14 @@ import { type Dot, TesseraError, isTesseraError, parsePolicy } from '@tessera/co
 import { type ChangeEvent, type LogEntry, policyHash } from '@tessera/store';
 import { type RateLimits } from './cadence.js';
 import { type IoOutcome, type ConnEvents, type SyncHost } from './host.js';
-import { challengeFrame, judgeHello } from './link/handshake.js';
 import { LinkMachine } from './link/machine.js';
 import { type ConnId, type LinkEffect, type LinkInput, type LinkTiming, type LocalPolicy, type PeerConfig, closeCodes } from './link/types.js';
 import { type LaneConfig, buildLanes } from './links.js';
 import { LinkRun } from './link-run.js';
 import { type Frame, type PeerState, decodeFrame, encodeFrame, nonceBytes } from './protocol.js';
 import { Retention } from './retention.js';
+import { Acceptor } from './acceptor.js';
+import { codeOf } from './codes.js';
 
 /** Options of a node's replication. */
 export interface DriverOptions {
@@ -58,8 +59,9 @@ export interface AppliedEvent {
 /** A node's replication with its peers. */
 export class SyncDriver {
   readonly links = new Map<string, LinkRun>();
-  private readonly byConn = new Map<ConnId, LinkRun>();
-  private readonly pending = new Map<ConnId, { nonce: Uint8Array; cancel: () => void }>();
+  /** The link of each connection a hello (or a dial) has named. */
+  readonly byConn = new Map<ConnId, LinkRun>();
+  private readonly acceptor: Acceptor;
   private connNext = 1;
   private closed = false;
   private readonly retention: Retention;
@@ -85,6 +87,7 @@ export class SyncDriver {
       this.links.set(peer.node, new LinkRun(machine));
     }
     this.retention = new Retention(this);
+    this.acceptor = new Acceptor(this, (conn, bytes) => this.onMessage(conn, bytes), (conn, code, reason) => this.onConnClosed(conn, code, reason));
   }
 
   /** This node's enforced policy, as links offer it. */
@@ -109,68 +112,15 @@ export class SyncDriver {
 
   // ---------------------------------------------------------------- incoming connections
 
-  /** A new incoming connection: the acceptor challenges, and the first hello names the link. */
+  /** A new incoming connection: the acceptor challenges, and the first hello names the link (acceptor.ts). */
   accept(): { conn: ConnId; events: ConnEvents } {
     const conn = this.connNext++;
-    if (this.closed) {
-      queueMicrotask(() => this.host.transport.close(conn, closeCodes.shutdown, 'node shutting down'));
-      return { conn, events: { open: () => undefined, message: () => undefined, close: () => undefined } };
-    }
-    const nonce = this.host.randomBytes(nonceBytes);
-    const cancel = this.host.timer(this.options.timing.handshakeTimeoutMs, 'accept-timeout', () => this.refuse(conn, 'handshake-timeout', 'no hello in time'));
-    this.pending.set(conn, { nonce, cancel });
-    const events: ConnEvents = {
-      open: () => undefined,
-      message: (bytes) => this.onMessage(conn, bytes),
-      close: (code, reason) => this.onConnClosed(conn, code, reason),
-    };
-    queueMicrotask(() => this.host.transport.send(conn, encodeFrame(challengeFrame(nonce))));
-    return { conn, events };
-  }
-
-  private refuse(conn: ConnId, code: string, reason: string): void {
-    const pending = this.pending.get(conn);
-    if (pending === undefined) return;
-    pending.cancel();
-    this.pending.delete(conn);
-    this.host.log({ event: 'peer-refused', code, reason });
-    this.host.transport.send(conn, encodeFrame({ t: 'refuse', code, reason }));
-    this.host.transport.close(conn, closeCodes.refused, code);
-  }
-
-  private onHello(conn: ConnId, bytes: Uint8Array): void {
-    const pending = this.pending.get(conn)!;
-    let frame: Frame;
-    try {
-      frame = decodeFrame(bytes);
-    } catch (error) {
-      this.refuse(conn, 'bad-frame', codeOf(error));
-      return;
-    }
-    const verdict = judgeHello(this.linkSelf(), frame, pending.nonce, (node) => {
-      const link = this.links.get(node);
-      return link === undefined ? undefined : { region: link.machine.config.peer.region, role: link.machine.config.role };
-    }, this.host.replica.policyStamp());
-    if (!verdict.ok) {
-      this.refuse(conn, verdict.code, verdict.reason);
-      return;
-    }
-    pending.cancel();
-    this.pending.delete(conn);
-    const link = this.links.get(verdict.node)!;
-    this.byConn.set(conn, link);
-    this.host.transport.send(conn, encodeFrame(verdict.welcome));
-    this.step(link, { kind: 'accepted', conn, policy: verdict.policy });
-  }
-
-  private linkSelf() {
-    return { cluster: this.options.cluster, node: this.host.replica.node, region: this.host.replica.region, secret: this.options.secret };
+    return { conn, events: this.acceptor.accept(conn) };
   }
 
   // ---------------------------------------------------------------- transport events
 
   private onMessage(conn: ConnId, bytes: Uint8Array): void {
-    if (this.pending.has(conn)) return this.onHello(conn, bytes);
     const link = this.byConn.get(conn);
     if (link === undefined) return;
     let frame: Frame;
@@ -188,12 +138,6 @@ export class SyncDriver {
   }
 
   private onConnClosed(conn: ConnId, code: number, reason: string): void {
-    const pending = this.pending.get(conn);
-    if (pending !== undefined) {
-      pending.cancel();
-      this.pending.delete(conn);
-      return;
-    }
     const link = this.byConn.get(conn);
     if (link === undefined) return;
     this.byConn.delete(conn);
@@ -443,18 +387,11 @@ export class SyncDriver {
     this.retention.stop();
     for (const link of this.links.values()) this.step(link, { kind: 'shutdown' });
     this.closed = true;
-    for (const conn of [...this.pending.keys()]) this.refuse(conn, 'shutdown', 'node shutting down');
+    this.acceptor.refuseAll('shutdown', 'node shutting down');
     await Promise.all([...this.links.values()].map((link) => link.cursorsWritten()));
     await this.retention.auditDenied(true).catch(() => undefined);
   }
 }
 
-/**
- * What a log line or a status field may say about an error: its stable code (or class), never its message —
- * messages of store and frame errors can quote a document's dataset and key, which must not reach logs.
- */
-export function codeOf(error: unknown): string {
-  return isTesseraError(error) ? error.code : error instanceof Error ? error.name : 'unknown error';
-}
-
+export { codeOf } from './codes.js';
 export { policyHash };

@@ -5,7 +5,8 @@
  * acknowledged move to the head of the log instead of going); handed-over copies are purged once every node
  * of the regions they went to acknowledged them.
  */
-import { type SyncDriver, codeOf } from './driver.js';
+import { type SyncDriver } from './driver.js';
+import { codeOf } from './codes.js';
 import { type LinkRun } from './link-run.js';
 
 /** The cursors of a link's lanes, as stored (main lane by peer, others by `peer/lane`). */

@@ -10,97 +10,13 @@
 import { assert, assertNever } from '@tessera/core';
 import { type LogEntry, docKey } from '@tessera/store';
 import { CadenceController, RateGate, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
+import { Forwarding } from './forwarding.js';
+import {
+  type FixedCadence, type InFlight, type LaneSpec, type SenderEffect, type SenderInput, type SenderStats, catchUpScanEntriesMax, laneCarries, mainLane,
+} from './sender-types.js';
+
+export * from './sender-types.js';
 import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
-
-/** Inputs of the sender. */
-export type SenderInput =
-  /** `floor`: the log is truncated up to it; `committed`: every entry up to it is in the log. */
-  | { readonly kind: 'open'; readonly cursor: number; readonly head: number; readonly floor?: number; readonly committed?: number }
-  /** A read failed because the log was truncated past the cursor (up to `floor`): switch to a state catch-up. */
-  | { readonly kind: 'truncated'; readonly committed: number; readonly floor: number }
-  /** `denied`: positions of documents the policy keeps from this peer (skipped). */
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array> }
-  | { readonly kind: 'appended'; readonly head: number }
-  /**
-   * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
-   * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
-   */
-  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>; readonly heads?: ReadonlyMap<string, Uint8Array> }
-  | { readonly kind: 'ack'; readonly id: number; readonly last: number }
-  /** What the peer reported: per origin what it holds, and which of its links are down. */
-  | { readonly kind: 'peer-state'; readonly have: Readonly<Record<string, number>>; readonly down: readonly string[] }
-  | { readonly kind: 'tick' }
-  | { readonly kind: 'closed' };
-
-/** Effects for the caller to carry out. */
-export type SenderEffect =
-  | { readonly kind: 'read'; readonly after: number; readonly limit: number }
-  | { readonly kind: 'scan'; readonly after: string | null; readonly limit: number }
-  | { readonly kind: 'send'; readonly frame: 'batch' | 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly bytes: number }
-  | { readonly kind: 'persist-cursor'; readonly cursor: number }
-  | { readonly kind: 'wake'; readonly atMs: number }
-  | { readonly kind: 'protocol-error'; readonly reason: string };
-
-interface InFlight {
-  readonly id: number;
-  readonly last: number;
-  readonly sentAtMs: number;
-  readonly bytes: number;
-  readonly entries: number;
-  readonly hlcMsMin: number | null;
-}
-
-/**
- * A fixed flush cadence instead of the adaptive one: batches leave only every `intervalMs` (for cold data, or
- * to compare with the adaptive controller). `offsetFraction` (in [0, 1)) staggers links; `jitter` (in [0, 1),
- * drawn by the caller) spreads each interval by up to ±10%.
- */
-export interface FixedCadence {
-  readonly intervalMs: number;
-  readonly offsetFraction: number;
-  readonly jitter: () => number;
-}
-
-/**
- * A lane of a link: the datasets one stream carries, with its priority and cadence. A link runs one sender per
- * lane, each with its own durable cursor, sharing the link's rate limit (higher priority first).
- */
-export interface LaneSpec {
-  /** `main` for the lane of every dataset not named elsewhere. */
-  readonly id: string;
-  /** The datasets of this lane; null = every dataset no other lane names. */
-  readonly datasets: ReadonlySet<string> | null;
-  /** Datasets of other lanes (used when `datasets` is null). */
-  readonly excluded: ReadonlySet<string>;
-  /** 0 is the highest. */
-  readonly priority: number;
-  /** The lane's own rate limit on every link (from its datasets' `rate` in the policy); absent = the link's only. */
-  readonly limits?: RateLimits;
-}
-
-/** The single lane of a link without per-dataset settings. */
-export const mainLane: LaneSpec = { id: 'main', datasets: null, excluded: new Set(), priority: 0 };
-
-/** True if `dataset` travels in `lane`. */
-export function laneCarries(lane: LaneSpec, dataset: string): boolean {
-  return lane.datasets === null ? !lane.excluded.has(dataset) : lane.datasets.has(dataset);
-}
-
-/** Documents read per scan step of a state catch-up. */
-export const catchUpScanEntriesMax = 500;
-
-/** Counters of one link's sending side. */
-export interface SenderStats {
-  batches: number;
-  entries: number;
-  bytes: number;
-  skippedEntries: number;
-  /** Entries the policy kept from this peer. */
-  deniedEntries: number;
-  forwardedEntries: number;
-  rewinds: number;
-  catchUps: number;
-}
 
 /** The sending side of a link to `peer`. */
 export class LinkSender {
@@ -132,14 +48,7 @@ export class LinkSender {
   private skippedTo = 0;
   /** When the oldest entry not yet read for sending was appended (null when everything is read). */
   private unsentSinceMs: number | null = null;
-  private peerHave = new Map<string, number>();
-  private peerDown = new Set<string>();
-  /**
-   * Third-origin entries skipped because the peer's own link to their origin was up: per origin, the lowest
-   * log position and the highest origin sequence number not yet confirmed by the peer's frontier. If that link
-   * goes down first, the stream rewinds to the position and forwards what the peer still lacks.
-   */
-  private readonly direct = new Map<string, { seqMin: number; originSeqMax: number }>();
+  private readonly forwarding: Forwarding;
   private nowMsLast = 0;
   private readonly cadence: CadenceController;
   readonly stats: SenderStats = { batches: 0, entries: 0, bytes: 0, skippedEntries: 0, deniedEntries: 0, forwardedEntries: 0, rewinds: 0, catchUps: 0 };
@@ -161,6 +70,7 @@ export class LinkSender {
     readonly lane: LaneSpec = mainLane,
   ) {
     this.cadence = new CadenceController(limits, nowMs, lane.priority, lane.limits ?? null);
+    this.forwarding = new Forwarding();
     this.nowMsLast = nowMs;
     // Fixed cadences start at a per-link offset so that links do not all flush in the same instant.
     if (fixed !== null) this.nextFlushAtMs = nowMs + Math.floor(fixed.offsetFraction * fixed.intervalMs);
@@ -311,33 +221,13 @@ export class LinkSender {
   /** Whether to send a third node's entry: only to a peer that lacks it and cannot get it directly. */
   private shouldForward(entry: LogEntry): boolean {
     if (!this.forward) return false;
-    if ((this.peerHave.get(entry.origin) ?? 0) >= entry.originSeq) return false;
-    if (this.peerDown.has(entry.origin)) {
-      this.stats.forwardedEntries++;
-      return true;
-    }
-    // The origin sends it directly; remember it in case that link fails before it arrives.
-    const direct = this.direct.get(entry.origin);
-    if (direct === undefined) this.direct.set(entry.origin, { seqMin: entry.seq, originSeqMax: entry.originSeq });
-    else direct.originSeqMax = Math.max(direct.originSeqMax, entry.originSeq);
-    return false;
+    const forward = this.forwarding.shouldForward(entry);
+    if (forward) this.stats.forwardedEntries++;
+    return forward;
   }
 
   private onPeerState(have: Readonly<Record<string, number>>, down: readonly string[], nowMs: number): SenderEffect[] {
-    for (const [origin, originSeq] of Object.entries(have)) {
-      if (originSeq > (this.peerHave.get(origin) ?? 0)) this.peerHave.set(origin, originSeq);
-    }
-    const nowDown = new Set(down);
-    let rewindTo: number | null = null;
-    for (const [origin, direct] of this.direct) {
-      if ((this.peerHave.get(origin) ?? 0) >= direct.originSeqMax) this.direct.delete(origin);
-      else if (nowDown.has(origin)) {
-        // The peer lost its link to the origin before it got these: forward them after all.
-        rewindTo = Math.min(rewindTo ?? Infinity, direct.seqMin - 1);
-        this.direct.delete(origin);
-      }
-    }
-    this.peerDown = nowDown;
+    const rewindTo = this.forwarding.peerState(have, down);
     if (rewindTo !== null && this.open && rewindTo < this.sent && this.catchUp === null) {
       this.sent = Math.max(rewindTo, 0);
       this.pending = null;

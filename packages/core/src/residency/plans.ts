@@ -134,10 +134,12 @@ export interface PolicyPlan extends Fanout {
 }
 
 /**
- * A new policy `next` replaces `previous` (null: every region held everything) for a copy with `facts`. Every
- * holder re-judges its own copy, so no purge notice is needed: a region that may no longer hold it hands its
- * writes to the new holders and purges; every holder sends its whole state to the regions the policy opens
- * (copies may differ, and joins make duplicates harmless).
+ * A new policy `next` replaces `previous` (null: every region held everything) for a copy with `facts`. A
+ * region that may no longer hold it hands its writes to the new holders and purges; every holder sends its
+ * whole state to the regions the policy opens (copies may differ, and joins make duplicates harmless) and a
+ * purge notice with its facts to the regions it shuts: every region re-judges its own copy, but a copy whose
+ * facts lag (a concurrent creation it never merged, a tag it never saw) would be judged by the wrong facts —
+ * the notice brings them the facts this holder has.
  */
 export function planPolicy(previous: Policy | null, next: Policy, region: string, facts: DocFacts, everywhere: readonly string[]): PolicyPlan {
   const holdersBefore = previous === null ? [...everywhere].sort() : holdersOf(previous, facts);
@@ -146,7 +148,7 @@ export function planPolicy(previous: Policy | null, next: Policy, region: string
   return {
     keep, handoverTo: holders, holders, holdersBefore,
     stateTo: regionsMinus(holders, holdersBefore, region),
-    purgeTo: [],
+    purgeTo: keep ? regionsMinus(holdersBefore, holders, region) : [],
     audit: [],
   };
 }

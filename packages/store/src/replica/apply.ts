@@ -75,16 +75,19 @@ function groupsOf(items: readonly DecodedDelta[]): Group[] {
   return [...groups.values()];
 }
 
-/** Everything the sender sent of a document — its heads and its entries — joined, and its heads alone. */
-function incomingOf(group: Group): { all: DocState; heads: DocState | null } {
+/**
+ * Everything the sender sent of a document — its heads and its entries — joined, and its view of the facts:
+ * the heads the link attached, and the purge notices that tell this copy something new. A notice this copy
+ * already knows (a replay, a retransmission) is content only: it must not look like a sender that lags.
+ */
+function incomingOf(group: Group, local: DocState | null): { all: DocState; heads: DocState | null } {
   let all = emptyDoc(group.items[0]!.doc.type);
   let heads: DocState | null = null;
   for (const item of group.items) {
-    // Heads are what the link attaches: the sender's view as it sent. A purge notice carries facts too, but of
-    // when it was logged — a replay of an old one must not look like a sender that lags — so it is content.
-    if (item.head !== null) {
-      heads = heads === null ? item.head : joinDocs(heads, item.head).state;
-      all = joinDocs(all, item.head).state;
+    const view = item.head ?? (item.kind === 'purge' && (local === null || joinDelta(local, item.doc).changed) ? item.doc : null);
+    if (view !== null) {
+      heads = heads === null ? view : joinDocs(heads, view).state;
+      all = joinDocs(all, view).state;
     }
     all = joinDocs(all, item.doc).state;
   }
@@ -129,7 +132,7 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   const c = run.c;
   const { dataset, key } = group;
   const local = entry.state;
-  const incoming = incomingOf(group);
+  const incoming = incomingOf(group, local);
   const merged = local === null ? incoming.all : joinDocs(local, incoming.all).state;
   const mergedFacts = docFacts(dataset, key, merged);
   // The sender's view of the facts is its head; deltas alone say nothing of it (a replay of old deltas must

@@ -159,7 +159,7 @@ export async function reevaluate(c: ReplicaCore, previous: Policy | null, next: 
     const ops: BatchOp[] = [];
     const hlc = c.now();
     for (const { dataset, key, doc, bytes, plan } of work) {
-      ops.push(...fanoutOps(c, dataset, key, hlc, bytes, encodeDoc(docHead(doc)), plan.stateTo, []));
+      ops.push(...fanoutOps(c, dataset, key, hlc, bytes, encodeDoc(docHead(doc)), plan.stateTo, plan.purgeTo));
       if (!plan.keep) ops.push(handoverOp(c, dataset, key, plan.handoverTo));
     }
     const last = c.seqLast;
