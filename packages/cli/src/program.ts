@@ -75,7 +75,8 @@ export function cliVersion(): string {
 function commandOf(argv: readonly string[]): string | undefined {
   const words = argv.filter((arg) => !arg.startsWith('-'));
   const word = words[0] === 'help' ? words[1] : words[0];
-  return word === undefined ? undefined : aliases[word] ?? word;
+  if (word === undefined) return undefined;
+  return Object.hasOwn(aliases, word) ? aliases[word]! : word;
 }
 
 /**
@@ -90,7 +91,7 @@ export async function createProgram(argv: readonly string[], print: Print = (lin
     .exitOverride();
   const named = commandOf(argv);
   for (const group of groups) {
-    if (named !== undefined && named in group.summaries) await group.register(program, print, context);
+    if (named !== undefined && Object.hasOwn(group.summaries, named)) await group.register(program, print, context);
     else for (const [name, summary] of Object.entries(group.summaries)) program.command(name).summary(summary);
   }
   return program;

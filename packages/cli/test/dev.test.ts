@@ -57,7 +57,7 @@ async function up(t: { ok(value: unknown, message: string): void }, run: Dev): P
   t.ok(ready && run.child.exitCode === null, `the cluster came up: ${run.stdout()} ${run.stderr()}`);
 }
 
-t.test('the nodes stop with their parent: Ctrl-C, SIGKILL, a failure', async (t) => {
+t.test('the nodes stop with their parent (Ctrl-C, SIGKILL, a failure); the policy is the user\'s; other regions beside', async (t) => {
   const cwd = await mkdtemp(join(tmpdir(), 'tessera-dev-'));
   t.teardown(async () => {
     for (const pid of processesMentioning(cwd)) process.kill(pid, 'SIGKILL');
@@ -85,9 +85,15 @@ t.test('the nodes stop with their parent: Ctrl-C, SIGKILL, a failure', async (t)
   t.equal(await readFile(policyFile, 'utf8'), edited, 'the edited policy.yaml was not rewritten');
   t.notMatch(second.stderr(), /daemon-started/, 'quiet by default: no lifecycle events');
 
+  // As in the README after `npm start`: other regions in the same --dir, beside the running cluster.
+  const otherPort = String(await freeBasePort(3));
+  const other = dev(cwd, ['--regions', 'eu-west,eu-central,us-east', '--base-port', otherPort, '--latency', '40', '--durability', 'fsync', '--no-seed']);
+  await up(t, other);
+  other.child.kill('SIGINT');
+  t.equal(await other.exit, 0, 'a cluster of other regions starts and stops beside the first');
+
   // SIGKILL: the parent cannot clean up; the nodes see their stdin pipe close.
-  const nodes = processesMentioning(folder);
-  t.equal(nodes.length, 2);
+  t.equal(processesMentioning(folder).length, 2);
   second.child.kill('SIGKILL');
   await second.exit;
   t.ok(await eventually(async () => processesMentioning(folder).length === 0, orphanExitMsMax), `the nodes exit within ${orphanExitMsMax} ms of the parent's SIGKILL`);
@@ -98,30 +104,12 @@ t.test('the nodes stop with their parent: Ctrl-C, SIGKILL, a failure', async (t)
   t.equal(await third.exit, 1, 'a seeding error: exit 1');
   t.match(third.stderr(), /ERR_POLICY_DENIED|421/, `with the reason: ${third.stderr()}`);
   t.same(processesMentioning(folder), [], 'and no node left');
-});
 
-t.test('other regions next to an existing cluster; a policy without a region asked for', async (t) => {
-  const cwd = await mkdtemp(join(tmpdir(), 'tessera-dev-'));
-  t.teardown(async () => {
-    for (const pid of processesMentioning(cwd)) process.kill(pid, 'SIGKILL');
-    await rm(cwd, { recursive: true, force: true });
-  });
-  const basePort = String(await freeBasePort(3));
-  const first = dev(cwd, ['--regions', 'eu-west,us-east', '--base-port', basePort, '--no-seed']);
-  await up(t, first);
-  first.child.kill('SIGINT');
-  await first.exit;
-  // As in the README after `npm start`: other regions, in the same --dir.
-  const other = dev(cwd, ['--regions', 'eu-west,eu-central,us-east', '--base-port', basePort, '--latency', '40', '--durability', 'fsync']);
-  await up(t, other);
-  other.child.kill('SIGINT');
-  t.equal(await other.exit, 0, 'a cluster of other regions starts and stops');
-
-  const policyFile = join(cwd, '.tessera-dev', 'eu-west+us-east', 'policy.yaml');
+  // A policy without a region asked for: refused before anything starts, naming the file and the region.
   await writeFile(policyFile, (await readFile(policyFile, 'utf8')).replace(/^ {2}us-east:.*\n/m, ''));
-  const refused = dev(cwd, ['--regions', 'eu-west,us-east', '--base-port', basePort]);
+  const refused = dev(cwd, ['--regions', regions, '--base-port', basePort]);
   t.equal(await refused.exit, 1);
-  t.match(refused.stderr(), /ERR_POLICY_INVALID: .*eu-west\+us-east\/policy\.yaml \(version 1\) has no region us-east, which --regions asks for/, 'the message names the file and the region');
+  t.match(refused.stderr(), /ERR_POLICY_INVALID: .*eu-west\+us-east\/policy\.yaml \(version 3\) has no region us-east, which --regions asks for/, 'the message names the file and the region');
   t.same(processesMentioning(cwd), [], 'nothing was started');
 });
 
