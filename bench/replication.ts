@@ -36,7 +36,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Level } from 'level';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { type ChangeEvent, type Json, Replica } from 'tessera';
+import { type ChangeEvent, type Json, Replica } from 'tesseradb';
 import { type LinkStatus, type PeerConfig, SyncNode, batchEntriesMax, decodeFrame, windowBatchesMax } from '@tessera/sync';
 import { FaultProxy } from '@tessera/cli';
 import { type Spread, formatPercent, formatRange, machineInfo, median, percentile, benchDocument, parseBenchArgs, spread, table } from './lib.js';

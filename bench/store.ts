@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Level } from 'level';
-import { type Json, Replica, docCacheEntriesMax } from 'tessera';
+import { type Json, Replica, docCacheEntriesMax } from 'tesseradb';
 import { type Spread, formatPercent, formatRange, machineInfo, percentile, benchDocument, parseBenchArgs, spread, table } from './lib.js';
 
 // ---------------------------------------------------------------- settings

@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Replica } from 'tessera';
+import { Replica } from 'tesseradb';
 
 /** Copies every delta `from` has logged since `cursor` into `to`; returns the new cursor. */
 async function sync(from: Replica, to: Replica, cursor: number): Promise<number> {

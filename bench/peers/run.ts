@@ -28,7 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaultProxy } from '@tessera/cli';
 import { parsePolicy } from '@tessera/core';
-import { Replica } from 'tessera';
+import { Replica } from 'tesseradb';
 import { type Spread, machineInfo, parseBenchArgs, percentile, spread, table } from '../lib.js';
 import {
   type Model, type Reply, type Request, type SteadyResult, type System, type VisibleState, type WorkerOptions,

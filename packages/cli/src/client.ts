@@ -18,14 +18,27 @@ export function parseBaseUrl(value: string): URL {
   return url;
 }
 
-/** Calls the API; returns the parsed JSON body, or throws with the problem's code and detail. */
-export async function callApi(base: URL, method: string, path: string, body?: unknown, timeoutMs = requestTimeoutMsDefault): Promise<unknown> {
+/** A node's API as the CLI reaches it: where, and the bearer token it sends (null: none). */
+export interface NodeApi {
+  readonly base: URL;
+  readonly token: string | null;
+}
+
+/**
+ * Calls the API; returns the parsed JSON body, or throws with the problem's code and detail. `node` is a base
+ * URL (no credentials) or a `NodeApi`, whose token goes in an `Authorization: Bearer` header.
+ */
+export async function callApi(node: URL | NodeApi, method: string, path: string, body?: unknown, timeoutMs = requestTimeoutMsDefault): Promise<unknown> {
+  const { base, token } = node instanceof URL ? { base: node, token: null } : node;
   const url = new URL(path, base);
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token !== null) headers.authorization = `Bearer ${token}`;
   let response: Response;
   try {
     response = await fetch(url, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });

@@ -17,9 +17,9 @@ t.test('put, get with a session token, del and status against a running cluster'
   const [eu, us] = cluster.nodes;
   const put = await cli(['put', 'profiles', 'ada', '{"name":"Ada"}', '--url', eu!.url, '--tag', 'pii']);
   t.equal(put.code, 0, put.err.join('\n'));
-  const token = /token=(\S+)/.exec(put.out[0] ?? '')?.[1];
-  t.ok(token, 'put prints a session token');
-  const get = await cli(['get', 'profiles', 'ada', '--url', us!.url, '--token', token!]);
+  const session = /session=(\S+)/.exec(put.out[0] ?? '')?.[1];
+  t.ok(session, 'put prints a session token');
+  const get = await cli(['get', 'profiles', 'ada', '--url', us!.url, '--session', session!]);
   t.equal(get.code, 0, get.err.join('\n'));
   t.same(JSON.parse(get.out[0]!), { name: 'Ada' }, 'the other region answers once it has the write');
   const json = await cli(['get', 'profiles', 'ada', '--url', eu!.url, '--json']);

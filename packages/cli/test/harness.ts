@@ -23,7 +23,7 @@ async function portsFree(ports: readonly number[]): Promise<boolean> {
  * A base port whose node ports (base+1…) and proxy ports (base+101…) are free: test files run in parallel,
  * and ephemeral client ports come and go, so a fixed or pid-derived range can collide.
  */
-async function freeBasePort(regions: number): Promise<number> {
+export async function freeBasePort(regions: number): Promise<number> {
   const proxies = (regions * (regions - 1)) / 2;
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 21_000 + 100 * Math.floor(Math.random() * 90) * 2;

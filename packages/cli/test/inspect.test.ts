@@ -10,7 +10,7 @@ import t from 'tap';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, stopChild } from '@tessera/cli';
-import { inspectLog, inspectPeers, inspectSummary, openDataDirectorySnapshot } from '@tessera/store';
+import { inspectLog, inspectPeers, inspectSummary, openDataDirectorySnapshot, storeFormatVersion } from '@tessera/store';
 import { api, eventually, startTestCluster } from './harness.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -65,7 +65,7 @@ t.test('inspect a running node with --url, then its directory offline: the same 
   t.match(locked.err, /ERR_STORE_LOCKED: data directory .* is in use by a running node .*--url/);
 
   const summary = await json(t, ['inspect', '--url', eu.url, 'summary']);
-  t.match(summary, { node: eu.id, region: 'eu-west', format: 1, scan: { complete: true } });
+  t.match(summary, { node: eu.id, region: 'eu-west', format: storeFormatVersion, scan: { complete: true } });
   t.match(summary.datasets.find((d: { dataset: string }) => d.dataset === 'profiles'), { documents: 5, live: 4, deleted: 1, conflicts: 0 });
   t.ok(summary.datasets.find((d: { dataset: string }) => d.dataset === 'catalog').conflicts >= 1, 'catalog has the conflict');
   t.equal(summary.log.head, (await api(eu, 'GET', '/v1/status')).body.lastSeq, 'the log head is the node\'s');

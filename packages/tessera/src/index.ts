@@ -1,10 +1,13 @@
 /**
- * Tessera: a CRDT-based replicated key-value store with differential, policy-driven replication.
- * `import { Replica } from 'tessera'` for the embedded store.
+ * tesseradb: a CRDT-based replicated key-value store with differential, policy-driven replication.
+ *
+ * One package, three uses: `import { Replica, parsePolicy } from 'tesseradb'` embeds a replica in an app;
+ * `startDaemon` runs a region node (what `tessera serve` runs); the `tessera` command comes with it (`bin`).
  */
 export * from '@tessera/store';
 export {
   TesseraError, isTesseraError, errorCatalogue, type ErrorCode,
   type CrdtTypeName, crdtTypeNames, type Json, type JsonScalar, type Hlc, type Dot, type Operation,
-  compareHlc,
+  compareHlc, Policy, parsePolicy,
 } from '@tessera/core';
+export { startDaemon, type Daemon, type DaemonOptions, type LogEvent, createMetrics } from '@tessera/server';

@@ -5,11 +5,9 @@
 import { type Command } from 'commander';
 import { TesseraError } from '@tessera/core';
 import { type AuditEntry, type AuditVerdict, openDataDirectorySnapshot, verifyStoredAudit } from '@tessera/store';
-import { callApi, parseBaseUrl } from '../client.js';
+import { callApi } from '../client.js';
+import { type ConnectionOptions, addConnectionOptions, addTokenOptions, nodeApiOf, urlDefault } from '../options.js';
 import { table } from './status.js';
-
-/** The node API the commands talk to when no `--url` is given. */
-const defaultUrl = 'http://127.0.0.1:7101';
 
 function describe(entry: AuditEntry): string {
   return Object.entries(entry.details).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
@@ -17,16 +15,15 @@ function describe(entry: AuditEntry): string {
 
 /** Registers `audit`. */
 export function registerAuditCommands(program: Command, print: (line: string) => void, context: { exitCode: number }): void {
-  const audit = program.command('audit')
-    .description('list a region\'s hash-chained audit log (policy changes, denied sends, rejections, purges, quarantine)')
-    // No default here: `audit verify --url` is parsed as this option (commander lets a parent's options
-    // follow a subcommand), and verify must see whether it was given.
-    .option('--url <url>', `node API (default ${defaultUrl})`)
+  // `--url` has no commander default: `audit verify --url` is parsed as this option (commander lets a parent's
+  // options follow a subcommand), and verify must see whether it was given.
+  const audit = addConnectionOptions(program.command('audit')
+    .description('list a region\'s hash-chained audit log (policy changes, denied sends, rejections, purges, quarantine)'))
     .option('--after <seq>', 'entries after this sequence number', '0')
     .option('--limit <n>', 'entries to list', '100')
     .option('--json', 'print as JSON')
-    .action(async (options: { url?: string; after: string; limit: string; json?: boolean }) => {
-      const answer = await callApi(parseBaseUrl(options.url ?? defaultUrl), 'GET', `/v1/audit?after=${encodeURIComponent(options.after)}&limit=${encodeURIComponent(options.limit)}`) as { region: string; length: number; entries: AuditEntry[] };
+    .action(async (options: ConnectionOptions & { after: string; limit: string; json?: boolean }) => {
+      const answer = await callApi(await nodeApiOf(options), 'GET', `/v1/audit?after=${encodeURIComponent(options.after)}&limit=${encodeURIComponent(options.limit)}`) as { region: string; length: number; entries: AuditEntry[] };
       if (options.json) print(JSON.stringify(answer, null, 2));
       else {
         print(`audit log of ${answer.region}: ${answer.length} entries`);
@@ -34,15 +31,15 @@ export function registerAuditCommands(program: Command, print: (line: string) =>
       }
     });
 
-  audit.command('verify')
+  addTokenOptions(audit.command('verify')
     .description('check the audit log\'s hash chain: any edited, removed or reordered entry is reported (exit 1)')
-    .option('--url <url>', 'node API')
+    .option('--url <url>', `node API (default: $TESSERA_URL, else ${urlDefault})`))
     .option('--data <dir>', 'a stopped node\'s data directory (read-only)')
     .option('--json', 'print as JSON')
-    .action(async (own: { url?: string; data?: string; json?: boolean }) => {
+    .action(async (own: ConnectionOptions & { data?: string; json?: boolean }) => {
       // After `verify`, commander hands --url and --json to `audit` (it has options of the same names).
-      const parent = audit.opts() as { url?: string; json?: boolean };
-      const options = { ...own, url: own.url ?? parent.url, json: own.json ?? parent.json };
+      const parent = audit.opts() as ConnectionOptions & { json?: boolean };
+      const options = { ...own, url: own.url ?? parent.url, token: own.token ?? parent.token, tokenFile: own.tokenFile ?? parent.tokenFile, json: own.json ?? parent.json };
       if (options.url !== undefined && options.data !== undefined) throw new TesseraError('ERR_OPTION_INVALID', 'give either --url or --data, not both');
       let verdict: AuditVerdict & { region?: string };
       if (options.data !== undefined) {
@@ -54,7 +51,7 @@ export function registerAuditCommands(program: Command, print: (line: string) =>
           await snapshot.close();
         }
       } else {
-        verdict = await callApi(parseBaseUrl(options.url ?? defaultUrl), 'GET', '/v1/audit/verify') as AuditVerdict & { region: string };
+        verdict = await callApi(await nodeApiOf(options), 'GET', '/v1/audit/verify') as AuditVerdict & { region: string };
       }
       if (options.json) print(JSON.stringify(verdict, null, 2));
       else print(verdict.ok ? `audit log intact: ${verdict.entries} entries, hash chain verified` : `audit log BROKEN after ${verdict.entries} entries: ${verdict.problem}`);

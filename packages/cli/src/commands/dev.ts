@@ -1,224 +1,131 @@
 /**
  * `tessera dev`: a local multi-region cluster on loopback. Each region is a separate `tessera serve` process;
  * each replication link goes through a fault-injecting TCP proxy with WAN-like latency derived from the
- * distance between the regions. Seeds demo data, prints the endpoints, and stops everything on Ctrl-C.
+ * distance between the regions. Seeds demo data, prints the endpoints, and stops everything on Ctrl-C — and on
+ * any failure: a node that dies, a seeding error, or this process dying (the nodes watch a pipe from it).
+ *
+ * Each set of regions gets its own folder under `--dir` (`.tessera-dev/eu-west+us-east+ap-south/`): a cluster
+ * of other regions never meets the data and policy of another one, and two of them can run side by side.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Command } from 'commander';
-import { TesseraError, checkRegion } from '@tessera/core';
-import { FaultProxy, type ProxyDirection, regionLocations, wanLatencyMs } from '../proxy.js';
-import { callApi } from '../client.js';
+import { type Command, Option } from 'commander';
+import { TesseraError, parsePolicy } from '@tessera/core';
+import { type DevLayout, type DevNode, type DevShape, prepareDevCluster, seedDemoData, spawnNode, stopChild, waitReady } from '../dev/layout.js';
+import { type DevLogLevel, devLogLevels, devLogger, logNodeLine } from '../dev/logs.js';
+import { type FaultProxy } from '../proxy.js';
 
-/** Regions a dev cluster may have. */
-export const devRegionsMax = 8;
-/** How long to wait for every node to answer /readyz. */
-export const devStartTimeoutMs = 30_000;
-
-/** One node of a dev cluster. */
-export interface DevNode {
-  readonly id: string;
-  readonly region: string;
-  readonly port: number;
-  readonly url: string;
-}
+/** Lines of a node's output kept to explain its exit. */
+export const lastLinesMax = 5;
 
 /** A running dev cluster. */
 export interface DevCluster {
+  readonly dir: string;
   readonly nodes: readonly DevNode[];
   readonly proxies: ReadonlyMap<string, FaultProxy>;
+  /** Resolves with the first node that exits on its own, and how. */
+  readonly exited: Promise<{ node: DevNode; code: number | null; signal: string | null; lastLines: readonly string[] }>;
+  /** Stops every node and proxy (idempotent). */
   stop(): Promise<void>;
 }
 
-/** Options of a dev cluster. */
-export interface DevOptions {
-  readonly regions: readonly string[];
-  readonly dir: string;
-  readonly basePort: number;
-  /** One-way latency in ms, or null to derive it from the regions' distance. */
-  readonly latencyMs: number | null;
-  readonly durability: 'fsync' | 'os';
-  readonly log: (line: string) => void;
-  /** Where each node's output goes (default: inherited, prefixed). */
-  readonly quiet?: boolean;
+/** Options of `startDevCluster`. */
+export interface DevOptions extends DevShape {
+  /** Receives every line a node prints. */
+  readonly onNodeLine?: (node: DevNode, line: string, stream: 'stdout' | 'stderr') => void;
 }
 
-const binPath = fileURLToPath(new URL('../bin.js', import.meta.url));
-
-function yamlString(value: string): string {
-  return JSON.stringify(value);
-}
-
-/** A region's jurisdiction for the dev policy: the part before the first dash (`eu-west` → `eu`). */
-function jurisdictionOf(region: string): string {
-  return region.split('-')[0]!.slice(0, 32);
+/** The folder of a set of regions under `--dir`. */
+export function devClusterDir(dir: string, regions: readonly string[]): string {
+  return join(resolve(dir), regions.join('+'));
 }
 
 /**
- * The dev cluster's policy: global catalog (high priority), visits, carts and notes; profiles homed in the
- * region that creates them and kept in its jurisdiction; a local audit dataset; `pii` documents stay in their
- * jurisdiction; `reviewed` documents leave quarantine.
+ * Checks a policy file the user may have edited against the regions asked for: every region must be in it.
+ * Absent is fine (it is written at start).
  */
-export function devPolicyText(regions: readonly string[]): string {
-  const lines = ['version: 1', 'regions:'];
-  for (const region of regions) {
-    const location = regionLocations[region];
-    lines.push(`  ${region}: { jurisdiction: ${jurisdictionOf(region)}${location === undefined ? '' : `, location: [${location[0]}, ${location[1]}]`} }`);
-  }
-  lines.push(
-    'datasets:',
-    '  catalog:  { type: map, placement: global, priority: high }',
-    '  profiles: { type: map, placement: { home: doc.origin, within: jurisdiction } }',
-    '  visits:   { type: counter, placement: global }',
-    '  carts:    { type: set, placement: global }',
-    '  notes:    { type: yjs, placement: global, priority: low }',
-    '  audits:   { type: lww, placement: local }',
-    'rules:',
-    '  - name: pii stays in its jurisdiction',
-    '    deny: "\'pii\' in doc.tags && target.jurisdiction != source.jurisdiction"',
-    '  - name: reviewed documents leave quarantine',
-    '    release: "\'reviewed\' in doc.tags"',
-  );
-  return `${lines.join('\n')}\n`;
-}
-
-/** Writes one config per node: a node dials each peer through the proxy of that link. */
-function configText(cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string): string {
-  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`, 'nodes:'];
-  for (const node of nodes) {
-    lines.push(`  - id: ${node.id}`, `    region: ${node.region}`, `    listen: 127.0.0.1:${node.port}`);
-    const port = proxyPort(self.id, node.id);
-    if (node !== self && port !== null) lines.push(`    advertise: 127.0.0.1:${port}`);
-    lines.push(`    data: ${yamlString(join(dir, 'data', node.id))}`, `    durability: ${durability}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-/** A prepared cluster: proxies running, one config file per node, nothing spawned yet. */
-export interface DevLayout {
-  readonly dir: string;
-  readonly nodes: readonly DevNode[];
-  readonly proxies: ReadonlyMap<string, FaultProxy>;
-  readonly configFiles: ReadonlyMap<string, string>;
-}
-
-/** Starts the proxies and writes the configs of a dev cluster. */
-export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet'> & {
-  secret?: string;
-  /** The policy file's text (default: `devPolicyText` of the regions). */
-  policyText?: string;
-  /** Sees every chunk each link's proxy delivers, with the connection's number (tests record what crossed). */
-  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number) => void;
-}): Promise<DevLayout> {
-  if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
-    throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
-  }
-  for (const region of options.regions) checkRegion(region);
-  if (new Set(options.regions).size !== options.regions.length) throw new TesseraError('ERR_OPTION_INVALID', '--regions: a region is listed twice');
-  const dir = resolve(options.dir);
-  await mkdir(dir, { recursive: true });
-  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `http://127.0.0.1:${options.basePort + 1 + i}` }));
-  // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
-  const proxies = new Map<string, FaultProxy>();
-  let nextProxyPort = options.basePort + 101;
+export async function checkDevPolicy(file: string, regions: readonly string[]): Promise<void> {
+  let text: string;
   try {
-    for (const from of nodes) {
-      for (const to of nodes) {
-        if (from.id >= to.id) continue;
-        const latencyMs = options.latencyMs ?? wanLatencyMs(regionLocations[from.region] ?? [0, 0], regionLocations[to.region] ?? [0, 0]);
-        const name = `${from.id}>${to.id}`;
-        const onData = options.onData;
-        proxies.set(name, await FaultProxy.start({
-          listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name,
-          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number) => onData(name, direction, chunk, connection) }),
-        }));
-      }
-    }
+    text = await readFile(file, 'utf8');
   } catch (error) {
-    await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  const secret = options.secret ?? randomBytes(32).toString('base64url');
-  await writeFile(join(dir, 'policy.yaml'), options.policyText ?? devPolicyText(options.regions));
-  const configFiles = new Map<string, string>();
-  for (const node of nodes) {
-    const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability));
-    configFiles.set(node.id, file);
-  }
-  return { dir, nodes, proxies, configFiles };
-}
-
-/** Spawns `tessera serve` for one node of a layout. */
-export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe'): ChildProcess {
-  return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id], { stdio: ['ignore', output, output] });
-}
-
-/** Resolves once `node` answers /readyz; throws after `timeoutMs` or if `child` exits first. */
-export async function waitReady(node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child !== null && child.exitCode !== null) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} exited during start-up (exit code ${child.exitCode})`);
-    try {
-      await callApi(new URL(node.url), 'GET', '/readyz', undefined, 1000);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} was not ready within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const policy = parsePolicy(text, file);
+  const missing = regions.filter((region) => !policy.regions.has(region));
+  if (missing.length > 0) {
+    throw new TesseraError('ERR_POLICY_INVALID',
+      `${file} (version ${policy.version}) has no region ${missing.join(', ')}, which --regions asks for: add ${missing.length === 1 ? 'it' : 'them'} ` +
+      `with a higher version, or remove the file to start from the default policy`);
   }
 }
 
-/** Stops a child with SIGTERM (SIGKILL after `graceMs`); resolves when it exited. */
-export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  return new Promise((resolveExit) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolveExit();
-    child.once('exit', () => resolveExit());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), graceMs).unref();
-  });
-}
-
-/** Starts a dev cluster and resolves once every node is ready. */
+/** Starts a dev cluster and resolves once every node is ready; on any failure, stops what it started. */
 export async function startDevCluster(options: DevOptions): Promise<DevCluster> {
-  const layout = await prepareDevCluster(options);
+  const layout: DevLayout = await prepareDevCluster(options);
   const children: ChildProcess[] = [];
-  const stop = async () => {
-    await Promise.all(children.map((child) => stopChild(child)));
-    await Promise.all([...layout.proxies.values()].map((proxy) => proxy.close()));
+  const lastLines = new Map<string, string[]>();
+  let stopping = false;
+  let reportExit: (exit: Awaited<DevCluster['exited']>) => void = () => {};
+  const exited = new Promise<Awaited<DevCluster['exited']>>((resolveExit) => (reportExit = resolveExit));
+  let stopped: Promise<void> | null = null;
+  const stop = () => {
+    stopping = true;
+    stopped ??= (async () => {
+      await Promise.all(children.map((child) => stopChild(child)));
+      await Promise.all([...layout.proxies.values()].map((proxy) => proxy.close()));
+    })();
+    return stopped;
   };
   try {
     for (const node of layout.nodes) {
-      const child = spawnNode(layout, node, options.quiet ? 'ignore' : 'pipe');
-      for (const stream of [child.stdout, child.stderr]) {
+      const child = spawnNode(layout, node, 'pipe');
+      lastLines.set(node.id, []);
+      for (const [stream, name] of [[child.stdout, 'stdout'], [child.stderr, 'stderr']] as const) {
         stream?.setEncoding('utf8');
+        let partial = '';
         stream?.on('data', (chunk: string) => {
-          // Request logs would drown the console; link and lifecycle events stay.
-          for (const line of chunk.split('\n')) if (line.trim() !== '' && !line.includes('"event":"http_request"')) options.log(`[${node.id}] ${line}`);
+          const lines = (partial + chunk).split('\n');
+          partial = lines.pop()!;
+          for (const line of lines) {
+            if (line.trim() === '') continue;
+            const kept = lastLines.get(node.id)!;
+            kept.push(line);
+            if (kept.length > lastLinesMax) kept.shift();
+            options.onNodeLine?.(node, line, name);
+          }
         });
       }
+      child.on('exit', (code, signal) => {
+        if (!stopping) reportExit({ node, code, signal, lastLines: [...lastLines.get(node.id)!] });
+      });
       children.push(child);
     }
-    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!);
+    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!, undefined, () => lastLines.get(node.id)!.join(' | '));
   } catch (error) {
     await stop();
     throw error;
   }
-  return { nodes: layout.nodes, proxies: layout.proxies, stop };
+  return { dir: layout.dir, nodes: layout.nodes, proxies: layout.proxies, exited, stop };
 }
 
-/** Writes a little demo data in every region. */
-export async function seedDemoData(nodes: readonly DevNode[]): Promise<void> {
-  for (const [i, node] of nodes.entries()) {
-    const base = new URL(node.url);
-    await callApi(base, 'PUT', `/v1/kv/catalog/item-${i + 1}`, { value: { name: `Item ${i + 1}`, price: 10 * (i + 1), addedIn: node.region } });
-    await callApi(base, 'PUT', `/v1/kv/profiles/user-${node.region}`, { value: { name: `User in ${node.region}`, home: node.region } });
-    await callApi(base, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: 10 + i });
-    await callApi(base, 'POST', '/v1/kv/carts/demo/ops', { op: 'add', element: `item-${i + 1}` });
+function parseOptions(options: { regions: string; basePort: string; latency?: string; durability: string; logLevel?: string; verbose?: boolean }) {
+  const regions = options.regions.split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const basePort = Number(options.basePort);
+  if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65_000 - 200) {
+    throw new TesseraError('ERR_OPTION_INVALID', `--base-port ${JSON.stringify(options.basePort)} must be an integer from 1024 to 64800`);
   }
+  const latencyMs = options.latency === undefined ? null : Number(options.latency);
+  if (latencyMs !== null && (!Number.isFinite(latencyMs) || latencyMs < 0 || latencyMs > 5_000)) {
+    throw new TesseraError('ERR_OPTION_INVALID', `--latency ${JSON.stringify(options.latency)} must be 0 to 5000 ms`);
+  }
+  if (options.durability !== 'fsync' && options.durability !== 'os') {
+    throw new TesseraError('ERR_OPTION_INVALID', `--durability ${JSON.stringify(options.durability)} must be fsync or os`);
+  }
+  const logLevel: DevLogLevel = (options.logLevel as DevLogLevel | undefined) ?? (options.verbose ? 'info' : 'warn');
+  return { regions, basePort, latencyMs, durability: options.durability as 'fsync' | 'os', logLevel };
 }
 
 /** Registers `dev`. */
@@ -226,42 +133,53 @@ export function registerDevCommand(program: Command, print: (line: string) => vo
   program.command('dev')
     .description('start a local multi-region cluster: one process per region, WAN latency through proxies, demo data')
     .option('--regions <list>', 'comma-separated regions', 'eu-west,us-east,ap-south')
-    .option('--dir <path>', 'where the config and data go', '.tessera-dev')
+    .option('--dir <path>', 'where clusters keep their configs, policy and data (one folder per set of regions)', '.tessera-dev')
     .option('--base-port <port>', 'node i listens on base+i, proxies from base+101', '7100')
     .option('--latency <ms>', 'one-way latency of every link in ms (default: from the regions\' distance)')
     .option('--durability <mode>', 'fsync or os', 'os')
     .option('--no-seed', 'do not write demo data')
-    .action(async (options: { regions: string; dir: string; basePort: string; latency?: string; durability: string; seed: boolean }) => {
-      const basePort = Number(options.basePort);
-      if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65_000 - 200) {
-        throw new TesseraError('ERR_OPTION_INVALID', `--base-port ${JSON.stringify(options.basePort)} must be an integer from 1024 to 64800`);
-      }
-      const latencyMs = options.latency === undefined ? null : Number(options.latency);
-      if (latencyMs !== null && (!Number.isFinite(latencyMs) || latencyMs < 0 || latencyMs > 5_000)) {
-        throw new TesseraError('ERR_OPTION_INVALID', `--latency ${JSON.stringify(options.latency)} must be 0 to 5000 ms`);
-      }
-      if (options.durability !== 'fsync' && options.durability !== 'os') {
-        throw new TesseraError('ERR_OPTION_INVALID', `--durability ${JSON.stringify(options.durability)} must be fsync or os`);
-      }
+    .option('--verbose', 'log the nodes\' lifecycle and link events too (default: warnings and errors)')
+    .addOption(new Option('--log-level <level>', 'log level of the nodes\' events').choices(devLogLevels))
+    .action(async (raw: { regions: string; dir: string; basePort: string; latency?: string; durability: string; seed: boolean; verbose?: boolean; logLevel?: string }) => {
+      const options = parseOptions(raw);
+      const dir = devClusterDir(raw.dir, options.regions);
+      const policyFile = join(dir, 'policy.yaml');
+      await checkDevPolicy(policyFile, options.regions);
+      const logger = devLogger(options.logLevel, process.stderr);
+      // Ctrl-C during start-up stops what started (once it has), as after it.
+      let interrupted = false;
+      let signalled: () => void = () => {};
+      const signal = new Promise<'signal'>((resolveSignal) => (signalled = () => {
+        interrupted = true;
+        resolveSignal('signal');
+      }));
+      process.once('SIGINT', signalled);
+      process.once('SIGTERM', signalled);
+      print(`starting ${options.regions.length} regions in ${dir} …`);
       const cluster = await startDevCluster({
-        regions: options.regions.split(',').map((r) => r.trim()).filter((r) => r !== ''), dir: options.dir, basePort, latencyMs,
-        durability: options.durability, log: print,
+        ...options, dir, onNodeLine: (node, line, stream) => logNodeLine(logger, node.id, line, stream),
       });
-      if (options.seed) await seedDemoData(cluster.nodes);
-      print('');
-      print('Tessera dev cluster is up:');
-      for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
-      for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
-      print('Try: npx tessera put catalog lamp \'{"name":"Lamp"}\' --url ' + cluster.nodes[0]!.url + '   then   npx tessera get catalog lamp --url ' + cluster.nodes.at(-1)!.url);
-      print(`The cluster enforces the policy in ${join(resolve(options.dir), 'policy.yaml')} (tessera policy validate|plan|apply).`);
-      print('Ctrl-C stops every node.');
-      await new Promise<void>((resolveSignal) => {
-        const onSignal = () => resolveSignal();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-      });
-      print('stopping…');
-      await cluster.stop();
+      try {
+        if (raw.seed && !interrupted) await seedDemoData(cluster.nodes);
+        if (interrupted) return;
+        print('');
+        print('Tessera dev cluster is up:');
+        for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
+        for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
+        print(`Try: npx tessera put catalog lamp '{"name":"Lamp"}' --url ${cluster.nodes[0]!.url}   then   npx tessera get catalog lamp --url ${cluster.nodes.at(-1)!.url}`);
+        print(`The cluster enforces the policy in ${policyFile}: yours to edit (it is never overwritten); roll a new version out with tessera policy apply.`);
+        print(`Node logs: ${options.logLevel === 'warn' ? 'warnings and errors (--verbose for more)' : `level ${options.logLevel}`}. Ctrl-C stops every node.`);
+        const outcome = await Promise.race([signal, cluster.exited]);
+        if (outcome !== 'signal') {
+          const how = outcome.code === null ? `signal ${outcome.signal}` : `exit code ${outcome.code}`;
+          throw new TesseraError('ERR_INTERNAL', `${outcome.node.id} exited (${how}); the cluster is stopped. Its last lines: ${outcome.lastLines.join(' | ')}`);
+        }
+      } finally {
+        print('stopping…');
+        process.off('SIGINT', signalled);
+        process.off('SIGTERM', signalled);
+        await cluster.stop();
+      }
       print('stopped');
     });
 }

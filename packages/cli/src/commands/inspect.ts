@@ -12,7 +12,8 @@ import {
   type StoreReader, inspectConflicts, inspectConflictsLimitDefault, inspectConflictsLimitMax, inspectDoc, inspectKeys, inspectLog,
   inspectPeers, inspectSummary, openDataDirectorySnapshot,
 } from '@tessera/store';
-import { callApi, parseBaseUrl } from '../client.js';
+import { type NodeApi, callApi } from '../client.js';
+import { type ConnectionOptions, addConnectionOptions, nodeApiOf } from '../options.js';
 import { table } from './status.js';
 
 /** How long `summary` may take on a running node (it scans the documents). */
@@ -70,8 +71,8 @@ function queryString(params: Record<string, string | number | boolean | undefine
 }
 
 /** Asks a running node: its /v1/inspect routes, /v1/conflicts, and /v1/status for the live links. */
-function nodeSource(base: URL): Source {
-  const get = <T>(path: string, timeoutMs?: number) => callApi(base, 'GET', path, undefined, timeoutMs) as Promise<T>;
+function nodeSource(node: NodeApi): Source {
+  const get = <T>(path: string, timeoutMs?: number) => callApi(node, 'GET', path, undefined, timeoutMs) as Promise<T>;
   return {
     summary: (options) => get(`/v1/inspect/summary${queryString(options)}`, summaryTimeoutMs),
     keys: (dataset, options) => get(`/v1/inspect/keys/${encodeURIComponent(dataset)}${queryString(options)}`),
@@ -245,22 +246,21 @@ function printConflicts(print: (line: string) => void, c: InspectConflicts): voi
 // ---------------------------------------------------------------- commands
 
 /** The subcommands, run against `source()`. */
-function subcommands(print: (line: string) => void, source: (url: string | undefined) => Source): Command {
+function subcommands(print: (line: string) => void, source: (options: ConnectionOptions) => Promise<Source>): Command {
   const inspect = new Command('tessera inspect')
     .usage('<data directory> <subcommand> [options]  |  tessera inspect --url <node> <subcommand> [options]')
     .description('a replica\'s state: offline and read-only on a stopped node\'s data directory, or on a running node with --url')
     .showHelpAfterError()
     .configureOutput({ writeOut: (text) => print(text.trimEnd()) })
     .exitOverride();
-  const sub = (name: string, description: string) => inspect.command(name).description(description)
-    .option('--url <url>', 'a running node\'s API instead of a data directory')
+  const sub = (name: string, description: string) => addConnectionOptions(inspect.command(name).description(description), 'a running node\'s API instead of a data directory')
     .option('--json', 'print as JSON');
-  type Common = { url?: string; json?: boolean };
+  type Common = ConnectionOptions & { json?: boolean };
 
   sub('summary', 'datasets (documents live and deleted, bytes, quarantined, conflicts), the policy in force, the log\'s range, the audit log\'s length')
     .option('--scan-max <n>', 'records of each kind to read (default 100000)')
     .action(async (options: Common & { scanMax?: string }) => {
-      const answer = await source(options.url).summary(defined({ scanMax: integerOption('--scan-max', options.scanMax) }));
+      const answer = await (await source(options)).summary(defined({ scanMax: integerOption('--scan-max', options.scanMax) }));
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printSummary(print, answer);
     });
@@ -271,7 +271,7 @@ function subcommands(print: (line: string) => void, source: (url: string | undef
     .option('--after <key>', 'continue after this key')
     .option('--limit <n>', 'documents to list (default 100, at most 1000)')
     .action(async (dataset: string, options: Common & { prefix?: string; after?: string; limit?: string }) => {
-      const answer = await source(options.url).keys(dataset, defined({ prefix: options.prefix, after: options.after, limit: integerOption('--limit', options.limit) }));
+      const answer = await (await source(options)).keys(dataset, defined({ prefix: options.prefix, after: options.after, limit: integerOption('--limit', options.limit) }));
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printKeys(print, answer);
     });
@@ -279,7 +279,7 @@ function subcommands(print: (line: string) => void, source: (url: string | undef
   sub('doc', 'one document: value, tags, origin, causal context, the dots it holds with their HLCs, concurrent values, conflict records')
     .argument('<dataset>').argument('<key>')
     .action(async (dataset: string, key: string, options: Common) => {
-      const answer = await source(options.url).doc(dataset, key);
+      const answer = await (await source(options)).doc(dataset, key);
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printDoc(print, answer);
     });
@@ -290,7 +290,7 @@ function subcommands(print: (line: string) => void, source: (url: string | undef
     .option('--limit <n>', 'entries to list (default 100, at most 1000)')
     .option('--values', 'also decode each delta\'s value and the tags it adds')
     .action(async (options: Common & { from?: string; to?: string; limit?: string; values?: boolean }) => {
-      const answer = await source(options.url).log(defined({
+      const answer = await (await source(options)).log(defined({
         from: integerOption('--from', options.from), to: integerOption('--to', options.to), limit: integerOption('--limit', options.limit),
         values: options.values,
       }));
@@ -300,7 +300,7 @@ function subcommands(print: (line: string) => void, source: (url: string | undef
 
   sub('peers', 'per peer and lane the durably acknowledged cursor; per origin the frontier; with --url also the live links, acknowledgements and lag')
     .action(async (options: Common) => {
-      const answer = await source(options.url).peers();
+      const answer = await (await source(options)).peers();
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printPeers(print, answer);
     });
@@ -309,7 +309,7 @@ function subcommands(print: (line: string) => void, source: (url: string | undef
     .option('--dataset <dataset>', 'only this dataset')
     .option('--limit <n>', 'records to list (default 100, at most 1000)')
     .action(async (options: Common & { dataset?: string; limit?: string }) => {
-      const answer = await source(options.url).conflicts(defined({ dataset: options.dataset, limit: integerOption('--limit', options.limit) }));
+      const answer = await (await source(options)).conflicts(defined({ dataset: options.dataset, limit: integerOption('--limit', options.limit) }));
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printConflicts(print, answer);
     });
@@ -320,28 +320,27 @@ const subcommandNames = ['summary', 'keys', 'doc', 'log', 'peers', 'conflicts'];
 
 /** Registers `inspect`. */
 export function registerInspectCommand(program: Command, print: (line: string) => void): void {
-  program.command('inspect')
+  addConnectionOptions(program.command('inspect')
     .description('inspect a replica (summary, keys, doc, log, peers, conflicts): offline and read-only on a stopped node\'s data directory, or --url on a running node')
     .usage('<data directory> <subcommand> [options]  |  inspect --url <node> <subcommand> [options]  (tessera inspect --help lists the subcommands)')
     .argument('[directory]', 'a stopped node\'s data directory (read-only), e.g. ./data/eu-west-1')
-    .argument('[subcommand...]')
-    .option('--url <url>', 'a running node\'s API instead of a data directory')
+    .argument('[subcommand...]'))
     // The subcommands and their options are parsed by the inner program, after the directory is taken off.
     .helpOption(false)
     .allowUnknownOption()
-    .action(async (first: string | undefined, rest: string[], options: { url?: string }) => {
+    .action(async (first: string | undefined, rest: string[], outer: ConnectionOptions) => {
       const args = first === undefined ? rest : [first, ...rest];
       // The first word is the directory unless it is a subcommand or an option (--url may also follow the subcommand).
       const dir = args.length > 0 && !args[0]!.startsWith('-') && !subcommandNames.includes(args[0]!) ? args.shift() : undefined;
-      const source = (url: string | undefined): Source => {
-        const node = url ?? options.url;
-        if (node !== undefined && dir !== undefined) throw new TesseraError('ERR_OPTION_INVALID', `give a data directory (${dir}) or --url (${node}), not both`);
-        if (node !== undefined) return nodeSource(parseBaseUrl(node));
-        if (dir === undefined) {
-          throw new TesseraError('ERR_OPTION_INVALID',
-            'tessera inspect needs a stopped node\'s data directory (tessera inspect ./data/eu-west-1 summary) or a running node (tessera inspect --url http://127.0.0.1:7101 summary)');
-        }
-        return directorySource(dir);
+      const source = async (inner: ConnectionOptions): Promise<Source> => {
+        // Options may come before the subcommand (the outer command's) or after it (the subcommand's).
+        const options = { url: inner.url ?? outer.url, token: inner.token ?? outer.token, tokenFile: inner.tokenFile ?? outer.tokenFile };
+        if (options.url !== undefined && dir !== undefined) throw new TesseraError('ERR_OPTION_INVALID', `give a data directory (${dir}) or --url (${options.url}), not both`);
+        if (dir !== undefined) return directorySource(dir);
+        // Without a directory, a node: --url, else $TESSERA_URL.
+        if (options.url !== undefined || (process.env.TESSERA_URL ?? '') !== '') return nodeSource(await nodeApiOf(options));
+        throw new TesseraError('ERR_OPTION_INVALID',
+          'tessera inspect needs a stopped node\'s data directory (tessera inspect ./data/eu-west-1 summary) or a running node (tessera inspect --url http://127.0.0.1:7101 summary, or $TESSERA_URL)');
       };
       await subcommands(print, source).parseAsync(args, { from: 'user' });
     });

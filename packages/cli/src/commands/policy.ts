@@ -11,7 +11,8 @@ import { type Command } from 'commander';
 import { type Policy, TesseraError, formatDurationMs, parseDurationMs, parsePolicy, policyBytesMax } from '@tessera/core';
 import { formatHostPort, loadClusterConfig } from '@tessera/server';
 import { policyHash } from '@tessera/store';
-import { callApi, parseBaseUrl } from '../client.js';
+import { type NodeApi, callApi, parseBaseUrl } from '../client.js';
+import { type ConnectionOptions, addConnectionOptions, addTokenOptions, nodeApiOf, tokenOf, urlDefault, urlOf } from '../options.js';
 import { table } from './status.js';
 
 /** Nodes one plan or apply talks to. */
@@ -32,19 +33,23 @@ export async function readPolicyFile(path: string): Promise<Policy> {
 }
 
 interface Target {
-  readonly url: URL;
+  readonly url: NodeApi;
   readonly name: string;
 }
 
-/** The nodes to talk to: `--url` values, or every node of `--config`. */
-async function targetsOf(options: { url?: string[]; config?: string }): Promise<Target[]> {
+/** Options of the commands that talk to several nodes. */
+type TargetOptions = Omit<ConnectionOptions, 'url'> & { url?: string[]; config?: string };
+
+/** The nodes to talk to: `--url` values, or every node of `--config`, else `$TESSERA_URL`; each with the token. */
+async function targetsOf(options: TargetOptions): Promise<Target[]> {
   if (options.config !== undefined && options.url !== undefined) throw new TesseraError('ERR_OPTION_INVALID', 'give either --url or --config, not both');
+  const token = await tokenOf(options);
   let targets: Target[];
   if (options.config !== undefined) {
     const config = await loadClusterConfig(options.config);
-    targets = config.nodes.map((node) => ({ url: parseBaseUrl(`http://${formatHostPort(node.listen)}`), name: node.id }));
+    targets = config.nodes.map((node) => ({ url: { base: parseBaseUrl(`http://${formatHostPort(node.listen)}`), token }, name: node.id }));
   } else {
-    targets = (options.url ?? ['http://127.0.0.1:7101']).map((url) => ({ url: parseBaseUrl(url), name: url }));
+    targets = (options.url ?? [urlOf({})]).map((url) => ({ url: { base: parseBaseUrl(url), token }, name: url }));
   }
   if (targets.length > policyNodesMax) throw new TesseraError('ERR_OPTION_INVALID', `${targets.length} nodes exceed the limit of ${policyNodesMax}`);
   return targets;
@@ -107,13 +112,13 @@ export function registerPolicyCommands(program: Command, print: (line: string) =
       }
     });
 
-  policy.command('plan')
+  addTokenOptions(policy.command('plan')
     .description('dry run: per region, how many documents per dataset would start replicating and how many would be purged')
     .argument('<file>')
-    .option('--url <url...>', 'node APIs to ask (each judges its own data)')
+    .option('--url <url...>', `node APIs to ask, each judging its own data (default: $TESSERA_URL, else ${urlDefault})`))
     .option('--config <file>', 'ask every node of this cluster config')
     .option('--json', 'print the reports as JSON')
-    .action(async (file: string, options: { url?: string[]; config?: string; json?: boolean }) => {
+    .action(async (file: string, options: TargetOptions & { json?: boolean }) => {
       const parsed = await readPolicyFile(file);
       const targets = await targetsOf(options);
       const reports: Array<{ node: string; report: Report }> = [];
@@ -129,14 +134,14 @@ export function registerPolicyCommands(program: Command, print: (line: string) =
       }
     });
 
-  policy.command('apply')
+  addTokenOptions(policy.command('apply')
     .description('roll a policy out: shadow mode on every node, then enforce (stored data is re-judged: backfills and purges)')
     .argument('<file>')
-    .option('--url <url...>', 'node APIs to apply it on')
+    .option('--url <url...>', `node APIs to apply it on (default: $TESSERA_URL, else ${urlDefault})`))
     .option('--config <file>', 'apply it on every node of this cluster config')
     .option('--shadow-for <duration>', 'how long to keep the version in shadow mode before enforcing (e.g. 30s)', '0s')
     .option('--shadow-only', 'stop after shadow mode (enforce later with another apply)')
-    .action(async (file: string, options: { url?: string[]; config?: string; shadowFor: string; shadowOnly?: boolean }) => {
+    .action(async (file: string, options: TargetOptions & { shadowFor: string; shadowOnly?: boolean }) => {
       const shadowMs = parseDuration(options.shadowFor);
       const parsed = await readPolicyFile(file);
       const targets = await targetsOf(options);
@@ -166,12 +171,11 @@ export function registerPolicyCommands(program: Command, print: (line: string) =
       if (reports.length > 0) print(table(reportHeader, reportRows(reports)));
     });
 
-  policy.command('history')
-    .description('the policy versions a node stores, with their content hashes')
-    .option('--url <url>', 'node API', 'http://127.0.0.1:7101')
+  addConnectionOptions(policy.command('history')
+    .description('the policy versions a node stores, with their content hashes'))
     .option('--json', 'print as JSON')
-    .action(async (options: { url: string; json?: boolean }) => {
-      const { history } = await callApi(parseBaseUrl(options.url), 'GET', '/v1/policy/history') as {
+    .action(async (options: ConnectionOptions & { json?: boolean }) => {
+      const { history } = await callApi(await nodeApiOf(options), 'GET', '/v1/policy/history') as {
         history: Array<{ version: number; hash: string; storedAtMs: number; source: string; state: string }>;
       };
       if (options.json) print(JSON.stringify(history, null, 2));

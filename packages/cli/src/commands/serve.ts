@@ -1,5 +1,5 @@
 /** `tessera serve`: run one region node as a daemon. */
-import { type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { startDaemon } from '@tessera/server';
 
 /** Registers `serve`. */
@@ -8,7 +8,9 @@ export function registerServeCommand(program: Command, print: (line: string) => 
     .description('run one node of a cluster: HTTP API and replication on the address the config gives it')
     .requiredOption('--config <file>', 'cluster config (YAML)')
     .requiredOption('--node <id>', 'which node of the config this process is')
-    .action(async (options: { config: string; node: string }) => {
+    // For `tessera dev` and tests: stdin is a pipe from the parent, which closes when the parent dies.
+    .addOption(new Option('--stop-with-stdin', 'drain and stop when stdin closes').hideHelp())
+    .action(async (options: { config: string; node: string; stopWithStdin?: boolean }) => {
       const daemon = await startDaemon({
         configPath: options.config,
         nodeId: options.node,
@@ -18,6 +20,10 @@ export function registerServeCommand(program: Command, print: (line: string) => 
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
+        if (options.stopWithStdin) {
+          process.stdin.once('end', resolve).once('close', resolve).once('error', resolve);
+          process.stdin.resume();
+        }
       });
       await daemon.stop();
     });

@@ -1,7 +1,8 @@
 /** `tessera status`: links, lag, backlog, rates and cadence as seen from one node. */
 import { type Command } from 'commander';
 import { TesseraError } from '@tessera/core';
-import { callApi, parseBaseUrl } from '../client.js';
+import { callApi } from '../client.js';
+import { type ConnectionOptions, addConnectionOptions, nodeApiOf } from '../options.js';
 
 interface LinkView {
   rates: { sentEntriesPerSecond: number; sentBytesPerSecond: number; receivedEntriesPerSecond: number }; cadence: string;
@@ -30,18 +31,17 @@ interface MemberView {
 
 /** Registers `status`. */
 export function registerStatusCommand(program: Command, print: (line: string) => void, context: { exitCode: number }): void {
-  program.command('status')
-    .description('the cluster from any node: every node and its links (state, lag, backlog, in flight, cadence, round trip, traffic); exit 1 if a node is unreachable, a link is down or lag is too high')
-    .option('--url <url>', 'node API', 'http://127.0.0.1:7101')
+  addConnectionOptions(program.command('status')
+    .description('the cluster from any node: every node and its links (state, lag, backlog, in flight, cadence, round trip, traffic); exit 1 if a node is unreachable, a link is down or lag is too high'))
     .option('--lag-max <ms>', 'exit 1 when any link lags more than this many milliseconds')
     .option('--node-only', 'only the node at --url, not the whole cluster')
     .option('--json', 'print the status as JSON')
-    .action(async (options: { url: string; lagMax?: string; nodeOnly?: boolean; json?: boolean }) => {
+    .action(async (options: ConnectionOptions & { lagMax?: string; nodeOnly?: boolean; json?: boolean }) => {
       const lagMaxMs = options.lagMax === undefined ? null : Number(options.lagMax);
       if (lagMaxMs !== null && (!Number.isFinite(lagMaxMs) || lagMaxMs < 0)) {
         throw new TesseraError('ERR_OPTION_INVALID', `--lag-max ${JSON.stringify(options.lagMax)} must be a non-negative number of milliseconds`);
       }
-      const base = parseBaseUrl(options.url);
+      const base = await nodeApiOf(options);
       let members: MemberView[];
       let raw: unknown;
       if (options.nodeOnly) {
@@ -56,7 +56,7 @@ export function registerStatusCommand(program: Command, print: (line: string) =>
       const problems: string[] = [];
       for (const member of members) {
         if (!member.reachable || member.status === null) {
-          problems.push(`node ${member.node} (${member.region}) is unreachable from ${options.url}: ${member.error ?? 'no answer'}`);
+          problems.push(`node ${member.node} (${member.region}) is unreachable from ${base.base.origin}: ${member.error ?? 'no answer'}`);
           continue;
         }
         for (const l of member.status.links) {
