@@ -1,7 +1,9 @@
 /**
  * `counter`: a PN-counter that can be reset (a causal counter). Each node keeps one entry holding its running
- * increments and decrements under its latest dot; a node's new entry removes its previous one. A delete
- * removes the observed entries, so increments concurrent with a delete survive it.
+ * increments and decrements under its latest dot; a node's new entry removes its previous ones and carries
+ * their sum on. A delete removes the observed entries, so increments concurrent with a delete survive it. A
+ * node has two entries at once only when neither saw the other (it purged its copy and wrote again before
+ * the copy came back): they count separately, and its next write sums them.
  */
 import { type Dot, compareDots } from '../context.js';
 import { TesseraError } from '../errors.js';
@@ -35,8 +37,8 @@ export function counterAdd(body: CounterBody, amount: number, ctx: MutationConte
   let p = 0;
   let n = 0;
   for (const entry of own) {
-    p = Math.max(p, entry.p);
-    n = Math.max(n, entry.n);
+    p += entry.p;
+    n += entry.n;
   }
   if (amount >= 0) p += amount;
   else n -= amount;

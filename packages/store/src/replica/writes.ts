@@ -40,6 +40,13 @@ export function policyDenied(policy: Policy, facts: DocFacts, region: string, re
   return Object.assign(error, { regions: [...regions] });
 }
 
+/** `ERR_POLICY_DENIED` for a write to a document this region purged (`regions` empty: unknown here). */
+function givenUp(dataset: string, key: string, region: string): TesseraError & { regions: string[] } {
+  const error = new TesseraError('ERR_POLICY_DENIED',
+    `${dataset}/${key} is not held in region ${region}: this region gave it up (the policy or its facts keep it elsewhere); write to a region that holds it`);
+  return Object.assign(error, { regions: [] as string[] });
+}
+
 /** The type a write gives a document: an existing document's own, else the requested or the dataset's. */
 function typeFor(c: ReplicaCore, dataset: string, key: string, current: DocState | null, requested: CrdtTypeName | undefined): CrdtTypeName {
   if (current !== null && docExists(current)) {
@@ -84,7 +91,13 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
   try {
     const floor = c.markerOf(dataset, key)?.counter ?? 0;
     const current = entry.state;
+    const marker = current === null ? c.markerOf(dataset, key) : null;
+    // A region that gave the document up (a handover, a purge) cannot delete, tag or change what it no longer
+    // holds: the write would change nothing here and never reach the document. It is refused like a write
+    // this region may not hold, naming no region (the facts that decide which are gone with the copy).
+    if (marker !== null && (write.kind === 'delete' || write.mustExist === true)) throw givenUp(dataset, key, c.region);
     const { mutation, hlc } = build(c, dataset, key, current, floor, write);
+    if (mutation === null && marker !== null) throw givenUp(dataset, key, c.region);
     if (mutation === null) {
       c.unpin(entry);
       return { seq: null, hlc, dot: null };
