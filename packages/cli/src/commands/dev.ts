@@ -86,8 +86,14 @@ export function devPolicyText(regions: readonly string[]): string {
 }
 
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
-function configText(cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string): string {
-  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`, 'nodes:'];
+function configText(
+  cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
+  replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number } = {},
+): string {
+  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`];
+  const settings = Object.entries(replication).filter(([, value]) => value !== undefined);
+  if (settings.length > 0) lines.push('replication:', ...settings.map(([name, value]) => `  ${name}: ${value}`));
+  lines.push('nodes:');
   for (const node of nodes) {
     lines.push(`  - id: ${node.id}`, `    region: ${node.region}`, `    listen: 127.0.0.1:${node.port}`);
     const port = proxyPort(self.id, node.id);
@@ -110,8 +116,10 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
   secret?: string;
   /** The policy file's text (default: `devPolicyText` of the regions). */
   policyText?: string;
-  /** Sees every chunk each link's proxy delivers, with the connection's number (tests record what crossed). */
-  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number) => void;
+  /** Sees every chunk each link's proxy delivers, with the connection's number and how long the proxy held it (tests record what crossed, and when it was sent). */
+  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
+  /** The cluster config's `replication:` section (log bound and retention interval); absent: the daemon's defaults. */
+  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number };
 }): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
@@ -133,7 +141,7 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
         const onData = options.onData;
         proxies.set(name, await FaultProxy.start({
           listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name,
-          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number) => onData(name, direction, chunk, connection) }),
+          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => onData(name, direction, chunk, connection, heldMs) }),
         }));
       }
     }
@@ -146,15 +154,20 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability));
+    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability, options.replication));
     configFiles.set(node.id, file);
   }
   return { dir, nodes, proxies, configFiles };
 }
 
-/** Spawns `tessera serve` for one node of a layout. */
-export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe'): ChildProcess {
-  return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id], { stdio: ['ignore', output, output] });
+/**
+ * Spawns `tessera serve` for one node of a layout. `env` replaces the inherited environment (tests run a node
+ * under libfaketime's LD_PRELOAD to give it a clock of its own).
+ */
+export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe', env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id], {
+    stdio: ['ignore', output, output], ...(env === undefined ? {} : { env }),
+  });
 }
 
 /** Resolves once `node` answers /readyz; throws after `timeoutMs` or if `child` exits first. */
