@@ -210,6 +210,12 @@ t.test('every kind of violation is reported', async (t) => {
       op(w.history, 1, 'put', 'orders', 'o-c1-6', { value: { m: markerOf(1, 6) }, marker: markerOf(1, 6) }, 'ok', 1_600, 7);
       place(w, 'orders/o-c1-6', ['eu-west', 'us-east'], doc({ m: markerOf(1, 6) }, 'eu-central-1', 7, [], 'eu-central'));
     }],
+    ['copies that disagree on the origin, neither holding an acknowledged write', /^lost write: visits\/v-0's acknowledged write us-east-1:2 .* is on no copy/, (w) => {
+      // Under a final policy that keeps visits at their origin, the copies' two origins leave no region that must hold it.
+      w.history.policies.set(2, { ...v2, placements: { ...v2.placements, visits: { kind: 'local' } } });
+      place(w, 'visits/v-0', ['eu-west'], doc(3, 'us-east-1', 1, [], 'eu-west', 'counter'));
+      set(w, 'us-east', 'visits/v-0', { status: 200, ...doc(3, 'us-east-1', 1, [], 'us-east', 'counter') });
+    }],
     ['lastSeq went backwards without a restart', /^monotonicity: eu-west-1's lastSeq went from 7 to 3/, (w) => {
       w.history.samples.push({ node: 'eu-west-1', incarnation: 0, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 } });
     }],

@@ -54,6 +54,17 @@ export function checkDocuments(input: CheckInput, judge: Judge, finalVersion: nu
     // Every acknowledged write is on every copy that must exist, unless the document was lawfully erased.
     for (const op of ops) {
       if (op.outcome !== 'ok' || op.dot === null || op.dot === undefined) continue;
+      if (must.length === 0) {
+        // No region must hold it (the copies disagree on its facts, or none may): the write must still be somewhere.
+        report.count('lost writes: acknowledged dots checked');
+        const somewhere = chaosRegions.some((region) => {
+          const answer = answers.get(region);
+          return answer?.status === 200 ? contextHas(answer.context, op.dot!) : !forbidden.has(region) && final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
+        });
+        const erasure = somewhere ? null : judge.erasure(op);
+        if (!somewhere && erasure !== null) report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is on no copy; ${erasure}`);
+        if (!somewhere && erasure === null) report.fail(`lost write: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s) is on no copy`);
+      }
       for (const region of must) {
         report.count('lost writes: acknowledged dots checked');
         const answer = answers.get(region);
