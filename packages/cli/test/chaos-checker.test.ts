@@ -98,8 +98,8 @@ function world(): World {
   const install = history.invoke({ client: -1, node: 'eu-west-1', region: 'eu-west', kind: 'policy', dataset: '', key: '', args: { version: 2 } });
   Object.assign(install, { invokeMs: 10_000, completeMs: 10_050, outcome: 'ok', status: 200 });
   for (const node of Object.values(nodeOf)) {
-    history.samples.push({ node, incarnation: 0, atMs: 1_000, answeredAtMs: 1_010, policyVersion: 1, lastSeq: node === 'eu-west-1' ? 6 : 5, cursors: { x: 2 } });
-    history.samples.push({ node, incarnation: 0, atMs: 20_000, answeredAtMs: 20_010, policyVersion: 2, lastSeq: 7, cursors: { x: 3 } });
+    history.samples.push({ node, incarnation: 0, atMs: 1_000, answeredAtMs: 1_010, policyVersion: 1, lastSeq: node === 'eu-west-1' ? 6 : 5, cursors: { x: 2 }, catchUps: 0 });
+    history.samples.push({ node, incarnation: 0, atMs: 20_000, answeredAtMs: 20_010, policyVersion: 2, lastSeq: 7, cursors: { x: 3 }, catchUps: 0 });
   }
   // The final state under v2: audits global (the eu-west audit backfilled everywhere), pii rule gone.
   place(w, 'catalog/g-c0-0', chaosRegions, { type: 'map', value: { c: 0, n: 1, m: markerOf(0, 1) }, context: ctx('eu-west-1', 1), tags: [], origin: 'eu-west' });
@@ -217,13 +217,13 @@ t.test('every kind of violation is reported', async (t) => {
       set(w, 'us-east', 'visits/v-0', { status: 200, ...doc(3, 'us-east-1', 1, [], 'us-east', 'counter') });
     }],
     ['lastSeq went backwards without a restart', /^monotonicity: eu-west-1's lastSeq went from 7 to 3/, (w) => {
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 0, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 } });
+      w.history.samples.push({ node: 'eu-west-1', incarnation: 0, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 }, catchUps: 0 });
     }],
     ['lastSeq fell below an acknowledged write after a restart', /^monotonicity: eu-west-1's lastSeq 3 .* is below the acknowledged seq 6/, (w) => {
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 1, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 } });
+      w.history.samples.push({ node: 'eu-west-1', incarnation: 1, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 }, catchUps: 0 });
     }],
     ['a durable cursor went backwards', /^monotonicity: eu-west-1's durable cursor for x went from 3/, (w) => {
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 1, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 8, cursors: { x: 1 } });
+      w.history.samples.push({ node: 'eu-west-1', incarnation: 1, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 8, cursors: { x: 1 }, catchUps: 0 });
     }],
     ['a daemon answered 500', /^refusal: op \d+ .* answered 500/, (w) => {
       const broken = op(w.history, 0, 'put', 'catalog', 'g-c0-1', { value: {} }, 'info', 2_000);
@@ -255,6 +255,9 @@ t.test('what the history allows is not reported', async (t) => {
       w.wire.push({ marker: markerOf(0, 5), region: 'eu-central', from: 'eu-west-1', link: 'eu-central-1>eu-west-1', sentAtMs: 5_001 });
     }],
     ['an order refused (421) where it may not live', () => undefined],
+    ['a tag change acknowledged without a change (seq null) where the document may not live', (w) => {
+      op(w.history, 1, 'tag', 'orders', 'o-c1-5', { remove: ['blue'] }, 'ok', 1_700);
+    }],
   ];
   for (const [what, change] of allowed) {
     const w = world();

@@ -39,6 +39,8 @@ t.test(`chaos: seed ${seed}, ${seconds} s of faults on three real daemons`, asyn
   t.ok(Object.values(report.faults).reduce((sum, n) => sum + n, 0) >= Math.min(5, seconds / 4), 'faults were injected');
   t.ok(report.acknowledgedWrites >= 50, `writes were acknowledged (${report.acknowledgedWrites})`);
   t.ok(report.policyVersions >= 1, `policy versions were installed (${report.policyVersions})`);
+  // Read from the links' `catchUps` in /v1/status: if the field is renamed, this fails until the harness follows.
+  t.ok((report.result.checked['truncation: state catch-ups started'] ?? 0) > 0, `peers behind the truncated log were caught up from states (${report.result.checked['truncation: state catch-ups started'] ?? 0})`);
   for (const what of [
     'lost writes: acknowledged dots checked', 'convergence: documents', 'convergence: placement facts compared', 'monotonicity: samples', 'values: counters',
     'values: set elements', 'values: single-writer documents', 'residency: marker sightings on the wire judged', 'residency: markers on disk judged',

@@ -157,7 +157,10 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
     const shown = answer?.status === 200 ? `${answer.type} ${show(value)} tags [${(answer.tags ?? []).join(', ')}]` : `absent (status ${answer?.status})`;
     // Absent where every outcome leaves the document in place: its acknowledged writes are gone.
     const kind = deleted && value !== absent ? 'resurrection' : value === absent && states.every((state) => state.exists) ? 'lost write' : 'value';
-    report.fail(`${kind}: ${id} at ${region} is ${shown}; its writes allow ${states.map((state) => (state.exists ? `${state.type} ${show(state.value)} tags [${state.tags.join(', ')}]` : '(absent)')).join(' or ')}`);
+    // Writes acknowledged without a sequence number changed nothing where they were made: say so, it is often why.
+    const noops = ops.filter((op) => op.outcome === 'ok' && op.seq === null && op.kind !== 'read-token');
+    const why = noops.length === 0 ? '' : `; acknowledged without a change (seq null) at their node: ${noops.slice(0, 5).map((op) => `op ${op.id} ${op.kind} at ${op.node}`).join(', ')}`;
+    report.fail(`${kind}: ${id} at ${region} is ${shown}; its writes allow ${states.map((state) => (state.exists ? `${state.type} ${show(state.value)} tags [${state.tags.join(', ')}]` : '(absent)')).join(' or ')}${why}`);
     return;
   }
   switch (doc.family) {

@@ -123,7 +123,9 @@ function checkAnswers({ history }: CheckInput, judge: Judge, report: Report): vo
       if (op.outcome === 'fail' && op.status !== undefined) report.note(`policy v${op.args.version} was refused by ${op.node}: ${op.status} ${op.code ?? ''}`);
       continue;
     }
-    if (op.outcome !== 'ok' || op.kind === 'delete') continue;
+    // A write answered without a sequence number changed nothing (a tag or field removed from a document the
+    // node does not hold): it holds nothing it may not. (checker-docs.ts reports it if the change was then lost.)
+    if (op.outcome !== 'ok' || op.kind === 'delete' || op.seq === null) continue;
     // The state after the write: the writer must be allowed to hold it under some version it could enforce.
     report.count('residency: acknowledged writes judged');
     const versions = judge.versionsOf(op.node, op.invokeMs, op.completeMs!);

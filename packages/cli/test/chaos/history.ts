@@ -55,6 +55,8 @@ export interface NodeSample {
   readonly lastSeq: number;
   /** Durable cursors (`GET /v1/peers`): how far each peer has acknowledged this node's log. */
   readonly cursors: Readonly<Record<string, number>>;
+  /** State catch-ups this incarnation's links started (a peer behind the truncated log), summed over links. */
+  readonly catchUps: number;
 }
 
 /** A fault as carried out, for the report. */

@@ -189,6 +189,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
         history.samples.push({
           node: node.id, incarnation: generation, atMs, answeredAtMs: history.now(), policyVersion,
           lastSeq: (status as { body: { lastSeq: number } }).body.lastSeq, cursors: (peers as { body: { cursors?: Record<string, number> } }).body.cursors ?? {},
+          catchUps: ((status as { body: { links?: Array<{ catchUps?: number }> } }).body.links ?? []).reduce((sum, link) => sum + (link.catchUps ?? 0), 0),
         });
       }));
       await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
@@ -253,6 +254,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     await new Promise((resolve) => setTimeout(resolve, 3_000));
   }
   result!.checked['residency: payload bytes scanned on the wire'] = wire.bytesScanned;
+  result!.checked['truncation: state catch-ups started'] = catchUpsOf(history);
   for (const error of startErrors) result!.violations.push(`restart: ${error}`);
   for (const problem of clockProblems) result!.notes.push(`clocks: ${problem}`);
   if (convergedAfterMs === null) result!.violations.push(`convergence: the copies did not converge within ${convergeMsMax} ms of healing (or nothing changed for ${convergeStallMsMax} ms)`);
@@ -270,6 +272,13 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     seed, seconds, settings, schedule: describeSchedule(schedule), faults: countFaults(schedule), ops: history.summary(), acknowledgedWrites, documents, policyVersions,
     result: result!, phasesMs, convergedAfterMs, historyFile, reproduce,
   };
+}
+
+/** State catch-ups over the run: each incarnation's counters start at zero, so its last sample counts. */
+function catchUpsOf(history: History): number {
+  const last = new Map<string, number>();
+  for (const sample of history.samples) last.set(`${sample.node}#${sample.incarnation}`, sample.catchUps);
+  return [...last.values()].reduce((sum, n) => sum + n, 0);
 }
 
 /** Checks that each daemon's `Date` header shows the offset its clock file gives it (libfaketime works on the shipped daemon). */
