@@ -57,14 +57,19 @@ export class Judge {
 
   /**
    * The versions `node` may have enforced at some moment in [fromMs, toMs]: at least the newest a sample had
-   * shown in force `versionGraceMs` before `fromMs`, at most the newest whose install was invoked by `toMs`.
+   * shown in force `versionGraceMs` before `fromMs`; at most the one the first sample asked for after `toMs`
+   * showed, and the newest whose install was invoked by `toMs`.
    */
   versionsOf(node: string, fromMs: number, toMs: number): number[] {
     let lower = 1;
+    // Versions never go back (they are stored): a sample asked for after `toMs` bounds the version from above.
+    let upper = Infinity;
     for (const sample of this.history.samples) {
-      if (sample.node === node && sample.policyVersion !== null && sample.answeredAtMs <= fromMs - versionGraceMs) lower = Math.max(lower, sample.policyVersion);
+      if (sample.node !== node || sample.policyVersion === null) continue;
+      if (sample.answeredAtMs <= fromMs - versionGraceMs) lower = Math.max(lower, sample.policyVersion);
+      if (sample.atMs >= toMs) upper = Math.min(upper, sample.policyVersion);
     }
-    const out = [...this.installs].filter(([version, invokeMs]) => version >= lower && invokeMs <= toMs).map(([version]) => version);
+    const out = [...this.installs].filter(([version, invokeMs]) => version >= lower && version <= upper && invokeMs <= toMs).map(([version]) => version);
     // A node never goes back: the version a sample showed stays possible even if its install is not in the history.
     return out.length > 0 ? out.sort((a, b) => a - b) : [lower];
   }
