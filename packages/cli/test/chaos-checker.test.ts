@@ -196,6 +196,11 @@ t.test('every kind of violation is reported', async (t) => {
     ['a local value crossed while every version its sender could enforce kept it home', /^residency: the value of audits\/l-c0-4 .* reached us-east/, (w) => {
       w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 8_000 });
     }],
+    ['a local value crossed while a later sample shows the sender still on the version that kept it home', /^residency: the value of audits\/l-c0-4 .* reached us-east .* could enforce v1 and/, (w) => {
+      // Without the sample, v2 (invoked at 10 s) may be in force at 12 s; a sample asked for at 12.5 s showing v1 rules it out.
+      w.history.samples.push({ node: 'eu-west-1', incarnation: 0, atMs: 12_500, answeredAtMs: 12_510, policyVersion: 1, lastSeq: 6, cursors: { x: 2 }, catchUps: 0 });
+      w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 12_000 });
+    }],
     ['a pii value crossed after every node enforced the version that restored the rule', /^residency: the value of catalog\/pii-c2-7 .* reached eu-west/, (w) => {
       w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
       place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
