@@ -207,7 +207,8 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
         const mustHold = add.outcome === 'ok' && (remove === undefined || remove.outcome === 'fail');
         const mustNotHold = add.outcome === 'fail' || remove?.outcome === 'ok';
         if (mustHold && !actual.has(element)) report.fail(`lost write: set ${id} at ${region} lacks ${element}, whose add was acknowledged (op ${add.id})`);
-        if (mustNotHold && actual.has(element)) report.fail(`${remove?.outcome === 'ok' ? 'resurrection' : 'value'}: set ${id} at ${region} holds ${element} (add ${add.outcome}, remove ${remove?.outcome ?? 'none'})`);
+        const noop = remove?.outcome === 'ok' && remove.seq === null ? `; the remove was acknowledged without a change (seq null) at ${remove.node}` : '';
+        if (mustNotHold && actual.has(element)) report.fail(`${remove?.outcome === 'ok' ? 'resurrection' : 'value'}: set ${id} at ${region} holds ${element} (add ${add.outcome}, remove ${remove?.outcome ?? 'none'}${noop})`);
       }
       return;
     }
