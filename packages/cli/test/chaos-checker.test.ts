@@ -147,6 +147,16 @@ t.test('every kind of violation is reported', async (t) => {
     ['copies disagree on a placement fact (tags)', /^divergence: the copies of catalog\/q-c0-5 disagree on its placement facts/, (w) => {
       set(w, 'us-east', 'catalog/q-c0-5', { status: 200, ...doc({ m: markerOf(0, 5) }, 'eu-west-1', 6, ['quarantine']) });
     }],
+    ['a copy keeps a tag its single writer removed, and so a document it may not hold', /^residency: us-east (lists|answers 200 for) catalog\/pii-c0-8, which it may not hold/, (w) => {
+      // eu-west tagged pii-c0-8 shared (it went everywhere), then removed the tag: us-east must drop its copy.
+      w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
+      op(w.history, 0, 'put', 'catalog', 'pii-c0-8', { value: { m: markerOf(0, 8) }, tags: ['pii', 'shared'], marker: markerOf(0, 8) }, 'ok', 3_000, 7);
+      op(w.history, 0, 'tag', 'catalog', 'pii-c0-8', { remove: ['shared'] }, 'ok', 4_000, 8);
+      place(w, 'catalog/pii-c0-8', ['eu-west', 'eu-central'], doc({ m: markerOf(0, 8) }, 'eu-west-1', 8, ['pii']));
+      set(w, 'us-east', 'catalog/pii-c0-8', { status: 200, ...doc({ m: markerOf(0, 8) }, 'eu-west-1', 7, ['pii', 'shared']) });
+      place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
+      w.wire.pop();
+    }],
     ['copies disagree on a placement fact (origin)', /^divergence: the copies of visits\/v-0 disagree/, (w) => {
       set(w, 'eu-west', 'visits/v-0', { status: 200, ...doc(5, 'us-east-1', 2, [], 'eu-west', 'counter') });
     }],

@@ -5,7 +5,7 @@
 // Method: schedules of 60 s drawn for 300 seeds, replayed as a timeline.
 import t from 'tap';
 import { Random } from './chaos/random.js';
-import { buildSchedule, buildSettings, clockOffsetMsMax, countFaults, describeSchedule, logEntriesMaxChoices, nodesDownMax, quietEndMs } from './chaos/schedule.js';
+import { type Omissible, buildSchedule, buildSettings, clockOffsetMsMax, countFaults, describeSchedule, logEntriesMaxChoices, nodesDownMax, quietEndMs } from './chaos/schedule.js';
 
 const nodes = ['eu-west-1', 'eu-central-1', 'us-east-1'];
 const links = ['eu-central-1>eu-west-1', 'eu-central-1>us-east-1', 'eu-west-1>us-east-1'];
@@ -70,4 +70,20 @@ t.test('schedules keep their bounds and reach every kind of fault', async (t) =>
     t.ok((totals[kind] ?? 0) > 0, `${kind}: ${totals[kind] ?? 0} in 300 schedules`);
   }
   t.ok(totals.policy! / 300 >= 4, `policy versions per 60 s schedule: ${(totals.policy! / 300).toFixed(1)}`);
+});
+
+t.test('leaving parts out drops exactly them and keeps the rest of the schedule', async (t) => {
+  const full = draw(7).schedule;
+  const without = (parts: Omissible[]) => {
+    const random = new Random(7);
+    const set = new Set(parts);
+    const settings = buildSettings(random.fork('settings'), nodes, set);
+    return { settings, schedule: buildSchedule(random.fork('schedule'), { links, nodes, durationMs, baseLatencyMs: 10, settings, without: set }) };
+  };
+  const noPolicy = without(['policy']).schedule;
+  t.same(describeSchedule(noPolicy), describeSchedule(full.filter(({ action }) => action.kind !== 'policy')), 'without policy: the faults are the same');
+  const noClocks = without(['clocks']);
+  t.same(Object.values(noClocks.settings.clockOffsetsMs), [0, 0, 0], 'without clocks: no skew');
+  t.same(describeSchedule(noClocks.schedule), describeSchedule(full.filter(({ action }) => action.kind !== 'clock')));
+  t.same(without(['faults', 'clocks', 'policy']).schedule, [], 'nothing left');
 });

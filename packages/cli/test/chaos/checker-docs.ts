@@ -88,8 +88,10 @@ export function checkDocuments(input: CheckInput, judge: Judge, finalVersion: nu
 }
 
 /**
- * The facts that decide where the document may live: the copies' (which must agree), else what the writes
- * allow. Also checks that the origin is a region that created the document.
+ * The facts that decide where the document may live: for a single writer's document, what its writes allow
+ * (they decide its tags, and the copies must agree with them: a copy that kept a tag its writer removed is a
+ * stale copy, not a reason to hold it); otherwise the copies' (which must agree), else what the writes allow.
+ * Also checks that the copies agree and that the origin is a region that created the document.
  */
 function finalFacts(doc: DocId, ops: readonly Op[], answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>, judge: Judge, report: Report): PlacementFacts[] {
   const id = docKeyOf(doc.dataset, doc.key);
@@ -106,7 +108,7 @@ function finalFacts(doc: DocId, ops: readonly Op[], answers: ReadonlyMap<ChaosRe
     for (const facts of seen.values()) {
       if (!(creators as string[]).includes(facts.origin)) report.fail(`facts: ${id} has origin ${facts.origin}, but only ${creators.join(', ')} wrote it`);
     }
-    return [...seen.values()];
+    if (!singleWriterFamilies.has(doc.family)) return [...seen.values()];
   }
   if (singleWriterFamilies.has(doc.family)) {
     const states = finalStates(ops, datasetType(doc.dataset)) ?? [];
@@ -117,7 +119,10 @@ function finalFacts(doc: DocId, ops: readonly Op[], answers: ReadonlyMap<ChaosRe
     }
     if (seen.size > 0) return [...seen.values()];
   }
-  return judge.factsAt(doc.dataset, doc.key, Infinity, null);
+  return held.length > 0 ? [...new Map(held.map(([, answer]) => {
+    const facts = { dataset: doc.dataset, origin: answer.origin ?? '(none)', tags: [...(answer.tags ?? [])].sort() };
+    return [canonical(facts), facts] as const;
+  })).values()] : judge.factsAt(doc.dataset, doc.key, Infinity, null);
 }
 
 /** The type of the documents a dataset creates when a write names none. */

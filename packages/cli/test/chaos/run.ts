@@ -22,9 +22,9 @@ import { History, call } from './history.js';
 import { type ChaosRegion, chaosRegions, docKeyOf } from './model.js';
 import { basePolicyShape, describeShape, policyText } from './policy.js';
 import { Random } from './random.js';
-import { type FaultAction, type RunSettings, buildSchedule, buildSettings, countFaults, describeAction, describeSchedule, formatOffset, regionOfNode } from './schedule.js';
+import { type FaultAction, type Omissible, type RunSettings, buildSchedule, buildSettings, countFaults, describeAction, describeSchedule, formatOffset, regionOfNode } from './schedule.js';
 import { WireScanner } from './wire.js';
-import { Client, requestMsMax } from './workload.js';
+import { Client, requestMsMax, weightsWithout } from './workload.js';
 
 /** Options of a run. */
 export interface ChaosOptions {
@@ -37,6 +37,8 @@ export interface ChaosOptions {
   /** Bound on the wait for convergence after healing, and on a wait in which nothing changes. */
   readonly convergeMsMax?: number;
   readonly convergeStallMsMax?: number;
+  /** Parts of the run to leave out (narrowing a failure down); CI leaves nothing out. */
+  readonly without?: ReadonlySet<Omissible>;
   /** Progress lines. */
   readonly log?: (line: string) => void;
 }
@@ -75,7 +77,10 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const baseLatencyMs = options.baseLatencyMs ?? 10;
   const durationMs = Math.round(seconds * 1000);
   const random = new Random(seed);
-  const reproduce = `npm run build && CHAOS_SEED=${seed} CHAOS_SECONDS=${seconds} npx tap packages/cli/test/chaos.test.ts   (or: npm run chaos -- --seed ${seed} --seconds ${seconds})`;
+  const narrowed = options.without === undefined || options.without.size === 0 ? '' : ` --without ${[...options.without].join(',')}`;
+  const reproduce = narrowed === ''
+    ? `npm run build && CHAOS_SEED=${seed} CHAOS_SECONDS=${seconds} npx tap packages/cli/test/chaos.test.ts   (or: npm run chaos -- --seed ${seed} --seconds ${seconds})`
+    : `npm run chaos -- --seed ${seed} --seconds ${seconds}${narrowed}`;
   const phasesMs: Record<string, number> = {};
   let phaseStartMs = Date.now();
   const phase = (name: string) => {
@@ -86,7 +91,8 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   // ---------------------------------------------------------------- settings, clocks and taps
   const history = new History();
   const nodeIds = chaosRegions.map((region) => `${region}-1`);
-  const settings = buildSettings(random.fork('settings'), nodeIds);
+  const without = options.without ?? new Set<Omissible>();
+  const settings = buildSettings(random.fork('settings'), nodeIds, without);
   history.policies.set(1, basePolicyShape());
   const clocksDir = await mkdtemp(join(tmpdir(), 'tessera-chaos-clocks-'));
   t.teardown(() => rm(clocksDir, { recursive: true, force: true }));
@@ -96,7 +102,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const wire = new WireScanner(() => history.now(), (node) => liveVersions.get(node) ?? 1);
 
   // ---------------------------------------------------------------- the cluster
-  log(`chaos: seed ${seed}, ${seconds} s of faults; log bound ${settings.logEntriesMax} entries; clocks ${nodeIds.map((node) => `${node} ${formatOffset(settings.clockOffsetsMs[node]!)}`).join(', ')}`);
+  log(`chaos: seed ${seed}, ${seconds} s of faults${narrowed === '' ? '' : ` (without ${[...without].join(', ')})`}; log bound ${settings.logEntriesMax} entries; clocks ${nodeIds.map((node) => `${node} ${formatOffset(settings.clockOffsetsMs[node]!)}`).join(', ')}`);
   const cluster = await startTestCluster(t, [...chaosRegions], baseLatencyMs, {
     policyText: policyText(basePolicyShape()),
     onData: wire.onData,
@@ -106,7 +112,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const nodeOf = Object.fromEntries(cluster.nodes.map((node) => [node.region, node.id])) as Record<ChaosRegion, string>;
   const nodeById = new Map(cluster.nodes.map((node) => [node.id, node]));
   await verifyClocks(cluster.nodes, clocks, 'at start');
-  const schedule = buildSchedule(random.fork('schedule'), { links: [...cluster.layout.proxies.keys()], nodes: nodeIds, durationMs, baseLatencyMs, settings });
+  const schedule = buildSchedule(random.fork('schedule'), { links: [...cluster.layout.proxies.keys()], nodes: nodeIds, durationMs, baseLatencyMs, settings, without });
   for (const { action } of schedule) if (action.kind === 'policy') history.policies.set(action.shape.version, action.shape);
   log(`chaos: schedule of ${schedule.length} actions: ${JSON.stringify(countFaults(schedule))}`);
   phase('start');
@@ -171,7 +177,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const clientsPerRegion = options.clientsPerRegion ?? 2;
   const targets = cluster.nodes.map((node) => ({ node: node.id, region: node.region, url: node.url }));
   const regionOfClient = (client: number) => targets[client % targets.length]!.region as ChaosRegion;
-  const clients = Array.from({ length: clientsPerRegion * cluster.nodes.length }, (_, i) => new Client(i, targets[i % targets.length]!, random.fork(`client-${i}`), history, targets));
+  const clients = Array.from({ length: clientsPerRegion * cluster.nodes.length }, (_, i) => new Client(i, targets[i % targets.length]!, random.fork(`client-${i}`), history, targets, weightsWithout(without)));
   history.start();
   let polling = true;
   const poller = (async () => {

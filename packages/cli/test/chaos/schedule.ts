@@ -29,6 +29,15 @@ export interface ScheduledAction {
   readonly action: FaultAction;
 }
 
+/**
+ * Parts of a run that can be left out, to narrow down what a failing seed needs (`npm run chaos -- --without
+ * policy,clocks`): network and process faults, clock skew and jumps, policy versions, and the workload's
+ * families that move placement or race (`tags`: the tagged family and tag changes of quarantine and pii
+ * documents; `race`; `retype`). CI leaves nothing out. What remains draws from the same streams as before.
+ */
+export const omissible = ['faults', 'clocks', 'policy', 'tags', 'race', 'retype'] as const;
+export type Omissible = (typeof omissible)[number];
+
 /** Settings of a run drawn from its seed before it starts. */
 export interface RunSettings {
   /** The daemons' delta-log bound: small, so that a lagging peer falls behind the log and is caught up from states. */
@@ -84,20 +93,26 @@ export const logEntriesMaxChoices = [20, 50, 200] as const;
 export const retentionIntervalMs = 500;
 
 /** Draws the settings of a run. */
-export function buildSettings(random: Random, nodes: readonly string[]): RunSettings {
+export function buildSettings(random: Random, nodes: readonly string[], without: ReadonlySet<Omissible> = new Set()): RunSettings {
   // One node keeps the true time, so that skew is relative; the others start up to ±30 s off.
   const anchor = random.pick(nodes);
   const clockOffsetsMs = Object.fromEntries(nodes.map((node) => [node, node === anchor ? 0 : random.int(-30_000, 30_000)]));
+  if (without.has('clocks')) for (const node of nodes) clockOffsetsMs[node] = 0;
   return { logEntriesMax: random.pick(logEntriesMaxChoices), retentionIntervalMs, clockOffsetsMs };
 }
 
 /** Draws a schedule for `durationMs` over the given links (`a>b`, a dials b) and nodes. */
 export function buildSchedule(random: Random, options: {
-  links: readonly string[]; nodes: readonly string[]; durationMs: number; baseLatencyMs: number; settings: RunSettings;
+  links: readonly string[]; nodes: readonly string[]; durationMs: number; baseLatencyMs: number; settings: RunSettings; without?: ReadonlySet<Omissible>;
 }): ScheduledAction[] {
   const { links, nodes, durationMs, baseLatencyMs } = options;
+  const without = options.without ?? new Set<Omissible>();
   const out: ScheduledAction[] = [];
-  const add = (at: number, action: FaultAction) => out.push({ atMs: at, action });
+  // Left-out kinds are still drawn, and dropped here, so that the rest of the schedule stays the same.
+  const add = (at: number, action: FaultAction) => {
+    const part: Omissible = action.kind === 'clock' ? 'clocks' : action.kind === 'policy' ? 'policy' : 'faults';
+    if (!without.has(part)) out.push({ atMs: at, action });
+  };
   /** Until when a (kind, target) is busy: a second fault of the same kind on the same target would end the first early. */
   const busyUntil = new Map<string, number>();
   const free = (key: string, atMs: number) => (busyUntil.get(key) ?? 0) <= atMs;

@@ -8,6 +8,7 @@
 import { type History, type Op, type OpKind, call } from './history.js';
 import { type ChaosDataset, keys, markerOf, taggedDatasets } from './model.js';
 import { type Random } from './random.js';
+import { type Omissible } from './schedule.js';
 
 /** Documents per client in the `own` and `tagged` families, and shared documents, counters, sets and race keys. */
 export const ownSlots = 8;
@@ -33,11 +34,20 @@ export const retypeTypes = ['lww', 'map', 'mv', 'counter', 'set'] as const;
 type RetypeType = (typeof retypeTypes)[number];
 
 /** How often each action is drawn. */
-const actionWeights = {
+export const actionWeights = {
   put: 5, field: 4, deleteField: 1, hot: 2, increment: 3, add: 3, remove: 2, tag: 1,
   delStep: 3, local: 2, order: 2, pii: 2, quarantine: 2, release: 2, readToken: 2,
   tagged: 5, retype: 4, race: 4,
 } as const;
+type Action = keyof typeof actionWeights;
+
+/** The action weights of a run that leaves out `without` (see `omissible`). */
+export function weightsWithout(without: ReadonlySet<Omissible>): Readonly<Record<Action, number>> {
+  const left: Partial<Record<Omissible, readonly Action[]>> = { tags: ['tagged', 'pii', 'quarantine', 'release'], race: ['race'], retype: ['retype'] };
+  const out: Record<Action, number> = { ...actionWeights };
+  for (const part of without) for (const action of left[part] ?? []) out[action] = 0;
+  return out;
+}
 
 /** A client's target: one node (of its region). */
 export interface ClientTarget {
@@ -68,6 +78,7 @@ export class Client {
     private readonly history: History,
     /** Where a token read may go: every node. */
     private readonly everyNode: readonly ClientTarget[],
+    private readonly weights: Readonly<Record<Action, number>> = actionWeights,
   ) {}
 
   stop(): void {
@@ -86,7 +97,7 @@ export class Client {
     const c = this.id;
     const n = ++this.n;
     const m = markerOf(c, n);
-    switch (this.random.weighted(actionWeights)) {
+    switch (this.random.weighted(this.weights)) {
       case 'put': {
         const key = keys.own(c, this.random.int(0, ownSlots - 1));
         return this.put('catalog', key, { value: { c, n, m } }, m);
