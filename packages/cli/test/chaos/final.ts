@@ -75,8 +75,8 @@ export async function converged(cluster: TestCluster, history: History, regionOf
       for (const region of chaosRegions) {
         const must = holderSets.length > 0 && holderSets.every((set) => set.includes(region));
         const may = holderSets.some((set) => set.includes(region));
-        const lists = views[chaosRegions.indexOf(region)] !== null;
-        if ((must && !lists) || (!may && lists)) return { done: false, digest };
+        const isListed = views[chaosRegions.indexOf(region)] !== null;
+        if ((must && !isListed) || (!may && isListed)) return { done: false, digest };
       }
     }
   }

@@ -17,7 +17,7 @@ import { type DevNode } from '@tessera/cli';
 import { type TestCluster, startTestCluster } from '../harness.js';
 import { type CheckResult, check } from './checker.js';
 import { Clocks, clockToleranceMs } from './clocks.js';
-import { converged, enforcedVersion, finalState, scanDisks } from './final.js';
+import { converged, finalState, scanDisks } from './final.js';
 import { History, call } from './history.js';
 import { type ChaosRegion, chaosRegions, docKeyOf } from './model.js';
 import { basePolicyShape, describeShape, policyText } from './policy.js';
@@ -321,5 +321,3 @@ export function failureText(report: ChaosReport, violationsMax = 40): string {
 export async function discardHistory(report: ChaosReport): Promise<void> {
   await rm(join(report.historyFile, '..'), { recursive: true, force: true });
 }
-
-export { describeSchedule, enforcedVersion };
