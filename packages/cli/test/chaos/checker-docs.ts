@@ -179,7 +179,9 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
         count('values: shared-document fields');
         if (candidates.some((candidate) => (candidate === absent ? actual === absent : actual !== absent && canonical(candidate) === canonical(actual)))) continue;
         if (actual === absent && erasable) continue;
-        report.fail(`value: field ${field} of ${id} at ${region} is ${show(actual)}; client ${client}'s writes allow ${candidates.map(show).join(' or ')}`);
+        const noops = writes.filter((op) => op.outcome === 'ok' && op.seq === null);
+        const why = noops.length === 0 ? '' : `; acknowledged without a change (seq null) at their node: ${noops.slice(0, 5).map((op) => `op ${op.id} ${op.kind} at ${op.node}`).join(', ')}`;
+        report.fail(`value: field ${field} of ${id} at ${region} is ${show(actual)}; client ${client}'s writes allow ${candidates.map(show).join(' or ')}${why}`);
       }
       return;
     }
