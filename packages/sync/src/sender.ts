@@ -8,7 +8,7 @@
  * durable. Entries that originated at the peer itself are not sent back (the batch still advances past them).
  */
 import { assert, assertNever } from '@tessera/core';
-import { type LogEntry } from '@tessera/store';
+import { type LogEntry, docKey } from '@tessera/store';
 import { CadenceController, RateGate, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
 import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 
@@ -19,13 +19,13 @@ export type SenderInput =
   /** A read failed because the log was truncated past the cursor: switch to a state catch-up. */
   | { readonly kind: 'truncated'; readonly committed: number }
   /** `denied`: positions of documents the policy keeps from this peer (skipped). */
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string> }
+  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array> }
   | { readonly kind: 'appended'; readonly head: number }
   /**
    * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
    * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
    */
-  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number> }
+  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>; readonly heads?: ReadonlyMap<string, Uint8Array> }
   | { readonly kind: 'ack'; readonly id: number; readonly last: number }
   /** What the peer reported: per origin what it holds, and which of its links are down. */
   | { readonly kind: 'peer-state'; readonly have: Readonly<Record<string, number>>; readonly down: readonly string[] }
@@ -109,6 +109,12 @@ export class LinkSender {
   private sent = 0;
   private head = 0;
   private reading = false;
+  /**
+   * An append was reported while the current read was in flight. Its entries may be missing from that read
+   * (the read's snapshot can predate their commit while the read's `head` already counted their numbers),
+   * so an empty answer must not stop the reading.
+   */
+  private appendedWhileReading = false;
   private nextId = 1;
   private readonly inflight: InFlight[] = [];
   private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
@@ -193,13 +199,14 @@ export class LinkSender {
         this.startCatchUp(input.committed);
         return this.pump(nowMs);
       case 'scanned':
-        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied);
+        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied, input.heads);
       case 'appended':
         if (input.head > this.head && this.unsentSinceMs === null) this.unsentSinceMs = nowMs;
+        if (this.reading) this.appendedWhileReading = true;
         this.head = Math.max(this.head, input.head);
         return this.open ? this.pump(nowMs) : [];
       case 'read':
-        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied);
+        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied, input.heads);
       case 'ack':
         return this.onAck(input.id, input.last, nowMs);
       case 'peer-state':
@@ -224,7 +231,7 @@ export class LinkSender {
     }
   }
 
-  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>): SenderEffect[] {
+  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
     if (!this.open || !this.reading || after !== this.sent) {
       // A read that a reconnect made stale: ignore it (a newer read, if any, is still awaited).
       return this.open ? this.pump(nowMs) : [];
@@ -233,13 +240,15 @@ export class LinkSender {
     if (entries.length === 0) {
       // The log holds nothing after `after` yet: its head counted writes still committing, or numbers a crash
       // left unused. Stop reading until the next append says there is more (unless one came meanwhile).
-      if (this.head <= head) this.head = this.sent;
+      if (this.head <= head && !this.appendedWhileReading) this.head = this.sent;
       return this.pump(nowMs);
     }
     const batch: WireEntry[] = [];
     let bytes = 0;
     let last = after;
     let hlcMsMin: number | null = null;
+    // The first entry of each document in the batch carries the document's head: the receiver judges by it.
+    const headed = new Set<string>();
     // A batch never carries more than the rate limits allow in one go.
     const caps = this.cadence.batchCaps();
     const bytesMax = Math.min(batchBytesMax, caps.bytes ?? Infinity);
@@ -261,8 +270,11 @@ export class LinkSender {
         this.stats.skippedEntries++;
         continue;
       }
-      batch.push(entry);
-      bytes += entry.delta.length;
+      const id = docKey(entry.dataset, entry.key);
+      const docHead = entry.kind === 'purge' || headed.has(id) ? undefined : heads?.get(id);
+      if (docHead !== undefined) headed.add(id);
+      batch.push(docHead === undefined ? entry : { ...entry, head: docHead });
+      bytes += entry.delta.length + (docHead?.length ?? 0);
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
     this.head = Math.max(this.head, last);
@@ -330,7 +342,7 @@ export class LinkSender {
     this.stats.catchUps++;
   }
 
-  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>): SenderEffect[] {
+  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
     const catchUp = this.catchUp;
     if (!this.open || catchUp === null || !catchUp.scanning || after !== catchUp.after) return this.open ? this.pump(nowMs) : [];
     catchUp.scanning = false;
@@ -344,8 +356,10 @@ export class LinkSender {
         continue;
       }
       if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
-      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta });
-      bytes += entry.delta.length;
+      // A whole state is the sender's view of the document: its head says so to the receiver.
+      const head = heads?.get(docKey(entry.dataset, entry.key));
+      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta, ...(head === undefined ? {} : { head }) });
+      bytes += entry.delta.length + (head?.length ?? 0);
       position = entry.position;
     }
     const done = next === null && position === (entries.at(-1)?.position ?? after);
@@ -436,6 +450,7 @@ export class LinkSender {
     }
     if (!holdForFlush && !coalescing && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
       this.reading = true;
+      this.appendedWhileReading = false;
       effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax });
     }
     return effects;
