@@ -303,7 +303,7 @@ export class SyncDriver {
       if (outcome.ok) {
         this.step(link, { kind: 'read', conn, lane, after, entries: outcome.value.entries, head, denied: outcome.value.judged.ids, heads: outcome.value.judged.heads });
       } else if (isTesseraError(outcome.error, 'ERR_LOG_TRUNCATED')) {
-        this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq });
+        this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq, floor: replica.logFloor });
       } else {
         this.step(link, { kind: 'failed', conn, what: 'log read', code: codeOf(outcome.error) });
       }

@@ -16,8 +16,8 @@ import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 export type SenderInput =
   /** `floor`: the log is truncated up to it; `committed`: every entry up to it is in the log. */
   | { readonly kind: 'open'; readonly cursor: number; readonly head: number; readonly floor?: number; readonly committed?: number }
-  /** A read failed because the log was truncated past the cursor: switch to a state catch-up. */
-  | { readonly kind: 'truncated'; readonly committed: number }
+  /** A read failed because the log was truncated past the cursor (up to `floor`): switch to a state catch-up. */
+  | { readonly kind: 'truncated'; readonly committed: number; readonly floor: number }
   /** `denied`: positions of documents the policy keeps from this peer (skipped). */
   | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array> }
   | { readonly kind: 'appended'; readonly head: number }
@@ -119,7 +119,13 @@ export class LinkSender {
   private readonly inflight: InFlight[] = [];
   private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
   /** A state catch-up in progress: where the document scan is, and the log position it stands for. */
-  private catchUp: { after: string | null; scanning: boolean; snapshot: number; scanned: boolean } | null = null;
+  private catchUp: { after: string | null; scanning: boolean; snapshot: number; floor: number; scanned: boolean } | null = null;
+  /**
+   * After a catch-up, the log between the floor and the scan's snapshot is read once more for its purge
+   * notices only (the scan sent every document the peer may hold, never one it must drop): up to this seq,
+   * other entries are skipped. Null when not replaying.
+   */
+  private purgesOnlyUpTo: number | null = null;
   private wakeAtMs: number | null = null;
   private nextFlushAtMs = 0;
   /** Log position up to which everything was skipped (nothing for this peer); the cursor moves there once the batches before it are acknowledged. */
@@ -191,12 +197,18 @@ export class LinkSender {
         this.reading = false;
         this.pending = null;
         this.catchUp = null;
-        if (input.floor !== undefined && input.cursor < input.floor) this.startCatchUp(input.committed ?? input.head);
+        this.purgesOnlyUpTo = null;
+        if (input.floor !== undefined && input.cursor < input.floor) this.startCatchUp(input.committed ?? input.head, input.floor);
         return this.pump(nowMs);
       case 'truncated':
         if (!this.open) return [];
         this.reading = false;
-        this.startCatchUp(input.committed);
+        if (this.purgesOnlyUpTo !== null && this.catchUp === null) {
+          // Truncated while replaying purge notices: the ones cut off were carried above the new floor.
+          this.sent = Math.max(this.sent, input.floor);
+          return this.pump(nowMs);
+        }
+        this.startCatchUp(input.committed, input.floor);
         return this.pump(nowMs);
       case 'scanned':
         return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied, input.heads);
@@ -220,6 +232,7 @@ export class LinkSender {
         this.pending = null;
         this.reading = false;
         this.catchUp = null;
+        this.purgesOnlyUpTo = null;
         this.wakeAtMs = null;
         this.skippedTo = 0;
         this.unsentSinceMs = null;
@@ -257,7 +270,9 @@ export class LinkSender {
       assert(entry.seq > last, 'log entries arrive in sequence order');
       if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
       last = entry.seq;
-      if (!laneCarries(this.lane, entry.dataset)) {
+      // Replaying purge notices after a catch-up: what the scan already sent is skipped.
+      const covered = this.purgesOnlyUpTo !== null && entry.seq <= this.purgesOnlyUpTo && entry.kind !== 'purge';
+      if (covered || !laneCarries(this.lane, entry.dataset)) {
         this.stats.skippedEntries++;
         continue;
       }
@@ -278,6 +293,7 @@ export class LinkSender {
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
     this.head = Math.max(this.head, last);
+    if (this.purgesOnlyUpTo !== null && last >= this.purgesOnlyUpTo) this.purgesOnlyUpTo = null;
     if (batch.length === 0) {
       // Nothing here is for this peer: advance without a frame, an acknowledgement or a disk write per read.
       this.sent = last;
@@ -336,9 +352,11 @@ export class LinkSender {
     return this.catchUp !== null;
   }
 
-  private startCatchUp(committed: number): void {
-    // Every entry up to `committed` is in the documents the scan will read; the log resumes after it.
-    this.catchUp = { after: null, scanning: false, snapshot: Math.max(committed, this.cursor), scanned: false };
+  private startCatchUp(committed: number, floor: number): void {
+    // Every entry up to `committed` is in the documents the scan reads; the log resumes at the floor, for
+    // the purge notices up to `committed`, and everything after it.
+    const snapshot = Math.max(committed, this.cursor);
+    this.catchUp = { after: null, scanning: false, snapshot, floor: Math.min(Math.max(floor, this.cursor), snapshot), scanned: false };
     this.stats.catchUps++;
   }
 
@@ -365,8 +383,10 @@ export class LinkSender {
     const done = next === null && position === (entries.at(-1)?.position ?? after);
     catchUp.after = position;
     catchUp.scanned = done;
-    // Intermediate batches leave the cursor where it is; the last one moves it to the snapshot position.
-    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.snapshot : this.cursor, bytes, hlcMsMin: null };
+    // Intermediate batches leave the cursor where it is; the last one moves it to the floor, from where the
+    // log is read again for its purge notices up to the snapshot.
+    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.floor : this.cursor, bytes, hlcMsMin: null };
+    if (done) this.purgesOnlyUpTo = catchUp.snapshot;
     return this.pump(nowMs);
   }
 

@@ -137,7 +137,7 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   const incomingFacts = incoming.heads === null ? mergedFacts : docFacts(dataset, key, incoming.heads);
   // A document this region purged: a copy from a sender that has not seen what made it purge is stale.
   const marker = local === null ? c.markerOf(dataset, key) : null;
-  if (marker !== null && !coversMarker(incoming.heads ?? merged, marker)) {
+  if (marker !== null && !coversMarker(incoming.all, incoming.heads ?? incoming.all, marker)) {
     for (const item of group.items) if (item.kind !== 'purge') run.refused.push(item.index);
     if (group.items.some((item) => item.kind !== 'purge')) run.refusedDocs.push({ dataset, key, reason: 'stale' });
     return;

@@ -97,7 +97,7 @@ export class LinkMachine {
       case 'read':
         return this.toLane(input.lane, { kind: 'read', after: input.after, entries: input.entries, head: input.head, denied: input.denied, heads: input.heads }, nowMs);
       case 'truncated':
-        return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed }, nowMs)];
+        return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed, floor: input.floor }, nowMs)];
       case 'scanned':
         return this.toLane(input.lane, { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied, heads: input.heads }, nowMs);
       case 'applied':

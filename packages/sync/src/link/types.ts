@@ -58,7 +58,7 @@ export type LinkInput =
   | { readonly kind: 'closed'; readonly conn: ConnId; readonly code: number; readonly reason: string; readonly random: number }
   | { readonly kind: 'cursor'; readonly conn: ConnId; readonly lane: string; readonly cursor: number; readonly head: number; readonly floor: number; readonly committed: number }
   | { readonly kind: 'read'; readonly conn: ConnId; readonly lane: string; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied: ReadonlySet<number>; readonly heads: ReadonlyMap<string, Uint8Array> }
-  | { readonly kind: 'truncated'; readonly conn: ConnId; readonly lane: string; readonly committed: number }
+  | { readonly kind: 'truncated'; readonly conn: ConnId; readonly lane: string; readonly committed: number; readonly floor: number }
   | { readonly kind: 'scanned'; readonly conn: ConnId; readonly lane: string; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied: ReadonlySet<string>; readonly heads: ReadonlyMap<string, Uint8Array> }
   /** A batch group is durable (`refused`: indexes into its entries). */
   | { readonly kind: 'applied'; readonly conn: ConnId; readonly refused: readonly number[]; readonly applied: number }
