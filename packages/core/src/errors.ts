@@ -33,7 +33,6 @@ export const errorCatalogue = {
   ERR_POLICY_RULE_INVALID: { status: 400, summary: 'A CEL expression of a policy (a rule or a home placement) does not parse, does not type-check, returns the wrong type or exceeds a size limit; the message names the rule or dataset and the position.' },
   ERR_POLICY_DENIED: { status: 421, summary: 'The policy does not let this region hold the document; the message lists the regions that may.' },
   ERR_POLICY_CONFLICT: { status: 409, summary: 'A policy version is already stored with another content (versions are immutable), or is older than the version in use.' },
-  ERR_POLICY_REJECTED: { status: 403, summary: 'A receiver\'s policy refused deltas of a batch from a peer (this region may not hold their documents); nothing of the batch was applied.' },
   ERR_CONFIG_UNKNOWN_NODE: { status: 400, summary: 'A node id is not one of the nodes in the cluster config; the message lists the known ids.' },
   ERR_NOT_FOUND: { status: 404, summary: 'No HTTP route matches the request path.' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The HTTP route exists but not for this method; the Allow header lists the methods it takes.' },

@@ -3,7 +3,14 @@
  * prints one line per seed and a summary; a failing seed prints its report and the command that reproduces
  * it. Exits 1 if any seed failed.
  */
+import { type DocState, docFacts, docValue } from '@tessera/core';
 import { type FaultOptions, allFaults, runSimulation, stepsDefault } from './simulation.js';
+
+/** A copy as `--dump` prints it: type, value, facts, presence, context. */
+function describeState(state: DocState): string {
+  const facts = docFacts('', '', state);
+  return JSON.stringify({ type: state.type, value: docValue(state), origin: facts.origin, tags: facts.tags, live: state.live, ctx: state.ctx.toJSON(), typed: state.typed, others: [...(state.others?.keys() ?? [])] });
+}
 
 interface CliOptions {
   seeds: number[];
@@ -12,13 +19,14 @@ interface CliOptions {
   trace: boolean;
   linkClock: 'monotonic' | 'wall';
   without: Array<keyof FaultOptions>;
+  dump: string | null;
 }
 
 function parse(argv: readonly string[]): CliOptions {
   let seed: number | undefined;
   let count: number | undefined;
   let from = 1;
-  const out: CliOptions = { seeds: [], steps: undefined, nodes: undefined, trace: false, linkClock: 'monotonic', without: [] };
+  const out: CliOptions = { seeds: [], steps: undefined, nodes: undefined, trace: false, linkClock: 'monotonic', without: [], dump: null };
   const int = (name: string, text: string | undefined): number => {
     const value = Number(text);
     if (text === undefined || !Number.isSafeInteger(value) || value < 0) throw new Error(`${name} needs a non-negative integer, got ${JSON.stringify(text)}`);
@@ -33,6 +41,7 @@ function parse(argv: readonly string[]): CliOptions {
       case '--steps': out.steps = int(arg, argv[++i]); break;
       case '--nodes': out.nodes = int(arg, argv[++i]); break;
       case '--trace': out.trace = true; break;
+      case '--dump': out.dump = argv[++i] ?? null; break;
       case '--without':
         for (const name of (argv[++i] ?? '').split(',')) {
           if (!(name in allFaults)) throw new Error(`--without takes fault names (${Object.keys(allFaults).join(', ')}), got ${JSON.stringify(name)}`);
@@ -41,7 +50,7 @@ function parse(argv: readonly string[]): CliOptions {
         break;
       case '--wall-link-clock': out.linkClock = 'wall'; break;
       case '--help':
-        process.stdout.write('usage: npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes 3..5] [--without fault,…] [--trace]\n');
+        process.stdout.write('usage: npm run sim -- [--seed S | --seeds N [--from S]] [--steps N] [--nodes 3..5] [--without fault,…] [--trace] [--dump dataset/key]\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${JSON.stringify(arg)} (try --help)`);
@@ -62,6 +71,11 @@ async function main(): Promise<number> {
       seed, steps: options.steps, nodes: options.nodes, linkClock: options.linkClock,
       faults: Object.fromEntries(options.without.map((name) => [name, false])),
       ...(options.trace ? { trace: (line: string) => process.stdout.write(`${line}\n`) } : {}),
+      ...(options.dump === null ? {} : {
+        onFinish: (states: ReadonlyMap<string, ReadonlyMap<string, DocState>>) => {
+          for (const [node, state] of states.get(options.dump!) ?? []) process.stdout.write(`${node}: ${describeState(state)}\n`);
+        },
+      }),
     });
     const ms = Math.round(performance.now() - t0);
     const s = result.stats;

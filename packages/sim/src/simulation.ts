@@ -57,6 +57,8 @@ export interface SimulationOptions {
   readonly trace?: (line: string) => void;
   /** How the failure message says to reproduce the run (defaults to the npm script and the test). */
   readonly reproduce?: string;
+  /** Hears every document's copies at the end (for debugging a seed: `npm run sim -- --seed S --dump ds/key`). */
+  readonly onFinish?: (states: ReadonlyMap<string, ReadonlyMap<string, DocState>>) => void;
 }
 
 /** What a run found. */
@@ -569,6 +571,7 @@ class Simulation {
       for (const to of this.nodes) await this.checker.replay(from, to, this.random.checks, 30, from === to ? 'at the end, to itself' : 'at the end, to a peer');
     }
     for (const [id, copies] of states) for (const [node, state] of copies) this.mix(`${node}|${id}|${Buffer.from(encodeDoc(state)).toString('base64')}`);
+    this.options.onFinish?.(states);
     void keysPerDataset;
     void simDatasets;
   }

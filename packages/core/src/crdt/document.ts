@@ -196,7 +196,12 @@ export function mutate(doc: DocState, node: string, hlc: Hlc, mutator: BodyMutat
   if (mutation === null && mctx.issued.length === 0 && removed.length === 0) return null;
   // Writing to a document that does not exist (re)creates it.
   const creating = mutation !== null && !docExists(target);
-  const live = target.live.length === 0 && mutation !== null ? [mctx.nextDot()] : [];
+  // Presence is an enable-wins flag: every body write replaces the presence dots it observed with its own.
+  // A write that saw another thus also saw that it exists; a delete removes the presence it observed, and
+  // only writes it did not observe survive it — also when a region learned of an earlier write only through
+  // a later write that replaced it (the earlier write's own delta never reached it).
+  const live = mutation !== null ? [mctx.nextDot()] : [];
+  if (mutation !== null) removed.push(...target.live);
   // Every delta carries a fresh dot, even a pure removal (see the file comment).
   if (mctx.issued.length === 0) mctx.nextDot();
   const ctx = CausalContext.from([], [...mctx.issued, ...removed]);
