@@ -49,9 +49,11 @@ export interface FaultProxyOptions {
    * Called with every chunk when it is delivered to the other side (not when received), so a test can record
    * exactly what crossed. Dropped bytes are never passed here. An exception thrown here is a bug in the test
    * and is not caught. `connection` numbers the proxy's connections from 1 in accept order, so that a tap can
-   * follow each TCP stream on its own (a WebSocket decoder must not mix two connections' bytes).
+   * follow each TCP stream on its own (a WebSocket decoder must not mix two connections' bytes). `heldMs` is
+   * how long the proxy held the chunk (received from its source until delivered): `now − heldMs` is when its
+   * sender wrote it, within the kernel's buffering, because the proxy reads eagerly (up to `queuedBytesMax`).
    */
-  readonly onData?: (direction: ProxyDirection, chunk: Buffer, connection: number) => void;
+  readonly onData?: (direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
 }
 
 /** Counters of a `FaultProxy`, for tests and the dev dashboard. */
@@ -83,6 +85,8 @@ export interface FaultProxyStats {
 interface QueueEntry {
   readonly chunk: Buffer | null;
   readonly deliverAtMs: number;
+  /** When the proxy read it from its source (`performance.now()`). */
+  readonly receivedAtMs: number;
 }
 
 /** A FIFO with O(1) removal at the head; `Array.shift` is O(n) on the long queues a slow consumer builds. */
@@ -194,7 +198,7 @@ class Pipe {
       // The chunk is serialised after whatever the link is still sending, then travels for the latency.
       this.linkFreeAtMs = Math.max(nowMs, this.linkFreeAtMs) + (chunk.length * 1000) / bandwidthBytesPerSecond;
     }
-    this.enqueue({ chunk, deliverAtMs: this.deliverAtMs(this.linkFreeAtMs) });
+    this.enqueue({ chunk, deliverAtMs: this.deliverAtMs(this.linkFreeAtMs), receivedAtMs: nowMs });
     this.queuedBytes += chunk.length;
     this.proxy.noteQueued(chunk.length, this.queuedBytes);
     if (!this.sourcePaused && this.queuedBytes > this.proxy.queuedBytesMax && this.source !== null) {
@@ -208,7 +212,8 @@ class Pipe {
   /** The source sent its FIN: pass it on after the queued bytes and the same delay. */
   receiveEnd(): void {
     if (this.discarded) return;
-    this.enqueue({ chunk: null, deliverAtMs: this.deliverAtMs(performance.now()) });
+    const nowMs = performance.now();
+    this.enqueue({ chunk: null, deliverAtMs: this.deliverAtMs(nowMs), receivedAtMs: nowMs });
     this.schedule();
   }
 
@@ -241,7 +246,7 @@ class Pipe {
         this.proxy.countDropped(entry.chunk.length);
         continue;
       }
-      this.proxy.countDelivered(this.direction, entry.chunk, this.connection);
+      this.proxy.countDelivered(this.direction, entry.chunk, this.connection, nowMs - entry.receivedAtMs);
       const writable = destination.write(entry.chunk);
       this.proxy.noteWriteBuffered(destination.writableLength);
       if (!writable) {
@@ -563,10 +568,10 @@ export class FaultProxy {
   }
 
   /** @internal */
-  countDelivered(direction: ProxyDirection, chunk: Buffer, connection: number): void {
+  countDelivered(direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number): void {
     if (direction === 'forward') this.counts.bytesForward += chunk.length;
     else this.counts.bytesBackward += chunk.length;
-    this.options.onData?.(direction, chunk, connection);
+    this.options.onData?.(direction, chunk, connection, heldMs);
   }
 
   /** @internal Tracks the total queued bytes and the peak of one pipe (`pipeQueuedBytes`, after the change). */

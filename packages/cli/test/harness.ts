@@ -70,14 +70,18 @@ export async function startTestCluster(
   t: { teardown(fn: () => unknown): void; fail(message: string): void },
   regions: string[],
   latencyMs = 20,
-  options: Pick<Parameters<typeof prepareDevCluster>[0], 'policyText' | 'onData'> = {},
+  options: Pick<Parameters<typeof prepareDevCluster>[0], 'policyText' | 'onData' | 'replication'> & {
+    /** The environment of a node's process (default: the test's own). */
+    envOf?: (node: DevNode, dir: string) => NodeJS.ProcessEnv;
+  } = {},
 ): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-cluster-'));
   const basePort = await freeBasePort(regions.length);
-  const layout = await prepareDevCluster({ regions, dir, basePort, latencyMs, durability: 'os', policyText: globalPolicyText(regions), ...options });
+  const { envOf, ...layoutOptions } = options;
+  const layout = await prepareDevCluster({ regions, dir, basePort, latencyMs, durability: 'os', policyText: globalPolicyText(regions), ...layoutOptions });
   const children = new Map<string, ChildProcess>();
   const start = async (node: DevNode) => {
-    const child = spawnNode(layout, node, 'pipe');
+    const child = spawnNode(layout, node, 'pipe', envOf?.(node, dir));
     let stderr = '';
     child.stdout?.resume();
     child.stderr?.setEncoding('utf8');

@@ -143,10 +143,14 @@ t.test('latency with jitter keeps a stream intact and in order', { timeout: 30_0
   const latencyMs = 15;
   const forward: Buffer[] = [];
   const backward: Buffer[] = [];
+  const heldMs: number[] = [];
   const echo = await startEcho(t);
   const proxy = await startProxy(t, {
     targetPort: echo.port, latencyMs, jitterMs: 10, random: prng(seed + 1),
-    onData: (direction, chunk) => (direction === 'forward' ? forward : backward).push(chunk),
+    onData: (direction, chunk, _connection, held) => {
+      (direction === 'forward' ? forward : backward).push(chunk);
+      heldMs.push(held);
+    },
   });
   const client = await Client.connect(t, proxy.port);
   const sent: Buffer[] = [];
@@ -165,6 +169,8 @@ t.test('latency with jitter keeps a stream intact and in order', { timeout: 30_0
   t.equal(sha256(forward), sha256(sent), 'onData saw the forward stream in order');
   t.equal(sha256(backward), sha256(sent), 'onData saw the backward stream in order');
   t.ok(client.firstByteAtMs! - firstWriteAtMs >= 2 * latencyMs, 'the first echo took at least one latency each way');
+  // A chunk is held at least the latency (jitter only adds), and never absurdly long on an idle loopback.
+  t.ok(heldMs.every((held) => held >= latencyMs - 1 && held < 5_000), `onData reports how long each chunk was held (${Math.min(...heldMs).toFixed(1)}–${Math.max(...heldMs).toFixed(1)} ms)`);
   t.match(proxy.stats(), { bytesForward: sentBytes, bytesBackward: sentBytes, droppedBytes: 0, queuedBytes: 0 });
 });
 

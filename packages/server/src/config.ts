@@ -38,13 +38,24 @@ export const secretFileBytesMax = 64 * KiB;
 export const configPathLengthMax = 4_096;
 /** Cluster ids: `[a-z0-9][a-z0-9._-]*`, at most this many characters. */
 export const clusterIdLengthMax = 64;
+/**
+ * Bounds of `replication.logEntriesMax`, the delta log's size bound in entries (past it the oldest entries go
+ * even if a peer has not acknowledged them, and that peer is caught up from document states; unset: SyncNode's
+ * default, a million). The floor keeps a log that still carries a burst of writes.
+ */
+export const logEntriesMaxMin = 10;
+export const logEntriesMaxMax = 1_000_000_000;
+/** Bounds of `replication.retentionIntervalMs`, how often the log is truncated (unset: SyncNode's default, 5 s). */
+export const retentionIntervalMsMin = 100;
+export const retentionIntervalMsMax = 3_600_000;
 
 const clusterIdPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const zonePattern = /^[a-z][a-z0-9_-]*$/;
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy'] as const;
+const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy', 'replication'] as const;
+const replicationFields = ['logEntriesMax', 'retentionIntervalMs'] as const;
 const secretFields = ['secret', 'secretFile', 'secretEnv'] as const;
 const nodeFields = ['id', 'region', 'zone', 'listen', 'advertise', 'data', 'durability'] as const;
 
@@ -69,6 +80,14 @@ export interface NodeConfig {
 }
 
 
+/** Settings of every node's replication (the `replication:` section); an unset field keeps SyncNode's default. */
+export interface ReplicationConfig {
+  /** The delta log's size bound in entries; lagging peers past it are caught up from document states. */
+  readonly logEntriesMax?: number;
+  /** How often each node truncates its delta log, in milliseconds. */
+  readonly retentionIntervalMs?: number;
+}
+
 /** Where the secret came from (safe to log: names a file or variable, never the secret). */
 export type SecretSource =
   | { readonly kind: 'inline' }
@@ -91,6 +110,8 @@ export interface ClusterConfig {
   readonly policy: Policy | null;
   /** The absolute path of the policy file, or null. */
   readonly policyPath: string | null;
+  /** Log bound and retention of every node (empty when the file has no `replication:` section). */
+  readonly replication: ReplicationConfig;
 }
 
 const secrets = new WeakMap<object, Buffer>();
@@ -103,6 +124,7 @@ class ClusterConfigRecord implements ClusterConfig {
   readonly nodes: readonly NodeConfig[];
   readonly policy: Policy | null;
   readonly policyPath: string | null;
+  readonly replication: ReplicationConfig;
 
   constructor(fields: Omit<ClusterConfig, 'secret'>, secret: Buffer) {
     this.source = fields.source;
@@ -111,6 +133,7 @@ class ClusterConfigRecord implements ClusterConfig {
     this.nodes = fields.nodes;
     this.policy = fields.policy;
     this.policyPath = fields.policyPath;
+    this.replication = fields.replication;
     secrets.set(this, secret);
     Object.freeze(this);
   }
@@ -210,9 +233,13 @@ export function parseClusterConfig(
   const secret = readSecret(checker, top, rootMap, baseDir, env);
   const nodes = readNodes(checker, top.get('nodes'), rootMap, baseDir);
   const policy = readPolicy(checker, top.get('policy'), rootMap, baseDir, nodes);
+  const replication = readReplication(checker, top.get('replication'));
   checker.throwIfAny();
   return new ClusterConfigRecord(
-    { source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), policy: policy?.policy ?? null, policyPath: policy?.path ?? null },
+    {
+      source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), policy: policy?.policy ?? null, policyPath: policy?.path ?? null,
+      replication: Object.freeze(replication),
+    },
     secret!.bytes,
   );
 }
@@ -387,6 +414,20 @@ function readPolicy(checker: Checker, field: Field | undefined, root: YAMLMap, b
   return { policy, path };
 }
 
+/** The optional `replication:` section: each field an integer within its bounds, defaults for the rest. */
+function readReplication(checker: Checker, field: Field | undefined): ReplicationConfig {
+  if (field === undefined) return {};
+  if (!isMap(field.value)) {
+    checker.add(field.value ?? field.key, 'replication', isScalar(field.value) ? field.value.value : field.value,
+      `replication must be a map with the fields ${replicationFields.join(', ')}`);
+    return {};
+  }
+  const fields = checker.fields(field.value as YAMLMap, 'replication', replicationFields);
+  const logEntriesMax = checker.integer(fields.get('logEntriesMax'), 'replication.logEntriesMax', logEntriesMaxMin, logEntriesMaxMax);
+  const retentionIntervalMs = checker.integer(fields.get('retentionIntervalMs'), 'replication.retentionIntervalMs', retentionIntervalMsMin, retentionIntervalMsMax);
+  return { ...(logEntriesMax === undefined ? {} : { logEntriesMax }), ...(retentionIntervalMs === undefined ? {} : { retentionIntervalMs }) };
+}
+
 // ---------------------------------------------------------------- the checker
 
 const configKind: YamlDocumentKind = { code: 'ERR_CONFIG_INVALID', noun: 'a cluster config', problemsMax: configProblemsMax };
@@ -403,6 +444,18 @@ class Checker extends YamlChecker {
       return undefined;
     }
     return parsed;
+  }
+
+  /** An optional integer field within [min, max]; undefined (with a problem when present and wrong) otherwise. */
+  integer(field: Field | undefined, path: string, min: number, max: number): number | undefined {
+    if (field === undefined) return undefined;
+    const node = field.value;
+    const value = isScalar(node) ? node.value : node;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      this.add(node ?? field.key, path, value, `must be an integer from ${min} to ${max}`);
+      return undefined;
+    }
+    return value;
   }
 
   /** Checks a path's length and characters. */

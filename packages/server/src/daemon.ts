@@ -81,6 +81,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     lanes: lanesOf(replica.policy),
     onPolicy: (event) => log({ event: 'policy-installed', version: event.version, from: event.from }),
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
+    // The log bound and retention interval of the config's `replication:` section; SyncNode's defaults otherwise.
+    ...config.replication,
     log,
   });
   const metrics = createMetrics({ replica, replication: sync, documents: documentCounts(replica) });
@@ -99,7 +101,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }
   sync.start();
   const url = `http://${formatHostPort(node.listen)}`;
-  log({ event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability, policy: replica.policyStamp().version });
+  log({
+    event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability, policy: replica.policyStamp().version,
+    ...config.replication,
+  });
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { TesseraError, hex64, parsePolicy } from '@tessera/core';
 import {
-  configBytesMax, configNodesMax, findNode, formatHostPort, loadClusterConfig, parseClusterConfig, peersOf,
+  configBytesMax, configNodesMax, findNode, formatHostPort, loadClusterConfig, logEntriesMaxMax, logEntriesMaxMin, parseClusterConfig, peersOf,
+  retentionIntervalMsMax, retentionIntervalMsMin,
 } from '../src/config.js';
 import { lanesOf } from '../src/daemon.js';
 
@@ -89,6 +90,17 @@ t.test('a valid file: nodes, addresses, absolute data paths, defaults, the polic
   t.same(peersOf(config, 'eu-west-1').map((node) => node.id), ['us-east-1']);
   t.equal(formatHostPort(eu!.listen), '127.0.0.1:7101');
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.nodes[0]), 'the config is immutable');
+  t.same(config.replication, {}, 'without a replication section, SyncNode\'s defaults apply');
+});
+
+t.test('the replication section sets the log bound and the retention interval', async (t) => {
+  const config = parseClusterConfig(`${valid}replication:\n  logEntriesMax: 200\n  retentionIntervalMs: 500\n`, 'cluster.yaml', {});
+  t.same(config.replication, { logEntriesMax: 200, retentionIntervalMs: 500 });
+  t.ok(Object.isFrozen(config.replication));
+  const one = parseClusterConfig(`${valid}replication: { logEntriesMax: ${logEntriesMaxMin} }\n`, 'cluster.yaml', {});
+  t.same(one.replication, { logEntriesMax: logEntriesMaxMin }, 'each field is optional; the bounds are inclusive');
+  const top = parseClusterConfig(`${valid}replication: { logEntriesMax: ${logEntriesMaxMax}, retentionIntervalMs: ${retentionIntervalMsMax} }\n`, 'cluster.yaml', {});
+  t.same(top.replication, { logEntriesMax: logEntriesMaxMax, retentionIntervalMs: retentionIntervalMsMax });
 });
 
 t.test('IPv6 and DNS addresses; the policy may be omitted', async (t) => {
@@ -130,7 +142,21 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
     ['YAML syntax', valid.replace('    data: ./data/us-east-1', '    data: [./data/us-east-1'),
       'cluster.yaml:15:5: YAML: '],
     ['unknown top-level field', valid.replace('cluster: demo', 'cluster: demo\nclsuter: typo'),
-      'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, policy'],
+      'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, policy, replication'],
+    ['replication not a map', `${valid}replication: 200\n`,
+      'cluster.yaml:16:14: replication 200: replication must be a map with the fields logEntriesMax, retentionIntervalMs'],
+    ['unknown replication field', `${valid}replication: { logEntries: 200 }\n`,
+      'cluster.yaml:16:16: replication.logEntries: unknown field in replication: the fields are logEntriesMax, retentionIntervalMs'],
+    ['log bound below its floor', `${valid}replication: { logEntriesMax: ${logEntriesMaxMin - 1} }\n`,
+      `cluster.yaml:16:31: replication.logEntriesMax ${logEntriesMaxMin - 1}: must be an integer from ${logEntriesMaxMin} to ${logEntriesMaxMax}`],
+    ['log bound above its ceiling', `${valid}replication: { logEntriesMax: ${logEntriesMaxMax + 1} }\n`,
+      `cluster.yaml:16:31: replication.logEntriesMax ${logEntriesMaxMax + 1}: must be an integer from ${logEntriesMaxMin} to ${logEntriesMaxMax}`],
+    ['log bound not an integer', `${valid}replication: { logEntriesMax: 20.5 }\n`,
+      `cluster.yaml:16:31: replication.logEntriesMax 20.5: must be an integer from ${logEntriesMaxMin} to ${logEntriesMaxMax}`],
+    ['log bound as a string', `${valid}replication: { logEntriesMax: "200" }\n`,
+      `cluster.yaml:16:31: replication.logEntriesMax "200": must be an integer from ${logEntriesMaxMin} to ${logEntriesMaxMax}`],
+    ['retention interval out of bounds', `${valid}replication: { retentionIntervalMs: ${retentionIntervalMsMin - 1} }\n`,
+      `cluster.yaml:16:37: replication.retentionIntervalMs ${retentionIntervalMsMin - 1}: must be an integer from ${retentionIntervalMsMin} to ${retentionIntervalMsMax}`],
     ['unknown node field', valid.replace('    durability: os', '    durabilty: os'),
       'cluster.yaml:15:5: nodes[1].durabilty: unknown field in nodes[1]: the fields are id, region, zone, listen, advertise, data, durability'],
     ['duplicate key', valid.replace('    durability: os', '    durability: os\n    durability: fsync'),
@@ -167,7 +193,7 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
     ['policy not a string', `${valid}policy: 3\n`, 'cluster.yaml:16:9: policy 3: must be a string; quote it: "3"'],
     ['policy file missing', `${valid}policy: ./nope.yaml\n`, 'cluster.yaml:16:9: policy "./nope.yaml": cannot read /etc/tessera/nope.yaml: '],
     ['empty file', '# nothing here\n', 'cluster.yaml:1:1: the file is empty: expected a map with cluster, nodes and one of secret, secretFile, secretEnv'],
-    ['not a map', '- a\n- b\n', 'cluster.yaml:1:1: (a list): the file must be a map with the fields cluster, secret, secretFile, secretEnv, nodes, policy'],
+    ['not a map', '- a\n- b\n', 'cluster.yaml:1:1: (a list): the file must be a map with the fields cluster, secret, secretFile, secretEnv, nodes, policy, replication'],
     ['no secret', valid.replace(/secret: .*\n/, ''),
       'cluster.yaml:2:1: missing the secret: set exactly one of secret, secretFile, secretEnv'],
     ['two secrets', valid.replace('secret:', 'secretEnv: TESSERA_SECRET\nsecret:'),

@@ -1,5 +1,6 @@
 // Goal: the daemon fails fast with a clear, coded message for an unknown node, a port in use and an
-// unwritable data directory; a graceful stop loses no acknowledged write.
+// unwritable data directory; a graceful stop loses no acknowledged write; the config's log bound reaches the
+// links (a log past it is truncated although a peer has acknowledged nothing).
 // Method: startDaemon in-process on loopback with configs written to a temp directory.
 import t from 'tap';
 import { createServer } from 'node:net';
@@ -70,4 +71,38 @@ t.test('a graceful stop keeps every acknowledged write', async (t) => {
   const replica = await Replica.open({ path: join(dir, 'data'), node: 'eu-west-1', region: 'eu-west', durability: 'os' });
   t.teardown(() => replica.close());
   for (const key of acknowledged) t.ok(await replica.get('profiles', key), `${key} survived the stop`);
+});
+
+t.test('the config\'s replication.logEntriesMax bounds the log even while a peer acknowledges nothing', async (t) => {
+  // Method: two nodes in the config, only one started (its peer never acknowledges): the log keeps everything
+  // by default, and keeps at most logEntriesMax entries when the config sets it.
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-daemon-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const [port, peerPort] = [await freePort(), await freePort()];
+  const writes = 40;
+  const floorAfterWrites = async (replication: string): Promise<number> => {
+    const path = join(dir, `cluster-${replication === '' ? 'default' : 'bounded'}.yaml`);
+    await writeFile(path, [
+      'cluster: test', `secret: "${'s'.repeat(40)}"`, 'nodes:',
+      `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(`./data-${replication === '' ? 'default' : 'bounded'}`)}, durability: os }`,
+      `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os }`,
+      replication, '',
+    ].join('\n'));
+    const daemon = await startDaemon({ configPath: path, nodeId: 'eu-west-1' });
+    try {
+      for (let i = 0; i < writes; i++) {
+        const response = await fetch(`${daemon.url}/v1/kv/profiles/p${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: { i } }) });
+        t.equal(response.status, 200);
+      }
+      // Several retention intervals of 100 ms (the default interval is 5 s; the test waits 1.5 s).
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const log = await (await fetch(`${daemon.url}/v1/inspect/log?limit=1`)).json() as { floor: number; head: number };
+      t.equal(log.head, writes, 'every write is logged');
+      return log.floor;
+    } finally {
+      await daemon.stop();
+    }
+  };
+  t.equal(await floorAfterWrites(''), 0, 'by default nothing unacknowledged is truncated');
+  t.equal(await floorAfterWrites('replication: { logEntriesMax: 10, retentionIntervalMs: 100 }'), writes - 10, 'the log keeps the newest 10 entries');
 });

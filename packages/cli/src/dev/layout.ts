@@ -76,8 +76,14 @@ export function devPolicyText(regions: readonly string[]): string {
 }
 
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
-function configText(cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string): string {
-  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`, 'nodes:'];
+function configText(
+  cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
+  replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number } = {},
+): string {
+  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`];
+  const settings = Object.entries(replication).filter(([, value]) => value !== undefined);
+  if (settings.length > 0) lines.push('replication:', ...settings.map(([name, value]) => `  ${name}: ${value}`));
+  lines.push('nodes:');
   for (const node of nodes) {
     lines.push(`  - id: ${node.id}`, `    region: ${node.region}`, `    listen: 127.0.0.1:${node.port}`);
     const port = proxyPort(self.id, node.id);
@@ -100,8 +106,10 @@ export async function prepareDevCluster(options: DevShape & {
   secret?: string;
   /** The policy file's text if the folder has none yet (default: `devPolicyText` of the regions). */
   policyText?: string;
-  /** Sees every chunk each link's proxy delivers, with the connection's number (tests record what crossed). */
-  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number) => void;
+  /** Sees every chunk each link's proxy delivers, with the connection's number and how long the proxy held it (tests record what crossed, and when it was sent). */
+  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
+  /** The cluster config's `replication:` section (log bound and retention interval); absent: the daemon's defaults. */
+  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number };
 }): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
@@ -123,7 +131,7 @@ export async function prepareDevCluster(options: DevShape & {
         const onData = options.onData;
         proxies.set(name, await FaultProxy.start({
           listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name,
-          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number) => onData(name, direction, chunk, connection) }),
+          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => onData(name, direction, chunk, connection, heldMs) }),
         }));
       }
     }
@@ -139,7 +147,7 @@ export async function prepareDevCluster(options: DevShape & {
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability));
+    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability, options.replication));
     configFiles.set(node.id, file);
   }
   return { dir, nodes, proxies, configFiles };
@@ -158,8 +166,11 @@ async function writeIfAbsent(file: string, text: string): Promise<void> {
  * Spawns `tessera serve` for one node of a layout. Its stdin is a pipe from this process that nothing is
  * written to: when this process dies, even by SIGKILL, the pipe closes and the node drains and stops.
  */
-export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe'): ChildProcess {
-  return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id, '--stop-with-stdin'], { stdio: ['pipe', output, output] });
+export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe', env?: NodeJS.ProcessEnv): ChildProcess {
+  // `env` replaces the inherited environment (tests run a node under libfaketime's LD_PRELOAD for a clock of its own).
+  return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id, '--stop-with-stdin'], {
+    stdio: ['pipe', output, output], ...(env === undefined ? {} : { env }),
+  });
 }
 
 /**

@@ -5,8 +5,10 @@
  * carried out, and the final state of every node.
  */
 
-/** What a client asked for. */
-export type OpKind = 'put' | 'set-field' | 'delete-field' | 'increment' | 'add' | 'remove' | 'tag' | 'delete' | 'read-token';
+import { type PolicyShape } from './policy.js';
+
+/** What a client asked for; `policy` is the schedule installing a policy version on one node. */
+export type OpKind = 'put' | 'set-field' | 'delete-field' | 'increment' | 'add' | 'remove' | 'tag' | 'delete' | 'read-token' | 'policy';
 
 /** One acknowledged write's identity: the dot a replica holding the write has in the document's context. */
 export type Dot = readonly [node: string, counter: number];
@@ -20,7 +22,10 @@ export interface Op {
   readonly kind: OpKind;
   readonly dataset: string;
   readonly key: string;
-  /** The operation's arguments as the checker needs them (value, field, amount, element, tags). */
+  /**
+   * The operation's arguments as the checker needs them (value, field, amount, element, tags, type; `marker`:
+   * the marker its value carries; for `policy`, the version).
+   */
   readonly args: Readonly<Record<string, unknown>>;
   readonly invokeMs: number;
   completeMs: number | null;
@@ -42,10 +47,16 @@ export interface NodeSample {
   readonly node: string;
   /** How many times the node was (re)started before this sample. */
   readonly incarnation: number;
+  /** When the sample was asked for, and when its last answer came (the node enforced `policyVersion` by then). */
   readonly atMs: number;
+  readonly answeredAtMs: number;
+  /** The policy version the node enforced (`GET /v1/policy`); null without one. */
+  readonly policyVersion: number | null;
   readonly lastSeq: number;
   /** Durable cursors (`GET /v1/peers`): how far each peer has acknowledged this node's log. */
   readonly cursors: Readonly<Record<string, number>>;
+  /** State catch-ups this incarnation's links started (a peer behind the truncated log), summed over links. */
+  readonly catchUps: number;
 }
 
 /** A fault as carried out, for the report. */
@@ -97,6 +108,8 @@ export class History {
   readonly ops: Op[] = [];
   readonly samples: NodeSample[] = [];
   readonly faults: FaultRecord[] = [];
+  /** Every policy version the schedule installs (version 1 is the cluster's file). */
+  readonly policies = new Map<number, PolicyShape>();
   private startMs = Date.now();
 
   /** Times are relative to this moment: the start of the workload and the fault schedule. */
@@ -125,7 +138,7 @@ export class History {
     op.status = result.status;
     if (result.status >= 200 && result.status < 300) {
       op.outcome = 'ok';
-      const answer = op.kind === 'read-token' ? null : Array.isArray(result.body?.results) ? result.body.results[0] : result.body;
+      const answer = op.kind === 'read-token' || op.kind === 'policy' ? null : Array.isArray(result.body?.results) ? result.body.results[0] : result.body;
       if (answer !== null && answer !== undefined) {
         op.seq = answer.seq ?? null;
         op.token = answer.token ?? null;

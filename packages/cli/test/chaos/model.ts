@@ -1,129 +1,99 @@
 /**
- * What a chaos run writes, and where the policy lets it live. Every document belongs to a family; its key
- * names the family, the client that owns it and (for restricted families) its origin region, and its value
- * carries a marker string, so that the proxies' taps and a scan of the data directories can tell exactly
- * which document a byte belongs to.
+ * What a chaos run writes. Every document belongs to a family; its key names the family and, for documents one
+ * client owns, that client. Every value a write puts carries a marker, `wv-c<client>-<n>.`, unique to that write
+ * (`n` counts the client's operations), so that a byte on the wire or on disk can be traced to its write, and so
+ * to its document — whose placement the policy in force and the document's facts decide (policy.ts, facts.ts).
  */
 
 /** The regions of a chaos cluster, in node order. */
 export const chaosRegions = ['eu-west', 'eu-central', 'us-east'] as const;
 export type ChaosRegion = (typeof chaosRegions)[number];
 
-/** The policy of a chaos run: a global dataset, a counter and a set, a local one, a regions-placed one, a pii rule, quarantine release. */
-export const chaosPolicyText = `version: 1
-regions:
-  eu-west:    { jurisdiction: eu, location: [53.3, -6.3] }
-  eu-central: { jurisdiction: eu, location: [50.1, 8.7] }
-  us-east:    { jurisdiction: us, location: [38.9, -77.0] }
-datasets:
-  catalog: { type: map, placement: global, priority: high }
-  visits:  { type: counter, placement: global }
-  carts:   { type: set, placement: global }
-  audits:  { type: map, placement: local }
-  orders:  { type: map, placement: { regions: [eu-west, us-east] } }
-rules:
-  - name: pii stays in its jurisdiction
-    deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
-  - name: reviewed documents leave quarantine
-    release: "'reviewed' in doc.tags"
-`;
-
-/** Regions that may hold `orders`. */
-export const orderRegions: readonly ChaosRegion[] = ['eu-west', 'us-east'];
-
 export function jurisdictionOf(region: string): string {
   return region.split('-')[0]!;
 }
 
-/**
- * Families of documents. `own`: a client's documents, written whole; `shared`: one field per client;
- * `hot`: one field every client writes (LWW conflicts); `counter`, `cart`: shared counters and sets; `del`:
- * written, then deleted, by one client; `local`, `order`, `pii`, `quar`: restricted by the policy.
- */
-export type Family = 'own' | 'shared' | 'hot' | 'counter' | 'cart' | 'del' | 'local' | 'order' | 'pii' | 'quar';
+/** The datasets, their CRDT type and the settings every policy version repeats (lanes are fixed at start). */
+export const chaosDatasets = {
+  catalog: { type: 'map', settings: 'priority: high' },
+  visits: { type: 'counter', settings: '' },
+  carts: { type: 'set', settings: '' },
+  audits: { type: 'map', settings: '' },
+  orders: { type: 'map', settings: '' },
+  profiles: { type: 'map', settings: '' },
+} as const;
+export type ChaosDataset = keyof typeof chaosDatasets;
+export const chaosDatasetNames = Object.keys(chaosDatasets) as ChaosDataset[];
 
-/** Where a document lives: its dataset, key and family; `origin` for documents restricted to their region. */
+/**
+ * Families of documents. One writer (a client, at its own region's node): `own` (whole values, colour tags),
+ * `del` (written, then deleted), `local`, `order`, `pii` (tagged pii at creation), `quar` (tagged quarantine
+ * at creation, later maybe released), `tagged` (placement tags added and removed at will), `retype` (deleted
+ * and created again with another type). Several writers: `shared` (a field per client), `hot` (one field
+ * every client writes), `counter`, `cart`, `race` (every client creates, tags and releases the same keys, so
+ * that creations race quarantine tags and releases across regions).
+ */
+export type Family = 'own' | 'del' | 'local' | 'order' | 'pii' | 'quar' | 'tagged' | 'retype' | 'shared' | 'hot' | 'counter' | 'cart' | 'race';
+
+/** Families whose documents one client writes, at its own node. */
+export const singleWriterFamilies: ReadonlySet<Family> = new Set(['own', 'del', 'local', 'order', 'pii', 'quar', 'tagged', 'retype']);
+
+/** Where a document lives: its dataset, key and family; `owner` is the writing client of a single-writer family. */
 export interface DocId {
   readonly dataset: string;
   readonly key: string;
   readonly family: Family;
-  readonly origin: ChaosRegion | null;
+  readonly owner: number | null;
 }
 
 export const docKeyOf = (dataset: string, key: string): string => `${dataset}/${key}`;
 
-/** The family of a key the workload writes (keys are built by `keys` below). */
-export function docOf(dataset: string, key: string): DocId {
-  const regionIn = (prefix: string): ChaosRegion => chaosRegions.find((region) => key.startsWith(`${prefix}${region}-`))!;
-  if (dataset === 'visits') return { dataset, key, family: 'counter', origin: null };
-  if (dataset === 'carts') return { dataset, key, family: 'cart', origin: null };
-  if (dataset === 'audits') return { dataset, key, family: 'local', origin: regionIn('mk-loc-') };
-  if (dataset === 'orders') return { dataset, key, family: 'order', origin: null };
-  if (key.startsWith('mk-pii-')) return { dataset, key, family: 'pii', origin: regionIn('mk-pii-') };
-  if (key.startsWith('mk-q-')) return { dataset, key, family: 'quar', origin: regionIn('mk-q-') };
-  if (key.startsWith('d-')) return { dataset, key, family: 'del', origin: null };
-  if (key.startsWith('shared-')) return { dataset, key, family: 'shared', origin: null };
-  if (key === 'hot') return { dataset, key, family: 'hot', origin: null };
-  return { dataset, key, family: 'own', origin: null };
-}
+/** The datasets `tagged` documents live in, by slot: placement tags meet every kind of placement. */
+export const taggedDatasets: readonly ChaosDataset[] = ['catalog', 'orders', 'profiles', 'audits'];
 
-/** Keys and value markers of each family. `c` is the client, `n` a per-client counter. */
+/** Keys of each family. `c` is the client, `n` the client's operation count, `slot` a small index. */
 export const keys = {
   own: (c: number, slot: number) => `g-c${c}-${slot}`,
+  del: (c: number, n: number) => `d-c${c}-${n}`,
+  local: (c: number, n: number) => `l-c${c}-${n}`,
+  order: (c: number, n: number) => `o-c${c}-${n}`,
+  pii: (c: number, n: number) => `pii-c${c}-${n}`,
+  quar: (c: number, n: number) => `q-c${c}-${n}`,
+  tagged: (c: number, slot: number) => `t-c${c}-${slot}`,
+  retype: (c: number, n: number) => `rt-c${c}-${n}`,
   shared: (slot: number) => `shared-${slot}`,
   hot: () => 'hot',
   counter: (slot: number) => `v-${slot}`,
   cart: (slot: number) => `cart-${slot}`,
-  del: (c: number, n: number) => `d-c${c}-${n}`,
-  local: (region: string, c: number, n: number) => `mk-loc-${region}-c${c}-${n}`,
-  order: (c: number, n: number) => `mk-ord-c${c}-${n}`,
-  pii: (region: string, c: number, n: number) => `mk-pii-${region}-c${c}-${n}`,
-  quar: (region: string, c: number, n: number) => `mk-q-${region}-c${c}-${n}`,
+  race: (epoch: number, slot: number) => `race-${epoch}-${slot}`,
 };
 
-/** The marker in a value: what the taps look for. Quarantine markers end with '.' so their id can be read back. */
-export const markers = {
-  local: (region: string, c: number, n: number) => `mv-loc-${region}-c${c}-${n}`,
-  order: (c: number, n: number) => `mv-ord-c${c}-${n}`,
-  pii: (region: string, c: number, n: number) => `mv-pii-${region}-c${c}-${n}`,
-  quar: (region: string, c: number, n: number) => `mv-q-${region}-c${c}-${n}.`,
-};
+const familyPatterns: ReadonlyArray<[Family, RegExp]> = [
+  ['own', /^g-c(\d+)-\d+$/], ['del', /^d-c(\d+)-\d+$/], ['local', /^l-c(\d+)-\d+$/], ['order', /^o-c(\d+)-\d+$/],
+  ['pii', /^pii-c(\d+)-\d+$/], ['quar', /^q-c(\d+)-\d+$/], ['tagged', /^t-c(\d+)-\d+$/], ['retype', /^rt-c(\d+)-\d+$/],
+  ['shared', /^shared-\d+$/], ['hot', /^hot$/], ['counter', /^v-\d+$/], ['cart', /^cart-\d+$/], ['race', /^race-\d+-\d+$/],
+];
 
-/** The quarantine marker prefix; the id runs to the next '.'. */
-export const quarantineMarkerPrefix = 'mv-q-';
-
-/**
- * Strings that must never reach `region` (on the wire or on disk), whatever happens: local documents of other
- * regions, orders outside their regions, pii documents of another jurisdiction. (Quarantined documents are
- * checked by id and time, see the checker.)
- */
-export function forbiddenMarkers(region: ChaosRegion): string[] {
-  const out: string[] = [];
-  for (const other of chaosRegions) {
-    if (other === region) continue;
-    out.push(`mk-loc-${other}-`, `mv-loc-${other}-`);
-    if (jurisdictionOf(other) !== jurisdictionOf(region)) out.push(`mk-pii-${other}-`, `mv-pii-${other}-`);
+/** The family of a key the workload writes; null for a key it never writes (a node listing one is a finding). */
+export function docOf(dataset: string, key: string): DocId | null {
+  for (const [family, pattern] of familyPatterns) {
+    const match = pattern.exec(key);
+    if (match === null) continue;
+    return { dataset, key, family, owner: match[1] === undefined ? null : Number(match[1]) };
   }
-  if (!orderRegions.includes(region)) out.push('mk-ord-', 'mv-ord-');
-  return out;
+  return null;
 }
 
-/**
- * The regions that may hold a document at the end of a run. A quarantined document is held at its origin until
- * a release is acknowledged; `release` is 'ok', 'unknown' (the release's outcome is not known) or 'none'.
- * Returns null when it cannot be known (an unknown release).
- */
-export function allowedRegions(doc: DocId, release: 'ok' | 'unknown' | 'none' = 'none'): readonly ChaosRegion[] | null {
-  switch (doc.family) {
-    case 'local':
-      return [doc.origin!];
-    case 'order':
-      return orderRegions;
-    case 'pii':
-      return chaosRegions.filter((region) => jurisdictionOf(region) === jurisdictionOf(doc.origin!));
-    case 'quar':
-      return release === 'ok' ? chaosRegions : release === 'none' ? [doc.origin!] : null;
-    default:
-      return chaosRegions;
-  }
+/** The marker of client `c`'s operation `n`: every value that write puts carries it. */
+export const markerOf = (c: number, n: number): string => `wv-c${c}-${n}.`;
+/** What the taps and the disk scan look for; a marker runs to the next '.'. */
+export const markerPrefix = 'wv-c';
+/** A marker's longest form (client and count of up to 7 digits each), to bound the scan. */
+export const markerBytesMax = markerPrefix.length + 7 + 1 + 7 + 1;
+const markerPattern = /^wv-c(\d{1,7})-(\d{1,7})\.$/;
+
+/** The client and operation count of a marker, or null when the bytes are not one. */
+export function parseMarker(marker: string): { client: number; n: number } | null {
+  const match = markerPattern.exec(marker);
+  return match === null ? null : { client: Number(match[1]), n: Number(match[2]) };
 }

@@ -39,7 +39,8 @@ export class Random {
       draw -= weight;
       if (draw < 0) return key;
     }
-    return entries[entries.length - 1]![0];
+    // Rounding can leave a sliver: the last key with any weight takes it (a zero weight is never drawn).
+    return entries.filter(([, weight]) => weight > 0).at(-1)![0];
   }
 
   /** An independent stream for `label` (the same seed and label give the same stream). */

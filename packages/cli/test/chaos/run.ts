@@ -1,26 +1,30 @@
 /**
- * A chaos run: three real `tessera serve` processes (eu-west, eu-central, us-east) under the chaos policy,
- * every link through a FaultProxy whose tap scans what it delivers; a seeded fault schedule (partitions,
- * one-way stalls, silent blackholes, latency spikes and jitter, bandwidth limits, connection resets, kill -9
- * and restart, SIGSTOP pauses) played against a mixed workload of several clients per region; then every
- * fault heals, the run waits (bounded) for the allowed copies to converge, reads the final state of every
- * node and its data files, and hands everything to the checker.
+ * A chaos run: three real `tessera serve` processes (eu-west, eu-central, us-east) with a small delta-log
+ * bound, each under libfaketime with a clock of its own, every link through a FaultProxy whose tap scans what
+ * it delivers; a seeded schedule of faults (partitions, one-way stalls, silent blackholes, latency and jitter,
+ * bandwidth limits, resets, kill -9 and restart — two nodes at once too — SIGSTOP pauses, clock jumps) and of
+ * policy versions (installed through `POST /v1/policy` on one node or on each in turn) played against a mixed
+ * workload of several clients per region; then every fault heals, the run waits (bounded) for the copies to
+ * converge, reads every node's final state and data files, and hands everything to the checker.
  *
  * Slow disks are not simulated: the daemon has no I/O hook, and a FUSE or LD_PRELOAD shim is not worth it
  * here. A SIGSTOP pause freezes the whole process, which a stuck disk also does to a node's commits.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DevNode } from '@tessera/cli';
 import { type TestCluster, startTestCluster } from '../harness.js';
-import { WebSocketTap } from '../ws-tap.js';
-import { type CheckResult, type FinalDoc, type WireEvent, check } from './checker.js';
+import { type CheckResult, check } from './checker.js';
+import { Clocks, clockToleranceMs } from './clocks.js';
+import { converged, finalState, scanDisks } from './final.js';
 import { History, call } from './history.js';
-import { type ChaosRegion, chaosPolicyText, chaosRegions, docKeyOf, docOf, allowedRegions, forbiddenMarkers, quarantineMarkerPrefix } from './model.js';
+import { type ChaosRegion, chaosRegions, docKeyOf } from './model.js';
+import { basePolicyShape, describeShape, policyText } from './policy.js';
 import { Random } from './random.js';
-import { type FaultAction, type ScheduledAction, buildSchedule, countFaults, describeAction, describeSchedule } from './schedule.js';
-import { Client } from './workload.js';
+import { type FaultAction, type Omissible, type RunSettings, buildSchedule, buildSettings, countFaults, describeAction, describeSchedule, formatOffset, regionOfNode } from './schedule.js';
+import { WireScanner } from './wire.js';
+import { Client, requestMsMax, weightsWithout } from './workload.js';
 
 /** Options of a run. */
 export interface ChaosOptions {
@@ -30,8 +34,11 @@ export interface ChaosOptions {
   readonly clientsPerRegion?: number;
   /** One-way latency of every link outside its faults. */
   readonly baseLatencyMs?: number;
-  /** Bound on the wait for convergence after healing. */
+  /** Bound on the wait for convergence after healing, and on a wait in which nothing changes. */
   readonly convergeMsMax?: number;
+  readonly convergeStallMsMax?: number;
+  /** Parts of the run to leave out (narrowing a failure down); CI leaves nothing out. */
+  readonly without?: ReadonlySet<Omissible>;
   /** Progress lines. */
   readonly log?: (line: string) => void;
 }
@@ -40,11 +47,14 @@ export interface ChaosOptions {
 export interface ChaosReport {
   readonly seed: number;
   readonly seconds: number;
+  readonly settings: RunSettings;
   readonly schedule: readonly string[];
   readonly faults: Record<string, number>;
   readonly ops: Record<string, Record<string, number>>;
   readonly acknowledgedWrites: number;
   readonly documents: number;
+  /** Policy versions installed (acknowledged by at least one node). */
+  readonly policyVersions: number;
   readonly result: CheckResult;
   /** Wall-clock milliseconds of each phase. */
   readonly phasesMs: Record<string, number>;
@@ -59,10 +69,7 @@ export interface ChaosReport {
 /** The `t` the harness needs (a tap test, or a stand-in for the command-line runner). */
 export type HarnessT = Parameters<typeof startTestCluster>[0];
 
-const datasets = ['catalog', 'visits', 'carts', 'audits', 'orders'] as const;
 const pollIntervalMs = 500;
-/** Bytes of one chunk kept to find a marker split across two chunks. */
-const carryBytes = 96;
 
 export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<ChaosReport> {
   const { seed, seconds } = options;
@@ -70,7 +77,10 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const baseLatencyMs = options.baseLatencyMs ?? 10;
   const durationMs = Math.round(seconds * 1000);
   const random = new Random(seed);
-  const reproduce = `npm run build && CHAOS_SEED=${seed} CHAOS_SECONDS=${seconds} npx tap packages/cli/test/chaos.test.ts   (or: npm run chaos -- --seed ${seed} --seconds ${seconds})`;
+  const narrowed = options.without === undefined || options.without.size === 0 ? '' : ` --without ${[...options.without].join(',')}`;
+  const reproduce = narrowed === ''
+    ? `npm run build && CHAOS_SEED=${seed} CHAOS_SECONDS=${seconds} npx tap packages/cli/test/chaos.test.ts   (or: npm run chaos -- --seed ${seed} --seconds ${seconds})`
+    : `npm run chaos -- --seed ${seed} --seconds ${seconds}${narrowed}`;
   const phasesMs: Record<string, number> = {};
   let phaseStartMs = Date.now();
   const phase = (name: string) => {
@@ -78,51 +88,32 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     phaseStartMs = Date.now();
   };
 
-  // ---------------------------------------------------------------- the taps
+  // ---------------------------------------------------------------- settings, clocks and taps
   const history = new History();
-  const regionOfNode = (id: string) => id.replace(/-1$/, '') as ChaosRegion;
-  const forbidden = Object.fromEntries(chaosRegions.map((region) => [region, forbiddenMarkers(region).map((marker) => Buffer.from(marker))])) as Record<ChaosRegion, Buffer[]>;
-  const wireForbidden: WireEvent[] = [];
-  const wireQuarantine: WireEvent[] = [];
-  const seen = new Set<string>();
-  const carry = new Map<string, Buffer>();
-  const quarantinePrefix = Buffer.from(quarantineMarkerPrefix);
-  // Payloads are scanned as the WebSocket decoder hands them on: what dialers send is masked on the wire.
-  const tap = new WebSocketTap((stream, chunk) => {
-    const [link, direction] = stream.split(':') as [string, 'forward' | 'backward'];
-    const [from, to] = link.split('>') as [string, string];
-    const region = regionOfNode(direction === 'forward' ? to : from);
-    const previous = carry.get(stream);
-    const bytes = previous === undefined ? chunk : Buffer.concat([previous, chunk]);
-    carry.set(stream, Buffer.from(bytes.subarray(Math.max(0, bytes.length - carryBytes))));
-    const atMs = history.now();
-    for (const marker of forbidden[region]) {
-      const at = bytes.indexOf(marker);
-      if (at < 0) continue;
-      const text = bytes.subarray(at, at + marker.length + 24).toString('latin1').replace(/[^\x20-\x7e].*$/, '');
-      if (seen.has(`${text}>${region}`)) continue;
-      seen.add(`${text}>${region}`);
-      wireForbidden.push({ marker: text, region, link, atMs });
-    }
-    for (let at = bytes.indexOf(quarantinePrefix); at >= 0; at = bytes.indexOf(quarantinePrefix, at + 1)) {
-      const end = bytes.indexOf(0x2e, at); // '.'
-      if (end < 0 || end - at > 80) continue;
-      const marker = bytes.subarray(at, end + 1).toString('latin1');
-      if (marker.slice(quarantinePrefix.length).startsWith(`${region}-`) || seen.has(`${marker}>${region}`)) continue;
-      seen.add(`${marker}>${region}`);
-      wireQuarantine.push({ marker, region, link, atMs });
-    }
-    wireBytes.scanned += chunk.length;
-  });
-  const wireBytes = { scanned: 0 };
-  const onData = (link: string, direction: 'forward' | 'backward', chunk: Buffer, connection: number) => tap.feed(`${link}:${direction}:${connection}`, chunk);
+  const nodeIds = chaosRegions.map((region) => `${region}-1`);
+  const without = options.without ?? new Set<Omissible>();
+  const settings = buildSettings(random.fork('settings'), nodeIds, without);
+  history.policies.set(1, basePolicyShape());
+  const clocksDir = await mkdtemp(join(tmpdir(), 'tessera-chaos-clocks-'));
+  t.teardown(() => rm(clocksDir, { recursive: true, force: true }));
+  const clocks = new Clocks(clocksDir);
+  for (const node of nodeIds) await clocks.set(node, settings.clockOffsetsMs[node]!);
+  const liveVersions = new Map<string, number>();
+  const wire = new WireScanner(() => history.now(), (node) => liveVersions.get(node) ?? 1);
 
   // ---------------------------------------------------------------- the cluster
-  log(`chaos: seed ${seed}, ${seconds} s of faults; starting ${chaosRegions.join(', ')}`);
-  const cluster = await startTestCluster(t, [...chaosRegions], baseLatencyMs, { policyText: chaosPolicyText, onData });
+  log(`chaos: seed ${seed}, ${seconds} s of faults${narrowed === '' ? '' : ` (without ${[...without].join(', ')})`}; log bound ${settings.logEntriesMax} entries; clocks ${nodeIds.map((node) => `${node} ${formatOffset(settings.clockOffsetsMs[node]!)}`).join(', ')}`);
+  const cluster = await startTestCluster(t, [...chaosRegions], baseLatencyMs, {
+    policyText: policyText(basePolicyShape()),
+    onData: wire.onData,
+    replication: { logEntriesMax: settings.logEntriesMax, retentionIntervalMs: settings.retentionIntervalMs },
+    envOf: (node) => clocks.envOf(node.id),
+  });
   const nodeOf = Object.fromEntries(cluster.nodes.map((node) => [node.region, node.id])) as Record<ChaosRegion, string>;
   const nodeById = new Map(cluster.nodes.map((node) => [node.id, node]));
-  const schedule = buildSchedule(random.fork('schedule'), { links: [...cluster.layout.proxies.keys()], nodes: cluster.nodes.map((node) => node.id), durationMs, baseLatencyMs });
+  await verifyClocks(cluster.nodes, clocks, 'at start');
+  const schedule = buildSchedule(random.fork('schedule'), { links: [...cluster.layout.proxies.keys()], nodes: nodeIds, durationMs, baseLatencyMs, settings, without });
+  for (const { action } of schedule) if (action.kind === 'policy') history.policies.set(action.shape.version, action.shape);
   log(`chaos: schedule of ${schedule.length} actions: ${JSON.stringify(countFaults(schedule))}`);
   phase('start');
 
@@ -130,7 +121,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const down = new Set<string>();
   const paused = new Set<string>();
   const incarnation = new Map(cluster.nodes.map((node) => [node.id, 0]));
-  const restarts: Promise<void>[] = [];
+  const pending: Promise<void>[] = [];
   const startErrors: string[] = [];
   const restart = (node: DevNode) => {
     const done = cluster.restart(node).then(() => {
@@ -140,8 +131,16 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     }, (error: Error) => {
       startErrors.push(`${node.id} did not restart: ${error.message}`);
     });
-    restarts.push(done);
+    pending.push(done);
     return done;
+  };
+  const installPolicy = async (action: Extract<FaultAction, { kind: 'policy' }>) => {
+    const text = policyText(action.shape);
+    for (const id of action.nodes) {
+      const node = nodeById.get(id)!;
+      const op = history.invoke({ client: -1, node: id, region: node.region, kind: 'policy', dataset: '', key: '', args: { version: action.shape.version } });
+      history.complete(op, await call(node.url, 'POST', '/v1/policy', { text, mode: 'enforce' }, requestMsMax));
+    }
   };
   const perform = async (action: FaultAction) => {
     history.fault(describeAction(action));
@@ -166,12 +165,19 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
         child.kill(action.on ? 'SIGSTOP' : 'SIGCONT');
         return;
       }
+      case 'clock':
+        return clocks.set(action.node, action.offsetMs);
+      case 'policy':
+        // Installs take their time (a node re-judges its documents); the schedule goes on meanwhile.
+        pending.push(installPolicy(action));
+        return;
     }
   };
 
   const clientsPerRegion = options.clientsPerRegion ?? 2;
   const targets = cluster.nodes.map((node) => ({ node: node.id, region: node.region, url: node.url }));
-  const clients = Array.from({ length: clientsPerRegion * cluster.nodes.length }, (_, i) => new Client(i, targets[i % targets.length]!, random.fork(`client-${i}`), history, targets));
+  const regionOfClient = (client: number) => targets[client % targets.length]!.region as ChaosRegion;
+  const clients = Array.from({ length: clientsPerRegion * cluster.nodes.length }, (_, i) => new Client(i, targets[i % targets.length]!, random.fork(`client-${i}`), history, targets, weightsWithout(without)));
   history.start();
   let polling = true;
   const poller = (async () => {
@@ -180,10 +186,17 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
         if (down.has(node.id) || paused.has(node.id)) return;
         const atMs = history.now();
         const generation = incarnation.get(node.id)!;
-        const [status, peers] = await Promise.all([call(node.url, 'GET', '/v1/status', undefined, 3_000), call(node.url, 'GET', '/v1/peers', undefined, 3_000)]);
-        if (status.kind !== 'answer' || peers.kind !== 'answer' || status.status !== 200 || peers.status !== 200) return;
-        if (incarnation.get(node.id) !== generation) return;
-        history.samples.push({ node: node.id, incarnation: generation, atMs, lastSeq: status.body.lastSeq, cursors: peers.body.cursors ?? {} });
+        const [status, peers, policy] = await Promise.all([
+          call(node.url, 'GET', '/v1/status', undefined, 3_000), call(node.url, 'GET', '/v1/peers', undefined, 3_000), call(node.url, 'GET', '/v1/policy', undefined, 3_000),
+        ]);
+        if ([status, peers, policy].some((answer) => answer.kind !== 'answer' || answer.status !== 200) || incarnation.get(node.id) !== generation) return;
+        const policyVersion = (policy as { body: { enforced: { version: number } | null } }).body.enforced?.version ?? null;
+        if (policyVersion !== null) liveVersions.set(node.id, Math.max(liveVersions.get(node.id) ?? 1, policyVersion));
+        history.samples.push({
+          node: node.id, incarnation: generation, atMs, answeredAtMs: history.now(), policyVersion,
+          lastSeq: (status as { body: { lastSeq: number } }).body.lastSeq, cursors: (peers as { body: { cursors?: Record<string, number> } }).body.cursors ?? {},
+          catchUps: ((status as { body: { links?: Array<{ catchUps?: number }> } }).body.links ?? []).reduce((sum, link) => sum + (link.catchUps ?? 0), 0),
+        });
       }));
       await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
     }
@@ -201,7 +214,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   phase('faults');
 
   // ---------------------------------------------------------------- heal
-  history.fault('heal: every proxy healed, latency and bandwidth reset, paused nodes continued, down nodes restarted');
+  history.fault('heal: every proxy healed, latency and bandwidth reset, paused nodes continued, down nodes restarted (clocks stay skewed)');
   for (const proxy of cluster.layout.proxies.values()) {
     proxy.heal();
     proxy.setLatency(baseLatencyMs, 0);
@@ -209,182 +222,94 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   }
   for (const id of paused) cluster.children.get(id)!.kill('SIGCONT');
   paused.clear();
-  await Promise.all(restarts);
+  await Promise.all(pending);
   for (const id of [...down]) await restart(nodeById.get(id)!);
   const healedAtMs = Date.now();
 
   // ---------------------------------------------------------------- converge
   const convergeMsMax = options.convergeMsMax ?? 120_000;
+  const convergeStallMsMax = options.convergeStallMsMax ?? 30_000;
   let convergedAfterMs: number | null = null;
+  let lastDigest = '';
+  let changedAtMs = Date.now();
   for (;;) {
-    if (await listsConverged(cluster)) {
+    const { done, digest } = await converged(cluster, history, regionOfClient);
+    if (done) {
       convergedAfterMs = Date.now() - healedAtMs;
       break;
     }
-    if (Date.now() - healedAtMs > convergeMsMax) break;
+    if (digest !== lastDigest) [lastDigest, changedAtMs] = [digest, Date.now()];
+    if (Date.now() - healedAtMs > convergeMsMax || Date.now() - changedAtMs > convergeStallMsMax) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  log(`chaos: ${convergedAfterMs === null ? `no convergence within ${convergeMsMax} ms` : `converged ${convergedAfterMs} ms after healing`}`);
+  log(`chaos: ${convergedAfterMs === null ? `no convergence (bound ${convergeMsMax} ms, or nothing changed for ${convergeStallMsMax} ms)` : `converged ${convergedAfterMs} ms after healing`}`);
   polling = false;
   await poller;
+  const clockProblems = await verifyClocks(cluster.nodes, clocks, 'at the end').then(() => [], (error: Error) => [error.message]);
   phase('converge');
 
   // ---------------------------------------------------------------- final state and check
   let result: CheckResult | null = null;
   for (let attempt = 0; attempt < 3; attempt++) {
     const final = await finalState(cluster, history);
-    const diskFindings = await scanDisks(cluster, history);
-    result = check({ history, final, nodeOf, wireForbidden, wireQuarantine, diskFindings });
+    const disks = await scanDisks(cluster);
+    result = check({ history, final, nodeOf, regionOfClient, wire: wire.events, disks });
     // Contexts can trail values by a moment (a tag or an empty delta still in flight): look again before judging.
-    const transient = result.violations.some((v) => v.startsWith('divergence') || v.startsWith('lost write'));
+    const transient = convergedAfterMs !== null && result.violations.some((v) => v.startsWith('divergence') || v.startsWith('lost write'));
     if (!transient || Date.now() - healedAtMs > convergeMsMax) break;
     await new Promise((resolve) => setTimeout(resolve, 3_000));
   }
-  result!.checked['residency: payload bytes scanned on the wire'] = wireBytes.scanned;
+  result!.checked['residency: payload bytes scanned on the wire'] = wire.bytesScanned;
+  result!.checked['truncation: state catch-ups started'] = catchUpsOf(history);
   for (const error of startErrors) result!.violations.push(`restart: ${error}`);
-  if (convergedAfterMs === null) result!.violations.push(`convergence: the allowed copies did not converge within ${convergeMsMax} ms of healing`);
+  for (const problem of clockProblems) result!.notes.push(`clocks: ${problem}`);
+  if (convergedAfterMs === null) result!.violations.push(`convergence: the copies did not converge within ${convergeMsMax} ms of healing (or nothing changed for ${convergeStallMsMax} ms)`);
   phase('check');
 
   const historyFile = join(await mkdtemp(join(tmpdir(), 'tessera-chaos-')), `history-${seed}.json`);
-  await writeFile(historyFile, JSON.stringify({ seed, seconds, schedule: describeSchedule(schedule), faults: history.faults, ops: history.ops, samples: history.samples, violations: result!.violations }, null, 1));
-  const acknowledgedWrites = history.ops.filter((op) => op.outcome === 'ok' && op.kind !== 'read-token').length;
-  const documents = new Set(history.ops.map((op) => docKeyOf(op.dataset, op.key))).size;
+  await writeFile(historyFile, JSON.stringify({
+    seed, seconds, settings, schedule: describeSchedule(schedule), policies: [...history.policies.values()].map(describeShape),
+    faults: history.faults, ops: history.ops, samples: history.samples, wire: wire.events, violations: result!.violations, notes: result!.notes,
+  }, null, 1));
+  const acknowledgedWrites = history.ops.filter((op) => op.outcome === 'ok' && op.kind !== 'read-token' && op.kind !== 'policy').length;
+  const documents = new Set(history.ops.filter((op) => op.kind !== 'policy').map((op) => docKeyOf(op.dataset, op.key))).size;
+  const policyVersions = new Set(history.ops.filter((op) => op.kind === 'policy' && op.outcome === 'ok').map((op) => op.args.version)).size;
   return {
-    seed, seconds, schedule: describeSchedule(schedule), faults: countFaults(schedule), ops: history.summary(), acknowledgedWrites, documents,
+    seed, seconds, settings, schedule: describeSchedule(schedule), faults: countFaults(schedule), ops: history.summary(), acknowledgedWrites, documents, policyVersions,
     result: result!, phasesMs, convergedAfterMs, historyFile, reproduce,
   };
 }
 
-/** Every document of every dataset on every node, as listed: key → value. */
-async function listAll(node: DevNode): Promise<Map<string, Map<string, unknown>> | null> {
-  const out = new Map<string, Map<string, unknown>>();
-  for (const dataset of datasets) {
-    const items = new Map<string, unknown>();
-    let cursor: string | null = null;
-    do {
-      const answer = await call(node.url, 'GET', `/v1/kv/${dataset}?limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`, undefined, 10_000);
-      if (answer.kind !== 'answer' || answer.status !== 200) return null;
-      for (const item of answer.body.items) items.set(item.key, { value: item.value, tags: item.tags });
-      cursor = answer.body.cursor;
-    } while (cursor !== null);
-    out.set(dataset, items);
-  }
-  return out;
+/** State catch-ups over the run: each incarnation's counters start at zero, so its last sample counts. */
+function catchUpsOf(history: History): number {
+  const last = new Map<string, number>();
+  for (const sample of history.samples) last.set(`${sample.node}#${sample.incarnation}`, sample.catchUps);
+  return [...last.values()].reduce((sum, n) => sum + n, 0);
 }
 
-/** True when, for every listed document, every region allowed to hold it lists the same value and tags. */
-async function listsConverged(cluster: TestCluster): Promise<boolean> {
-  const lists = await Promise.all(cluster.nodes.map(listAll));
-  if (lists.some((list) => list === null)) return false;
-  const byRegion = new Map(cluster.nodes.map((node, i) => [node.region, lists[i]!]));
-  for (const dataset of datasets) {
-    const keys = new Set<string>();
-    for (const list of lists) for (const key of list!.get(dataset)!.keys()) keys.add(key);
-    for (const key of keys) {
-      const doc = docOf(dataset, key);
-      // A quarantined document: where it may be depends on its release, which the lists show in its tags.
-      const holders = doc.family === 'quar' ? null : allowedRegions(doc);
-      const regions = holders ?? chaosRegions;
-      const views = regions.map((region) => JSON.stringify(byRegion.get(region)!.get(dataset)!.get(key) ?? null));
-      if (holders === null) {
-        const origin = JSON.stringify(byRegion.get(doc.origin!)!.get(dataset)!.get(key) ?? null);
-        const released = views.some((view) => view.includes('"reviewed"'));
-        if (released ? views.some((view) => view !== origin) : false) return false;
-        continue;
-      }
-      if (new Set(views).size > 1) return false;
+/** Checks that each daemon's `Date` header shows the offset its clock file gives it (libfaketime works on the shipped daemon). */
+async function verifyClocks(nodes: readonly DevNode[], clocks: Clocks, when: string): Promise<void> {
+  for (const node of nodes) {
+    const observed = await Clocks.observedOffsetMs(node.url);
+    const expected = clocks.offsetOf(node.id);
+    if (observed === null || Math.abs(observed - expected) > clockToleranceMs) {
+      throw new Error(`clocks ${when}: ${node.id} (${regionOfNode(node.id)}) should run ${formatOffset(expected)} off, its Date header shows ${observed === null ? 'nothing' : formatOffset(observed)}`);
     }
   }
-  return true;
 }
 
-/** Reads every document any client wrote or any node lists, on every node; and the tokens of 404 answers. */
-async function finalState(cluster: TestCluster, history: History): Promise<Parameters<typeof check>[0]['final']> {
-  const lists = new Map<string, Map<string, string[]>>();
-  const universe = new Set<string>();
-  for (const op of history.ops) universe.add(docKeyOf(op.dataset, op.key));
-  for (const node of cluster.nodes) {
-    const listed = await listAll(node);
-    const perDataset = new Map<string, string[]>();
-    for (const [dataset, items] of listed ?? []) {
-      perDataset.set(dataset, [...items.keys()]);
-      for (const key of items.keys()) universe.add(docKeyOf(dataset, key));
-    }
-    lists.set(node.id, perDataset);
-  }
-  const docs = new Map<string, Map<string, FinalDoc>>();
-  const tokenReads = new Map<string, Map<string, number>>();
-  const tokensByDoc = new Map<string, string[]>();
-  for (const op of history.ops) {
-    if (op.outcome === 'ok' && typeof op.token === 'string' && op.kind !== 'read-token') {
-      const id = docKeyOf(op.dataset, op.key);
-      tokensByDoc.set(id, [...(tokensByDoc.get(id) ?? []), op.token]);
-    }
-  }
-  for (const node of cluster.nodes) {
-    const answers = new Map<string, FinalDoc>();
-    const tokens = new Map<string, number>();
-    const ids = [...universe];
-    // A few requests at a time: the node answers them one by one anyway.
-    for (let i = 0; i < ids.length; i += 8) {
-      await Promise.all(ids.slice(i, i + 8).map(async (id) => {
-        const answer = await call(node.url, 'GET', `/v1/kv/${id}`, undefined, 10_000);
-        const doc: FinalDoc = answer.kind !== 'answer' ? { status: 0 } : answer.status === 200
-          ? { status: 200, value: answer.body.value, context: answer.body.context, tags: answer.body.tags }
-          : { status: answer.status };
-        answers.set(id, doc);
-        if (doc.status !== 404) return;
-        for (const token of tokensByDoc.get(id) ?? []) {
-          const read = await call(node.url, 'GET', `/v1/kv/${id}?token=${token}&waitMs=0`, undefined, 10_000);
-          tokens.set(token, read.kind === 'answer' ? read.status : 0);
-        }
-      }));
-    }
-    docs.set(node.id, answers);
-    tokenReads.set(node.id, tokens);
-  }
-  return { docs, lists, tokenReads };
-}
-
-/**
- * Scans every file of every node's data directory for what may never be there: the node's forbidden markers,
- * and the values of other regions' quarantined documents whose release was never asked for. Whole markers
- * are searched for: LevelDB may split a record at a block boundary or compress a table, so this finds less
- * than the taps do, never more.
- */
-async function scanDisks(cluster: TestCluster, history: History): Promise<string[]> {
-  const findings: string[] = [];
-  const releaseAsked = new Set(history.ops.filter((op) => op.kind === 'tag' && (op.args.add as string[] | undefined)?.includes('reviewed') && op.outcome !== 'fail').map((op) => op.key));
-  const quarantined = history.ops.filter((op) => op.kind === 'put' && op.key.startsWith('mk-q-') && op.outcome !== 'fail' && !releaseAsked.has(op.key));
-  for (const node of cluster.nodes) {
-    const region = node.region as ChaosRegion;
-    const dir = join(cluster.layout.dir, 'data', node.id);
-    const markers = [
-      ...forbiddenMarkers(region),
-      ...quarantined.filter((op) => op.region !== region).map((op) => (op.args.value as { m: string }).m),
-    ].map((marker) => Buffer.from(marker));
-    for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-      if (!entry.isFile()) continue;
-      const path = join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name);
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(path);
-      } catch {
-        continue; // a file LevelDB removed meanwhile (compaction)
-      }
-      for (const marker of markers) if (bytes.includes(marker)) findings.push(`${marker.toString()} is on ${region}'s disk in ${path}`);
-    }
-  }
-  return [...new Set(findings)];
-}
-
-/** The lines a failed run prints: seed, schedule, faults as carried out, the reproduce command. */
+/** The lines a failed run prints: seed, violations (grouped by class), schedule, the reproduce command. */
 export function failureText(report: ChaosReport, violationsMax = 40): string {
+  const classes = new Map<string, number>();
+  for (const violation of report.result.violations) {
+    const name = violation.split(':')[0]!;
+    classes.set(name, (classes.get(name) ?? 0) + 1);
+  }
   return [
     `chaos run failed: seed ${report.seed}, ${report.seconds} s`,
     `reproduce: ${report.reproduce}`,
     `history: ${report.historyFile}`,
-    `violations (${report.result.violations.length}):`,
+    `violations (${report.result.violations.length}: ${[...classes].map(([name, n]) => `${name} ${n}`).join(', ')}):`,
     ...report.result.violations.slice(0, violationsMax).map((v) => `  ${v}`),
     ...(report.result.violations.length > violationsMax ? [`  … ${report.result.violations.length - violationsMax} more in the history file`] : []),
     'schedule:',
@@ -396,5 +321,3 @@ export function failureText(report: ChaosReport, violationsMax = 40): string {
 export async function discardHistory(report: ChaosReport): Promise<void> {
   await rm(join(report.historyFile, '..'), { recursive: true, force: true });
 }
-
-export { describeSchedule, type ScheduledAction };
