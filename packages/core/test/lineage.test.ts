@@ -57,7 +57,7 @@ function bodyWrite(type: CrdtTypeName, value: number) {
   }
 }
 
-function play(history: fc.RecordValue<{ offsets: number[]; steps: Step[] }>) {
+function play(history: { readonly offsets: readonly number[]; readonly steps: readonly Step[] }) {
   const states: DocState[] = nodes.map(() => emptyDoc('map'));
   const clocks = nodes.map(() => new HlcClock());
   const deltas: Delta[] = [];
