@@ -15,7 +15,7 @@ import { type ReplicaCore, type ReplicaObserver, policyHash } from './replica/co
 import { applyDeltas } from './replica/apply.js';
 import { auditPage, recordAudit, verifyStoredAudit } from './replica/audit-log.js';
 import {
-  installPolicy, openGovernance, pendingHandovers, policyHistory, policyRecord, reevaluate, settleHandovers,
+  installPolicy, noteRefused, openGovernance, pendingHandovers, policyHistory, policyRecord, reevaluate, settleHandovers,
 } from './replica/governance.js';
 import { type Sendable, sendable } from './replica/judge.js';
 import { cursor, cursors, deltasSince, documentsAfter, setCursor, truncateLog } from './replica/log.js';
@@ -304,6 +304,11 @@ export class Replica {
     return settleHandovers(this.c, acknowledged);
   }
 
+  /** A peer in `region` refused entries `seqs` of this log: handovers to it of their documents are not done. */
+  noteRefused(region: string, seqs: readonly number[]): Promise<void> {
+    return noteRefused(this.c, region, seqs);
+  }
+
   /** Documents kept here only until the regions they were handed to acknowledge them. */
   pendingHandovers(): Promise<number> {
     return pendingHandovers(this.c);
@@ -341,12 +346,14 @@ export class Replica {
   /**
    * Subscribes to durable changes, local and remote (`change`), to log growth that changes no document —
    * state entries and notices a policy change or truncation adds (`appended`, with the new head) — or to
-   * copies this region dropped (`purged`: handed over, or erased because no region may hold them).
+   * copies this region dropped (`purged`: handed over, or erased because no region may hold them), or to a
+   * new enforced policy (`policy`, with its version, in the turn it takes effect).
    */
   on(event: 'change', listener: (change: ChangeEvent) => void): this;
   on(event: 'appended', listener: (head: number) => void): this;
   on(event: 'purged', listener: (purge: PurgeEvent) => void): this;
-  on(event: 'change' | 'appended' | 'purged', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
+  on(event: 'policy', listener: (version: number) => void): this;
+  on(event: 'change' | 'appended' | 'purged' | 'policy', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
     this.c.events.on(event, listener);
     return this;
   }
@@ -355,7 +362,8 @@ export class Replica {
   off(event: 'change', listener: (change: ChangeEvent) => void): this;
   off(event: 'appended', listener: (head: number) => void): this;
   off(event: 'purged', listener: (purge: PurgeEvent) => void): this;
-  off(event: 'change' | 'appended' | 'purged', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
+  off(event: 'policy', listener: (version: number) => void): this;
+  off(event: 'change' | 'appended' | 'purged' | 'policy', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
     this.c.events.off(event, listener);
     return this;
   }

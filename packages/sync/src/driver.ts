@@ -70,6 +70,8 @@ export class SyncDriver {
   private readonly appliedListeners = new Set<(event: AppliedEvent) => void>();
   private readonly onChange = (change: ChangeEvent) => this.onReplicaChange(change);
   private readonly onAppended = () => this.onReplicaChange(null);
+  /** The enforced policy changed (any way: the API, a peer, the config): in the same turn, links re-judge. */
+  private readonly onPolicyEvent = () => this.policyChanged();
 
   constructor(readonly host: SyncHost, readonly options: DriverOptions) {
     const replica = host.replica;
@@ -100,6 +102,7 @@ export class SyncDriver {
   start(): void {
     this.host.replica.on('change', this.onChange);
     this.host.replica.on('appended', this.onAppended);
+    this.host.replica.on('policy', this.onPolicyEvent);
     this.retention.start();
     for (const link of this.links.values()) this.step(link, { kind: 'start' });
   }
@@ -176,14 +179,14 @@ export class SyncDriver {
         }), (value) => ({ kind: 'cursor', conn: effect.conn, lane: effect.lane, ...value }));
         return;
       case 'read':
-        this.read(link, effect.conn, effect.lane, effect.after, effect.limit);
+        this.read(link, effect.conn, effect.lane, effect.after, effect.limit, effect.epoch);
         return;
       case 'scan':
         this.io(link, effect.conn, 'document scan', async () => {
           const { entries, next } = await replica.documentsAfter(effect.after, effect.limit);
           const denied = await this.judge(link, entries.map((entry) => entry.position), entries);
           return { entries, next, denied: denied.ids, heads: denied.heads };
-        }, (value) => ({ kind: 'scanned', conn: effect.conn, lane: effect.lane, after: effect.after, ...value }));
+        }, (value) => ({ kind: 'scanned', conn: effect.conn, lane: effect.lane, after: effect.after, epoch: effect.epoch, ...value }));
         return;
       case 'apply':
         this.apply(link, effect.conn, effect.entries, effect.traces);
@@ -204,6 +207,8 @@ export class SyncDriver {
         return;
       case 'refused-by-peer':
         this.host.log({ event: 'policy-rejected-by-peer', peer: peer.node, entries: effect.seqs.length });
+        // Recorded by the next cursor write, before the cursor passes them (link-run.ts).
+        link.refusedPending.push(...effect.seqs);
         return;
       case 'log':
         this.host.log(effect.event);
@@ -236,7 +241,7 @@ export class SyncDriver {
     });
   }
 
-  private read(link: LinkRun, conn: ConnId, lane: string, after: number, limit: number): void {
+  private read(link: LinkRun, conn: ConnId, lane: string, after: number, limit: number, epoch: number): void {
     const replica = this.host.replica;
     const head = replica.lastSeq;
     this.host.io(`read-${link.machine.config.peer.node}`, async () => {
@@ -245,9 +250,9 @@ export class SyncDriver {
       return { entries, judged };
     }, (outcome) => {
       if (outcome.ok) {
-        this.step(link, { kind: 'read', conn, lane, after, entries: outcome.value.entries, head, denied: outcome.value.judged.ids, heads: outcome.value.judged.heads });
+        this.step(link, { kind: 'read', conn, lane, after, entries: outcome.value.entries, head, denied: outcome.value.judged.ids, heads: outcome.value.judged.heads, epoch });
       } else if (isTesseraError(outcome.error, 'ERR_LOG_TRUNCATED')) {
-        this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq, floor: replica.logFloor });
+        this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq, floor: replica.logFloor, epoch });
       } else {
         this.step(link, { kind: 'failed', conn, what: 'log read', code: codeOf(outcome.error) });
       }
@@ -384,6 +389,7 @@ export class SyncDriver {
     if (this.closed) return;
     this.host.replica.off('change', this.onChange);
     this.host.replica.off('appended', this.onAppended);
+    this.host.replica.off('policy', this.onPolicyEvent);
     this.retention.stop();
     for (const link of this.links.values()) this.step(link, { kind: 'shutdown' });
     this.closed = true;

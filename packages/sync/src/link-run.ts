@@ -24,6 +24,8 @@ export class LinkRun {
   readonly policyCounts = { deniedEntries: 0, shadowDenied: 0 };
   /** Denied sends per dataset since the last audit entry. */
   readonly deniedSinceAudit = new Map<string, number>();
+  /** Seqs the peer refused, to record before the cursor that acknowledges them is written. */
+  readonly refusedPending: number[] = [];
   private readonly wakes = new Set<number>();
   private readonly cursors = new Map<string, { wanted: number; written: number; writing: Promise<void> | null }>();
 
@@ -74,11 +76,20 @@ export class LinkRun {
       const target = writer.wanted;
       let finish!: () => void;
       writer.writing = new Promise<void>((resolve) => (finish = resolve));
-      host.io(`cursor-write-${peer}`, () => host.replica.setCursor(peer, target, lane), (outcome) => {
+      // Refusals first, in the same step: a copy handed over to a region that refused it is not handed over.
+      const refused = this.refusedPending.splice(0, this.refusedPending.length);
+      const region = this.machine.config.peer.region;
+      host.io(`cursor-write-${peer}`, async () => {
+        if (refused.length > 0) await host.replica.noteRefused(region, refused);
+        return host.replica.setCursor(peer, target, lane);
+      }, (outcome) => {
         const done = finish;
         writer.writing = null;
         if (outcome.ok) writer.written = target;
-        else this.machine.lastError = 'cursor write failed';
+        else {
+          this.refusedPending.unshift(...refused);
+          this.machine.lastError = 'cursor write failed';
+        }
         if (outcome.ok && writer.written < writer.wanted) writeLatest();
         done();
       });

@@ -8,15 +8,20 @@ export type SenderInput =
   /** `floor`: the log is truncated up to it; `committed`: every entry up to it is in the log. */
   | { readonly kind: 'open'; readonly cursor: number; readonly head: number; readonly floor?: number; readonly committed?: number }
   /** A read failed because the log was truncated past the cursor (up to `floor`): switch to a state catch-up. */
-  | { readonly kind: 'truncated'; readonly committed: number; readonly floor: number }
+  | { readonly kind: 'truncated'; readonly committed: number; readonly floor: number; readonly epoch?: number }
   /** `denied`: positions of documents the policy keeps from this peer (skipped). */
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array> }
+  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array>; readonly epoch?: number }
   | { readonly kind: 'appended'; readonly head: number }
   /**
    * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
    * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
    */
-  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>; readonly heads?: ReadonlyMap<string, Uint8Array> }
+  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>; readonly heads?: ReadonlyMap<string, Uint8Array>; readonly epoch?: number }
+  /**
+   * The enforced policy changed: what was judged under the previous one and not sent yet is judged again
+   * (reads and scans in flight are dropped when they answer, a batch waiting to go is read again).
+   */
+  | { readonly kind: 'policy' }
   | { readonly kind: 'ack'; readonly id: number; readonly last: number }
   /** What the peer reported: per origin what it holds, and which of its links are down. */
   | { readonly kind: 'peer-state'; readonly have: Readonly<Record<string, number>>; readonly down: readonly string[] }
@@ -25,8 +30,9 @@ export type SenderInput =
 
 /** Effects for the caller to carry out. */
 export type SenderEffect =
-  | { readonly kind: 'read'; readonly after: number; readonly limit: number }
-  | { readonly kind: 'scan'; readonly after: string | null; readonly limit: number }
+  /** `epoch`: the policy epoch the read is judged in; the answer carries it back. */
+  | { readonly kind: 'read'; readonly after: number; readonly limit: number; readonly epoch: number }
+  | { readonly kind: 'scan'; readonly after: string | null; readonly limit: number; readonly epoch: number }
   | { readonly kind: 'send'; readonly frame: 'batch' | 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly bytes: number }
   | { readonly kind: 'persist-cursor'; readonly cursor: number }
   | { readonly kind: 'wake'; readonly atMs: number }

@@ -33,7 +33,10 @@ export class LinkSender {
   private appendedWhileReading = false;
   private nextId = 1;
   private readonly inflight: InFlight[] = [];
-  private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
+  /** A batch read and judged, waiting to go; `from` is where its reading started (to read it again). */
+  private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null; from: number | string | null } | null = null;
+  /** Bumped when the enforced policy changes: answers judged before are dropped. */
+  private epoch = 0;
   /** A state catch-up in progress: where the document scan is, and the log position it stands for. */
   private catchUp: { after: string | null; scanning: boolean; snapshot: number; floor: number; scanned: boolean } | null = null;
   /**
@@ -110,8 +113,10 @@ export class LinkSender {
         this.purgesOnlyUpTo = null;
         if (input.floor !== undefined && input.cursor < input.floor) this.startCatchUp(input.committed ?? input.head, input.floor);
         return this.pump(nowMs);
+      case 'policy':
+        return this.onPolicy(nowMs);
       case 'truncated':
-        if (!this.open) return [];
+        if (!this.open || (input.epoch !== undefined && input.epoch !== this.epoch)) return this.open ? this.pump(nowMs) : [];
         this.reading = false;
         if (this.purgesOnlyUpTo !== null && this.catchUp === null) {
           // Truncated while replaying purge notices: the ones cut off were carried above the new floor.
@@ -121,6 +126,7 @@ export class LinkSender {
         this.startCatchUp(input.committed, input.floor);
         return this.pump(nowMs);
       case 'scanned':
+        if (input.epoch !== undefined && input.epoch !== this.epoch) return this.open ? this.pump(nowMs) : [];
         return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied, input.heads);
       case 'appended':
         if (input.head > this.head && this.unsentSinceMs === null) this.unsentSinceMs = nowMs;
@@ -128,6 +134,7 @@ export class LinkSender {
         this.head = Math.max(this.head, input.head);
         return this.open ? this.pump(nowMs) : [];
       case 'read':
+        if (input.epoch !== undefined && input.epoch !== this.epoch) return this.open ? this.pump(nowMs) : [];
         return this.onRead(input.after, input.entries, input.head, nowMs, input.denied, input.heads);
       case 'ack':
         return this.onAck(input.id, input.last, nowMs);
@@ -214,7 +221,7 @@ export class LinkSender {
       }
       return this.pump(nowMs);
     }
-    this.pending = { frame: 'batch', entries: batch, last, bytes, hlcMsMin };
+    this.pending = { frame: 'batch', entries: batch, last, bytes, hlcMsMin, from: after };
     return this.pump(nowMs);
   }
 
@@ -235,6 +242,26 @@ export class LinkSender {
       this.stats.rewinds++;
     }
     return this.open ? this.pump(nowMs) : [];
+  }
+
+  /** The enforced policy changed: nothing judged under the previous one leaves. */
+  private onPolicy(nowMs: number): SenderEffect[] {
+    this.epoch++;
+    if (!this.open) return [];
+    const pending = this.pending;
+    this.pending = null;
+    this.reading = false;
+    if (this.catchUp !== null) {
+      this.catchUp.scanning = false;
+      if (pending?.frame === 'state') {
+        this.catchUp.after = pending.from as string | null;
+        this.catchUp.scanned = false;
+        this.purgesOnlyUpTo = null;
+      }
+    } else if (pending?.frame === 'batch') {
+      this.sent = pending.from as number;
+    }
+    return this.pump(nowMs);
   }
 
   /** True while a state catch-up is running. */
@@ -275,7 +302,7 @@ export class LinkSender {
     catchUp.scanned = done;
     // Intermediate batches leave the cursor where it is; the last one moves it to the floor, from where the
     // log is read again for its purge notices up to the snapshot.
-    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.floor : this.cursor, bytes, hlcMsMin: null };
+    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.floor : this.cursor, bytes, hlcMsMin: null, from: after };
     if (done) this.purgesOnlyUpTo = catchUp.snapshot;
     return this.pump(nowMs);
   }
@@ -336,7 +363,7 @@ export class LinkSender {
       // During a catch-up the document scan replaces the log; streaming resumes once its last batch is out.
       if (this.pending === null && !catchUp.scanning && !catchUp.scanned && this.inflight.length < this.cadence.windowBatches) {
         catchUp.scanning = true;
-        effects.push({ kind: 'scan', after: catchUp.after, limit: catchUpScanEntriesMax });
+        effects.push({ kind: 'scan', after: catchUp.after, limit: catchUpScanEntriesMax, epoch: this.epoch });
       }
       if (!catchUp.scanned || this.pending !== null) return effects;
     }
@@ -361,7 +388,7 @@ export class LinkSender {
     if (!holdForFlush && !coalescing && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
       this.reading = true;
       this.appendedWhileReading = false;
-      effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax });
+      effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax, epoch: this.epoch });
     }
     return effects;
   }

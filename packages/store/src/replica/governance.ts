@@ -101,13 +101,52 @@ async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, sour
   const previous = c.enforced;
   c.enforced = enforce;
   c.shadowed = shadow;
+  // Links judge what they send by the enforced policy: they hear of it in the same turn it changes.
+  if (mode === 'enforce') c.events.emit('policy', policy.version);
   if (mode === 'shadow') return null;
   return reevaluate(c, previous, policy, false);
 }
 
-/** The record of a pending handover: purge once `regions` acknowledged what this replica logged so far. */
+/** A pending handover as stored. */
+interface HandoverRecord {
+  readonly seq: number;
+  readonly regions: readonly string[];
+  /** Regions that refused what was handed to them (the plan must change before the copy may go). */
+  readonly refusedBy?: readonly string[];
+}
+
+/**
+ * The record of a pending handover: purge once `regions` acknowledged what this replica logged so far. A new
+ * plan (the facts or the policy changed) replaces it, refusals included.
+ */
 export function handoverOp(c: ReplicaCore, dataset: string, key: string, regions: readonly string[]): BatchOp {
-  return { type: 'put', key: handoverKey(dataset, key), value: jsonBytes({ seq: c.seqLast, regions: [...regions].sort() }) };
+  const record: HandoverRecord = { seq: c.seqLast, regions: [...regions].sort() };
+  return { type: 'put', key: handoverKey(dataset, key), value: jsonBytes(record) };
+}
+
+/**
+ * A peer in `region` refused entries `seqs` of this replica's log. A refused entry is acknowledged but not held
+ * there: a handover of its document to that region is not complete, whatever the cursor says, until a new plan
+ * (the facts the refusal leads to) replaces the record.
+ */
+export async function noteRefused(c: ReplicaCore, region: string, seqs: readonly number[]): Promise<void> {
+  c.checkOpen();
+  const ops: BatchOp[] = [];
+  const seen = new Set<string>();
+  for (const seq of seqs) {
+    const bytes = await c.storage.get(logKey(seq));
+    if (bytes === undefined) continue;
+    const entry = decodeLogEntry(seq, bytes);
+    const id = handoverKey(entry.dataset, entry.key);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const stored = await c.storage.get(id);
+    if (stored === undefined) continue;
+    const record = parseJsonBytes(stored) as HandoverRecord;
+    if (!record.regions.includes(region) || (record.refusedBy ?? []).includes(region)) continue;
+    ops.push({ type: 'put', key: id, value: jsonBytes({ ...record, refusedBy: [...(record.refusedBy ?? []), region].sort() }) });
+  }
+  if (ops.length > 0) await c.commit(ops);
 }
 
 /** The regions the cluster names (the policy's, else the configured nodes'). */
@@ -200,14 +239,14 @@ export async function settleHandovers(c: ReplicaCore, acknowledged: (region: str
   const ready: Array<{ dataset: string; key: string; stored: string }> = [];
   const cancelled: BatchOp[] = [];
   for await (const [stored, bytes] of c.storage.entries({ ...handoverRange, limit: policyScanStepMax })) {
-    const { seq, regions } = parseJsonBytes(bytes) as { seq: number; regions: string[] };
+    const { seq, regions, refusedBy } = parseJsonBytes(bytes) as HandoverRecord;
     const { dataset, key } = parseHandoverKey(stored);
     const state = await c.committedState(dataset, key);
     if (state !== null && mayHoldHere(c, docFacts(dataset, key, state))) {
       cancelled.push({ type: 'del', key: stored });
       continue;
     }
-    if (regions.every((region) => acknowledged(region) >= seq)) ready.push({ dataset, key, stored });
+    if ((refusedBy ?? []).length === 0 && regions.every((region) => acknowledged(region) >= seq)) ready.push({ dataset, key, stored });
   }
   if (cancelled.length > 0) await c.commit(cancelled);
   if (ready.length === 0) return 0;

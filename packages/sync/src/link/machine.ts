@@ -95,22 +95,20 @@ export class LinkMachine {
       case 'cursor':
         return this.toLane(input.lane, { kind: 'open', cursor: input.cursor, head: input.head, floor: input.floor, committed: input.committed }, nowMs);
       case 'read':
-        return this.toLane(input.lane, { kind: 'read', after: input.after, entries: input.entries, head: input.head, denied: input.denied, heads: input.heads }, nowMs);
+        return this.toLane(input.lane, { kind: 'read', after: input.after, entries: input.entries, head: input.head, denied: input.denied, heads: input.heads, epoch: input.epoch }, nowMs);
       case 'truncated':
-        return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed, floor: input.floor }, nowMs)];
+        return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed, floor: input.floor, epoch: input.epoch }, nowMs)];
       case 'scanned':
-        return this.toLane(input.lane, { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied, heads: input.heads }, nowMs);
+        return this.toLane(input.lane, { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied, heads: input.heads, epoch: input.epoch }, nowMs);
       case 'applied':
         return this.onApplied(input.refused, input.applied, nowMs);
       case 'failed':
         return this.close(closeCodes.protocol, `${input.what} failed: ${input.code}`);
       case 'installed':
         this.installing--;
-        this.local = input.policy;
-        return [...this.offerPolicy(), ...this.pumpApply()];
+        return [...this.onPolicy(input.policy, nowMs), ...this.pumpApply()];
       case 'policy-changed':
-        this.local = input.policy;
-        return this.offerPolicy();
+        return this.onPolicy(input.policy, nowMs);
       case 'appended':
         return this.state === 'open' ? this.toLanes({ kind: 'appended', head: input.head }, nowMs) : [];
       case 'tick':
@@ -244,11 +242,13 @@ export class LinkMachine {
       case 'ack': {
         const lane = this.lanes.get(frame.lane ?? 'main');
         if (lane === undefined) return this.close(closeCodes.protocol, `ack for unknown lane ${JSON.stringify(frame.lane)}`);
-        const effects = this.fromLane(lane, lane.step({ kind: 'ack', id: frame.id, last: frame.last }, nowMs));
+        const effects: LinkEffect[] = [];
         if (frame.refused !== undefined) {
+          // Before the cursor moves past them: a refused entry is acknowledged, not handed over.
           this.counters.policy.rejectedByPeer += frame.refused.length;
           effects.push({ kind: 'refused-by-peer', seqs: frame.refused });
         }
+        effects.push(...this.fromLane(lane, lane.step({ kind: 'ack', id: frame.id, last: frame.last }, nowMs)));
         if (frame.peer !== undefined) effects.push(...this.toLanes({ kind: 'peer-state', ...frame.peer }, nowMs));
         return effects;
       }
@@ -296,6 +296,13 @@ export class LinkMachine {
     }
     void nowMs;
     return [...effects, ...this.pumpApply()];
+  }
+
+  /** This node's policy changed (or was re-read): lanes judge again what they have not sent; peers get it. */
+  private onPolicy(policy: LocalPolicy, nowMs: number): LinkEffect[] {
+    const changed = policy.stamp.version !== this.local.stamp.version || policy.stamp.hash !== this.local.stamp.hash;
+    this.local = policy;
+    return [...(changed ? this.toLanes({ kind: 'policy' }, nowMs) : []), ...this.offerPolicy()];
   }
 
   /** Sends this node's policy to a peer whose handshake announced an older one. */
@@ -347,8 +354,8 @@ export class LinkMachine {
     const id = lane.lane.id;
     return effects.flatMap((effect): LinkEffect[] => {
       switch (effect.kind) {
-        case 'read': return [{ kind: 'read', conn, lane: id, after: effect.after, limit: effect.limit }];
-        case 'scan': return [{ kind: 'scan', conn, lane: id, after: effect.after, limit: effect.limit }];
+        case 'read': return [{ kind: 'read', conn, lane: id, after: effect.after, limit: effect.limit, epoch: effect.epoch }];
+        case 'scan': return [{ kind: 'scan', conn, lane: id, after: effect.after, limit: effect.limit, epoch: effect.epoch }];
         case 'send': return [{ kind: 'send', conn, frame: { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries, ...(id === 'main' ? {} : { lane: id }) } }];
         case 'persist-cursor': return [{ kind: 'persist-cursor', lane: id, cursor: effect.cursor }];
         case 'wake': return [{ kind: 'wake', atMs: effect.atMs }];

@@ -57,9 +57,9 @@ export type LinkInput =
   /** The connection closed (`random`: in [0, 1), for the back-off's jitter). */
   | { readonly kind: 'closed'; readonly conn: ConnId; readonly code: number; readonly reason: string; readonly random: number }
   | { readonly kind: 'cursor'; readonly conn: ConnId; readonly lane: string; readonly cursor: number; readonly head: number; readonly floor: number; readonly committed: number }
-  | { readonly kind: 'read'; readonly conn: ConnId; readonly lane: string; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied: ReadonlySet<number>; readonly heads: ReadonlyMap<string, Uint8Array> }
-  | { readonly kind: 'truncated'; readonly conn: ConnId; readonly lane: string; readonly committed: number; readonly floor: number }
-  | { readonly kind: 'scanned'; readonly conn: ConnId; readonly lane: string; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied: ReadonlySet<string>; readonly heads: ReadonlyMap<string, Uint8Array> }
+  | { readonly kind: 'read'; readonly conn: ConnId; readonly lane: string; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied: ReadonlySet<number>; readonly heads: ReadonlyMap<string, Uint8Array>; readonly epoch: number }
+  | { readonly kind: 'truncated'; readonly conn: ConnId; readonly lane: string; readonly committed: number; readonly floor: number; readonly epoch: number }
+  | { readonly kind: 'scanned'; readonly conn: ConnId; readonly lane: string; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied: ReadonlySet<string>; readonly heads: ReadonlyMap<string, Uint8Array>; readonly epoch: number }
   /** A batch group is durable (`refused`: indexes into its entries). */
   | { readonly kind: 'applied'; readonly conn: ConnId; readonly refused: readonly number[]; readonly applied: number }
   /** Storage work for the connection failed (`code`: the error's code, never its message). */
@@ -79,8 +79,9 @@ export type LinkEffect =
   | { readonly kind: 'send'; readonly conn: ConnId; readonly frame: Frame; readonly peerState?: boolean }
   | { readonly kind: 'close'; readonly conn: ConnId; readonly code: number; readonly reason: string }
   | { readonly kind: 'load-cursor'; readonly conn: ConnId; readonly lane: string }
-  | { readonly kind: 'read'; readonly conn: ConnId; readonly lane: string; readonly after: number; readonly limit: number }
-  | { readonly kind: 'scan'; readonly conn: ConnId; readonly lane: string; readonly after: string | null; readonly limit: number }
+  /** `epoch`: the lane's policy epoch; the answer carries it back (answers judged under an older policy are dropped). */
+  | { readonly kind: 'read'; readonly conn: ConnId; readonly lane: string; readonly after: number; readonly limit: number; readonly epoch: number }
+  | { readonly kind: 'scan'; readonly conn: ConnId; readonly lane: string; readonly after: string | null; readonly limit: number; readonly epoch: number }
   /** `traces`: trace ids the batches named (so a write can be followed to every region). */
   | { readonly kind: 'apply'; readonly conn: ConnId; readonly entries: readonly WireEntry[]; readonly traces: readonly string[] }
   | { readonly kind: 'persist-cursor'; readonly lane: string; readonly cursor: number }
