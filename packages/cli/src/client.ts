@@ -1,5 +1,7 @@
 /** A small HTTP client for the daemon's API, with errors a person can act on. */
+import { readFileSync } from 'node:fs';
 import { TesseraError } from '@tessera/core';
+import { caFetch } from '@tessera/server';
 
 /** Timeout of one CLI request. */
 export const requestTimeoutMsDefault = 10_000;
@@ -18,14 +20,48 @@ export function parseBaseUrl(value: string): URL {
   return url;
 }
 
+/**
+ * How a request authenticates: the bearer token (`Authorization: Bearer <token>`), and the CA file that an
+ * HTTPS node's certificate must chain to (the cluster CA). By default from `TESSERA_TOKEN` and `TESSERA_CA`.
+ */
+export interface ApiAuth {
+  readonly token?: string | undefined;
+  readonly caFile?: string | undefined;
+}
+
+const fetchByCa = new Map<string, typeof fetch>();
+
+function fetchFor(caFile: string | undefined): typeof fetch {
+  if (caFile === undefined || caFile === '') return fetch;
+  let found = fetchByCa.get(caFile);
+  if (found === undefined) {
+    let pem: string;
+    try {
+      pem = readFileSync(caFile, 'utf8');
+    } catch (error) {
+      throw new TesseraError('ERR_OPTION_INVALID', `CA file ${JSON.stringify(caFile)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    found = caFetch(pem);
+    fetchByCa.set(caFile, found);
+  }
+  return found;
+}
+
 /** Calls the API; returns the parsed JSON body, or throws with the problem's code and detail. */
-export async function callApi(base: URL, method: string, path: string, body?: unknown, timeoutMs = requestTimeoutMsDefault): Promise<unknown> {
+export async function callApi(
+  base: URL, method: string, path: string, body?: unknown, timeoutMs = requestTimeoutMsDefault,
+  auth: ApiAuth = { token: process.env.TESSERA_TOKEN, caFile: process.env.TESSERA_CA },
+): Promise<unknown> {
   const url = new URL(path, base);
+  const doFetch = fetchFor(auth.caFile);
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await doFetch(url, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(auth.token === undefined || auth.token === '' ? {} : { authorization: `Bearer ${auth.token}` }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });

@@ -2,12 +2,14 @@
 import { Command, CommanderError } from 'commander';
 import { isTesseraError } from '@tessera/core';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerCertsCommands } from './commands/certs.js';
 import { registerDataCommands, registerTagCommand } from './commands/data.js';
 import { registerDevCommand } from './commands/dev.js';
 import { registerInspectCommand } from './commands/inspect.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerTokenCommands } from './commands/token.js';
 
 /** What a command reports back besides its output: the exit code it asks for (status checks). */
 export interface CliContext {
@@ -29,6 +31,8 @@ export function createProgram(print: (line: string) => void = (line) => process.
   registerInspectCommand(program, print);
   registerPolicyCommands(program, print);
   registerAuditCommands(program, print, context);
+  registerTokenCommands(program, print);
+  registerCertsCommands(program, print);
   return program;
 }
 

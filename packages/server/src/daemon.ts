@@ -6,7 +6,6 @@
  */
 import { type Server } from 'node:net';
 import { type Logger } from 'pino';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { type Policy, TesseraError, hex64 } from '@tessera/core';
 import { Replica } from '@tessera/store';
 import { type LaneConfig, SyncNode, lanePriorities } from '@tessera/sync';
@@ -15,6 +14,7 @@ import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClus
 import { type HttpApi, createHttpHandler, eventLogger } from './http.js';
 import { loadNodeSecurity } from './daemon-security.js';
 import { createListener } from './serving.js';
+import { caFetch } from './tls/fetch.js';
 import { createMetrics, documentCounts } from './metrics.js';
 
 /** How long shutdown waits for links to deliver what is logged. */
@@ -172,8 +172,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 /** A fetch for the cluster view: with TLS, trusting the cluster CA only. */
 function clusterFetch(ca: string | null): ClusterFetch | undefined {
   if (ca === null) return undefined;
-  const dispatcher = new Agent({ connect: { ca } });
-  return (url, init) => undiciFetch(url, { ...init, dispatcher, redirect: 'error' }) as unknown as Promise<Response>;
+  const fetchWithCa = caFetch(ca);
+  return (url, init) => fetchWithCa(url, { ...init, redirect: 'error' });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -10,6 +10,7 @@ export * from './auth/access.js';
 export * from './auth/tokens.js';
 export * from './tls/identity.js';
 export * from './tls/certs.js';
+export { caFetch } from './tls/fetch.js';
 export { encodeSessionToken, decodeSessionToken } from './token.js';
 export * from './metrics.js';
 export { ClusterView, clusterMembersOf, memberPart, type ClusterFetch, type ClusterMember, type ClusterSnapshot, type MemberView, type MemberPart, type ConflictView } from './cluster-view.js';

@@ -8,6 +8,9 @@ import t from 'tap';
 import { parsePolicy } from '@tessera/core';
 import { createHttpHandler, createMetrics, documentCounts } from '@tessera/server';
 import { startCluster, eventually } from '../../sync/test/cluster.js';
+import { bearer, testCredentials } from './helpers/auth.js';
+
+const credentials = testCredentials();
 
 const policy = parsePolicy(`version: 1
 regions:
@@ -24,7 +27,7 @@ async function scrape(handler: ReturnType<typeof createHttpHandler>): Promise<st
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   try {
-    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: bearer(credentials.admin) });
     t.equal(response.status, 200);
     t.match(response.headers.get('content-type'), /^text\/plain/);
     return await response.text();
@@ -47,7 +50,7 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   for (const node of [west!, us!]) await node.replica.installPolicy(policy, 'enforce', 'test');
   const metrics = [west!, us!].map((node) => createMetrics({ replica: node.replica, replication: node.sync, documents: documentCounts(node.replica, 0) }));
   t.teardown(() => metrics.forEach((m) => m.close()));
-  const handlers = [west!, us!].map((node, i) => createHttpHandler({ replica: node.replica, node: { id: node.id, region: node.region }, replication: node.sync, metrics: metrics[i] }));
+  const handlers = [west!, us!].map((node, i) => createHttpHandler({ replica: node.replica, node: { id: node.id, region: node.region }, access: { tokens: credentials.tokens }, replication: node.sync, metrics: metrics[i] }));
 
   for (let i = 0; i < 20; i++) {
     await west!.replica.put('items', `marker-key-${i}`, { field: `marker-value-${i}` }, { tags: ['marker-tag'] });
