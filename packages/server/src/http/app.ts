@@ -133,7 +133,10 @@ export function buildApp(options: AppOptions): BuiltApp {
     if (error instanceof Unauthenticated) reply.header('www-authenticate', error.invalidToken ? `${bearerChallenge}, error="invalid_token"` : bearerChallenge);
     // An unread body that Node cannot cheaply drain (large or chunked, of any size) must not hold the
     // connection: the answer closes it, so a client still sending gets its 413 and a drain never waits on it.
-    if (mustClose(request.raw)) reply.header('connection', 'close');
+    if (mustClose(request.raw)) {
+      reply.header('connection', 'close');
+      lingerOnClose(request.raw.socket);
+    }
     const problem: Problem = problemOf(tessera ?? error);
     return sendProblem(request, reply, problem);
   });
@@ -198,6 +201,32 @@ function mustClose(req: IncomingMessage): boolean {
   const declared = req.headers['content-length'];
   if (declared === undefined) return req.headers['transfer-encoding'] !== undefined;
   return !(Number(declared) <= unreadBodyDrainBytesMax);
+}
+
+/** A closing connection reads and discards what the client still sends for at most this long… */
+export const lingerMsMax = 2_000;
+/** …or this many bytes, so the client reads its answer rather than a reset (a lingering close, as Apache's). */
+export const lingerBytesMax = 4 * 1024 * 1024;
+
+/**
+ * Makes the close that Node starts after the answer a lingering one: the node's side ends (the client sees the
+ * whole answer and the end), then what the client is still sending is read and dropped, bounded in time and
+ * bytes. Closing at once with unread bytes would reset the connection and the client could lose its 413.
+ */
+function lingerOnClose(socket: IncomingMessage['socket']): void {
+  const closing = socket as IncomingMessage['socket'] & { destroySoon?: () => void };
+  if (typeof closing.destroySoon !== 'function') return;
+  closing.destroySoon = () => {
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), lingerMsMax);
+    let bytes = 0;
+    socket.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > lingerBytesMax) socket.destroy();
+    });
+    socket.once('close', () => clearTimeout(timer));
+    socket.resume();
+  };
 }
 
 /** Parses a JSON body: UTF-8 only, by content type and by bytes. Throws `ERR_CONTENT_TYPE` or `ERR_BODY_INVALID`. */
