@@ -26,7 +26,7 @@ import { SessionWaits, readTokenWaitMsDefault } from './http/session-wait.js';
 
 export { type Replication, type HttpNodeInfo, type PolicySigning } from './http/context.js';
 export { type HttpRequestEvent, requestIdLengthMax } from './http/app.js';
-export { type AccessOptions, bearerChallenge } from './http/guard.js';
+export { type AccessOptions, type TokenLookup, bearerChallenge } from './http/guard.js';
 export { type OpenRoutes } from './http/routes-node.js';
 export { policyBodyBytesMax } from './http/routes-policy.js';
 export { readTokenWaitMsDefault, readTokenPollMs, tokenWaitersMax } from './http/session-wait.js';

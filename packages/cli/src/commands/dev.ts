@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { type Command } from 'commander';
 import { TesseraError, checkRegion } from '@tessera/core';
 import { FaultProxy, type ProxyDirection, regionLocations, wanLatencyMs } from '../proxy.js';
-import { callApi } from '../client.js';
+import { type ApiAuth, callApi } from '../client.js';
+import { type DevSecurity, prepareDevSecurity, signDevPolicy } from '../dev-security.js';
 
 /** Regions a dev cluster may have. */
 export const devRegionsMax = 8;
@@ -30,6 +31,8 @@ export interface DevNode {
 export interface DevCluster {
   readonly nodes: readonly DevNode[];
   readonly proxies: ReadonlyMap<string, FaultProxy>;
+  readonly auth: ApiAuth;
+  readonly security: DevSecurity;
   stop(): Promise<void>;
 }
 
@@ -86,13 +89,23 @@ export function devPolicyText(regions: readonly string[]): string {
 }
 
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
-function configText(cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string): string {
-  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`, 'nodes:'];
+function configText(
+  cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
+  security: DevSecurity,
+): string {
+  const lines = [
+    `cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`,
+    `api: { tokensFile: ${yamlString(security.tokensFile)}, open: [health] }`,
+    `tls: { ca: ${yamlString(security.caFile)} }`,
+    `operatorKey: ${yamlString(security.operatorPublicKey)}`,
+    'nodes:',
+  ];
   for (const node of nodes) {
     lines.push(`  - id: ${node.id}`, `    region: ${node.region}`, `    listen: 127.0.0.1:${node.port}`);
     const port = proxyPort(self.id, node.id);
     if (node !== self && port !== null) lines.push(`    advertise: 127.0.0.1:${port}`);
     lines.push(`    data: ${yamlString(join(dir, 'data', node.id))}`, `    durability: ${durability}`);
+    lines.push(`    cert: ${yamlString(join(security.certsDir, `${node.id}.crt`))}`, `    key: ${yamlString(join(security.certsDir, `${node.id}.key`))}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -103,6 +116,10 @@ export interface DevLayout {
   readonly nodes: readonly DevNode[];
   readonly proxies: ReadonlyMap<string, FaultProxy>;
   readonly configFiles: ReadonlyMap<string, string>;
+  /** The CA, admin token and operator key the cluster was made with. */
+  readonly security: DevSecurity;
+  /** How the CLI reaches the nodes: the admin token and the cluster CA. */
+  readonly auth: ApiAuth;
 }
 
 /** Starts the proxies and writes the configs of a dev cluster. */
@@ -120,7 +137,8 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
   if (new Set(options.regions).size !== options.regions.length) throw new TesseraError('ERR_OPTION_INVALID', '--regions: a region is listed twice');
   const dir = resolve(options.dir);
   await mkdir(dir, { recursive: true });
-  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `http://127.0.0.1:${options.basePort + 1 + i}` }));
+  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `https://127.0.0.1:${options.basePort + 1 + i}` }));
+  const security = await prepareDevSecurity(dir, 'dev', nodes);
   // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
   const proxies = new Map<string, FaultProxy>();
   let nextProxyPort = options.basePort + 101;
@@ -143,13 +161,14 @@ export async function prepareDevCluster(options: Omit<DevOptions, 'log' | 'quiet
   }
   const secret = options.secret ?? randomBytes(32).toString('base64url');
   await writeFile(join(dir, 'policy.yaml'), options.policyText ?? devPolicyText(options.regions));
+  await signDevPolicy(security, join(dir, 'policy.yaml'), 'dev');
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability));
+    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability, security), { mode: 0o600 });
     configFiles.set(node.id, file);
   }
-  return { dir, nodes, proxies, configFiles };
+  return { dir, nodes, proxies, configFiles, security, auth: { token: security.token, caFile: security.caFile } };
 }
 
 /** Spawns `tessera serve` for one node of a layout. */
@@ -158,12 +177,12 @@ export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | '
 }
 
 /** Resolves once `node` answers /readyz; throws after `timeoutMs` or if `child` exits first. */
-export async function waitReady(node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs): Promise<void> {
+export async function waitReady(node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs, auth?: ApiAuth): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child !== null && child.exitCode !== null) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} exited during start-up (exit code ${child.exitCode})`);
     try {
-      await callApi(new URL(node.url), 'GET', '/readyz', undefined, 1000);
+      await callApi(new URL(node.url), 'GET', '/readyz', undefined, 1000, auth);
       return;
     } catch {
       if (Date.now() > deadline) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} was not ready within ${timeoutMs} ms`);
@@ -202,22 +221,23 @@ export async function startDevCluster(options: DevOptions): Promise<DevCluster> 
       }
       children.push(child);
     }
-    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!);
+    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!, devStartTimeoutMs, layout.auth);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { nodes: layout.nodes, proxies: layout.proxies, stop };
+  return { nodes: layout.nodes, proxies: layout.proxies, auth: layout.auth, security: layout.security, stop };
 }
 
 /** Writes a little demo data in every region. */
-export async function seedDemoData(nodes: readonly DevNode[]): Promise<void> {
+export async function seedDemoData(nodes: readonly DevNode[], auth?: ApiAuth): Promise<void> {
   for (const [i, node] of nodes.entries()) {
     const base = new URL(node.url);
-    await callApi(base, 'PUT', `/v1/kv/catalog/item-${i + 1}`, { value: { name: `Item ${i + 1}`, price: 10 * (i + 1), addedIn: node.region } });
-    await callApi(base, 'PUT', `/v1/kv/profiles/user-${node.region}`, { value: { name: `User in ${node.region}`, home: node.region } });
-    await callApi(base, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: 10 + i });
-    await callApi(base, 'POST', '/v1/kv/carts/demo/ops', { op: 'add', element: `item-${i + 1}` });
+    const timeoutMs = 10_000;
+    await callApi(base, 'PUT', `/v1/kv/catalog/item-${i + 1}`, { value: { name: `Item ${i + 1}`, price: 10 * (i + 1), addedIn: node.region } }, timeoutMs, auth);
+    await callApi(base, 'PUT', `/v1/kv/profiles/user-${node.region}`, { value: { name: `User in ${node.region}`, home: node.region } }, timeoutMs, auth);
+    await callApi(base, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: 10 + i }, timeoutMs, auth);
+    await callApi(base, 'POST', '/v1/kv/carts/demo/ops', { op: 'add', element: `item-${i + 1}` }, timeoutMs, auth);
   }
 }
 
@@ -247,12 +267,18 @@ export function registerDevCommand(program: Command, print: (line: string) => vo
         regions: options.regions.split(',').map((r) => r.trim()).filter((r) => r !== ''), dir: options.dir, basePort, latencyMs,
         durability: options.durability, log: print,
       });
-      if (options.seed) await seedDemoData(cluster.nodes);
+      if (options.seed) await seedDemoData(cluster.nodes, cluster.auth);
       print('');
-      print('Tessera dev cluster is up:');
+      print('Tessera dev cluster is up (HTTPS, every call needs a token):');
       for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
       for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
+      const dir = resolve(options.dir);
+      print('Use the CLI with the admin token and the cluster CA it generated:');
+      print(`  export TESSERA_TOKEN=$(cat ${cluster.security.tokenFile}) TESSERA_CA=${cluster.security.caFile}`);
       print('Try: npx tessera put catalog lamp \'{"name":"Lamp"}\' --url ' + cluster.nodes[0]!.url + '   then   npx tessera get catalog lamp --url ' + cluster.nodes.at(-1)!.url);
+      print(`Dashboard: ${cluster.nodes[0]!.url}/#token=<the admin token> (your browser will ask you to trust ${cluster.security.caFile}, or accept the warning)`);
+      print(`More tokens: npx tessera token create --file ${join(dir, 'tokens.json')} --name alice --role reader --datasets catalog`);
+      print(`Policies are signed with ${join(dir, 'operator.key')}: npx tessera policy sign <file> --key ${join(dir, 'operator.key')} --cluster dev`);
       print(`The cluster enforces the policy in ${join(resolve(options.dir), 'policy.yaml')} (tessera policy validate|plan|apply).`);
       print('Ctrl-C stops every node.');
       await new Promise<void>((resolveSignal) => {

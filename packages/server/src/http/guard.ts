@@ -11,13 +11,18 @@
 import { type FastifyRequest } from 'fastify';
 import { isIP } from 'node:net';
 import { TesseraError } from '@tessera/core';
-import { authorize } from '../auth/access.js';
-import { type TokenStore } from '../auth/tokens.js';
+import { type Principal, authorize } from '../auth/access.js';
 import { type Need } from './define.js';
+
+/** What the guard needs of a token store (`TokenStore` is one). */
+export interface TokenLookup {
+  /** The principal a presented token stands for, or null. */
+  lookup(token: string): Principal | null;
+}
 
 /** Who may call: the tokens, and the hosts and origins requests may name. */
 export interface AccessOptions {
-  readonly tokens: TokenStore;
+  readonly tokens: TokenLookup;
   /** Host names (lowercase, no port) accepted besides IP literals and localhost. */
   readonly hosts?: readonly string[];
   /** Origins (`https://dash.example.com`) accepted besides the request's own. */
