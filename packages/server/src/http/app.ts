@@ -141,7 +141,8 @@ export function buildApp(options: AppOptions): BuiltApp {
     return sendProblem(request, reply, problem);
   });
 
-  registerRoutes(app, options.routes);
+  // In a plugin of their own, registered after swagger: its route hook then sees every route.
+  void app.register(async (scope) => registerRoutes(scope, options.routes));
   return {
     app,
     handler: () => {

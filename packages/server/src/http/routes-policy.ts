@@ -44,16 +44,19 @@ export function policyRoutes(context: RouteContext): RouteSpec[] {
     // Installing changes what every region holds: the role first, before any parsing work.
     if (mode !== 'plan') authorize(request.tessera.principal!, { kind: 'policy-admin' }, 'POST /v1/policy');
     const policy = parsePolicy(body.text, 'policy');
-    schemaVerdict(request);
     const stamp = { version: policy.version, hash: policyHash(policy) };
     // A plan is a dry run: it installs nothing, so an unsigned draft may be planned before it is signed.
-    if (mode === 'plan') return sendJson(reply, 200, { mode, policy: stamp, report: await replica.planPolicy(policy) });
+    if (mode === 'plan') {
+      schemaVerdict(request);
+      return sendJson(reply, 200, { mode, policy: stamp, report: await replica.planPolicy(policy) });
+    }
     const signing = context.policySigning;
     if (signing === undefined || signing.operatorKeys.length === 0) {
       throw new TesseraError('ERR_POLICY_SIGNATURE_INVALID', `node ${node.id} has no operator key configured (operatorKey in the cluster config), so it installs no policy through the API`);
     }
     const { signature, keyId } = verifyPolicySignature(policy, body.signature, signing.operatorKeys, signing.cluster);
     checkPolicySuccession(replica.policy === null ? null : { version: replica.policy.version, hash: policyHash(replica.policy) }, signature);
+    schemaVerdict(request);
     const principal = request.tessera.principal!;
     const replaces = signature.replaces === null ? '' : ` replacing v${signature.replaces.version} ${signature.replaces.hash.slice(0, 12)}`;
     const source = `api token ${principal.name} (${principal.id}) signed by ${keyId}${replaces}`;
