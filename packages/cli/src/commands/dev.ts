@@ -16,8 +16,8 @@ import { type DevSecurity, prepareDevSecurity, signDevPolicy } from '../dev-secu
 
 /** Regions a dev cluster may have. */
 export const devRegionsMax = 8;
-/** How long to wait for every node to answer /readyz. */
-export const devStartTimeoutMs = 30_000;
+/** How long to wait for every node to answer /readyz (a start loads the HTTP stack and checks keys and certificates; on a loaded machine that takes a while). */
+export const devStartTimeoutMs = 60_000;
 
 /** One node of a dev cluster. */
 export interface DevNode {

@@ -7,18 +7,29 @@
  * Node certificates carry serverAuth and clientAuth, so one certificate serves the API and mutual TLS between
  * nodes; the CA may sign node certificates only (path length 0).
  */
-// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API first.
-import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { TesseraError } from '@tessera/core';
 import { type PeerIdentity, identityUri } from './identity.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let loaded: Promise<typeof X509> | null = null;
+
+/**
+ * @peculiar/x509 (and its ASN.1 schemas) is loaded on first use: only `tessera certs` and `tessera dev` create
+ * certificates, and every other start of the CLI or the daemon should not pay for it. It resolves its services
+ * through tsyringe, which needs the Reflect metadata API loaded first.
+ */
+function x509Module(): Promise<typeof X509> {
+  loaded ??= import('reflect-metadata').then(() => import('@peculiar/x509')).then((x509) => {
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  });
+  return loaded;
+}
 
 /** Validity of a new CA. */
 export const caValidityDays = 3650;
@@ -39,6 +50,7 @@ export interface KeyAndCert {
 /** Creates a cluster CA. `nowMs` is the start of its validity. */
 export async function createClusterCa(cluster: string, nowMs: number, days = caValidityDays): Promise<KeyAndCert> {
   identityUri({ cluster, region: 'x', node: 'x' });
+  const x509 = await x509Module();
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -53,7 +65,7 @@ export async function createClusterCa(cluster: string, nowMs: number, days = caV
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await exportKey(keys.privateKey) };
+  return { certPem: cert.toString('pem'), keyPem: await exportKey(x509, keys.privateKey) };
 }
 
 /**
@@ -65,14 +77,15 @@ export async function createNodeCertificate(
 ): Promise<KeyAndCert> {
   const uri = identityUri(identity);
   if (hosts.length === 0 || hosts.length > certHostsMax) throw new TesseraError('ERR_OPTION_INVALID', `a node certificate names 1 to ${certHostsMax} hosts, got ${hosts.length}`);
-  const names: x509.JsonGeneralName[] = [{ type: 'url', value: uri }];
+  const x509 = await x509Module();
+  const names: X509.JsonGeneralName[] = [{ type: 'url', value: uri }];
   for (const host of new Set(hosts)) {
     if (isIP(host) !== 0) names.push({ type: 'ip', value: host });
     else if (dnsPattern.test(host)) names.push({ type: 'dns', value: host.toLowerCase() });
     else throw new TesseraError('ERR_OPTION_INVALID', `host ${JSON.stringify(host).slice(0, 80)} is neither an IP address nor a DNS name`);
   }
   const caCert = new x509.X509Certificate(ca.certPem);
-  const caKey = await importKey(ca.keyPem);
+  const caKey = await importKey(x509, ca.keyPem);
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
@@ -92,7 +105,7 @@ export async function createNodeCertificate(
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await exportKey(keys.privateKey) };
+  return { certPem: cert.toString('pem'), keyPem: await exportKey(x509, keys.privateKey) };
 }
 
 /** A positive 128-bit serial number, hex (RFC 5280 wants them unique per CA, at most 20 bytes). */
@@ -102,12 +115,12 @@ function serial(): string {
   return bytes.toString('hex');
 }
 
-async function exportKey(key: CryptoKey): Promise<string> {
+async function exportKey(x509: typeof X509, key: CryptoKey): Promise<string> {
   const der = await webcrypto.subtle.exportKey('pkcs8', key);
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
-async function importKey(pem: string): Promise<CryptoKey> {
+async function importKey(x509: typeof X509, pem: string): Promise<CryptoKey> {
   try {
     return await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(pem), algorithm, false, ['sign']);
   } catch (error) {
