@@ -2,11 +2,12 @@
  * What a daemon reads at start to be secure by default: its tokens (no tokens file, no start: an API without
  * credentials would be open to anyone), its TLS key and certificate (the key private to its owner, the
  * certificate issued by the cluster CA for exactly this cluster, region and node), and the operator's public
- * key that signs policies (refused if the file holds a private key: that key never lives on a data node).
+ * key that signs policies (refused if the file holds a private key: that key never lives on a data node); with
+ * that key, the config's policy file must carry its signature (`<file>.sig`).
  */
 import { type KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { TesseraError } from '@tessera/core';
+import { TesseraError, verifyPolicySignature } from '@tessera/core';
 import { TokenStore } from './auth/tokens.js';
 import { type ClusterConfig, type NodeConfig } from './config.js';
 import { checkPrivateFilePath } from './files.js';
@@ -55,6 +56,18 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
     }
     if (key.asymmetricKeyType !== 'ed25519') throw new TesseraError('ERR_CONFIG_INVALID', `${config.operatorKey}: the operator key must be Ed25519, not ${key.asymmetricKeyType}`);
     operatorKeys.push(key);
+  }
+  // The config's own policy file takes effect at start: with an operator key it must be signed too
+  // (`<policy file>.sig`), as a version from the API or from a peer must.
+  if (config.policy !== null && operatorKeys.length > 0) {
+    const signaturePath = `${config.policyPath!}.sig`;
+    let signature: string;
+    try {
+      signature = readFileSync(signaturePath, 'utf8');
+    } catch {
+      throw new TesseraError('ERR_POLICY_SIGNATURE_INVALID', `${signaturePath}: the policy file ${config.policyPath} is not signed (tessera policy sign ${config.policyPath} --key operator.key --cluster ${config.cluster})`);
+    }
+    verifyPolicySignature(config.policy, signature, operatorKeys, config.cluster);
   }
   const hosts = new Set(config.api.hosts);
   for (const each of config.nodes) for (const address of [each.listen, each.advertise]) hosts.add(address.host.toLowerCase());

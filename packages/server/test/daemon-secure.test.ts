@@ -9,6 +9,7 @@ import { connect, createServer } from 'node:net';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parsePolicy, signPolicy } from '@tessera/core';
 import { startDaemon } from '../src/daemon.js';
 import { caFetch, createClusterCa, createListener, createNodeCertificate, newToken, writeTokensFile } from '../src/index.js';
 
@@ -106,6 +107,12 @@ t.test('start-up refuses what would not be secure: another node\'s certificate, 
   const withPrivate = await setup(t, { extra: ['operatorKey: operator.pem'] });
   await writeFile(join(withPrivate.dir, 'operator.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
   await t.rejects(startDaemon({ configPath: withPrivate.config, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: /operatorKey holds a private key/ });
+  const unsigned = await setup(t, { extra: ['operatorKey: operator.pub', 'policy: policy.yaml'] });
+  await writeFile(join(unsigned.dir, 'operator.pub'), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string);
+  await writeFile(join(unsigned.dir, 'policy.yaml'), 'version: 1\nregions:\n  eu-west: { jurisdiction: eu }\ndatasets:\n  catalog: { type: map, placement: global }\n');
+  await t.rejects(startDaemon({ configPath: unsigned.config, nodeId: 'eu-west-1' }), { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /policy\.yaml\.sig: the policy file .* is not signed/ });
+  await writeFile(join(unsigned.dir, 'policy.yaml.sig'), JSON.stringify(signPolicy(parsePolicy('version: 1\nregions:\n  eu-west: { jurisdiction: eu }\ndatasets:\n  catalog: { type: map, placement: global }\n', 'p'), 'test', generateKeyPairSync('ed25519').privateKey)));
+  await t.rejects(startDaemon({ configPath: unsigned.config, nodeId: 'eu-west-1' }), { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /not an operator key of this cluster/ }, 'signed by another key');
   const readable = await setup(t);
   await chmod(join(readable.dir, 'tokens.json'), 0o644);
   await t.rejects(startDaemon({ configPath: readable.config, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: /tokens\.json: the tokens file has mode 0644/ });

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Command } from 'commander';
 import { TesseraError } from '@tessera/core';
-import { type KeyAndCert, createClusterCa, createNodeCertificate, loadClusterConfig, peerIdentity } from '@tessera/server';
+import { type KeyAndCert, checkPrivateFilePath, createClusterCa, createNodeCertificate, loadClusterConfig, peerIdentity } from '@tessera/server';
 
 /** Writes a certificate (0644) and its key (0600); refuses to replace existing files. */
 export async function writeKeyAndCert(dir: string, name: string, pair: KeyAndCert): Promise<void> {
@@ -24,6 +24,12 @@ export async function writeKeyAndCert(dir: string, name: string, pair: KeyAndCer
 }
 
 async function readCa(dir: string): Promise<KeyAndCert> {
+  // A CA key others may read signs certificates for anyone: refused, as a node refuses such a TLS key.
+  try {
+    checkPrivateFilePath(join(dir, 'ca.key'), 'CA key');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
   try {
     return { certPem: await readFile(join(dir, 'ca.crt'), 'utf8'), keyPem: await readFile(join(dir, 'ca.key'), 'utf8') };
   } catch (error) {
