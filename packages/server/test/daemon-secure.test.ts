@@ -144,6 +144,20 @@ t.test('a chunked body over the limit is answered 413 with Connection: close, an
   t.ok(Date.now() - startedMs < 10_000, 'SIGTERM\'s drain finishes');
 });
 
+t.test('an anonymous request is refused before its body is read: nothing it sends is buffered', async (t) => {
+  const s = await setup(t);
+  const daemon = await startDaemon({ configPath: s.config, nodeId: 'eu-west-1', drainGraceMs: 0 });
+  t.teardown(() => daemon.stop());
+  const startedMs = Date.now();
+  // A declared 50 MiB body of which only a little is ever sent: the answer must not wait for it.
+  const answer = await raw(s.port, `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${50 * 1024 * 1024}\r\n\r\n{"value":`, 5_000);
+  t.match(answer, /^HTTP\/1\.1 401 /, 'refused at once');
+  t.match(answer, /www-authenticate: Bearer realm="tessera"/i);
+  t.match(answer, /connection: close/i, 'and the connection closes rather than read the body');
+  t.ok(Date.now() - startedMs < 4_000, 'without waiting for the body');
+  t.equal(daemon.replica.lastSeq, 0);
+});
+
 t.test('the drain answers /readyz 503 during its grace period while requests still finish', async (t) => {
   const s = await setup(t);
   const daemon = await startDaemon({ configPath: s.config, nodeId: 'eu-west-1', drainGraceMs: 1_500 });
