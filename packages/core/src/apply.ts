@@ -4,7 +4,8 @@
  * skipped: dots alone cannot tell (see document.ts), so when every dot of the delta is already in the context,
  * the joined state is compared with the old one by canonical bytes.
  */
-import { type DocState, type JoinResult, joinDocs } from './crdt/document.js';
+import { type DocState } from './crdt/document.js';
+import { type JoinResult, joinDocs } from './crdt/join.js';
 import { encodeDoc } from './codec.js';
 
 /** A join and whether it changed the state. */

@@ -4,13 +4,17 @@
  * and depth and fails with `ERR_DECODE`, never a crash or a hang.
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { type DocState, docForm, docFromForm } from './crdt/document.js';
+import { type DocState } from './crdt/document.js';
+import { docForm, docFormFields, docFromForm } from './crdt/form.js';
 import { TesseraError } from './errors.js';
 import { docBytesMax, jsonDepthMax } from './limits.js';
 import { decodeFail, expectArray, expectInt } from './shape.js';
 
-/** The version byte of encoded documents and deltas. */
-export const docFormatVersion = 1;
+/**
+ * The version of encoded documents and deltas. Version 2 added the origin and type stamps and hidden bodies;
+ * version 1 (origin as an `origin:<region>` tag) is read only by the data-directory migration (legacy.ts).
+ */
+export const docFormatVersion = 2;
 
 // A map level takes three array levels in the canonical form (node, field list, field pair) on top of the
 // JSON value's own nesting; the default depth of 100 is too small for the documented limits.
@@ -132,7 +136,7 @@ export function encodeDoc(doc: DocState): Uint8Array {
 
 /** Decodes a document state or delta from untrusted bytes; throws `ERR_DECODE`. */
 export function decodeDoc(bytes: Uint8Array, what = 'document'): DocState {
-  const form = expectArray(decodeBounded(bytes, what), what, 7, 7);
+  const form = expectArray(decodeBounded(bytes, what), what, 1, docFormFields + 1);
   const version = expectInt(form[0], `${what} format version`);
   if (version !== docFormatVersion) decodeFail(`${what}: format version ${version} is not supported (expected ${docFormatVersion})`);
   try {

@@ -103,6 +103,17 @@ export class CausalContext {
     return true;
   }
 
+  /** True if some dot is in both contexts. */
+  overlaps(other: CausalContext): boolean {
+    for (const [node, max] of this.vector) {
+      // This context holds 1..max of node: any dot of node the other holds at or below max is shared.
+      if ((other.vector.get(node) ?? 0) >= 1) return true;
+      for (const counter of other.cloud.get(node) ?? []) if (counter <= max) return true;
+    }
+    for (const [node, gaps] of this.cloud) for (const counter of gaps) if (other.has([node, counter])) return true;
+    return false;
+  }
+
   /** True when no dot has been seen. */
   get isEmpty(): boolean {
     return this.vector.size === 0 && this.cloud.size === 0;

@@ -10,7 +10,11 @@ const nodeIdPattern = /^[a-z0-9][a-z0-9._-]*$/;
 const regionPattern = /^[a-z][a-z0-9_-]*$/;
 const tagPattern = /^[a-z0-9][a-z0-9:._-]*$/;
 // C0 and C1 controls, DEL, and lone surrogates (which UTF-8 cannot carry).
-const keyForbidden = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * Control characters, lone surrogates, and U+10FFFF: the store bounds key ranges with U+10FFFF, whose UTF-8
+ * bytes (F4 8F BF BF) sort after every other character's, so no key may contain it.
+ */
+const keyForbidden = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\udbff\udfff/;
 
 function describe(value: unknown): string {
   return describeValue(value);
@@ -30,7 +34,7 @@ export function checkKey(key: unknown): asserts key is string {
     throw new TesseraError('ERR_KEY_INVALID', `document key ${describe(key)} is invalid: it must be a non-empty string`);
   }
   if (keyForbidden.test(key)) {
-    throw new TesseraError('ERR_KEY_INVALID', `document key ${describe(key)} contains a control character or a lone surrogate`);
+    throw new TesseraError('ERR_KEY_INVALID', `document key ${describe(key)} contains a control character, a lone surrogate or U+10FFFF`);
   }
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes > keyBytesMax) {

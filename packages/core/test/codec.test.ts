@@ -157,7 +157,7 @@ function corruptContent(states: readonly DocState[], corruptions: readonly Corru
   let decoded = 0;
   for (const state of states) {
     const form = formOf(state);
-    const body = form[6] as [number, Uint8Array | Uint8Array[]];
+    const body = form[bodyAt] as [number, Uint8Array | Uint8Array[]];
     const payloads = body[1] instanceof Uint8Array ? [body[1]] : body[1];
     if (payloads.length === 0) continue;
     const which = corruptions[0]!.at % payloads.length;
@@ -210,8 +210,13 @@ t.test('corrupted Automerge changes inside a valid document are refused or fail 
   t.ok(corrupted > 100, `${corrupted} documents with a corrupted Automerge change were decoded or refused`);
 });
 
-/** A canonical form as the decoder sees it: [version, type, vector, cloud, live, tags, body]. */
+/**
+ * A canonical form as the decoder sees it: [version, type, vector, cloud, live, tags, tag vector, tag cloud,
+ * body, type stamp, origin, hidden bodies].
+ */
 type Form = unknown[];
+/** Where the body sits in a form. */
+const bodyAt = 8;
 
 function formOf(state: DocState): Form {
   return decodeBounded(encodeDoc(state), 'test') as Form;
@@ -219,8 +224,10 @@ function formOf(state: DocState): Form {
 
 /** Every sorted list of a form, as [name, list]: the lists the canonical form requires in order. */
 function sortedLists(form: Form): Array<[string, unknown[]]> {
-  const [, type, vector, cloud, live, tags, body] = form as [number, string, unknown[], unknown[], unknown[], unknown[][], unknown];
-  const lists: Array<[string, unknown[]]> = [['context vector', vector], ['context cloud', cloud], ['presence dots', live], ['tags', tags]];
+  const [, type, vector, cloud, live, tags, tagVector, tagCloud, body] = form as [number, string, unknown[], unknown[], unknown[], unknown[][], unknown[], unknown[], unknown];
+  const lists: Array<[string, unknown[]]> = [
+    ['context vector', vector], ['context cloud', cloud], ['presence dots', live], ['tags', tags], ['tag vector', tagVector], ['tag cloud', tagCloud],
+  ];
   tags.forEach((tag, i) => lists.push([`tag ${i} dots`, tag[1] as unknown[]]));
   switch (type) {
     case 'lww': case 'mv': case 'counter': lists.push([`${type} entries`, body as unknown[]]); break;
@@ -228,7 +235,8 @@ function sortedLists(form: Form): Array<[string, unknown[]]> {
       lists.push(['set elements', body as unknown[]]);
       (body as unknown[][]).forEach((element, i) => lists.push([`set element ${i} dots`, element[1] as unknown[]]));
       break;
-    case 'automerge': lists.push(['automerge changes', (body as unknown[])[1] as unknown[]]); break;
+    case 'automerge': lists.push(['automerge changes', (body as unknown[])[1] as unknown[]], ['automerge writers', (body as unknown[])[2] as unknown[]]); break;
+    case 'yjs': lists.push(['yjs writers', (body as unknown[])[2] as unknown[]]); break;
     case 'map': {
       const visit = (node: unknown[], path: string) => {
         lists.push([`map ${path} entries`, node[0] as unknown[]], [`map ${path} fields`, node[1] as unknown[]]);
@@ -272,36 +280,58 @@ t.test('non-canonical lists (unsorted or repeated items) throw ERR_DECODE', asyn
 t.test('wrong version and wrong shapes throw ERR_DECODE', async (t) => {
   const lww = mutate(emptyDoc('lww'), 'n1', { ms: 1, c: 0 }, operationMutator('lww', { op: 'put', value: 'v' }, 'test/lww'))!.state;
   const form = formOf(lww);
+  /** The form with field `at` replaced (and the type at 1 when given). */
+  const withField = (at: number, value: unknown, type?: string): unknown[] => {
+    const out = [...form];
+    out[at] = value;
+    if (type !== undefined) out[1] = type;
+    return out;
+  };
+  const stamp = form[bodyAt + 1];
   const cases: Array<[string, unknown]> = [
     ['version 0', [0, ...form.slice(1)]],
-    ['version 2', [2, ...form.slice(1)]],
+    ['version 1 (read only by the migration)', [1, ...form.slice(1)]],
+    ['version 3', [3, ...form.slice(1)]],
     ['version -1', [-1, ...form.slice(1)]],
-    ['version "1"', ['1', ...form.slice(1)]],
+    ['version "2"', ['2', ...form.slice(1)]],
     ['version 1.5', [1.5, ...form.slice(1)]],
-    ['six items', form.slice(0, 6)],
-    ['eight items', [...form, null]],
-    ['a map instead of an array', { version: 1 }],
-    ['a bare number', 1],
+    ['eleven items', form.slice(0, 11)],
+    ['thirteen items', [...form, null]],
+    ['a map instead of an array', { version: 2 }],
+    ['a bare number', 2],
     ['nil', null],
-    ['an unknown type', [1, 'graph', ...form.slice(2)]],
-    ['a type that is not a string', [1, 7, ...form.slice(2)]],
-    ['a vector entry with counter 0', [1, 'lww', [['n1', 0]], ...form.slice(3)]],
-    ['a vector entry with an invalid node id', [1, 'lww', [['N 1', 1]], ...form.slice(3)]],
-    ['a cloud dot with a fractional counter', [1, 'lww', form[2], [['n1', 2.5]], ...form.slice(4)]],
-    ['a presence dot that is not a pair', [1, 'lww', form[2], form[3], [['n1']], ...form.slice(5)]],
-    ['a tag that is not a valid tag', [1, 'lww', form[2], form[3], form[4], [['Bad Tag', [['n1', 1]]]], form[6]]],
-    ['a tag without dots', [1, 'lww', form[2], form[3], form[4], [['t1', []]], form[6]]],
-    ['a register entry with an HLC counter over 0xffff', [1, 'lww', form[2], form[3], form[4], form[5], [[['n1', 1], [1, 0x10000], 'v']]]],
-    ['a register value that is not JSON (bytes)', [1, 'lww', form[2], form[3], form[4], form[5], [[['n1', 1], [1, 0], new Uint8Array(1)]]]],
-    ['a register value that is NaN', [1, 'lww', form[2], form[3], form[4], form[5], [[['n1', 1], [1, 0], NaN]]]],
-    ['a counter amount over the safe range', [1, 'counter', form[2], form[3], form[4], form[5], [[['n1', 1], 2 ** 53, 0]]]],
-    ['a set element that is an array', [1, 'set', form[2], form[3], form[4], form[5], [[[1], [['n1', 1]]]]]],
-    ['a map node that is empty', [1, 'map', form[2], form[3], form[4], form[5], [[], [['a', [[], []]]]]]],
-    ['a yjs body with a string update', [1, 'yjs', form[2], form[3], form[4], form[5], [0, 'update']]],
-    ['a yjs body with a negative incarnation', [1, 'yjs', form[2], form[3], form[4], form[5], [-1, new Uint8Array(0)]]],
-    ['an automerge change that is not a change', [1, 'automerge', form[2], form[3], form[4], form[5], [0, [new Uint8Array([1, 2, 3])]]]],
+    ['an unknown type', withField(1, 'graph')],
+    ['a type that is not a string', withField(1, 7)],
+    ['a vector entry with counter 0', withField(2, [['n1', 0]])],
+    ['a vector entry with an invalid node id', withField(2, [['N 1', 1]])],
+    ['a cloud dot with a fractional counter', withField(3, [['n1', 2.5]])],
+    ['a presence dot that is not a pair', withField(4, [['n1']])],
+    ['a tag that is not a valid tag', withField(5, [['Bad Tag', [['n1', 1]]]])],
+    ['a tag without dots', withField(5, [['t1', []]])],
+    ['a tag whose dot is not in the tag context', withField(5, [['t1', [['n1', 7]]]])],
+    ['a register entry with an HLC counter over 0xffff', withField(bodyAt, [[['n1', 1], [1, 0x10000], 'v']])],
+    ['a register value that is not JSON (bytes)', withField(bodyAt, [[['n1', 1], [1, 0], new Uint8Array(1)]])],
+    ['a register value that is NaN', withField(bodyAt, [[['n1', 1], [1, 0], NaN]])],
+    ['a counter amount over the safe range', withField(bodyAt, [[['n1', 1], 2 ** 53, 0]], 'counter')],
+    ['a set element that is an array', withField(bodyAt, [[[1], [['n1', 1]]]], 'set')],
+    ['a map node that is empty', withField(bodyAt, [[], [['a', [[], []]]]], 'map')],
+    ['a yjs body with a string update', withField(bodyAt, [0, 'update', []], 'yjs')],
+    ['a yjs body with a negative incarnation', withField(bodyAt, [-1, new Uint8Array(0), []], 'yjs')],
+    ['a yjs body without its writers', withField(bodyAt, [0, new Uint8Array(0)], 'yjs')],
+    ['a yjs writer with client id 0', withField(bodyAt, [0, new Uint8Array(0), [['n1', 0]]], 'yjs')],
+    ['an automerge change that is not a change', withField(bodyAt, [0, [new Uint8Array([1, 2, 3])], []], 'automerge')],
+    ['an automerge writer that is not an actor id', withField(bodyAt, [0, [], [['n1', 'xyz']]], 'automerge')],
+    ['a type stamp with a bad node', withField(bodyAt + 1, [1, 0, 'N 1'])],
+    ['a type stamp that is not a triple', withField(bodyAt + 1, [1, 0])],
+    ['an origin with an invalid region', withField(bodyAt + 2, ['EU West', 1, 0, 'n1'])],
+    ['an origin that is not a quadruple', withField(bodyAt + 2, ['eu-west', 1, 0])],
+    ['content without a type stamp', withField(bodyAt + 1, null)],
+    ['a hidden body of the current type', withField(bodyAt + 3, [['lww', form[bodyAt]]])],
+    ['a hidden body that holds nothing', withField(bodyAt + 3, [['counter', []]])],
+    ['a hidden body of an unknown type', withField(bodyAt + 3, [['graph', []]])],
   ];
-  cases.push(['a map nested deeper than the limit', [1, 'map', form[2], form[3], form[4], form[5], deepMapForm(jsonDepthMax + 2)]]);
+  void stamp;
+  cases.push(['a map nested deeper than the limit', withField(bodyAt, deepMapForm(jsonDepthMax + 2), 'map')]);
   for (const [name, bad] of cases) {
     let code = 'no error';
     try {

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import * as Y from 'yjs';
 import {
   type CrdtTypeName, type DocState, type Json, type YjsBody, alreadySeen, docValue, emptyDoc, joinDocs, mutate,
-  operationMutator, remove, yjsChange, yjsClientId,
+  operationMutator, remove, yjsChange, yjsClientId, yjsDoc,
 } from '@tessera/core';
 import {
   type HistoryRun, concurrentPairs, deliveryOrderArb, expectSameBytes, hex, historyArb, joinAll, runHistory,
@@ -311,8 +311,8 @@ function yjsWrite(doc: DocState, node: string, ms: number, text: string) {
   return result;
 }
 
-// Goal: a node writes Yjs content with the client id derived from its node id and the incarnation
-// (`yjsClientId`), so writes are deterministic and ids never collide within an incarnation.
+// Goal: a node writes Yjs content with a client id of its own, minted from its first write's dot and recorded
+// in the body (`yjsClientId`, `writers`), so writes are deterministic and ids never collide.
 // Method: n1 writes three times in incarnation 0; decode each delta's Yjs update and read its authors.
 // (Yjs replaces a document's client id with a random one when a remote update it applies contains structs
 // of that id, so yjsDoc must set the id only after loading the node's own earlier writes.)
@@ -324,8 +324,29 @@ t.test('yjs: every write by a node uses its derived Yjs client id', async (t) =>
     state = result.state;
     authors.push(...Y.decodeUpdate((result.delta.body as YjsBody).update).structs.map((struct) => struct.id.client));
   }
-  const id = yjsClientId('n1', 0);
-  t.strictSame(authors, [id, id, id], `all three writes are authored by yjsClientId('n1', 0) = ${id}`);
+  // The first write (dot n1:1) mints the id; the next two reuse the one recorded in the body.
+  const id = yjsClientId('n1', 0, 1);
+  t.strictSame(authors, [id, id, id], `all three writes are authored by yjsClientId('n1', 0, 1) = ${id}`);
+  t.strictSame((state.body as YjsBody).writers, [['n1', id]], 'the body records the writer');
+});
+
+// Goal: a node that lost its copy (a purge) never writes with a client id another replica already holds
+// history of: Yjs would drop its new structs as already seen.
+// Method: n1 writes twice; its copy is dropped and it writes again from an empty state with a counter floor
+// past its old dots (as the store does after a purge); the new write's id differs, and joining both lineages
+// keeps all three writes.
+t.test('yjs: a node that lost its copy writes with a new client id, and nothing is dropped', async (t) => {
+  let first = emptyDoc('yjs');
+  for (let i = 0; i < 2; i++) first = yjsWrite(first, 'n1', wallMsStart + i, `a${i}`).state;
+  const floor = first.ctx.maxCounter('n1');
+  const again = yjsWrite({ ...emptyDoc('yjs'), counterFloor: floor }, 'n1', wallMsStart + 10, 'b');
+  const oldId = (first.body as YjsBody).writers[0]![1];
+  const newId = (again.state.body as YjsBody).writers[0]![1];
+  t.not(newId, oldId, 'a new client id');
+  const joined = joinDocs(first, again.state).state;
+  const text = yjsDoc(joined.body as YjsBody).getText('t').toString();
+  t.equal(text.length, 'a0a1b'.length, `every write is in the joined text (${JSON.stringify(text)})`);
+  t.strictSame((joined.body as YjsBody).writers.map(([node]) => node), ['n1', 'n1'], 'both lineages are recorded');
 });
 
 // Goal: replicas that receive the same Yjs deltas hold the same bytes and the same value, whatever the order.

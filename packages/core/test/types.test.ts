@@ -136,7 +136,7 @@ t.test('map: a field named __proto__ is refused at every entry point', async (t)
   // A delta from a peer that names the field directly in the canonical form does not decode.
   const honest = op(emptyDoc('map'), 'n1', 1, set(['x'], 1)).delta;
   const form = decode(encodeDoc(honest)) as unknown[];
-  const body = form[6] as [unknown[], Array<[string, unknown]>];
+  const body = form[8] as [unknown[], Array<[string, unknown]>];
   body[1][0]![0] = '__proto__';
   t.throws(() => decodeDoc(encode(form)), { code: 'ERR_DECODE' }, 'in a peer\'s encoded delta');
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched');

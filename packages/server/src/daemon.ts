@@ -6,9 +6,9 @@
  */
 import { type Server } from 'node:net';
 import { type Logger } from 'pino';
-import { type Policy, TesseraError, hex64 } from '@tessera/core';
+import { TesseraError } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { type LaneConfig, SyncNode, lanePriorities } from '@tessera/sync';
+import { SyncNode, lanesOfPolicy } from '@tessera/sync';
 import { type ClusterFetch, ClusterView, clusterMembersOf } from './cluster-view.js';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler, eventLogger } from './http.js';
@@ -50,29 +50,8 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/**
- * Lanes from the policy's datasets: datasets of the same priority and cadence share a lane, named by them
- * (`high`, `low-30000ms`), so a lane keeps its name — and its durable cursors — across policy versions;
- * adaptive datasets of normal priority stay in the main lane. A dataset with its own rate limit gets a lane
- * of its own (`rate-<digest of its name>`), so that its limit binds it alone.
- */
-export function lanesOf(policy: Policy | null): LaneConfig[] {
-  const groups = new Map<string, LaneConfig & { datasets: string[] }>();
-  for (const dataset of [...(policy?.datasets.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (dataset.priority === 'normal' && dataset.cadenceMs === null && dataset.rate === null) continue;
-    const cadence = dataset.cadenceMs === null ? {} : { fixedCadenceMs: dataset.cadenceMs };
-    if (dataset.rate !== null) {
-      const id = `rate-${hex64(dataset.name)}`;
-      groups.set(id, { id, datasets: [dataset.name], priority: lanePriorities[dataset.priority], ...cadence, limits: dataset.rate });
-      continue;
-    }
-    const id = `${dataset.priority}${dataset.cadenceMs === null ? '' : `-${dataset.cadenceMs}ms`}`;
-    const lane = groups.get(id) ?? { id, datasets: [], priority: lanePriorities[dataset.priority], ...cadence };
-    lane.datasets.push(dataset.name);
-    groups.set(id, lane);
-  }
-  return [...groups.values()];
-}
+/** Lanes from the policy's datasets (@tessera/sync's `lanesOfPolicy`). */
+export const lanesOf = lanesOfPolicy;
 
 function listen(server: Server, node: NodeConfig): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -15,9 +15,10 @@
  * replay (see `finalChecks`).
  */
 import {
-  type CausalContext, type DocState, type Dot, type Hlc, type Policy, compareHlc, decodeDoc, docExists, encodeDoc, joinDocs,
+  type CausalContext, type DocState, type Dot, type Hlc, type Policy, compareHlc, decodeDoc, docExists, docFacts, encodeDoc, holdersOf,
+  joinDocs, mayShip,
 } from '@tessera/core';
-import { type LogEntry, type Replica, docFacts } from '@tessera/store';
+import { type LogEntry, type PurgeEvent, type Replica } from '@tessera/store';
 import { type SimNode } from './node.js';
 import { type Random } from './random.js';
 
@@ -52,12 +53,6 @@ function dotsOf(ctx: CausalContext): Set<string> {
   for (const [node, counter] of vector) for (let i = 1; i <= counter; i++) out.add(`${node}:${i}`);
   for (const dot of cloud) out.add(dotKey(dot));
   return out;
-}
-
-/** Nodes whose dots a context holds. */
-function writersOf(ctx: CausalContext): string[] {
-  const { vector, cloud } = ctx.toJSON();
-  return [...new Set([...vector.map(([node]) => node), ...cloud.map(([node]) => node)])].sort();
 }
 
 function hex(bytes: Uint8Array): string {
@@ -128,12 +123,9 @@ export class Checker {
     this.erasedAtMs.set(id, list);
   }
 
-  /** Before a node installs `policy`: documents its copy of which may then be held nowhere are erased by it. */
-  async beforeInstall(replica: Replica, policy: Policy, atMs: number): Promise<void> {
-    for (const { dataset, key, state } of await allDocs(replica)) {
-      const facts = docFacts(dataset, key, state, replica.region);
-      if (policy.holders(facts).length === 0) this.erased(dataset, key, atMs);
-    }
+  /** A node dropped its copy: an erasure (no region may hold it) excuses the writes made before it. */
+  purged(purge: PurgeEvent, atMs: number): void {
+    if (purge.reason !== 'handover') this.erased(purge.dataset, purge.key, atMs);
   }
 
   // ---------------------------------------------------------------- after every event
@@ -165,19 +157,14 @@ export class Checker {
     for (const entry of entries) {
       this.counts.sentChecked++;
       const what = `residency (wire): ${node.id} sent ${entry.kind ?? 'change'} entry ${entry.seq} of ${docId(entry.dataset, entry.key)} (origin ${entry.origin}) to ${peer} in ${peerRegion} under policy v${policy.version}`;
-      if (entry.kind === 'purge' || entry.kind === 'state') {
-        if (!(entry.to ?? []).includes(peerRegion)) {
-          this.fail(`${what}: the entry is for ${(entry.to ?? []).join(', ')} only`);
-          continue;
-        }
-        if (entry.kind === 'purge') continue;
-      }
       let state: DocState | undefined = replica === null ? undefined : await replica.state(entry.dataset, entry.key).catch(() => undefined);
       // Purged in the same event after it left: judge the entry by what it carries.
-      if (state === undefined && entry.delta.length > 0) state = decodeDoc(entry.delta);
-      const facts = docFacts(entry.dataset, entry.key, state ?? null, this.regionOf(entry.origin));
-      const decision = policy.decide(facts, peerRegion);
-      if (!decision.allow) this.fail(`${what}: ${peerRegion} may not hold it (${decision.reason}${decision.rule === undefined ? '' : ` "${decision.rule}"`}; tags ${facts.tags.join(',') || 'none'}, origin ${facts.origin})`);
+      if (state === undefined && entry.delta.length > 0 && entry.kind !== 'purge') state = decodeDoc(entry.delta);
+      const facts = state === undefined ? null : docFacts(entry.dataset, entry.key, state);
+      if (!mayShip(policy, facts, entry.kind ?? 'change', entry.to ?? [], peerRegion)) {
+        const decision = facts === null ? null : policy.decide(facts, peerRegion);
+        this.fail(`${what}: ${peerRegion} may not receive it (${entry.kind === undefined ? '' : `for ${(entry.to ?? []).join(', ')}; `}${decision === null ? 'no copy' : `${decision.reason}${decision.rule === undefined ? '' : ` "${decision.rule}"`}`}; tags ${facts?.tags.join(',') || 'none'}, origin ${facts?.origin ?? 'none'})`);
+      }
     }
   }
 
@@ -192,16 +179,8 @@ export class Checker {
     if (policy === null) return;
     if (!this.handovers.has(replica)) this.handovers.set(replica, await pendingHandovers(replica));
     if (this.handovers.get(replica)!.has(docId(dataset, key))) return;
-    const facts = docFacts(dataset, key, state, '');
-    let allowed: boolean;
-    if (facts.origin === '') {
-      // A fragment (the write that created the document has not arrived): the receiver judged it by the
-      // region of the node it came from; any writer's region that allows it will do.
-      allowed = writersOf(state.ctx).some((writer) => policy.mayHold({ ...facts, origin: this.regionOf(writer) }, node.region));
-    } else {
-      allowed = policy.mayHold(facts, node.region);
-    }
-    if (!allowed) {
+    const facts = docFacts(dataset, key, state);
+    if (!holdersOf(policy, facts).includes(node.region)) {
       this.fail(`residency (disk): ${node.id} in ${node.region} stores ${docId(dataset, key)} ${when}, which policy v${policy.version} keeps from ${node.region} (tags ${facts.tags.join(',') || 'none'}, origin ${facts.origin || 'unknown'})`);
     }
   }
@@ -316,9 +295,8 @@ export class Checker {
       for (const group of groups.values()) {
         let joined = group[0]!.state;
         for (const item of group.slice(1)) joined = joinDocs(joined, item.state).state;
-        const facts = docFacts(dataset, key, joined, '');
-        const origins = facts.origin === '' ? writersOf(joined.ctx).map((writer) => this.regionOf(writer)) : [facts.origin!];
-        const regions = [...new Set(origins.flatMap((origin) => policy.holders({ ...facts, origin })))];
+        const facts = docFacts(dataset, key, joined);
+        const regions = holdersOf(policy, facts);
         const holders = this.nodeIds.filter((node) => regions.includes(this.regionOf(node)));
         const encoded = hex(encodeDoc(joined));
         const names = group.map((item) => item.node).sort();
@@ -328,7 +306,10 @@ export class Checker {
           else if (hex(encodeDoc(copy)) !== encoded) fail(`convergence: ${node}'s copy of ${id} differs from the join of its lineage (${names.join(', ')}) at t=${atMs}`);
         }
         for (const item of group) {
-          if (!holders.includes(item.node)) fail(`convergence: ${item.node} in ${this.regionOf(item.node)} holds ${id}, which policy v${policy.version} keeps from it (lineage of ${names.join(', ')}; holders ${regions.join(', ') || 'none'})`);
+          if (!holders.includes(item.node)) {
+            const own = docFacts(dataset, key, item.state);
+            fail(`convergence: ${item.node} in ${this.regionOf(item.node)} holds ${id}, which policy v${policy.version} keeps from it (lineage of ${names.join(', ')}; holders ${regions.join(', ') || 'none'}; joined facts ${describeFacts(facts)}, its own ${describeFacts(own)})`);
+          }
         }
         lineages.push({ joined, dots: new Set(group.flatMap((item) => [...item.dots])), holders });
       }
@@ -355,6 +336,10 @@ export class Checker {
   }
 }
 
+function describeFacts(facts: { tags: readonly string[]; origin: string | null }): string {
+  return `origin ${facts.origin ?? 'none'}, tags [${facts.tags.join(',')}]`;
+}
+
 function splitId(id: string): [string, string] {
   const slash = id.indexOf('/');
   return [id.slice(0, slash), id.slice(slash + 1)];
@@ -362,12 +347,11 @@ function splitId(id: string): [string, string] {
 
 /**
  * Documents a replica keeps only for a handover. The store exposes their number only; the checker reads their
- * keys from the data directory's handover records (layout.ts: `h\0<dataset>\0<key>`).
+ * keys from the committed records (layout.ts: `h\0<dataset>\0<key>`).
  */
 export async function pendingHandovers(replica: Replica): Promise<Set<string>> {
-  const db = (replica as unknown as { db: { keys(range: object): AsyncIterable<string> } }).db;
   const out = new Set<string>();
-  for await (const stored of db.keys({ gte: 'h\u0000', lt: 'h\u0001' })) {
+  for await (const stored of replica.records().keys({ gte: 'h\u0000', lt: 'h\u0001' })) {
     const at = stored.indexOf('\u0000', 2);
     out.add(`${stored.slice(2, at)}/${stored.slice(at + 1)}`);
   }

@@ -8,14 +8,11 @@
  * nodes, message faults, clock jumps) and must converge within a bound of simulated time. Then the final
  * checks run (checks.ts).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type DocState, type Policy, assert, encodeDoc, isTesseraError } from '@tessera/core';
-import { type Replica } from '@tessera/store';
+import { type LogEntry, type PurgeEvent } from '@tessera/store';
 import { allDocs, Checker } from './checks.js';
 import { SimNetwork, type SimConn } from './network.js';
-import { type LinkTiming, SimNode } from './node.js';
+import { type SimTiming, SimNode } from './node.js';
 import { type PolicyShape, type SimRegion, basePolicyShape, buildPolicy, nextPolicyShape, simDatasets, simRegions } from './policy.js';
 import { EventQueue } from './queue.js';
 import { Random } from './random.js';
@@ -89,7 +86,7 @@ const operationGapMsMean = 40;
 const eventsMax = 2_000_000;
 const wallBaseMs = 1_700_000_000_000;
 
-const timing: LinkTiming = {
+const timing: SimTiming = {
   handshakeTimeoutMs: 5_000,
   pingIntervalMs: 2_000,
   silentIntervalsMax: 4,
@@ -137,7 +134,6 @@ class Simulation {
   private healed = false;
   private digestState = 0x811c9dc5;
   private events = 0;
-  private dataDir = '';
   private readonly reproduce: string;
   private readonly counts = { operations: 0, acknowledged: 0, refused: 0, nodeDown: 0, crashedInOp: 0, crashes: 0, partitions: 0, clockJumps: 0, policyVersions: 1 };
 
@@ -167,15 +163,16 @@ class Simulation {
       changed(node: SimNode, dataset: string, key: string) {
         simulation.checker.docChanged(node, dataset, key);
       },
-      sent(node: SimNode, peer: string, entries: readonly import('@tessera/store').LogEntry[]) {
+      sent(node: SimNode, peer: string, entries: readonly LogEntry[]) {
         simulation.checker.sent(node, peer, entries);
       },
-      policyInstalled(node: SimNode, policy: Policy, from: string) {
-        simulation.traceLine(`${node.id}: installed policy v${policy.version} from ${from}`);
-        simulation.afterPolicy.add(node);
+      purged(node: SimNode, purge: PurgeEvent) {
+        simulation.traceLine(`${node.id}: purged ${purge.dataset}/${purge.key} (${purge.reason})`);
+        simulation.checker.purged(purge, simulation.nowMs);
       },
-      beforeInstall(replica: Replica, policy: Policy) {
-        return simulation.checker.beforeInstall(replica, policy, simulation.nowMs);
+      policyInstalled(node: SimNode, version: number, from: string) {
+        simulation.traceLine(`${node.id}: installed policy v${version} from ${from}`);
+        simulation.afterPolicy.add(node);
       },
       trace(text: string) {
         simulation.traceLine(text);
@@ -236,13 +233,12 @@ class Simulation {
   // ---------------------------------------------------------------- the run
 
   async run(): Promise<SimulationResult> {
-    this.dataDir = await mkdtemp(join(tmpdir(), `tessera-sim-${this.seed}-`));
     let convergedAfterMs: number | null = null;
     try {
       for (const [i, region] of this.regions.entries()) {
         const id = `${region.name}-1`;
         const peers = this.regions.filter((_, j) => j !== i).map((r) => ({ node: `${r.name}-1`, region: r.name }));
-        const node = new SimNode(id, region.name, peers, this.dataDir, this, new Random(this.seed, `node:${id}`));
+        const node = new SimNode(id, region.name, peers, this, new Random(this.seed, `node:${id}`));
         this.nodes.push(node);
         this.byId.set(id, node);
         if (this.faults.clocks) this.offsets.set(id, this.random.faults.range(-3_000, 3_000));
@@ -258,7 +254,6 @@ class Simulation {
       this.checker.fail(`the simulation itself failed: ${(error as Error).stack ?? String(error)}`);
     } finally {
       for (const node of this.nodes) await node.stop().catch(() => undefined);
-      await rm(this.dataDir, { recursive: true, force: true });
     }
     const failures = this.checker.failures;
     const stats: Record<string, number> = { ...this.counts, ...this.checker.counts, ...this.network.stats };
@@ -470,10 +465,19 @@ class Simulation {
     this.traceLine(`policy v${policy.version} on ${targets.map((n) => n.id).join(', ')}:\n${policy.text}`);
     targets.forEach((node, i) => {
       this.at(this.nowMs + i * this.random.faults.range(0, 300), `policy v${policy.version} on ${node.id}`, async () => {
-        if (node.replica === null) return;
-        await this.checker.beforeInstall(node.replica, policy, this.nowMs);
-        const outcome = await node.installPolicy(policy);
-        if (outcome === 'done') this.afterPolicy.add(node);
+        // As `tessera policy apply` does through the API: install, then the links offer it to the peers.
+        let refused = false;
+        const outcome = await node.operate(async (replica) => {
+          try {
+            await replica.installPolicy(policy, 'enforce', 'api');
+          } catch (error) {
+            if (isTesseraError(error, 'ERR_POLICY_CONFLICT')) refused = true;
+            else throw error;
+          }
+        }, () => {
+          if (!refused) node.driver?.policyChanged();
+        });
+        if (outcome === 'done' && !refused) this.afterPolicy.add(node);
       });
     });
   }
@@ -543,7 +547,9 @@ class Simulation {
       return;
     }
     const versions = [...new Set(this.nodes.map((node) => `${node.id}=v${node.replica!.policy?.version ?? 0}`))];
-    const newest = Math.max(...this.policies.map((p) => p.version));
+    // The newest version any node stored (an install a crash cut off before its commit stored nothing).
+    const stored = await Promise.all(this.nodes.map(async (node) => (await node.replica!.policyHistory()).map((record) => record.version)));
+    const newest = Math.max(...stored.flat());
     if (this.nodes.some((node) => node.replica!.policy?.version !== newest)) {
       this.checker.fail(`convergence: the policy did not reach every node (newest v${newest}; ${versions.join(', ')})`);
     }

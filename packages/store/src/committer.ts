@@ -4,11 +4,9 @@
  * group is acknowledged together. One fsync then serves many concurrent writes.
  */
 import { assert } from '@tessera/core';
+import { type BatchOp } from './storage/port.js';
 
-/** One LevelDB batch operation. */
-export type BatchOp =
-  | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array }
-  | { readonly type: 'del'; readonly key: string };
+export type { BatchOp };
 
 /** The storage engine's atomic batch write. */
 export type BatchWriter = (ops: BatchOp[], sync: boolean) => Promise<void>;

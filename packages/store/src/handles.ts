@@ -2,8 +2,7 @@
 import type * as Y from 'yjs';
 import type * as A from '@automerge/automerge';
 import {
-  type AutomergeBody, type Json, type JsonScalar, type YjsBody, TesseraError, automergeChange, automergeDoc, emptyDoc, mutate,
-  toFieldPath, yjsChange, yjsDoc,
+  type AutomergeBody, type Json, type JsonScalar, type YjsBody, TesseraError, automergeChange, automergeDoc, toFieldPath, yjsChange, yjsDoc,
 } from '@tessera/core';
 import type { Replica } from './replica.js';
 import type { WriteOptions, WriteResult } from './types.js';
@@ -75,10 +74,9 @@ export class YjsHandle {
 
   /** Runs `change` on the document in one Yjs transaction; the resulting update is the delta. */
   async change(change: (doc: Y.Doc) => void): Promise<WriteResult> {
-    return this.replica.write(this.dataset, this.key, 'yjs', (doc, hlc, type) => {
+    return this.replica.write(this.dataset, this.key, 'yjs', (type) => {
       if (type !== 'yjs') throw new TesseraError('ERR_TYPE_MISMATCH', `${this.dataset}/${this.key} is a ${type} document, not yjs`);
-      const base = doc ?? emptyDoc('yjs');
-      return mutate(base, this.replica.node, hlc, (body, ctx) => yjsChange(body as YjsBody, change, ctx));
+      return (body, ctx) => yjsChange(body as YjsBody, change, ctx);
     });
   }
 
@@ -91,7 +89,7 @@ export class YjsHandle {
   async doc(): Promise<Y.Doc | undefined> {
     const view = await this.replica.get(this.dataset, this.key);
     if (view === undefined) return undefined;
-    return yjsDoc({ inc: 0, update: view.value as Uint8Array });
+    return yjsDoc({ inc: 0, update: view.value as Uint8Array, writers: [] });
   }
 }
 
@@ -101,10 +99,9 @@ export class AutomergeHandle {
 
   /** Runs `change` on the document; the resulting Automerge change is the delta. */
   async change<T>(change: A.ChangeFn<T>): Promise<WriteResult> {
-    return this.replica.write(this.dataset, this.key, 'automerge', (doc, hlc, type) => {
+    return this.replica.write(this.dataset, this.key, 'automerge', (type) => {
       if (type !== 'automerge') throw new TesseraError('ERR_TYPE_MISMATCH', `${this.dataset}/${this.key} is a ${type} document, not automerge`);
-      const base = doc ?? emptyDoc('automerge');
-      return mutate(base, this.replica.node, hlc, (body, ctx) => automergeChange(body as AutomergeBody, change, ctx));
+      return (body, ctx) => automergeChange(body as AutomergeBody, change, ctx);
     });
   }
 

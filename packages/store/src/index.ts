@@ -1,13 +1,21 @@
 /** @tessera/store: the LevelDB-backed replica store and the embedded `Replica` API. */
-export { Replica, conflictsPerGetMax, deltasLimitDefault, listLimitDefault } from './replica.js';
+export { Replica } from './replica.js';
+export { conflictsPerGetMax, listLimitDefault } from './replica/reads.js';
+export { deltasLimitDefault } from './replica/log.js';
+export { type StoragePort, type StorageRange } from './storage/port.js';
+export { levelStorage, memoryStorage } from './storage/level.js';
+export { type Sendable } from './replica/judge.js';
 export { MapHandle, CounterHandle, SetHandle, YjsHandle, AutomergeHandle } from './handles.js';
 export { GroupCommitter, groupOpsMax, type BatchOp } from './committer.js';
 export { docCacheEntriesMax } from './cache.js';
-export { storeFormatVersion } from './layout.js';
+export { storeFormatVersion, docKey } from './layout.js';
 export type * from './types.js';
-export { type ReplicaObserver, policyHash, verifyStoredAudit, auditLimitMax, policyScanStepMax, entryRegionsMax } from './replica.js';
+export { type ReplicaObserver, policyHash } from './replica.js';
+export { verifyStoredAudit, auditLimitMax } from './replica/audit-log.js';
+export { policyScanStepMax } from './replica/governance.js';
+export { entryRegionsMax } from './replica/validate.js';
+export { migrateBatchRecordsMax } from './replica/migrate.js';
 export { type AuditEntry, type AuditKind, type AuditVerdict, auditGenesis, auditHash, keyDigest, verifyAuditChain, canonicalJson } from './audit.js';
-export { docFacts, holderChange, quarantineHolds, backfillLeader } from './residency.js';
 export {
   type StoreReader, type StoreRange, type StoreMeta, type InspectedNode, type InspectRecordError, type DatasetSummary, type PolicyStampView,
   type InspectSummary, type KeyItem, type InspectKeys, type DotView, type ContextNodeView, type SiblingsView, type InspectDoc, type LogItem,

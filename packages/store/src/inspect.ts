@@ -13,7 +13,7 @@ import { decodeLogEntry } from './log-entry.js';
 import {
   type CrdtTypeName, type DocState, type Dot, type Hlc, type JsonScalar, type MapNode,
   type RegEntry, type SetBody, TesseraError, checkDatasetName, checkKey, compareDots, compareHlc, decodeBounded,
-  decodeDoc, docExists, docTags, docValue, expectArray, expectHlc, expectInt, expectNodeId, expectString, factsOf,
+  decodeDoc, docExists, docTags, docValue, expectArray, expectHlc, expectInt, expectNodeId, expectString, docFacts, quarantineHolds,
   type Policy, parsePolicy, quarantineTag, winner,
 } from '@tessera/core';
 import {
@@ -21,7 +21,6 @@ import {
   logKey, logRange, metaKey, parseConflictKey, parseCursorKey, parseDocKey, parseLogKey, policyKey, policyRange, policyStateKey,
   seqKey, storeFormatVersion,
 } from './layout.js';
-import { docFacts, quarantineHolds } from './residency.js';
 import { type ConflictRecord } from './types.js';
 
 /** Default and maximum documents of one `inspectKeys` answer. */
@@ -369,7 +368,7 @@ export async function inspectSummary(reader: StoreReader, options: { scanMax?: n
       continue;
     }
     counts.live++;
-    if (policy !== null && docTags(doc).includes(quarantineTag) && quarantineHolds(policy, docFacts(dataset, key, doc, meta.region))) counts.quarantined++;
+    if (policy !== null && docTags(doc).includes(quarantineTag) && quarantineHolds(policy, docFacts(dataset, key, doc))) counts.quarantined++;
   }
   scanned = 0;
   for await (const stored of reader.keys({ ...conflictRange(), limit: scanMax + 1 })) {
@@ -439,7 +438,7 @@ export async function inspectKeys(reader: StoreReader, dataset: string, options:
     const { key } = parseDocKey(stored);
     try {
       const doc = decodeDoc(bytes, `${dataset}/${key}`);
-      const facts = factsOf(dataset, key, docTags(doc));
+      const facts = docFacts(dataset, key, doc);
       items.push({ key, type: doc.type, state: docExists(doc) ? 'live' : 'deleted', bytes: bytes.length, tags: facts.tags, origin: facts.origin });
     } catch (error) {
       items.push({ key, bytes: bytes.length, error: { code: 'ERR_STORE_CORRUPT', message: (error as Error).message } });
@@ -469,7 +468,7 @@ export async function inspectDoc(reader: StoreReader, dataset: string, key: stri
     throw new TesseraError('ERR_STORE_CORRUPT', `stored document ${dataset}/${key} is corrupt: ${(error as Error).message}`, { cause: error });
   }
   const exists = docExists(doc);
-  const facts = factsOf(dataset, key, docTags(doc));
+  const facts = docFacts(dataset, key, doc);
   const context = doc.ctx.toJSON();
   const dots = dotsOf(doc);
   const nodes = new Map<string, { seen: number; beyond: number; held: number }>();
@@ -592,7 +591,7 @@ function logItem(seq: number, bytes: Uint8Array, values: boolean): LogItem {
     };
     if (!values || item.kind === 'purge') return item;
     const doc = decodeDoc(entry.delta, `log entry ${seq} delta`);
-    return { ...item, value: jsonSafe(docValue(doc)), tags: factsOf(item.dataset, item.key, docTags(doc)).tags };
+    return { ...item, value: jsonSafe(docValue(doc)), tags: docFacts(item.dataset, item.key, doc).tags };
   } catch (error) {
     const message = (error as Error).message;
     return { seq, bytes: bytes.length, error: { code: 'ERR_STORE_CORRUPT', message: message.startsWith('delta-log entry') ? message : `delta-log entry ${seq} is corrupt: ${message}` } };

@@ -21,7 +21,7 @@
  *   h␀<dataset>␀<key>            a document this region hands over (its state entry's seq, the regions) and
  *                                purges once they have acknowledged it (JSON)
  */
-export const storeFormatVersion = 1;
+export const storeFormatVersion = 2;
 
 export const metaKey = 'meta';
 export const seqKey = 'seq';
@@ -30,6 +30,11 @@ export const hlcKey = 'hlc';
 export const logFloorKey = 'logfloor';
 
 const sep = '\u0000';
+/**
+ * The upper bound of a key range: U+10FFFF, whose UTF-8 encoding sorts after every character a key may hold
+ * (keys may not hold it). '\uffff' would not do: characters past the BMP encode above it and fell outside.
+ */
+export const keyRangeEnd = '\u{10ffff}';
 const docPrefix = `d${sep}`;
 const logPrefix = `l${sep}`;
 const cursorPrefix = `p${sep}`;
@@ -43,7 +48,7 @@ export function docKey(dataset: string, key: string): string {
 /** Key range of a dataset's documents whose keys start with `prefix`. */
 export function docRange(dataset: string, prefix = ''): { gte: string; lt: string } {
   const start = `${docPrefix}${dataset}${sep}${prefix}`;
-  return { gte: start, lt: `${start}\uffff` };
+  return { gte: start, lt: `${start}${keyRangeEnd}` };
 }
 
 /** Splits a document key into dataset and key. */
@@ -88,7 +93,7 @@ export function conflictKey(dataset: string, key: string, id: string): string {
 /** Key range of conflict records, for all datasets, one dataset, or one document. */
 export function conflictRange(dataset?: string, key?: string): { gte: string; lt: string } {
   const start = dataset === undefined ? conflictPrefix : key === undefined ? `${conflictPrefix}${dataset}${sep}` : `${conflictPrefix}${dataset}${sep}${key}${sep}`;
-  return { gte: start, lt: dataset === undefined ? `x${String.fromCharCode(1)}` : `${start}\uffff` };
+  return { gte: start, lt: dataset === undefined ? `x${String.fromCharCode(1)}` : `${start}${keyRangeEnd}` };
 }
 
 /** Splits a conflict-record key into dataset, key and record id. */

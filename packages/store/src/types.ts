@@ -1,13 +1,21 @@
 /** The public shapes of the embedded API. */
 import { type CrdtTypeName, type Dot, type Hlc, type JsonScalar, type Policy } from '@tessera/core';
+import { type StoragePort } from './storage/port.js';
 
 /** When a write counts as durable: `fsync` survives power loss, `os` survives a process crash. */
 export type Durability = 'fsync' | 'os';
 
 /** Options of `Replica.open`. */
 export interface ReplicaOptions {
-  /** Data directory (created if missing). */
-  readonly path: string;
+  /** Data directory (created if missing, mode 0700). Give `path` or `storage`. */
+  readonly path?: string;
+  /**
+   * The engine to keep the replica in, instead of a LevelDB at `path`: `memoryStorage()` for application
+   * tests (its content lives as long as the object), or a port of your own (storage/port.ts).
+   */
+  readonly storage?: StoragePort;
+  /** Hears how far a migration of an older data directory got (records done of total). */
+  readonly onMigrate?: (done: number, total: number) => void;
   /** This node's id, unique in the cluster; a data directory belongs to one node for life. */
   readonly node: string;
   /** This node's region. */
@@ -91,16 +99,21 @@ export interface LogEntry {
   /** The change's sequence number at its origin (0 for catch-up states): forwarding compares it with peers' frontiers. */
   readonly originSeq: number;
   readonly hlc: Hlc;
-  /** The encoded delta (core/codec.ts); empty for a purge notice. */
+  /** The encoded delta (core/codec.ts); for a purge notice, the document's head (its facts, no value). */
   readonly delta: Uint8Array;
   /**
    * Absent for a change. `state`: the document's whole state, for regions that may now hold it (`to`) after a
-   * tag or policy change let it travel there. `purge`: a notice, without value, that regions `to` may no
-   * longer hold the document and must drop their copy.
+   * change of facts or policy let it travel there. `purge`: a notice that regions `to` may no longer hold the
+   * document and must hand over and drop their copy; it carries the facts that say so (`docHead`).
    */
   readonly kind?: 'state' | 'purge';
   /** The regions a `state` or `purge` entry is for. */
   readonly to?: readonly string[];
+  /**
+   * On the wire only: the sender's head of the document as it stood when sent (`docHead`, encoded), so that
+   * the receiver judges the document by the facts the sender judged it by. `sendable` gives one per document.
+   */
+  readonly head?: Uint8Array;
 }
 
 /** A delta received from another replica (its sequence number there does not matter here). */
@@ -112,11 +125,18 @@ export interface ApplyResult {
   readonly applied: number;
   /** Deltas already seen (replays and duplicates), skipped. */
   readonly skipped: number;
+  /**
+   * Indexes of the deltas this region's policy refused: it may not hold their documents as they would be. They
+   * were not applied; the refusal is audited, and the sender is told (the link acknowledges the batch with
+   * them). A copy here whose facts the sender's head changed takes those facts and hands its writes over.
+   */
+  readonly refused: readonly number[];
   /** This replica's last sequence number after the batch. */
   readonly lastSeq: number;
   /**
-   * Documents a purge notice told this region to drop: dropped at once when the notice's region is unknown,
-   * otherwise handed over — dropped by `settleHandovers` once that region has this replica's own changes.
+   * Documents this region must give up (a notice or a sender's facts said so): handed over — dropped by
+   * `settleHandovers` once the regions that may hold them have this replica's own changes — or dropped at once
+   * when no region may hold them.
    */
   readonly purged: number;
 }
@@ -154,6 +174,14 @@ export interface ChangeEvent {
   readonly source: 'local' | 'remote';
   readonly origin: string;
   readonly deleted: boolean;
+}
+
+/** A copy this region dropped, as `purged` listeners hear it (after it is durable). */
+export interface PurgeEvent {
+  readonly dataset: string;
+  readonly key: string;
+  /** `handover` (the regions that may hold it have it), `policy` or `no region may hold it` (erased). */
+  readonly reason: string;
 }
 
 /** One page of `list`. */

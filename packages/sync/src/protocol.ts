@@ -10,15 +10,14 @@
  * Then both directions stream independently:
  *   batch { id, last, entries }  delta-log entries after the receiver's cursor, up to the sender's seq `last`
  *   state { id, last, entries }  catch-up: whole document states, for a peer behind the retained log
- *   ack   { id, last }           sent only after the batch is durable at the receiver
- *   reject { id, last, seqs, code } the receiver's policy refused entries `seqs` of batch `id`; nothing of the
- *                                batch was applied, and the receiver closes the link (the sender resumes
- *                                from its cursor without those entries)
+ *   ack   { id, last, refused? } sent only after the batch is durable at the receiver; `refused`: the seqs of
+ *                                entries the receiver's policy refused (not applied; audited there)
  *   policy { version, text }     a newer policy version, sent to a peer whose handshake announced an older one
  *   ping  { ms } / pong { ms }   round-trip time for the cadence controller
  *
- * An entry is [seq, dataset, key, origin, originSeq, hlc ms, hlc c, delta], followed by [kind, to] for a
- * state sent to regions a change opened, or a purge notice (no value) for regions it shut.
+ * An entry is [seq, dataset, key, origin, originSeq, hlc ms, hlc c, delta], then optionally the sender's head
+ * of the document (its facts as they stood when sent; null when absent), then [kind, to] for a state sent to
+ * regions a change opened or a purge notice (the facts, no value) for regions it shut.
  */
 import { type LogEntry } from '@tessera/store';
 import {
@@ -26,8 +25,11 @@ import {
   encodeCanonical, expectArray, expectBytes, expectInt, expectString, hlcRemoteMsMax, isHlc,
 } from '@tessera/core';
 
-/** Protocol version; a peer speaking another one is refused. */
-export const protocolVersion = 1;
+/**
+ * Protocol version; a peer speaking another one is refused with the reason. Version 2: heads on entries,
+ * refusals in acknowledgements (no reject frame), format-2 documents.
+ */
+export const protocolVersion = 2;
 /** Largest frame accepted from a peer: one whole document state (catch-up) with room for its header. */
 export const frameBytesMax = docBytesMax + 1 * MiB;
 /** A batch's deltas stay under this many bytes (so a batch always fits in a frame). */
@@ -82,8 +84,7 @@ export type Frame =
   | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string; readonly traces?: ReadonlyArray<readonly [number, string]> }
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
   | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
-  | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string }
-  | { readonly t: 'reject'; readonly id: number; readonly last: number; readonly seqs: readonly number[]; readonly code: string; readonly lane?: string }
+  | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string; readonly refused?: readonly number[] }
   | { readonly t: 'policy'; readonly version: number; readonly text: string }
   | { readonly t: 'ping'; readonly ms: number; readonly peer?: PeerState }
   /** `at`: the answering node's wall clock when it answered (the pinging node estimates clock skew from it). */
@@ -96,10 +97,16 @@ export function encodeFrame(frame: Frame): Uint8Array {
     return encodeCanonical({
       t: frame.t, id: frame.id, last: frame.last, ...(frame.lane === undefined || frame.lane === 'main' ? {} : { lane: frame.lane }),
       ...(frame.t === 'batch' && frame.traces !== undefined && frame.traces.length > 0 ? { traces: frame.traces.map(([seq, trace]) => [seq, trace]) } : {}),
-      entries: frame.entries.map((e) => e.kind === undefined
-        ? [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta]
-        : [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta, e.kind, e.to ?? []]),
+      entries: frame.entries.map((e) => {
+        const base = [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta];
+        if (e.kind !== undefined) return [...base, e.head ?? null, e.kind, e.to ?? []];
+        return e.head === undefined ? base : [...base, e.head];
+      }),
     });
+  }
+  if (frame.t === 'ack' && frame.refused !== undefined && frame.refused.length === 0) {
+    const { refused: _none, ...rest } = frame;
+    return encodeCanonical(rest);
   }
   return encodeCanonical(frame);
 }
@@ -143,7 +150,9 @@ function checked<T>(what: string, check: () => T): T {
 function wireEntry(value: unknown, index: number): WireEntry {
   const what = `batch entry ${index}`;
   return checked(what, () => {
-    const [seq, dataset, key, origin, originSeq, ms, c, delta, kind, to] = expectArray(value, what, 8, 10);
+    const items = expectArray(value, what, 8, 11);
+    if (items.length === 10) fail(`${what}: 10 items (a state or purge entry has a head slot, then kind and regions)`);
+    const [seq, dataset, key, origin, originSeq, ms, c, delta, headItem, kind, to] = items;
     checkDatasetName(dataset);
     checkKey(key);
     checkNodeId(origin);
@@ -151,9 +160,11 @@ function wireEntry(value: unknown, index: number): WireEntry {
     if (!isHlc(hlc)) fail(`${what}: hlc is not well formed`);
     // A timestamp past year 9999 would push the receiver's clock where it can no longer issue valid ones.
     if (hlc.ms > hlcRemoteMsMax) fail(`${what}: hlc ${hlc.ms} ms is past the limit of ${hlcRemoteMsMax} ms (year 9999)`);
+    const head = headItem === undefined || headItem === null ? undefined : expectBytes(headItem, `${what} head`);
+    if (headItem === null && kind === undefined) fail(`${what}: an empty head slot without a kind (one form per entry)`);
     const entry = {
       seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, originSeq: expectInt(originSeq, `${what} origin seq`),
-      hlc, delta: expectBytes(delta, `${what} delta`),
+      hlc, delta: expectBytes(delta, `${what} delta`), ...(head === undefined ? {} : { head }),
     };
     if (kind === undefined) return entry;
     if (kind !== 'state' && kind !== 'purge') fail(`${what}: kind must be "state" or "purge"`);
@@ -161,7 +172,6 @@ function wireEntry(value: unknown, index: number): WireEntry {
       checkRegion(region);
       return region;
     });
-    if (kind === 'purge' && entry.delta.length !== 0) fail(`${what}: a purge notice carries no value`);
     return { ...entry, kind, to: regions };
   });
 }
@@ -260,13 +270,13 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return { t, id, last, entries: raw.map(wireEntry), ...laneOf(record) };
     }
     case 'ack':
-      return checked('ack', () => ({ t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record), ...laneOf(record) }));
-    case 'reject':
-      return checked('reject', () => ({
-        t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'),
-        seqs: expectArray(field(record, 'seqs'), 'seqs', 0, batchEntriesMax).map((seq) => expectInt(seq, 'seq', 1)),
-        code: boundedString(field(record, 'code'), 'code', 64), ...laneOf(record),
-      }));
+      return checked('ack', () => {
+        const refused = record.refused === undefined ? [] : expectArray(record.refused, 'refused', 1, batchEntriesMax).map((seq) => expectInt(seq, 'refused seq', 1));
+        return {
+          t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record), ...laneOf(record),
+          ...(refused.length === 0 ? {} : { refused }),
+        };
+      });
     case 'policy':
       return checked('policy', () => {
         const text = expectString(field(record, 'text'), 'text');

@@ -8,7 +8,7 @@
  * durable. Entries that originated at the peer itself are not sent back (the batch still advances past them).
  */
 import { assert, assertNever } from '@tessera/core';
-import { type LogEntry } from '@tessera/store';
+import { type LogEntry, docKey } from '@tessera/store';
 import { CadenceController, RateGate, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
 import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 
@@ -16,16 +16,16 @@ import { batchBytesMax, batchEntriesMax, type WireEntry } from './protocol.js';
 export type SenderInput =
   /** `floor`: the log is truncated up to it; `committed`: every entry up to it is in the log. */
   | { readonly kind: 'open'; readonly cursor: number; readonly head: number; readonly floor?: number; readonly committed?: number }
-  /** A read failed because the log was truncated past the cursor: switch to a state catch-up. */
-  | { readonly kind: 'truncated'; readonly committed: number }
+  /** A read failed because the log was truncated past the cursor (up to `floor`): switch to a state catch-up. */
+  | { readonly kind: 'truncated'; readonly committed: number; readonly floor: number }
   /** `denied`: positions of documents the policy keeps from this peer (skipped). */
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string> }
+  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array> }
   | { readonly kind: 'appended'; readonly head: number }
   /**
    * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
    * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
    */
-  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number> }
+  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>; readonly heads?: ReadonlyMap<string, Uint8Array> }
   | { readonly kind: 'ack'; readonly id: number; readonly last: number }
   /** What the peer reported: per origin what it holds, and which of its links are down. */
   | { readonly kind: 'peer-state'; readonly have: Readonly<Record<string, number>>; readonly down: readonly string[] }
@@ -109,11 +109,23 @@ export class LinkSender {
   private sent = 0;
   private head = 0;
   private reading = false;
+  /**
+   * An append was reported while the current read was in flight. Its entries may be missing from that read
+   * (the read's snapshot can predate their commit while the read's `head` already counted their numbers),
+   * so an empty answer must not stop the reading.
+   */
+  private appendedWhileReading = false;
   private nextId = 1;
   private readonly inflight: InFlight[] = [];
   private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null } | null = null;
   /** A state catch-up in progress: where the document scan is, and the log position it stands for. */
-  private catchUp: { after: string | null; scanning: boolean; snapshot: number; scanned: boolean } | null = null;
+  private catchUp: { after: string | null; scanning: boolean; snapshot: number; floor: number; scanned: boolean } | null = null;
+  /**
+   * After a catch-up, the log between the floor and the scan's snapshot is read once more for its purge
+   * notices only (the scan sent every document the peer may hold, never one it must drop): up to this seq,
+   * other entries are skipped. Null when not replaying.
+   */
+  private purgesOnlyUpTo: number | null = null;
   private wakeAtMs: number | null = null;
   private nextFlushAtMs = 0;
   /** Log position up to which everything was skipped (nothing for this peer); the cursor moves there once the batches before it are acknowledged. */
@@ -185,21 +197,28 @@ export class LinkSender {
         this.reading = false;
         this.pending = null;
         this.catchUp = null;
-        if (input.floor !== undefined && input.cursor < input.floor) this.startCatchUp(input.committed ?? input.head);
+        this.purgesOnlyUpTo = null;
+        if (input.floor !== undefined && input.cursor < input.floor) this.startCatchUp(input.committed ?? input.head, input.floor);
         return this.pump(nowMs);
       case 'truncated':
         if (!this.open) return [];
         this.reading = false;
-        this.startCatchUp(input.committed);
+        if (this.purgesOnlyUpTo !== null && this.catchUp === null) {
+          // Truncated while replaying purge notices: the ones cut off were carried above the new floor.
+          this.sent = Math.max(this.sent, input.floor);
+          return this.pump(nowMs);
+        }
+        this.startCatchUp(input.committed, input.floor);
         return this.pump(nowMs);
       case 'scanned':
-        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied);
+        return this.onScanned(input.after, input.entries, input.next, nowMs, input.denied, input.heads);
       case 'appended':
         if (input.head > this.head && this.unsentSinceMs === null) this.unsentSinceMs = nowMs;
+        if (this.reading) this.appendedWhileReading = true;
         this.head = Math.max(this.head, input.head);
         return this.open ? this.pump(nowMs) : [];
       case 'read':
-        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied);
+        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied, input.heads);
       case 'ack':
         return this.onAck(input.id, input.last, nowMs);
       case 'peer-state':
@@ -213,6 +232,7 @@ export class LinkSender {
         this.pending = null;
         this.reading = false;
         this.catchUp = null;
+        this.purgesOnlyUpTo = null;
         this.wakeAtMs = null;
         this.skippedTo = 0;
         this.unsentSinceMs = null;
@@ -224,7 +244,7 @@ export class LinkSender {
     }
   }
 
-  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>): SenderEffect[] {
+  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
     if (!this.open || !this.reading || after !== this.sent) {
       // A read that a reconnect made stale: ignore it (a newer read, if any, is still awaited).
       return this.open ? this.pump(nowMs) : [];
@@ -233,13 +253,15 @@ export class LinkSender {
     if (entries.length === 0) {
       // The log holds nothing after `after` yet: its head counted writes still committing, or numbers a crash
       // left unused. Stop reading until the next append says there is more (unless one came meanwhile).
-      if (this.head <= head) this.head = this.sent;
+      if (this.head <= head && !this.appendedWhileReading) this.head = this.sent;
       return this.pump(nowMs);
     }
     const batch: WireEntry[] = [];
     let bytes = 0;
     let last = after;
     let hlcMsMin: number | null = null;
+    // The first entry of each document in the batch carries the document's head: the receiver judges by it.
+    const headed = new Set<string>();
     // A batch never carries more than the rate limits allow in one go.
     const caps = this.cadence.batchCaps();
     const bytesMax = Math.min(batchBytesMax, caps.bytes ?? Infinity);
@@ -248,7 +270,9 @@ export class LinkSender {
       assert(entry.seq > last, 'log entries arrive in sequence order');
       if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
       last = entry.seq;
-      if (!laneCarries(this.lane, entry.dataset)) {
+      // Replaying purge notices after a catch-up: what the scan already sent is skipped.
+      const covered = this.purgesOnlyUpTo !== null && entry.seq <= this.purgesOnlyUpTo && entry.kind !== 'purge';
+      if (covered || !laneCarries(this.lane, entry.dataset)) {
         this.stats.skippedEntries++;
         continue;
       }
@@ -261,11 +285,15 @@ export class LinkSender {
         this.stats.skippedEntries++;
         continue;
       }
-      batch.push(entry);
-      bytes += entry.delta.length;
+      const id = docKey(entry.dataset, entry.key);
+      const docHead = entry.kind === 'purge' || headed.has(id) ? undefined : heads?.get(id);
+      if (docHead !== undefined) headed.add(id);
+      batch.push(docHead === undefined ? entry : { ...entry, head: docHead });
+      bytes += entry.delta.length + (docHead?.length ?? 0);
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
     this.head = Math.max(this.head, last);
+    if (this.purgesOnlyUpTo !== null && last >= this.purgesOnlyUpTo) this.purgesOnlyUpTo = null;
     if (batch.length === 0) {
       // Nothing here is for this peer: advance without a frame, an acknowledgement or a disk write per read.
       this.sent = last;
@@ -324,13 +352,15 @@ export class LinkSender {
     return this.catchUp !== null;
   }
 
-  private startCatchUp(committed: number): void {
-    // Every entry up to `committed` is in the documents the scan will read; the log resumes after it.
-    this.catchUp = { after: null, scanning: false, snapshot: Math.max(committed, this.cursor), scanned: false };
+  private startCatchUp(committed: number, floor: number): void {
+    // Every entry up to `committed` is in the documents the scan reads; the log resumes at the floor, for
+    // the purge notices up to `committed`, and everything after it.
+    const snapshot = Math.max(committed, this.cursor);
+    this.catchUp = { after: null, scanning: false, snapshot, floor: Math.min(Math.max(floor, this.cursor), snapshot), scanned: false };
     this.stats.catchUps++;
   }
 
-  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>): SenderEffect[] {
+  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
     const catchUp = this.catchUp;
     if (!this.open || catchUp === null || !catchUp.scanning || after !== catchUp.after) return this.open ? this.pump(nowMs) : [];
     catchUp.scanning = false;
@@ -344,15 +374,19 @@ export class LinkSender {
         continue;
       }
       if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
-      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta });
-      bytes += entry.delta.length;
+      // A whole state is the sender's view of the document: its head says so to the receiver.
+      const head = heads?.get(docKey(entry.dataset, entry.key));
+      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta, ...(head === undefined ? {} : { head }) });
+      bytes += entry.delta.length + (head?.length ?? 0);
       position = entry.position;
     }
     const done = next === null && position === (entries.at(-1)?.position ?? after);
     catchUp.after = position;
     catchUp.scanned = done;
-    // Intermediate batches leave the cursor where it is; the last one moves it to the snapshot position.
-    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.snapshot : this.cursor, bytes, hlcMsMin: null };
+    // Intermediate batches leave the cursor where it is; the last one moves it to the floor, from where the
+    // log is read again for its purge notices up to the snapshot.
+    this.pending = { frame: 'state', entries: batch, last: done ? catchUp.floor : this.cursor, bytes, hlcMsMin: null };
+    if (done) this.purgesOnlyUpTo = catchUp.snapshot;
     return this.pump(nowMs);
   }
 
@@ -436,6 +470,7 @@ export class LinkSender {
     }
     if (!holdForFlush && !coalescing && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
       this.reading = true;
+      this.appendedWhileReading = false;
       effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax });
     }
     return effects;

@@ -43,15 +43,15 @@ const entries = fc.array(
   fc.record({
     dataset, key, origin: nodeId, originSeq: uint, ms: fc.nat({ max: hlcRemoteMsMax }), c: fc.nat({ max: 65_535 }), delta: bytes(64),
     kind: fc.constantFrom(undefined, 'state', 'purge'), to: fc.array(region, { minLength: 1, maxLength: 4 }), gap: fc.integer({ min: 1, max: 1000 }),
+    head: fc.option(bytes(32), { nil: undefined }),
   }),
   { maxLength: 8 },
 ).map((raw) => {
   let seq = 0;
-  return raw.map(({ gap, ms, c, kind, to, delta, ...rest }) => {
+  return raw.map(({ gap, ms, c, kind, to, delta, head, ...rest }) => {
     seq += gap;
-    const base = { seq, ...rest, hlc: { ms, c } };
-    if (kind === undefined) return { ...base, delta };
-    return { ...base, delta: kind === 'purge' ? new Uint8Array(0) : delta, kind, to };
+    const base = { seq, ...rest, hlc: { ms, c }, delta, ...(head === undefined ? {} : { head }) };
+    return kind === undefined ? base : { ...base, kind, to };
   });
 });
 
@@ -70,8 +70,10 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     traces: traces && list.length > 0 ? list.map((entry) => [entry.seq, entry.seq.toString(16).padStart(32, '0')] as const) : undefined,
   })),
   fc.record({ t: fc.constant('state' as const), id: uint, last: uint, entries, lane }).map(compact),
-  fc.record({ t: fc.constant('ack' as const), id: uint, last: uint, peer: fc.option(peerState, { nil: undefined }), lane }).map(compact),
-  fc.record({ t: fc.constant('reject' as const), id: uint, last: uint, seqs: fc.array(fc.integer({ min: 1, max: 1e9 }), { maxLength: 6 }), code: fc.string({ maxLength: 64 }), lane }).map(compact),
+  fc.record({
+    t: fc.constant('ack' as const), id: uint, last: uint, peer: fc.option(peerState, { nil: undefined }), lane,
+    refused: fc.option(fc.array(fc.integer({ min: 1, max: 1e9 }), { minLength: 1, maxLength: 6 }), { nil: undefined }),
+  }).map(compact),
   fc.record({ t: fc.constant('policy' as const), version: fc.integer({ min: 1, max: 1e6 }), text: fc.string({ maxLength: 300 }) }),
   fc.record({ t: fc.constant('ping' as const), ms: uint, peer: fc.option(peerState, { nil: undefined }) }).map(compact),
   fc.record({ t: fc.constant('pong' as const), ms: uint, at: fc.option(uint, { nil: undefined }) }).map(compact),
@@ -133,7 +135,7 @@ t.test('valid frames of every type round-trip', async (t) => {
     if (JSON.stringify(canonical(decoded)) !== JSON.stringify(canonical(normalised(frame)))) return false;
     return Buffer.from(encodeFrame(decoded)).equals(Buffer.from(bytesOnce));
   }), params(1_500));
-  t.equal(types.size, 11, `every frame type was generated (${[...types].sort().join(', ')})`);
+  t.equal(types.size, 10, `every frame type was generated (${[...types].sort().join(', ')})`);
 });
 
 // ---------------------------------------------------------------- byte-level mutants

@@ -357,7 +357,7 @@ async function impersonate(node: PolicyTestNode, as: { id: string; region: strin
   return { ws, frames, closed };
 }
 
-t.test('(d) malformed reject and policy frames close the link or are ignored with a reason; nothing is installed, nothing crashes', async (t) => {
+t.test('(d) malformed acknowledgements and policy frames close the link or are ignored with a reason; nothing is installed, nothing crashes', async (t) => {
   // us-east-1 accepts eu-west-1 (the lower id dials); the test plays eu-west-1, whose own replication is stopped.
   const [us, west] = await startNodes(t, [
     { id: 'us-east-1', region: 'us-east', policy: policyText(1, everywhere) },
@@ -370,13 +370,13 @@ t.test('(d) malformed reject and policy frames close the link or are ignored wit
 
   // Frames that do not decode: the link closes as a protocol error (4400), with the reason logged by code.
   const malformed: Array<[string, Record<string, unknown>]> = [
-    ['reject with a string id', { t: 'reject', id: 'one', last: 1, seqs: [1], code: 'x' }],
-    ['reject with seq 0', { t: 'reject', id: 1, last: 1, seqs: [0], code: 'x' }],
-    ['reject with a negative seq', { t: 'reject', id: 1, last: 1, seqs: [-5], code: 'x' }],
-    ['reject with seqs not a list', { t: 'reject', id: 1, last: 1, seqs: 7, code: 'x' }],
-    ['reject with too many seqs', { t: 'reject', id: 1, last: 1, seqs: Array.from({ length: 2_001 }, (_, i) => i + 1), code: 'x' }],
-    ['reject with a long code', { t: 'reject', id: 1, last: 1, seqs: [1], code: 'x'.repeat(65) }],
-    ['reject without seqs', { t: 'reject', id: 1, last: 1, code: 'x' }],
+    ['a reject frame (protocol 1; refusals ride acknowledgements now)', { t: 'reject', id: 1, last: 1, seqs: [1], code: 'x' }],
+    ['ack with a string id', { t: 'ack', id: 'one', last: 1, refused: [1] }],
+    ['ack refusing seq 0', { t: 'ack', id: 1, last: 1, refused: [0] }],
+    ['ack refusing a negative seq', { t: 'ack', id: 1, last: 1, refused: [-5] }],
+    ['ack with refusals not a list', { t: 'ack', id: 1, last: 1, refused: 7 }],
+    ['ack refusing too many seqs', { t: 'ack', id: 1, last: 1, refused: Array.from({ length: 2_001 }, (_, i) => i + 1) }],
+    ['ack with an empty refusal list (one form per frame)', { t: 'ack', id: 1, last: 1, refused: [] }],
     ['policy version 0', { t: 'policy', version: 0, text: policyText(0, everywhere) }],
     ['policy version negative', { t: 'policy', version: -3, text: policyText(3, everywhere) }],
     ['policy version a string', { t: 'policy', version: '9', text: policyText(9, everywhere) }],
@@ -407,10 +407,10 @@ t.test('(d) malformed reject and policy frames close the link or are ignored wit
   }
   // An older or equal version is ignored without a word.
   peer.ws.send(encodeFrame({ t: 'policy', version: 1, text: policyText(1, ['eu-west']) }));
-  // A reject naming entries this node never sent: the link closes (policy), nothing else changes.
-  peer.ws.send(encodeFrame({ t: 'reject', id: 99, last: 99, seqs: [1, 2, 3], code: 'ERR_POLICY_REJECTED' }));
+  // An acknowledgement, with refusals, of a batch this node never sent: the link closes, nothing else changes.
+  peer.ws.send(encodeFrame({ t: 'ack', id: 99, last: 99, refused: [1, 2, 3] }));
   const { code } = await peer.closed;
-  t.equal(code, 4403, 'an unexpected reject closes the link as a policy event');
+  t.equal(code, 4400, 'an acknowledgement of a batch never sent closes the link as a protocol error');
   t.equal(us.replica.policy?.version, 1, 'nothing was installed');
   t.equal(us.replica.policy?.canonical, canonical, 'the enforced policy is unchanged');
   t.same((await us.replica.policyHistory()).map((r) => r.version), [1], 'nothing was stored');

@@ -2,7 +2,9 @@
  * `automerge`: an Automerge document; deltas are Automerge changes. The body is an incarnation number and the
  * set of changes (sorted by hash, so equal sets encode to equal bytes); joining unions the sets. Like `yjs`,
  * a delete starts a higher, empty incarnation and concurrent changes to the old one are discarded with a
- * conflict record. A node writes with an actor id derived from its node id and the incarnation.
+ * conflict record. A node writes with an actor id of its own, recorded in the body (`writers`), minted like a
+ * Yjs client id (yjs.ts) from its first write's dot: a node that lost its copy never reuses an actor whose
+ * change sequence it no longer has (Automerge refuses a second change with the same actor and sequence).
  */
 import * as A from '@automerge/automerge';
 import { type CausalContext } from '../context.js';
@@ -10,7 +12,7 @@ import { TesseraError } from '../errors.js';
 import { hex64 } from '../hash.js';
 import { decodeFail, expectArray, expectBytes, expectInt } from '../shape.js';
 import { type ConflictFinding, type CrdtType, type Mutation, type MutationContext } from './type.js';
-import { discardedBytesValue } from './yjs.js';
+import { type Writer, decodeWriters, discardedBytesValue, joinWriters, writerIdOf } from './yjs.js';
 
 /** One change and its hash (the sort key). */
 export interface AutomergeChange {
@@ -18,18 +20,21 @@ export interface AutomergeChange {
   readonly bytes: Uint8Array;
 }
 
-/** An Automerge body: incarnation and its changes sorted by hash. */
+/** An Automerge body: incarnation, its changes sorted by hash, and the nodes' actor ids. */
 export interface AutomergeBody {
   readonly inc: number;
   readonly changes: readonly AutomergeChange[];
+  readonly writers: ReadonlyArray<Writer<string>>;
 }
 
-const emptyAutomerge: AutomergeBody = { inc: 0, changes: [] };
+const emptyAutomerge: AutomergeBody = { inc: 0, changes: [], writers: [] };
 
-/** The Automerge actor id `node` uses in incarnation `inc`. */
-export function automergeActorId(node: string, inc: number): string {
-  return hex64(`${node}#${inc}`);
+/** A fresh Automerge actor id for `node`'s first write of incarnation `inc`, whose dot has counter `counter`. */
+export function automergeActorId(node: string, inc: number, counter: number): string {
+  return hex64(`${node}#${inc}#${counter}`);
 }
+
+const actorPattern = /^[0-9a-f]{16}$/;
 
 /** Decodes a change given from outside; throws `ERR_AUTOMERGE_CHANGE_INVALID`. */
 export function automergeChangeFromBytes(bytes: Uint8Array): AutomergeChange {
@@ -75,12 +80,16 @@ function unionChanges(a: readonly AutomergeChange[], b: readonly AutomergeChange
 
 /** Runs `change` on the document as `ctx.node` and returns the delta holding the new change. */
 export function automergeChange<T>(body: AutomergeBody, change: A.ChangeFn<T>, ctx: MutationContext): Mutation<AutomergeBody> | null {
-  const doc = automergeDoc<T>(body, automergeActorId(ctx.node, body.inc));
+  const known = writerIdOf(body.writers, ctx.node);
+  // A fresh actor is derived from the write's dot, which is issued only if the change changes anything: the
+  // next dot's counter is known without issuing it (one past what this node issued on the document).
+  const actor = known ?? automergeActorId(ctx.node, body.inc, ctx.peekCounter?.() ?? 0);
+  const doc = automergeDoc<T>(body, actor);
   const next = A.change(doc, { time: Math.floor(ctx.hlc.ms / 1000) }, change);
   const bytes = A.getLastLocalChange(next);
   if (bytes === undefined) return null;
   const dot = ctx.nextDot();
-  return { body: { inc: body.inc, changes: [automergeChangeFromBytes(bytes)] }, added: [dot], removed: [] };
+  return { body: { inc: body.inc, changes: [automergeChangeFromBytes(bytes)], writers: [[ctx.node, actor]] }, added: [dot], removed: [] };
 }
 
 /** Adds changes produced elsewhere (for example by an Automerge client of the app). */
@@ -88,16 +97,17 @@ export function automergeApplyChanges(body: AutomergeBody, changes: readonly Uin
   const decoded = changes.map(automergeChangeFromBytes).sort((x, y) => (x.hash < y.hash ? -1 : x.hash > y.hash ? 1 : 0));
   const unique = unionChanges([], decoded);
   // A change can decode and still fail to load: prove the document loads with it before it is logged.
-  automergeCheck({ inc: body.inc, changes: unionChanges(body.changes, unique) });
+  automergeCheck({ inc: body.inc, changes: unionChanges(body.changes, unique), writers: [] });
   const dot = ctx.nextDot();
-  return { body: { inc: body.inc, changes: unique }, added: [dot], removed: [] };
+  return { body: { inc: body.inc, changes: unique, writers: [] }, added: [dot], removed: [] };
 }
 
 function automergeJoin(a: AutomergeBody, _ctxA: CausalContext, b: AutomergeBody, _ctxB: CausalContext): AutomergeBody {
   if (a.inc !== b.inc) return a.inc > b.inc ? a : b;
-  if (b.changes.length === 0) return a;
-  if (a.changes.length === 0) return b;
-  return { inc: a.inc, changes: unionChanges(a.changes, b.changes) };
+  const writers = joinWriters(a.writers, b.writers);
+  if (b.changes.length === 0) return writers === a.writers ? a : { ...a, writers };
+  if (a.changes.length === 0) return writers === b.writers ? b : { ...b, writers };
+  return { inc: a.inc, changes: unionChanges(a.changes, b.changes), writers };
 }
 
 function contentValue(body: AutomergeBody): { changes: number; bytes: number; base64?: string } {
@@ -118,7 +128,7 @@ export const automergeType: CrdtType<AutomergeBody, unknown> = {
   join: automergeJoin,
   value: (body) => A.toJS(automergeDoc(body)),
   dots: () => [],
-  cleared: (body) => ({ inc: body.inc + 1, changes: [] }),
+  cleared: (body) => ({ inc: body.inc + 1, changes: [], writers: [] }),
   check: automergeCheck,
   conflicts: (before, ctxBefore, delta, deltaCtx) => {
     const out: ConflictFinding[] = [];
@@ -131,9 +141,9 @@ export const automergeType: CrdtType<AutomergeBody, unknown> = {
     }
     return out;
   },
-  encode: (body) => [body.inc, body.changes.map((change) => change.bytes)],
+  encode: (body) => [body.inc, body.changes.map((change) => change.bytes), body.writers.map(([node, id]) => [node, id])],
   decode: (form) => {
-    const [inc, changesForm] = expectArray(form, 'automerge', 2, 2);
+    const [inc, changesForm, writersForm] = expectArray(form, 'automerge', 3, 3);
     const changes = expectArray(changesForm, 'automerge changes').map((bytes, i) => {
       try {
         return automergeChangeFromBytes(expectBytes(bytes, `automerge change ${i}`));
@@ -144,6 +154,10 @@ export const automergeType: CrdtType<AutomergeBody, unknown> = {
     for (let i = 1; i < changes.length; i++) {
       if (changes[i - 1]!.hash >= changes[i]!.hash) decodeFail('automerge changes: not in canonical order');
     }
-    return { inc: expectInt(inc, 'automerge incarnation'), changes };
+    const writers = decodeWriters(writersForm, 'automerge writers', (value, what) => {
+      if (typeof value !== 'string' || !actorPattern.test(value)) decodeFail(`${what}: expected 16 hex digits`);
+      return value as string;
+    });
+    return { inc: expectInt(inc, 'automerge incarnation'), changes, writers };
   },
 };

@@ -16,6 +16,8 @@ export type CrdtTypeName = (typeof crdtTypeNames)[number];
 export interface MutationContext {
   /** Issues the next dot for this document at this node. */
   nextDot(): Dot;
+  /** The counter the next dot will have, without issuing it. */
+  peekCounter?(): number;
   readonly hlc: Hlc;
   readonly node: string;
 }

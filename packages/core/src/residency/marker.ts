@@ -1,0 +1,77 @@
+/**
+ * What a region remembers of a document it purged, by key digest — never its key, value or tags: the highest
+ * counter of its own dots (so later writes here never reuse one), every dot the copy had seen, and the facts'
+ * bare dots (the tag operations seen, the type stamp). A copy of the same lineage (it shares a dot) that
+ * arrives later is accepted only from a sender whose head covers them: one that has not seen what made this
+ * region purge is stale, and its copy would put the document back where the facts it lacks keep it from (a
+ * region still holding a stale copy re-infecting regions that already purged theirs). A copy of another
+ * lineage (a re-creation by a region that held none) shares no dot and is judged as any copy.
+ */
+import { CausalContext } from '../context.js';
+import { type DocState, tagContextOf } from '../crdt/document.js';
+import { type TypeStamp, compareTypeStamps, joinTypeStamps } from '../crdt/stamps.js';
+import { type Dot } from '../context.js';
+import { type Hlc } from '../hlc.js';
+
+/** A purged document's marker. */
+export interface PurgeMarker {
+  /** The highest counter of the purging node's dots in the copy. */
+  readonly counter: number;
+  /** Every dot the copy had seen. */
+  readonly seen: CausalContext;
+  /** The tag operations the copy had seen (dots only). */
+  readonly tagDots: CausalContext;
+  readonly typed: TypeStamp | null;
+}
+
+/** The marker of `state` purged at `node`, joined with an earlier marker of the same key. */
+export function markerOf(state: DocState | null, node: string, previous: PurgeMarker | null): PurgeMarker {
+  const tagDots = (previous?.tagDots ?? new CausalContext()).clone();
+  const seen = (previous?.seen ?? new CausalContext()).clone();
+  if (state !== null) {
+    tagDots.merge(tagContextOf(state));
+    seen.merge(state.ctx);
+  }
+  return {
+    counter: Math.max(previous?.counter ?? 0, state?.ctx.maxCounter(node) ?? 0),
+    seen,
+    tagDots,
+    typed: joinTypeStamps(previous?.typed ?? undefined, state?.typed) ?? null,
+  };
+}
+
+/**
+ * False when a copy (`content`: everything that arrived of it; `facts`: the sender's head, or that content)
+ * is of the marker's lineage — it shares a dot — and has not seen everything the marker records: every tag
+ * operation and a type stamp no earlier. Such a sender is stale.
+ */
+export function coversMarker(content: DocState, facts: DocState, marker: PurgeMarker): boolean {
+  if (!content.ctx.overlaps(marker.seen) && !facts.ctx.overlaps(marker.seen)) return true;
+  if (!tagContextOf(facts).includes(marker.tagDots)) return false;
+  if (marker.typed !== null && (facts.typed === undefined || compareTypeStamps(facts.typed, marker.typed) < 0)) return false;
+  return true;
+}
+
+/** The marker as stored (JSON: dots, stamps and a counter; no names of the document). */
+export function markerForm(marker: PurgeMarker): unknown {
+  const stamp = (s: { hlc: Hlc; node: string } | null) => (s === null ? null : [s.hlc.ms, s.hlc.c, s.node]);
+  return {
+    counter: marker.counter,
+    seen: marker.seen.toJSON(),
+    tags: marker.tagDots.toJSON(),
+    typed: marker.typed === null ? null : [...stamp(marker.typed)!, marker.typed.type],
+  };
+}
+
+/** Reads a stored marker (a bare number is a counter floor of store format 1). Trusted input: the store's own. */
+export function markerFromForm(form: unknown): PurgeMarker {
+  if (typeof form === 'number') return { counter: form, seen: new CausalContext(), tagDots: new CausalContext(), typed: null };
+  type Dots = { vector: Array<[string, number]>; cloud: Dot[] };
+  const record = form as { counter: number; seen: Dots; tags: Dots; typed: [number, number, string, string] | null };
+  return {
+    counter: record.counter,
+    seen: CausalContext.from(record.seen.vector, record.seen.cloud),
+    tagDots: CausalContext.from(record.tags.vector, record.tags.cloud),
+    typed: record.typed === null ? null : { hlc: { ms: record.typed[0], c: record.typed[1] }, node: record.typed[2], type: record.typed[3] as TypeStamp['type'] },
+  };
+}

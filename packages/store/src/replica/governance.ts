@@ -1,0 +1,283 @@
+/**
+ * Governance: policy versions (stored immutably, enforced or tried in shadow mode), the re-evaluation of the
+ * stored documents when the enforced version changes (`planPolicy`), handovers (a copy this region must give
+ * up stays until the regions that may hold it have its writes), and purges. A purge drops a document's state,
+ * log entries, conflict records and handover record in one batch with an audit entry, keeps a counter floor
+ * by key digest so later writes here never reuse dots, and compacts the storage so no readable byte stays.
+ */
+import {
+  type DocFacts, type DocState, type Policy, type PurgeMarker, TesseraError, markerForm, markerOf, decodeDoc, docFacts, docHead, encodeDoc, holdersOf, parsePolicy, planPolicy,
+} from '@tessera/core';
+import { decodeLogEntry } from '../log-entry.js';
+import {
+  allDocsRange, conflictRange, docKey, docRange, floorKey, handoverKey, handoverRange, logKey, logRange, parseDocKey,
+  parseHandoverKey, parseLogKey, policyKey, policyRange, policyStateKey,
+} from '../layout.js';
+import { type BatchOp } from '../storage/port.js';
+import { type PolicyMode, type PolicyRecord, type PolicyReport } from '../types.js';
+import { type ReplicaCore, jsonBytes, parseJsonBytes, policyHash } from './core.js';
+import { fanoutOps } from './log.js';
+
+/** Documents re-evaluated per step when a policy is enforced or planned (one write batch per step). */
+export const policyScanStepMax = 500;
+
+/** The policy state kept in the data directory. */
+interface PolicyState {
+  readonly enforce: { readonly version: number; readonly hash: string } | null;
+  readonly shadow: { readonly version: number; readonly hash: string } | null;
+}
+
+/** The stored record of one policy version. */
+export async function policyRecord(c: ReplicaCore, version: number): Promise<PolicyRecord | undefined> {
+  const bytes = await c.storage.get(policyKey(version));
+  return bytes === undefined ? undefined : parseJsonBytes(bytes) as PolicyRecord;
+}
+
+/** Stored policy versions, oldest first. */
+export async function policyHistory(c: ReplicaCore): Promise<PolicyRecord[]> {
+  c.checkOpen();
+  const out: PolicyRecord[] = [];
+  for await (const [, bytes] of c.storage.entries(policyRange)) out.push(parseJsonBytes(bytes) as PolicyRecord);
+  return out;
+}
+
+async function storedPolicy(c: ReplicaCore, version: number): Promise<Policy> {
+  const record = await policyRecord(c, version);
+  if (record === undefined) throw new TesseraError('ERR_STORE_CORRUPT', `policy version ${version} is in use but its record is missing`);
+  const policy = parsePolicy(record.text, `stored policy v${version}`);
+  if (policyHash(policy) !== record.hash) throw new TesseraError('ERR_STORE_CORRUPT', `stored policy version ${version} does not match its content hash`);
+  return policy;
+}
+
+/** Loads the enforced and shadow versions at open; a newer `given` (the config's) is installed. */
+export async function openGovernance(c: ReplicaCore, given: Policy | undefined): Promise<void> {
+  const stateBytes = await c.storage.get(policyStateKey);
+  const state = stateBytes === undefined ? { enforce: null, shadow: null } : parseJsonBytes(stateBytes) as PolicyState;
+  if (state.enforce !== null) c.enforced = await storedPolicy(c, state.enforce.version);
+  if (state.shadow !== null) c.shadowed = await storedPolicy(c, state.shadow.version);
+  // A newer version already stored (distributed through the cluster) stays; an older one given is ignored.
+  if (given !== undefined && (c.enforced === null || given.version >= c.enforced.version)) await installPolicy(c, given, 'enforce', 'config');
+}
+
+/**
+ * Stores a policy version and puts it to use (see `Replica.installPolicy`). Installs run one at a time, in
+ * call order: interleaved, a slower older version would be checked against the state before a newer one.
+ */
+export function installPolicy(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
+  const run = c.policyInstalls.then(() => installNow(c, policy, mode, source));
+  c.policyInstalls = run.catch(() => undefined);
+  return run;
+}
+
+async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
+  c.checkOpen();
+  if (mode !== 'enforce' && mode !== 'shadow') throw new TesseraError('ERR_OPTION_INVALID', `installPolicy: mode must be "enforce" or "shadow", got ${JSON.stringify(mode)}`);
+  const hash = policyHash(policy);
+  const stored = await policyRecord(c, policy.version);
+  if (stored !== undefined && stored.hash !== hash) {
+    throw new TesseraError('ERR_POLICY_CONFLICT',
+      `policy version ${policy.version} is already stored with content hash ${stored.hash.slice(0, 12)}…, not ${hash.slice(0, 12)}…: versions are immutable, so give the changed policy a higher version`);
+  }
+  const current = mode === 'enforce' ? c.enforced : c.shadowed;
+  if (current !== null && current.version === policy.version) return null;
+  if (c.enforced !== null && policy.version < c.enforced.version) {
+    throw new TesseraError('ERR_POLICY_CONFLICT', `policy version ${policy.version} is older than the enforced version ${c.enforced.version}`);
+  }
+  // The enforced version is not tried in shadow mode again (a repeated apply shadows it first): nothing to do.
+  if (c.enforced !== null && policy.version === c.enforced.version) return null;
+  const ops: BatchOp[] = [];
+  if (stored === undefined) {
+    const record: PolicyRecord = { version: policy.version, hash, storedAtMs: c.wallNow(), source, text: policy.text };
+    ops.push({ type: 'put', key: policyKey(policy.version), value: jsonBytes(record) });
+    ops.push(...c.auditOps('policy-stored', { version: policy.version, hash, source }));
+  }
+  const stamp = (p: Policy | null) => (p === null ? null : { version: p.version, hash: policyHash(p) });
+  const enforce = mode === 'enforce' ? policy : c.enforced;
+  const shadow = mode === 'shadow' ? policy : c.shadowed !== null && c.shadowed.version > policy.version ? c.shadowed : null;
+  const state: PolicyState = { enforce: stamp(enforce), shadow: stamp(shadow) };
+  ops.push({ type: 'put', key: policyStateKey, value: jsonBytes(state) });
+  ops.push(...c.auditOps('policy-activated', { version: policy.version, hash, mode, previous: c.enforced?.version ?? null, source }));
+  await c.commit(ops);
+  const previous = c.enforced;
+  c.enforced = enforce;
+  c.shadowed = shadow;
+  if (mode === 'shadow') return null;
+  return reevaluate(c, previous, policy, false);
+}
+
+/** The record of a pending handover: purge once `regions` acknowledged what this replica logged so far. */
+export function handoverOp(c: ReplicaCore, dataset: string, key: string, regions: readonly string[]): BatchOp {
+  return { type: 'put', key: handoverKey(dataset, key), value: jsonBytes({ seq: c.seqLast, regions: [...regions].sort() }) };
+}
+
+/** The regions the cluster names (the policy's, else the configured nodes'). */
+function everywhere(c: ReplicaCore, policy: Policy): string[] {
+  return [...new Set([...policy.regions.keys(), ...c.nodeRegions.values()])].sort();
+}
+
+/**
+ * Judges every stored document under `next` against `previous` (null: everywhere allowed). Unless `dryRun`,
+ * every holder sends its copy to the regions `next` opens for it, and a region that may no longer hold a
+ * document hands it over to the regions that may (purging at once when none may).
+ */
+export async function reevaluate(c: ReplicaCore, previous: Policy | null, next: Policy, dryRun: boolean): Promise<PolicyReport> {
+  const datasets: Record<string, { held: number; purge: number; start: Record<string, number> }> = {};
+  let documents = 0;
+  let after: string | null = null;
+  const all = everywhere(c, next);
+  for (;;) {
+    const page: Array<[string, Uint8Array]> = [];
+    for await (const item of c.storage.entries({ ...(after === null ? { gte: allDocsRange.gte } : { gt: after }), lt: allDocsRange.lt, limit: policyScanStepMax })) page.push(item);
+    if (page.length === 0) break;
+    after = page[page.length - 1]![0];
+    const erase: Array<{ dataset: string; key: string }> = [];
+    const work: Array<{ dataset: string; key: string; doc: DocState; bytes: Uint8Array; plan: ReturnType<typeof planPolicy> }> = [];
+    for (const [stored, bytes] of page) {
+      const { dataset, key } = parseDocKey(stored);
+      let doc: DocState;
+      try {
+        doc = decodeDoc(bytes, `${dataset}/${key}`);
+      } catch {
+        continue;
+      }
+      documents++;
+      const facts = docFacts(dataset, key, doc);
+      const plan = planPolicy(previous, next, c.region, facts, all);
+      const counts = (datasets[dataset] ??= { held: 0, purge: 0, start: {} });
+      counts.held++;
+      // Counted once over the cluster (by the first region that held it), so that per-region plans add up.
+      if (plan.stateTo.length > 0 && countingRegion(plan.holdersBefore, plan.holders) === c.region) {
+        for (const region of plan.stateTo) counts.start[region] = (counts.start[region] ?? 0) + 1;
+      }
+      if (!plan.keep) counts.purge++;
+      if (dryRun) continue;
+      if (!plan.keep && plan.handoverTo.length === 0) erase.push({ dataset, key });
+      else work.push({ dataset, key, doc, bytes, plan });
+    }
+    if (dryRun) continue;
+    // From here to the commit nothing awaits: sequence numbers are taken in the turn their batch is queued.
+    const ops: BatchOp[] = [];
+    const hlc = c.now();
+    for (const { dataset, key, doc, bytes, plan } of work) {
+      ops.push(...fanoutOps(c, dataset, key, hlc, bytes, encodeDoc(docHead(doc)), plan.stateTo, []));
+      if (!plan.keep) ops.push(handoverOp(c, dataset, key, plan.handoverTo));
+    }
+    const last = c.seqLast;
+    if (ops.length > 0) {
+      await c.commit(ops);
+      c.committed(last);
+      // No document changed, but the log grew: links have entries to send.
+      c.events.emit('appended', last);
+    }
+    await purgeDocs(c, erase, () => ({ reason: 'policy', version: next.version }));
+  }
+  return { version: next.version, region: c.region, documents, datasets };
+}
+
+/**
+ * The region that counts a document a new policy opens, in a plan: the first (by name) of the regions that
+ * held it before and still may, or of those that held it before when none still may — one per cluster, so
+ * per-region plans add up.
+ */
+function countingRegion(before: readonly string[], after: readonly string[]): string | undefined {
+  const staying = before.filter((region) => after.includes(region));
+  return [...(staying.length > 0 ? staying : before)].sort()[0];
+}
+
+/** May this region hold the document with these facts under the enforced policy (everything without one)? */
+function mayHoldHere(c: ReplicaCore, facts: DocFacts): boolean {
+  return c.enforced === null || holdersOf(c.enforced, facts).includes(c.region);
+}
+
+/**
+ * Completes handovers: a copy this region must give up is purged once `acknowledged(region)` (the lowest
+ * sequence number every node of that region acknowledged from this one) reaches its record's for every region
+ * it names; it is cancelled when this region may hold the document again (its facts or the policy changed).
+ * Returns how many copies were purged.
+ */
+export async function settleHandovers(c: ReplicaCore, acknowledged: (region: string) => number): Promise<number> {
+  c.checkOpen();
+  const ready: Array<{ dataset: string; key: string; stored: string }> = [];
+  const cancelled: BatchOp[] = [];
+  for await (const [stored, bytes] of c.storage.entries({ ...handoverRange, limit: policyScanStepMax })) {
+    const { seq, regions } = parseJsonBytes(bytes) as { seq: number; regions: string[] };
+    const { dataset, key } = parseHandoverKey(stored);
+    const state = await c.committedState(dataset, key);
+    if (state !== null && mayHoldHere(c, docFacts(dataset, key, state))) {
+      cancelled.push({ type: 'del', key: stored });
+      continue;
+    }
+    if (regions.every((region) => acknowledged(region) >= seq)) ready.push({ dataset, key, stored });
+  }
+  if (cancelled.length > 0) await c.commit(cancelled);
+  if (ready.length === 0) return 0;
+  return purgeDocs(c, ready, () => ({ reason: 'handover' }));
+}
+
+/** Documents kept here only until the regions they were handed to acknowledge them. */
+export async function pendingHandovers(c: ReplicaCore): Promise<number> {
+  let count = 0;
+  for await (const _key of c.storage.keys(handoverRange)) count++;
+  return count;
+}
+
+/**
+ * Drops this region's copy of documents: their state, log entries, conflict records and handover records, in
+ * one batch, with an audit entry each, then compacts what held them. Returns how many.
+ */
+export async function purgeDocs<T extends { dataset: string; key: string }>(c: ReplicaCore, docs: readonly T[], details: (doc: T) => Record<string, unknown>): Promise<number> {
+  if (docs.length === 0) return 0;
+  const ids = new Set(docs.map((doc) => docKey(doc.dataset, doc.key)));
+  const pinned = await c.pinAll(docs);
+  try {
+    const ops: BatchOp[] = [];
+    const logKeys: string[] = [];
+    for await (const [stored, bytes] of c.storage.entries({ gt: logKey(c.logFloorSeq), lt: logRange.lt })) {
+      const entry = decodeLogEntry(parseLogKey(stored), bytes);
+      if (ids.has(docKey(entry.dataset, entry.key))) logKeys.push(stored);
+    }
+    for (const stored of logKeys) ops.push({ type: 'del', key: stored });
+    const markersNow = new Map<string, PurgeMarker>();
+    for (const doc of docs) {
+      const entry = pinned.get(docKey(doc.dataset, doc.key))!;
+      // The state goes, and its context with it: remember (by digest, never the key) the highest counter of
+      // this node's dots in it, so a later write here cannot issue a dot other regions already hold.
+      const marker = markerOf(entry.state, c.node, c.markerOf(doc.dataset, doc.key));
+      const digest = c.keyDigest(doc.dataset, doc.key);
+      markersNow.set(digest, marker);
+      ops.push({ type: 'put', key: floorKey(digest), value: jsonBytes(markerForm(marker)) });
+      ops.push({ type: 'del', key: docKey(doc.dataset, doc.key) });
+      ops.push({ type: 'del', key: handoverKey(doc.dataset, doc.key) });
+      for await (const stored of c.storage.keys(conflictRange(doc.dataset, doc.key))) ops.push({ type: 'del', key: stored });
+      ops.push(...c.auditOps('purge', { dataset: doc.dataset, doc: c.keyDigest(doc.dataset, doc.key), ...details(doc) }));
+    }
+    for (const entry of pinned.values()) {
+      entry.state = null;
+    }
+    await c.commit(ops);
+    for (const [digest, marker] of markersNow) c.markers.set(digest, marker);
+    for (const entry of pinned.values()) {
+      entry.committed = null;
+    }
+    for (const id of ids) c.conflicted.delete(id);
+    for (const doc of docs) c.events.emit('purged', { dataset: doc.dataset, key: doc.key, reason: String(details(doc).reason ?? 'purge') });
+    await compactAfterPurge(c, docs, logKeys);
+    return docs.length;
+  } finally {
+    for (const entry of pinned.values()) c.unpin(entry);
+  }
+}
+
+/**
+ * A delete leaves the old bytes in the engine's files until compaction rewrites them: compact what the purge
+ * touched. The ranges are whole datasets and sequence numbers, never document keys (LevelDB writes the bounds
+ * of a manual compaction to its LOG file).
+ */
+async function compactAfterPurge(c: ReplicaCore, docs: ReadonlyArray<{ dataset: string }>, logKeys: readonly string[]): Promise<void> {
+  for (const dataset of new Set(docs.map((doc) => doc.dataset))) {
+    await c.storage.compact(docRange(dataset));
+    await c.storage.compact(conflictRange(dataset));
+  }
+  if (logKeys.length > 0) await c.storage.compact({ gte: logKeys[0]!, lt: `${logKeys[logKeys.length - 1]!}\u0000` });
+  await c.storage.compact(handoverRange);
+}
