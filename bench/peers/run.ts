@@ -28,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaultProxy } from '@tessera/cli';
 import { parsePolicy } from '@tessera/core';
+import { newToken, writeTokensFile } from '@tessera/server';
 import { Replica } from 'tesseradb';
 import { type Spread, machineInfo, parseBenchArgs, percentile, spread, table } from '../lib.js';
 import {
@@ -239,12 +240,18 @@ const tesseraDataset = 'bench';
 const tesseraLocalDataset = 'resident';
 const httpAgent = new Agent({ keepAlive: true, maxSockets: 256 });
 
+/** The benchmark's token (every daemon needs one: a writer on every dataset is enough here). */
+const benchToken = newToken('bench', { roles: ['reader', 'writer'], datasets: ['*'] }, 0);
+
 function httpJson(port: number, method: string, path: string, body?: unknown, timeMsMax = callTimeMsDefault): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request({
       host: '127.0.0.1', port, method, path, agent: httpAgent, timeout: timeMsMax,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      headers: {
+        authorization: `Bearer ${benchToken.token}`,
+        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+      },
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -277,8 +284,9 @@ function writeTesseraConfigs(dir: string, portA: number, portB: number, proxyPor
     'version: 1', 'regions:', '  west: { jurisdiction: w, location: [0, 0] }', '  east: { jurisdiction: e, location: [0, 40] }', 'datasets:',
     `  ${tesseraDataset}: { type: map, placement: global }`, `  ${tesseraLocalDataset}: { type: map, placement: local }`, '',
   ].join('\n'));
+  writeTokensFile(join(dir, 'tokens.json'), [benchToken.record]);
   const text = (advertiseA: number) => [
-    'cluster: bench', `secret: ${JSON.stringify(secret)}`, `policy: ${JSON.stringify(policy)}`, 'nodes:',
+    'cluster: bench', `secret: ${JSON.stringify(secret)}`, `policy: ${JSON.stringify(policy)}`, `api: { tokensFile: ${JSON.stringify(join(dir, 'tokens.json'))} }`, 'nodes:',
     '  - id: west-1', '    region: west', `    listen: 127.0.0.1:${portA}`, `    advertise: 127.0.0.1:${advertiseA}`,
     `    data: ${JSON.stringify(join(dir, 'a'))}`, '    durability: os',
     '  - id: east-1', '    region: east', `    listen: 127.0.0.1:${portB}`,

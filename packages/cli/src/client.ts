@@ -1,5 +1,7 @@
 /** A small HTTP client for the daemon's API, with errors a person can act on. */
+import { readFileSync } from 'node:fs';
 import { TesseraError } from '@tessera/core';
+import { caFetch } from '@tessera/server';
 
 /** Timeout of one CLI request. */
 export const requestTimeoutMsDefault = 10_000;
@@ -18,25 +20,54 @@ export function parseBaseUrl(value: string): URL {
   return url;
 }
 
-/** A node's API as the CLI reaches it: where, and the bearer token it sends (null: none). */
+/**
+ * A node's API as the CLI reaches it: where, the bearer token it sends (null: none) and the CA file an HTTPS
+ * node's certificate must chain to (the cluster CA; null: the system's roots).
+ */
 export interface NodeApi {
   readonly base: URL;
   readonly token: string | null;
+  readonly caFile?: string | null;
+}
+
+const fetchByCa = new Map<string, typeof fetch>();
+
+function fetchFor(caFile: string | null | undefined): typeof fetch {
+  if (caFile === undefined || caFile === null || caFile === '') return fetch;
+  let found = fetchByCa.get(caFile);
+  if (found === undefined) {
+    let pem: string;
+    try {
+      pem = readFileSync(caFile, 'utf8');
+    } catch (error) {
+      throw new TesseraError('ERR_OPTION_INVALID', `CA file ${JSON.stringify(caFile)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    found = caFetch(pem);
+    fetchByCa.set(caFile, found);
+  }
+  return found;
+}
+
+/** An environment variable, or null when unset or empty. */
+function envOrNull(name: string): string | null {
+  const value = process.env[name];
+  return value === undefined || value === '' ? null : value;
 }
 
 /**
- * Calls the API; returns the parsed JSON body, or throws with the problem's code and detail. `node` is a base
- * URL (no credentials) or a `NodeApi`, whose token goes in an `Authorization: Bearer` header.
+ * Calls the API; returns the parsed JSON body, or throws with the problem's code and detail. `node` is a
+ * `NodeApi`, or a base URL called with `$TESSERA_TOKEN` and `$TESSERA_CA`.
  */
 export async function callApi(node: URL | NodeApi, method: string, path: string, body?: unknown, timeoutMs = requestTimeoutMsDefault): Promise<unknown> {
-  const { base, token } = node instanceof URL ? { base: node, token: null } : node;
+  const { base, token, caFile } = node instanceof URL ? { base: node, token: envOrNull('TESSERA_TOKEN'), caFile: envOrNull('TESSERA_CA') } : node;
   const url = new URL(path, base);
+  const doFetch = fetchFor(caFile === undefined ? envOrNull('TESSERA_CA') : caFile);
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token !== null) headers.authorization = `Bearer ${token}`;
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await doFetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -61,6 +61,14 @@ const groups: readonly CommandGroup[] = [
     summaries: { audit: 'list or verify a region\'s hash-chained audit log' },
     register: async (program, print, context) => (await import('./commands/audit.js')).registerAuditCommands(program, print, context),
   },
+  {
+    summaries: { token: 'create, list and revoke API tokens in a tokens file' },
+    register: async (program, print) => (await import('./commands/token.js')).registerTokenCommands(program, print),
+  },
+  {
+    summaries: { certs: 'create a cluster CA and node certificates, or show one' },
+    register: async (program, print) => (await import('./commands/certs.js')).registerCertsCommands(program, print),
+  },
 ];
 
 /** Aliases that select a group as its command names do. */

@@ -1,10 +1,11 @@
 /** Test harness: a cluster of real `tessera serve` processes on loopback, every link through a FaultProxy. */
 import { type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DevLayout, type DevNode, prepareDevCluster, spawnNode, stopChild, waitReady } from '@tessera/cli';
+import { caFetch } from '@tessera/server';
 
 /** True if every port can be bound on loopback right now. */
 async function portsFree(ports: readonly number[]): Promise<boolean> {
@@ -79,6 +80,11 @@ export async function startTestCluster(
   const basePort = await freeBasePort(regions.length);
   const { envOf, ...layoutOptions } = options;
   const layout = await prepareDevCluster({ regions, dir, basePort, latencyMs, durability: 'os', policyText: globalPolicyText(regions), ...layoutOptions });
+  // The cluster runs secure (HTTPS, tokens): the CLI in this process and `api` below use its admin token and CA.
+  process.env.TESSERA_TOKEN = layout.security.token;
+  process.env.TESSERA_CA = layout.security.caFile;
+  clusterFetch.set(layout.security.token, { fetch: caFetch(await readFile(layout.security.caFile, 'utf8')), token: layout.security.token });
+  for (const node of layout.nodes) nodeAuth.set(node.url, layout.security.token);
   const children = new Map<string, ChildProcess>();
   const start = async (node: DevNode) => {
     const child = spawnNode(layout, node, 'pipe', envOf?.(node, dir));
@@ -93,7 +99,7 @@ export async function startTestCluster(
       }
     });
     children.set(node.id, child);
-    await waitReady(node, child);
+    await waitReady(node, child, undefined, () => stderr.slice(-500), layout.api(node));
   };
   t.teardown(async () => {
     await Promise.all([...children.values()].map((child) => stopChild(child, 5_000)));
@@ -118,11 +124,20 @@ export async function startTestCluster(
   };
 }
 
-/** Calls a node's API; returns status and JSON body. */
+/** The fetch (trusting the cluster CA) and admin token of each running test cluster, by token. */
+const clusterFetch = new Map<string, { fetch: typeof fetch; token: string }>();
+/** Which cluster's token a node URL belongs to. */
+const nodeAuth = new Map<string, string>();
+
+/** Calls a node's API with the cluster's admin token; returns status and JSON body. */
 export async function api(node: DevNode, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(new URL(path, node.url), {
+  const cluster = clusterFetch.get(nodeAuth.get(node.url) ?? '');
+  const response = await (cluster?.fetch ?? fetch)(new URL(path, node.url), {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(cluster === undefined ? {} : { authorization: `Bearer ${cluster.token}` }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });

@@ -139,6 +139,18 @@ t.test('plan, apply, history, audit and audit verify against a running cluster; 
   t.same((await api(us, 'GET', '/v1/policy/history')).body.history.map((r: { version: number }) => r.version), [1], 'plan stores nothing');
   t.equal(Object.keys(await dump(us, 'orders')).length, 3, 'and purges nothing');
 
+  // Unsigned, the version is refused by every node; signed with the cluster's operator key, it is applied.
+  const unsigned = await cli(['policy', 'apply', file, '--url', west.url, '--url', us.url]);
+  t.equal(unsigned.code, 1);
+  t.match(unsigned.err, /ERR_POLICY_SIGNATURE_INVALID: .*no signature of .*policy-v2\.yaml: sign it first/);
+  const wrongKey = await cli(['policy', 'keygen', '--out', join(dir, 'stranger')]);
+  t.equal(wrongKey.code, 0, wrongKey.err);
+  t.equal((await cli(['policy', 'sign', file, '--key', join(dir, 'stranger.key'), '--cluster', 'dev'])).code, 0);
+  const forged = await cli(['policy', 'apply', file, '--url', west.url, '--url', us.url]);
+  t.equal(forged.code, 1, 'a signature by a key the cluster does not name is refused');
+  t.match(forged.err, /403 ERR_POLICY_SIGNATURE_INVALID: policy signature refused: the signature was made with key [0-9a-f]{16}, which is not an operator key of this cluster/);
+  const sign = await cli(['policy', 'sign', file, '--key', cluster.layout.security.operatorKey, '--cluster', 'dev']);
+  t.equal(sign.code, 0, sign.err);
   const apply = await cli(['policy', 'apply', file, '--url', west.url, '--url', us.url]);
   t.equal(apply.code, 0, apply.err);
   t.match(apply.out, `shadow: ${west.url} judges version 2 alongside its enforced policy`);
@@ -159,10 +171,10 @@ t.test('plan, apply, history, audit and audit verify against a running cluster; 
   for (const node of [west, us]) {
     const history = await cli(['policy', 'history', '--url', node.url]);
     t.equal(history.code, 0, history.err);
-    t.same(rowsOf(history.out, 'version').map((r) => [r[0], r[1], r[2], r[4]]), [
+    t.match(rowsOf(history.out, 'version').map((r) => [r[0], r[1], r[2], r[4]]), [
       ['1', 'stored', policyHash(parsePolicy(policyV1, 'x')).slice(0, 16), 'config'],
-      ['2', 'enforced', policyHash(parsePolicy(policyV2, 'x')).slice(0, 16), 'api'],
-    ], `${node.region}: both versions, v1 stored, v2 enforced`);
+      ['2', 'enforced', policyHash(parsePolicy(policyV2, 'x')).slice(0, 16), /^api token admin \([0-9a-f]{12}\) signed by [0-9a-f]{16}$/],
+    ], `${node.region}: both versions, v1 stored, v2 enforced by the admin token, signed by the operator key`);
   }
 
   const audit = await cli(['audit', '--url', us.url]);

@@ -110,6 +110,8 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   const policyFile = join(cluster.layout.dir, 'policy-v2.yaml');
   await writeFile(policyFile, policyV2);
   const lines: string[] = [];
+  // Signed with the cluster's operator key: nodes install no unsigned version.
+  t.equal(await runCli(['policy', 'sign', policyFile, '--key', cluster.layout.security.operatorKey, '--cluster', 'dev'], (line) => lines.push(line)), 0, 'policy v2 signed');
   const code = await runCli(['policy', 'apply', policyFile, '--url', west.url, central.url, us.url], (line) => lines.push(line));
   t.equal(code, 0, code === 0 ? 'policy v2 applied: shadow, then enforce' : `policy apply: ${lines.join('\n')}`);
   // Orders written from here on were written under v2 at eu-west: they must never reach us-east.

@@ -43,6 +43,15 @@ export const errorCatalogue = {
   ERR_DOC_NOT_FOUND: { status: 404, summary: 'The document does not exist on the answering node (never written, deleted, or not replicated here yet).' },
   ERR_TOKEN_INVALID: { status: 400, summary: 'A session token is malformed, or was issued for a write to another document than the one read.' },
   ERR_NOT_YET_REPLICATED: { status: 409, summary: 'The answering node does not hold the write a session token names, even after waiting; retry later or read from the writing region.' },
+  ERR_UNAUTHENTICATED: { status: 401, summary: 'The request carries no credential, or one the node does not know (unknown, revoked or malformed token); the WWW-Authenticate header says what to send.' },
+  ERR_FORBIDDEN: { status: 403, summary: 'The credential is valid but lacks the role or the dataset grant the route needs; the message names the route, the role and the dataset.' },
+  ERR_HOST_FORBIDDEN: { status: 421, summary: 'The Host header is not one of the names this node answers to (a DNS-rebinding guard); the message lists the allowed hosts.' },
+  ERR_ORIGIN_FORBIDDEN: { status: 403, summary: 'A browser request comes from an Origin this node does not allow (cross-site or DNS-rebinding requests).' },
+  ERR_TLS_REQUIRED: { status: 400, summary: 'A plain-HTTP request reached a node that serves its API over HTTPS; use https://.' },
+  ERR_CONNECTIONS_EXCEEDED: { status: 503, summary: 'The node holds as many connections as it allows in total or from this source address; retry later.' },
+  ERR_POLICY_SIGNATURE_INVALID: { status: 403, summary: 'A policy version is unsigned, or its signature is malformed, for another cluster, version or content, made with a key that is not an operator key, or does not verify.' },
+  ERR_POLICY_VERSION_JUMP: { status: 409, summary: 'A policy version is further above the enforced version than a new version may be (policyVersionJumpMax).' },
+  ERR_PEER_IDENTITY: { status: 403, summary: 'A certificate does not carry exactly one valid Tessera identity (tessera://<cluster>/<region>/<node> URI), or names another cluster.' },
   ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the daemon (a bug); the request may or may not have taken effect.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -1,43 +1,43 @@
 /**
  * The cluster view from any node (`GET /v1/cluster`, which the dashboard polls). This node asks every node of
  * the cluster config — itself included, through the same HTTP API, so every node is seen the same way — for
- * its status, its policy stamp, its per-dataset counts, its recent conflicts and its audit tail. Peers are
- * asked at their advertised address (their HTTP API shares the port of their peer WebSocket), each with one
- * deadline for all its requests, a bounded number at once; a node that does not answer in time is marked
- * unreachable. The view is what this node can see: a peer it cannot reach may well be up for others.
+ * its part (`GET /v1/cluster/member`): status, policy stamps, per-dataset counts, recent conflicts and its audit
+ * tail. Peers are asked at their advertised address, with the caller's own credential (each node checks the
+ * operator role itself) and, with TLS, the cluster CA; one deadline per node, a bounded number at once; a node
+ * that does not answer in time is marked unreachable.
+ *
+ * Residency (issue 12 item 6): a member's part carries counts, ids and key digests only — never a key, a value
+ * or a conflict's winning or losing value — so no node's view holds anything of a document its region may not
+ * hold, whichever node gathers it.
  *
  * Gathers are shared: requests that arrive while one runs get its result, and a result is reused for
  * `clusterSnapshotReuseMs`, so any number of open dashboards costs the peers one gather per interval.
  */
 import { performance } from 'node:perf_hooks';
 import { MiB, TesseraError, assert } from '@tessera/core';
+import { type Replica, inspectSummary, policyHash } from '@tessera/store';
 import { type ClusterConfig, type HostPort, findNode, formatHostPort } from './config.js';
 
-/** One deadline for all the requests to one node in a gather. */
+/** One deadline for the request to one node in a gather. */
 export const clusterMemberDeadlineMs = 2_000;
 /** Nodes asked at once. A gather takes at most ⌈nodes / this⌉ × `clusterMemberDeadlineMs`. */
 export const clusterFetchConcurrencyMax = 8;
-/** A finished gather is reused this long. */
+/** A finished gather is reused this long (per credential: each caller's view is gathered with its own token). */
 export const clusterSnapshotReuseMs = 500;
-/** Largest answer read from a node; past it that part of the view is missing. */
+/** Largest answer read from a node; past it that node's part is missing. */
 export const clusterResponseBytesMax = 4 * MiB;
-/** Conflicts asked of each node (its list is ordered by document, not time: this bounds the work, not recency). */
+/** Conflicts each node lists (its list is ordered by document, not time: this bounds the work, not recency). */
 export const clusterConflictsPerNodeMax = 50;
 /** Conflicts in the view: the newest, deduplicated over nodes. */
 export const clusterConflictsMax = 25;
-/** Audit entries asked of each node: the end of its log. */
+/** Audit entries each node gives: the end of its log. */
 export const clusterAuditTailEntries = 20;
 /** Audit entries in the view: the newest over all nodes. */
 export const clusterAuditMax = 40;
-/** A conflict's winning and losing values are shown as JSON cut to this many characters. */
-export const conflictValuePreviewCharsMax = 80;
-/**
- * A node's per-dataset counts are asked for at most this often (the node scans its store to count); between
- * times the view shows the last counts with their age.
- */
+/** A node recounts its per-dataset documents at most this often (a scan of its store); between times it gives the last counts with their age. */
 export const clusterSummaryRefreshMs = 5_000;
-/** The route of per-dataset counts (`tessera inspect summary --url`); a node without it shows no counts. */
-export const inspectSummaryPath = '/v1/inspect/summary';
+/** The route of a node's part of the view. */
+export const clusterMemberPath = '/v1/cluster/member';
 
 assert(clusterConflictsMax <= clusterConflictsPerNodeMax, 'the view keeps at most what it asks each node for');
 
@@ -49,43 +49,23 @@ export interface ClusterMember {
   readonly url: string;
 }
 
-/** One node as this node sees it. */
-export interface MemberView extends ClusterMember {
-  readonly self: boolean;
-  readonly reachable: boolean;
-  /** Why the node is unreachable, or which parts of its view are missing and why; null when all came. */
-  readonly error: string | null;
-  /** How long its gather took. */
-  readonly gatherMs: number;
-  /** Its `GET /v1/status` answer (node, lastSeq, uptime, every link's state, lag, backlog, rates, policy counts). */
-  readonly status: unknown;
-  /** Its enforced and shadow policy version and hash (without the text). */
-  readonly policy: { readonly enforced: PolicyStamp | null; readonly shadow: PolicyStamp | null } | null;
-  /** Its `GET /v1/inspect/summary` answer (datasets with document and quarantined counts), or null. */
-  readonly summary: unknown;
-  /** How old `summary` is (it is refreshed every `clusterSummaryRefreshMs`). */
-  readonly summaryAgeMs: number | null;
-  /** Its audit log's length. */
-  readonly auditLength: number | null;
-}
-
 /** A policy version as a node reports it. */
 export interface PolicyStamp {
   readonly version: number;
   readonly hash: string;
 }
 
-/** A conflict as the view shows it: values as short previews, and the nodes that recorded it. */
+/** A conflict as the view shows it: ids and a key digest, never the key or a value. */
 export interface ConflictView {
   readonly id: string;
   readonly dataset: string;
-  readonly key: string;
-  readonly path: readonly string[];
+  /** The key's digest on the node that reported it first (keyed by that node's salt). */
+  readonly keyDigest: string;
+  /** How deep in the document the conflict is (the field names are data too). */
+  readonly pathDepth: number;
   readonly kind: string;
   readonly origin: string;
   readonly recordedAt: { readonly ms: number; readonly c: number };
-  readonly winner: string;
-  readonly loser: string;
   readonly seenOn: readonly string[];
 }
 
@@ -97,6 +77,32 @@ export interface AuditView {
   readonly node: string;
   readonly region: string;
   readonly details: Readonly<Record<string, unknown>>;
+}
+
+/** One node's part of the view (`GET /v1/cluster/member`). */
+export interface MemberPart {
+  readonly status: { readonly node: string; readonly region: string; readonly lastSeq: number; readonly uptimeMs: number; readonly links: readonly unknown[] };
+  readonly policy: { readonly enforced: PolicyStamp | null; readonly shadow: PolicyStamp | null };
+  /** Per-dataset counts (documents, tombstones, quarantined, bytes), and how old they are. */
+  readonly summary: unknown;
+  readonly summaryAgeMs: number;
+  readonly conflicts: readonly Omit<ConflictView, 'seenOn'>[];
+  readonly audit: { readonly length: number; readonly entries: readonly AuditView[] };
+}
+
+/** One node as this node sees it. */
+export interface MemberView extends ClusterMember {
+  readonly self: boolean;
+  readonly reachable: boolean;
+  /** Why the node is unreachable, or null. */
+  readonly error: string | null;
+  /** How long its gather took. */
+  readonly gatherMs: number;
+  readonly status: MemberPart['status'] | null;
+  readonly policy: MemberPart['policy'] | null;
+  readonly summary: unknown;
+  readonly summaryAgeMs: number | null;
+  readonly auditLength: number | null;
 }
 
 /** The answer of `GET /v1/cluster`. */
@@ -112,13 +118,16 @@ export interface ClusterSnapshot {
   readonly audit: readonly AuditView[];
 }
 
+/** How the view reaches nodes: `fetch` (with the cluster CA when the API is HTTPS). */
+export type ClusterFetch = (url: URL, init: { signal: AbortSignal; headers: Record<string, string> }) => Promise<Response>;
+
 /** The nodes of `config` as `nodeId` reaches them: itself at its listen address, peers at their advertised one. */
 export function clusterMembersOf(config: ClusterConfig, nodeId: string): ClusterMember[] {
   findNode(config, nodeId);
   return config.nodes.map((node) => ({
     node: node.id,
     region: node.region,
-    url: `http://${formatHostPort(node.id === nodeId ? dialable(node.listen) : node.advertise)}`,
+    url: `${node.tls === null ? 'http' : 'https'}://${formatHostPort(node.id === nodeId ? dialable(node.listen) : node.advertise)}`,
   }));
 }
 
@@ -131,163 +140,117 @@ function dialable(address: HostPort): HostPort {
 
 /** Gathers the cluster view; see the file comment. */
 export class ClusterView {
-  private running: Promise<ClusterSnapshot> | null = null;
-  private last: { readonly doneMs: number; readonly snapshot: ClusterSnapshot } | null = null;
-  /** What the last gathers learnt of each node: its per-dataset counts (with when they came), its audit log's length. */
-  private readonly memory = new Map<string, MemberMemory>();
+  private readonly running = new Map<string, Promise<ClusterSnapshot>>();
+  private readonly last = new Map<string, { readonly doneMs: number; readonly snapshot: ClusterSnapshot }>();
+  /** The audit log length each node had at the last gather, so the next asks only for its tail. */
+  private readonly auditLengths = new Map<string, number>();
 
   constructor(
     private readonly viewer: { readonly node: string; readonly region: string },
     private readonly members: readonly ClusterMember[],
+    private readonly fetchImpl: ClusterFetch = (url, init) => fetch(url, { ...init, redirect: 'error' }),
   ) {
     assert(members.some((member) => member.node === viewer.node), 'the viewer is a member of its cluster');
   }
 
-  /** The current view: a recent one, the one being gathered, or a new gather. */
-  snapshot(): Promise<ClusterSnapshot> {
-    if (this.last !== null && performance.now() - this.last.doneMs < clusterSnapshotReuseMs) return Promise.resolve(this.last.snapshot);
-    this.running ??= this.gather().then((snapshot) => {
-      this.last = { doneMs: performance.now(), snapshot };
-      return snapshot;
-    }).finally(() => {
-      this.running = null;
-    });
-    return this.running;
+  /** The current view gathered with `authorization` (the caller's own header): a recent one, the running one, or a new gather. */
+  snapshot(authorization: string): Promise<ClusterSnapshot> {
+    const last = this.last.get(authorization);
+    if (last !== undefined && performance.now() - last.doneMs < clusterSnapshotReuseMs) return Promise.resolve(last.snapshot);
+    let running = this.running.get(authorization);
+    if (running === undefined) {
+      running = this.gather(authorization).then((snapshot) => {
+        // One remembered view per credential; old ones are dropped rather than kept forever.
+        this.last.clear();
+        this.last.set(authorization, { doneMs: performance.now(), snapshot });
+        return snapshot;
+      }).finally(() => this.running.delete(authorization));
+      this.running.set(authorization, running);
+    }
+    return running;
   }
 
-  private async gather(): Promise<ClusterSnapshot> {
+  private async gather(authorization: string): Promise<ClusterSnapshot> {
     const atMs = Date.now();
     const gathered = await mapBounded(this.members, clusterFetchConcurrencyMax, async (member) => {
-      const known = this.memory.get(member.node) ?? {};
-      const one = await gatherMember(member, member.node === this.viewer.node, known);
-      this.memory.set(member.node, { summary: one.summary ?? known.summary, auditLength: one.view.auditLength ?? known.auditLength });
-      return one;
+      const startedMs = performance.now();
+      const base = { node: member.node, region: member.region, url: member.url, self: member.node === this.viewer.node };
+      try {
+        const after = Math.max(0, (this.auditLengths.get(member.node) ?? 0) - clusterAuditTailEntries);
+        const part = await getJson(this.fetchImpl, member.url, `${clusterMemberPath}?auditAfter=${after}`, authorization) as MemberPart;
+        this.auditLengths.set(member.node, part.audit.length);
+        const view: MemberView = {
+          ...base, reachable: true, error: null, gatherMs: elapsedMs(startedMs), status: part.status, policy: part.policy,
+          summary: part.summary, summaryAgeMs: part.summaryAgeMs, auditLength: part.audit.length,
+        };
+        return { view, part };
+      } catch (error) {
+        const view: MemberView = { ...base, reachable: false, error: reasonOf(error), gatherMs: elapsedMs(startedMs), status: null, policy: null, summary: null, summaryAgeMs: null, auditLength: null };
+        return { view, part: null };
+      }
     });
     return {
       viewer: this.viewer,
       atMs,
       members: gathered.map((one) => one.view),
       conflicts: mergeConflicts(gathered),
-      audit: gathered.flatMap((one) => one.audit)
+      audit: gathered.flatMap((one) => one.part?.audit.entries ?? [])
         .sort((a, b) => b.atMs - a.atMs || (a.node < b.node ? -1 : a.node > b.node ? 1 : b.seq - a.seq))
         .slice(0, clusterAuditMax),
     };
   }
 }
 
-interface CachedSummary {
-  readonly fetchedMs: number;
-  readonly body: unknown;
-}
-
-interface MemberMemory {
-  readonly summary?: CachedSummary | undefined;
-  readonly auditLength?: number | undefined;
-}
-
-interface Gathered {
-  readonly view: MemberView;
-  readonly summary: CachedSummary | null;
-  readonly conflicts: readonly RawConflict[];
-  readonly audit: readonly AuditView[];
-}
-
-interface RawConflict {
-  readonly id: string;
-  readonly dataset: string;
-  readonly key: string;
-  readonly path: readonly string[];
-  readonly kind: string;
-  readonly origin: string;
-  readonly recordedAt: { readonly ms: number; readonly c: number };
-  readonly winner: { readonly value: unknown };
-  readonly loser: { readonly value: unknown };
-}
+/** Per replica, the last per-dataset counts and when they were taken (a scan of the store is not free). */
+const summaries = new WeakMap<Replica, { readonly atMs: number; readonly body: Promise<unknown> }>();
 
 /**
- * Asks one node for its part of the view, all parts at once (a far region costs one round trip, not several);
- * never throws: a failure is the node's `error`. A node is reachable when it answers its status.
+ * This node's part of the cluster view: its status, policy stamps, counts, newest conflicts (ids and key
+ * digests), and its audit entries after `auditAfter` (at most `clusterAuditTailEntries`, the newest).
  */
-async function gatherMember(member: ClusterMember, self: boolean, known: MemberMemory): Promise<Gathered> {
-  const startedMs = performance.now();
-  const signal = AbortSignal.timeout(clusterMemberDeadlineMs);
-  const get = (path: string) => getJson(member.url, path, signal);
-  const missing: string[] = [];
-  const part = async <T>(what: string, run: () => Promise<T>): Promise<T | null> => {
-    try {
-      return await run();
-    } catch (error) {
-      missing.push(`${what}: ${reasonOf(error)}`);
-      return null;
-    }
-  };
-  const [status, policy, summary, conflicts, audit] = await Promise.all([
-    get('/v1/status').then((body) => ({ body }), (error: unknown) => ({ error })),
-    part('policy', async () => {
-      const body = await get('/v1/policy') as { enforced?: PolicyStamp | null; shadow?: PolicyStamp | null };
-      return { enforced: stampOf(body.enforced), shadow: stampOf(body.shadow) };
-    }),
-    part('summary', async (): Promise<CachedSummary | null> => {
-      if (known.summary !== undefined && performance.now() - known.summary.fetchedMs < clusterSummaryRefreshMs) return known.summary;
-      try {
-        return { fetchedMs: performance.now(), body: await get(inspectSummaryPath) };
-      } catch (error) {
-        // A node without the inspect route (an older version) simply shows no counts.
-        if (error instanceof PeerAnswerError && error.status === 404) return null;
-        throw error;
-      }
-    }),
-    part('conflicts', async () => ((await get(`/v1/conflicts?limit=${clusterConflictsPerNodeMax}`)) as { conflicts: RawConflict[] }).conflicts),
-    part('audit', async () => {
-      // The log is listed from its start: ask from the end as of the last gather, with room for as many new
-      // entries again; if the log has grown past that (or shrunk: a new data directory), ask for its end.
-      const tail = async (after: number) => ({ after, ...((await get(`/v1/audit?after=${after}&limit=${2 * clusterAuditTailEntries}`)) as { length: number; entries: AuditView[] }) });
-      let answer = await tail(Math.max(0, (known.auditLength ?? 0) - clusterAuditTailEntries));
-      if (answer.after + answer.entries.length !== answer.length) answer = await tail(Math.max(0, answer.length - clusterAuditTailEntries));
-      const entries = answer.entries.slice(-clusterAuditTailEntries);
-      return { length: answer.length, entries: entries.map(({ seq, atMs, kind, node, region, details }) => ({ seq, atMs, kind, node, region, details })) };
-    }),
-  ]);
-  const base = { node: member.node, region: member.region, url: member.url, self, gatherMs: elapsedMs(startedMs) };
-  if ('error' in status) {
-    const view: MemberView = { ...base, reachable: false, error: reasonOf(status.error), status: null, policy: null, summary: null, summaryAgeMs: null, auditLength: null };
-    return { view, summary: null, conflicts: [], audit: [] };
+export async function memberPart(
+  replica: Replica, node: { readonly id: string; readonly region: string }, links: readonly unknown[], auditAfter: number, startedMs: number,
+): Promise<MemberPart> {
+  let summary = summaries.get(replica);
+  if (summary === undefined || performance.now() - summary.atMs >= clusterSummaryRefreshMs) {
+    summary = { atMs: performance.now(), body: inspectSummary(replica.records()) };
+    summary.body.catch(() => summaries.delete(replica));
+    summaries.set(replica, summary);
   }
-  const view: MemberView = {
-    ...base, reachable: true, error: missing.length === 0 ? null : missing.join('; '), status: status.body, policy,
-    summary: summary?.body ?? null, summaryAgeMs: summary === null ? null : Math.round(performance.now() - summary.fetchedMs), auditLength: audit?.length ?? null,
+  const stamp = (policy: typeof replica.policy) => (policy === null ? null : { version: policy.version, hash: policyHash(policy) });
+  const conflicts = await replica.conflicts({ limit: clusterConflictsPerNodeMax });
+  // The log is listed from its start: ask from the given point with room for twice the tail, keep the tail.
+  let entries = await replica.audit({ after: auditAfter, limit: 2 * clusterAuditTailEntries });
+  if (auditAfter + entries.length < replica.auditLength) entries = await replica.audit({ after: Math.max(0, replica.auditLength - clusterAuditTailEntries), limit: clusterAuditTailEntries });
+  return {
+    status: { node: node.id, region: node.region, lastSeq: replica.lastSeq, uptimeMs: Math.round(performance.now() - startedMs), links },
+    policy: { enforced: stamp(replica.policy), shadow: stamp(replica.shadowPolicy) },
+    summary: await summary.body,
+    summaryAgeMs: Math.round(performance.now() - summary.atMs),
+    conflicts: conflicts.map((c) => ({
+      id: c.id, dataset: c.dataset, keyDigest: replica.keyDigest(c.dataset, c.key), pathDepth: c.path.length, kind: c.kind, origin: c.origin, recordedAt: c.recordedAt,
+    })),
+    audit: {
+      length: replica.auditLength,
+      entries: entries.slice(-clusterAuditTailEntries).map(({ seq, atMs, kind, node: n, region, details }) => ({ seq, atMs, kind, node: n, region, details })),
+    },
   };
-  return { view, summary, conflicts: conflicts ?? [], audit: audit?.entries ?? [] };
 }
 
-function stampOf(value: PolicyStamp | null | undefined): PolicyStamp | null {
-  return value === null || value === undefined ? null : { version: value.version, hash: value.hash };
-}
-
-/** Conflicts of every node, one per (document, id), newest first, with the nodes that recorded each. */
-function mergeConflicts(gathered: readonly Gathered[]): ConflictView[] {
-  const byId = new Map<string, { conflict: RawConflict; seenOn: string[] }>();
+/** Conflicts of every node, one per (dataset, id), newest first, with the nodes that recorded each. */
+function mergeConflicts(gathered: ReadonlyArray<{ view: MemberView; part: MemberPart | null }>): ConflictView[] {
+  const byId = new Map<string, ConflictView & { seenOn: string[] }>();
   for (const one of gathered) {
-    for (const conflict of one.conflicts) {
-      const id = `${conflict.dataset}\u0000${conflict.key}\u0000${conflict.id}`;
+    for (const conflict of one.part?.conflicts ?? []) {
+      const id = `${conflict.dataset}\u0000${conflict.id}`;
       const seen = byId.get(id);
-      if (seen === undefined) byId.set(id, { conflict, seenOn: [one.view.node] });
+      if (seen === undefined) byId.set(id, { ...conflict, seenOn: [one.view.node] });
       else seen.seenOn.push(one.view.node);
     }
   }
   return [...byId.values()]
-    .sort((a, b) => b.conflict.recordedAt.ms - a.conflict.recordedAt.ms || b.conflict.recordedAt.c - a.conflict.recordedAt.c)
-    .slice(0, clusterConflictsMax)
-    .map(({ conflict, seenOn }) => ({
-      id: conflict.id, dataset: conflict.dataset, key: conflict.key, path: conflict.path, kind: conflict.kind, origin: conflict.origin,
-      recordedAt: conflict.recordedAt, winner: preview(conflict.winner.value), loser: preview(conflict.loser.value), seenOn,
-    }));
-}
-
-/** A value as JSON, cut to `conflictValuePreviewCharsMax` characters. */
-function preview(value: unknown): string {
-  const text = JSON.stringify(value) ?? 'undefined';
-  return text.length <= conflictValuePreviewCharsMax ? text : `${text.slice(0, conflictValuePreviewCharsMax - 1)}…`;
+    .sort((a, b) => b.recordedAt.ms - a.recordedAt.ms || b.recordedAt.c - a.recordedAt.c)
+    .slice(0, clusterConflictsMax);
 }
 
 /** A node answered, but not with 200. */
@@ -298,8 +261,10 @@ class PeerAnswerError extends Error {
 }
 
 /** GETs `path` of the node at `base` as JSON, reading at most `clusterResponseBytesMax` bytes. */
-async function getJson(base: string, path: string, signal: AbortSignal): Promise<unknown> {
-  const response = await fetch(new URL(path, base), { signal, headers: { accept: 'application/json' }, redirect: 'error' });
+async function getJson(fetchImpl: ClusterFetch, base: string, path: string, authorization: string): Promise<unknown> {
+  const response = await fetchImpl(new URL(path, base), {
+    signal: AbortSignal.timeout(clusterMemberDeadlineMs), headers: { accept: 'application/json', authorization },
+  });
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > clusterResponseBytesMax) {
     await response.body?.cancel();
@@ -358,7 +323,7 @@ async function mapBounded<T, R>(items: readonly T[], concurrency: number, run: (
 }
 
 /** The view for `GET /v1/cluster`; a handler created without one (embedded, tests) answers `ERR_NOT_FOUND`. */
-export function clusterSnapshot(view: ClusterView | undefined): Promise<ClusterSnapshot> {
+export function clusterSnapshot(view: ClusterView | undefined, authorization: string | undefined): Promise<ClusterSnapshot> {
   if (view === undefined) throw new TesseraError('ERR_NOT_FOUND', 'this node has no cluster view: createHttpHandler was given no cluster (the daemon gives one)');
-  return view.snapshot();
+  return view.snapshot(authorization ?? '');
 }

@@ -21,6 +21,8 @@ import {
   checkNodeId, checkRegion, parsePolicy, parseYamlMap, policyBytesMax, regionNameLengthMax, ruleOfError as ruleOf,
 } from '@tessera/core';
 import { type Durability } from '@tessera/store';
+import { checkPrivateFile } from './files.js';
+import { secretWeakness } from './secret-strength.js';
 
 /** The config file, in bytes (it lists at most 64 nodes and a bounded number of datasets). */
 export const configBytesMax = 1 * MiB;
@@ -54,10 +56,16 @@ const zonePattern = /^[a-z][a-z0-9_-]*$/;
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy', 'replication'] as const;
+const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy', 'replication', 'api', 'tls', 'operatorKey'] as const;
 const replicationFields = ['logEntriesMax', 'retentionIntervalMs'] as const;
+const apiFields = ['tokensFile', 'open', 'hosts', 'origins'] as const;
+const tlsFields = ['ca'] as const;
+/** Routes the config can open without a credential (read-only). */
+export const openableRoutes = ['health', 'metrics'] as const;
+/** Hosts or origins one `api` list may hold. */
+export const apiListMax = 64;
 const secretFields = ['secret', 'secretFile', 'secretEnv'] as const;
-const nodeFields = ['id', 'region', 'zone', 'listen', 'advertise', 'data', 'durability'] as const;
+const nodeFields = ['id', 'region', 'zone', 'listen', 'advertise', 'data', 'durability', 'cert', 'key'] as const;
 
 /** A parsed `host:port`; an IPv6 host is kept without its brackets. */
 export interface HostPort {
@@ -77,6 +85,20 @@ export interface NodeConfig {
   /** Absolute data directory. */
   readonly data: string;
   readonly durability: Durability;
+  /** The node's TLS certificate and key (absolute paths), or null: then its API is plain HTTP. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+}
+
+/** The `api` section: who may call the HTTP API and from where. */
+export interface ApiConfig {
+  /** The tokens file (absolute path): hashed API tokens with their roles and grants (`tessera token`). */
+  readonly tokensFile: string;
+  /** Routes answered without a credential (read-only): `health` (/healthz, /readyz), `metrics`. */
+  readonly open: ReadonlySet<(typeof openableRoutes)[number]>;
+  /** Host names (without port) accepted in `Host` besides each node's own listen and advertise hosts and loopback. */
+  readonly hosts: readonly string[];
+  /** Origins (`https://dash.example.com`) allowed besides the node's own. */
+  readonly origins: readonly string[];
 }
 
 
@@ -112,6 +134,12 @@ export interface ClusterConfig {
   readonly policyPath: string | null;
   /** Log bound and retention of every node (empty when the file has no `replication:` section). */
   readonly replication: ReplicationConfig;
+  /** The `api` section. */
+  readonly api: ApiConfig;
+  /** The cluster CA certificate (absolute path) when the nodes have certificates, else null. */
+  readonly tlsCa: string | null;
+  /** The operator's Ed25519 public key file (absolute path) that signs policies, or null: no policy can then be installed through the API. */
+  readonly operatorKey: string | null;
 }
 
 const secrets = new WeakMap<object, Buffer>();
@@ -125,6 +153,9 @@ class ClusterConfigRecord implements ClusterConfig {
   readonly policy: Policy | null;
   readonly policyPath: string | null;
   readonly replication: ReplicationConfig;
+  readonly api: ApiConfig;
+  readonly tlsCa: string | null;
+  readonly operatorKey: string | null;
 
   constructor(fields: Omit<ClusterConfig, 'secret'>, secret: Buffer) {
     this.source = fields.source;
@@ -134,6 +165,9 @@ class ClusterConfigRecord implements ClusterConfig {
     this.policy = fields.policy;
     this.policyPath = fields.policyPath;
     this.replication = fields.replication;
+    this.api = fields.api;
+    this.tlsCa = fields.tlsCa;
+    this.operatorKey = fields.operatorKey;
     secrets.set(this, secret);
     Object.freeze(this);
   }
@@ -234,11 +268,15 @@ export function parseClusterConfig(
   const nodes = readNodes(checker, top.get('nodes'), rootMap, baseDir);
   const policy = readPolicy(checker, top.get('policy'), rootMap, baseDir, nodes);
   const replication = readReplication(checker, top.get('replication'));
+  const api = readApi(checker, top.get('api'), rootMap, baseDir);
+  const tlsCa = readTls(checker, top.get('tls'), rootMap, baseDir, nodes);
+  const operatorKey = readPathField(checker, top.get('operatorKey'), rootMap, 'operatorKey', baseDir);
   checker.throwIfAny();
   return new ClusterConfigRecord(
     {
       source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), policy: policy?.policy ?? null, policyPath: policy?.path ?? null,
       replication: Object.freeze(replication),
+      api: api!, tlsCa: tlsCa ?? null, operatorKey: operatorKey ?? null,
     },
     secret!.bytes,
   );
@@ -294,7 +332,7 @@ function readSecret(
       const path = resolve(baseDir, given);
       let value: string;
       try {
-        value = readSmallTextFile(path, secretFileBytesMax).trimEnd();
+        value = readSmallTextFile(path, secretFileBytesMax, 'secret file').trimEnd();
       } catch (error) {
         const reason = error instanceof RangeError ? error.message : ioReason(error);
         checker.add(field.value, 'secretFile', given, `cannot read ${path}: ${reason}`);
@@ -311,7 +349,72 @@ function checkSecretLength(checker: Checker, node: YamlNode | null, path: string
     checker.addRaw(node, path, shown, `a secret is ${secretLengthMin} to ${secretLengthMax} characters (generate one with: openssl rand -base64 48)`);
     return false;
   }
+  const weakness = secretWeakness(value);
+  if (weakness !== null) {
+    checker.addRaw(node, path, shown, `the secret is too weak: ${weakness} (generate one with: openssl rand -base64 48)`);
+    return false;
+  }
   return true;
+}
+
+// ---------------------------------------------------------------- api, tls, operator key
+
+function readPathField(checker: Checker, field: Field | undefined, parent: YamlNode, path: string, baseDir: string, required = false): string | undefined {
+  const given = checker.string(field, parent, path, required);
+  if (given === undefined || !checker.path(field!.value, path, given)) return undefined;
+  return resolve(baseDir, given);
+}
+
+function readStringList(checker: Checker, field: Field | undefined, path: string, check: (item: string) => string | null): string[] {
+  if (field === undefined) return [];
+  const list = field.value;
+  if (!isSeq(list) || list.items.length > apiListMax) {
+    checker.add(list ?? field.key, path, list, `${path} must be a list of at most ${apiListMax} strings`);
+    return [];
+  }
+  const out: string[] = [];
+  (list.items as (YamlNode | null)[]).forEach((item, i) => {
+    const value = isScalar(item) ? item.value : undefined;
+    const problem = typeof value === 'string' ? check(value) : 'must be a string';
+    if (problem !== null) checker.add(item ?? list, `${path}[${i}]`, value, problem);
+    else out.push(value as string);
+  });
+  return out;
+}
+
+/** The `api` section; its tokens file is required: a daemon without credentials would be open to anyone. */
+function readApi(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string): ApiConfig | undefined {
+  if (field === undefined || !isMap(field.value)) {
+    checker.add(field?.value ?? root, 'api', undefined,
+      'missing the api section with a tokensFile: every API call needs a token (create one with: tessera token create --config <this file> --name admin --role operator)');
+    return undefined;
+  }
+  const map = field.value as YAMLMap;
+  const fields = checker.fields(map, 'api', apiFields);
+  const tokensFile = readPathField(checker, fields.get('tokensFile'), map, 'api.tokensFile', baseDir, true);
+  const open = readStringList(checker, fields.get('open'), 'api.open', (item) => ((openableRoutes as readonly string[]).includes(item) ? null : `can open ${openableRoutes.join(', ')} only`));
+  const hosts = readStringList(checker, fields.get('hosts'), 'api.hosts', (item) => (isIP(item) !== 0 || hostnamePattern.test(item) ? null : 'a host is a DNS name or an IP address, without port'));
+  const origins = readStringList(checker, fields.get('origins'), 'api.origins', (item) => (/^https?:\/\/[^/?#\s]+$/.test(item) ? null : 'an origin is scheme://host[:port], without a path'));
+  if (tokensFile === undefined) return undefined;
+  return { tokensFile, open: new Set(open as Array<(typeof openableRoutes)[number]>), hosts: hosts.map((h) => h.toLowerCase()), origins: origins.map((o) => o.toLowerCase()) };
+}
+
+/** The `tls` section: the CA that issued the nodes' certificates. Every node has `cert` and `key`, or none does. */
+function readTls(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string, nodes: readonly NodeConfig[] | undefined): string | undefined {
+  const withTls = (nodes ?? []).filter((node) => node.tls !== null).length;
+  if (field === undefined) {
+    if (withTls > 0) checker.add(root, 'tls', undefined, 'nodes have certificates: name the cluster CA in tls.ca');
+    return undefined;
+  }
+  if (!isMap(field.value)) {
+    checker.add(field.value ?? field.key, 'tls', field.value, 'tls must be a map { ca: <CA certificate file> }');
+    return undefined;
+  }
+  const map = field.value as YAMLMap;
+  const fields = checker.fields(map, 'tls', tlsFields);
+  const ca = readPathField(checker, fields.get('ca'), map, 'tls.ca', baseDir, true);
+  if (nodes !== undefined && withTls !== nodes.length) checker.add(field.key, 'tls', undefined, 'with tls, every node needs cert and key (tessera certs node)');
+  return ca;
 }
 
 function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string): NodeConfig[] | undefined {
@@ -372,6 +475,11 @@ function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, ba
     unique('listen', listen && addressKey(listen), listen && formatHostPort(listen), 'listen addresses must be unique');
     if (fields.has('advertise')) unique('advertise', advertise && addressKey(advertise), advertise && formatHostPort(advertise), 'advertise addresses must be unique');
     unique('data', data, dataGiven, 'each node needs its own data directory');
+    const cert = readPathField(checker, fields.get('cert'), item, `${path}.cert`, baseDir);
+    const key = readPathField(checker, fields.get('key'), item, `${path}.key`, baseDir);
+    if ((cert === undefined) !== (key === undefined) && (fields.has('cert') !== fields.has('key'))) {
+      checker.add(item, path, undefined, 'give both cert and key, or neither');
+    }
     if (id === undefined || region === undefined || listen === undefined || data === undefined) return;
     nodes.push(Object.freeze({
       id,
@@ -381,6 +489,7 @@ function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, ba
       advertise: Object.freeze(advertise ?? listen),
       data,
       durability: (durabilityGiven ?? 'fsync') as Durability,
+      tls: cert !== undefined && key !== undefined ? { cert, key } : null,
     }));
   });
   return nodes;
@@ -394,7 +503,7 @@ function readPolicy(checker: Checker, field: Field | undefined, root: YAMLMap, b
   const path = resolve(baseDir, given);
   let text: string;
   try {
-    text = readSmallTextFile(path, policyBytesMax);
+    text = readSmallTextFile(path, policyBytesMax, null);
   } catch (error) {
     checker.add(field.value, 'policy', given, `cannot read ${path}: ${error instanceof RangeError ? error.message : ioReason(error)}`);
     return undefined;
@@ -506,11 +615,22 @@ function secretBytes(text: string): Buffer {
   return bytes;
 }
 
-/** Reads a small UTF-8 file; throws RangeError with a message when it exceeds `bytesMax` or is not UTF-8. */
-function readSmallTextFile(path: string, bytesMax: number): string {
+/**
+ * Reads a small UTF-8 file; throws RangeError with a message when it exceeds `bytesMax` or is not UTF-8, or
+ * when `privateWhat` names a secret and others may read or write the file.
+ */
+function readSmallTextFile(path: string, bytesMax: number, privateWhat: string | null): string {
   const fd = openSync(path, 'r');
   try {
-    if (!fstatSync(fd).isFile()) throw new RangeError('not a regular file');
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new RangeError('not a regular file');
+    if (privateWhat !== null) {
+      try {
+        checkPrivateFile(stats, path, privateWhat);
+      } catch (error) {
+        throw new RangeError((error as Error).message.slice(path.length + 2));
+      }
+    }
     const buffer = Buffer.alloc(bytesMax + 1);
     let length = 0;
     for (;;) {

@@ -4,17 +4,25 @@
  * message (bad config, unknown node, port in use, unwritable data directory). Shutdown stops accepting, lets
  * in-flight requests finish, flushes the links (bounded), and closes the store: no acknowledged write is lost.
  */
-import { createServer, type Server } from 'node:http';
+import { type Server } from 'node:net';
+import { type Logger } from 'pino';
 import { TesseraError } from '@tessera/core';
 import { Replica } from '@tessera/store';
 import { SyncNode, lanesOfPolicy } from '@tessera/sync';
-import { ClusterView, clusterMembersOf } from './cluster-view.js';
+import { type ClusterFetch, ClusterView, clusterMembersOf } from './cluster-view.js';
 import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
-import { type HttpApi, createHttpHandler } from './http.js';
+import { type HttpApi, createHttpHandler, eventLogger } from './http.js';
+import { loadNodeSecurity } from './daemon-security.js';
+import { createListener } from './serving.js';
+import { caFetch } from './tls/fetch.js';
 import { createMetrics, documentCounts } from './metrics.js';
 
 /** How long shutdown waits for links to deliver what is logged. */
 export const shutdownFlushMsMax = 5_000;
+/** How long a stopping daemon keeps serving with `/readyz` at 503 before it stops accepting (the load balancer's cue). */
+export const drainGraceMsDefault = 2_000;
+/** How long a stopping daemon then waits for in-flight requests before it closes every connection. */
+export const drainRequestsMsMax = 10_000;
 
 /** A structured log line; never given keys or values. */
 export type LogEvent = Record<string, unknown>;
@@ -24,6 +32,10 @@ export interface DaemonOptions {
   readonly configPath: string;
   readonly nodeId: string;
   readonly log?: (event: LogEvent) => void;
+  /** The logger (pino); without it, `log` receives each event as an object. */
+  readonly logger?: Logger;
+  /** The drain's grace period (default `drainGraceMsDefault`). */
+  readonly drainGraceMs?: number;
 }
 
 /** A running daemon. */
@@ -66,7 +78,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const config = await loadClusterConfig(options.configPath);
   const node = findNode(config, options.nodeId);
   const base = { node: node.id, region: node.region };
-  const log = (event: LogEvent) => options.log?.({ ...base, ...event });
+  const logger = (options.logger ?? eventLogger(options.log as ((event: object) => void) | undefined)).child(base);
+  const log = (event: LogEvent) => logger.info(event);
+  // Credentials and keys before the store opens: a daemon that would be open to anyone never starts.
+  const security = loadNodeSecurity(config, node, Date.now());
   const peers = peersOf(config, node.id);
   const replica = await Replica.open({
     path: node.data, node: node.id, region: node.region, durability: node.durability,
@@ -86,41 +101,65 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   const metrics = createMetrics({ replica, replication: sync, documents: documentCounts(replica) });
-  const cluster = new ClusterView({ node: node.id, region: node.region }, clusterMembersOf(config, node.id));
-  const api = createHttpHandler({ replica, node, replication: sync, metrics, cluster, log: (event: object) => log(event as LogEvent) });
-  const server = createServer(api.handle);
-  server.on('upgrade', (request, socket, head) => {
-    if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
-    else socket.destroy();
+  const cluster = new ClusterView({ node: node.id, region: node.region }, clusterMembersOf(config, node.id), clusterFetch(security.tls?.ca ?? null));
+  const api = createHttpHandler({
+    replica, node, replication: sync, metrics, cluster, logger,
+    access: { tokens: security.tokens, hosts: security.hosts, origins: config.api.origins },
+    open: { health: config.api.open.has('health'), metrics: config.api.open.has('metrics') },
+    policySigning: { cluster: config.cluster, operatorKeys: security.operatorKeys },
+  });
+  await api.ready();
+  const listener = createListener({
+    handle: api.handle,
+    upgrade: (request, socket, head) => {
+      if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
+      else socket.destroy();
+    },
+    tls: security.tls,
+    log,
   });
   try {
-    await listen(server, node);
+    await listen(listener.front, node);
   } catch (error) {
     await replica.close();
     throw error;
   }
   sync.start();
-  const url = `http://${formatHostPort(node.listen)}`;
+  const url = `${security.tls === null ? 'http' : 'https'}://${formatHostPort(node.listen)}`;
   log({
     event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability, policy: replica.policyStamp().version,
-    ...config.replication,
+    tokens: security.tokens.size, ...config.replication,
   });
+  const drainGraceMs = options.drainGraceMs ?? drainGraceMsDefault;
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
-      log({ event: 'daemon-stopping' });
+      log({ event: 'daemon-stopping', drainGraceMs });
+      // Load balancers see /readyz answer 503 for the grace period while requests still come and finish.
       api.setDraining(true);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await api.idle();
+      await sleep(drainGraceMs);
+      await listener.close();
+      const idle = await Promise.race([api.idle().then(() => true), sleep(drainRequestsMsMax).then(() => false)]);
       const flushed = await sync.flush(shutdownFlushMsMax);
       await sync.close();
-      server.closeAllConnections();
-      await closed;
+      // Whatever is still open (a client that never finishes its body, an idle keep-alive) is closed now.
+      listener.destroyAll();
       metrics.close();
       await replica.close();
-      log({ event: 'daemon-stopped', linksFlushed: flushed });
+      log({ event: 'daemon-stopped', linksFlushed: flushed, requestsFinished: idle });
     })();
     return stopping;
   };
   return { config, node, replica, sync, api, url, stop };
+}
+
+/** A fetch for the cluster view: with TLS, trusting the cluster CA only. */
+function clusterFetch(ca: string | null): ClusterFetch | undefined {
+  if (ca === null) return undefined;
+  const fetchWithCa = caFetch(ca);
+  return (url, init) => fetchWithCa(url, { ...init, redirect: 'error' });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -72,9 +72,3 @@ export function dashboardHeaders(file: DashboardFile): Record<string, string> {
   }
   return headers;
 }
-
-/** The route reply for the dashboard file `name` (see `dashboardFile`). */
-export async function dashboardReply(name: string): Promise<{ status: 200; raw: Buffer; contentType: string; headers: Record<string, string> }> {
-  const file = await dashboardFile(name);
-  return { status: 200, raw: file.bytes, contentType: file.contentType, headers: dashboardHeaders(file) };
-}

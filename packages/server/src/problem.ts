@@ -2,7 +2,6 @@
  * HTTP responses: JSON bodies and `application/problem+json` errors (RFC 9457) carrying a stable `code` from
  * the error catalogue and the catalogue's HTTP status.
  */
-import { type ServerResponse } from 'node:http';
 import { type ErrorCode, TesseraError, errorCatalogue } from '@tessera/core';
 
 /** A problem document as the daemon sends it. Extension members (for example `token`) may be added. */
@@ -42,32 +41,11 @@ export function problemType(code: ErrorCode): string {
   return `urn:tessera:error:${code}`;
 }
 
-/** Sends `problem` (headers not yet sent). */
-export function sendProblem(res: ServerResponse, problem: Problem, headers: Record<string, string> = {}): void {
-  send(res, problem.status, 'application/problem+json; charset=utf-8', problem, headers);
-}
-
-/** Sends a JSON body. `Uint8Array` values anywhere in `body` are sent as base64 strings. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, 'application/json; charset=utf-8', body, headers);
-}
-
-function send(res: ServerResponse, status: number, contentType: string, body: unknown, headers: Record<string, string>): void {
-  const bytes = Buffer.from(JSON.stringify(body, bytesAsBase64), 'utf8');
-  res.writeHead(status, {
-    ...headers,
-    'content-type': contentType,
-    'content-length': String(bytes.length),
-    'cache-control': 'no-store',
-  });
-  res.end(bytes);
-}
-
 /**
  * A JSON replacer that sends bytes (Yjs state, conflict records of Yjs or Automerge documents) as base64.
  * It looks at the holder's own value because `Buffer#toJSON` runs before a replacer sees the value.
  */
-function bytesAsBase64(this: unknown, key: string, value: unknown): unknown {
+export function bytesAsBase64(this: unknown, key: string, value: unknown): unknown {
   const original = (this as Record<string, unknown>)[key];
   if (original instanceof Uint8Array) return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
   return value;

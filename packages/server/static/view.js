@@ -201,15 +201,15 @@ export function renderViolations(streams) {
   document.getElementById('violations').dataset.total = String(totals);
 }
 
-/** The newest conflicts over all nodes. */
+/** The newest conflicts over all nodes: ids and key digests only (the view never carries a key or a value). */
 export function renderConflicts(conflicts, nowMs) {
   const rows = conflicts.slice(0, conflictRowsMax).map((c) => h('tr', { 'data-conflict': c.id },
     h('td', { class: 'small nowrap' }, fmt.ago(c.recordedAt.ms, nowMs)),
-    h('td', {}, h('b', {}, c.dataset), '/', c.key, c.path.length > 0 ? h('span', { class: 'muted' }, ` · ${c.path.join('.')}`) : null),
+    h('td', {}, h('b', {}, c.dataset), '/', h('span', { class: 'mono', title: 'key digest' }, c.keyDigest.slice(0, 12)),
+      c.pathDepth > 0 ? h('span', { class: 'muted' }, ` · field depth ${c.pathDepth}`) : null),
     h('td', { class: 'small' }, c.kind),
-    h('td', { class: 'small mono' }, h('span', { class: 'text-ok' }, c.winner), h('span', { class: 'muted' }, ' over '), h('span', { class: 'text-down' }, c.loser)),
     h('td', { class: 'small' }, c.origin, h('div', { class: 'muted' }, `seen on ${c.seenOn.length}`))));
-  table(document.getElementById('conflicts'), ['when', 'document', 'kind', 'kept over hidden', 'from'], rows, 'no conflicts recorded');
+  table(document.getElementById('conflicts'), ['when', 'document (key digest)', 'kind', 'from'], rows, 'no conflicts recorded');
 }
 
 /** The newest audit entries of every region. */

@@ -3,7 +3,7 @@
 // Method: YAML texts parsed with parseClusterConfig (and files on disk through loadClusterConfig); refusals are
 // checked for code ERR_CONFIG_INVALID and their exact first line.
 import t from 'tap';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -19,7 +19,7 @@ type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const secret = 'correct-horse-battery-staple-0123456789';
 
-const valid = `# a two-region cluster
+const valid = `api: { tokensFile: ./tokens.json }
 cluster: demo
 secret: "${secret}"
 nodes:
@@ -73,12 +73,13 @@ t.test('a valid file: nodes, addresses, absolute data paths, defaults, the polic
   t.equal(config.cluster, 'demo');
   t.equal(config.source, path);
   t.same(config.secretSource, { kind: 'inline' });
+  t.equal(config.api.tokensFile, join(dir, 'tokens.json'), 'the tokens file resolves against the config');
   t.equal(config.secret.toString('utf8'), secret);
   t.equal(config.nodes.length, 2);
   const [eu, us] = config.nodes;
   t.same(eu, {
     id: 'eu-west-1', region: 'eu-west', zone: 'eu-west-a', listen: { host: '127.0.0.1', port: 7101 },
-    advertise: { host: '127.0.0.1', port: 7201 }, data: join(dir, 'data/eu-west-1'), durability: 'fsync',
+    advertise: { host: '127.0.0.1', port: 7201 }, data: join(dir, 'data/eu-west-1'), durability: 'fsync', tls: null,
   });
   t.same(us!.advertise, { host: '127.0.0.1', port: 7102 }, 'advertise defaults to listen');
   t.equal(us!.durability, 'os');
@@ -109,6 +110,7 @@ secret: "${secret}"
 nodes:
   - { id: a, region: r, listen: "[::]:7101", advertise: "[::1]:7101", data: /var/lib/a }
   - { id: b, region: r, listen: node-b.example.com:7102, data: b }
+api: { tokensFile: tokens.json }
 `, 'cluster.yaml', {}, { baseDir: '/etc/tessera' });
   t.same(config.nodes[0]!.listen, { host: '::', port: 7101 });
   t.equal(formatHostPort(config.nodes[0]!.advertise), '[::1]:7101');
@@ -142,7 +144,7 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
     ['YAML syntax', valid.replace('    data: ./data/us-east-1', '    data: [./data/us-east-1'),
       'cluster.yaml:15:5: YAML: '],
     ['unknown top-level field', valid.replace('cluster: demo', 'cluster: demo\nclsuter: typo'),
-      'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, policy, replication'],
+      'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, policy, replication, api, tls, operatorKey'],
     ['replication not a map', `${valid}replication: 200\n`,
       'cluster.yaml:16:14: replication 200: replication must be a map with the fields logEntriesMax, retentionIntervalMs'],
     ['unknown replication field', `${valid}replication: { logEntries: 200 }\n`,
@@ -158,13 +160,13 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
     ['retention interval out of bounds', `${valid}replication: { retentionIntervalMs: ${retentionIntervalMsMin - 1} }\n`,
       `cluster.yaml:16:37: replication.retentionIntervalMs ${retentionIntervalMsMin - 1}: must be an integer from ${retentionIntervalMsMin} to ${retentionIntervalMsMax}`],
     ['unknown node field', valid.replace('    durability: os', '    durabilty: os'),
-      'cluster.yaml:15:5: nodes[1].durabilty: unknown field in nodes[1]: the fields are id, region, zone, listen, advertise, data, durability'],
+      'cluster.yaml:15:5: nodes[1].durabilty: unknown field in nodes[1]: the fields are id, region, zone, listen, advertise, data, durability, cert, key'],
     ['duplicate key', valid.replace('    durability: os', '    durability: os\n    durability: fsync'),
       'cluster.yaml:16:5: YAML: Map keys must be unique'],
     ['missing required node field', valid.replace('    region: us-east\n', ''),
       'cluster.yaml:11:5: nodes[1]: missing field "region"'],
     ['missing cluster', valid.replace('cluster: demo\n', ''),
-      'cluster.yaml:2:1: missing field "cluster"'],
+      'cluster.yaml:1:1: missing field "cluster"'],
     ['bad cluster id', valid.replace('cluster: demo', 'cluster: Demo!'),
       'cluster.yaml:2:10: cluster "Demo!": a cluster id is 1 to 64 characters [a-z0-9._-], starting with a letter or digit'],
     ['bad node id', valid.replace('id: us-east-1', 'id: US_East'),
@@ -193,9 +195,9 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
     ['policy not a string', `${valid}policy: 3\n`, 'cluster.yaml:16:9: policy 3: must be a string; quote it: "3"'],
     ['policy file missing', `${valid}policy: ./nope.yaml\n`, 'cluster.yaml:16:9: policy "./nope.yaml": cannot read /etc/tessera/nope.yaml: '],
     ['empty file', '# nothing here\n', 'cluster.yaml:1:1: the file is empty: expected a map with cluster, nodes and one of secret, secretFile, secretEnv'],
-    ['not a map', '- a\n- b\n', 'cluster.yaml:1:1: (a list): the file must be a map with the fields cluster, secret, secretFile, secretEnv, nodes, policy, replication'],
+    ['not a map', '- a\n- b\n', 'cluster.yaml:1:1: (a list): the file must be a map with the fields cluster, secret, secretFile, secretEnv, nodes, policy, replication, api, tls, operatorKey'],
     ['no secret', valid.replace(/secret: .*\n/, ''),
-      'cluster.yaml:2:1: missing the secret: set exactly one of secret, secretFile, secretEnv'],
+      'cluster.yaml:1:1: missing the secret: set exactly one of secret, secretFile, secretEnv'],
     ['two secrets', valid.replace('secret:', 'secretEnv: TESSERA_SECRET\nsecret:'),
       'cluster.yaml:4:1: secret: set exactly one of secret, secretFile, secretEnv (secretEnv is set at 3:1)'],
     ['short secret', valid.replace(secret, 'too-short'),
@@ -230,7 +232,7 @@ t.test('the secret from an environment variable and from a file relative to the 
 
   const dir = await tempDir(t);
   await mkdir(join(dir, 'secrets'));
-  await writeFile(join(dir, 'secrets', 'cluster.key'), `${secret}\n`);
+  await writeFile(join(dir, 'secrets', 'cluster.key'), `${secret}\n`, { mode: 0o600 });
   await writeFile(join(dir, 'cluster.yaml'), valid.replace(`secret: "${secret}"`, 'secretFile: secrets/cluster.key'));
   const fromFile = await loadClusterConfig(join(dir, 'cluster.yaml'));
   t.equal(fromFile.secret.toString(), secret, 'the trailing newline is not part of the secret');
@@ -295,4 +297,37 @@ t.test('dataset priority and cadence give the lanes of every link', async (t) =>
   t.same(rated.find((lane) => lane.datasets.includes('visits')), {
     id: `rate-${hex64('visits')}`, datasets: ['visits'], priority: 2, fixedCadenceMs: 30_000, limits: { bytesPerSecondMax: 65_536, entriesPerSecondMax: null },
   }, 'a dataset with its own rate limit gets a lane of its own, named by a digest of its name');
+});
+
+// Goal (issue 12 items 2 and 8): a config that would leave the API open, a typed secret, and a secret file
+// others may read are refused at start, each with its line, field and rule.
+t.test('secure by default: no tokens file, a weak secret, a secret file readable by others are refused', async (t) => {
+  t.match(refusal(t, valid.replace(/^api: .*\n/, '# no api section\n')),
+    /^cluster\.yaml:2:1: api: missing the api section with a tokensFile: every API call needs a token/);
+  t.match(refusal(t, valid.replace(secret, 'a'.repeat(32))), /^cluster\.yaml:3:9: secret \(hidden, 32 characters\): the secret is too weak: it repeats a 1-character pattern/);
+  t.match(refusal(t, valid.replace(secret, 'password1234'.repeat(3))), /the secret is too weak: it repeats a 12-character pattern/);
+  t.match(refusal(t, valid.replace(secret, 'abababababababababababababababab01')), /the secret is too weak: about \d+ bits of entropy by its character frequencies, fewer than 128/);
+  t.notOk(refusal(t, valid.replace(secret, 'a'.repeat(32))).includes('a'.repeat(32)), 'the weak secret is not echoed');
+  const generated = parseClusterConfig(valid.replace(secret, 'q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx'), 'cluster.yaml', {});
+  t.equal(generated.secret.length, 42, 'a generated secret passes');
+
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'secret'), `${secret}\n`, { mode: 0o644 });
+  await writeFile(join(dir, 'cluster.yaml'), valid.replace(`secret: "${secret}"`, 'secretFile: secret'));
+  await t.rejects(loadClusterConfig(join(dir, 'cluster.yaml')), { code: 'ERR_CONFIG_INVALID', message: /secretFile "secret": cannot read .*secret: the secret file has mode 0644: others may read or change it; allow its owner only \(chmod 600/ });
+  await chmod(join(dir, 'secret'), 0o600);
+  t.equal((await loadClusterConfig(join(dir, 'cluster.yaml'))).secret.toString(), secret, 'the same file at 0600 is accepted');
+});
+
+t.test('api, tls and operatorKey sections: paths resolve against the config, and half a TLS setup is refused', async (t) => {
+  const config = parseClusterConfig(valid.replace('api: { tokensFile: ./tokens.json }', 'api: { tokensFile: ./tokens.json, open: [health], hosts: [tessera.example.com], origins: ["https://dash.example.com"] }') +
+    'operatorKey: keys/operator.pub\n', 'cluster.yaml', {}, { baseDir: '/etc/tessera' });
+  t.same([...config.api.open], ['health']);
+  t.same(config.api.hosts, ['tessera.example.com']);
+  t.same(config.api.origins, ['https://dash.example.com']);
+  t.equal(config.operatorKey, '/etc/tessera/keys/operator.pub');
+  t.equal(config.tlsCa, null);
+  t.match(refusal(t, valid.replace('api: { tokensFile: ./tokens.json }', 'api: { tokensFile: t.json, open: [audit] }')), /api\.open\[0\] "audit": can open health, metrics only/);
+  t.match(refusal(t, valid.replace('    durability: os', '    durability: os\n    cert: c.crt\n    key: c.key')), /tls: nodes have certificates: name the cluster CA in tls\.ca/);
+  t.match(refusal(t, `${valid.replace('    durability: os', '    durability: os\n    cert: c.crt\n    key: c.key')}tls: { ca: ca.crt }\n`), /with tls, every node needs cert and key/);
 });

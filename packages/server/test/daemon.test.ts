@@ -9,6 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Replica } from '@tessera/store';
 import { startDaemon } from '../src/daemon.js';
+import { newToken, writeTokensFile } from '../src/index.js';
+
+/** The admin token of the configs these tests write (its tokens file is written next to each config). */
+const admin = newToken('admin', { roles: ['reader', 'writer', 'operator', 'policy-admin'], datasets: ['*'] }, 0);
+const auth = { authorization: `Bearer ${admin.token}` };
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -22,8 +27,9 @@ async function freePort(): Promise<number> {
 
 async function writeConfig(dir: string, port: number, data: string, name = 'cluster.yaml'): Promise<string> {
   const path = join(dir, name);
+  writeTokensFile(join(dir, `${name}.tokens`), [admin.record]);
   await writeFile(path, [
-    'cluster: test', `secret: "${'s'.repeat(40)}"`, 'nodes:',
+    'cluster: test', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', `api: { tokensFile: ${name}.tokens }`, 'nodes:',
     `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(data)}, durability: os }`,
     '',
   ].join('\n'));
@@ -58,10 +64,10 @@ t.test('a graceful stop keeps every acknowledged write', async (t) => {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
   const config = await writeConfig(dir, port, './data');
-  const daemon = await startDaemon({ configPath: config, nodeId: 'eu-west-1' });
+  const daemon = await startDaemon({ configPath: config, nodeId: 'eu-west-1', drainGraceMs: 0 });
   const acknowledged: string[] = [];
   await Promise.all(Array.from({ length: 50 }, async (_, i) => {
-    const response = await fetch(`${daemon.url}/v1/kv/profiles/p${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: { i } }) });
+    const response = await fetch(`${daemon.url}/v1/kv/profiles/p${i}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ value: { i } }) });
     if (response.status === 200) acknowledged.push(`p${i}`);
   }));
   t.equal(acknowledged.length, 50);
@@ -81,9 +87,11 @@ t.test('the config\'s replication.logEntriesMax bounds the log even while a peer
   const [port, peerPort] = [await freePort(), await freePort()];
   const writes = 40;
   const floorAfterWrites = async (replication: string): Promise<number> => {
-    const path = join(dir, `cluster-${replication === '' ? 'default' : 'bounded'}.yaml`);
+    const name = `cluster-${replication === '' ? 'default' : 'bounded'}.yaml`;
+    const path = join(dir, name);
+    writeTokensFile(join(dir, `${name}.tokens`), [admin.record]);
     await writeFile(path, [
-      'cluster: test', `secret: "${'s'.repeat(40)}"`, 'nodes:',
+      'cluster: test', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', `api: { tokensFile: ${name}.tokens }`, 'nodes:',
       `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(`./data-${replication === '' ? 'default' : 'bounded'}`)}, durability: os }`,
       `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os }`,
       replication, '',
@@ -91,12 +99,12 @@ t.test('the config\'s replication.logEntriesMax bounds the log even while a peer
     const daemon = await startDaemon({ configPath: path, nodeId: 'eu-west-1' });
     try {
       for (let i = 0; i < writes; i++) {
-        const response = await fetch(`${daemon.url}/v1/kv/profiles/p${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: { i } }) });
+        const response = await fetch(`${daemon.url}/v1/kv/profiles/p${i}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ value: { i } }) });
         t.equal(response.status, 200);
       }
       // Several retention intervals of 100 ms (the default interval is 5 s; the test waits 1.5 s).
       await new Promise((resolve) => setTimeout(resolve, 1_500));
-      const log = await (await fetch(`${daemon.url}/v1/inspect/log?limit=1`)).json() as { floor: number; head: number };
+      const log = await (await fetch(`${daemon.url}/v1/inspect/log?limit=1`, { headers: auth })).json() as { floor: number; head: number };
       t.equal(log.head, writes, 'every write is logged');
       return log.floor;
     } finally {

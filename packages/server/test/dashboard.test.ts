@@ -1,6 +1,7 @@
 // Goal: the dashboard's files are served with the right types and headers and nothing else can be reached
 // through their routes; the cluster view marks unreachable and silent nodes down within its deadline, shares
-// gathers between callers, merges conflicts and audit tails over nodes, and bounds what it reads.
+// gathers between callers of one credential, merges conflicts and audit tails over nodes, bounds what it reads,
+// and never carries a key or a value (issue 12 item 6: us-east served EU-only pii conflict values).
 // Method: the HTTP handler on a real node:http server over a real replica, called with fetch and with node:http
 // (which sends paths without normalising them); the cluster view over fake nodes on loopback: canned answers,
 // a closed port, and a server that accepts connections and never answers.
@@ -15,9 +16,13 @@ import { Replica } from '@tessera/store';
 import { createHttpHandler, type HttpHandlerDeps } from '../src/http.js';
 import { dashboardDir, dashboardFiles } from '../src/dashboard.js';
 import {
-  type ClusterMember, ClusterView, clusterAuditMax, clusterAuditTailEntries, clusterConflictsMax, clusterMemberDeadlineMs,
-  clusterResponseBytesMax, clusterSnapshotReuseMs, clusterSummaryRefreshMs, conflictValuePreviewCharsMax,
+  type ClusterMember, type MemberPart, ClusterView, clusterAuditMax, clusterAuditTailEntries, clusterConflictsMax, clusterMemberDeadlineMs,
+  clusterResponseBytesMax, clusterSnapshotReuseMs,
 } from '../src/cluster-view.js';
+import { bearer, testCredentials } from './helpers/auth.js';
+
+const credentials = testCredentials();
+const admin = bearer(credentials.admin).authorization!;
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -35,14 +40,17 @@ async function serveReplica(t: Test, options: Partial<HttpHandlerDeps> = {}): Pr
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const replica = await Replica.open({ path: join(dir, 'eu-west-1'), node: 'eu-west-1', region: 'eu-west', durability: 'os' });
   t.teardown(() => replica.close());
-  return listen(t, createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' }, ...options }).handle));
+  return listen(t, createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' }, access: { tokens: credentials.tokens }, ...options }).handle));
 }
 
-/** Status and body of a request sent as is (fetch would resolve `..` and `%2e%2e` before sending). */
+/**
+ * Status and body of a request sent as is (fetch would resolve `..` and `%2e%2e` before sending), with a token:
+ * a path outside the dashboard's files is no route, and unknown paths answer a caller with a credential only.
+ */
 function raw(base: string, method: string, path: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
     const { hostname, port } = new URL(base);
-    const req = request({ hostname, port, path, method }, (res) => {
+    const req = request({ hostname, port, path, method, headers: { authorization: admin } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -104,25 +112,25 @@ t.test('the allow-list, the static folder and the files the page loads agree', a
 
 t.test('GET /v1/cluster: the view of a handler without a cluster is a 404 problem', async (t) => {
   const url = await serveReplica(t);
-  const answer = await fetch(`${url}/v1/cluster`);
+  const answer = await fetch(`${url}/v1/cluster`, { headers: { authorization: admin } });
   t.equal(answer.status, 404);
   t.match(await answer.json(), { code: 'ERR_NOT_FOUND', detail: /no cluster view/ });
 });
 
-/** A fake node: canned answers per path, every request counted by path. */
+/** A fake node: answers its part of the view (or what `answer` says), every request counted with its credential. */
 interface FakeNode {
   readonly url: string;
-  readonly hits: Map<string, number>;
+  readonly hits: string[];
 }
 
-async function fakeNode(t: Test, node: string, region: string, answers: (path: string, query: URLSearchParams) => { status: number; body: unknown } | undefined): Promise<FakeNode> {
-  const hits = new Map<string, number>();
+async function fakeNode(t: Test, answer: (query: URLSearchParams) => { status: number; body: unknown }): Promise<FakeNode> {
+  const hits: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
-    const answer = url.pathname === '/v1/status' ? { status: 200, body: { node, region, lastSeq: 7, links: [] } } : answers(url.pathname, url.searchParams);
-    const body = Buffer.from(JSON.stringify(answer?.body ?? { code: 'ERR_NOT_FOUND' }));
-    res.writeHead(answer?.status ?? 404, { 'content-type': answer === undefined ? 'application/problem+json' : 'application/json', 'content-length': String(body.length) });
+    hits.push(`${url.pathname} ${req.headers.authorization ?? '-'}`);
+    const reply = url.pathname === '/v1/cluster/member' ? answer(url.searchParams) : { status: 404, body: { code: 'ERR_NOT_FOUND' } };
+    const body = Buffer.from(JSON.stringify(reply.body));
+    res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': String(body.length) });
     res.end(body);
   });
   return { url: await listen(t, server), hits };
@@ -152,34 +160,25 @@ async function closedPort(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-const conflict = (id: string, key: string, ms: number, loser: unknown = 'old') => ({
-  id, dataset: 'profiles', key, path: ['city'], kind: 'lww', origin: 'us-east-1', recordedAt: { ms, c: 0 },
-  winner: { value: 'new', dot: ['us-east-1', 1], hlc: { ms, c: 0 } }, loser: { value: loser, dot: ['eu-west-1', 2], hlc: { ms: ms - 1, c: 0 } },
-});
-
-/** Answers of a healthy fake: a policy, conflicts, an audit log of `auditLength` entries, and counts when asked. */
-function healthy(node: string, region: string, conflicts: unknown[], auditLengthNow: number | (() => number), summary = true) {
-  return (path: string, query: URLSearchParams): { status: number; body: unknown } | undefined => {
-    const auditLength = typeof auditLengthNow === 'number' ? auditLengthNow : auditLengthNow();
-    if (path === '/v1/policy') return { status: 200, body: { region, enforced: { version: 3, hash: 'ab', text: 'secret text' }, shadow: null } };
-    if (path === '/v1/conflicts') return { status: 200, body: { conflicts } };
-    if (path === '/v1/audit') {
-      const after = Number(query.get('after') ?? 0);
-      const limit = Number(query.get('limit') ?? 100);
-      const entries = [];
-      for (let seq = after + 1; seq <= Math.min(auditLength, after + limit); seq++) {
-        entries.push({ seq, atMs: 1_000_000 + seq * 10 + (node === 'b' ? 5 : 0), kind: 'send-denied', node, region, details: { entries: seq }, prev: 'p', hash: 'h' });
-      }
-      return { status: 200, body: { region, length: auditLength, entries } };
-    }
-    if (path === '/v1/inspect/summary' && summary) return { status: 200, body: { node, region, datasets: [{ dataset: 'profiles', live: 4, quarantined: 1 }] } };
-    return undefined;
+/** A member part: conflicts by (id, ms), an audit log of `auditLength` entries of which the tail after `after` is given. */
+function part(node: string, region: string, conflicts: Array<[string, number]>, auditLength: number, after: number): MemberPart {
+  const entries = [];
+  for (let seq = Math.max(after, auditLength - clusterAuditTailEntries) + 1; seq <= auditLength; seq++) {
+    entries.push({ seq, atMs: 1_000_000 + seq * 10 + (node === 'b' ? 5 : 0), kind: 'send-denied', node, region, details: { entries: seq } });
+  }
+  return {
+    status: { node, region, lastSeq: 7, uptimeMs: 1, links: [] },
+    policy: { enforced: { version: 3, hash: 'ab' }, shadow: null },
+    summary: { datasets: [{ dataset: 'profiles', live: 4, quarantined: 1 }] },
+    summaryAgeMs: 10,
+    conflicts: conflicts.map(([id, ms]) => ({ id, dataset: 'profiles', keyDigest: `digest-${id}`, pathDepth: 1, kind: 'concurrent-write', origin: 'us-east-1', recordedAt: { ms, c: 0 } })),
+    audit: { length: auditLength, entries },
   };
 }
 
-t.test('cluster view: reachable, refused and silent nodes; one deadline per node', async (t) => {
-  const a = await fakeNode(t, 'a', 'eu-west', healthy('a', 'eu-west', [conflict('c1', 'k1', 500), conflict('c2', 'k2', 900)], 3));
-  const b = await fakeNode(t, 'b', 'us-east', healthy('b', 'us-east', [conflict('c1', 'k1', 500), conflict('c3', 'k3', 700, 'x'.repeat(500))], 30, false));
+t.test('cluster view: reachable, refused and silent nodes; one deadline per node; conflicts and audit merged', async (t) => {
+  const a = await fakeNode(t, (q) => ({ status: 200, body: part('a', 'eu-west', [['c1', 500], ['c2', 900]], 3, Number(q.get('auditAfter'))) }));
+  const b = await fakeNode(t, (q) => ({ status: 200, body: part('b', 'us-east', [['c1', 500], ['c3', 700]], 30, Number(q.get('auditAfter'))) }));
   const members: ClusterMember[] = [
     { node: 'a', region: 'eu-west', url: a.url },
     { node: 'b', region: 'us-east', url: b.url },
@@ -188,7 +187,7 @@ t.test('cluster view: reachable, refused and silent nodes; one deadline per node
   ];
   const view = new ClusterView({ node: 'a', region: 'eu-west' }, members);
   const startedMs = performance.now();
-  const snapshot = await view.snapshot();
+  const snapshot = await view.snapshot(admin);
   const tookMs = performance.now() - startedMs;
   t.ok(tookMs < clusterMemberDeadlineMs + 1_500, `a silent node costs one deadline, not more (took ${Math.round(tookMs)} ms)`);
   t.same(snapshot.viewer, { node: 'a', region: 'eu-west' });
@@ -196,79 +195,44 @@ t.test('cluster view: reachable, refused and silent nodes; one deadline per node
   t.match(snapshot.members[2]!.error, /connection failed \(ECONNREFUSED\)/, 'a refused connection says so');
   t.equal(snapshot.members[3]!.error, `no answer within ${clusterMemberDeadlineMs} ms`, 'a silent node times out');
   t.match(snapshot.members[0]!, { status: { node: 'a', lastSeq: 7 }, policy: { enforced: { version: 3, hash: 'ab' }, shadow: null }, auditLength: 3, error: null });
-  t.notOk(JSON.stringify(snapshot).includes('secret text'), 'policy texts are not part of the view');
   t.match(snapshot.members[0]!.summary, { datasets: [{ dataset: 'profiles', live: 4, quarantined: 1 }] });
-  t.equal(snapshot.members[1]!.summary, null, 'a node without the inspect route has no counts, and that is no error');
-  t.equal(snapshot.members[1]!.error, null);
-
-  // Conflicts: one per id over nodes, newest first, values cut short.
+  t.ok(a.hits.every((hit) => hit === `/v1/cluster/member ${admin}`), 'each node is asked once, with the caller\'s credential');
+  // Conflicts: one per id over nodes, newest first.
   t.same(snapshot.conflicts.map((c) => [c.id, c.seenOn]), [['c2', ['a']], ['c3', ['b']], ['c1', ['a', 'b']]]);
-  t.equal(snapshot.conflicts[1]!.loser.length, conflictValuePreviewCharsMax, 'a long value is previewed');
-  t.equal(snapshot.conflicts[0]!.winner, '"new"');
-  // Audit: the end of each node's log, merged newest first, without chain hashes.
+  // Audit: the end of each node's log, merged newest first.
   t.equal(snapshot.audit.length, Math.min(clusterAuditMax, 3 + clusterAuditTailEntries));
   t.same(snapshot.audit.slice(0, 3).map((e) => [e.node, e.seq]), [['b', 30], ['b', 29], ['b', 28]]);
   t.ok(snapshot.audit.every((e, i) => i === 0 || snapshot.audit[i - 1]!.atMs >= e.atMs), 'newest first');
-  t.equal(Math.min(...snapshot.audit.filter((e) => e.node === 'b').map((e) => e.seq)), 30 - clusterAuditTailEntries + 1, 'only the tail of a long log is read');
-  t.notOk('hash' in snapshot.audit[0]!);
   t.ok(clusterConflictsMax >= 3);
 });
 
-t.test('cluster view: callers share gathers; counts are refreshed less often', async (t) => {
-  let auditLength = 0;
-  const a = await fakeNode(t, 'a', 'eu-west', healthy('a', 'eu-west', [], () => auditLength));
+t.test('cluster view: callers with one credential share gathers; another credential gathers its own; error answers are named', async (t) => {
+  let status = 200;
+  const a = await fakeNode(t, (q) => (status === 200 ? { status, body: part('a', 'eu-west', [], 0, Number(q.get('auditAfter'))) } : { status, body: { code: 'ERR_FORBIDDEN' } }));
   const view = new ClusterView({ node: 'a', region: 'eu-west' }, [{ node: 'a', region: 'eu-west', url: a.url }]);
-  const [first, second] = await Promise.all([view.snapshot(), view.snapshot()]);
+  const [first, second] = await Promise.all([view.snapshot(admin), view.snapshot(admin)]);
   t.equal(first, second, 'callers during a gather get its result');
-  t.equal(a.hits.get('/v1/status'), 1);
-  t.equal(await view.snapshot(), first, 'a fresh result is reused');
-  t.equal(a.hits.get('/v1/status'), 1);
+  t.equal(await view.snapshot(admin), first, 'a fresh result is reused');
+  t.equal(a.hits.length, 1);
+  status = 403;
+  const other = await view.snapshot('Bearer someone-else');
+  t.equal(a.hits.length, 2, 'another credential is not served the admin\'s view');
+  t.equal(other.members[0]!.reachable, false);
+  t.equal(other.members[0]!.error, 'HTTP 403 ERR_FORBIDDEN', 'the node refused that credential, and the view says so');
   await new Promise((resolve) => setTimeout(resolve, clusterSnapshotReuseMs + 50));
-  const third = await view.snapshot();
-  t.not(third, first, 'an old result is gathered again');
-  t.equal(a.hits.get('/v1/status'), 2);
-  t.equal(a.hits.get('/v1/inspect/summary'), 1, `counts are asked for at most every ${clusterSummaryRefreshMs} ms`);
-  t.ok(third.members[0]!.summaryAgeMs! >= clusterSnapshotReuseMs, 'and the view says how old they are');
-  t.same(third.members[0]!.summary, first.members[0]!.summary);
-  t.equal(a.hits.get('/v1/audit'), 2, 'an empty audit log takes one request');
-
-  // The audit tail: one request while the log grows by less than a tail between gathers, two past that.
-  const gatherAgain = async () => {
-    await new Promise((resolve) => setTimeout(resolve, clusterSnapshotReuseMs + 20));
-    return view.snapshot();
-  };
-  const auditAsks = async (length: number) => {
-    auditLength = length;
-    const before = a.hits.get('/v1/audit')!;
-    const snapshot = await gatherAgain();
-    t.same(snapshot.audit.map((e) => e.seq), Array.from({ length: Math.min(length, clusterAuditTailEntries) }, (_, i) => length - i), `log of ${length}: its end, newest first`);
-    return a.hits.get('/v1/audit')! - before;
-  };
-  t.equal(await auditAsks(5), 1, 'a log that grew by a few entries: one request');
-  t.equal(await auditAsks(5 + clusterAuditTailEntries), 1, 'by a tail: one');
-  t.equal(await auditAsks(5 + 2 * clusterAuditTailEntries + 1), 2, 'by more than a tail: two');
-  t.equal(await auditAsks(5 + 2 * clusterAuditTailEntries + 4), 1);
-  t.equal(await auditAsks(2), 2, 'a log that shrank (a new data directory): two');
+  status = 200;
+  t.not(await view.snapshot(admin), first, 'an old result is gathered again');
 });
 
-t.test('cluster view: an answer over the size bound or with an error status is a missing part, named', async (t) => {
+t.test('cluster view: an answer over the size bound is a missing node, named', async (t) => {
   const big = 'x'.repeat(clusterResponseBytesMax + 1);
-  const a = await fakeNode(t, 'a', 'eu-west', (path) => {
-    if (path === '/v1/conflicts') return { status: 200, body: { conflicts: [], padding: big } };
-    if (path === '/v1/policy') return { status: 503, body: { code: 'ERR_STORE_CLOSED' } };
-    if (path === '/v1/audit') return { status: 200, body: { region: 'eu-west', length: 0, entries: [] } };
-    return undefined;
-  });
-  const snapshot = await new ClusterView({ node: 'a', region: 'eu-west' }, [{ node: 'a', region: 'eu-west', url: a.url }]).snapshot();
-  const [member] = snapshot.members;
-  t.equal(member!.reachable, true, 'a node that answers its status is reachable');
-  t.match(member!.error, /policy: HTTP 503 ERR_STORE_CLOSED/);
-  t.match(member!.error, new RegExp(`conflicts: answer of \\d+ bytes is over the limit of ${clusterResponseBytesMax} bytes`));
-  t.equal(member!.policy, null);
+  const a = await fakeNode(t, () => ({ status: 200, body: { padding: big } }));
+  const snapshot = await new ClusterView({ node: 'a', region: 'eu-west' }, [{ node: 'a', region: 'eu-west', url: a.url }]).snapshot(admin);
+  t.match(snapshot.members[0]!.error, new RegExp(`answer of \\d+ bytes is over the limit of ${clusterResponseBytesMax} bytes`));
   t.same(snapshot.conflicts, []);
 });
 
-t.test('GET /v1/cluster through the handler: the view of real nodes', async (t) => {
+t.test('GET /v1/cluster through the handler: the view of real nodes carries no key or value, and needs an operator', async (t) => {
   // Two handlers over real replicas, each with a view of both: what the dashboard of either shows.
   const dirs: string[] = [];
   const open = async (node: string, region: string) => {
@@ -289,19 +253,25 @@ t.test('GET /v1/cluster through the handler: the view of real nodes', async (t) 
   }
   for (const replica of [west, east]) {
     const view = new ClusterView({ node: replica.node, region: replica.region }, members);
-    handlers.push(createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, cluster: view }).handle);
+    handlers.push(createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, access: { tokens: credentials.tokens }, cluster: view }).handle);
   }
-  // Concurrent writes to one field, exchanged by hand: both replicas record the same conflict.
-  await west.put('profiles', 'u1', { city: 'Cork' });
-  await east.put('profiles', 'u1', { city: 'Boston' });
+  // Concurrent writes to one field of an EU pii profile, exchanged by hand: both replicas record the conflict.
+  await west.put('profiles', 'pii-key-ada', { email: 'marker-ada@example.eu' }, { tags: ['pii'] });
+  await east.put('profiles', 'pii-key-ada', { email: 'marker-other@example.eu' });
   await east.applyDeltas((await west.deltasSince(0)).entries, { from: 'eu-west' });
   await west.applyDeltas((await east.deltasSince(0)).entries.filter((e) => e.origin === 'us-east-1'), { from: 'us-east' });
-  const answer = await fetch(`${members[1]!.url}/v1/cluster`);
+  const answer = await fetch(`${members[1]!.url}/v1/cluster`, { headers: { authorization: admin } });
   t.equal(answer.status, 200);
-  const snapshot = await answer.json() as any;
+  const text = await answer.text();
+  const snapshot = JSON.parse(text) as any;
   t.same(snapshot.viewer, { node: 'us-east-1', region: 'us-east' });
   t.same(snapshot.members.map((m: { node: string; reachable: boolean; self: boolean }) => [m.node, m.reachable, m.self]), [['eu-west-1', true, false], ['us-east-1', true, true]]);
   t.same(snapshot.members.map((m: { status: { lastSeq: number } }) => m.status.lastSeq), [west.lastSeq, east.lastSeq], 'each node reports its own log head');
   t.equal(snapshot.conflicts.length, 1, 'the conflict both recorded is listed once');
-  t.match(snapshot.conflicts[0], { dataset: 'profiles', key: 'u1', path: ['city'], seenOn: ['eu-west-1', 'us-east-1'] });
+  t.match(snapshot.conflicts[0], { dataset: 'profiles', keyDigest: /^[0-9a-f]+$/, pathDepth: 1, seenOn: ['eu-west-1', 'us-east-1'] });
+  for (const marker of ['pii-key-ada', 'marker-ada', 'marker-other', 'email']) t.notOk(text.includes(marker), `the view carries no ${marker}`);
+  const reader = credentials.token('reader-view', { roles: ['reader'], datasets: ['*'] });
+  const refused = await fetch(`${members[1]!.url}/v1/cluster`, { headers: bearer(reader) });
+  t.equal(refused.status, 403, 'a reader may not see the cluster view');
+  t.equal((await fetch(`${members[1]!.url}/v1/cluster`)).status, 401, 'nor may an anonymous caller');
 });

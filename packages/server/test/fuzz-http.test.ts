@@ -21,6 +21,9 @@ import { errorCatalogue, parsePolicy } from '@tessera/core';
 import { Replica } from '@tessera/store';
 import { createHttpHandler } from '../src/http.js';
 import { encodeSessionToken } from '../src/token.js';
+import { bearer, testCredentials } from './helpers/auth.js';
+
+const credentials = testCredentials();
 
 const runsScale = Number(process.env.FUZZ_RUNS ?? 1);
 // CI runs a fixed seed (a failure there is reproducible as is); FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
@@ -241,7 +244,7 @@ interface Answer {
 
 function send(port: number, agent: Agent, p: Plan): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...bearer(credentials.admin) };
     if (p.contentType !== undefined) headers['content-type'] = p.contentType;
     if (p.body !== null) headers['content-length'] = String(p.body.length);
     const req = request({ host: '127.0.0.1', port, method: p.method, path: p.path, headers, agent }, (res) => {
@@ -323,7 +326,7 @@ t.test('random and mutated requests to every route: 2xx, or problem+json with a 
   await replica.installPolicy(parsePolicy(policyText(1), 'policy'), 'enforce', 'test');
   const internals: unknown[] = [];
   const api = createHttpHandler({
-    replica, node: { id: 'eu-west-1', region: 'eu-west' }, readTokenWaitMsMax: 50,
+    replica, node: { id: 'eu-west-1', region: 'eu-west' }, readTokenWaitMsMax: 50, access: { tokens: credentials.tokens },
     log: (event) => {
       if ((event as { code?: string }).code === 'ERR_INTERNAL') internals.push(event);
     },
@@ -378,7 +381,7 @@ t.test('regressions: deep or hostile values in places that error messages descri
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const replica = await Replica.open({ path: join(dir, 'eu-west-1'), node: 'eu-west-1', region: 'eu-west', durability: 'os' });
   t.teardown(() => replica.close());
-  const server = createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' } }).handle);
+  const server = createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' }, access: { tokens: credentials.tokens } }).handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => new Promise<void>((resolve) => {

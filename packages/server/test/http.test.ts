@@ -17,6 +17,7 @@ import { Replica } from '@tessera/store';
 import { type HttpApi, type HttpHandlerDeps, type Replication, createHttpHandler } from '../src/http.js';
 import { requestBodyBytesMax } from '../src/body.js';
 import { encodeSessionToken } from '../src/token.js';
+import { bearer, testCredentials } from './helpers/auth.js';
 
 /** The type of a subtest's `t`. */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -26,6 +27,8 @@ interface Harness {
   readonly replica: Replica;
   readonly api: HttpApi;
   readonly events: Array<Record<string, unknown>>;
+  /** The admin token every call sends unless it names another `authorization`. */
+  readonly token: string;
 }
 
 async function openReplica(t: Test, node: string, region: string): Promise<Replica> {
@@ -38,8 +41,10 @@ async function openReplica(t: Test, node: string, region: string): Promise<Repli
 
 async function serve(t: Test, replica: Replica, options: Partial<HttpHandlerDeps> = {}): Promise<Harness> {
   const events: Array<Record<string, unknown>> = [];
+  const credentials = testCredentials();
   const api = createHttpHandler({
     replica,
+    access: { tokens: credentials.tokens },
     node: { id: replica.node, region: replica.region, zone: `${replica.region}-a` },
     log: (event) => events.push(event as Record<string, unknown>),
     datasets: { stats: { type: 'counter' } },
@@ -51,7 +56,7 @@ async function serve(t: Test, replica: Replica, options: Partial<HttpHandlerDeps
     server.closeAllConnections();
     server.close(() => resolve());
   }));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, replica, api, events };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, replica, api, events, token: credentials.admin };
 }
 
 async function setup(t: Test, options: Partial<HttpHandlerDeps> = {}): Promise<Harness> {
@@ -65,7 +70,7 @@ interface Answer {
 }
 
 async function call(h: Harness, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { ...bearer(h.token), ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     if (!('content-type' in headers)) (init.headers as Record<string, string>)['content-type'] = 'application/json';
@@ -91,7 +96,7 @@ function isProblem(t: Test, answer: Answer, code: keyof typeof errorCatalogue, w
 function rawStatus(h: Harness, method: string, path: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const { hostname, port } = new URL(h.url);
-    const req = request({ hostname, port, path, method, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request({ hostname, port, path, method, headers: { 'content-type': 'application/json', ...bearer(h.token) } }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -233,7 +238,7 @@ t.test('refused operations leave the store unchanged', async (t) => {
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', ''), 'ERR_BODY_INVALID', 'empty body');
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', '{"value":{}}', { 'content-type': 'text/plain' }), 'ERR_CONTENT_TYPE', 'text/plain');
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', '{"value":{}}', { 'content-type': 'application/json; charset=latin1' }), 'ERR_CONTENT_TYPE', 'other charset');
-  const noType = await fetch(`${h.url}/v1/kv/profiles/u1`, { method: 'PUT', body: new Blob(['{"value":{}}']) });
+  const noType = await fetch(`${h.url}/v1/kv/profiles/u1`, { method: 'PUT', headers: bearer(h.token), body: new Blob(['{"value":{}}']) });
   t.equal(noType.status, 415, 'no content type');
   const big = `{"value":{"big":"${'x'.repeat(requestBodyBytesMax)}"}}`;
   const tooLarge = await call(h, 'PUT', '/v1/kv/profiles/u1', big);
@@ -303,7 +308,7 @@ t.test('status, peers, health and readiness; draining', async (t) => {
   const peers = await call(h, 'GET', '/v1/peers');
   t.same(peers.body, { links: status.body.links, cursors: { 'us-east-1': 1 } });
   t.same((await call(h, 'GET', '/healthz')).body, { ok: true });
-  const head = await fetch(`${h.url}/healthz`, { method: 'HEAD' });
+  const head = await fetch(`${h.url}/healthz`, { method: 'HEAD', headers: bearer(h.token) });
   t.equal(head.status, 200, 'HEAD works where GET does');
   t.equal(await head.text(), '');
   const ready = await call(h, 'GET', '/readyz');
@@ -370,15 +375,15 @@ t.test('connections: a refused body does not spill into the next request; a huge
   const body = '{"value":{"x":1}}';
   // Pipelined on one connection: a request refused before its body is read, then a health check.
   const received = await rawExchange(t, h,
-    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}` +
-    'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n', (text) => text.includes('{"ok":true}'));
+    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}` +
+    `GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\n\r\n`, (text) => text.includes('{"ok":true}'));
   t.match(received, /^HTTP\/1\.1 415 /, 'the first request is refused');
   t.match(received, /HTTP\/1\.1 200 OK[\s\S]*\{"ok":true\}$/, 'the second is answered on the same connection');
   t.notMatch(received, /connection: close/i);
   t.equal(h.replica.lastSeq, 0);
 
   const huge = await rawExchange(t, h,
-    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{"value":`,
+    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{"value":`,
     (text) => text.includes('ERR_BODY_TOO_LARGE'));
   t.match(huge, /^HTTP\/1\.1 413 /, 'a declared length far over the limit is refused at once');
   t.match(huge, /connection: close/i, 'and the connection closes rather than read the body');
@@ -386,7 +391,7 @@ t.test('connections: a refused body does not spill into the next request; a huge
 
   // A client that disconnects half-way through its body: logged as aborted (499), not as a daemon failure.
   const socket = connect(Number(new URL(h.url).port), '127.0.0.1');
-  socket.write('PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"value":');
+  socket.write(`PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"value":`);
   while (h.api.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
   socket.destroy();
   await h.api.idle();
@@ -506,7 +511,10 @@ t.test('one log event per request, with the route pattern and no key, value or t
   ]);
   t.equal(h.events[0]!.requestId, 'req-1');
   for (const event of h.events) {
-    t.same(Object.keys(event).filter((name) => !['event', 'requestId', 'traceId', 'method', 'route', 'status', 'durationMs', 'code'].includes(name)), []);
+    // pino adds the level and time; the principal is the token's public id and name, never the token.
+    t.same(Object.keys(event).filter((name) => !['level', 'time', 'event', 'requestId', 'traceId', 'method', 'route', 'status', 'durationMs', 'code', 'principal'].includes(name)), []);
+    t.equal(event.level, 'info', 'a request event is logged at info level');
+    t.match(event.principal, /^admin \([0-9a-f]{12}\)$/);
     t.type(event.durationMs, 'number');
     const text = JSON.stringify(event);
     for (const secret of [key, value, put.body.token]) t.notOk(text.includes(secret), `no key, value or token in ${text}`);

@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { errorCatalogue } from '@tessera/core';
 import { Replica, inspectDoc, inspectKeys, inspectLog, inspectPeers, inspectSummary } from '@tessera/store';
 import { createHttpHandler } from '../src/http.js';
+import { bearer, testCredentials } from './helpers/auth.js';
+
+const credentials = testCredentials();
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -31,7 +34,7 @@ async function setup(t: Test): Promise<{ url: string; replica: Replica; events: 
   await replica.applyDeltas((await other.deltasSince(0)).entries);
   await replica.setCursor('u1', 3);
   const events: Array<Record<string, unknown>> = [];
-  const api = createHttpHandler({ replica, node: { id: 'w1', region: 'eu-west' }, log: (event) => events.push(event as Record<string, unknown>) });
+  const api = createHttpHandler({ replica, node: { id: 'w1', region: 'eu-west' }, access: { tokens: credentials.tokens }, log: (event) => events.push(event as Record<string, unknown>) });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => {
@@ -42,7 +45,7 @@ async function setup(t: Test): Promise<{ url: string; replica: Replica; events: 
 }
 
 async function get(url: string, path: string, method = 'GET'): Promise<{ status: number; type: string | null; allow: string | null; body: any }> {
-  const res = await fetch(url + path, { method });
+  const res = await fetch(url + path, { method, headers: bearer(credentials.admin) });
   const text = await res.text();
   return { status: res.status, type: res.headers.get('content-type'), allow: res.headers.get('allow'), body: text === '' ? undefined : JSON.parse(text) };
 }

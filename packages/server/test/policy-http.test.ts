@@ -15,9 +15,30 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { errorCatalogue, parsePolicy, policyBytesMax } from '@tessera/core';
+import { generateKeyPairSync } from 'node:crypto';
+import { errorCatalogue, parsePolicy, policyBytesMax, signPolicy } from '@tessera/core';
 import { type AuditEntry, Replica, policyHash } from '@tessera/store';
 import { type HttpApi, type Replication, createHttpHandler, policyBodyBytesMax } from '../src/http.js';
+import { bearer, testCredentials } from './helpers/auth.js';
+
+const credentials = testCredentials();
+/** The operator key of these tests' cluster ("test"). */
+const operator = generateKeyPairSync('ed25519');
+
+/**
+ * An install body signed by the operator key, as `tessera policy apply` sends it: these tests are about what
+ * a signed policy does (the signature tests say `signature` themselves, or leave it out on purpose).
+ */
+function signed(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || 'signature' in body) return body;
+  const { text, mode } = body as { text?: unknown; mode?: unknown };
+  if ((mode !== 'shadow' && mode !== 'enforce') || typeof text !== 'string') return body;
+  try {
+    return { ...body, signature: signPolicy(parsePolicy(text, 'x'), 'test', operator.privateKey) };
+  } catch {
+    return body;
+  }
+}
 
 /** The type of a subtest's `t`. */
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -61,7 +82,7 @@ async function serve(t: Test, replica: Replica, dir: string): Promise<Harness> {
   const events: Array<Record<string, unknown>> = [];
   const policyChanges = { count: 0 };
   const replication: Replication = { status: () => ({ links: [] }), policyChanged: () => void policyChanges.count++ };
-  const api = createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, replication, log: (event) => events.push(event as Record<string, unknown>) });
+  const api = createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, access: { tokens: credentials.tokens }, policySigning: { cluster: 'test', operatorKeys: [operator.publicKey] }, replication, log: (event) => events.push(event as Record<string, unknown>) });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => {
@@ -90,9 +111,9 @@ interface Answer {
 }
 
 async function call(h: Harness, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { ...bearer(credentials.admin), ...headers } };
   if (body !== undefined) {
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.body = typeof body === 'string' ? body : JSON.stringify(path === '/v1/policy' ? signed(body) : body);
     if (!('content-type' in headers)) (init.headers as Record<string, string>)['content-type'] = 'application/json';
   }
   const res = await fetch(h.url + path, init);
@@ -181,8 +202,8 @@ t.test('POST /v1/policy: plan changes nothing; shadow and enforce install, say w
   t.same(gone.body.regions, [], 'the answer says that no region may hold orders now');
   t.match(gone.body.detail, /no region may/);
   t.equal((await call(h, 'GET', '/v1/kv/catalog/mk-cat-1')).status, 200, 'catalog documents stay');
-  t.same((await call(h, 'GET', '/v1/policy/history')).body.history.map((r: { version: number; state: string; source: string }) => [r.version, r.state, r.source]),
-    [[1, 'stored', 'config'], [2, 'enforced', 'api']], 'history: both versions, v1 stored, v2 enforced');
+  t.match((await call(h, 'GET', '/v1/policy/history')).body.history.map((r: { version: number; state: string; source: string }) => [r.version, r.state, r.source]),
+    [[1, 'stored', 'config'], [2, 'enforced', /^api token admin \([0-9a-f]{12}\) signed by [0-9a-f]{16}$/]], 'history: both versions, v1 stored, v2 enforced; the source names the token and the signing key');
   const kinds = (await call(h, 'GET', `/v1/audit?after=${auditBefore}`)).body.entries.map((e: AuditEntry) => e.kind);
   t.same(kinds, ['policy-stored', 'policy-activated', 'policy-activated', 'purge'], 'audit: stored and shadowed, enforced, one purge');
 
@@ -225,7 +246,7 @@ t.test('POST /v1/policy validates its body: text, mode, no other field, size; an
     ['text not a string', { text: 7, mode: 'plan' }, 'ERR_BODY_INVALID', /"text" must be the policy as a string/],
     ['missing mode', { text: policyV2 }, 'ERR_BODY_INVALID', /"mode" must be "plan", "shadow" or "enforce", got undefined/],
     ['bad mode', { text: policyV2, mode: 'apply' }, 'ERR_BODY_INVALID', /"mode" must be "plan", "shadow" or "enforce", got "apply"/],
-    ['unknown field', { text: policyV2, mode: 'plan', force: true }, 'ERR_BODY_INVALID', /unknown field "force" \(the fields are text, mode\)/],
+    ['unknown field', { text: policyV2, mode: 'plan', force: true }, 'ERR_BODY_INVALID', /unknown field "force" \(the fields are text, mode, signature\)/],
     ['not an object', [policyV2, 'plan'], 'ERR_BODY_INVALID', /must be an object/],
     ['not JSON', '{"text":', 'ERR_BODY_INVALID', /not valid JSON/],
   ];

@@ -13,7 +13,7 @@
  * open, which is reported.
  */
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -58,7 +58,9 @@ export async function openDataDirectorySnapshot(path: string): Promise<DataDirec
     for (const name of names) {
       if (notData.has(name)) continue;
       const from = join(path, name);
-      if (!(await stat(from)).isFile()) continue;
+      // lstat, not stat: a symlink planted in a data directory (to /etc/shadow, to another node's files) is
+      // skipped, never followed into the copy; LevelDB writes regular files only.
+      if (!(await lstat(from)).isFile()) continue;
       const to = join(copy, name);
       if (immutableFile.test(name)) {
         // Another file system, or one without hard links: copy (a reflink where the file system has them).

@@ -15,6 +15,8 @@ import { TesseraError, parsePolicy } from '@tessera/core';
 import { type DevLayout, type DevNode, type DevShape, prepareDevCluster, seedDemoData, spawnNode, stopChild, waitReady } from '../dev/layout.js';
 import { type DevLogLevel, devLogLevels, devLogger, logNodeLine } from '../dev/logs.js';
 import { type FaultProxy } from '../proxy.js';
+import { type NodeApi } from '../client.js';
+import { type DevSecurity } from '../dev/security.js';
 
 /** Lines of a node's output kept to explain its exit. */
 export const lastLinesMax = 5;
@@ -24,6 +26,10 @@ export interface DevCluster {
   readonly dir: string;
   readonly nodes: readonly DevNode[];
   readonly proxies: ReadonlyMap<string, FaultProxy>;
+  /** The CA, admin token and operator key the cluster was made with. */
+  readonly security: DevSecurity;
+  /** How the CLI reaches a node: its URL with the admin token and the cluster CA. */
+  api(node: DevNode): NodeApi;
   /** Resolves with the first node that exits on its own, and how. */
   readonly exited: Promise<{ node: DevNode; code: number | null; signal: string | null; lastLines: readonly string[] }>;
   /** Stops every node and proxy (idempotent). */
@@ -103,12 +109,12 @@ export async function startDevCluster(options: DevOptions): Promise<DevCluster> 
       });
       children.push(child);
     }
-    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!, undefined, () => lastLines.get(node.id)!.join(' | '));
+    for (const [i, node] of layout.nodes.entries()) await waitReady(node, children[i]!, undefined, () => lastLines.get(node.id)!.join(' | '), layout.api(node));
   } catch (error) {
     await stop();
     throw error;
   }
-  return { dir: layout.dir, nodes: layout.nodes, proxies: layout.proxies, exited, stop };
+  return { dir: layout.dir, nodes: layout.nodes, proxies: layout.proxies, security: layout.security, api: layout.api, exited, stop };
 }
 
 function parseOptions(options: { regions: string; basePort: string; latency?: string; durability: string; logLevel?: string; verbose?: boolean }) {
@@ -160,14 +166,19 @@ export function registerDevCommand(program: Command, print: (line: string) => vo
         ...options, dir, onNodeLine: (node, line, stream) => logNodeLine(logger, node.id, line, stream),
       });
       try {
-        if (raw.seed && !interrupted) await seedDemoData(cluster.nodes);
+        if (raw.seed && !interrupted) await seedDemoData(cluster.nodes, cluster.api);
         if (interrupted) return;
         print('');
-        print('Tessera dev cluster is up:');
+        print('Tessera dev cluster is up (HTTPS; every call needs a token):');
         for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
         for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
+        print('Use the CLI with the admin token and the cluster CA it generated:');
+        print(`  export TESSERA_TOKEN=$(cat ${cluster.security.tokenFile}) TESSERA_CA=${cluster.security.caFile}`);
         print(`Try: npx tessera put catalog lamp '{"name":"Lamp"}' --url ${cluster.nodes[0]!.url}   then   npx tessera get catalog lamp --url ${cluster.nodes.at(-1)!.url}`);
-        print(`The cluster enforces the policy in ${policyFile}: yours to edit (it is never overwritten); roll a new version out with tessera policy apply.`);
+        print(`Dashboard: ${cluster.nodes[0]!.url}/#token=$(cat ${cluster.security.tokenFile})   (trust ${cluster.security.caFile} in your browser, or accept its warning)`);
+        print(`More tokens: npx tessera token create --file ${cluster.security.tokensFile} --name alice --role reader --datasets catalog`);
+        print(`The cluster enforces the policy in ${policyFile}: yours to edit (it is never overwritten); sign a new version with`);
+        print(`  npx tessera policy sign <file> --key ${cluster.security.operatorKey} --cluster dev   and roll it out with tessera policy apply.`);
         print(`Node logs: ${options.logLevel === 'warn' ? 'warnings and errors (--verbose for more)' : `level ${options.logLevel}`}. Ctrl-C stops every node.`);
         const outcome = await Promise.race([signal, cluster.exited]);
         if (outcome !== 'signal') {

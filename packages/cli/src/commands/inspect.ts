@@ -14,6 +14,7 @@ import {
 } from '@tessera/store';
 import { type NodeApi, callApi } from '../client.js';
 import { type ConnectionOptions, addConnectionOptions, nodeApiOf } from '../options.js';
+import { terminalSafe } from '../terminal-text.js';
 import { table } from './status.js';
 
 /** How long `summary` may take on a running node (it scans the documents). */
@@ -72,7 +73,7 @@ function queryString(params: Record<string, string | number | boolean | undefine
 
 /** Asks a running node: its /v1/inspect routes, /v1/conflicts, and /v1/status for the live links. */
 function nodeSource(node: NodeApi): Source {
-  const get = <T>(path: string, timeoutMs?: number) => callApi(node, 'GET', path, undefined, timeoutMs) as Promise<T>;
+  const get = async <T>(path: string, timeoutMs?: number) => expectAnswer(path, await callApi(node, 'GET', path, undefined, timeoutMs)) as T;
   return {
     summary: (options) => get(`/v1/inspect/summary${queryString(options)}`, summaryTimeoutMs),
     keys: (dataset, options) => get(`/v1/inspect/keys/${encodeURIComponent(dataset)}${queryString(options)}`),
@@ -95,6 +96,26 @@ function nodeSource(node: NodeApi): Source {
       };
     },
   };
+}
+
+/**
+ * Checks the shape of a node's answer before it is printed: an object naming its node and region, with the
+ * lists the printers walk as lists. A node that answers something else (another server, a hostile one) gets
+ * `ERR_DECODE`, not a crash half-way through a table.
+ */
+function expectAnswer(path: string, answer: unknown): unknown {
+  const fail = (why: string) => {
+    throw new TesseraError('ERR_DECODE', `the answer of ${path.split('?')[0]} is not what a Tessera node sends: ${why}`);
+  };
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) fail('not a JSON object');
+  const record = answer as Record<string, unknown>;
+  if (path.startsWith('/v1/inspect/') || path === '/v1/status') {
+    if (typeof record.node !== 'string' || typeof record.region !== 'string') fail('no node and region');
+  }
+  for (const list of ['items', 'entries', 'dots', 'datasets', 'conflicts', 'cursors', 'frontiers', 'links', 'nodes']) {
+    if (list in record && !Array.isArray(record[list])) fail(`${list} is not a list`);
+  }
+  return answer;
 }
 
 function integerOption(name: string, value: string | undefined): number | undefined {
@@ -318,8 +339,9 @@ function subcommands(print: (line: string) => void, source: (options: Connection
 
 const subcommandNames = ['summary', 'keys', 'doc', 'log', 'peers', 'conflicts'];
 
-/** Registers `inspect`. */
-export function registerInspectCommand(program: Command, print: (line: string) => void): void {
+/** Registers `inspect`. Everything it prints goes through `terminalSafe`: what it shows was written by others. */
+export function registerInspectCommand(program: Command, printRaw: (line: string) => void): void {
+  const print = (line: string) => printRaw(terminalSafe(line));
   addConnectionOptions(program.command('inspect')
     .description('inspect a replica (summary, keys, doc, log, peers, conflicts): offline and read-only on a stopped node\'s data directory, or --url on a running node')
     .usage('<data directory> <subcommand> [options]  |  inspect --url <node> <subcommand> [options]  (tessera inspect --help lists the subcommands)')

@@ -6,10 +6,14 @@
  * config): each node judges its own data. Nodes the command cannot reach get an enforced version from their
  * peers when they reconnect (the handshake announces versions; a newer one is sent across).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { type Command } from 'commander';
-import { type Policy, TesseraError, formatDurationMs, parseDurationMs, parsePolicy, policyBytesMax } from '@tessera/core';
-import { formatHostPort, loadClusterConfig } from '@tessera/server';
+import {
+  type Policy, type PolicySignature, TesseraError, formatDurationMs, formatPolicySignature, parseDurationMs, parsePolicy, parsePolicySignature,
+  policyBytesMax, signPolicy,
+} from '@tessera/core';
+import { checkPrivateFilePath, formatHostPort, loadClusterConfig } from '@tessera/server';
 import { policyHash } from '@tessera/store';
 import { type NodeApi, callApi, parseBaseUrl } from '../client.js';
 import { type ConnectionOptions, addConnectionOptions, addTokenOptions, nodeApiOf, tokenOf, urlDefault, urlOf } from '../options.js';
@@ -32,6 +36,42 @@ export async function readPolicyFile(path: string): Promise<Policy> {
   return parsePolicy(await readFile(path, 'utf8'), path);
 }
 
+/** Reads the signature of a policy file: `--signature`, or `<file>.sig` next to it. */
+async function readSignature(file: string, given: string | undefined): Promise<PolicySignature> {
+  const path = given ?? `${file}.sig`;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new TesseraError('ERR_POLICY_SIGNATURE_INVALID', `${path}: no signature of ${file}: sign it first (tessera policy sign ${file} --key operator.key --config cluster.yaml)`);
+  }
+  return parsePolicySignature(text);
+}
+
+/** Writes an Ed25519 operator key pair: `<prefix>.key` (0600, never on a data node) and `<prefix>.pub`. */
+export async function writeOperatorKeys(prefix: string): Promise<{ keyPath: string; publicPath: string }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const keyPath = `${prefix}.key`;
+  const publicPath = `${prefix}.pub`;
+  await writeFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, flag: 'wx' });
+  await writeFile(publicPath, publicKey.export({ type: 'spki', format: 'pem' }) as string, { mode: 0o644, flag: 'wx' });
+  return { keyPath, publicPath };
+}
+
+/** Signs a policy file with the operator key; returns the signature document's text. */
+export async function signPolicyFile(file: string, keyPath: string, cluster: string, replaces: string | undefined): Promise<string> {
+  const parsed = await readPolicyFile(file);
+  checkPrivateFilePath(keyPath, 'operator key');
+  const key = createPrivateKey(await readFile(keyPath, 'utf8'));
+  let replaced: { version: number; hash: string } | null = null;
+  if (replaces !== undefined) {
+    const match = /^([0-9]{1,15}):([0-9a-f]{64})$/.exec(replaces);
+    if (match === null) throw new TesseraError('ERR_OPTION_INVALID', `--replaces ${JSON.stringify(replaces).slice(0, 100)} must be <version>:<64-hex content hash> (tessera policy history shows them)`);
+    replaced = { version: Number(match[1]), hash: match[2]! };
+  }
+  return formatPolicySignature(signPolicy(parsed, cluster, key, replaced));
+}
+
 interface Target {
   readonly url: NodeApi;
   readonly name: string;
@@ -47,7 +87,7 @@ async function targetsOf(options: TargetOptions): Promise<Target[]> {
   let targets: Target[];
   if (options.config !== undefined) {
     const config = await loadClusterConfig(options.config);
-    targets = config.nodes.map((node) => ({ url: { base: parseBaseUrl(`http://${formatHostPort(node.listen)}`), token }, name: node.id }));
+    targets = config.nodes.map((node) => ({ url: { base: parseBaseUrl(`${node.tls === null ? 'http' : 'https'}://${formatHostPort(node.listen)}`), token }, name: node.id }));
   } else {
     targets = (options.url ?? [urlOf({})]).map((url) => ({ url: { base: parseBaseUrl(url), token }, name: url }));
   }
@@ -134,6 +174,30 @@ export function registerPolicyCommands(program: Command, print: (line: string) =
       }
     });
 
+  policy.command('keygen')
+    .description('create the operator key pair that signs policies: <prefix>.key (keep it off every data node) and <prefix>.pub (operatorKey in the cluster config)')
+    .option('--out <prefix>', 'file name prefix', 'operator')
+    .action(async (options: { out: string }) => {
+      const { keyPath, publicPath } = await writeOperatorKeys(options.out);
+      print(`created ${keyPath} (0600: keep it on the operator's machine) and ${publicPath} (name it as operatorKey in the cluster config)`);
+    });
+
+  policy.command('sign')
+    .description('sign a policy file with the operator key (writes <file>.sig); --replaces supersedes a bad enforced version')
+    .argument('<file>')
+    .requiredOption('--key <file>', 'the operator\'s Ed25519 private key')
+    .option('--cluster <id>', 'the cluster id the signature is for')
+    .option('--config <file>', 'take the cluster id from this cluster config')
+    .option('--replaces <version:hash>', 'the enforced version this one replaces (audited; valid only while that version is enforced)')
+    .option('--out <file>', 'where to write the signature (default <file>.sig)')
+    .action(async (file: string, options: { key: string; cluster?: string; config?: string; replaces?: string; out?: string }) => {
+      const cluster = options.cluster ?? (options.config === undefined ? undefined : (await loadClusterConfig(options.config)).cluster);
+      if (cluster === undefined) throw new TesseraError('ERR_OPTION_INVALID', 'give --cluster or --config: a signature is for one cluster');
+      const out = options.out ?? `${file}.sig`;
+      await writeFile(out, await signPolicyFile(file, options.key, cluster, options.replaces));
+      print(`signed ${file} for cluster ${cluster}: ${out}`);
+    });
+
   addTokenOptions(policy.command('apply')
     .description('roll a policy out: shadow mode on every node, then enforce (stored data is re-judged: backfills and purges)')
     .argument('<file>')
@@ -141,14 +205,16 @@ export function registerPolicyCommands(program: Command, print: (line: string) =
     .option('--config <file>', 'apply it on every node of this cluster config')
     .option('--shadow-for <duration>', 'how long to keep the version in shadow mode before enforcing (e.g. 30s)', '0s')
     .option('--shadow-only', 'stop after shadow mode (enforce later with another apply)')
-    .action(async (file: string, options: TargetOptions & { shadowFor: string; shadowOnly?: boolean }) => {
+    .option('--signature <file>', 'the operator\'s signature of the policy (default <file>.sig, from tessera policy sign)')
+    .action(async (file: string, options: TargetOptions & { shadowFor: string; shadowOnly?: boolean; signature?: string }) => {
       const shadowMs = parseDuration(options.shadowFor);
       const parsed = await readPolicyFile(file);
+      const signature = await readSignature(file, options.signature);
       const targets = await targetsOf(options);
       const unreachable: string[] = [];
       for (const target of targets) {
         try {
-          await callApi(target.url, 'POST', '/v1/policy', { text: parsed.text, mode: 'shadow' }, 60_000);
+          await callApi(target.url, 'POST', '/v1/policy', { text: parsed.text, mode: 'shadow', signature }, 60_000);
           print(`shadow: ${target.name} judges version ${parsed.version} alongside its enforced policy`);
         } catch (error) {
           if ((error as { status?: number }).status !== undefined) throw error;
@@ -164,7 +230,7 @@ export function registerPolicyCommands(program: Command, print: (line: string) =
       const reports: Array<{ node: string; report: Report }> = [];
       for (const target of targets) {
         if (unreachable.includes(target.name)) continue;
-        const answer = await callApi(target.url, 'POST', '/v1/policy', { text: parsed.text, mode: 'enforce' }, 600_000) as { changed: boolean; report: Report | null };
+        const answer = await callApi(target.url, 'POST', '/v1/policy', { text: parsed.text, mode: 'enforce', signature }, 600_000) as { changed: boolean; report: Report | null };
         print(`enforce: ${target.name} ${answer.changed ? 'enforces' : 'already enforced'} version ${parsed.version}`);
         if (answer.report !== null) reports.push({ node: target.name, report: answer.report });
       }

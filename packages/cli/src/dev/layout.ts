@@ -10,12 +10,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError, checkRegion } from '@tessera/core';
 import { FaultProxy, type ProxyDirection, regionLocations, wanLatencyMs } from '../proxy.js';
-import { callApi } from '../client.js';
+import { type NodeApi, callApi } from '../client.js';
+import { type DevSecurity, prepareDevSecurity, signDevPolicy } from './security.js';
 
 /** Regions a dev cluster may have. */
 export const devRegionsMax = 8;
-/** How long to wait for every node to answer /readyz. */
-export const devStartTimeoutMs = 30_000;
+/** How long to wait for every node to answer /readyz (a start loads the HTTP stack and checks keys and certificates; on a loaded machine that takes a while). */
+export const devStartTimeoutMs = 60_000;
 
 /** One node of a dev cluster. */
 export interface DevNode {
@@ -78,9 +79,14 @@ export function devPolicyText(regions: readonly string[]): string {
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
 function configText(
   cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
-  replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number } = {},
+  security: DevSecurity, replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number } = {},
 ): string {
-  const lines = [`cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`];
+  const lines = [
+    `cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`,
+    `api: { tokensFile: ${yamlString(security.tokensFile)}, open: [health] }`,
+    `tls: { ca: ${yamlString(security.caFile)} }`,
+    `operatorKey: ${yamlString(security.operatorPublicKey)}`,
+  ];
   const settings = Object.entries(replication).filter(([, value]) => value !== undefined);
   if (settings.length > 0) lines.push('replication:', ...settings.map(([name, value]) => `  ${name}: ${value}`));
   lines.push('nodes:');
@@ -89,6 +95,7 @@ function configText(
     const port = proxyPort(self.id, node.id);
     if (node !== self && port !== null) lines.push(`    advertise: 127.0.0.1:${port}`);
     lines.push(`    data: ${yamlString(join(dir, 'data', node.id))}`, `    durability: ${durability}`);
+    lines.push(`    cert: ${yamlString(join(security.certsDir, `${node.id}.crt`))}`, `    key: ${yamlString(join(security.certsDir, `${node.id}.key`))}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -99,6 +106,10 @@ export interface DevLayout {
   readonly nodes: readonly DevNode[];
   readonly proxies: ReadonlyMap<string, FaultProxy>;
   readonly configFiles: ReadonlyMap<string, string>;
+  /** The CA, admin token and operator key the cluster was made with. */
+  readonly security: DevSecurity;
+  /** How the CLI reaches a node: its URL with the admin token and the cluster CA. */
+  api(node: DevNode): NodeApi;
 }
 
 /** Starts the proxies and writes the configs of a dev cluster. */
@@ -118,7 +129,8 @@ export async function prepareDevCluster(options: DevShape & {
   if (new Set(options.regions).size !== options.regions.length) throw new TesseraError('ERR_OPTION_INVALID', '--regions: a region is listed twice');
   const dir = resolve(options.dir);
   await mkdir(dir, { recursive: true });
-  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `http://127.0.0.1:${options.basePort + 1 + i}` }));
+  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `https://127.0.0.1:${options.basePort + 1 + i}` }));
+  const security = await prepareDevSecurity(dir, 'dev', nodes);
   // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
   const proxies = new Map<string, FaultProxy>();
   let nextProxyPort = options.basePort + 101;
@@ -144,13 +156,16 @@ export async function prepareDevCluster(options: DevShape & {
   const secret = options.secret ?? randomBytes(32).toString('base64url');
   // Written once: later starts keep what the user made of it (a rollout bumps its version).
   await writeIfAbsent(join(dir, 'policy.yaml'), options.policyText ?? devPolicyText(options.regions));
+  // Signed at every start with the dev operator key (a real cluster's key stays on its operator's machine).
+  await signDevPolicy(security, join(dir, 'policy.yaml'), 'dev');
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability, options.replication));
+    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability, security, options.replication), { mode: 0o600 });
     configFiles.set(node.id, file);
   }
-  return { dir, nodes, proxies, configFiles };
+  const api = (node: DevNode): NodeApi => ({ base: new URL(node.url), token: security.token, caFile: security.caFile });
+  return { dir, nodes, proxies, configFiles, security, api };
 }
 
 /** Writes `text` to `file` unless the file exists. */
@@ -177,7 +192,9 @@ export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | '
  * Resolves once `node` answers /readyz; throws after `timeoutMs` or if `child` exits first, with what
  * `lastWords` returns (the node's last lines of output: the reason it gave).
  */
-export async function waitReady(node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs, lastWords: () => string = () => ''): Promise<void> {
+export async function waitReady(
+  node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs, lastWords: () => string = () => '', api: NodeApi = { base: new URL(node.url), token: null },
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child !== null && (child.exitCode !== null || child.signalCode !== null)) {
@@ -185,7 +202,7 @@ export async function waitReady(node: DevNode, child: ChildProcess | null, timeo
       throw new TesseraError('ERR_OPTION_INVALID', `${node.id} exited during start-up (${child.exitCode === null ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`})${said === '' ? '' : `: ${said}`}`);
     }
     try {
-      await callApi(new URL(node.url), 'GET', '/readyz', undefined, 1000);
+      await callApi(api, 'GET', '/readyz', undefined, 1000);
       return;
     } catch {
       if (Date.now() > deadline) throw new TesseraError('ERR_OPTION_INVALID', `${node.id} was not ready within ${timeoutMs} ms`);
@@ -205,9 +222,9 @@ export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> 
 }
 
 /** Writes a little demo data in every region. */
-export async function seedDemoData(nodes: readonly DevNode[]): Promise<void> {
+export async function seedDemoData(nodes: readonly DevNode[], apiOf: (node: DevNode) => NodeApi): Promise<void> {
   for (const [i, node] of nodes.entries()) {
-    const base = new URL(node.url);
+    const base = apiOf(node);
     await callApi(base, 'PUT', `/v1/kv/catalog/item-${i + 1}`, { value: { name: `Item ${i + 1}`, price: 10 * (i + 1), addedIn: node.region } });
     await callApi(base, 'PUT', `/v1/kv/profiles/user-${node.region}`, { value: { name: `User in ${node.region}`, home: node.region } });
     await callApi(base, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: 10 + i });

@@ -4,6 +4,8 @@
  * the samples of every node's sequence numbers and cursors taken during the run, the faults as they were
  * carried out, and the final state of every node.
  */
+import { readFileSync } from 'node:fs';
+import { caFetch } from '@tessera/server';
 
 import { type PolicyShape } from './policy.js';
 
@@ -76,15 +78,30 @@ export type CallResult =
   | { readonly kind: 'answer'; readonly status: number; readonly body: any }
   | { readonly kind: 'error'; readonly definite: boolean; readonly message: string };
 
+let fetchWithCa: { ca: string; fetch: typeof fetch } | null = null;
+
+/** A fetch that trusts the CA named by TESSERA_CA (the test cluster's), or the global one. */
+function secureFetch(): typeof fetch {
+  const ca = process.env.TESSERA_CA;
+  if (ca === undefined) return fetch;
+  if (fetchWithCa?.ca !== ca) fetchWithCa = { ca, fetch: caFetch(readFileSync(ca, 'utf8')) };
+  return fetchWithCa.fetch;
+}
+
 /**
  * Calls a node's API. A refused connection is definite (the request never reached the node); any other
  * failure (reset, timeout) leaves the request's effect unknown.
  */
 export async function call(url: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<CallResult> {
   try {
-    const response = await fetch(new URL(path, url), {
+    // The cluster runs secure: the harness put its admin token and CA in the environment.
+    const token = process.env.TESSERA_TOKEN;
+    const response = await secureFetch()(new URL(path, url), {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });

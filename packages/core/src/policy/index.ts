@@ -10,3 +10,7 @@ export {
 } from './model.js';
 export { type Decision, type DecisionReason, Policy, assertMayHold } from './policy.js';
 export { parsePolicy } from './parse.js';
+export {
+  type PolicySignature, type PolicyStampRef, policySignatureFormat, policySignatureBytesMax, policyVersionJumpMax, policyContentHash,
+  policySigningInput, keyIdOf, signPolicy, formatPolicySignature, parsePolicySignature, verifyPolicySignature, checkPolicySuccession,
+} from './signature.js';
