@@ -8,6 +8,9 @@ import t from 'tap';
 import { parsePolicy } from '@tessera/core';
 import { createHttpHandler, createMetrics, documentCounts } from '@tessera/server';
 import { startCluster, eventually } from '../../sync/test/cluster.js';
+import { bearer, testCredentials } from './helpers/auth.js';
+
+const credentials = testCredentials();
 
 const policy = parsePolicy(`version: 1
 regions:
@@ -24,7 +27,7 @@ async function scrape(handler: ReturnType<typeof createHttpHandler>): Promise<st
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   try {
-    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: bearer(credentials.admin) });
     t.equal(response.status, 200);
     t.match(response.headers.get('content-type'), /^text\/plain/);
     return await response.text();
@@ -47,7 +50,7 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   for (const node of [west!, us!]) await node.replica.installPolicy(policy, 'enforce', 'test');
   const metrics = [west!, us!].map((node) => createMetrics({ replica: node.replica, replication: node.sync, documents: documentCounts(node.replica, 0) }));
   t.teardown(() => metrics.forEach((m) => m.close()));
-  const handlers = [west!, us!].map((node, i) => createHttpHandler({ replica: node.replica, node: { id: node.id, region: node.region }, replication: node.sync, metrics: metrics[i] }));
+  const handlers = [west!, us!].map((node, i) => createHttpHandler({ replica: node.replica, node: { id: node.id, region: node.region }, access: { tokens: credentials.tokens }, replication: node.sync, metrics: metrics[i] }));
 
   for (let i = 0; i < 20; i++) {
     await west!.replica.put('items', `marker-key-${i}`, { field: `marker-value-${i}` }, { tags: ['marker-tag'] });
@@ -55,7 +58,10 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   await west!.replica.put('secrets', 'marker-secret-key', { v: 'marker-secret-value' });
   await west!.replica.put('items', 'marker-held', { v: 'marker-held-value' }, { tags: ['quarantine'] });
   await west!.replica.get('items', 'marker-key-1');
-  // A concurrent overwrite of the same field: both sides record a conflict.
+  // A concurrent overwrite of the same field of a document both hold: both sides record a conflict. (Created on
+  // one side first: a concurrent creation would also send the merged facts back as a state, as it should.)
+  await west!.replica.put('items', 'both', { f: 'marker-first' });
+  t.ok(await eventually(async () => (await us!.replica.get('items', 'both')) !== undefined), 'both hold the document');
   await west!.replica.put('items', 'both', { f: 'marker-west' });
   await us!.replica.put('items', 'both', { f: 'marker-us' });
   t.ok(await eventually(async () => (await us!.replica.get('items', 'marker-key-19')) !== undefined && (await west!.replica.conflicts({ dataset: 'items' })).length > 0), 'replicated');
@@ -69,12 +75,12 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
     t.ok(sample(text, 'tessera_link_window_batches', { peer })! >= 1, 'the cadence window');
     t.ok(sample(text, 'tessera_operation_duration_seconds_count', { op: 'write', dataset: 'items' })! >= 1, 'write latency histogram');
   }
-  t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'items' }), 21, 'entries sent per link and dataset');
+  t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'items' }), 22, 'entries sent per link and dataset');
   t.ok(sample(westText, 'tessera_replication_sent_bytes', { peer: 'us-east-1', dataset: 'items' })! > 20 * 20, 'bytes sent per link and dataset');
   t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'secrets' }), undefined, 'nothing of the local dataset was sent');
   t.equal(sample(westText, 'tessera_policy_denied_entries', { peer: 'us-east-1' }), 2, 'the denied sends are counted (the local document and the quarantined one)');
-  t.equal(sample(usText, 'tessera_replication_received_entries', { peer: 'eu-west-1', dataset: 'items' }), 21, 'entries received per link and dataset');
-  t.equal(sample(usText, 'tessera_replication_visible_lag_seconds_count', { peer_region: 'eu-west', dataset: 'items' }), 21, 'commit-to-visible lag of every applied entry');
+  t.equal(sample(usText, 'tessera_replication_received_entries', { peer: 'eu-west-1', dataset: 'items' }), 22, 'entries received per link and dataset');
+  t.equal(sample(usText, 'tessera_replication_visible_lag_seconds_count', { peer_region: 'eu-west', dataset: 'items' }), 22, 'commit-to-visible lag of every applied entry');
   t.ok(sample(westText, 'tessera_operation_duration_seconds_count', { op: 'read', dataset: 'items' })! >= 1, 'read latency histogram');
   t.ok((sample(westText, 'tessera_conflicts_total', { dataset: 'items', kind: 'lww-overwrite' }) ?? sample(westText, 'tessera_conflicts_total', { dataset: 'items' }))! >= 1, 'conflicts per dataset and kind');
   t.equal(sample(westText, 'tessera_policy_version', { mode: 'enforce' }), 1);

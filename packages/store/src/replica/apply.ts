@@ -99,13 +99,20 @@ function accept(run: ApplyRun, group: Group, local: DocState | null, staged: Sta
   const c = run.c;
   let state = local ?? emptyDoc(group.items[0]!.doc.type);
   for (const item of group.items) {
+    // A head that tells this copy something is logged with the entry it came with (one change, one entry), or
+    // alone when the entry itself is known here.
+    let headed: DocState | null = null;
     if (item.head !== null) {
       const joined = joinDelta(state, item.head);
-      if (joined.changed) run.log(group, item, encodeDoc(item.head), staged, (state = joined.state), true);
+      if (joined.changed) {
+        headed = item.head;
+        state = joined.state;
+      }
     }
     const { state: next, conflicts, changed } = joinDelta(state, item.doc);
     if (!changed) {
       run.skipped++;
+      if (headed !== null) run.log(group, item, encodeDoc(headed), staged, state, true);
       continue;
     }
     try {
@@ -115,7 +122,7 @@ function accept(run: ApplyRun, group: Group, local: DocState | null, staged: Sta
     }
     c.clock.observe(item.hlc);
     // A notice's facts are logged as a change: the copy changed, and whoever this region serves learns them.
-    run.log(group, item, item.bytes, staged, (state = next));
+    run.log(group, item, headed === null ? item.bytes : encodeDoc(joinDocs(headed, item.doc).state), staged, (state = next));
     if (item.kind !== 'purge') run.applied++;
     for (const finding of conflicts) {
       const id = hex64(`${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`);
