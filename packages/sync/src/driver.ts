@@ -244,13 +244,17 @@ export class SyncDriver {
   private read(link: LinkRun, conn: ConnId, lane: string, after: number, limit: number, epoch: number): void {
     const replica = this.host.replica;
     const head = replica.lastSeq;
+    // Everything up to here is durable before the read begins: a read that reaches the end of the log saw all of it.
+    const committed = replica.committedSeq;
     this.host.io(`read-${link.machine.config.peer.node}`, async () => {
       const { entries } = await replica.deltasSince(after, { limit });
       const judged = await this.judge(link, entries.map((entry) => entry.seq), entries);
       return { entries, judged };
     }, (outcome) => {
       if (outcome.ok) {
-        this.step(link, { kind: 'read', conn, lane, after, entries: outcome.value.entries, head, denied: outcome.value.judged.ids, heads: outcome.value.judged.heads, epoch });
+        const { entries, judged } = outcome.value;
+        const through = entries.length < limit ? committed : undefined;
+        this.step(link, { kind: 'read', conn, lane, after, entries, head, denied: judged.ids, heads: judged.heads, epoch, through });
       } else if (isTesseraError(outcome.error, 'ERR_LOG_TRUNCATED')) {
         this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq, floor: replica.logFloor, epoch });
       } else {

@@ -16,7 +16,15 @@ export type SenderInput =
    * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
    * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
    */
-  | { readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>; readonly heads?: ReadonlyMap<string, Uint8Array>; readonly epoch?: number }
+  | {
+    readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>;
+    readonly heads?: ReadonlyMap<string, Uint8Array>; readonly epoch?: number;
+    /**
+     * When the read reached the end of the log: the committed sequence number before it began. The log holds
+     * nothing else up to there (numbers a purge or a crash left unused), so the cursor may pass them.
+     */
+    readonly through?: number;
+  }
   /**
    * The enforced policy changed: what was judged under the previous one and not sent yet is judged again
    * (reads and scans in flight are dropped when they answer, a batch waiting to go is read again).

@@ -135,7 +135,7 @@ export class LinkSender {
         return this.open ? this.pump(nowMs) : [];
       case 'read':
         if (input.epoch !== undefined && input.epoch !== this.epoch) return this.open ? this.pump(nowMs) : [];
-        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied, input.heads);
+        return this.onRead(input.after, input.entries, input.head, nowMs, input.denied, input.heads, input.through);
       case 'ack':
         return this.onAck(input.id, input.last, nowMs);
       case 'peer-state':
@@ -161,12 +161,18 @@ export class LinkSender {
     }
   }
 
-  private onRead(after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
+  private onRead(
+    after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>, heads?: ReadonlyMap<string, Uint8Array>, through?: number,
+  ): SenderEffect[] {
     if (!this.open || !this.reading || after !== this.sent) {
       // A read that a reconnect made stale: ignore it (a newer read, if any, is still awaited).
       return this.open ? this.pump(nowMs) : [];
     }
     this.reading = false;
+    if (entries.length === 0 && through !== undefined && through > after) {
+      // No entry up to the committed mark: numbers a purge or a crash left unused. Pass them like skipped ones.
+      return this.skipTo(through, nowMs);
+    }
     if (entries.length === 0) {
       // The log holds nothing after `after` yet: its head counted writes still committing, or numbers a crash
       // left unused. Stop reading until the next append says there is more (unless one came meanwhile).
@@ -183,9 +189,11 @@ export class LinkSender {
     const caps = this.cadence.batchCaps();
     const bytesMax = Math.min(batchBytesMax, caps.bytes ?? Infinity);
     const entriesMax = Math.min(batchEntriesMax, caps.entries ?? Infinity);
+    let consumed = 0;
     for (const entry of entries) {
       assert(entry.seq > last, 'log entries arrive in sequence order');
       if (batch.length >= entriesMax || (batch.length > 0 && bytes + entry.delta.length > bytesMax)) break;
+      consumed++;
       last = entry.seq;
       // Replaying purge notices after a catch-up: what the scan already sent is skipped.
       const covered = this.purgesOnlyUpTo !== null && entry.seq <= this.purgesOnlyUpTo && entry.kind !== 'purge';
@@ -209,19 +217,25 @@ export class LinkSender {
       bytes += entry.delta.length + (docHead?.length ?? 0);
       hlcMsMin = hlcMsMin === null ? entry.hlc.ms : Math.min(hlcMsMin, entry.hlc.ms);
     }
+    // The whole read went into this batch and reached the end of the log: the numbers after it are unused.
+    if (consumed === entries.length && through !== undefined && through > last) last = through;
+    if (batch.length === 0) return this.skipTo(last, nowMs);
     this.head = Math.max(this.head, last);
     if (this.purgesOnlyUpTo !== null && last >= this.purgesOnlyUpTo) this.purgesOnlyUpTo = null;
-    if (batch.length === 0) {
-      // Nothing here is for this peer: advance without a frame, an acknowledgement or a disk write per read.
-      this.sent = last;
-      this.skippedTo = last;
-      if (this.inflight.length === 0 && last > this.cursor) {
-        this.cursor = last;
-        return [{ kind: 'persist-cursor', cursor: last }, ...this.pump(nowMs)];
-      }
-      return this.pump(nowMs);
-    }
     this.pending = { frame: 'batch', entries: batch, last, bytes, hlcMsMin, from: after };
+    return this.pump(nowMs);
+  }
+
+  /** Nothing up to `last` is for this peer: advance without a frame, an acknowledgement or a disk write per read. */
+  private skipTo(last: number, nowMs: number): SenderEffect[] {
+    this.head = Math.max(this.head, last);
+    if (this.purgesOnlyUpTo !== null && last >= this.purgesOnlyUpTo) this.purgesOnlyUpTo = null;
+    this.sent = last;
+    this.skippedTo = last;
+    if (this.inflight.length === 0 && last > this.cursor) {
+      this.cursor = last;
+      return [{ kind: 'persist-cursor', cursor: last }, ...this.pump(nowMs)];
+    }
     return this.pump(nowMs);
   }
 

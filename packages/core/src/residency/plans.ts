@@ -116,6 +116,8 @@ export function planReceive(policy: Policy | null, region: string, local: DocFac
   const stateTo = regionsMinus(holders, regionsBoth(audienceHere, audienceIn), region);
   if (!sameFacts(incoming, merged) && holders.includes(from) && from !== region && !stateTo.includes(from)) stateTo.push(from);
   const purgeTo = regionsMinus(regionsUnion(audienceHere, audienceIn), holders, region);
+  if (!sameFacts(incoming, merged) && !holders.includes(from) && from !== region && !purgeTo.includes(from)) purgeTo.push(from);
+  purgeTo.sort();
   return {
     accept: decision.allow, decision, giveUp: !decision.allow, handoverTo: holders,
     stateTo: stateTo.sort(), purgeTo, audit: quarantineAudit(policy, local, merged),

@@ -261,7 +261,8 @@ export async function pendingHandovers(c: ReplicaCore): Promise<number> {
 }
 
 /**
- * Drops this region's copy of documents: their state, log entries, conflict records and handover records, in
+ * Drops this region's copy of documents: their state, log entries (but the purge notices it owes), conflict
+ * records and handover records, in
  * one batch, with an audit entry each, then compacts what held them. Returns how many.
  */
 export async function purgeDocs<T extends { dataset: string; key: string }>(c: ReplicaCore, docs: readonly T[], details: (doc: T) => Record<string, unknown>): Promise<number> {
@@ -273,7 +274,9 @@ export async function purgeDocs<T extends { dataset: string; key: string }>(c: R
     const logKeys: string[] = [];
     for await (const [stored, bytes] of c.storage.entries({ gt: logKey(c.logFloorSeq), lt: logRange.lt })) {
       const entry = decodeLogEntry(parseLogKey(stored), bytes);
-      if (ids.has(docKey(entry.dataset, entry.key))) logKeys.push(stored);
+      // Purge notices stay: they carry facts (never a value) that regions they name are still owed; truncation
+      // drops them once those regions acknowledged them.
+      if (ids.has(docKey(entry.dataset, entry.key)) && entry.kind !== 'purge') logKeys.push(stored);
     }
     for (const stored of logKeys) ops.push({ type: 'del', key: stored });
     const markersNow = new Map<string, PurgeMarker>();

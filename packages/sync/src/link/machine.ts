@@ -95,7 +95,7 @@ export class LinkMachine {
       case 'cursor':
         return this.toLane(input.lane, { kind: 'open', cursor: input.cursor, head: input.head, floor: input.floor, committed: input.committed }, nowMs);
       case 'read':
-        return this.toLane(input.lane, { kind: 'read', after: input.after, entries: input.entries, head: input.head, denied: input.denied, heads: input.heads, epoch: input.epoch }, nowMs);
+        return this.toLane(input.lane, { kind: 'read', after: input.after, entries: input.entries, head: input.head, denied: input.denied, heads: input.heads, epoch: input.epoch, through: input.through }, nowMs);
       case 'truncated':
         return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed, floor: input.floor, epoch: input.epoch }, nowMs)];
       case 'scanned':
