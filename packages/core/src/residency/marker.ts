@@ -8,8 +8,9 @@
  * lineage (a re-creation by a region that held none) shares no dot and is judged as any copy.
  */
 import { CausalContext } from '../context.js';
-import { type DocState, tagContextOf } from '../crdt/document.js';
-import { type TypeStamp, compareTypeStamps, joinTypeStamps } from '../crdt/stamps.js';
+import { type DocState, emptyDoc, tagContextOf } from '../crdt/document.js';
+import { type OriginStamp, type TypeStamp, compareTypeStamps, joinOrigins, joinTypeStamps } from '../crdt/stamps.js';
+import { type CrdtTypeName } from '../crdt/type.js';
 import { type Dot } from '../context.js';
 import { type Hlc } from '../hlc.js';
 
@@ -22,6 +23,8 @@ export interface PurgeMarker {
   /** The tag operations the copy had seen (dots only). */
   readonly tagDots: CausalContext;
   readonly typed: TypeStamp | null;
+  /** The lineage's origin stamp as the copy knew it (a region and a timestamp: no name of the document). */
+  readonly origin: OriginStamp | null;
 }
 
 /** The marker of `state` purged at `node`, joined with an earlier marker of the same key. */
@@ -37,6 +40,18 @@ export function markerOf(state: DocState | null, node: string, previous: PurgeMa
     seen,
     tagDots,
     typed: joinTypeStamps(previous?.typed ?? undefined, state?.typed) ?? null,
+    origin: joinOrigins(previous?.origin ?? undefined, state?.origin) ?? null,
+  };
+}
+
+/**
+ * What a marker can still tell a stale sender: the lineage's origin and type stamps, as a head without tags,
+ * dots or body (joining it removes nothing). `type`: the sender's type when the marker has no type stamp.
+ */
+export function markerHead(marker: PurgeMarker, type: CrdtTypeName): DocState {
+  return {
+    ...emptyDoc(marker.typed?.type ?? type),
+    ...(marker.typed === null ? {} : { typed: marker.typed }), ...(marker.origin === null ? {} : { origin: marker.origin }),
   };
 }
 
@@ -60,18 +75,20 @@ export function markerForm(marker: PurgeMarker): unknown {
     seen: marker.seen.toJSON(),
     tags: marker.tagDots.toJSON(),
     typed: marker.typed === null ? null : [...stamp(marker.typed)!, marker.typed.type],
+    ...(marker.origin === null ? {} : { origin: [...stamp(marker.origin)!, marker.origin.region] }),
   };
 }
 
 /** Reads a stored marker (a bare number is a counter floor of store format 1). Trusted input: the store's own. */
 export function markerFromForm(form: unknown): PurgeMarker {
-  if (typeof form === 'number') return { counter: form, seen: new CausalContext(), tagDots: new CausalContext(), typed: null };
+  if (typeof form === 'number') return { counter: form, seen: new CausalContext(), tagDots: new CausalContext(), typed: null, origin: null };
   type Dots = { vector: Array<[string, number]>; cloud: Dot[] };
-  const record = form as { counter: number; seen: Dots; tags: Dots; typed: [number, number, string, string] | null };
+  const record = form as { counter: number; seen: Dots; tags: Dots; typed: [number, number, string, string] | null; origin?: [number, number, string, string] };
   return {
     counter: record.counter,
     seen: CausalContext.from(record.seen.vector, record.seen.cloud),
     tagDots: CausalContext.from(record.tags.vector, record.tags.cloud),
     typed: record.typed === null ? null : { hlc: { ms: record.typed[0], c: record.typed[1] }, node: record.typed[2], type: record.typed[3] as TypeStamp['type'] },
+    origin: record.origin === undefined ? null : { hlc: { ms: record.origin[0], c: record.origin[1] }, node: record.origin[2], region: record.origin[3] },
   };
 }

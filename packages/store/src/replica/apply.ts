@@ -9,7 +9,7 @@
  */
 import {
   type DocState, type Hlc, TesseraError, coversMarker, crdtType, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, hex64,
-  joinDelta, joinDocs, planReceive,
+  joinDelta, joinDocs, markerHead, planReceive,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
@@ -149,7 +149,15 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   const marker = local === null ? c.markerOf(dataset, key) : null;
   if (marker !== null && !coversMarker(incoming.all, incoming.heads ?? incoming.all, marker)) {
     for (const item of group.items) if (item.kind !== 'purge') run.refused.push(item.index);
-    if (group.items.some((item) => item.kind !== 'purge')) run.refusedDocs.push({ dataset, key, reason: 'stale' });
+    if (group.items.some((item) => item.kind !== 'purge')) {
+      run.refusedDocs.push({ dataset, key, reason: 'stale' });
+      // What the marker still knows of the lineage (its origin and type stamps) goes back as a purge notice:
+      // a sender that lags them judges its copy again (a concurrent creation learns the lineage's origin).
+      const head = markerHead(marker, incoming.all.type);
+      if (joinDelta(incoming.heads ?? incoming.all, head).changed && from !== c.region) {
+        run.ops.push(...fanoutOps(c, dataset, key, c.now(), encodeDoc(head), encodeDoc(head), [], [from]));
+      }
+    }
     return;
   }
   const plan = planReceive(c.enforced, c.region, local === null ? null : docFacts(dataset, key, local), incomingFacts, mergedFacts, from);
