@@ -22,7 +22,7 @@ export async function quiescent(sim: Simulation): Promise<boolean> {
       if (link.lanes.some((lane) => lane.inflight > 0 || lane.catchingUp)) return false;
     }
   }
-  for (const node of sim.nodes) if ((await node.replica!.pendingHandovers()) > 0) return false;
+  for (const node of sim.nodes) if ((await node.replica!.pendingHandovers()) + (await node.replica!.pendingNotices()) > 0) return false;
   const states = await collectStates(sim);
   return sim.checker.finalChecks(states, sim.nodes[0]!.replica!.policy!, sim.nowMs).length === 0;
 }

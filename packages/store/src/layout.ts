@@ -155,6 +155,22 @@ export function parseHandoverKey(stored: string): { dataset: string; key: string
   return { dataset: stored.slice(2, at), key: stored.slice(at + 1) };
 }
 
+/**
+ * Key of a purge notice this region owes for a document it does not store (it purged it, or refused a stale
+ * copy): the notice is deleted as soon as the regions it names acknowledged it, not at the next truncation.
+ */
+export function owedKey(seq: number): string {
+  return `o${sep}${seq.toString(16).padStart(16, '0')}`;
+}
+
+/** Key range of owed purge notices. */
+export const owedRange = { gte: `o${sep}`, lt: `o${String.fromCharCode(1)}` };
+
+/** The log sequence number of an owed-notice key. */
+export function parseOwedKey(stored: string): number {
+  return Number.parseInt(stored.slice(2), 16);
+}
+
 /** Key of a purged document's counter floor, by its key digest (never the key: the document is gone). */
 export function floorKey(digest: string): string {
   return `g${sep}${digest}`;

@@ -15,7 +15,7 @@ import { type ReplicaCore, type ReplicaObserver, policyHash } from './replica/co
 import { applyDeltas } from './replica/apply.js';
 import { auditPage, recordAudit, verifyStoredAudit } from './replica/audit-log.js';
 import {
-  installPolicy, noteRefused, openGovernance, pendingHandovers, policyHistory, policyRecord, reevaluate, settleHandovers,
+  installPolicy, noteRefused, openGovernance, pendingHandovers, pendingNotices, policyHistory, policyRecord, reevaluate, settleHandovers,
 } from './replica/governance.js';
 import { type Sendable, sendable } from './replica/judge.js';
 import { cursor, cursors, deltasSince, documentsAfter, setCursor, truncateLog } from './replica/log.js';
@@ -312,6 +312,14 @@ export class Replica {
   /** Documents kept here only until the regions they were handed to acknowledge them. */
   pendingHandovers(): Promise<number> {
     return pendingHandovers(this.c);
+  }
+
+  /**
+   * Purge notices this replica owes for documents it does not store (their keys and facts stay on disk until
+   * the regions they name acknowledge them; `settleHandovers` then deletes them).
+   */
+  pendingNotices(): Promise<number> {
+    return pendingNotices(this.c);
   }
 
   /** A document's name in audit entries and logs: a digest keyed by this data directory's salt. */

@@ -13,7 +13,7 @@ import {
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
-import { conflictKey, docKey, frontierKey, logKey } from '../layout.js';
+import { conflictKey, docKey, frontierKey, logKey, owedKey, parseLogKey } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
 import { type ApplyResult, type ChangeEvent, type ConflictRecord, type RemoteDelta } from '../types.js';
 import { type ReplicaCore, jsonBytes } from './core.js';
@@ -155,7 +155,8 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
       // a sender that lags them judges its copy again (a concurrent creation learns the lineage's origin).
       const head = markerHead(marker, incoming.all.type);
       if (joinDelta(incoming.heads ?? incoming.all, head).changed && from !== c.region) {
-        run.ops.push(...fanoutOps(c, dataset, key, c.now(), encodeDoc(head), encodeDoc(head), [], [from]));
+        const notice = fanoutOps(c, dataset, key, c.now(), encodeDoc(head), encodeDoc(head), [], [from]);
+        run.ops.push(...notice, ...notice.map((op) => ({ type: 'put' as const, key: owedKey(parseLogKey(op.key)), value: jsonBytes(1) })));
       }
     }
     return;

@@ -10,7 +10,7 @@ import {
 } from '@tessera/core';
 import { decodeLogEntry } from '../log-entry.js';
 import {
-  allDocsRange, conflictRange, docKey, docRange, floorKey, handoverKey, handoverRange, logKey, logRange, parseDocKey,
+  allDocsRange, conflictRange, docKey, docRange, floorKey, handoverKey, handoverRange, logKey, logRange, owedKey, owedRange, parseDocKey, parseOwedKey,
   parseHandoverKey, parseLogKey, policyKey, policyRange, policyStateKey,
 } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
@@ -249,8 +249,38 @@ export async function settleHandovers(c: ReplicaCore, acknowledged: (region: str
     if ((refusedBy ?? []).length === 0 && regions.every((region) => acknowledged(region) >= seq)) ready.push({ dataset, key, stored });
   }
   if (cancelled.length > 0) await c.commit(cancelled);
+  await dropDeliveredNotices(c, acknowledged);
   if (ready.length === 0) return 0;
   return purgeDocs(c, ready, () => ({ reason: 'handover' }));
+}
+
+/**
+ * Deletes the purge notices this region owed for documents it does not store once every region they name
+ * acknowledged them (a later truncation would leave their keys and tags on disk for longer than needed).
+ */
+async function dropDeliveredNotices(c: ReplicaCore, acknowledged: (region: string) => number): Promise<void> {
+  const ops: BatchOp[] = [];
+  for await (const stored of c.storage.keys({ ...owedRange, limit: policyScanStepMax })) {
+    const seq = parseOwedKey(stored);
+    const bytes = seq > c.logFloorSeq ? await c.storage.get(logKey(seq)) : undefined;
+    if (bytes !== undefined) {
+      const entry = decodeLogEntry(seq, bytes);
+      if ((entry.to ?? []).some((region) => acknowledged(region) < seq)) continue;
+      ops.push({ type: 'del', key: logKey(seq) });
+    }
+    ops.push({ type: 'del', key: stored });
+  }
+  if (ops.length === 0) return;
+  await c.commit(ops);
+  const logKeys = ops.filter((op) => op.key.startsWith(logRange.gte)).map((op) => op.key).sort();
+  if (logKeys.length > 0) await c.storage.compact({ gte: logKeys[0]!, lt: `${logKeys[logKeys.length - 1]!}\u0000` });
+}
+
+/** Purge notices owed for documents this region does not store, not yet acknowledged by every region they name. */
+export async function pendingNotices(c: ReplicaCore): Promise<number> {
+  let count = 0;
+  for await (const _key of c.storage.keys(owedRange)) count++;
+  return count;
 }
 
 /** Documents kept here only until the regions they were handed to acknowledge them. */
@@ -276,7 +306,9 @@ export async function purgeDocs<T extends { dataset: string; key: string }>(c: R
       const entry = decodeLogEntry(parseLogKey(stored), bytes);
       // Purge notices stay: they carry facts (never a value) that regions they name are still owed; truncation
       // drops them once those regions acknowledged them.
-      if (ids.has(docKey(entry.dataset, entry.key)) && entry.kind !== 'purge') logKeys.push(stored);
+      if (!ids.has(docKey(entry.dataset, entry.key))) continue;
+      if (entry.kind === 'purge') ops.push({ type: 'put', key: owedKey(entry.seq), value: jsonBytes(1) });
+      else logKeys.push(stored);
     }
     for (const stored of logKeys) ops.push({ type: 'del', key: stored });
     const markersNow = new Map<string, PurgeMarker>();

@@ -8,7 +8,7 @@
 import { type Hlc, TesseraError, checkNodeId, deltaBatchEntriesMax, expectInt } from '@tessera/core';
 import { decodeLogEntry, encodeLogEntry } from '../log-entry.js';
 import {
-  allDocsRange, cursorKey, cursorRange, docKey, handoverKey, logFloorKey, logKey, logRange, parseCursorKey, parseDocKey, parseLogKey,
+  allDocsRange, cursorKey, cursorRange, docKey, handoverKey, logFloorKey, logKey, logRange, owedKey, parseCursorKey, parseDocKey, parseLogKey,
 } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
 import { type LogEntry } from '../types.js';
@@ -79,21 +79,25 @@ export async function truncateLog(c: ReplicaCore, seq: number, acknowledged?: (r
   const upto = Math.min(seq, c.seqCommitted);
   if (upto <= c.logFloorSeq) return c.logFloorSeq;
   const from = c.logFloorSeq;
-  const carried: Array<{ entry: LogEntry; handover: { seq: number; regions: string[] } | null }> = [];
+  const carried: Array<{ entry: LogEntry; handover: { seq: number; regions: string[] } | null; owed: boolean }> = [];
   if (acknowledged !== undefined) {
     for await (const [stored, bytes] of c.storage.entries({ gt: logKey(from), lte: logKey(upto) })) {
       const entry = decodeLogEntry(parseLogKey(stored), bytes);
       if (entry.kind !== 'purge' || (entry.to ?? []).every((region) => acknowledged(region) >= entry.seq)) continue;
       const handover = await c.storage.get(handoverKey(entry.dataset, entry.key));
-      carried.push({ entry, handover: handover === undefined ? null : parseJsonBytes(handover) as { seq: number; regions: string[] } });
+      carried.push({
+        entry, handover: handover === undefined ? null : parseJsonBytes(handover) as { seq: number; regions: string[] },
+        owed: (await c.storage.get(owedKey(entry.seq))) !== undefined,
+      });
     }
   }
   // Sequence numbers are taken in the same turn as the commit is queued: groups commit in order, so every
   // number up to the committed mark is then durable.
   const ops: BatchOp[] = [{ type: 'put', key: logFloorKey, value: jsonBytes(upto) }];
-  for (const { entry, handover } of carried) {
+  for (const { entry, handover, owed } of carried) {
     const moved = c.nextSeq();
     ops.push({ type: 'put', key: logKey(moved), value: encodeLogEntry(entry.dataset, entry.key, entry.origin, moved, entry.hlc, entry.delta, 'purge', entry.to) });
+    if (owed) ops.push({ type: 'del', key: owedKey(entry.seq) }, { type: 'put', key: owedKey(moved), value: jsonBytes(1) });
     if (handover !== null) ops.push({ type: 'put', key: handoverKey(entry.dataset, entry.key), value: jsonBytes({ ...handover, seq: Math.max(handover.seq, moved) }) });
   }
   const last = c.seqLast;
