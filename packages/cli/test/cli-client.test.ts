@@ -34,7 +34,7 @@ async function standIn(t: { teardown(fn: () => unknown): void }): Promise<{ url:
       res.end(JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}`, type: 'map', value: { i }, tags: [] })), cursor: 'next' }));
     } else {
       // One body with the fields each command here reads.
-      res.end(JSON.stringify({ value: { ok: true }, history: [], links: [], cursors: [], frontiers: [], results: [{ seq: 1, token: 's' }] }));
+      res.end(JSON.stringify({ node: 'stand-in-1', region: 'eu-west', value: { ok: true }, history: [], links: [], cursors: [], frontiers: [], results: [{ seq: 1, token: 's' }] }));
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

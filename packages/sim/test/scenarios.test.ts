@@ -3,7 +3,7 @@
 // Method: runSimulation with some faults switched off, twice with one seed for determinism; the Checker fed
 // by hand with a violation of each kind it checks at the end.
 import t from 'tap';
-import { CausalContext, emptyDoc, type DocState } from '@tessera/core';
+import { emptyDoc, mutate, operationMutator, type DocState } from '@tessera/core';
 import { Checker, allFaults, noFaults, runSimulation, type FaultOptions } from '@tessera/sim';
 
 async function scenario(t: { ok(value: unknown, message: string): void }, name: string, seed: number, faults: Partial<FaultOptions>, steps = 60): Promise<void> {
@@ -27,8 +27,17 @@ t.test('message faults and partitions only', (t) => scenario(t, 'network', 23, {
 t.test('clock skew and jumps only (an hour back and forth)', (t) => scenario(t, 'clocks', 24, { ...noFaults, clocks: true }));
 t.test('tag changes only (quarantine, release, pii, shared, move)', (t) => scenario(t, 'tags', 25, { ...noFaults, tagChanges: true }, 80));
 
-function docWith(dots: Array<[string, number]>): DocState {
-  return { ...emptyDoc('lww'), ctx: CausalContext.from([], dots) };
+/** A copy of notes/k that saw the writes of `writers` (node, count): a put each, the first creating it in eu-west. */
+function docWith(writers: Array<[string, number]>): DocState {
+  let doc = emptyDoc('lww');
+  let ms = 10;
+  for (const [node, count] of writers) {
+    for (let i = 0; i < count; i++) {
+      const region = node === 'a' ? 'eu-west' : 'us-east';
+      doc = mutate(doc, node, { ms: ms++, c: 0 }, operationMutator('lww', { op: 'put', value: `${node}${i}` }, 'notes/k'), undefined, { region, type: 'lww' })!.state;
+    }
+  }
+  return doc;
 }
 
 t.test('the checks catch what they claim to', async (t) => {

@@ -131,7 +131,14 @@ t.test('quarantining a replicated document purges the other regions\' copies; th
   t.equal(await us.get('catalog', 'k'), undefined, 'us-east dropped its copy');
   t.equal(await us.state('catalog', 'k'), undefined, 'no state left');
   const { entries: usLog } = await us.deltasSince(0, { limit: 100 });
-  t.notOk(usLog.some((e) => e.key === 'k'), 'no delta-log entry of the document is left in us-east');
+  const left = usLog.filter((e) => e.key === 'k');
+  t.same(left.map((e) => [e.kind, e.to]), [['purge', ['eu-central']]], 'of the document, us-east\'s log keeps only the notice it owes eu-central');
+  t.notOk(Buffer.from(left[0]!.delta).includes('secret-value'), 'which holds no value');
+  t.equal(await us.pendingNotices(), 1);
+  await us.settleHandovers(() => us.lastSeq);
+  const { entries: afterAck } = await us.deltasSince(0, { limit: 100 });
+  t.notOk(afterAck.some((e) => e.key === 'k'), 'once eu-central acknowledged it, no delta-log entry of the document is left in us-east');
+  t.equal(await us.pendingNotices(), 0);
   const purge = (await us.audit()).find((e) => e.kind === 'purge');
   t.ok(purge, 'the purge is audited');
   t.notMatch(JSON.stringify(purge), /"k"|secret-value/, 'the audit entry names the document by digest only');

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { secureFetch } from './history.js';
 
 /** Where Debian's `libfaketime` package puts the library. */
 export const libfaketimePath = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -59,7 +60,7 @@ export class Clocks {
    */
   static async observedOffsetMs(url: string): Promise<number | null> {
     const beforeMs = Date.now();
-    const response = await fetch(new URL('/healthz', url), { signal: AbortSignal.timeout(5_000) }).catch(() => null);
+    const response = await secureFetch()(new URL('/healthz', url), { signal: AbortSignal.timeout(5_000) }).catch(() => null);
     const afterMs = Date.now();
     const header = response?.headers.get('date');
     await response?.arrayBuffer().catch(() => undefined);

@@ -81,7 +81,7 @@ export type CallResult =
 let fetchWithCa: { ca: string; fetch: typeof fetch } | null = null;
 
 /** A fetch that trusts the CA named by TESSERA_CA (the test cluster's), or the global one. */
-function secureFetch(): typeof fetch {
+export function secureFetch(): typeof fetch {
   const ca = process.env.TESSERA_CA;
   if (ca === undefined) return fetch;
   if (fetchWithCa?.ca !== ca) fetchWithCa = { ca, fetch: caFetch(readFileSync(ca, 'utf8')) };

@@ -125,6 +125,7 @@ export const automergeType: CrdtType<AutomergeBody, unknown> = {
   name: 'automerge',
   empty: () => emptyAutomerge,
   isEmpty: (body) => body.changes.length === 0,
+  bodyDecidesExistence: true,
   join: automergeJoin,
   value: (body) => A.toJS(automergeDoc(body)),
   dots: () => [],

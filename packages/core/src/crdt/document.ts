@@ -78,7 +78,8 @@ export function emptyDoc(type: CrdtTypeName): DocState {
 
 /** True when the document exists (it was written and not deleted since, or a concurrent write survived). */
 export function docExists(doc: DocState): boolean {
-  return doc.live.length > 0 || !crdtType(doc.type).isEmpty(doc.body);
+  const type = crdtType(doc.type);
+  return (doc.live.length > 0 && type.bodyDecidesExistence !== true) || !type.isEmpty(doc.body);
 }
 
 /** The value users read. */

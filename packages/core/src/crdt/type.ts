@@ -54,6 +54,11 @@ export interface CrdtType<Body, Value> {
   empty(): Body;
   /** True when the body holds nothing (an existing document may still be empty, see `live` in document.ts). */
   isEmpty(body: Body): boolean;
+  /**
+   * The body alone decides whether the document exists (Yjs, Automerge): a delete starts a new incarnation,
+   * and an update to an older one is discarded with a conflict record — its presence must not outlive it.
+   */
+  readonly bodyDecidesExistence?: true;
   /** Join of two bodies with their documents' contexts. Commutative, associative, idempotent. */
   join(a: Body, ctxA: CausalContext, b: Body, ctxB: CausalContext): Body;
   /** The value users read. */

@@ -179,6 +179,7 @@ export const yjsType: CrdtType<YjsBody, Uint8Array> = {
   name: 'yjs',
   empty: () => emptyYjs,
   isEmpty: (body) => body.update.length === 0,
+  bodyDecidesExistence: true,
   join: yjsJoin,
   value: (body) => body.update,
   dots: () => [],
