@@ -4,4 +4,4 @@ export { Random } from './random.js';
 export { EventQueue } from './queue.js';
 export { SimNetwork } from './network.js';
 export { SimNode } from './node.js';
-export { Checker } from './checks.js';
+export { Checker, allDocs } from './checks.js';

@@ -176,3 +176,23 @@ t.test('8. a purge notice survives the truncation of the log: a lagging region s
   t.equal(await us.replica.state('catalog', 'secret'), undefined, 'no state left');
   t.same((await us.replica.get('catalog', 'other-79'))?.value, { i: 79 }, 'and caught up with the rest');
 });
+
+t.test('7. with a link cut, a third node forwards every change, whatever lane carried what', async (t) => {
+  // eu-west-1 and eu-central-1 never connect: us-east-1 forwards between them. The catalog rides a lane of its
+  // own, first in priority; notes ride the main lane on a slow fixed cadence, so the catalog lane delivers
+  // later writes of eu-west-1 before the main lane delivers earlier ones. The peer's frontier of an origin is
+  // what every lane delivered, never what one lane did.
+  const lanes = [{ id: 'hot', datasets: ['catalog'], priority: 0 }, { id: 'slow', datasets: ['notes'], priority: 2, fixedCadenceMs: 400 }];
+  const nodes = await openCluster(t, specs, policyText(1), { lanes, cut: [['eu-west-1', 'eu-central-1']] });
+  const [west, , central] = nodes as [RNode, RNode, RNode];
+  for (let i = 0; i < 30; i++) {
+    await west.replica.put('notes', `n${i}`, `note ${i}`);
+    await west.replica.put('catalog', `c${i}`, { i });
+  }
+  const arrived = async () => (await central.replica.list('notes', { limit: 100 })).items.length === 30 && (await central.replica.list('catalog', { limit: 100 })).items.length === 30;
+  const deadline = Date.now() + 20_000;
+  while (!(await arrived()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  t.ok(await arrived(), 'eu-central-1 holds every note and catalog entry of eu-west-1, forwarded by us-east-1');
+  const link = central.sync!.status().links.find((l) => l.peer === 'eu-west-1');
+  t.not(link?.state, 'open', 'the direct link never opened');
+});

@@ -34,7 +34,11 @@ export async function openCluster(
   t: { teardown(fn: () => unknown): void },
   specs: ReadonlyArray<{ id: string; region: string; offsetMs?: number }>,
   policy: string,
-  options: Partial<Omit<SyncOptions, 'replica' | 'peers'>> & { paused?: boolean } = {},
+  options: Partial<Omit<SyncOptions, 'replica' | 'peers'>> & {
+    paused?: boolean;
+    /** Pairs of nodes whose link never connects (each reports the other down: third nodes forward between them). */
+    cut?: ReadonlyArray<readonly [string, string]>;
+  } = {},
 ): Promise<RNode[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-residency-'));
   const servers = await Promise.all(specs.map(() => new Promise<Server>((resolve) => {
@@ -42,7 +46,12 @@ export async function openCluster(
     server.listen(0, '127.0.0.1', () => resolve(server));
   })));
   const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  const peers: PeerConfig[] = specs.map((spec, i) => ({ node: spec.id, region: spec.region, url: `ws://127.0.0.1:${ports[i]}/v1/replicate` }));
+  const { cut = [], paused, ...syncOptions } = options;
+  const isCut = (a: string, b: string) => cut.some(([x, y]) => (x === a && y === b) || (x === b && y === a));
+  // A cut link dials a port nothing listens on (port 1 is refused on loopback).
+  const peersOf = (self: string): PeerConfig[] => specs.map((spec, i) => ({
+    node: spec.id, region: spec.region, url: `ws://127.0.0.1:${isCut(self, spec.id) ? 1 : ports[i]}/v1/replicate`,
+  }));
   const nodes: RNode[] = [];
   for (const [i, spec] of specs.entries()) {
     const node: RNode = {
@@ -56,7 +65,7 @@ export async function openCluster(
       resume() {
         node.sync = new SyncNode({
           cluster: 'test', secret, pingIntervalMs: 100, handshakeTimeoutMs: 1_000, retentionIntervalMs: 100, deniedAuditIntervalMs: 1_000,
-          wallClock: () => Date.now() + node.offsetMs, ...options, replica: node.replica, peers,
+          wallClock: () => Date.now() + node.offsetMs, ...syncOptions, replica: node.replica, peers: peersOf(node.id),
         });
         node.sync.start();
       },
@@ -71,7 +80,7 @@ export async function openCluster(
     });
     nodes.push(node);
   }
-  if (options.paused !== true) for (const node of nodes) node.resume();
+  if (paused !== true) for (const node of nodes) node.resume();
   t.teardown(async () => {
     for (const node of nodes) {
       await node.pause();
