@@ -66,6 +66,7 @@ async function main(): Promise<number> {
   const failed: number[] = [];
   const startedAt = performance.now();
   for (const seed of options.seeds) {
+    currentSeed = seed;
     const t0 = performance.now();
     const result = await runSimulation({
       seed, steps: options.steps, nodes: options.nodes, linkClock: options.linkClock,
@@ -90,6 +91,14 @@ async function main(): Promise<number> {
   if (failed.length > 0) process.stdout.write(`failed seeds: ${failed.join(' ')}\n`);
   return failed.length === 0 ? 0 : 1;
 }
+
+// The event loop drained while a run still awaited something: a promise nothing will ever settle (a deadlock
+// in the code under test or in the harness). Say so, instead of exiting silently with status 0.
+let currentSeed: number | null = null;
+process.on('beforeExit', () => {
+  process.stderr.write(`the run of seed ${currentSeed ?? '?'} stopped with work pending: a promise nothing settles (deadlock)\n`);
+  process.exit(2);
+});
 
 main().then((code) => process.exit(code), (error: Error) => {
   process.stderr.write(`${error.stack ?? String(error)}\n`);

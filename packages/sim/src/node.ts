@@ -179,7 +179,8 @@ export class SimNode {
     if (replica !== null) {
       this.replica = null;
       this.host.network.crashed(this.id, this.incarnation);
-      await this.driver?.close().catch(() => undefined);
+      // Not awaited: the run's events have stopped, so a cursor write the driver would wait for never runs.
+      void this.driver?.close().catch(() => undefined);
       this.driver = null;
       await replica.close().catch(() => undefined);
     }
