@@ -18,6 +18,8 @@ export interface NodeSecurity {
   readonly tokens: TokenStore;
   readonly tls: { readonly key: string; readonly cert: string; readonly ca: string } | null;
   readonly operatorKeys: readonly KeyObject[];
+  /** The operator's signature of the config's policy file (`<file>.sig`), when it has one. */
+  readonly policySignature: string | null;
   /** Host names the node answers to (listen and advertise names of every node, and `api.hosts`). */
   readonly hosts: readonly string[];
 }
@@ -59,19 +61,19 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
   }
   // The config's own policy file takes effect at start: with an operator key it must be signed too
   // (`<policy file>.sig`), as a version from the API or from a peer must.
+  let policySignature: string | null = null;
   if (config.policy !== null && operatorKeys.length > 0) {
     const signaturePath = `${config.policyPath!}.sig`;
-    let signature: string;
     try {
-      signature = readFileSync(signaturePath, 'utf8');
+      policySignature = readFileSync(signaturePath, 'utf8');
     } catch {
       throw new TesseraError('ERR_POLICY_SIGNATURE_INVALID', `${signaturePath}: the policy file ${config.policyPath} is not signed (tessera policy sign ${config.policyPath} --key operator.key --cluster ${config.cluster})`);
     }
-    verifyPolicySignature(config.policy, signature, operatorKeys, config.cluster);
+    verifyPolicySignature(config.policy, policySignature, operatorKeys, config.cluster);
   }
   const hosts = new Set(config.api.hosts);
   for (const each of config.nodes) for (const address of [each.listen, each.advertise]) hosts.add(address.host.toLowerCase());
-  return { tokens, tls, operatorKeys, hosts: [...hosts] };
+  return { tokens, tls, operatorKeys, policySignature, hosts: [...hosts] };
 }
 
 function read(path: string, what: string): string {

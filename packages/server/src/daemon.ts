@@ -87,6 +87,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     path: node.data, node: node.id, region: node.region, durability: node.durability,
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region })),
     ...(config.policy === null ? {} : { policy: config.policy }),
+    // Every version but the config's must be signed by an operator key (from the API and from peers alike).
+    policyTrust: { cluster: config.cluster, keys: security.operatorKeys },
+    ...(security.policySignature === null ? {} : { policySignature: security.policySignature }),
   });
   const sync = new SyncNode({
     replica,

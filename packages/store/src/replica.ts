@@ -38,7 +38,7 @@ export class Replica {
     const { settings, storage } = checkOpenOptions(options);
     const c = await openCore(storage, settings, options.onMigrate);
     try {
-      await openGovernance(c, options.policy);
+      await openGovernance(c, options.policy, options.policySignature);
     } catch (error) {
       await storage.close();
       throw error;
@@ -278,9 +278,17 @@ export class Replica {
    * `enforce`: enforced from now on; the stored documents are judged again — those this region may no longer
    * hold are handed over and purged (each purge audited), those other regions may now hold are sent there.
    * Versions are immutable; an older version than the one in use is refused; the same one is a no-op (null).
+   * With `policyTrust` (see ReplicaOptions), `signature` must be the operator's for this version
+   * (ERR_POLICY_SIGNATURE_INVALID otherwise) and the version no further ahead than allowed
+   * (ERR_POLICY_VERSION_JUMP); it is stored with the version and offered to peers with it.
    */
-  installPolicy(policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
-    return installPolicy(this.c, policy, mode, source);
+  installPolicy(policy: Policy, mode: PolicyMode, source: string, signature?: unknown): Promise<PolicyReport | null> {
+    return installPolicy(this.c, policy, mode, source, signature);
+  }
+
+  /** The operator's signature of the enforced version (its text form), or null when it came without one. */
+  get policySignature(): string | null {
+    return this.c.enforcedSignature;
   }
 
   /** What enforcing `policy` would change in this replica's data (a dry run). */

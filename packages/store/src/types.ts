@@ -1,4 +1,5 @@
 /** The public shapes of the embedded API. */
+import { type KeyObject } from 'node:crypto';
 import { type CrdtTypeName, type Dot, type Hlc, type JsonScalar, type Policy } from '@tessera/core';
 import { type StoragePort } from './storage/port.js';
 
@@ -34,6 +35,15 @@ export interface ReplicaOptions {
    * document may live everywhere.
    */
   readonly policy?: Policy;
+  /** The operator's signature of `policy` (stored with it, and sent with it to peers on older versions). */
+  readonly policySignature?: unknown;
+  /**
+   * Who may change the policy: the cluster id and the operator's Ed25519 public keys. Given, every version that
+   * does not come from `policy` must carry a signature by one of the keys for this cluster (from the API or a
+   * peer alike), and may not jump further ahead than core's `policyVersionJumpMax`; with no keys, no version
+   * can be installed but `policy`. Absent: versions are not checked (embedded use and tests).
+   */
+  readonly policyTrust?: PolicyTrust | null;
   /** The cluster's other nodes and their regions: a change is judged by the region it came from when its document does not say. */
   readonly peers?: ReadonlyArray<{ readonly node: string; readonly region: string }>;
 }
@@ -144,6 +154,12 @@ export interface ApplyResult {
 /** How a stored policy version is used. */
 export type PolicyMode = 'enforce' | 'shadow';
 
+/** The keys that may sign policy versions for a cluster. */
+export interface PolicyTrust {
+  readonly cluster: string;
+  readonly keys: readonly KeyObject[];
+}
+
 /** A stored policy version. */
 export interface PolicyRecord {
   readonly version: number;
@@ -154,6 +170,8 @@ export interface PolicyRecord {
   /** Where it came from: `config`, `api` or `peer:<node>`. */
   readonly source: string;
   readonly text: string;
+  /** The operator's signature (its text form), when the version came with one. */
+  readonly signature?: string;
 }
 
 /** What a policy version would change (plan) or changed (enforce) in this replica's data. */

@@ -95,7 +95,7 @@ export class SyncDriver {
   /** This node's enforced policy, as links offer it. */
   localPolicy(): LocalPolicy {
     const policy = this.host.replica.policy;
-    return { stamp: this.host.replica.policyStamp(), text: policy?.text ?? null };
+    return { stamp: this.host.replica.policyStamp(), text: policy?.text ?? null, signature: this.host.replica.policySignature };
   }
 
   /** Starts the links (dialers dial), retention and the audit of denied sends. */
@@ -195,7 +195,7 @@ export class SyncDriver {
         link.persistCursor(this.host, peer.node, effect.lane, effect.cursor);
         return;
       case 'install-policy':
-        this.install(link, effect.version, effect.text);
+        this.install(link, effect.version, effect.text, effect.signature);
         return;
       case 'wake':
         if (link.armWake(effect.atMs)) {
@@ -297,14 +297,14 @@ export class SyncDriver {
   }
 
   /** Installs a newer policy version a peer sent, then tells every link (they offer it to older peers). */
-  private install(from: LinkRun, version: number, text: string): void {
+  private install(from: LinkRun, version: number, text: string, signature: string | null): void {
     const replica = this.host.replica;
     const peer = from.machine.config.peer.node;
     this.host.io(`policy-from-${peer}`, async () => {
       if (version <= (replica.policy?.version ?? 0)) return null;
       const policy = parsePolicy(text, `policy v${version} from ${peer}`);
       if (policy.version !== version) throw new TesseraError('ERR_POLICY_INVALID', `the frame says version ${version}, the text ${policy.version}`);
-      return (await replica.installPolicy(policy, 'enforce', `peer:${peer}`)) === null ? null : policy;
+      return (await replica.installPolicy(policy, 'enforce', `peer:${peer}`, signature ?? undefined)) === null ? null : policy;
     }, (outcome) => {
       if (!outcome.ok && !(isTesseraError(outcome.error, 'ERR_POLICY_CONFLICT') && version <= (replica.policy?.version ?? 0))) {
         this.host.log({ event: 'policy-refused', version, from: peer, reason: codeOf(outcome.error) });

@@ -12,7 +12,9 @@
  *   state { id, last, entries }  catch-up: whole document states, for a peer behind the retained log
  *   ack   { id, last, refused? } sent only after the batch is durable at the receiver; `refused`: the seqs of
  *                                entries the receiver's policy refused (not applied; audited there)
- *   policy { version, text }     a newer policy version, sent to a peer whose handshake announced an older one
+ *   policy { version, text, signature? }  a newer policy version and the operator's signature of it, sent to a
+ *                                peer whose handshake announced an older one (a peer that checks signatures
+ *                                installs nothing unsigned)
  *   ping  { ms } / pong { ms }   round-trip time for the cadence controller
  *
  * An entry is [seq, dataset, key, origin, originSeq, hlc ms, hlc c, delta], then optionally the sender's head
@@ -21,7 +23,7 @@
  */
 import { type LogEntry } from '@tessera/store';
 import {
-  KiB, MiB, TesseraError, assert, docBytesMax, policyBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
+  KiB, MiB, TesseraError, assert, docBytesMax, policyBytesMax, policySignatureBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
   encodeCanonical, expectArray, expectBytes, expectInt, expectString, hlcRemoteMsMax, isHlc,
 } from '@tessera/core';
 
@@ -85,7 +87,7 @@ export type Frame =
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
   | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
   | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string; readonly refused?: readonly number[] }
-  | { readonly t: 'policy'; readonly version: number; readonly text: string }
+  | { readonly t: 'policy'; readonly version: number; readonly text: string; readonly signature?: string }
   | { readonly t: 'ping'; readonly ms: number; readonly peer?: PeerState }
   /** `at`: the answering node's wall clock when it answered (the pinging node estimates clock skew from it). */
   | { readonly t: 'pong'; readonly ms: number; readonly at?: number };
@@ -281,7 +283,8 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return checked('policy', () => {
         const text = expectString(field(record, 'text'), 'text');
         if (text.length > policyBytesMax) fail(`policy: ${text.length} characters exceed the limit of ${policyBytesMax}`);
-        return { t, version: expectInt(field(record, 'version'), 'version', 1), text };
+        const signature = record.signature === undefined ? undefined : boundedString(record.signature, 'policy signature', policySignatureBytesMax);
+        return { t, version: expectInt(field(record, 'version'), 'version', 1), text, ...(signature === undefined ? {} : { signature }) };
       });
     case 'ping':
       return checked('ping', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms'), ...peerStateOf(record) }));

@@ -4,7 +4,7 @@ import { type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Replica } from '@tessera/store';
+import { Replica, type ReplicaOptions } from '@tessera/store';
 import { SyncNode, type PeerConfig, type SyncOptions } from '@tessera/sync';
 
 export const secret = Buffer.from('test-cluster-secret-0123456789abcdef');
@@ -25,7 +25,11 @@ export interface TestNode {
 export async function startCluster(
   t: { teardown(fn: () => unknown): void },
   specs: ReadonlyArray<{ id: string; region: string }>,
-  options: Partial<Omit<SyncOptions, 'replica' | 'peers'>> & { urlFor?: (node: string, port: number) => string } = {},
+  options: Partial<Omit<SyncOptions, 'replica' | 'peers'>> & {
+    urlFor?: (node: string, port: number) => string;
+    /** More options of each node's replica (its policy, policy trust). */
+    replicaOptions?: (node: string) => Partial<ReplicaOptions>;
+  } = {},
 ): Promise<TestNode[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-sync-'));
   const servers = await Promise.all(specs.map(() => new Promise<Server>((resolve) => {
@@ -39,8 +43,9 @@ export async function startCluster(
   lastPeers = peers;
   const nodes: TestNode[] = [];
   for (const [i, spec] of specs.entries()) {
-    const replica = await Replica.open({ path: join(dir, spec.id), node: spec.id, region: spec.region, durability: 'os' });
-    const sync = new SyncNode({ cluster: 'test', secret, pingIntervalMs: 200, handshakeTimeoutMs: 1000, ...options, replica, peers });
+    const { replicaOptions, urlFor: _urlFor, ...syncOptions } = options;
+    const replica = await Replica.open({ path: join(dir, spec.id), node: spec.id, region: spec.region, durability: 'os', ...replicaOptions?.(spec.id) });
+    const sync = new SyncNode({ cluster: 'test', secret, pingIntervalMs: 200, handshakeTimeoutMs: 1000, ...syncOptions, replica, peers });
     const node: TestNode = { id: spec.id, region: spec.region, replica, sync, server: servers[i]!, port: ports[i]! };
     // Through the node object, so a test can replace a node's SyncNode (a restart of replication).
     servers[i]!.on('upgrade', (req, socket, head) => node.sync.handleUpgrade(req, socket, head));

@@ -10,9 +10,11 @@
  * Slow disks are not simulated: the daemon has no I/O hook, and a FUSE or LD_PRELOAD shim is not worth it
  * here. A SIGSTOP pause freezes the whole process, which a stuck disk also does to a node's commits.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createPrivateKey } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parsePolicy, signPolicy } from '@tessera/core';
 import { type DevNode } from '@tessera/cli';
 import { type TestCluster, startTestCluster } from '../harness.js';
 import { type CheckResult, check } from './checker.js';
@@ -134,12 +136,15 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     pending.push(done);
     return done;
   };
+  // Versions are signed with the cluster's operator key, as `tessera policy sign` does.
+  const operatorKey = createPrivateKey(await readFile(cluster.layout.security.operatorKey, 'utf8'));
   const installPolicy = async (action: Extract<FaultAction, { kind: 'policy' }>) => {
     const text = policyText(action.shape);
+    const signature = signPolicy(parsePolicy(text, `chaos policy v${action.shape.version}`), 'dev', operatorKey);
     for (const id of action.nodes) {
       const node = nodeById.get(id)!;
       const op = history.invoke({ client: -1, node: id, region: node.region, kind: 'policy', dataset: '', key: '', args: { version: action.shape.version } });
-      history.complete(op, await call(node.url, 'POST', '/v1/policy', { text, mode: 'enforce' }, requestMsMax));
+      history.complete(op, await call(node.url, 'POST', '/v1/policy', { text, mode: 'enforce', signature }, requestMsMax));
     }
   };
   const perform = async (action: FaultAction) => {

@@ -61,7 +61,7 @@ export function policyRoutes(context: RouteContext): RouteSpec[] {
     const replaces = signature.replaces === null ? '' : ` replacing v${signature.replaces.version} ${signature.replaces.hash.slice(0, 12)}`;
     const source = `api token ${principal.name} (${principal.id}) signed by ${keyId}${replaces}`;
     const shadowBefore = replica.shadowPolicy;
-    const report = await replica.installPolicy(policy, mode, source);
+    const report = await replica.installPolicy(policy, mode, source, signature);
     // Installing a shadow reports nothing; it changed something if the shadow is now another one.
     const changed = mode === 'enforce' ? report !== null : replica.shadowPolicy !== shadowBefore;
     // Only a change is news to the links (telling them makes them offer entries the peers refused again).

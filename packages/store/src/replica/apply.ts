@@ -174,8 +174,9 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
     const head = docHead(merged);
     const joined = joinDelta(local, head);
     if (joined.changed) run.log(group, group.items[0]!, encodeDoc(head), staged, joined.state, true);
-    const regions = [...new Set([...plan.handoverTo, ...plan.purgeTo])];
-    if (regions.length === 0) run.erase.push({ dataset, key });
+    // The copy waits for the regions that may hold the document (its writes must reach one); the regions that
+    // must drop theirs get a notice, which outlives the copy (an owed notice) until they acknowledge it.
+    if (plan.handoverTo.length === 0) run.erase.push({ dataset, key });
     else run.giveUps++;
   }
   for (const item of group.items) {
@@ -196,9 +197,7 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   if (held && (plan.stateTo.length > 0 || plan.purgeTo.length > 0)) {
     run.ops.push(...fanoutOps(c, dataset, key, c.now(), stateBytes ?? encodeDoc(staged.state), encodeDoc(docHead(staged.state)), plan.stateTo, plan.purgeTo));
   }
-  if (!plan.accept && local !== null && plan.handoverTo.length + plan.purgeTo.length > 0) {
-    run.ops.push(handoverOp(c, dataset, key, [...new Set([...plan.handoverTo, ...plan.purgeTo])]));
-  }
+  if (!plan.accept && local !== null && plan.handoverTo.length > 0) run.ops.push(handoverOp(c, dataset, key, plan.handoverTo));
   for (const kind of plan.audit) run.ops.push(...c.auditOps(kind, { dataset, doc: c.keyDigest(dataset, key) }));
 }
 

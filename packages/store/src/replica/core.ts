@@ -14,7 +14,7 @@ import { type CacheEntry, DocCache } from '../cache.js';
 import { GroupCommitter } from '../committer.js';
 import { auditHeadKey, auditKey, docKey, hlcKey, seqKey } from '../layout.js';
 import { type BatchOp, type StoragePort } from '../storage/port.js';
-import { type ChangeEvent, type Durability } from '../types.js';
+import { type ChangeEvent, type Durability, type PolicyTrust } from '../types.js';
 
 /** What `Replica.observe` reports (durations in milliseconds). No key or value is ever passed. */
 export interface ReplicaObserver {
@@ -65,6 +65,8 @@ export interface CoreSettings {
   readonly cacheEntriesMax: number | undefined;
   /** The cluster's nodes and their regions (this one's included). */
   readonly nodeRegions: ReadonlyMap<string, string>;
+  /** Who may sign policy versions (null: versions are not checked). */
+  readonly policyTrust: PolicyTrust | null;
 }
 
 /** The replica's shared state. */
@@ -90,6 +92,9 @@ export class ReplicaCore {
   /** The enforced policy (null: every document may live everywhere) and one being tried in shadow mode. */
   enforced: Policy | null = null;
   shadowed: Policy | null = null;
+  /** The operator's signature of the enforced version (its text form), when it came with one. */
+  enforcedSignature: string | null = null;
+  readonly policyTrust: PolicyTrust | null;
   /** The policy install in progress (installs are serialized). */
   policyInstalls: Promise<unknown> = Promise.resolve();
   observer: ReplicaObserver | null = null;
@@ -114,6 +119,7 @@ export class ReplicaCore {
     this.durability = settings.durability;
     this.datasetTypes = settings.datasetTypes;
     this.nodeRegions = settings.nodeRegions;
+    this.policyTrust = settings.policyTrust;
     this.wallClock = settings.wallClock;
     this.seqLast = recovered.seqLast;
     this.seqCommitted = recovered.seqLast;

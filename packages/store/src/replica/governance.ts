@@ -6,7 +6,8 @@
  * by key digest so later writes here never reuse dots, and compacts the storage so no readable byte stays.
  */
 import {
-  type DocFacts, type DocState, type Policy, type PurgeMarker, TesseraError, markerForm, markerOf, decodeDoc, docFacts, docHead, encodeDoc, holdersOf, parsePolicy, planPolicy,
+  type DocFacts, type DocState, type Policy, type PurgeMarker, TesseraError, checkPolicySuccession, formatPolicySignature, parsePolicySignature,
+  verifyPolicySignature, markerForm, markerOf, decodeDoc, docFacts, docHead, encodeDoc, holdersOf, parsePolicy, planPolicy,
 } from '@tessera/core';
 import { decodeLogEntry } from '../log-entry.js';
 import {
@@ -25,6 +26,12 @@ export const policyScanStepMax = 500;
 interface PolicyState {
   readonly enforce: { readonly version: number; readonly hash: string } | null;
   readonly shadow: { readonly version: number; readonly hash: string } | null;
+  /**
+   * The stored documents are being judged under the enforced version (the version it replaced: null for
+   * none). Set in the batch that enforces it, cleared when the judging is done: a crash in between resumes
+   * the judging at the next open, so no copy outlives a version that took it from this region.
+   */
+  readonly judging?: { readonly previous: number | null };
 }
 
 /** The stored record of one policy version. */
@@ -49,27 +56,54 @@ async function storedPolicy(c: ReplicaCore, version: number): Promise<Policy> {
   return policy;
 }
 
-/** Loads the enforced and shadow versions at open; a newer `given` (the config's) is installed. */
-export async function openGovernance(c: ReplicaCore, given: Policy | undefined): Promise<void> {
+/**
+ * Loads the enforced and shadow versions at open; a newer `given` (the config's, with its signature when it
+ * has one) is installed.
+ */
+export async function openGovernance(c: ReplicaCore, given: Policy | undefined, givenSignature?: unknown): Promise<void> {
   const stateBytes = await c.storage.get(policyStateKey);
   const state = stateBytes === undefined ? { enforce: null, shadow: null } : parseJsonBytes(stateBytes) as PolicyState;
-  if (state.enforce !== null) c.enforced = await storedPolicy(c, state.enforce.version);
+  if (state.enforce !== null) {
+    c.enforced = await storedPolicy(c, state.enforce.version);
+    c.enforcedSignature = (await policyRecord(c, state.enforce.version))?.signature ?? null;
+  }
   if (state.shadow !== null) c.shadowed = await storedPolicy(c, state.shadow.version);
+  if (state.judging !== undefined && c.enforced !== null) {
+    const previous = state.judging.previous === null ? null : await storedPolicy(c, state.judging.previous);
+    await reevaluate(c, previous, c.enforced, false);
+    await c.commit([{ type: 'put', key: policyStateKey, value: jsonBytes({ enforce: state.enforce, shadow: state.shadow }) }]);
+  }
   // A newer version already stored (distributed through the cluster) stays; an older one given is ignored.
-  if (given !== undefined && (c.enforced === null || given.version >= c.enforced.version)) await installPolicy(c, given, 'enforce', 'config');
+  if (given !== undefined && (c.enforced === null || given.version >= c.enforced.version)) await installPolicy(c, given, 'enforce', 'config', givenSignature);
+}
+
+/**
+ * The signature a version needs before it is stored: none when the replica trusts every version, or when it
+ * is the config's (the daemon checked its file); else one by an operator key for this cluster, for this
+ * version and content, and a version the enforced one may be followed by. Returns its text form to store.
+ */
+function checkedSignature(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string, signature: unknown): string | undefined {
+  const trust = c.policyTrust;
+  if (trust === null || source === 'config') {
+    if (signature === undefined || signature === null) return undefined;
+    return formatPolicySignature(parsePolicySignature(signature));
+  }
+  const { signature: parsed } = verifyPolicySignature(policy, signature, trust.keys, trust.cluster);
+  if (mode === 'enforce') checkPolicySuccession(c.enforced === null ? null : { version: c.enforced.version, hash: policyHash(c.enforced) }, parsed);
+  return formatPolicySignature(parsed);
 }
 
 /**
  * Stores a policy version and puts it to use (see `Replica.installPolicy`). Installs run one at a time, in
  * call order: interleaved, a slower older version would be checked against the state before a newer one.
  */
-export function installPolicy(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
-  const run = c.policyInstalls.then(() => installNow(c, policy, mode, source));
+export function installPolicy(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string, signature?: unknown): Promise<PolicyReport | null> {
+  const run = c.policyInstalls.then(() => installNow(c, policy, mode, source, signature));
   c.policyInstalls = run.catch(() => undefined);
   return run;
 }
 
-async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string): Promise<PolicyReport | null> {
+async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string, signature: unknown): Promise<PolicyReport | null> {
   c.checkOpen();
   if (mode !== 'enforce' && mode !== 'shadow') throw new TesseraError('ERR_OPTION_INVALID', `installPolicy: mode must be "enforce" or "shadow", got ${JSON.stringify(mode)}`);
   const hash = policyHash(policy);
@@ -85,9 +119,11 @@ async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, sour
   }
   // The enforced version is not tried in shadow mode again (a repeated apply shadows it first): nothing to do.
   if (c.enforced !== null && policy.version === c.enforced.version) return null;
+  // A version stored earlier (in shadow mode) keeps the signature it came with.
+  const signed = checkedSignature(c, policy, mode, source, signature ?? stored?.signature);
   const ops: BatchOp[] = [];
   if (stored === undefined) {
-    const record: PolicyRecord = { version: policy.version, hash, storedAtMs: c.wallNow(), source, text: policy.text };
+    const record: PolicyRecord = { version: policy.version, hash, storedAtMs: c.wallNow(), source, text: policy.text, ...(signed === undefined ? {} : { signature: signed }) };
     ops.push({ type: 'put', key: policyKey(policy.version), value: jsonBytes(record) });
     ops.push(...c.auditOps('policy-stored', { version: policy.version, hash, source }));
   }
@@ -95,16 +131,20 @@ async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, sour
   const enforce = mode === 'enforce' ? policy : c.enforced;
   const shadow = mode === 'shadow' ? policy : c.shadowed !== null && c.shadowed.version > policy.version ? c.shadowed : null;
   const state: PolicyState = { enforce: stamp(enforce), shadow: stamp(shadow) };
-  ops.push({ type: 'put', key: policyStateKey, value: jsonBytes(state) });
+  const judging: PolicyState = mode === 'enforce' ? { ...state, judging: { previous: c.enforced?.version ?? null } } : state;
+  ops.push({ type: 'put', key: policyStateKey, value: jsonBytes(judging) });
   ops.push(...c.auditOps('policy-activated', { version: policy.version, hash, mode, previous: c.enforced?.version ?? null, source }));
   await c.commit(ops);
   const previous = c.enforced;
   c.enforced = enforce;
   c.shadowed = shadow;
+  if (mode === 'enforce') c.enforcedSignature = signed ?? null;
   // Links judge what they send by the enforced policy: they hear of it in the same turn it changes.
   if (mode === 'enforce') c.events.emit('policy', policy.version);
   if (mode === 'shadow') return null;
-  return reevaluate(c, previous, policy, false);
+  const report = await reevaluate(c, previous, policy, false);
+  await c.commit([{ type: 'put', key: policyStateKey, value: jsonBytes(state) }]);
+  return report;
 }
 
 /** A pending handover as stored. */

@@ -55,7 +55,7 @@ export function checkOpenOptions(options: ReplicaOptions): { settings: CoreSetti
     storage,
     settings: {
       node: options.node, region: options.region, durability, datasetTypes: datasets, wallClock: options.wallClock ?? Date.now,
-      cacheEntriesMax: options.cacheEntriesMax, nodeRegions,
+      cacheEntriesMax: options.cacheEntriesMax, nodeRegions, policyTrust: options.policyTrust ?? null,
     },
   };
 }

@@ -265,7 +265,7 @@ export class LinkMachine {
         if (frame.version <= this.local.stamp.version) return [];
         // Batches that follow the frame wait for the install (pumpApply): they were sent under this version.
         this.installing++;
-        return [{ kind: 'install-policy', version: frame.version, text: frame.text }];
+        return [{ kind: 'install-policy', version: frame.version, text: frame.text, signature: frame.signature ?? null }];
       default:
         return this.close(closeCodes.protocol, `unexpected ${frame.t} frame on an open link`);
     }
@@ -310,7 +310,8 @@ export class LinkMachine {
     if (this.conn === null || this.state !== 'open' || this.local.text === null) return [];
     if ((this.peerPolicy?.version ?? 0) >= this.local.stamp.version) return [];
     this.peerPolicy = this.local.stamp;
-    return [{ kind: 'send', conn: this.conn, frame: { t: 'policy', version: this.local.stamp.version, text: this.local.text } }];
+    const { signature } = this.local;
+    return [{ kind: 'send', conn: this.conn, frame: { t: 'policy', version: this.local.stamp.version, text: this.local.text, ...(signature === null ? {} : { signature }) } }];
   }
 
   // ---------------------------------------------------------------- time

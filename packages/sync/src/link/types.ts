@@ -44,6 +44,8 @@ export interface LocalPolicy {
   readonly stamp: PolicyStamp;
   /** The policy's text (null without a policy). */
   readonly text: string | null;
+  /** The operator's signature of it (text form; null when it has none: peers that check signatures refuse it). */
+  readonly signature: string | null;
 }
 
 /** The inputs of a link machine. Inputs naming a connection that is no longer the link's are ignored. */
@@ -88,7 +90,7 @@ export type LinkEffect =
   /** `traces`: trace ids the batches named (so a write can be followed to every region). */
   | { readonly kind: 'apply'; readonly conn: ConnId; readonly entries: readonly WireEntry[]; readonly traces: readonly string[] }
   | { readonly kind: 'persist-cursor'; readonly lane: string; readonly cursor: number }
-  | { readonly kind: 'install-policy'; readonly version: number; readonly text: string }
+  | { readonly kind: 'install-policy'; readonly version: number; readonly text: string; readonly signature: string | null }
   | { readonly kind: 'wake'; readonly atMs: number }
   /** A peer refused entries (counted and audited by the driver). */
   | { readonly kind: 'refused-by-peer'; readonly seqs: readonly number[] }
