@@ -211,7 +211,7 @@ export class LinkSender {
         continue;
       }
       const id = docKey(entry.dataset, entry.key);
-      const docHead = entry.kind === 'purge' || headed.has(id) ? undefined : heads?.get(id);
+      const docHead = headed.has(id) ? undefined : heads?.get(id);
       if (docHead !== undefined) headed.add(id);
       batch.push(docHead === undefined ? entry : { ...entry, head: docHead });
       bytes += entry.delta.length + (docHead?.length ?? 0);

@@ -35,7 +35,9 @@ export async function sendable(c: ReplicaCore, entries: readonly LogEntry[], reg
       const kind = entry.kind ?? 'change';
       const ok = mayShip(policy, facts, kind, entry.to ?? [], region);
       if (ok && kind !== 'purge' && shadow !== null && !mayShip(shadow, facts, kind, entry.to ?? [], region)) shadowDenied++;
-      if (ok && state !== null && kind !== 'purge' && !heads.has(id)) heads.set(id, encodeDoc(docHead(state)));
+      // A purge notice goes with the copy's head as it stands now, too: facts learnt since the notice was
+      // logged (a quarantine, a later policy's reasons) reach a region whose copy lags them.
+      if (ok && state !== null && !heads.has(id)) heads.set(id, encodeDoc(docHead(state)));
       return ok;
     });
     return { allowed, shadowDenied, heads };

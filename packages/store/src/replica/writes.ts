@@ -6,7 +6,7 @@
  * writes. The write is acknowledged (its promise resolves, its change event fires) only once that is durable.
  */
 import {
-  type BodyMutator, type CrdtTypeName, type DocFacts, type DocMutation, type DocState, type Policy, type TagChange,
+  type BodyMutator, type CrdtTypeName, type DocFacts, type DocMutation, type DocState, type Policy, type PurgeMarker, type TagChange,
   TesseraError, checkDatasetName, checkKey, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, mutate,
   planWrite, remove,
 } from '@tessera/core';
@@ -58,7 +58,9 @@ function typeFor(c: ReplicaCore, dataset: string, key: string, current: DocState
   return requested ?? c.datasetTypes[dataset]?.type ?? c.enforced?.dataset(dataset).type ?? 'map';
 }
 
-function build(c: ReplicaCore, dataset: string, key: string, current: DocState | null, floor: number, write: LocalWrite): { mutation: DocMutation | null; hlc: ReturnType<ReplicaCore['now']> } {
+function build(
+  c: ReplicaCore, dataset: string, key: string, current: DocState | null, floor: number, write: LocalWrite, marker: PurgeMarker | null,
+): { mutation: DocMutation | null; hlc: ReturnType<ReplicaCore['now']> } {
   // The timestamp comes after the stamps of the copy, so that a re-creation's type stamp wins over them.
   const hlc = c.now([current?.typed?.hlc, current?.origin?.hlc]);
   if (write.kind === 'delete') {
@@ -70,7 +72,9 @@ function build(c: ReplicaCore, dataset: string, key: string, current: DocState |
   const type = typeFor(c, dataset, key, current, write.type);
   // A document this region purged once: new dots start above those its copy had (other regions hold them),
   // also when the write builds on a copy that came back without them (a head, a fragment).
-  const copy = current ?? emptyDoc(type);
+  // A document this region purged keeps its lineage's origin: a write here joins that document (and is judged
+  // by where it lives), it does not start another one under the same key.
+  const copy = current ?? (marker?.origin == null ? emptyDoc(type) : { ...emptyDoc(type), origin: marker.origin });
   const base: DocState = floor > 0 ? { ...copy, counterFloor: floor } : copy;
   const tags = write.tags?.(docFacts(dataset, key, current).tags);
   const mutation = mutate(base, c.node, hlc, write.body?.(type) ?? null, tags, { region: c.region, type });
@@ -96,7 +100,7 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
     // holds: the write would change nothing here and never reach the document. It is refused like a write
     // this region may not hold, naming no region (the facts that decide which are gone with the copy).
     if (marker !== null && (write.kind === 'delete' || write.mustExist === true)) throw givenUp(dataset, key, c.region);
-    const { mutation, hlc } = build(c, dataset, key, current, floor, write);
+    const { mutation, hlc } = build(c, dataset, key, current, floor, write, marker);
     if (mutation === null && marker !== null) throw givenUp(dataset, key, c.region);
     if (mutation === null) {
       c.unpin(entry);
