@@ -363,13 +363,16 @@ export class Replica {
    * Subscribes to durable changes, local and remote (`change`), to log growth that changes no document —
    * state entries and notices a policy change or truncation adds (`appended`, with the new head) — or to
    * copies this region dropped (`purged`: handed over, or erased because no region may hold them), or to a
-   * new enforced policy (`policy`, with its version, in the turn it takes effect).
+   * new enforced policy (`policy`, with its version, in the turn it takes effect), or to a change of the
+   * placement facts (tags, origin) of a document this replica held, or its purge (`facts`, with no argument:
+   * what was judged before is to be judged again).
    */
   on(event: 'change', listener: (change: ChangeEvent) => void): this;
   on(event: 'appended', listener: (head: number) => void): this;
   on(event: 'purged', listener: (purge: PurgeEvent) => void): this;
   on(event: 'policy', listener: (version: number) => void): this;
-  on(event: 'change' | 'appended' | 'purged' | 'policy', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
+  on(event: 'facts', listener: () => void): this;
+  on(event: 'change' | 'appended' | 'purged' | 'policy' | 'facts', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void) | (() => void)): this {
     this.c.events.on(event, listener);
     return this;
   }
@@ -379,7 +382,8 @@ export class Replica {
   off(event: 'appended', listener: (head: number) => void): this;
   off(event: 'purged', listener: (purge: PurgeEvent) => void): this;
   off(event: 'policy', listener: (version: number) => void): this;
-  off(event: 'change' | 'appended' | 'purged' | 'policy', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void)): this {
+  off(event: 'facts', listener: () => void): this;
+  off(event: 'change' | 'appended' | 'purged' | 'policy' | 'facts', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void) | (() => void)): this {
     this.c.events.off(event, listener);
     return this;
   }

@@ -72,6 +72,10 @@ export class SyncDriver {
   private readonly onAppended = () => this.onReplicaChange(null);
   /** The enforced policy changed (any way: the API, a peer, the config): in the same turn, links re-judge. */
   private readonly onPolicyEvent = () => this.policyChanged();
+  /** A document's placement facts changed: nothing judged under the old ones leaves. */
+  private readonly onFactsEvent = () => {
+    for (const link of this.links.values()) this.step(link, { kind: 'facts-changed' });
+  };
 
   constructor(readonly host: SyncHost, readonly options: DriverOptions) {
     const replica = host.replica;
@@ -103,6 +107,7 @@ export class SyncDriver {
     this.host.replica.on('change', this.onChange);
     this.host.replica.on('appended', this.onAppended);
     this.host.replica.on('policy', this.onPolicyEvent);
+    this.host.replica.on('facts', this.onFactsEvent);
     this.retention.start();
     for (const link of this.links.values()) this.step(link, { kind: 'start' });
   }
@@ -394,6 +399,7 @@ export class SyncDriver {
     this.host.replica.off('change', this.onChange);
     this.host.replica.off('appended', this.onAppended);
     this.host.replica.off('policy', this.onPolicyEvent);
+    this.host.replica.off('facts', this.onFactsEvent);
     this.retention.stop();
     for (const link of this.links.values()) this.step(link, { kind: 'shutdown' });
     this.closed = true;

@@ -9,7 +9,7 @@
  */
 import {
   type DocState, type Hlc, TesseraError, coversMarker, crdtType, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, hex64,
-  joinDelta, joinDocs, markerHead, planReceive,
+  joinDelta, joinDocs, markerHead, planReceive, sameFacts,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
@@ -47,6 +47,8 @@ class ApplyRun {
   readonly erase: Array<{ dataset: string; key: string }> = [];
   applied = 0;
   skipped = 0;
+  /** A copy held here took other placement facts: links judge again what they have not sent. */
+  factsChanged = false;
   giveUps = 0;
   recordedAt: Hlc | null = null;
 
@@ -185,6 +187,7 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
     }
   }
   const changed = staged.events.length > 0;
+  if (changed && local !== null && !sameFacts(docFacts(dataset, key, local), docFacts(dataset, key, staged.state))) run.factsChanged = true;
   const stateBytes = changed ? encodeDoc(staged.state) : null;
   if (stateBytes !== null) {
     if (stateBytes.length > docBytesMax) {
@@ -239,6 +242,7 @@ export async function applyDeltas(c: ReplicaCore, batch: readonly RemoteDelta[],
     for (const [origin, originSeq] of run.frontier) if (originSeq > (c.originFrontier.get(origin) ?? 0)) c.originFrontier.set(origin, originSeq);
     for (const id of run.conflicted) c.conflicted.add(id);
     for (const staged of run.staged.values()) for (const event of staged.events) c.emitChange(event);
+    if (run.factsChanged) c.events.emit('facts');
     if (run.staged.size === 0 && last > 0 && run.ops.length > 0) c.events.emit('appended', last);
   } finally {
     for (const entry of pinned.values()) c.unpin(entry);

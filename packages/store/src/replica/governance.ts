@@ -375,6 +375,7 @@ export async function purgeDocs<T extends { dataset: string; key: string }>(c: R
     }
     for (const id of ids) c.conflicted.delete(id);
     for (const doc of docs) c.events.emit('purged', { dataset: doc.dataset, key: doc.key, reason: String(details(doc).reason ?? 'purge') });
+    c.events.emit('facts');
     await compactAfterPurge(c, docs, logKeys);
     return docs.length;
   } finally {

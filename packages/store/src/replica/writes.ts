@@ -8,7 +8,7 @@
 import {
   type BodyMutator, type CrdtTypeName, type DocFacts, type DocMutation, type DocState, type Policy, type PurgeMarker, type TagChange,
   TesseraError, checkDatasetName, checkKey, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, mutate,
-  planWrite, remove,
+  planWrite, remove, sameFacts,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
@@ -92,6 +92,7 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
   let seqEnd: number;
   let next: DocState;
   let result: WriteResult;
+  let factsChanged = false;
   try {
     const floor = c.markerOf(dataset, key)?.counter ?? 0;
     const current = entry.state;
@@ -110,6 +111,7 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
     const before = current === null ? null : docFacts(dataset, key, current);
     const after = docFacts(dataset, key, next);
     const plan = planWrite(c.enforced, c.region, before, after);
+    factsChanged = before !== null && !sameFacts(before, after);
     if (!plan.allowed) throw policyDenied(c.enforced!, after, c.region, plan.decision.reason, plan.holders);
     const deltaBytes = encodeDoc(mutation.delta);
     // A write that creates the document (nothing seen before) has the delta as its whole state — except for
@@ -145,5 +147,6 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
   }
   c.committed(seqEnd);
   c.emitChange({ dataset, key, seq, source: 'local', origin: c.node, deleted: !docExists(next) });
+  if (factsChanged) c.events.emit('facts');
   return result;
 }

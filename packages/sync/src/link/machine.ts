@@ -109,6 +109,9 @@ export class LinkMachine {
         return [...this.onPolicy(input.policy, nowMs), ...this.pumpApply()];
       case 'policy-changed':
         return this.onPolicy(input.policy, nowMs);
+      case 'facts-changed':
+        // Batches judged before the change are judged again, as after a new policy.
+        return this.state === 'open' ? this.toLanes({ kind: 'policy' }, nowMs) : [];
       case 'appended':
         return this.state === 'open' ? this.toLanes({ kind: 'appended', head: input.head }, nowMs) : [];
       case 'tick':
@@ -319,7 +322,9 @@ export class LinkMachine {
   private onTick(nowMs: number): LinkEffect[] {
     if (this.dialAtMs !== null && nowMs >= this.dialAtMs && this.state === 'backoff') return this.dial(nowMs);
     if (this.handshakeDeadlineMs !== null && nowMs >= this.handshakeDeadlineMs && this.state !== 'open') return this.close(closeCodes.protocol, 'handshake timed out');
-    if (this.state !== 'open') return [];
+    // The driver arms a bounded number of timers (link-run.ts): a deadline whose wake found no room is asked
+    // for again at every tick, so a burst of reconnects cannot lose the handshake timer of the live attempt.
+    if (this.state !== 'open') return this.pendingDeadlines(nowMs);
     const timing = this.config.timing;
     if (nowMs - this.lastHeardMs > timing.pingIntervalMs * timing.silentIntervalsMax) {
       // Nothing heard for several intervals: a partition TCP cannot see. Reconnecting finds out.
@@ -332,9 +337,15 @@ export class LinkMachine {
     const effects = this.toLanes({ kind: 'tick' }, nowMs);
     if (this.nextPingAtMs !== null && nowMs >= this.nextPingAtMs) {
       this.nextPingAtMs = nowMs + timing.pingIntervalMs;
-      effects.push({ kind: 'send', conn: this.conn!, frame: { t: 'ping', ms: nowMs }, peerState: true }, { kind: 'wake', atMs: this.nextPingAtMs });
+      effects.push({ kind: 'send', conn: this.conn!, frame: { t: 'ping', ms: nowMs }, peerState: true });
     }
-    return effects;
+    return [...effects, ...this.pendingDeadlines(nowMs)];
+  }
+
+  /** Wakes for the link's own deadlines still ahead: the next dial, the handshake's end, the next ping. */
+  private pendingDeadlines(nowMs: number): LinkEffect[] {
+    const ahead = [this.state === 'backoff' ? this.dialAtMs : null, this.state === 'open' ? null : this.handshakeDeadlineMs, this.state === 'open' ? this.nextPingAtMs : null];
+    return ahead.filter((atMs): atMs is number => atMs !== null && atMs > nowMs).map((atMs): LinkEffect => ({ kind: 'wake', atMs }));
   }
 
   // ---------------------------------------------------------------- lanes

@@ -73,6 +73,8 @@ export type LinkInput =
   | { readonly kind: 'installed'; readonly policy: LocalPolicy }
   /** The enforced policy changed (API, config, another peer): offer it. */
   | { readonly kind: 'policy-changed'; readonly policy: LocalPolicy }
+  /** A stored document's placement facts changed (tags, origin) or it was purged: what lanes judged before waits. */
+  | { readonly kind: 'facts-changed' }
   | { readonly kind: 'appended'; readonly head: number }
   | { readonly kind: 'tick' }
   | { readonly kind: 'shutdown' };
