@@ -165,6 +165,7 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   }
   const plan = planReceive(c.enforced, c.region, local === null ? null : docFacts(dataset, key, local), incomingFacts, mergedFacts, from);
   const staged: Staged = { state: local ?? emptyDoc(incoming.all.type), events: [] };
+  let stateTo = plan.stateTo;
   if (plan.accept) {
     accept(run, group, local, staged);
   } else {
@@ -175,7 +176,13 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
     // regions that may hold the document as merged, then it is purged.
     const head = docHead(merged);
     const joined = joinDelta(local, head);
-    if (joined.changed) run.log(group, group.items[0]!, encodeDoc(head), staged, joined.state, true);
+    if (joined.changed) {
+      run.log(group, group.items[0]!, encodeDoc(head), staged, joined.state, true);
+      // The copy learnt what makes it go: its whole state goes to every holder first. Whether a holder has
+      // its writes cannot be told from facts (the sender of a notice may hold no copy: it purged, or refused
+      // this copy as stale), and the handover waits for these states, so nothing of the copy goes with it.
+      stateTo = [...new Set([...stateTo, ...plan.handoverTo.filter((r) => r !== c.region)])].sort();
+    }
     // The copy waits for the regions that may hold the document (its writes must reach one); the regions that
     // must drop theirs get a notice, which outlives the copy (an owed notice) until they acknowledge it.
     if (plan.handoverTo.length === 0) run.erase.push({ dataset, key });
@@ -197,8 +204,8 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
     run.staged.set(entry, staged);
   }
   const held = changed || local !== null;
-  if (held && (plan.stateTo.length > 0 || plan.purgeTo.length > 0)) {
-    run.ops.push(...fanoutOps(c, dataset, key, c.now(), stateBytes ?? encodeDoc(staged.state), encodeDoc(docHead(staged.state)), plan.stateTo, plan.purgeTo));
+  if (held && (stateTo.length > 0 || plan.purgeTo.length > 0)) {
+    run.ops.push(...fanoutOps(c, dataset, key, c.now(), stateBytes ?? encodeDoc(staged.state), encodeDoc(docHead(staged.state)), stateTo, plan.purgeTo));
   }
   if (!plan.accept && local !== null && plan.handoverTo.length > 0) run.ops.push(handoverOp(c, dataset, key, plan.handoverTo));
   for (const kind of plan.audit) run.ops.push(...c.auditOps(kind, { dataset, doc: c.keyDigest(dataset, key) }));
