@@ -302,3 +302,26 @@ t.test('a write erased because a policy version left its document no region is a
   for (const region of chaosRegions) for (const counter of [5, 6]) without.tokenReads.get(nodeOf[region])!.set(token('catalog', 'q-c0-5', 'eu-west-1', counter), 409);
   t.ok(run(without).violations.some((v) => /^lost write: .* catalog\/q-c0-5/.test(v)), 'the same absence under policies that always give it a region is a lost write');
 });
+
+t.test('a key created in two regions that may not share it is two documents; copies that must meet but share no dot are a divergence', async (t) => {
+  // Both clients create race-0-0 in catalog under quarantine at once: each copy stays in its origin region.
+  const quarantined = world();
+  op(quarantined.history, 0, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(0, 20) }, tags: ['quarantine'], marker: markerOf(0, 20) }, 'ok', 2_000, 7);
+  op(quarantined.history, 2, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(2, 20) }, tags: ['quarantine'], marker: markerOf(2, 20) }, 'ok', 2_000, 6);
+  set(quarantined, 'eu-west', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(0, 20) }, context: ctx('eu-west-1', 7), tags: ['quarantine'], origin: 'eu-west' });
+  set(quarantined, 'us-east', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(2, 20) }, context: ctx('us-east-1', 6), tags: ['quarantine'], origin: 'us-east' });
+  set(quarantined, 'eu-central', 'catalog/race-0-0', { status: 404 });
+  const result = run(quarantined);
+  t.same(result.violations.filter((v) => v.includes('race-0-0')), [], 'two quarantined lineages, each in its origin region');
+  t.ok(result.checked['convergence: keys with separate lineages']! >= 1, 'counted as separate lineages');
+
+  // The same creations without the tag: catalog is global, so the copies must have met.
+  const global = world();
+  op(global.history, 0, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(0, 20) }, marker: markerOf(0, 20) }, 'ok', 2_000, 7);
+  op(global.history, 2, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(2, 20) }, marker: markerOf(2, 20) }, 'ok', 2_000, 6);
+  set(global, 'eu-west', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(0, 20) }, context: ctx('eu-west-1', 7), tags: [], origin: 'eu-west' });
+  set(global, 'us-east', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(2, 20) }, context: ctx('us-east-1', 6), tags: [], origin: 'us-east' });
+  set(global, 'eu-central', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(0, 20) }, context: ctx('eu-west-1', 7), tags: [], origin: 'eu-west' });
+  const violations = run(global).violations.filter((v) => v.includes('race-0-0'));
+  t.ok(violations.some((v) => /lost write: us-east .*race-0-0/.test(v) || /lost write: us-east's catalog\/race-0-0/.test(v)), `us-east holds another lineage where it must hold eu-west's: ${violations.join(' / ')}`);
+});

@@ -16,9 +16,10 @@ import { runSimulation } from '@tessera/sim';
  * notice to its author (1073), a resurrected delete (94), a run that drained mid-batch (2065), judging cut by a
  * crash (2077), a handover waiting for a region that must drop the copy (2080), a notice lagging a later
  * quarantine (3044), a batch judged before a local tag change (3136), a copy given up to a region that had
- * refused it as stale (195218454), and the first seeds of the first round (4, 6).
+ * refused it as stale (195218454), a fragment that lost the quarantine every copy that saw it had purged
+ * (10179), a delete after a purge reusing a dot (10260), and the first seeds of the first round (4, 6).
  */
-export const regressionSeeds = [4, 6, 10, 57, 85, 94, 107, 1017, 1061, 1073, 2065, 2077, 2080, 3044, 3136, 195218454];
+export const regressionSeeds = [4, 6, 10, 57, 85, 94, 107, 1017, 1061, 1073, 2065, 2077, 2080, 3044, 3136, 10179, 10260, 195218454];
 
 const envSeed = process.env.SIM_SEED;
 const seeds = envSeed === undefined ? regressionSeeds : [Number(envSeed)];

@@ -32,59 +32,123 @@ export function checkDocuments(input: CheckInput, judge: Judge, finalVersion: nu
       continue;
     }
     const answers = new Map(chaosRegions.map((region) => [region, final.docs.get(nodeOf[region])?.get(id)]));
-    const facts = finalFacts(doc, ops, answers, judge, report);
-    if (facts.length === 0) continue; // nothing that may have happened created it
-    const holderSets = facts.map((f) => holders(shape, f));
-    const must = chaosRegions.filter((region) => holderSets.every((set) => set.includes(region)));
-    const forbidden = new Set(chaosRegions.filter((region) => holderSets.every((set) => !set.includes(region))));
-    forbiddenByDoc.set(id, forbidden);
-
-    // Views: no region that may not hold it lists or serves it.
-    for (const region of forbidden) {
-      report.count('residency: forbidden copies checked');
-      if (final.lists.get(nodeOf[region])?.get(dataset)?.includes(key) === true) report.fail(`residency: ${region} lists ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
-      if (answers.get(region)?.status === 200) report.fail(`residency: ${region} answers 200 for ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
-    }
-
-    // Copies that must exist are equal, facts and all.
-    report.count('convergence: documents');
-    const views = must.map((region) => view(answers.get(region)));
-    if (new Set(views).size > 1) report.fail(`divergence: ${id} differs between ${must.join(', ')}: ${must.map((region, i) => `${region}: ${views[i]!.slice(0, 300)}`).join(' | ')}`);
-
-    // Every acknowledged write is on every copy that must exist, unless the document was lawfully erased.
-    for (const op of ops) {
-      if (op.outcome !== 'ok' || op.dot === null || op.dot === undefined) continue;
-      if (must.length === 0) {
-        // No region must hold it (the copies disagree on its facts, or none may): the write must still be somewhere.
-        report.count('lost writes: acknowledged dots checked');
-        const somewhere = chaosRegions.some((region) => {
-          const answer = answers.get(region);
-          return answer?.status === 200 ? contextHas(answer.context, op.dot!) : !forbidden.has(region) && final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
-        });
-        const erasure = somewhere ? null : judge.erasure(op);
-        if (!somewhere && erasure !== null) report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is on no copy; ${erasure}`);
-        if (!somewhere && erasure === null) report.fail(`lost write: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s) is on no copy`);
-      }
-      for (const region of must) {
-        report.count('lost writes: acknowledged dots checked');
-        const answer = answers.get(region);
-        const held = answer?.status === 200 ? contextHas(answer.context, op.dot) : final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
-        if (held) continue;
-        const erasure = judge.erasure(op);
-        if (erasure !== null) {
-          report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is not on ${region}; ${erasure}`);
-          continue;
-        }
-        report.fail(answer?.status === 200
-          ? `lost write: ${region}'s ${id} lacks the acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`
-          : `lost write: ${region} answers ${answer?.status} for ${id} and ${final.tokenReads.get(nodeOf[region])?.get(op.token!) ?? 'nothing'} for the token of its acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`);
-      }
-    }
-
-    // Values: what the writes allow, on every copy that must exist.
-    must.forEach((region, i) => checkValue(doc, ops, answers.get(region), region, judge, report, i === 0));
+    // Copies that share no dot never exchanged anything: the same key created in regions the policy keeps apart
+    // (quarantine, pii, a home region). Each such lineage is a document of its own, checked on its own; the
+    // writes on no copy are checked once, with the first.
+    const lineages = lineagesOf(answers);
+    if (lineages.length > 1) report.count('convergence: keys with separate lineages');
+    const forbiddenAll: Array<Set<ChaosRegion>> = [];
+    lineages.forEach((lineage, i) => {
+      const others = new Set(lineages.flat().filter((region) => !lineage.includes(region)));
+      const inLineage = (op: Op) => op.dot === null || op.dot === undefined || lineage.some((region) => contextHas(answers.get(region)?.context, op.dot!));
+      const onNoCopy = (op: Op) => op.dot !== null && op.dot !== undefined && !lineages.flat().some((region) => contextHas(answers.get(region)?.context, op.dot!));
+      const mine = lineages.length === 1 ? ops : ops.filter((op) => inLineage(op) || (i === 0 && onNoCopy(op)));
+      const seen = lineages.length === 1 ? answers : new Map([...answers].map(([region, answer]) => [region, others.has(region) ? otherLineage : answer]));
+      const forbidden = checkLineage(input, judge, shape, { id, dataset, key, doc }, mine, seen, others, report);
+      if (forbidden !== null) forbiddenAll.push(forbidden);
+    });
+    // The disk check: a region is forbidden a document's values when every lineage forbids it.
+    if (forbiddenAll.length > 0) forbiddenByDoc.set(id, new Set(chaosRegions.filter((region) => forbiddenAll.every((set) => set.has(region)))));
   }
   return forbiddenByDoc;
+}
+
+/** What a region that holds another lineage of the key answers, for the checks of this one. */
+const otherLineage: FinalDoc = { status: 409 };
+
+/** The regions holding a copy, grouped by lineage: copies sharing a dot are one document. */
+function lineagesOf(answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>): ChaosRegion[][] {
+  const held = [...answers].filter(([, answer]) => answer?.status === 200 && answer.context !== undefined) as Array<[ChaosRegion, FinalDoc]>;
+  const parent = held.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  for (let i = 0; i < held.length; i++) {
+    for (let j = i + 1; j < held.length; j++) if (shareDot(held[i]![1].context!, held[j]![1].context!)) parent[find(i)] = find(j);
+  }
+  const groups = new Map<number, ChaosRegion[]>();
+  const dotless: ChaosRegion[] = [];
+  held.forEach(([region, answer], i) => {
+    // A copy without a single dot shares nothing with anyone, yet was never a creation of its own: it is
+    // judged with the first lineage (as a copy that lacks its writes).
+    if (!hasDots(answer.context!)) dotless.push(region);
+    else groups.set(find(i), [...(groups.get(find(i)) ?? []), region]);
+  });
+  const lineages = [...groups.values()];
+  if (lineages.length === 0) return [dotless];
+  lineages[0]!.push(...dotless);
+  return lineages;
+}
+
+function hasDots(context: NonNullable<FinalDoc['context']>): boolean {
+  return context.cloud.length > 0 || context.vector.some(([, counter]) => counter >= 1);
+}
+
+/** Whether two causal contexts (a vector and a cloud of dots) have a dot in common. */
+function shareDot(a: NonNullable<FinalDoc['context']>, b: NonNullable<FinalDoc['context']>): boolean {
+  const vector = (context: NonNullable<FinalDoc['context']>) => new Map(context.vector.map(([node, counter]) => [node, counter]));
+  const [va, vb] = [vector(a), vector(b)];
+  for (const [node, counter] of va) if (counter >= 1 && (vb.get(node) ?? 0) >= 1) return true;
+  if (a.cloud.some((dot) => contextHas(b, dot))) return true;
+  return b.cloud.some((dot) => contextHas(a, dot));
+}
+
+/**
+ * One lineage of a document (all of it, when its copies share dots): `answers` shows the regions holding
+ * another lineage (`others`) as holding nothing of this one. Returns the regions its facts forbid.
+ */
+function checkLineage(input: CheckInput, judge: Judge, shape: ReturnType<Judge['shape']>, doc0: { id: string; dataset: string; key: string; doc: DocId }, ops: readonly Op[], answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>, others: ReadonlySet<ChaosRegion>, report: Report): Set<ChaosRegion> | null {
+  const { final, nodeOf } = input;
+  const { id, dataset, key, doc } = doc0;
+  const facts = finalFacts(doc, ops, answers, judge, report);
+  if (facts.length === 0) return null; // nothing that may have happened created it
+  const holderSets = facts.map((f) => holders(shape, f));
+  const must = chaosRegions.filter((region) => holderSets.every((set) => set.includes(region)));
+  const forbidden = new Set(chaosRegions.filter((region) => holderSets.every((set) => !set.includes(region))));
+
+  // Views: no region that may not hold it lists or serves it.
+  for (const region of forbidden) {
+    report.count('residency: forbidden copies checked');
+    if (!others.has(region) && final.lists.get(nodeOf[region])?.get(dataset)?.includes(key) === true) report.fail(`residency: ${region} lists ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
+    if (answers.get(region)?.status === 200) report.fail(`residency: ${region} answers 200 for ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
+  }
+
+  // Copies that must exist are equal, facts and all.
+  report.count('convergence: documents');
+  const views = must.map((region) => view(answers.get(region)));
+  if (new Set(views).size > 1) report.fail(`divergence: ${id} differs between ${must.join(', ')}: ${must.map((region, i) => `${region}: ${views[i]!.slice(0, 300)}`).join(' | ')}`);
+
+  // Every acknowledged write is on every copy that must exist, unless the document was lawfully erased.
+  for (const op of ops) {
+    if (op.outcome !== 'ok' || op.dot === null || op.dot === undefined) continue;
+    if (must.length === 0) {
+      // No region must hold it (the copies disagree on its facts, or none may): the write must still be somewhere.
+      report.count('lost writes: acknowledged dots checked');
+      const somewhere = chaosRegions.some((region) => {
+        const answer = answers.get(region);
+        return answer?.status === 200 ? contextHas(answer.context, op.dot!) : !forbidden.has(region) && final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
+      });
+      const erasure = somewhere ? null : judge.erasure(op);
+      if (!somewhere && erasure !== null) report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is on no copy; ${erasure}`);
+      if (!somewhere && erasure === null) report.fail(`lost write: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s) is on no copy`);
+    }
+    for (const region of must) {
+      report.count('lost writes: acknowledged dots checked');
+      const answer = answers.get(region);
+      const held = answer?.status === 200 ? contextHas(answer.context, op.dot) : final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
+      if (held) continue;
+      const erasure = judge.erasure(op);
+      if (erasure !== null) {
+        report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is not on ${region}; ${erasure}`);
+        continue;
+      }
+      report.fail(answer?.status === 200
+        ? `lost write: ${region}'s ${id} lacks the acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`
+        : `lost write: ${region} answers ${answer?.status} for ${id} and ${final.tokenReads.get(nodeOf[region])?.get(op.token!) ?? 'nothing'} for the token of its acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`);
+    }
+  }
+
+  // Values: what the writes allow, on every copy that must exist.
+  must.forEach((region, i) => checkValue(doc, ops, answers.get(region), region, judge, report, i === 0));
+  return forbidden;
 }
 
 /**

@@ -64,7 +64,9 @@ function build(
   // The timestamp comes after the stamps of the copy, so that a re-creation's type stamp wins over them.
   const hlc = c.now([current?.typed?.hlc, current?.origin?.hlc]);
   if (write.kind === 'delete') {
-    return { mutation: current === null ? null : remove(current, c.node, hlc, { keepTags: true }), hlc };
+    // A delete's dot too starts above the dots of a copy this region purged once (seed 10260).
+    const floored = current !== null && floor > 0 ? { ...current, counterFloor: floor } : current;
+    return { mutation: floored === null ? null : remove(floored, c.node, hlc, { keepTags: true }), hlc };
   }
   if (write.mustExist === true && (current === null || !docExists(current))) {
     throw new TesseraError('ERR_OPTION_INVALID', `tag: ${dataset}/${key} does not exist`);
