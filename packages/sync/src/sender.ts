@@ -205,8 +205,12 @@ export class LinkSender {
         this.stats.deniedEntries++;
         continue;
       }
-      // A state or purge entry is for its regions from whoever wrote it; it is never forwarded.
-      if (entry.origin === this.peer || (entry.origin !== this.self && (entry.kind !== undefined || !this.shouldForward(entry)))) {
+      // A state or purge entry is for its regions from whoever wrote it; it is never forwarded. A change without
+      // an origin sequence number (a state joined here, facts a head taught this copy) is in no origin's
+      // stream, so the origin may never send it: every node that logged it sends it on, forwarding or not (a
+      // peer that has it skips it and logs nothing, so it goes no further; seed 10304).
+      const unsequenced = entry.originSeq === 0 && entry.kind === undefined;
+      if (entry.origin === this.peer || (entry.origin !== this.self && !unsequenced && (entry.kind !== undefined || !this.shouldForward(entry)))) {
         this.stats.skippedEntries++;
         continue;
       }

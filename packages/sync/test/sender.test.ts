@@ -67,6 +67,20 @@ t.test('forwarding: only to a peer that lacks the entry and cannot get it direct
   t.same(forwarded.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)), thirdSeqs.filter((seq) => seq > 2), 'during an outage: only what the peer lacks');
 });
 
+// Goal: a change without an origin sequence number (a state joined here, facts a head taught this copy) is in
+// no origin's stream, so the node that logged it sends it on whatever the forwarding rules; never to its origin.
+t.test('an unsequenced change of a third origin is sent on, forwarding on or off; never back to its origin', async (t) => {
+  const entries = log(6, (i) => ['self', 'third', 'peer'][i % 3]!).map((e) => (e.origin === 'self' ? e : { ...e, originSeq: 0 }));
+  for (const forward of [false, true]) {
+    const sender = new LinkSender('peer', 'self', forward, unlimited, 0);
+    sender.step({ kind: 'peer-state', have: { third: 10 }, down: [] }, 0);
+    const { sends } = drive(sender, entries, sender.step({ kind: 'open', cursor: 0, head: 6 }, 0), 0, true);
+    const sent = sends.flatMap((s) => s.entries);
+    t.same(sent.filter((e) => e.origin === 'third').map((e) => e.seq), entries.filter((e) => e.origin === 'third').map((e) => e.seq), `forwarding ${forward ? 'on' : 'off'}: the third origin's unsequenced changes go`);
+    t.notOk(sent.some((e) => e.origin === 'peer'), 'none goes back to its origin');
+  }
+});
+
 t.test('keeps at most the window of batches unacknowledged; an ack opens room', async (t) => {
   const entries = log(40_000, () => 'self');
   const sender = new LinkSender('peer', 'self', false, unlimited, 0);
