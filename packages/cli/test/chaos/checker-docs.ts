@@ -57,7 +57,7 @@ export function checkDocuments(input: CheckInput, judge: Judge, finalVersion: nu
 const otherLineage: FinalDoc = { status: 409 };
 
 /** The regions holding a copy, grouped by lineage: copies sharing a dot are one document. */
-function lineagesOf(answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>): ChaosRegion[][] {
+export function lineagesOf(answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>): ChaosRegion[][] {
   const held = [...answers].filter(([, answer]) => answer?.status === 200 && answer.context !== undefined) as Array<[ChaosRegion, FinalDoc]>;
   const parent = held.map((_, i) => i);
   const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));

@@ -10,7 +10,8 @@ import { type TestCluster } from '../harness.js';
 import { type FinalDoc, type FinalState } from './checker.js';
 import { type History, call } from './history.js';
 import { type ChaosRegion, chaosDatasetNames, chaosRegions, docKeyOf, docOf, markerBytesMax, markerPrefix } from './model.js';
-import { holders } from './policy.js';
+import { type PolicyShape, holders } from './policy.js';
+import { lineagesOf } from './checker-docs.js';
 
 /** Documents listed per page; requests in flight per node while reading the final state. */
 const listLimit = 1000;
@@ -67,7 +68,12 @@ export async function converged(cluster: TestCluster, history: History, regionOf
     for (const key of ids) {
       const views = chaosRegions.map((region) => byRegion.get(region)!.get(dataset)!.get(key) ?? null);
       const listed = views.filter((view) => view !== null).map((view) => JSON.stringify(view));
-      if (new Set(listed).size > 1) return { done: false, digest };
+      if (new Set(listed).size > 1) {
+        // Copies that differ may be separate lineages of the key (created where they may never meet): settled
+        // when each lineage is listed, identically, by exactly the regions its own facts allow.
+        if (!(await lineagesSettled(cluster, shape, dataset, key))) return { done: false, digest };
+        continue;
+      }
       const doc = docOf(dataset, key);
       const origins = doc?.owner !== null && doc?.owner !== undefined ? [regionOfClient(doc.owner)] : [...(writers.get(docKeyOf(dataset, key)) ?? [])];
       const tags = views.find((view) => view !== null)!.tags;
@@ -81,6 +87,26 @@ export async function converged(cluster: TestCluster, history: History, regionOf
     }
   }
   return { done: true, digest };
+}
+
+/** Whether every lineage of `dataset/key` is held, identically, by exactly the regions its facts allow. */
+async function lineagesSettled(cluster: TestCluster, shape: PolicyShape, dataset: string, key: string): Promise<boolean> {
+  const answers = new Map<ChaosRegion, FinalDoc>();
+  await Promise.all(cluster.nodes.map(async (node) => {
+    const answer = await call(node.url, 'GET', `/v1/kv/${docKeyOf(dataset, key)}`, undefined, 10_000);
+    answers.set(node.region as ChaosRegion, answer.kind === 'answer' && answer.status === 200
+      ? { status: 200, type: answer.body.type, value: answer.body.value, context: answer.body.context, tags: answer.body.tags, origin: answer.body.origin ?? null }
+      : { status: answer.kind === 'answer' ? answer.status : 0 });
+  }));
+  for (const lineage of lineagesOf(answers)) {
+    const copies = lineage.map((region) => answers.get(region)!);
+    if (new Set(copies.map((copy) => JSON.stringify([copy.type, copy.value, copy.context, copy.tags, copy.origin]))).size > 1) return false;
+    const first = copies[0];
+    if (first === undefined) continue;
+    const allowed = holders(shape, { dataset, origin: first.origin ?? '(none)', tags: [...(first.tags ?? [])].sort() });
+    if ([...allowed].sort().join() !== [...lineage].sort().join()) return false;
+  }
+  return true;
 }
 
 /** Reads every document any client wrote or any node lists, on every node; the tokens of 404 answers; lists and policy versions. */
