@@ -21,6 +21,7 @@ import { type AccessOptions } from './http/guard.js';
 import { batchRoutes } from './http/routes-batch.js';
 import { changesRoutes } from './http/routes-changes.js';
 import { kvRoutes } from './http/routes-kv.js';
+import { placementRoutes } from './http/routes-placement.js';
 import { type OpenRoutes, nodeRoutes } from './http/routes-node.js';
 import { policyRoutes } from './http/routes-policy.js';
 import { staticRoutes } from './http/routes-static.js';
@@ -31,6 +32,7 @@ export { type HttpRequestEvent, requestIdLengthMax } from './http/app.js';
 export { type AccessOptions, type TokenLookup, bearerChallenge } from './http/guard.js';
 export { type OpenRoutes } from './http/routes-node.js';
 export { policyBodyBytesMax } from './http/routes-policy.js';
+export { type PlacementAnswer, type PlacementRegion } from './http/routes-placement.js';
 export { type BatchItemAnswer, batchBytesMax, batchDocumentsMax } from './http/routes-batch.js';
 export {
   type ChangeFeedEvent, feedEventsDefault, feedEventsMax, feedHeartbeatMs, feedReadEntriesMax, feedResponseMsMax, feedWaitMsMax,
@@ -111,7 +113,7 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpApi {
     context,
     access: deps.access,
     logger: deps.logger ?? eventLogger(deps.log),
-    routes: [...kvRoutes(context, waitMsMax), ...batchRoutes(context), ...changesRoutes(context), ...nodeRoutes(context, open), ...policyRoutes(context), ...staticRoutes(() => appRef!)],
+    routes: [...kvRoutes(context, waitMsMax), ...batchRoutes(context), ...changesRoutes(context), ...nodeRoutes(context, open), ...policyRoutes(context), ...placementRoutes(context), ...staticRoutes(() => appRef!)],
     drainSignal: () => drainController.signal,
     onRequestStart: () => inFlight++,
     onRequestEnd: (route, method, status, durationMs) => {

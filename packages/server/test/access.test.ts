@@ -64,6 +64,7 @@ const calls: Array<{ method: string; url: string; route: string; body?: unknown 
   { method: 'GET', url: '/v1/kv/catalog', route: '/v1/kv/:dataset' },
   { method: 'POST', url: '/v1/kv/catalog', route: '/v1/kv/:dataset', body: [{ key: 'k2', value: { a: 1 } }] },
   { method: 'GET', url: '/v1/changes?dataset=catalog', route: '/v1/changes' },
+  { method: 'GET', url: '/v1/placement/catalog', route: '/v1/placement/:dataset' },
   { method: 'GET', url: '/v1/conflicts?dataset=catalog', route: '/v1/conflicts' },
   { method: 'GET', url: '/v1/status', route: '/v1/status' },
   { method: 'GET', url: '/v1/peers', route: '/v1/peers' },
@@ -105,7 +106,7 @@ t.test('anonymous, unknown and malformed credentials get 401 on every route, wit
 t.test('roles and dataset grants: 403 where the role or the grant is missing, the route answers where both are there', async (t) => {
   const { inject, tokens } = await setup(t);
   // What each token may do, by route and method: true = allowed.
-  const data = ['/v1/kv/:dataset/:key', '/v1/kv/:dataset/:key/ops', '/v1/kv/:dataset', '/v1/conflicts', '/v1/changes'];
+  const data = ['/v1/kv/:dataset/:key', '/v1/kv/:dataset/:key/ops', '/v1/kv/:dataset', '/v1/conflicts', '/v1/changes', '/v1/placement/:dataset'];
   const allowed = (token: keyof typeof tokens, call: (typeof calls)[number]): boolean => {
     const write = call.method !== 'GET' && call.route !== '/v1/policy';
     if (token === 'admin') return true;
