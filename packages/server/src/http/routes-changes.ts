@@ -146,7 +146,7 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
         head = replica.committedSeq;
         answer = await page(answer.cursor, limit, visible);
       }
-      return sendJson(reply, 200, { node: node.id, events: answer.events, next: answer.cursor });
+      return sendJson(reply, 200, { node: node.id, head: replica.committedSeq, events: answer.events, next: answer.cursor });
     }
 
     // An event stream: the reply is written by hand from here.
@@ -202,7 +202,7 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
       },
       querystring: queryOf({ since: integerString, dataset: { type: 'string' }, limit: integerString, waitMs: integerString }),
       response: objectOf('A page of changes (long poll) and the cursor to ask from next; as text/event-stream, `change` events with the same fields and `checkpoint` events.', {
-        node: { type: 'string' }, next: { type: 'integer' },
+        node: { type: 'string' }, head: { type: 'integer', description: 'The node\'s durable log head: follow from it to see only what changes from now on.' }, next: { type: 'integer' },
         events: {
           type: 'array', items: objectOf('A change.', {
             seq: { type: 'integer' }, dataset: { type: 'string' }, key: { type: 'string' }, origin: { type: 'string' }, hlc: hlcSchema,
