@@ -174,6 +174,10 @@ t.test('OpenAPI: the description lists exactly the routes, each with its schemas
   const put = doc.paths['/v1/kv/{dataset}/{key}'].put;
   t.match(put.requestBody.content['application/json'].schema, { type: 'object', required: ['value'] });
   t.ok(put.responses['200'] && put.responses['4XX'], 'a 200 and the problem answers');
+  const batch = doc.paths['/v1/kv/{dataset}'].post;
+  t.same(Object.keys(batch.requestBody.content).sort(), ['application/json', 'application/x-ndjson'], 'a batch is JSON or NDJSON');
+  t.match(batch.requestBody.content['application/json'].schema, { type: 'array', maxItems: 1000 });
+  t.ok(doc.paths['/v1/changes'].get.parameters.some((p: { name: string }) => p.name === 'since'), 'the feed takes since');
 });
 
 t.test('signed policies: unsigned, foreign, tampered, replayed and far-jumping versions are refused; a replacement is audited', async (t) => {

@@ -211,3 +211,23 @@ t.test('feed: only datasets the caller may read; a named dataset needs a grant; 
   const text = await sse.text();
   t.equal((text.match(/event: change/g) ?? []).length, 2, 'the stream ends after limit events');
 });
+
+t.test('feed: a document this node may no longer hold under its enforced policy is not shown, key and all', async (t) => {
+  const { replica, call } = await setup(t);
+  const text = (version: number, catalog: string) => `version: ${version}
+regions:
+  eu-west: { jurisdiction: eu }
+  us-east: { jurisdiction: us }
+datasets:
+  catalog: { type: map, placement: ${catalog} }
+  orders: { type: map, placement: global }
+`;
+  await replica.installPolicy(parsePolicy(text(1, 'global'), 'p'), 'enforce', 'test');
+  await replica.put('catalog', 'marker-gone', { v: 'marker-value' });
+  await replica.put('orders', 'o1', { v: 1 });
+  t.same((await call('GET', '/v1/changes')).body.events.map((e: any) => e.key), ['marker-gone', 'o1']);
+  await replica.installPolicy(parsePolicy(text(2, '{ regions: [us-east] }'), 'p'), 'enforce', 'test');
+  const after = await call('GET', '/v1/changes');
+  t.same(after.body.events.map((e: any) => e.key), ['o1'], 'only what eu-west may hold');
+  t.notMatch(JSON.stringify(after.body), /marker-/);
+});
