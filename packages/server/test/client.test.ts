@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import { parsePolicy } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { Client, TesseraClientError, createHttpHandler, planRoute, type HttpApi } from '../src/index.js';
+import { Client, TesseraClientError, backoffMs, clientBackoffMsMax, createHttpHandler, encodeSessionToken, planRoute, type HttpApi } from '../src/index.js';
 import { testCredentials } from './helpers/auth.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -88,6 +88,9 @@ t.test('routing plan: nodes of regions that may hold the dataset, nearest first'
   t.same(planRoute(nodes, placement, [50.1, 8.7]).nodes.map((n) => n.url), ['http://c', 'http://a'], 'Frankfurt: eu-west, then us-east; never ap-south');
   t.same(planRoute(nodes, placement, 'us-east').nodes.map((n) => n.url), ['http://a', 'http://c']);
   t.same(planRoute(nodes, null, undefined).nodes.map((n) => n.url), ['http://a', 'http://b', 'http://c'], 'no policy: every node, in the given order');
+  t.equal(backoffMs(3, () => 0.999), 399, 'back-off doubles from 50 ms…');
+  t.equal(backoffMs(30, () => 0.9999999), clientBackoffMsMax - 1, '…up to its bound');
+  t.equal(backoffMs(3, () => 0), 0, 'full jitter');
 });
 
 t.test('failover: a killed node of an allowed region is skipped; the dataset never reaches a region that may not hold it', async (t) => {
@@ -139,7 +142,7 @@ t.test('refusal: a client whose nodes are all in a region that may not hold the 
 
 t.test('session tokens: a read on another node waits for this client\'s write; problems are typed errors', async (t) => {
   const { nodes, client } = await cluster(t);
-  const [eu1, eu2] = nodes as [TestNode, TestNode, TestNode];
+  const [eu1, eu2, us1] = nodes as [TestNode, TestNode, TestNode];
   const c = client();
   await c.put('catalog', 'doc', { v: 1 });
   await eu1.kill();
@@ -151,6 +154,14 @@ t.test('session tokens: a read on another node waits for this client\'s write; p
   })(), 300);
   t.same((await reading)?.value, { v: 1 }, 'the read waited for the write its token names');
   t.equal(await c.get('catalog', 'missing'), undefined, 'a document the node does not hold reads as undefined');
+  // A write that only eu-west-1 (now unreachable) holds: each node waits, then answers 409; the client asks the next.
+  const only = await eu1.replica.put('catalog', 'late', { v: 5 });
+  const token = encodeSessionToken('catalog', 'late', only.dot!);
+  const notYet = await c.get('catalog', 'late', { token, waitMs: 100 }).catch((e: unknown) => e);
+  t.ok(notYet instanceof TesseraClientError);
+  t.equal((notYet as TesseraClientError).code, 'ERR_NOT_YET_REPLICATED', 'no node holds it yet: the typed 409');
+  await us1.replica.applyDeltas((await eu1.replica.deltasSince(0)).entries);
+  t.same((await c.get('catalog', 'late', { token, waitMs: 100 }))?.value, { v: 5 }, 'eu-west-2 still lacks it; us-east has it and answers');
   const mismatch = await c.increment('catalog', 'doc', 1).catch((e: unknown) => e);
   t.ok(mismatch instanceof TesseraClientError);
   t.equal((mismatch as TesseraClientError).code, 'ERR_TYPE_MISMATCH');

@@ -91,7 +91,7 @@ export interface ClientBatchAnswer {
   readonly results: readonly BatchItemAnswer[];
 }
 
-/** A write's answer. */
+/** The answers' types (a write, a feed event, a placement, a batch item), re-exported for the client's users. */
 export type { WriteAnswer, ChangeFeedEvent, PlacementAnswer, BatchItemAnswer };
 
 interface Call {
@@ -423,7 +423,9 @@ export class Client {
       candidates = plan.nodes;
     }
     const tried: string[] = [];
-    for (let round = 0; round < this.attemptsMax; round++) {
+    // A read whose session token's write has not reached a node yet: the other nodes of this round may have it.
+    let notYet: TesseraClientError | null = null;
+    for (let round = 0; round < this.attemptsMax && notYet === null; round++) {
       if (round > 0) await sleep(backoffMs(round));
       const order = [...candidates];
       // Ready nodes first, in route order; in the last round the others too (readiness may be stale).
@@ -452,6 +454,11 @@ export class Client {
           this.markDown(node);
           continue;
         }
+        if (error.code === 'ERR_NOT_YET_REPLICATED' && call.idempotent) {
+          notYet = error;
+          tried.push(`${node.url}: 409 ${error.code}`);
+          continue;
+        }
         // The document lives elsewhere: go on with the nodes of the regions that may hold it.
         if (answer.status === 421 && error.code === 'ERR_POLICY_DENIED' && error.regions !== null && error.regions.length > 0) {
           const elsewhere = candidates.filter((n) => error.regions!.includes(n.region) && n.url !== node.url);
@@ -464,7 +471,7 @@ export class Client {
         throw error;
       }
     }
-    throw this.unavailable(dataset, tried);
+    throw notYet ?? this.unavailable(dataset, tried);
   }
 
   private async sendTo(node: ClientNode, call: Call): Promise<Answer> {
