@@ -98,6 +98,18 @@ t.test('batch: a refused item is reported with its code; the others are written'
   t.equal(await replica.get('catalog', 'ok2'), undefined);
 });
 
+t.test('batch: operations items apply in order; an item whose operations do not fit the document is refused before any applies', async (t) => {
+  const { replica, call } = await setup(t);
+  const answer = await call('POST', '/v1/kv/stats', JSON.stringify([
+    { key: 'home', ops: [{ op: 'increment', amount: 3 }, { op: 'increment', amount: -1 }, { op: 'tag', add: ['hot'] }] },
+    { key: 'home', ops: [{ op: 'increment', amount: 1 }, { op: 'set', path: 'a', value: 1 }] },
+    { key: 'cart', ops: [{ op: 'nope' }] },
+    { key: 'x', ops: [], value: 1 },
+  ]));
+  t.same(answer.body.results.map((r: any) => (r.ok ? 'ok' : r.code)), ['ok', 'ERR_TYPE_MISMATCH', 'ERR_OP_UNKNOWN', 'ERR_BODY_INVALID']);
+  t.match(await replica.get('stats', 'home'), { type: 'counter', value: 2, tags: ['hot'] }, 'the refused item changed nothing');
+});
+
 t.test('batch: limits in documents and bytes answer 413 ERR_BATCH_TOO_LARGE naming the limit; grants are per dataset', async (t) => {
   const { replica, call, credentials } = await setup(t);
   const many = await call('POST', '/v1/kv/catalog', JSON.stringify(Array.from({ length: batchDocumentsMax + 1 }, (_, i) => ({ key: `k${i}`, value: 1 }))));

@@ -2,8 +2,8 @@
  * `tessera import|export|watch` (issue 14 item 3): documents in and out of a running node as NDJSON, and the
  * change feed.
  *
- * - `import <dataset> <file>` reads one item a line (`{ "key", "value", "type"?, "tags"? }` or
- *   `{ "key", "delete": true }`; `-` reads stdin) and sends them through the batch route
+ * - `import <dataset> <file>` reads one item a line (`{ "key", "value", "type"?, "tags"? }`,
+ *   `{ "key", "delete": true }` or `{ "key", "ops": [...] }`; `-` reads stdin; see `importItem`) and sends them through the batch route
  *   (`POST /v1/kv/:dataset`, NDJSON) in batches within the node's limits; a progress bar on a terminal, a plain
  *   line per batch otherwise; every refused line is reported with its number and code, and the exit status is 1.
  * - `export <dataset>` prints every document as one such line (what `import` reads back).
@@ -34,6 +34,34 @@ export const exportPageSize = 1_000;
 export const watchReconnectsMax = 10;
 
 type BatchResult = { index: number; ok: boolean; code?: string; detail?: string };
+
+/**
+ * A line of the file as the batch item to send. Lines `export` wrote (`{ key, type, value, tags }`) are turned
+ * into what recreates the document: a counter's value into an increment, a Yjs state into an update, an `mv`
+ * register's single value into a put; other lines go as they are. Throws a `TesseraError` for what cannot be
+ * recreated (an `mv` register with concurrent values, an Automerge document's JSON view).
+ */
+export function importItem(item: unknown): unknown {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
+  const line = item as { key?: unknown; type?: unknown; value?: unknown; tags?: unknown; ops?: unknown; delete?: unknown };
+  if (line.ops !== undefined || line.delete !== undefined || !('value' in line)) return item;
+  const tags = Array.isArray(line.tags) && line.tags.length > 0 ? [{ op: 'tag', add: line.tags }] : [];
+  switch (line.type) {
+    case 'counter':
+      return { key: line.key, ops: [{ op: 'increment', amount: line.value, type: 'counter' }, ...tags] };
+    case 'yjs':
+      return { key: line.key, ops: [{ op: 'yjs-update', update: line.value, type: 'yjs' }, ...tags] };
+    case 'mv':
+      if (!Array.isArray(line.value) || line.value.length !== 1) {
+        throw new TesseraError('ERR_VALUE_INVALID', `an mv register with ${Array.isArray(line.value) ? line.value.length : 'no list of'} concurrent values cannot be recreated: write one value to resolve them, then export again`);
+      }
+      return { ...line, value: line.value[0] as unknown };
+    case 'automerge':
+      throw new TesseraError('ERR_VALUE_INVALID', 'an Automerge document is exported as its JSON view, which is no Automerge change: copy it with the embedded API (replica.automerge)');
+    default:
+      return item;
+  }
+}
 
 /** Registers `import`, `export` and `watch`. */
 export function registerTransferCommands(program: Command, print: (line: string) => void, context: CliContext): void {
@@ -68,19 +96,26 @@ export function registerTransferCommands(program: Command, print: (line: string)
         batchBytes = 0;
         progress(readBytes, totals.written + totals.failed);
       };
-      for await (const text of lines) {
+      for await (let text of lines) {
         lineNumber++;
         readBytes += Buffer.byteLength(text) + 1;
         if (text.trim() === '') continue;
-        const bytes = Buffer.byteLength(text) + 1;
-        if (bytes > importBatchBytesMax) {
-          fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the line has ${bytes} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
+        if (Buffer.byteLength(text) + 1 > importBatchBytesMax) {
+          fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the line has ${Buffer.byteLength(text) + 1} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
           continue;
         }
+        let item: unknown;
         try {
-          JSON.parse(text);
+          item = importItem(JSON.parse(text));
         } catch (error) {
-          fail(lineNumber, 'ERR_BODY_INVALID', `not JSON: ${(error as Error).message.slice(0, 200)}`);
+          if (error instanceof TesseraError) fail(lineNumber, error.code, error.message);
+          else fail(lineNumber, 'ERR_BODY_INVALID', `not JSON: ${(error as Error).message.slice(0, 200)}`);
+          continue;
+        }
+        text = JSON.stringify(item);
+        const bytes = Buffer.byteLength(text) + 1;
+        if (bytes > importBatchBytesMax) {
+          fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the item has ${bytes} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
           continue;
         }
         if (batch.length >= batchDocumentsMax || batchBytes + bytes > importBatchBytesMax) await flush();

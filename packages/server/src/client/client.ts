@@ -79,10 +79,11 @@ export type ClientOperation =
   | { readonly op: 'automerge-changes'; readonly changes: readonly Uint8Array[]; readonly type?: CrdtTypeName }
   | { readonly op: 'tag'; readonly add?: readonly string[]; readonly remove?: readonly string[] };
 
-/** One item of `batch`: a put, or a delete. */
+/** One item of `batch`: a put, a delete, or CRDT operations applied in order. */
 export type ClientBatchItem =
   | { readonly key: string; readonly value: Json; readonly type?: CrdtTypeName; readonly tags?: readonly string[] }
-  | { readonly key: string; readonly delete: true };
+  | { readonly key: string; readonly delete: true }
+  | { readonly key: string; readonly ops: readonly ClientOperation[] };
 
 /** What `batch` answers: one result per item, in order. */
 export interface ClientBatchAnswer {
@@ -249,7 +250,7 @@ export class Client {
       const lines: string[] = [];
       let bytes = 0;
       while (start + lines.length < items.length && lines.length < batchDocumentsMax) {
-        const line = JSON.stringify(items[start + lines.length]);
+        const line = JSON.stringify(items[start + lines.length], bytesAsBase64);
         const lineBytes = Buffer.byteLength(line) + 1;
         if (lines.length > 0 && bytes + lineBytes > clientBatchBytesMax) break;
         lines.push(line);

@@ -1,7 +1,8 @@
 /**
  * Batch writes (issue 13 item 4): `POST /v1/kv/:dataset` takes many documents at once, as a JSON array or as
  * NDJSON (`application/x-ndjson`, one item a line), bounded in documents and bytes. Each item is a put
- * (`{ key, value, type?, tags? }`) or a delete (`{ key, delete: true }`).
+ * (`{ key, value, type?, tags? }`), a delete (`{ key, delete: true }`) or CRDT operations applied in order
+ * (`{ key, ops: [...] }`, the body of `POST /v1/kv/:dataset/:key/ops`: counters, Yjs updates, tags).
  *
  * The writes are started together so that the store's group commit (store/committer.ts) puts them down in a
  * few atomic batches with one fsync each, instead of one per document; items on the same key run in their
@@ -11,6 +12,7 @@
 import { type FastifyReply, type FastifyRequest } from 'fastify';
 import { type CrdtTypeName, type Json, MiB, TesseraError, checkDatasetName, checkKey, checkUserTags, crdtType, isPlainObject } from '@tessera/core';
 import { type WriteResult } from '@tessera/store';
+import { type RequestOperation, checkOperations, parseOperations } from '../operations.js';
 import { problemOf } from '../problem.js';
 import { NdjsonBody, type RouteContext, type WriteAnswer, noteTrace, query, sendJson, writeAnswer } from './context.js';
 import { type RouteSpec } from './define.js';
@@ -24,7 +26,8 @@ export const batchBytesMax = 8 * MiB;
 /** One item of a batch, checked. */
 type BatchItem =
   | { readonly kind: 'put'; readonly key: string; readonly value: Json; readonly type?: CrdtTypeName; readonly tags?: readonly string[] }
-  | { readonly kind: 'delete'; readonly key: string };
+  | { readonly kind: 'delete'; readonly key: string }
+  | { readonly kind: 'ops'; readonly key: string; readonly operations: readonly RequestOperation[] };
 
 /** What one item answers: its write, or its refusal. */
 export type BatchItemAnswer =
@@ -49,13 +52,18 @@ function itemsOf(body: unknown): readonly unknown[] {
 
 /** Checks one item; throws what makes it invalid (reported as that item's answer). */
 function parseItem(item: unknown): BatchItem {
-  if (!isPlainObject(item)) throw new TesseraError('ERR_BODY_INVALID', 'an item is an object { "key": …, "value": …, "type"?: …, "tags"?: […] } or { "key": …, "delete": true }');
+  if (!isPlainObject(item)) throw new TesseraError('ERR_BODY_INVALID', 'an item is an object { "key": …, "value": …, "type"?: …, "tags"?: […] }, { "key": …, "delete": true } or { "key": …, "ops": [...] }');
   for (const field of Object.keys(item)) {
-    if (!['key', 'value', 'type', 'tags', 'delete'].includes(field)) {
-      throw new TesseraError('ERR_BODY_INVALID', `unknown field ${JSON.stringify(field).slice(0, 80)} (the fields are key, value, type, tags, delete)`);
+    if (!['key', 'value', 'type', 'tags', 'delete', 'ops'].includes(field)) {
+      throw new TesseraError('ERR_BODY_INVALID', `unknown field ${JSON.stringify(field).slice(0, 80)} (the fields are key, value, type, tags, delete, ops)`);
     }
   }
   checkKey(item.key);
+  if (item.ops !== undefined) {
+    if (Object.keys(item).length !== 2) throw new TesseraError('ERR_BODY_INVALID', 'an operations item is { "key": …, "ops": [...] } and nothing else');
+    if (!Array.isArray(item.ops)) throw new TesseraError('ERR_BODY_INVALID', '"ops" is a list of operations like { "op": "increment", "amount": 1 }');
+    return { kind: 'ops', key: item.key, operations: parseOperations(item.ops) };
+  }
   if (item.delete !== undefined) {
     if (item.delete !== true || 'value' in item || 'type' in item || 'tags' in item) {
       throw new TesseraError('ERR_BODY_INVALID', 'a delete item is { "key": …, "delete": true } and nothing else');
@@ -99,9 +107,24 @@ export function batchRoutes(context: RouteContext): RouteSpec[] {
         refuse(index, isPlainObject(raw) && typeof raw.key === 'string' ? raw.key : null, error);
       }
     });
-    const write = (item: BatchItem): Promise<WriteResult> => (item.kind === 'delete'
-      ? replica.delete(dataset, item.key)
-      : replica.put(dataset, item.key, item.value, { ...(item.type === undefined ? {} : { type: item.type }), ...(item.tags === undefined ? {} : { tags: item.tags }) }));
+    // Without the dataset types, a new document's type is the store's to decide (as routes-kv.ts does).
+    const datasetType = replica.policy?.dataset(dataset).type ?? (context.datasets === undefined ? undefined : context.datasets[dataset]?.type ?? 'map');
+    const write = async (item: BatchItem): Promise<WriteResult> => {
+      if (item.kind === 'delete') return replica.delete(dataset, item.key);
+      if (item.kind === 'put') {
+        return replica.put(dataset, item.key, item.value, { ...(item.type === undefined ? {} : { type: item.type }), ...(item.tags === undefined ? {} : { tags: item.tags }) });
+      }
+      // Checked against the document first, so that an item is refused before any of its operations applies.
+      checkOperations(dataset, item.key, item.operations, await replica.state(dataset, item.key), datasetType);
+      let result: WriteResult | null = null;
+      for (const operation of item.operations) {
+        result = operation.kind === 'tag'
+          ? await replica.tag(dataset, item.key, operation.change)
+          : await replica.operate(dataset, item.key, operation.operation, operation.type === undefined ? {} : { type: operation.type });
+        noteTrace(context, request, result);
+      }
+      return result!;
+    };
     await Promise.all([...byKey.values()].map(async (chain) => {
       for (const { index, item } of chain) {
         try {
@@ -120,7 +143,10 @@ export function batchRoutes(context: RouteContext): RouteSpec[] {
 
   const itemSchema = {
     type: 'object', required: ['key'], additionalProperties: false,
-    properties: { key: { type: 'string' }, value: {}, type: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } }, delete: { const: true } },
+    properties: {
+      key: { type: 'string' }, value: {}, type: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } }, delete: { const: true },
+      ops: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'object', required: ['op'], properties: { op: { type: 'string' } } } },
+    },
   };
   return [
     {
