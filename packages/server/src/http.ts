@@ -35,7 +35,7 @@ export { policyBodyBytesMax } from './http/routes-policy.js';
 export { type PlacementAnswer, type PlacementRegion } from './http/routes-placement.js';
 export { type BatchItemAnswer, batchBytesMax, batchDocumentsMax } from './http/routes-batch.js';
 export {
-  type ChangeFeedEvent, feedEventsDefault, feedEventsMax, feedHeartbeatMs, feedReadEntriesMax, feedResponseMsMax, feedWaitMsMax,
+  type ChangeFeedEvent, feedEventsDefault, feedEventsMax, feedHeartbeatMs, feedReadEntriesMax, feedResponseMsMax, feedScanEntriesMax, feedWaitMsMax,
 } from './http/routes-changes.js';
 export { readTokenWaitMsDefault, readTokenPollMs, tokenWaitersMax } from './http/session-wait.js';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePolicy } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { batchBytesMax, batchDocumentsMax, createHttpHandler } from '../src/http.js';
+import { batchBytesMax, batchDocumentsMax, createHttpHandler, feedScanEntriesMax } from '../src/http.js';
 import { bearer, testCredentials } from './helpers/auth.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -242,4 +242,21 @@ datasets:
   const after = await call('GET', '/v1/changes');
   t.same(after.body.events.map((e: any) => e.key), ['o1'], 'only what eu-west may hold');
   t.notMatch(JSON.stringify(after.body), /marker-/);
+});
+
+t.test('feed: a page reads at most feedScanEntriesMax entries; past a long stretch of hidden entries the cursor moves on and the stream goes on', async (t) => {
+  const { replica, url, call, credentials } = await setup(t);
+  for (let start = 0; start < feedScanEntriesMax + 50; start += 1_000) {
+    await Promise.all(Array.from({ length: 1_000 }, (_, i) => replica.put('orders', `o${start + i}`, { i })));
+  }
+  await replica.put('catalog', 'visible', { v: 1 });
+  const reader = credentials.token('reader-catalog', { roles: ['reader'], datasets: ['catalog'] });
+  const first = await call('GET', '/v1/changes?waitMs=5000', undefined, {}, reader);
+  t.same(first.body.events, [], 'the first page found nothing to show…');
+  t.equal(first.body.next, feedScanEntriesMax, '…and answered at once with its cursor moved on');
+  const second = await call('GET', `/v1/changes?since=${first.body.next}`, undefined, {}, reader);
+  t.same(second.body.events.map((e: any) => e.key), ['visible']);
+  const events = await readEvents(`${url}/v1/changes`, bearer(reader), 1);
+  t.same(events.filter((e) => e.event === 'change').map((e) => e.data.key), ['visible'], 'the stream goes past the hidden entries by itself');
+  t.ok(events.some((e) => e.event === 'checkpoint' && Number(e.id) === feedScanEntriesMax), 'with a checkpoint on the way');
 });

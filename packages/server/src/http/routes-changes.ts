@@ -29,6 +29,8 @@ export const feedEventsDefault = 1_000;
 export const feedEventsMax = 10_000;
 /** Log entries read from the store at once. */
 export const feedReadEntriesMax = 256;
+/** Log entries one page scans at most (entries the caller does not see count too); the cursor then moves on. */
+export const feedScanEntriesMax = 10_000;
 /** How long one event stream lasts at most; the client then reconnects from its last event id. */
 export const feedResponseMsMax = 60_000;
 /** An idle stream sends a comment this often, so proxies and clients see it alive. */
@@ -70,12 +72,18 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
     return { ...base, deleted: false, type: view.type, value: view.value, tags: view.tags };
   }
 
-  /** Up to `max` events after `cursor`, and the cursor after the entries read (also past the skipped ones). */
-  async function page(cursor: number, max: number, visible: (dataset: string) => boolean): Promise<{ events: ChangeFeedEvent[]; cursor: number }> {
+  /**
+   * Up to `max` events after `cursor`, and the cursor after the entries read (also past the skipped ones); at
+   * most `feedScanEntriesMax` entries are read, so a page over a long stretch of hidden entries may be empty
+   * with its cursor moved on.
+   */
+  async function page(cursor: number, max: number, visible: (dataset: string) => boolean): Promise<{ events: ChangeFeedEvent[]; cursor: number; more: boolean }> {
     const events: ChangeFeedEvent[] = [];
-    while (events.length < max) {
-      const { entries } = await replica.deltasSince(cursor, { limit: Math.min(feedReadEntriesMax, Math.max(1, max - events.length)) });
+    let scanned = 0;
+    while (events.length < max && scanned < feedScanEntriesMax) {
+      const { entries } = await replica.deltasSince(cursor, { limit: Math.min(feedReadEntriesMax, feedScanEntriesMax - scanned, Math.max(1, max - events.length)) });
       if (entries.length === 0) break;
+      scanned += entries.length;
       for (const entry of entries) {
         cursor = entry.seq;
         const event = await eventOf(entry, visible);
@@ -83,7 +91,8 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
         if (events.length >= max) break;
       }
     }
-    return { events, cursor };
+    // `more`: the page stopped at a bound, not at the end of the log.
+    return { events, cursor, more: events.length >= max || scanned >= feedScanEntriesMax };
   }
 
   /**
@@ -141,7 +150,7 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
       let head = replica.committedSeq;
       let answer = await page(since, limit, visible);
       const deadlineMs = Date.now() + waitMs;
-      while (answer.events.length === 0 && Date.now() < deadlineMs && !signal.aborted) {
+      while (answer.events.length === 0 && !answer.more && Date.now() < deadlineMs && !signal.aborted) {
         await changedAfter(head, deadlineMs - Date.now(), signal);
         head = replica.committedSeq;
         answer = await page(answer.cursor, limit, visible);
@@ -179,6 +188,7 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
           await write(`id: ${cursor}\nevent: checkpoint\ndata: {"seq":${cursor}}\n\n`);
           announced = cursor;
         }
+        if (answer.more) continue;
         await changedAfter(head, Math.min(feedHeartbeatMs, endsAtMs - Date.now()), signal);
         if (replica.committedSeq === head && !signal.aborted) await write(': heartbeat\n\n');
       }
