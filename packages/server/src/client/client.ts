@@ -14,37 +14,26 @@
  *
  * HTTPS nodes are verified against the cluster CA (`ca`, PEM) with undici (tls/fetch.ts).
  */
-import {
-  type CrdtTypeName, type ErrorCode, type Json, type JsonScalar, TesseraError, checkDatasetName, checkKey,
-} from '@tessera/core';
+import { type CrdtTypeName, type ErrorCode, type Json, type JsonScalar, TesseraError, checkDatasetName, checkKey } from '@tessera/core';
 import { type DocumentView, type ListPage } from '@tessera/store';
 import { type WriteAnswer } from '../http/context.js';
 import { type BatchItemAnswer, batchBytesMax, batchDocumentsMax } from '../http/routes-batch.js';
 import { type ChangeFeedEvent } from '../http/routes-changes.js';
 import { type PlacementAnswer } from '../http/routes-placement.js';
 import { bytesAsBase64 } from '../problem.js';
-import { caFetch } from '../tls/fetch.js';
-import { TesseraClientError, errorOfAnswer } from './errors.js';
-import { readEventStream } from './feed.js';
-import { type ClientLocation, type ClientNode, type RoutePlan, planRoute } from './routing.js';
+import { type ChangesOptions, followChanges } from './changes.js';
+import { TesseraClientError } from './errors.js';
+import { type ClientLocation, type ClientNode, type RoutePlan } from './routing.js';
+import { Transport } from './transport.js';
 
 export { type ClientLocation, type ClientNode, type RoutePlan, planRoute, distanceKm } from './routing.js';
 export { TesseraClientError } from './errors.js';
+export { type ChangesOptions } from './changes.js';
+export {
+  backoffMs, clientAttemptsMaxDefault, clientBackoffMsMax, clientBackoffMsMin, clientHealthTtlMsDefault, clientPlacementTtlMsDefault,
+  clientProbeTimeoutMs, clientTimeoutMsDefault,
+} from './transport.js';
 
-/** Timeout of one request unless `timeoutMs` says otherwise. */
-export const clientTimeoutMsDefault = 10_000;
-/** Rounds over the allowed nodes before a call gives up. */
-export const clientAttemptsMaxDefault = 4;
-/** Back-off between rounds: from this… */
-export const clientBackoffMsMin = 50;
-/** …doubling up to this. */
-export const clientBackoffMsMax = 2_000;
-/** How long a node's readiness is trusted before it is probed again. */
-export const clientHealthTtlMsDefault = 5_000;
-/** Timeout of one readiness probe. */
-export const clientProbeTimeoutMs = 2_000;
-/** How long a dataset's placement is trusted before it is asked again. */
-export const clientPlacementTtlMsDefault = 30_000;
 /** Session tokens kept (one per document written, oldest dropped first). */
 export const clientSessionsMax = 10_000;
 /** Bytes of one batch request the client sends (below the node's `batchBytesMax`, leaving room for framing). */
@@ -95,69 +84,18 @@ export interface ClientBatchAnswer {
 /** The answers' types (a write, a feed event, a placement, a batch item), re-exported for the client's users. */
 export type { WriteAnswer, ChangeFeedEvent, PlacementAnswer, BatchItemAnswer };
 
-interface Call {
-  readonly method: 'GET' | 'PUT' | 'POST' | 'DELETE';
-  readonly path: string;
-  readonly body?: string;
-  readonly contentType?: string;
-  /** Safe to send again after a failure that may have reached the node. */
-  readonly idempotent: boolean;
-}
-
-interface Answer {
-  readonly status: number;
-  readonly body: unknown;
-  readonly node: ClientNode;
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Exponential back-off with full jitter: a random wait up to `min * 2^attempt`, at most `max`. */
-export function backoffMs(attempt: number, random: () => number = Math.random): number {
-  return Math.floor(random() * Math.min(clientBackoffMsMax, clientBackoffMsMin * 2 ** attempt));
-}
-
 /** The typed client of a Tessera cluster. */
 export class Client {
-  private readonly nodes: readonly ClientNode[];
-  private readonly token: string;
-  private readonly doFetch: typeof fetch;
-  private readonly near: ClientLocation | undefined;
-  private readonly timeoutMs: number;
-  private readonly attemptsMax: number;
-  private readonly healthTtlMs: number;
-  private readonly placementTtlMs: number;
-  private readonly health = new Map<string, { ready: boolean; atMs: number }>();
-  private readonly placements = new Map<string, { answer: PlacementAnswer; atMs: number }>();
+  private readonly transport: Transport;
   private readonly sessions = new Map<string, string>();
 
   constructor(options: ClientOptions) {
-    if (!Array.isArray(options.nodes) || options.nodes.length === 0) throw new TesseraError('ERR_OPTION_INVALID', 'Client: nodes must list at least one { url, region }');
-    for (const node of options.nodes) {
-      try {
-        const url = new URL(node.url);
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
-      } catch {
-        throw new TesseraError('ERR_OPTION_INVALID', `Client: node url ${JSON.stringify(node.url)} is not an http(s) URL`);
-      }
-      if (typeof node.region !== 'string' || node.region === '') throw new TesseraError('ERR_OPTION_INVALID', `Client: node ${node.url} needs its region`);
-    }
-    if (typeof options.token !== 'string' || options.token === '') throw new TesseraError('ERR_OPTION_INVALID', 'Client: token is required (tessera token create)');
-    this.nodes = options.nodes.map((node) => ({ url: node.url.replace(/\/+$/, ''), region: node.region }));
-    this.token = options.token;
-    this.doFetch = options.fetch ?? (options.ca === undefined ? fetch : caFetch(options.ca));
-    this.near = options.near;
-    this.timeoutMs = options.timeoutMs ?? clientTimeoutMsDefault;
-    this.attemptsMax = options.attemptsMax ?? clientAttemptsMaxDefault;
-    this.healthTtlMs = options.healthTtlMs ?? clientHealthTtlMsDefault;
-    this.placementTtlMs = options.placementTtlMs ?? clientPlacementTtlMsDefault;
+    this.transport = new Transport(options);
   }
-
-  // ------------------------------------------------------------------ documents
 
   /** Writes a document's whole value (creating it with `type` and `tags`). */
   async put(dataset: string, key: string, value: Json, options: { type?: CrdtTypeName; tags?: readonly string[] } = {}): Promise<WriteAnswer> {
-    const answer = await this.send(dataset, { method: 'PUT', path: docPath(dataset, key), body: JSON.stringify({ value, ...options }), idempotent: true }) as WriteAnswer;
+    const answer = await this.transport.send(dataset, { method: 'PUT', path: docPath(dataset, key), body: JSON.stringify({ value, ...options }), idempotent: true }) as WriteAnswer;
     this.remember(dataset, key, answer.token);
     return answer;
   }
@@ -173,7 +111,7 @@ export class Client {
     if (token !== undefined && options.waitMs !== undefined) params.set('waitMs', String(options.waitMs));
     const query = params.size === 0 ? '' : `?${params.toString()}`;
     try {
-      return await this.send(dataset, { method: 'GET', path: docPath(dataset, key) + query, idempotent: true }) as DocumentView;
+      return await this.transport.send(dataset, { method: 'GET', path: docPath(dataset, key) + query, idempotent: true }) as DocumentView;
     } catch (error) {
       if (error instanceof TesseraClientError && error.code === 'ERR_DOC_NOT_FOUND') return undefined;
       throw error;
@@ -182,7 +120,7 @@ export class Client {
 
   /** Deletes a document. */
   async delete(dataset: string, key: string): Promise<WriteAnswer> {
-    const answer = await this.send(dataset, { method: 'DELETE', path: docPath(dataset, key), idempotent: true }) as WriteAnswer;
+    const answer = await this.transport.send(dataset, { method: 'DELETE', path: docPath(dataset, key), idempotent: true }) as WriteAnswer;
     this.remember(dataset, key, answer.token);
     return answer;
   }
@@ -190,7 +128,7 @@ export class Client {
   /** Applies CRDT operations and tag changes to a document, in order (not retried once it may have arrived). */
   async ops(dataset: string, key: string, operations: readonly ClientOperation[]): Promise<{ results: WriteAnswer[] }> {
     if (operations.length === 0) throw new TesseraError('ERR_OPTION_INVALID', 'ops: give at least one operation');
-    const answer = await this.send(dataset, {
+    const answer = await this.transport.send(dataset, {
       method: 'POST', path: `${docPath(dataset, key)}/ops`, body: JSON.stringify(operations, bytesAsBase64), idempotent: false,
     }) as { results: WriteAnswer[] };
     this.remember(dataset, key, answer.results.at(-1)?.token ?? null);
@@ -256,7 +194,7 @@ export class Client {
         lines.push(line);
         bytes += lineBytes;
       }
-      const answer = await this.send(dataset, {
+      const answer = await this.transport.send(dataset, {
         method: 'POST', path: `/v1/kv/${encodeURIComponent(dataset)}`, body: `${lines.join('\n')}\n`, contentType: 'application/x-ndjson', idempotent: true,
       }) as ClientBatchAnswer;
       for (const result of answer.results) {
@@ -277,7 +215,7 @@ export class Client {
     if (options.limit !== undefined) params.set('limit', String(options.limit));
     if (options.cursor !== undefined && options.cursor !== null) params.set('cursor', options.cursor);
     const query = params.size === 0 ? '' : `?${params.toString()}`;
-    return await this.send(dataset, { method: 'GET', path: `/v1/kv/${encodeURIComponent(dataset)}${query}`, idempotent: true }) as ListPage;
+    return await this.transport.send(dataset, { method: 'GET', path: `/v1/kv/${encodeURIComponent(dataset)}${query}`, idempotent: true }) as ListPage;
   }
 
   /** Every document of a dataset (paging through `list`). */
@@ -291,80 +229,26 @@ export class Client {
   }
 
   /** Which regions may hold a dataset, as a node's enforced policy says (cached for `placementTtlMs`). */
-  async placement(dataset: string): Promise<PlacementAnswer> {
-    checkDatasetName(dataset);
-    const cached = this.placements.get(dataset);
-    if (cached !== undefined && Date.now() - cached.atMs < this.placementTtlMs) return cached.answer;
-    const answer = await this.send(null, { method: 'GET', path: `/v1/placement/${encodeURIComponent(dataset)}`, idempotent: true }) as PlacementAnswer;
-    this.placements.set(dataset, { answer, atMs: Date.now() });
-    return answer;
+  placement(dataset: string): Promise<PlacementAnswer> {
+    return this.transport.placement(dataset);
   }
 
   /** The nodes a dataset's requests may go to, nearest first. */
-  async route(dataset: string): Promise<RoutePlan> {
-    return planRoute(this.nodes, await this.placement(dataset), this.near);
+  route(dataset: string): Promise<RoutePlan> {
+    return this.transport.route(dataset);
   }
 
   /**
    * The change feed of one node as an async iterator: changes after `since` (that node's sequence numbers),
    * resumed after every reconnect from the last event, without loss or repetition. It follows the nearest
-   * healthy node that may hold `dataset` (or `node`, a URL); when that node stays unreachable it throws
+   * ready node that may hold `dataset` (or `node`, a URL); when that node stays unreachable it throws
    * `ERR_NODE_UNAVAILABLE` (cursors do not carry over to another node). Ends when `signal` aborts.
    */
-  async *changes(options: { since?: number; dataset?: string; node?: string; signal?: AbortSignal } = {}): AsyncGenerator<ChangeFeedEvent> {
-    if (options.dataset !== undefined) checkDatasetName(options.dataset);
-    const chosen = options.node?.replace(/\/+$/, '');
-    const node = chosen !== undefined
-      ? this.nodes.find((n) => n.url === chosen) ?? { url: chosen, region: '' }
-      : await this.firstReady(options.dataset === undefined ? planRoute(this.nodes, null, this.near).nodes : (await this.route(options.dataset)).nodes, options.dataset ?? null);
-    let cursor = options.since ?? 0;
-    let failures = 0;
-    let lastError = '';
-    while (options.signal?.aborted !== true) {
-      const connection = new AbortController();
-      const onAbort = () => connection.abort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        const params = new URLSearchParams({ since: String(cursor) });
-        if (options.dataset !== undefined) params.set('dataset', options.dataset);
-        const response = await this.doFetch(`${node.url}/v1/changes?${params.toString()}`, {
-          headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream', 'last-event-id': String(cursor) },
-          signal: connection.signal,
-        });
-        if (!response.ok) {
-          const error = errorOfAnswer(response.status, await response.json().catch(() => null), node.url);
-          if (response.status !== 503) throw error;
-          lastError = `${error.code}: ${error.message}`;
-          failures++;
-        } else {
-          failures = 0;
-          for await (const event of readEventStream(response.body!)) {
-            if (event.event === 'change') {
-              const change = JSON.parse(event.data) as ChangeFeedEvent;
-              cursor = change.seq;
-              yield change;
-            } else if (event.event === 'checkpoint' && event.id !== null) {
-              cursor = Number(event.id);
-            }
-          }
-        }
-      } catch (error) {
-        if ((options.signal as AbortSignal | undefined)?.aborted === true) return;
-        if (error instanceof TesseraError) throw error;
-        lastError = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-        failures++;
-      } finally {
-        options.signal?.removeEventListener('abort', onAbort);
-        connection.abort();
-      }
-      if (failures > this.attemptsMax) {
-        throw new TesseraClientError('ERR_NODE_UNAVAILABLE',
-          `change feed of ${node.url}: ${failures} connections in a row failed (last: ${lastError}); resume from since=${cursor} on this node when it is back`, null, node.url);
-      }
-      if (failures > 0) await sleep(backoffMs(failures));
-    }
+  changes(options: ChangesOptions = {}): AsyncGenerator<ChangeFeedEvent> {
+    return followChanges(this.transport, options);
   }
 
+  // ------------------------------------------------------------------ internals
   // ------------------------------------------------------------------ internals
 
   private async one(dataset: string, key: string, operation: ClientOperation): Promise<WriteAnswer> {
@@ -379,117 +263,6 @@ export class Client {
     if (this.sessions.size > clientSessionsMax) this.sessions.delete(this.sessions.keys().next().value!);
   }
 
-  /** True when the node answers `/readyz` with 200 (cached for `healthTtlMs`). */
-  private async ready(node: ClientNode): Promise<boolean> {
-    const known = this.health.get(node.url);
-    if (known !== undefined && Date.now() - known.atMs < this.healthTtlMs) return known.ready;
-    let ready = false;
-    try {
-      const response = await this.doFetch(`${node.url}/readyz`, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(clientProbeTimeoutMs) });
-      await response.arrayBuffer();
-      // A refused credential is the request's to report, not a sign of a sick node.
-      ready = response.status === 200 || response.status === 401 || response.status === 403;
-    } catch {
-      ready = false;
-    }
-    this.health.set(node.url, { ready, atMs: Date.now() });
-    return ready;
-  }
-
-  private markDown(node: ClientNode): void {
-    this.health.set(node.url, { ready: false, atMs: Date.now() });
-  }
-
-  private async firstReady(nodes: readonly ClientNode[], dataset: string | null): Promise<ClientNode> {
-    for (const node of nodes) if (await this.ready(node)) return node;
-    throw this.unavailable(dataset, nodes.map((node) => `${node.url} (not ready)`));
-  }
-
-  private unavailable(dataset: string | null, tried: readonly string[]): TesseraClientError {
-    return new TesseraClientError('ERR_NODE_UNAVAILABLE',
-      `no node${dataset === null ? '' : ` that may hold dataset ${dataset}`} answered after ${this.attemptsMax} rounds: ${tried.slice(-8).join('; ')}`, null, null);
-  }
-
-  /** Sends a call to the nodes `dataset` may use (any node when null), failing over and retrying as it may. */
-  private async send(dataset: string | null, call: Call): Promise<unknown> {
-    let candidates: readonly ClientNode[];
-    if (dataset === null) candidates = planRoute(this.nodes, null, this.near).nodes;
-    else {
-      const plan = await this.route(dataset);
-      if (plan.nodes.length === 0) {
-        throw new TesseraClientError('ERR_POLICY_DENIED',
-          `dataset ${dataset} may be held only in regions ${plan.regions!.length === 0 ? '(none)' : plan.regions!.join(', ')}; this client has nodes in ${[...new Set(this.nodes.map((n) => n.region))].join(', ')} only: give it a node of a region that may hold the dataset`,
-          { regions: plan.regions }, null);
-      }
-      candidates = plan.nodes;
-    }
-    const tried: string[] = [];
-    // A read whose session token's write has not reached a node yet: the other nodes of this round may have it.
-    let notYet: TesseraClientError | null = null;
-    for (let round = 0; round < this.attemptsMax && notYet === null; round++) {
-      if (round > 0) await sleep(backoffMs(round));
-      const order = [...candidates];
-      // Ready nodes first, in route order; in the last round the others too (readiness may be stale).
-      const ready: ClientNode[] = [];
-      for (const node of order) if (await this.ready(node)) ready.push(node);
-      const targets = round === this.attemptsMax - 1 ? [...ready, ...order.filter((node) => !ready.includes(node))] : ready;
-      if (targets.length === 0) tried.push(`round ${round}: every node was down or draining`);
-      for (const node of targets) {
-        let answer: Answer;
-        try {
-          answer = await this.sendTo(node, call);
-        } catch (error) {
-          const code = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-          tried.push(`${node.url}: ${code}`);
-          this.markDown(node);
-          // A request that may have reached the node is not sent again unless doing so is harmless.
-          if (!call.idempotent && code !== 'ECONNREFUSED') {
-            throw new TesseraClientError('ERR_NODE_UNAVAILABLE', `${call.method} ${node.url}: ${code}; the operation may or may not have been applied (not retried: it is not idempotent)`, null, node.url);
-          }
-          continue;
-        }
-        if (answer.status < 400) return answer.body;
-        const error = errorOfAnswer(answer.status, answer.body, node.url);
-        if (answer.status === 503 && (call.idempotent || error.code === 'ERR_CONNECTIONS_EXCEEDED')) {
-          tried.push(`${node.url}: ${answer.status} ${error.code}`);
-          this.markDown(node);
-          continue;
-        }
-        if (error.code === 'ERR_NOT_YET_REPLICATED' && call.idempotent) {
-          notYet = error;
-          tried.push(`${node.url}: 409 ${error.code}`);
-          continue;
-        }
-        // The document lives elsewhere: go on with the nodes of the regions that may hold it.
-        if (answer.status === 421 && error.code === 'ERR_POLICY_DENIED' && error.regions !== null && error.regions.length > 0) {
-          const elsewhere = candidates.filter((n) => error.regions!.includes(n.region) && n.url !== node.url);
-          if (elsewhere.length === 0) throw error;
-          candidates = elsewhere;
-          tried.push(`${node.url}: 421 (may live in ${error.regions.join(', ')})`);
-          round--;
-          break;
-        }
-        throw error;
-      }
-    }
-    throw notYet ?? this.unavailable(dataset, tried);
-  }
-
-  private async sendTo(node: ClientNode, call: Call): Promise<Answer> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (call.body !== undefined) headers['content-type'] = call.contentType ?? 'application/json';
-    const response = await this.doFetch(node.url + call.path, {
-      method: call.method, headers, ...(call.body === undefined ? {} : { body: call.body }), signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const text = await response.text();
-    let body: unknown = null;
-    try {
-      body = text === '' ? null : JSON.parse(text);
-    } catch {
-      body = text;
-    }
-    return { status: response.status, body, node };
-  }
 }
 
 function docPath(dataset: string, key: string): string {
