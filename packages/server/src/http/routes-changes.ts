@@ -146,7 +146,8 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
     const signal = request.tessera.signal;
 
     const accept = String(request.headers.accept ?? '');
-    if (!accept.includes('text/event-stream')) {
+    // HEAD gets the long poll's headers: a stream without a body would only hold the connection.
+    if (!accept.includes('text/event-stream') || request.method === 'HEAD') {
       let head = replica.committedSeq;
       let answer = await page(since, limit, visible);
       const deadlineMs = Date.now() + waitMs;
