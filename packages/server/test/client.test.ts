@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import { parsePolicy } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { Client, TesseraClientError, backoffMs, clientBackoffMsMax, createHttpHandler, encodeSessionToken, planRoute, type HttpApi } from '../src/index.js';
+import { Client, TesseraClientError, backoffMs, clientBackoffMsMax, createHttpHandler, decodeSessionToken, encodeSessionToken, planRoute, type HttpApi } from '../src/index.js';
 import { testCredentials } from './helpers/auth.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -227,4 +227,19 @@ t.test('changes: the iterator resumes after the connection drops, losing and rep
   controller.abort();
   await following;
   t.same(seen, Array.from({ length: 10 }, (_, i) => `k${i}`), 'every change once, in order, across the reconnect');
+});
+
+t.test('a stale placement: a node answering 421 with the regions that may hold the document sends the call there', async (t) => {
+  const { nodes, credentials } = await cluster(t);
+  const [eu1, eu2, us1] = nodes as [TestNode, TestNode, TestNode];
+  const c = new Client({ nodes: nodes.map((n) => ({ url: n.url, region: n.region })), token: credentials.admin, healthTtlMs: 0, near: 'eu-west' });
+  t.same((await c.route('catalog')).nodes.map((n) => n.region), ['eu-west', 'eu-west', 'us-east'], 'catalog is global: eu-west first');
+  // The policy changes under the client's cached placement: catalog may now live in us-east only.
+  const v2 = parsePolicy(policyText.replace('version: 1', 'version: 2').replace('catalog:  { type: map, placement: global }', 'catalog:  { type: map, placement: { regions: [us-east] } }'), 'policy');
+  for (const node of nodes) await node.replica.installPolicy(v2, 'enforce', 'test');
+  const answer = await c.put('catalog', 'moved', { v: 1 });
+  t.equal(decodeSessionToken(answer.token).dot[0], 'us-east-1', 'the write went to us-east after eu-west answered 421');
+  t.equal(await eu1.replica.get('catalog', 'moved'), undefined);
+  t.equal(await eu2.replica.get('catalog', 'moved'), undefined);
+  t.same((await us1.replica.get('catalog', 'moved'))?.value, { v: 1 });
 });
