@@ -100,7 +100,7 @@ t.test('import → export → import → export: the same documents; refused lin
   t.match(await replica.get('copy', 'z-counter'), { type: 'counter', value: 41, tags: ['hot'] });
 });
 
-t.test('export | head -1 exits quietly', async (t) => {
+t.test('export | head -1 exits quietly; export | import - copies a dataset', async (t) => {
   const { replica, url, token } = await setup(t);
   for (let start = 0; start < 3_000; start += 500) {
     await Promise.all(Array.from({ length: 500 }, (_, i) => replica.put('catalog', `k${String(start + i).padStart(5, '0')}`, { i: start + i })));
@@ -116,6 +116,16 @@ t.test('export | head -1 exits quietly', async (t) => {
   t.equal(result.stdout, `${JSON.stringify({ key: 'k00000', type: 'map', value: { i: 0 }, tags: [] })}\n`);
   t.equal(result.stderr, '', 'nothing on stderr');
   t.equal(result.code, 0, 'exit 0');
+  // A pipeline: export into import from stdin (`-`).
+  const piped = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+    const child = spawn('bash', ['-c', `set -o pipefail; node ${bin} export catalog | node ${bin} import copy -`], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TESSERA_URL: url, TESSERA_TOKEN: token } });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+  t.equal(piped.code, 0);
+  t.equal(piped.stdout, 'imported 3000 documents into copy: 3000 written, 0 refused\n');
+  t.same((await replica.get('copy', 'k02999'))?.value, { i: 2999 });
 });
 
 t.test('watch: changes as they come, from the head by default or from --since', async (t) => {
