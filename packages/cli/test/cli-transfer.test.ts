@@ -45,7 +45,7 @@ async function setup(t: Test) {
       else process.env[name] = value;
     }
   });
-  return { replica, url, token: admin.token, dir };
+  return { replica, url, token: admin.token, dir, server };
 }
 
 async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
@@ -143,4 +143,18 @@ t.test('watch: changes as they come, from the head by default or from --since', 
   const replay = await cli(['watch', '--since', '0', '--count', '2', '--json']);
   t.same(replay.out.map((line) => (JSON.parse(line) as { key: string }).key), ['old', 'o1']);
   t.equal((await cli(['watch', '--since', 'x'])).code, 1);
+});
+
+t.test('watch: a dropped connection is resumed from the last change, nothing lost or repeated', async (t) => {
+  const { replica, server } = await setup(t);
+  const watching = cli(['watch', '--since', '0', '--count', '4']);
+  await replica.put('catalog', 'a', { n: 1 });
+  await replica.put('catalog', 'b', { n: 2 });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  server.closeAllConnections();
+  await replica.put('catalog', 'c', { n: 3 });
+  await replica.put('catalog', 'd', { n: 4 });
+  const watched = await watching;
+  t.equal(watched.code, 0, watched.err.join('\n'));
+  t.same(watched.out.map((line) => line.split('\t')[1]), ['catalog/a', 'catalog/b', 'catalog/c', 'catalog/d']);
 });
