@@ -54,6 +54,27 @@ function envOrNull(name: string): string | null {
   return value === undefined || value === '' ? null : value;
 }
 
+/** A request body sent as it is, with its content type (NDJSON batches), instead of as JSON. */
+export class RawBody {
+  constructor(readonly text: string, readonly contentType: string) {}
+}
+
+/**
+ * Opens a request and returns the response unread (a change feed's stream), with the node's token and CA.
+ * Throws `ERR_OPTION_INVALID` when the node cannot be reached.
+ */
+export async function openApi(node: NodeApi, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  const url = new URL(path, node.base);
+  const doFetch = fetchFor(node.caFile === undefined ? envOrNull('TESSERA_CA') : node.caFile);
+  try {
+    return await doFetch(url, { headers: { ...headers, ...(node.token === null ? {} : { authorization: `Bearer ${node.token}` }) }, ...(signal === undefined ? {} : { signal }) });
+  } catch (error) {
+    if (signal?.aborted === true) throw error;
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+    throw new TesseraError('ERR_OPTION_INVALID', `GET ${url.origin}: cannot reach the node (${cause})`);
+  }
+}
+
 /**
  * Calls the API; returns the parsed JSON body, or throws with the problem's code and detail. `node` is a
  * `NodeApi`, or a base URL called with `$TESSERA_TOKEN` and `$TESSERA_CA`.
@@ -63,14 +84,14 @@ export async function callApi(node: URL | NodeApi, method: string, path: string,
   const url = new URL(path, base);
   const doFetch = fetchFor(caFile === undefined ? envOrNull('TESSERA_CA') : caFile);
   const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (body !== undefined) headers['content-type'] = body instanceof RawBody ? body.contentType : 'application/json';
   if (token !== null) headers.authorization = `Bearer ${token}`;
   let response: Response;
   try {
     response = await doFetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : body instanceof RawBody ? body.text : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {

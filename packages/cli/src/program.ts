@@ -46,6 +46,13 @@ const groups: readonly CommandGroup[] = [
     register: async (program, print) => (await import('./commands/ops.js')).registerOperationCommands(program, print),
   },
   {
+    summaries: {
+      import: 'write the documents of an NDJSON file in batches', export: 'print a dataset\'s documents as NDJSON',
+      watch: 'print the change feed as it comes',
+    },
+    register: async (program, print, context) => (await import('./commands/transfer.js')).registerTransferCommands(program, print, context),
+  },
+  {
     summaries: { status: 'the cluster from any node: nodes, links, lag; exit 1 on trouble' },
     register: async (program, print, context) => (await import('./commands/status.js')).registerStatusCommand(program, print, context),
   },

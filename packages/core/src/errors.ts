@@ -39,6 +39,8 @@ export const errorCatalogue = {
   ERR_CONTENT_TYPE: { status: 415, summary: 'A request body is not sent as application/json (UTF-8).' },
   ERR_BODY_INVALID: { status: 400, summary: 'A request body is not valid UTF-8 JSON, or lacks a field, has an unknown field, or a field of the wrong type for the route.' },
   ERR_BODY_TOO_LARGE: { status: 413, summary: 'A request body exceeds the daemon\'s body size limit.' },
+  ERR_BATCH_TOO_LARGE: { status: 413, summary: 'A batch write (POST /v1/kv/:dataset) holds more documents or bytes than one batch may; the message names the limit. Split it.' },
+  ERR_NODE_UNAVAILABLE: { status: 503, summary: 'The client reached no healthy node (down, draining or unreachable) in a region that may hold the dataset; the message lists the nodes tried and why.' },
   ERR_OP_UNKNOWN: { status: 400, summary: 'The op of an operation sent to POST /v1/kv/:dataset/:key/ops is not one the API knows.' },
   ERR_DOC_NOT_FOUND: { status: 404, summary: 'The document does not exist on the answering node (never written, deleted, or not replicated here yet).' },
   ERR_TOKEN_INVALID: { status: 400, summary: 'A session token is malformed, or was issued for a write to another document than the one read.' },

@@ -18,7 +18,10 @@ import { type NodeMetrics } from './metrics.js';
 import { buildApp } from './http/app.js';
 import { type HttpNodeInfo, type PolicySigning, type Replication, type RouteContext } from './http/context.js';
 import { type AccessOptions } from './http/guard.js';
+import { batchRoutes } from './http/routes-batch.js';
+import { changesRoutes } from './http/routes-changes.js';
 import { kvRoutes } from './http/routes-kv.js';
+import { placementRoutes } from './http/routes-placement.js';
 import { type OpenRoutes, nodeRoutes } from './http/routes-node.js';
 import { policyRoutes } from './http/routes-policy.js';
 import { staticRoutes } from './http/routes-static.js';
@@ -29,6 +32,11 @@ export { type HttpRequestEvent, requestIdLengthMax } from './http/app.js';
 export { type AccessOptions, type TokenLookup, bearerChallenge } from './http/guard.js';
 export { type OpenRoutes } from './http/routes-node.js';
 export { policyBodyBytesMax } from './http/routes-policy.js';
+export { type PlacementAnswer, type PlacementRegion } from './http/routes-placement.js';
+export { type BatchItemAnswer, batchBytesMax, batchDocumentsMax } from './http/routes-batch.js';
+export {
+  type ChangeFeedEvent, feedEventsDefault, feedEventsMax, feedHeartbeatMs, feedReadEntriesMax, feedResponseMsMax, feedScanEntriesMax, feedWaitMsMax,
+} from './http/routes-changes.js';
 export { readTokenWaitMsDefault, readTokenPollMs, tokenWaitersMax } from './http/session-wait.js';
 
 /** What `createHttpHandler` needs. */
@@ -105,7 +113,7 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpApi {
     context,
     access: deps.access,
     logger: deps.logger ?? eventLogger(deps.log),
-    routes: [...kvRoutes(context, waitMsMax), ...nodeRoutes(context, open), ...policyRoutes(context), ...staticRoutes(() => appRef!)],
+    routes: [...kvRoutes(context, waitMsMax), ...batchRoutes(context), ...changesRoutes(context), ...nodeRoutes(context, open), ...policyRoutes(context), ...placementRoutes(context), ...staticRoutes(() => appRef!)],
     drainSignal: () => drainController.signal,
     onRequestStart: () => inFlight++,
     onRequestEnd: (route, method, status, durationMs) => {

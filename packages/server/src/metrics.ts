@@ -2,11 +2,15 @@
  * Prometheus metrics of one node (`prom-client`), served at `/metrics` by the daemon and usable by embedded
  * users: `createMetrics({ replica, replication })` returns a registry to expose however they like.
  *
+ * Naming follows Prometheus: a cumulative count is a Counter whose name ends in `_total` (mirrored from the
+ * link's own counters at each scrape), a level is a Gauge; the default process metrics (`process_*`,
+ * `nodejs_*`: CPU, memory, event-loop lag, handles, GC) are collected too.
+ *
  * Labels name nodes, regions, lanes, datasets, conflict kinds, operations and routes — never a document's key,
  * value or tag (a test scrapes the output for them). Datasets are bounded by the policy (and by the links'
  * traffic counters, which fold datasets past a bound into `(other)`).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { type Replica, inspectSummary } from '@tessera/store';
 import { type SyncNode } from '@tessera/sync';
 
@@ -63,6 +67,7 @@ export function createMetrics(sources: MetricsSources): NodeMetrics {
   const wallClock = sources.wallClock ?? Date.now;
   const registry = new Registry();
   registry.setDefaultLabels({ node: replica.node, region: replica.region });
+  collectDefaultMetrics({ register: registry });
 
   const operationSeconds = new Histogram({
     name: 'tessera_operation_duration_seconds', help: 'Read and write latency of the replica (writes include the durable commit).',
@@ -135,14 +140,22 @@ export function createMetrics(sources: MetricsSources): NodeMetrics {
     linkGauge('tessera_link_inflight_batches', 'Batches sent and not yet acknowledged.', (link) => link.inflightBatches);
     linkGauge('tessera_link_window_batches', 'The adaptive cadence\'s window of unacknowledged batches.', (link) => link.windowBatches);
     linkGauge('tessera_link_rtt_seconds', 'The last round-trip time of a batch.', (link) => (link.rttMs === null ? null : link.rttMs / 1000));
-    linkGauge('tessera_link_reconnects', 'Reconnects of the link since start.', (link) => link.reconnects);
+    /** A cumulative count of each link, read from the link at each scrape (it never goes down while the process lives). */
+    const linkCounter = (name: string, help: string, read: (link: ReturnType<SyncNode['status']>['links'][number]) => number) => new Counter({
+      name, help, labelNames: ['peer', 'peer_region'] as const, registers: [registry],
+      collect() {
+        this.reset();
+        for (const link of replication.status().links) this.inc({ peer: link.peer, peer_region: link.region }, read(link));
+      },
+    });
+    linkCounter('tessera_link_reconnects_total', 'Reconnects of the link since start.', (link) => link.reconnects);
     linkGauge('tessera_link_catching_up', 'Whether the peer is being caught up from document states (1) or not (0).', (link) => (link.catchingUp ? 1 : 0));
-    linkGauge('tessera_link_sent_wire_bytes', 'Bytes of frames sent to the peer since start.', (link) => link.sent.wireBytes);
-    linkGauge('tessera_link_received_wire_bytes', 'Bytes of frames received from the peer since start.', (link) => link.received.wireBytes);
-    linkGauge('tessera_policy_denied_entries', 'Entries the policy kept from the peer (not sent).', (link) => link.policy.deniedEntries);
-    linkGauge('tessera_policy_rejected_by_peer_entries', 'Entries the peer\'s policy refused.', (link) => link.policy.rejectedByPeer);
-    linkGauge('tessera_policy_rejected_entries', 'Entries from the peer this node\'s policy refused (violations).', (link) => link.policy.rejectedHere);
-    linkGauge('tessera_policy_shadow_denied_entries', 'Entries sent that the shadow policy would have kept from the peer.', (link) => link.policy.shadowDenied);
+    linkCounter('tessera_link_sent_wire_bytes_total', 'Bytes of frames sent to the peer since start.', (link) => link.sent.wireBytes);
+    linkCounter('tessera_link_received_wire_bytes_total', 'Bytes of frames received from the peer since start.', (link) => link.received.wireBytes);
+    linkCounter('tessera_policy_denied_entries_total', 'Entries the policy kept from the peer (not sent).', (link) => link.policy.deniedEntries);
+    linkCounter('tessera_policy_rejected_by_peer_entries_total', 'Entries the peer\'s policy refused.', (link) => link.policy.rejectedByPeer);
+    linkCounter('tessera_policy_rejected_entries_total', 'Entries from the peer this node\'s policy refused (violations).', (link) => link.policy.rejectedHere);
+    linkCounter('tessera_policy_shadow_denied_entries_total', 'Entries sent that the shadow policy would have kept from the peer.', (link) => link.policy.shadowDenied);
     new Gauge({
       name: 'tessera_lane_lag_seconds', help: 'Per lane of a link: age of the oldest unacknowledged entry.',
       labelNames: ['peer', 'lane'] as const, registers: [registry],
@@ -170,17 +183,17 @@ export function createMetrics(sources: MetricsSources): NodeMetrics {
         for (const link of replication.traffic()) if (link.clockSkewMs !== null) this.set({ peer: link.peer }, link.clockSkewMs / 1000);
       },
     });
-    const trafficGauge = (name: string, help: string, direction: 'sent' | 'received', field: 'entries' | 'bytes') => new Gauge({
+    const trafficCounter = (name: string, help: string, direction: 'sent' | 'received', field: 'entries' | 'bytes') => new Counter({
       name, help, labelNames: ['peer', 'dataset'] as const, registers: [registry],
       collect() {
         this.reset();
-        for (const link of replication.traffic()) for (const [dataset, counts] of link[direction]) this.set({ peer: link.peer, dataset }, counts[field]);
+        for (const link of replication.traffic()) for (const [dataset, counts] of link[direction]) this.inc({ peer: link.peer, dataset }, counts[field]);
       },
     });
-    trafficGauge('tessera_replication_sent_entries', 'Entries sent to the peer since start, by dataset.', 'sent', 'entries');
-    trafficGauge('tessera_replication_sent_bytes', 'Delta bytes sent to the peer since start, by dataset (cross-region traffic cost).', 'sent', 'bytes');
-    trafficGauge('tessera_replication_received_entries', 'Entries received from the peer since start, by dataset.', 'received', 'entries');
-    trafficGauge('tessera_replication_received_bytes', 'Delta bytes received from the peer since start, by dataset.', 'received', 'bytes');
+    trafficCounter('tessera_replication_sent_entries_total', 'Entries sent to the peer since start, by dataset.', 'sent', 'entries');
+    trafficCounter('tessera_replication_sent_bytes_total', 'Delta bytes sent to the peer since start, by dataset (cross-region traffic cost).', 'sent', 'bytes');
+    trafficCounter('tessera_replication_received_entries_total', 'Entries received from the peer since start, by dataset.', 'received', 'entries');
+    trafficCounter('tessera_replication_received_bytes_total', 'Delta bytes received from the peer since start, by dataset.', 'received', 'bytes');
     const visibleSeconds = new Histogram({
       name: 'tessera_replication_visible_lag_seconds', help: 'Commit-to-visible lag of applied entries: from the write at its origin to durable here.',
       labelNames: ['peer_region', 'dataset'] as const, buckets: lagBucketsSeconds, registers: [registry],

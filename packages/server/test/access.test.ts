@@ -62,6 +62,9 @@ const calls: Array<{ method: string; url: string; route: string; body?: unknown 
   { method: 'DELETE', url: '/v1/kv/catalog/k1', route: '/v1/kv/:dataset/:key' },
   { method: 'POST', url: '/v1/kv/catalog/k1/ops', route: '/v1/kv/:dataset/:key/ops', body: { op: 'set', path: 'a', value: 2 } },
   { method: 'GET', url: '/v1/kv/catalog', route: '/v1/kv/:dataset' },
+  { method: 'POST', url: '/v1/kv/catalog', route: '/v1/kv/:dataset', body: [{ key: 'k2', value: { a: 1 } }] },
+  { method: 'GET', url: '/v1/changes?dataset=catalog', route: '/v1/changes' },
+  { method: 'GET', url: '/v1/placement/catalog', route: '/v1/placement/:dataset' },
   { method: 'GET', url: '/v1/conflicts?dataset=catalog', route: '/v1/conflicts' },
   { method: 'GET', url: '/v1/status', route: '/v1/status' },
   { method: 'GET', url: '/v1/peers', route: '/v1/peers' },
@@ -103,7 +106,7 @@ t.test('anonymous, unknown and malformed credentials get 401 on every route, wit
 t.test('roles and dataset grants: 403 where the role or the grant is missing, the route answers where both are there', async (t) => {
   const { inject, tokens } = await setup(t);
   // What each token may do, by route and method: true = allowed.
-  const data = ['/v1/kv/:dataset/:key', '/v1/kv/:dataset/:key/ops', '/v1/kv/:dataset', '/v1/conflicts'];
+  const data = ['/v1/kv/:dataset/:key', '/v1/kv/:dataset/:key/ops', '/v1/kv/:dataset', '/v1/conflicts', '/v1/changes', '/v1/placement/:dataset'];
   const allowed = (token: keyof typeof tokens, call: (typeof calls)[number]): boolean => {
     const write = call.method !== 'GET' && call.route !== '/v1/policy';
     if (token === 'admin') return true;
@@ -125,11 +128,11 @@ t.test('roles and dataset grants: 403 where the role or the grant is missing, th
     }
   }
   // Grants are per dataset: the catalog reader and writer reach nothing of orders.
-  for (const [method, url, body] of [['GET', '/v1/kv/orders/o1'], ['PUT', '/v1/kv/orders/o1', { value: {} }], ['GET', '/v1/kv/orders'], ['GET', '/v1/conflicts']] as const) {
+  for (const [method, url, body] of [['GET', '/v1/kv/orders/o1'], ['PUT', '/v1/kv/orders/o1', { value: {} }], ['GET', '/v1/kv/orders'], ['GET', '/v1/conflicts'], ['POST', '/v1/kv/orders', [{ key: 'o1', value: {} }]], ['GET', '/v1/changes?dataset=orders']] as const) {
     for (const token of [tokens.reader, tokens.writer]) {
       const answer = await inject(method, url, token, body);
       t.equal(answer.status, 403, `${method} ${url} without a grant on orders`);
-      t.match(answer.body.detail, url === '/v1/conflicts' ? /grant on every dataset/ : token === tokens.reader && method === 'PUT' ? /lacks the writer role/ : /grant on dataset "orders"/);
+      t.match(answer.body.detail, url === '/v1/conflicts' ? /grant on every dataset/ : token === tokens.reader && (method === 'PUT' || method === 'POST') ? /lacks the writer role/ : /grant on dataset "orders"/);
     }
   }
   const values = await inject('GET', '/v1/inspect/log?values=true', tokens.operator);
@@ -171,6 +174,10 @@ t.test('OpenAPI: the description lists exactly the routes, each with its schemas
   const put = doc.paths['/v1/kv/{dataset}/{key}'].put;
   t.match(put.requestBody.content['application/json'].schema, { type: 'object', required: ['value'] });
   t.ok(put.responses['200'] && put.responses['4XX'], 'a 200 and the problem answers');
+  const batch = doc.paths['/v1/kv/{dataset}'].post;
+  t.same(Object.keys(batch.requestBody.content).sort(), ['application/json', 'application/x-ndjson'], 'a batch is JSON or NDJSON');
+  t.match(batch.requestBody.content['application/json'].schema, { type: 'array', maxItems: 1000 });
+  t.ok(doc.paths['/v1/changes'].get.parameters.some((p: { name: string }) => p.name === 'since'), 'the feed takes since');
 });
 
 t.test('signed policies: unsigned, foreign, tampered, replayed and far-jumping versions are refused; a replacement is audited', async (t) => {

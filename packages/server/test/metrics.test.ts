@@ -75,11 +75,11 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
     t.ok(sample(text, 'tessera_link_window_batches', { peer })! >= 1, 'the cadence window');
     t.ok(sample(text, 'tessera_operation_duration_seconds_count', { op: 'write', dataset: 'items' })! >= 1, 'write latency histogram');
   }
-  t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'items' }), 22, 'entries sent per link and dataset');
-  t.ok(sample(westText, 'tessera_replication_sent_bytes', { peer: 'us-east-1', dataset: 'items' })! > 20 * 20, 'bytes sent per link and dataset');
-  t.equal(sample(westText, 'tessera_replication_sent_entries', { peer: 'us-east-1', dataset: 'secrets' }), undefined, 'nothing of the local dataset was sent');
-  t.equal(sample(westText, 'tessera_policy_denied_entries', { peer: 'us-east-1' }), 2, 'the denied sends are counted (the local document and the quarantined one)');
-  t.equal(sample(usText, 'tessera_replication_received_entries', { peer: 'eu-west-1', dataset: 'items' }), 22, 'entries received per link and dataset');
+  t.equal(sample(westText, 'tessera_replication_sent_entries_total', { peer: 'us-east-1', dataset: 'items' }), 22, 'entries sent per link and dataset');
+  t.ok(sample(westText, 'tessera_replication_sent_bytes_total', { peer: 'us-east-1', dataset: 'items' })! > 20 * 20, 'bytes sent per link and dataset');
+  t.equal(sample(westText, 'tessera_replication_sent_entries_total', { peer: 'us-east-1', dataset: 'secrets' }), undefined, 'nothing of the local dataset was sent');
+  t.equal(sample(westText, 'tessera_policy_denied_entries_total', { peer: 'us-east-1' }), 2, 'the denied sends are counted (the local document and the quarantined one)');
+  t.equal(sample(usText, 'tessera_replication_received_entries_total', { peer: 'eu-west-1', dataset: 'items' }), 22, 'entries received per link and dataset');
   t.equal(sample(usText, 'tessera_replication_visible_lag_seconds_count', { peer_region: 'eu-west', dataset: 'items' }), 22, 'commit-to-visible lag of every applied entry');
   t.ok(sample(westText, 'tessera_operation_duration_seconds_count', { op: 'read', dataset: 'items' })! >= 1, 'read latency histogram');
   t.ok((sample(westText, 'tessera_conflicts_total', { dataset: 'items', kind: 'lww-overwrite' }) ?? sample(westText, 'tessera_conflicts_total', { dataset: 'items' }))! >= 1, 'conflicts per dataset and kind');
@@ -89,6 +89,22 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   t.ok(await eventually(async () => sample(await scrape(handlers[0]!), 'tessera_clock_skew_seconds', { peer: 'us-east-1' }) !== undefined, 5_000), 'clock skew from pings');
   const after = await scrape(handlers[0]!);
   t.ok(sample(after, 'tessera_http_request_duration_seconds_count', { route: '/metrics', method: 'GET', status: '200' })! >= 1, 'HTTP requests by route pattern');
+
+  // Naming (Prometheus): every counter ends in _total, and none of Tessera's other metrics do (prom-client's own
+  // nodejs_active_handles_total is a gauge); cumulative link counts are counters.
+  const types = new Map([...westText.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  for (const [name, type] of types) {
+    if (type === 'counter') t.match(name, /_total$/, `counter ${name} ends in _total`);
+    else if (name.startsWith('tessera_')) t.notMatch(name, /_total$/, `${type} ${name} does not end in _total`);
+  }
+  for (const name of ['tessera_replication_sent_entries_total', 'tessera_replication_received_bytes_total', 'tessera_link_reconnects_total', 'tessera_link_sent_wire_bytes_total', 'tessera_policy_denied_entries_total', 'tessera_policy_rejected_entries_total', 'tessera_conflicts_total']) {
+    t.equal(types.get(name), 'counter', `${name} is a counter`);
+  }
+  t.equal(types.get('tessera_link_up'), 'gauge');
+  // The default process metrics, with the node's labels.
+  t.ok(sample(westText, 'process_cpu_user_seconds_total', { node: 'eu-west-1' })! >= 0, 'process CPU');
+  t.ok(sample(westText, 'process_resident_memory_bytes')! > 0, 'resident memory');
+  t.ok(sample(westText, 'nodejs_eventloop_lag_seconds') !== undefined, 'event-loop lag');
 
   for (const text of [westText, usText, after]) {
     t.notMatch(text, /marker-/, 'no key, value or tag appears anywhere in the metrics');

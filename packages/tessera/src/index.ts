@@ -11,3 +11,7 @@ export {
   compareHlc, Policy, parsePolicy,
 } from '@tessera/core';
 export { startDaemon, type Daemon, type DaemonOptions, type LogEvent, createMetrics } from '@tessera/server';
+export {
+  Client, TesseraClientError, planRoute, type ClientOptions, type ClientNode, type ClientLocation, type ClientOperation, type ClientBatchItem,
+  type ClientBatchAnswer, type WriteAnswer, type ChangeFeedEvent, type PlacementAnswer, type BatchItemAnswer, type RoutePlan,
+} from '@tessera/server';

@@ -12,7 +12,7 @@ import { type Logger } from 'pino';
 import { type ErrorCode, TesseraError } from '@tessera/core';
 import { requestBodyBytesMax } from '../body.js';
 import { type Problem, problemOf } from '../problem.js';
-import { type RequestState, type RouteContext, sendProblem } from './context.js';
+import { NdjsonBody, type RequestState, type RouteContext, sendProblem } from './context.js';
 import { type Need, type RouteSpec, registerRoutes } from './define.js';
 import { type AccessOptions, Unauthenticated, bearerChallenge, guard } from './guard.js';
 import { problemSchema } from './schemas.js';
@@ -113,6 +113,15 @@ export function buildApp(options: AppOptions): BuiltApp {
     }
   });
 
+  // NDJSON (one JSON document a line) for batch writes; other routes refuse it (`requireBody`).
+  app.addContentTypeParser(ndjsonContentType, { parseAs: 'buffer' }, (request, body, done) => {
+    try {
+      done(null, parseNdjson(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     startRequest(request, reply, options);
     const need: Need = request.routeOptions.config.need?.(request) ?? { kind: 'any' };
@@ -128,7 +137,9 @@ export function buildApp(options: AppOptions): BuiltApp {
     if (request.tessera === undefined) startRequest(request, reply, options);
     // A client that went away while sending its body is not a failure of the node.
     if (request.raw.destroyed && !request.raw.complete) return reply;
-    const tessera = asTesseraError(error, request.routeOptions.bodyLimit ?? requestBodyBytesMax);
+    const bodyLimit = request.routeOptions.bodyLimit ?? requestBodyBytesMax;
+    const tooLarge = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? request.routeOptions.config?.bodyTooLarge : undefined;
+    const tessera = tooLarge === undefined ? asTesseraError(error, bodyLimit) : tooLarge(bodyLimit);
     if (tessera === null) request.tessera.error = errorForLog(error);
     if (error instanceof Unauthenticated) reply.header('www-authenticate', error.invalidToken ? `${bearerChallenge}, error="invalid_token"` : bearerChallenge);
     // An unread body that Node cannot cheaply drain (large or chunked, of any size) must not hold the
@@ -247,6 +258,29 @@ function parseJson(contentType: string, body: Buffer): unknown {
   } catch (error) {
     throw new TesseraError('ERR_BODY_INVALID', `the request body is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
   }
+}
+
+/** The content type of newline-delimited JSON (`application/x-ndjson`, UTF-8). */
+export const ndjsonContentType = /^application\/x-ndjson\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
+
+/** Parses an NDJSON body: one JSON document per non-blank line. Throws `ERR_BODY_INVALID` naming the line. */
+function parseNdjson(body: Buffer): NdjsonBody {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    throw new TesseraError('ERR_BODY_INVALID', 'the request body is not valid UTF-8');
+  }
+  const lines: unknown[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      lines.push(JSON.parse(line) as unknown);
+    } catch (error) {
+      throw new TesseraError('ERR_BODY_INVALID', `NDJSON line ${i + 1} is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
+    }
+  });
+  return new NdjsonBody(lines);
 }
 
 /** Fastify's own refusals as catalogue errors; null for anything else (a bug). */

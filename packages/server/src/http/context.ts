@@ -148,8 +148,14 @@ export function schemaVerdict(request: FastifyRequest): void {
   throw new TesseraError(code, `${where}: ${error.message.slice(0, 300)}`);
 }
 
+/** An NDJSON request body, parsed: one JSON document per line (only batch writes take it). */
+export class NdjsonBody {
+  constructor(readonly lines: readonly unknown[]) {}
+}
+
 /** The parsed JSON body; a request without one (and without a content type) is refused as `ERR_CONTENT_TYPE`. */
 export function requireBody(request: FastifyRequest): unknown {
   if (request.body === undefined) throw new TesseraError('ERR_CONTENT_TYPE', 'content type (none) is not accepted: send application/json (UTF-8)');
+  if (request.body instanceof NdjsonBody) throw new TesseraError('ERR_CONTENT_TYPE', `${request.routeOptions.url ?? 'this route'} does not take application/x-ndjson: send application/json (UTF-8)`);
   return request.body;
 }

@@ -30,6 +30,10 @@ export interface RouteSpec {
   /** Content type of the 200 answer when it is not JSON. */
   readonly produces?: string;
   readonly bodyLimit?: number;
+  /** Content types of the body besides JSON (for the OpenAPI description); the app's parsers decide what is read. */
+  readonly consumes?: readonly string[];
+  /** The refusal of a body over `bodyLimit` (default: `ERR_BODY_TOO_LARGE`). */
+  readonly bodyTooLarge?: (bodyLimit: number) => TesseraError;
   readonly handler: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
 }
 
@@ -37,6 +41,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** What the route needs (see `Need`); absent on Fastify's own answers (404). */
     need?: (request: FastifyRequest) => Need;
+    /** The route's refusal of a body over its limit (see `RouteSpec.bodyTooLarge`). */
+    bodyTooLarge?: (bodyLimit: number) => TesseraError;
   }
 }
 
@@ -53,7 +59,7 @@ export function registerRoutes(app: FastifyInstance, routes: readonly RouteSpec[
       url: spec.url,
       attachValidation: true,
       ...(spec.bodyLimit === undefined ? {} : { bodyLimit: spec.bodyLimit }),
-      config: { need: spec.need },
+      config: { need: spec.need, ...(spec.bodyTooLarge === undefined ? {} : { bodyTooLarge: spec.bodyTooLarge }) },
       schema: {
         summary: spec.summary,
         tags: [...spec.tags],
@@ -61,6 +67,7 @@ export function registerRoutes(app: FastifyInstance, routes: readonly RouteSpec[
         ...(spec.querystring === undefined ? {} : { querystring: spec.querystring }),
         ...(spec.body === undefined ? {} : { body: spec.body }),
         ...(spec.produces === undefined ? {} : { produces: [spec.produces] }),
+        ...(spec.consumes === undefined ? {} : { consumes: [...spec.consumes] }),
         response: { 200: spec.response, ...problemResponses },
       },
       handler: spec.handler,
