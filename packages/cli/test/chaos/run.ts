@@ -125,13 +125,18 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const incarnation = new Map(cluster.nodes.map((node) => [node.id, 0]));
   const pending: Promise<void>[] = [];
   const startErrors: string[] = [];
+  // Kills per node, so that a restart cut by a scheduled kill -9 during its start-up (a fault like any other,
+  // more frequent on a loaded machine where start-up is slow) is not taken for a node that cannot start.
+  const kills = new Map<string, number>();
   const restart = (node: DevNode) => {
+    const killsBefore = kills.get(node.id) ?? 0;
     const done = cluster.restart(node).then(() => {
       incarnation.set(node.id, incarnation.get(node.id)! + 1);
       down.delete(node.id);
       history.fault(`${node.id} ready again`);
     }, (error: Error) => {
-      startErrors.push(`${node.id} did not restart: ${error.message}`);
+      if ((kills.get(node.id) ?? 0) > killsBefore) history.fault(`${node.id} killed during its start-up`);
+      else startErrors.push(`${node.id} did not restart: ${error.message}`);
     });
     pending.push(done);
     return done;
@@ -159,6 +164,7 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
       case 'reset': return proxy!.resetConnections();
       case 'kill':
         down.add(action.node);
+        kills.set(action.node, (kills.get(action.node) ?? 0) + 1);
         return cluster.kill9(nodeById.get(action.node)!);
       case 'restart':
         void restart(nodeById.get(action.node)!);
