@@ -79,7 +79,7 @@ export function devPolicyText(regions: readonly string[]): string {
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
 function configText(
   cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
-  security: DevSecurity, replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number } = {},
+  security: DevSecurity, replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number } = {},
 ): string {
   const lines = [
     `cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`,
@@ -119,8 +119,8 @@ export async function prepareDevCluster(options: DevShape & {
   policyText?: string;
   /** Sees every chunk each link's proxy delivers, with the connection's number and how long the proxy held it (tests record what crossed, and when it was sent). */
   onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
-  /** The cluster config's `replication:` section (log bound and retention interval); absent: the daemon's defaults. */
-  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number };
+  /** The cluster config's `replication:` section (log bound, retention interval, clock offset bound); absent: the daemon's defaults. */
+  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number };
 }): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
