@@ -62,6 +62,7 @@ async function listenFront(front: NetServer): Promise<number> {
 async function startTlsNodes(t: Test, ids: readonly string[], options: {
   urlOf?: (node: string, url: string) => string;
   wallClockOf?: (node: string) => (() => number) | undefined;
+  handshakesPendingMax?: number;
 } = {}): Promise<Map<string, TlsNode>> {
   const { ca, certs } = await pki();
   const dir = await mkdtemp(join(tmpdir(), 'tessera-peer-tls-'));
@@ -91,6 +92,7 @@ async function startTlsNodes(t: Test, ids: readonly string[], options: {
       replica, cluster, secret, peers, pingIntervalMs: 200, handshakeTimeoutMs: 1_000, log: (event) => events.push(event),
       tls: { key: cert.keyPem, cert: cert.certPem, ca: ca.certPem, identityOf: (peer) => peerIdentity(peer, cluster) },
       ...(wallClock === undefined ? {} : { wallClock }),
+      ...(options.handshakesPendingMax === undefined ? {} : { handshakesPendingMax: options.handshakesPendingMax }),
     });
     routes.set(spec.id, sync);
     nodes.set(spec.id, { id: spec.id, replica, sync, port: ports[i]!, events });
@@ -288,4 +290,26 @@ t.test('a peer whose clock is off by more than the bound is refused at the hands
 
   const near = await startTlsNodes(t, ['a1', 'b1'], { wallClockOf: (node) => (node === 'a1' ? () => Date.now() + 200 : undefined) });
   t.ok(await eventually(() => linkOf(near.get('a1')!, 'b1').state === 'open'), 'an offset of 200 ms is within the bound: the link opens');
+});
+
+t.test('connections past their upgrade but not their hello are capped in total, whatever their source', async (t) => {
+  const { ca, certs } = await pki();
+  const nodes = await startTlsNodes(t, ['a1', 'b1'], { handshakesPendingMax: 3 });
+  const b1 = nodes.get('b1')!;
+  t.ok(await eventually(() => linkOf(b1, 'a1').state === 'open'), 'the honest link is open first');
+  // Five connections with a valid certificate, from five source addresses, that take the challenge and say nothing.
+  const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => new Promise<string>((resolve) => {
+    const ws = new WebSocket(`wss://127.0.0.1:${b1.port}/v1/replicate`, { ca: ca.certPem, key: certs.get('c1')!.keyPem, cert: certs.get('c1')!.certPem, localAddress: `127.0.0.${10 + i}` });
+    ws.on('error', () => undefined);
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(String(res.statusCode));
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('message', () => resolve('challenged'));
+    t.teardown(() => ws.terminate());
+  })));
+  t.same(outcomes.sort(), ['503', '503', 'challenged', 'challenged', 'challenged'], 'three wait for their hello, the others are refused at the upgrade');
+  t.ok(b1.events.some((event) => event.code === 'ERR_CONNECTIONS_EXCEEDED' && event.handshakesPendingMax === 3), 'the refusals are logged with the limit');
+  t.equal(linkOf(b1, 'a1').state, 'open', 'the honest link is untouched');
 });
