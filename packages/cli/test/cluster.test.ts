@@ -5,6 +5,8 @@
 // with the proxies (blackhole) and signals (SIGKILL); convergence is awaited with a bound and then compared
 // document by document on every node.
 import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { FaultProxy } from '@tessera/cli';
 import { decodeFrame, encodeFrame, helloProof, newNonce, protocolVersion } from '@tessera/sync';
@@ -106,18 +108,34 @@ t.test('kill -9 of a daemon mid-stream: restart, convergence, no loss, cursors n
     `eu-west's cursor for us-east reaches its log head ${head} (was ${euCursors[usEast!.id]})`);
 });
 
-t.test('an impostor with the wrong secret or cluster id is refused and receives no data', async (t) => {
+t.test('an impostor is refused and receives no data: without a cluster certificate, or with one but the wrong secret or cluster id', async (t) => {
   const cluster = await startTestCluster(t, regions.slice(0, 2));
   const target = cluster.nodes.find((node) => node.id === 'us-east-1')!;
   await api(target, 'PUT', '/v1/kv/profiles/private', { value: { ssn: '078-05-1120' } });
-  for (const [label, clusterId, secret] of [['wrong secret', 'dev', 'x'.repeat(43)], ['wrong cluster', 'other', 'y'.repeat(43)]] as const) {
-    const received: Buffer[] = [];
-    const proxy = await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: target.port, onData: (direction, chunk) => { if (direction === 'backward') received.push(Buffer.from(chunk)); } });
-    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/v1/replicate`);
+  const ca = await readFile(cluster.layout.security.caFile, 'utf8');
+  // eu-west-1's own certificate (us-east-1 accepts it): the second factor, the cluster secret, still decides.
+  const certsDir = cluster.layout.security.certsDir;
+  const credentials = { key: await readFile(join(certsDir, 'eu-west-1.key'), 'utf8'), cert: await readFile(join(certsDir, 'eu-west-1.crt'), 'utf8') };
+  for (const [label, scheme, withCert, clusterId, secret] of [
+    ['plain ws://', 'ws', false, 'dev', 'x'.repeat(43)],
+    ['no client certificate', 'wss', false, 'dev', 'x'.repeat(43)],
+    ['a node certificate but the wrong secret', 'wss', true, 'dev', 'x'.repeat(43)],
+    ['a node certificate but the wrong cluster', 'wss', true, 'other', 'y'.repeat(43)],
+  ] as const) {
+    const proxy = await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: target.port });
+    const ws = new WebSocket(`${scheme}://127.0.0.1:${proxy.port}/v1/replicate`, { ca, ...(withCert ? credentials : {}) });
     const frames: string[] = [];
+    const received: Buffer[] = [];
+    let status: number | null = null;
     const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
     ws.on('error', () => undefined);
+    ws.on('unexpected-response', (_req, res) => {
+      status = res.statusCode ?? null;
+      res.resume();
+      ws.terminate();
+    });
     ws.on('message', (data: Buffer) => {
+      received.push(Buffer.from(data));
       const frame = decodeFrame(data);
       frames.push(frame.t);
       if (frame.t === 'challenge') {
@@ -126,11 +144,16 @@ t.test('an impostor with the wrong secret or cluster id is refused and receives 
         ws.send(encodeFrame({ t: 'hello', v: protocolVersion, cluster: clusterId, node: 'eu-west-1', region: 'eu-west', policy: { version: 0, hash: '' }, nonce, proof: helloProof(key, clusterId, 'eu-west-1', 'eu-west', frame.nonce, nonce) }));
       }
     });
-    t.equal(await closed, 4401, `${label}: refused`);
+    const code = await closed;
     await proxy.close();
+    if (withCert) {
+      t.equal(code, 4401, `${label}: refused`);
+      t.same(frames, ['challenge', 'refuse'], `${label}: only a challenge and a refusal`);
+    } else {
+      t.equal(status, scheme === 'ws' ? 400 : 403, `${label}: the upgrade is refused (${status}), no WebSocket`);
+      t.same(frames, [], `${label}: not a frame`);
+    }
     const bytes = Buffer.concat(received);
-    t.same(frames, ['challenge', 'refuse'], `${label}: only a challenge and a refusal`);
-    t.notOk(bytes.includes('078-05-1120') || bytes.includes('private'), `${label}: no key or value among the ${bytes.length} bytes it received`);
-    t.ok(bytes.length < 600, `${label}: ${bytes.length} bytes in all (HTTP upgrade, challenge, refusal)`);
+    t.notOk(bytes.includes('078-05-1120') || bytes.includes('private'), `${label}: no key or value among the ${bytes.length} bytes of frames it received`);
   }
 });

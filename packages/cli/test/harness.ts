@@ -103,7 +103,7 @@ export async function startTestCluster(
   };
   t.teardown(async () => {
     await Promise.all([...children.values()].map((child) => stopChild(child, 5_000)));
-    await Promise.all([...layout.proxies.values()].map((proxy) => proxy.close()));
+    await layout.close();
     await rm(dir, { recursive: true, force: true });
   });
   await Promise.all(layout.nodes.map(start));

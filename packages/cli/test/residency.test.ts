@@ -5,8 +5,9 @@
 // Method: three `tessera serve` processes (eu-west, eu-central, us-east), every link through a FaultProxy
 // whose tap records each delivered chunk with its time. At the end the test scans every chunk and every file
 // of every data directory for marker strings planted in the keys and values, and compares allowed copies.
-// What a dialer sends is masked on the wire (RFC 6455): the tap unmasks each WebSocket stream, and the scan
-// reads the payloads.
+// Links are mutual TLS: with a tap, the dev layout ends each link's TLS on both sides of its proxy with the
+// nodes' own keys (packages/cli/src/dev/tls-window.ts), so the tap sees the WebSocket streams. What a dialer
+// sends is masked on the wire (RFC 6455): the tap unmasks each stream, and the scan reads the payloads.
 import t from 'tap';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

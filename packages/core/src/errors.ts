@@ -53,7 +53,8 @@ export const errorCatalogue = {
   ERR_CONNECTIONS_EXCEEDED: { status: 503, summary: 'The node holds as many connections as it allows in total or from this source address; retry later.' },
   ERR_POLICY_SIGNATURE_INVALID: { status: 403, summary: 'A policy version is unsigned, or its signature is malformed, for another cluster, version or content, made with a key that is not an operator key, or does not verify.' },
   ERR_POLICY_VERSION_JUMP: { status: 409, summary: 'A policy version is further above the enforced version than a new version may be (policyVersionJumpMax).' },
-  ERR_PEER_IDENTITY: { status: 403, summary: 'A certificate does not carry exactly one valid Tessera identity (tessera://<cluster>/<region>/<node> URI), or names another cluster.' },
+  ERR_PEER_IDENTITY: { status: 403, summary: 'A certificate does not carry exactly one valid Tessera identity (tessera://<cluster>/<region>/<node> URI), or names another cluster; or a peer connection has no certificate from the cluster CA, or claims another node or region than its certificate names, or the node dialed presents the certificate of another node.' },
+  ERR_PEER_CLOCK_OFFSET: { status: 409, summary: "A peer's wall clock is further from this node's than the bound allows (clockOffsetMsMax, 500 ms by default); the link is refused at the handshake until the clocks are fixed." },
   ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the daemon (a bug); the request may or may not have taken effect.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -50,6 +50,12 @@ export const logEntriesMaxMax = 1_000_000_000;
 /** Bounds of `replication.retentionIntervalMs`, how often the log is truncated (unset: SyncNode's default, 5 s). */
 export const retentionIntervalMsMin = 100;
 export const retentionIntervalMsMax = 3_600_000;
+/**
+ * Bounds of `replication.clockOffsetMsMax`, how far a peer's wall clock may be from this node's at the handshake
+ * (unset: 500 ms, CockroachDB's `--max-offset` default); a peer further off is refused (`ERR_PEER_CLOCK_OFFSET`).
+ */
+export const clockOffsetMsMaxMin = 1;
+export const clockOffsetMsMaxMax = 3_600_000;
 
 const clusterIdPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const zonePattern = /^[a-z][a-z0-9_-]*$/;
@@ -57,7 +63,7 @@ const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy', 'replication', 'api', 'tls', 'operatorKey'] as const;
-const replicationFields = ['logEntriesMax', 'retentionIntervalMs'] as const;
+const replicationFields = ['logEntriesMax', 'retentionIntervalMs', 'clockOffsetMsMax'] as const;
 const apiFields = ['tokensFile', 'open', 'hosts', 'origins'] as const;
 const tlsFields = ['ca'] as const;
 /** Routes the config can open without a credential (read-only). */
@@ -108,6 +114,8 @@ export interface ReplicationConfig {
   readonly logEntriesMax?: number;
   /** How often each node truncates its delta log, in milliseconds. */
   readonly retentionIntervalMs?: number;
+  /** How far a peer's wall clock may be from this node's at the handshake, in milliseconds. */
+  readonly clockOffsetMsMax?: number;
 }
 
 /** Where the secret came from (safe to log: names a file or variable, never the secret). */
@@ -534,7 +542,11 @@ function readReplication(checker: Checker, field: Field | undefined): Replicatio
   const fields = checker.fields(field.value as YAMLMap, 'replication', replicationFields);
   const logEntriesMax = checker.integer(fields.get('logEntriesMax'), 'replication.logEntriesMax', logEntriesMaxMin, logEntriesMaxMax);
   const retentionIntervalMs = checker.integer(fields.get('retentionIntervalMs'), 'replication.retentionIntervalMs', retentionIntervalMsMin, retentionIntervalMsMax);
-  return { ...(logEntriesMax === undefined ? {} : { logEntriesMax }), ...(retentionIntervalMs === undefined ? {} : { retentionIntervalMs }) };
+  const clockOffsetMsMax = checker.integer(fields.get('clockOffsetMsMax'), 'replication.clockOffsetMsMax', clockOffsetMsMaxMin, clockOffsetMsMaxMax);
+  return {
+    ...(logEntriesMax === undefined ? {} : { logEntriesMax }), ...(retentionIntervalMs === undefined ? {} : { retentionIntervalMs }),
+    ...(clockOffsetMsMax === undefined ? {} : { clockOffsetMsMax }),
+  };
 }
 
 // ---------------------------------------------------------------- the checker

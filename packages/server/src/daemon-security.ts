@@ -3,7 +3,8 @@
  * credentials would be open to anyone), its TLS key and certificate (the key private to its owner, the
  * certificate issued by the cluster CA for exactly this cluster, region and node), and the operator's public
  * key that signs policies (refused if the file holds a private key: that key never lives on a data node); with
- * that key, the config's policy file must carry its signature (`<file>.sig`).
+ * that key, the config's policy file must carry its signature (`<file>.sig`). A node with peers must have TLS:
+ * peer links are mutual TLS only.
  */
 import { type KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -27,6 +28,10 @@ export interface NodeSecurity {
 /** Loads and checks what `node` needs. Throws `ERR_CONFIG_INVALID` (or `ERR_PEER_IDENTITY` for a certificate of another node). */
 export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs: number): NodeSecurity {
   const tokens = TokenStore.fromFile(config.api.tokensFile);
+  // Links between daemons are mutual TLS, never plain: a node with peers needs its certificate.
+  if (node.tls === null && config.nodes.length > 1) {
+    throw new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: links to peers are mutual TLS; give every node cert and key and the cluster tls.ca (tessera certs)`);
+  }
   let tls: NodeSecurity['tls'] = null;
   if (node.tls !== null) {
     checkPrivateFilePath(node.tls.key, 'TLS key');

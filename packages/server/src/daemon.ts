@@ -15,6 +15,7 @@ import { type HttpApi, createHttpHandler, eventLogger } from './http.js';
 import { loadNodeSecurity } from './daemon-security.js';
 import { createListener } from './serving.js';
 import { caFetch } from './tls/fetch.js';
+import { peerIdentity } from './tls/identity.js';
 import { createMetrics, documentCounts } from './metrics.js';
 
 /** How long shutdown waits for links to deliver what is logged. */
@@ -91,14 +92,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     policyTrust: { cluster: config.cluster, keys: security.operatorKeys },
     ...(security.policySignature === null ? {} : { policySignature: security.policySignature }),
   });
+  const tls = security.tls;
   const sync = new SyncNode({
     replica,
     cluster: config.cluster,
+    // The secret's proof stays as a second factor: a stolen node key alone does not join the cluster.
     secret: config.secret,
+    // Peer links are mutual TLS with the node's certificate; a peer is who its certificate names.
+    tls: tls === null ? null : { key: tls.key, cert: tls.cert, ca: tls.ca, identityOf: (cert) => peerIdentity(cert, config.cluster) },
     // Lanes are set at start from the policy in force (a newer stored version wins over the file's).
     lanes: lanesOf(replica.policy),
     onPolicy: (event) => log({ event: 'policy-installed', version: event.version, from: event.from }),
-    peers: peers.map((peer) => ({ node: peer.id, region: peer.region, url: `ws://${formatHostPort(peer.advertise)}/v1/replicate` })),
+    peers: peers.map((peer) => ({ node: peer.id, region: peer.region, url: `wss://${formatHostPort(peer.advertise)}/v1/replicate` })),
     // The log bound and retention interval of the config's `replication:` section; SyncNode's defaults otherwise.
     ...config.replication,
     log,
@@ -115,7 +120,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const listener = createListener({
     handle: api.handle,
     upgrade: (request, socket, head) => {
-      if (new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
+      if (tls !== null && new URL(request.url ?? '/', 'http://x').pathname === '/v1/replicate') sync.handleUpgrade(request, socket, head);
       else socket.destroy();
     },
     tls: security.tls,

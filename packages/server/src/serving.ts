@@ -9,9 +9,12 @@
  *   keep-alive connection closes after `keepAliveMsMax`. Bodies are bounded per route (413 with
  *   `Connection: close`, chunked or not).
  * - TLS: with a certificate, a connection whose first byte opens a TLS handshake goes to the HTTPS server.
- *   Plain connections are kept for one purpose only until the sync layer dials `wss://` with the cluster CA:
- *   the peer WebSocket upgrade at `/v1/replicate` (which has its own handshake proof). Every plain-HTTP API
- *   request is refused with `ERR_TLS_REQUIRED`.
+ *   Every plain-HTTP request is refused with `ERR_TLS_REQUIRED`, an upgrade too: peers dial `wss://` only.
+ *   The HTTPS server asks every client for a certificate issued by the cluster CA (`requestCert`) but lets one
+ *   without it through, because the API and the dashboard on the same port authenticate with tokens; the peer
+ *   endpoint then upgrades only a connection whose certificate verified (`SyncNode.handleUpgrade`), so a
+ *   client without a node certificate never gets a peer WebSocket. (`rejectUnauthorized: true` would need a
+ *   port of its own for peers.)
  * - Drain: `close()` stops accepting; `destroyAll()` force-closes whatever is left.
  */
 import { type IncomingMessage, type ServerResponse, type Server as HttpServer, createServer as createHttpServer } from 'node:http';
@@ -40,8 +43,11 @@ export const keepAliveMsMax = 5_000;
 export interface ListenerOptions {
   readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
   readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
-  /** The node's key and certificate (PEM); without them the API is plain HTTP. */
-  readonly tls: { readonly key: string; readonly cert: string } | null;
+  /**
+   * The node's key and certificate (PEM), and the cluster CA that client certificates are verified against;
+   * without them the API is plain HTTP (a node without peers).
+   */
+  readonly tls: { readonly key: string; readonly cert: string; readonly ca: string } | null;
   readonly log: (event: Record<string, unknown>) => void;
   readonly connectionsMax?: number;
   readonly connectionsPerSourceMax?: number;
@@ -67,16 +73,23 @@ function limit(server: HttpServer): HttpServer {
 export function createListener(options: ListenerOptions): Listener {
   const total = options.connectionsMax ?? connectionsMax;
   const perSource = options.connectionsPerSourceMax ?? connectionsPerSourceMax;
-  const api = options.tls === null ? limit(createHttpServer(options.handle)) : limit(createHttpsServer({ ...options.tls, handshakeTimeout: tlsHandshakeMsMax }, options.handle));
+  const tls = options.tls;
+  const api = tls === null ? limit(createHttpServer(options.handle)) : limit(createHttpsServer({
+    key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false, handshakeTimeout: tlsHandshakeMsMax,
+  }, options.handle));
   api.on('upgrade', options.upgrade);
-  // With TLS, a plain connection may only upgrade to the peer WebSocket (see the file comment).
-  const plain = options.tls === null ? null : limit(createHttpServer((req, res) => {
-    const problem = problemOf(new TesseraError('ERR_TLS_REQUIRED', 'this node serves its API over HTTPS: use https://'));
-    const body = JSON.stringify(problem);
+  // With TLS, a plain connection gets one answer, whatever it asks (see the file comment).
+  const problem = problemOf(new TesseraError('ERR_TLS_REQUIRED', 'this node serves its API and its peer endpoint over HTTPS: use https:// (peers: wss://)'));
+  const body = JSON.stringify(problem);
+  const plain = tls === null ? null : limit(createHttpServer((req, res) => {
     res.writeHead(problem.status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
     res.end(body);
   }));
-  plain?.on('upgrade', options.upgrade);
+  plain?.on('upgrade', (_req, socket: Duplex) => {
+    socket.on('error', () => undefined);
+    socket.end(`HTTP/1.1 ${problem.status} Bad Request\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.once('finish', () => socket.destroy());
+  });
   const sockets = new Set<Socket>();
   const bySource = new Map<string, number>();
   // No Nagle delay: an answer is one write, and waiting for an ACK that the client delays costs ~40 ms a request.

@@ -95,8 +95,8 @@ t.test('a valid file: nodes, addresses, absolute data paths, defaults, the polic
 });
 
 t.test('the replication section sets the log bound and the retention interval', async (t) => {
-  const config = parseClusterConfig(`${valid}replication:\n  logEntriesMax: 200\n  retentionIntervalMs: 500\n`, 'cluster.yaml', {});
-  t.same(config.replication, { logEntriesMax: 200, retentionIntervalMs: 500 });
+  const config = parseClusterConfig(`${valid}replication:\n  logEntriesMax: 200\n  retentionIntervalMs: 500\n  clockOffsetMsMax: 250\n`, 'cluster.yaml', {});
+  t.same(config.replication, { logEntriesMax: 200, retentionIntervalMs: 500, clockOffsetMsMax: 250 });
   t.ok(Object.isFrozen(config.replication));
   const one = parseClusterConfig(`${valid}replication: { logEntriesMax: ${logEntriesMaxMin} }\n`, 'cluster.yaml', {});
   t.same(one.replication, { logEntriesMax: logEntriesMaxMin }, 'each field is optional; the bounds are inclusive');
@@ -146,9 +146,9 @@ t.test('each class of mistake is refused at its line and column', async (t) => {
     ['unknown top-level field', valid.replace('cluster: demo', 'cluster: demo\nclsuter: typo'),
       'cluster.yaml:3:1: clsuter: unknown field: the fields are cluster, secret, secretFile, secretEnv, nodes, policy, replication, api, tls, operatorKey'],
     ['replication not a map', `${valid}replication: 200\n`,
-      'cluster.yaml:16:14: replication 200: replication must be a map with the fields logEntriesMax, retentionIntervalMs'],
+      'cluster.yaml:16:14: replication 200: replication must be a map with the fields logEntriesMax, retentionIntervalMs, clockOffsetMsMax'],
     ['unknown replication field', `${valid}replication: { logEntries: 200 }\n`,
-      'cluster.yaml:16:16: replication.logEntries: unknown field in replication: the fields are logEntriesMax, retentionIntervalMs'],
+      'cluster.yaml:16:16: replication.logEntries: unknown field in replication: the fields are logEntriesMax, retentionIntervalMs, clockOffsetMsMax'],
     ['log bound below its floor', `${valid}replication: { logEntriesMax: ${logEntriesMaxMin - 1} }\n`,
       `cluster.yaml:16:31: replication.logEntriesMax ${logEntriesMaxMin - 1}: must be an integer from ${logEntriesMaxMin} to ${logEntriesMaxMax}`],
     ['log bound above its ceiling', `${valid}replication: { logEntriesMax: ${logEntriesMaxMax + 1} }\n`,

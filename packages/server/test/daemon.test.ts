@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Replica } from '@tessera/store';
 import { startDaemon } from '../src/daemon.js';
-import { newToken, writeTokensFile } from '../src/index.js';
+import { caFetch, createClusterCa, createNodeCertificate, newToken, writeTokensFile } from '../src/index.js';
 
 /** The admin token of the configs these tests write (its tokens file is written next to each config). */
 const admin = newToken('admin', { roles: ['reader', 'writer', 'operator', 'policy-admin'], datasets: ['*'] }, 0);
@@ -86,14 +86,23 @@ t.test('the config\'s replication.logEntriesMax bounds the log even while a peer
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const [port, peerPort] = [await freePort(), await freePort()];
   const writes = 40;
+  // A node with peers links to them over mutual TLS only: both nodes get certificates from a cluster CA.
+  const authority = await createClusterCa('test', Date.now());
+  await writeFile(join(dir, 'ca.crt'), authority.certPem);
+  for (const [id, region] of [['eu-west-1', 'eu-west'], ['us-east-1', 'us-east']] as const) {
+    const cert = await createNodeCertificate(authority, { cluster: 'test', region, node: id }, ['127.0.0.1'], Date.now());
+    await writeFile(join(dir, `${id}.crt`), cert.certPem);
+    await writeFile(join(dir, `${id}.key`), cert.keyPem, { mode: 0o600 });
+  }
+  const fetch = caFetch(authority.certPem);
   const floorAfterWrites = async (replication: string): Promise<number> => {
     const name = `cluster-${replication === '' ? 'default' : 'bounded'}.yaml`;
     const path = join(dir, name);
     writeTokensFile(join(dir, `${name}.tokens`), [admin.record]);
     await writeFile(path, [
-      'cluster: test', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', `api: { tokensFile: ${name}.tokens }`, 'nodes:',
-      `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(`./data-${replication === '' ? 'default' : 'bounded'}`)}, durability: os }`,
-      `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os }`,
+      'cluster: test', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', `api: { tokensFile: ${name}.tokens }`, 'tls: { ca: ca.crt }', 'nodes:',
+      `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ${JSON.stringify(`./data-${replication === '' ? 'default' : 'bounded'}`)}, durability: os, cert: eu-west-1.crt, key: eu-west-1.key }`,
+      `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os, cert: us-east-1.crt, key: us-east-1.key }`,
       replication, '',
     ].join('\n'));
     const daemon = await startDaemon({ configPath: path, nodeId: 'eu-west-1' });
@@ -113,4 +122,18 @@ t.test('the config\'s replication.logEntriesMax bounds the log even while a peer
   };
   t.equal(await floorAfterWrites(''), 0, 'by default nothing unacknowledged is truncated');
   t.equal(await floorAfterWrites('replication: { logEntriesMax: 10, retentionIntervalMs: 100 }'), writes - 10, 'the log keeps the newest 10 entries');
+});
+
+t.test('a node with peers and no certificate does not start: links between daemons are never plain', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-daemon-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const [port, peerPort] = [await freePort(), await freePort()];
+  writeTokensFile(join(dir, 'plain.yaml.tokens'), [admin.record]);
+  const path = join(dir, 'plain.yaml');
+  await writeFile(path, [
+    'cluster: test', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', 'api: { tokensFile: plain.yaml.tokens }', 'nodes:',
+    `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: os }`,
+    `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os }`, '',
+  ].join('\n'));
+  await t.rejects(startDaemon({ configPath: path, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: /node eu-west-1: links to peers are mutual TLS/ });
 });

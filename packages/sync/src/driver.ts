@@ -18,6 +18,7 @@ import { LinkRun } from './link-run.js';
 import { type Frame, type PeerState, decodeFrame, encodeFrame, nonceBytes } from './protocol.js';
 import { Retention } from './retention.js';
 import { Acceptor } from './acceptor.js';
+import { type CertifiedPeer } from './link/handshake.js';
 import { codeOf } from './codes.js';
 
 /** Options of a node's replication. */
@@ -40,6 +41,8 @@ export interface DriverOptions {
   readonly deniedAuditIntervalMs: number;
   /** Called after a newer policy version received from a peer was installed. */
   readonly onPolicy?: (event: { version: number; from: string }) => void;
+  /** Refuse a dialer whose wall clock is further than this from ours (acceptor.ts); absent: no check. */
+  readonly clockOffsetMsMax?: number;
 }
 
 /** Trace ids of recent local writes kept for their batches (oldest forgotten first). */
@@ -120,10 +123,13 @@ export class SyncDriver {
 
   // ---------------------------------------------------------------- incoming connections
 
-  /** A new incoming connection: the acceptor challenges, and the first hello names the link (acceptor.ts). */
-  accept(): { conn: ConnId; events: ConnEvents } {
+  /**
+   * A new incoming connection: the acceptor challenges, and the first hello names the link (acceptor.ts).
+   * `certified`: the identity the transport authenticated (the peer's TLS certificate), which the hello must claim.
+   */
+  accept(certified: CertifiedPeer | null = null): { conn: ConnId; events: ConnEvents } {
     const conn = this.connNext++;
-    return { conn, events: this.acceptor.accept(conn) };
+    return { conn, events: this.acceptor.accept(conn, certified) };
   }
 
   // ---------------------------------------------------------------- transport events

@@ -15,5 +15,5 @@ export { Retention } from './retention.js';
 export { type LinkStatus, linkStatus, sampleRates } from './status.js';
 export {
   SyncNode, type SyncOptions, ackTimeoutMsDefault, logEntriesMaxDefault, retentionIntervalMsDefault, handshakeTimeoutMsDefault,
-  pingIntervalMsDefault, silentIntervalsMax, deniedAuditIntervalMsDefault,
+  pingIntervalMsDefault, silentIntervalsMax, deniedAuditIntervalMsDefault, type SyncTls, handshakesPendingMaxDefault, handshakesPendingPerSourceMaxDefault,
 } from './ws.js';

@@ -79,7 +79,8 @@ export const frameItemsMax = batchEntriesMax * (12 + entryRegionsMax) + 4 * peer
 /** Every frame of the protocol. */
 export type Frame =
   | { readonly t: 'challenge'; readonly v: number; readonly nonce: Uint8Array }
-  | { readonly t: 'hello'; readonly v: number; readonly cluster: string; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly nonce: Uint8Array; readonly proof: Uint8Array }
+  /** `at`: the dialer's wall clock when it answered the challenge (the acceptor bounds the clock offset with it). */
+  | { readonly t: 'hello'; readonly v: number; readonly cluster: string; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly nonce: Uint8Array; readonly proof: Uint8Array; readonly at?: number }
   | { readonly t: 'welcome'; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly proof: Uint8Array }
   | { readonly t: 'refuse'; readonly code: string; readonly reason: string }
   /** `traces`: W3C trace ids of the writes in the batch that had one, as [seq, trace id] (so a write can be followed to every region). */
@@ -241,6 +242,7 @@ export function decodeFrame(bytes: Uint8Array): Frame {
         return {
           t, v: expectInt(field(record, 'v'), 'version'), cluster, node, region, policy: policyStamp(field(record, 'policy')),
           nonce: nonce(field(record, 'nonce'), 'nonce'), proof: expectBytes(field(record, 'proof'), 'proof'),
+          ...(record.at === undefined ? {} : { at: expectInt(record.at, 'at') }),
         };
       });
     case 'welcome':

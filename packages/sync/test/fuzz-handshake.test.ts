@@ -21,7 +21,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { isTesseraError } from '@tessera/core';
 import { Replica } from '@tessera/store';
 import {
-  type Frame, SyncNode, closeCodes, decodeFrame, encodeFrame, frameBytesMax, helloProof, newNonce, protocolVersion, welcomeProof,
+  type Frame, SyncNode, closeCodes, decodeFrame, encodeFrame, frameBytesMax, handshakesPendingPerSourceMaxDefault, helloProof, newNonce, protocolVersion, welcomeProof,
 } from '@tessera/sync';
 import { eventually, secret, startCluster } from './cluster.js';
 
@@ -262,11 +262,13 @@ t.test('acceptor: every attack is refused; no welcome, no write, no crash; the h
   t.equal(big.closeCode, 1009, 'a message over the frame bound is closed as too big');
 
   // Slowloris: connections that take the challenge and then say nothing, or send half a WebSocket frame, or
-  // never finish the HTTP upgrade, all at once. The handshake timer refuses the first two kinds.
+  // never finish the HTTP upgrade, all at once. At most `handshakesPendingPerSourceMaxDefault` from one address
+  // get a WebSocket (the rest are refused at the upgrade), and the handshake timer refuses those.
   const silent = Array.from({ length: 10 }, () => attackSilently(b1!.port, 'silent'));
   const half = Array.from({ length: 10 }, () => attackSilently(b1!.port, 'half-frame'));
   const outcomes = await Promise.all([...silent, ...half]);
-  t.same(outcomes.filter((o) => o !== 'handshake-timeout'), [], 'every silent or half-sending client was refused for its timeout');
+  t.same(outcomes.filter((o) => o !== 'handshake-timeout' && o !== 'ERR_CONNECTIONS_EXCEEDED'), [], 'every silent or half-sending client was refused, at the upgrade or for its timeout');
+  t.equal(outcomes.filter((o) => o === 'handshake-timeout').length, handshakesPendingPerSourceMaxDefault, `as many got a WebSocket as one address may have pending: ${JSON.stringify(outcomes)}`);
 
   t.equal(b1!.replica.lastSeq, seqBefore, 'the store\'s log is unchanged');
   t.equal(JSON.stringify([await b1!.replica.get('users', 'before'), await b1!.replica.get('users', 'here')]), docsBefore, 'its documents are unchanged');
@@ -303,6 +305,12 @@ function attackSilently(port: number, how: 'silent' | 'half-frame'): Promise<str
       if (!upgraded) {
         const end = buffer.indexOf('\r\n\r\n');
         if (end < 0) return;
+        if (buffer.subarray(0, 12).toString() === 'HTTP/1.1 503') {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve('ERR_CONNECTIONS_EXCEEDED');
+          return;
+        }
         upgraded = true;
         buffer = buffer.subarray(end + 4);
         if (how === 'half-frame') socket.write(Buffer.from([0x82, 0x80 | 100, 1, 2, 3, 4, 9, 9]));

@@ -65,6 +65,8 @@ export async function openCluster(
       resume() {
         node.sync = new SyncNode({
           cluster: 'test', secret, pingIntervalMs: 100, handshakeTimeoutMs: 1_000, retentionIntervalMs: 100, deniedAuditIntervalMs: 1_000,
+          // The wall-clock offsets order concurrent creations on purpose: the handshake's offset bound is opened.
+          clockOffsetMsMax: 3_600_000,
           wallClock: () => Date.now() + node.offsetMs, ...syncOptions, replica: node.replica, peers: peersOf(node.id),
         });
         node.sync.start();

@@ -81,7 +81,7 @@ export async function startDevCluster(options: DevOptions): Promise<DevCluster> 
     stopping = true;
     stopped ??= (async () => {
       await Promise.all(children.map((child) => stopChild(child)));
-      await Promise.all([...layout.proxies.values()].map((proxy) => proxy.close()));
+      await layout.close();
     })();
     return stopped;
   };

@@ -5,13 +5,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError, checkRegion } from '@tessera/core';
 import { FaultProxy, type ProxyDirection, regionLocations, wanLatencyMs } from '../proxy.js';
 import { type NodeApi, callApi } from '../client.js';
 import { type DevSecurity, prepareDevSecurity, signDevPolicy } from './security.js';
+import { type TlsWindow, startTlsWindow } from './tls-window.js';
 
 /** Regions a dev cluster may have. */
 export const devRegionsMax = 8;
@@ -79,7 +80,7 @@ export function devPolicyText(regions: readonly string[]): string {
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
 function configText(
   cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
-  security: DevSecurity, replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number } = {},
+  security: DevSecurity, replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number } = {},
 ): string {
   const lines = [
     `cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`,
@@ -110,6 +111,8 @@ export interface DevLayout {
   readonly security: DevSecurity;
   /** How the CLI reaches a node: its URL with the admin token and the cluster CA. */
   api(node: DevNode): NodeApi;
+  /** Closes the proxies (and the TLS windows of a tapped layout). */
+  close(): Promise<void>;
 }
 
 /** Starts the proxies and writes the configs of a dev cluster. */
@@ -119,8 +122,8 @@ export async function prepareDevCluster(options: DevShape & {
   policyText?: string;
   /** Sees every chunk each link's proxy delivers, with the connection's number and how long the proxy held it (tests record what crossed, and when it was sent). */
   onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
-  /** The cluster config's `replication:` section (log bound and retention interval); absent: the daemon's defaults. */
-  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number };
+  /** The cluster config's `replication:` section (log bound, retention interval, clock offset bound); absent: the daemon's defaults. */
+  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number };
 }): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
@@ -133,6 +136,10 @@ export async function prepareDevCluster(options: DevShape & {
   const security = await prepareDevSecurity(dir, 'dev', nodes);
   // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
   const proxies = new Map<string, FaultProxy>();
+  // With a tap, each link's TLS is ended on both sides of its proxy (tls-window.ts), so the tap reads frames.
+  const windows = new Map<string, TlsWindow>();
+  const linkPorts = new Map<string, number>();
+  const credentials = async (id: string) => ({ key: await readFile(join(security.certsDir, `${id}.key`), 'utf8'), cert: await readFile(join(security.certsDir, `${id}.crt`), 'utf8') });
   let nextProxyPort = options.basePort + 101;
   try {
     for (const from of nodes) {
@@ -141,14 +148,23 @@ export async function prepareDevCluster(options: DevShape & {
         const latencyMs = options.latencyMs ?? wanLatencyMs(regionLocations[from.region] ?? [0, 0], regionLocations[to.region] ?? [0, 0]);
         const name = `${from.id}>${to.id}`;
         const onData = options.onData;
-        proxies.set(name, await FaultProxy.start({
-          listenPort: nextProxyPort++, targetHost: '127.0.0.1', targetPort: to.port, latencyMs, name,
+        const port = nextProxyPort++;
+        const window = onData === undefined ? null : await startTlsWindow({
+          ca: await readFile(security.caFile, 'utf8'), dialer: await credentials(from.id), acceptor: await credentials(to.id), acceptorPort: to.port, frontPort: port,
+        });
+        if (window !== null) windows.set(name, window);
+        const proxy = await FaultProxy.start({
+          listenPort: window === null ? port : 0, targetHost: '127.0.0.1', targetPort: window?.backPort ?? to.port, latencyMs, name,
           ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => onData(name, direction, chunk, connection, heldMs) }),
-        }));
+        });
+        window?.setProxyPort(proxy.port);
+        proxies.set(name, proxy);
+        linkPorts.set(name, port);
       }
     }
   } catch (error) {
     await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
+    await Promise.all([...windows.values()].map((window) => window.close()));
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     throw new TesseraError('ERR_OPTION_INVALID',
       `--base-port ${options.basePort}: proxy port ${nextProxyPort - 1} is in use (another dev cluster on these ports?): stop it or give another --base-port`);
@@ -161,11 +177,15 @@ export async function prepareDevCluster(options: DevShape & {
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => proxies.get(`${from}>${to}`)?.port ?? null, dir, options.durability, security, options.replication), { mode: 0o600 });
+    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => linkPorts.get(`${from}>${to}`) ?? null, dir, options.durability, security, options.replication), { mode: 0o600 });
     configFiles.set(node.id, file);
   }
   const api = (node: DevNode): NodeApi => ({ base: new URL(node.url), token: security.token, caFile: security.caFile });
-  return { dir, nodes, proxies, configFiles, security, api };
+  const close = async () => {
+    await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
+    await Promise.all([...windows.values()].map((window) => window.close()));
+  };
+  return { dir, nodes, proxies, configFiles, security, api, close };
 }
 
 /** Writes `text` to `file` unless the file exists. */

@@ -24,7 +24,7 @@ import { History, call } from './history.js';
 import { type ChaosRegion, chaosRegions, docKeyOf } from './model.js';
 import { basePolicyShape, describeShape, policyText } from './policy.js';
 import { Random } from './random.js';
-import { type FaultAction, type Omissible, type RunSettings, buildSchedule, buildSettings, countFaults, describeAction, describeSchedule, formatOffset, regionOfNode } from './schedule.js';
+import { type FaultAction, type Omissible, type RunSettings, buildSchedule, buildSettings, clockJumpMsMax, clockOffsetMsMax, countFaults, describeAction, describeSchedule, formatOffset, regionOfNode } from './schedule.js';
 import { WireScanner } from './wire.js';
 import { Client, requestMsMax, weightsWithout } from './workload.js';
 
@@ -108,7 +108,9 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const cluster = await startTestCluster(t, [...chaosRegions], baseLatencyMs, {
     policyText: policyText(basePolicyShape()),
     onData: wire.onData,
-    replication: { logEntriesMax: settings.logEntriesMax, retentionIntervalMs: settings.retentionIntervalMs },
+    // Chaos skews clocks on purpose (causality must not depend on them): the handshake's clock offset bound,
+    // an operator's guard, is opened to what the schedule can produce between two nodes.
+    replication: { logEntriesMax: settings.logEntriesMax, retentionIntervalMs: settings.retentionIntervalMs, clockOffsetMsMax: 2 * (clockOffsetMsMax + clockJumpMsMax) },
     envOf: (node) => clocks.envOf(node.id),
   });
   const nodeOf = Object.fromEntries(cluster.nodes.map((node) => [node.region, node.id])) as Record<ChaosRegion, string>;

@@ -89,7 +89,7 @@ export class LinkMachine {
       case 'frame':
         this.lastHeardMs = nowMs;
         this.counters.received.wireBytes += input.wireBytes;
-        return this.state === 'open' ? this.onFrame(input.frame, nowMs, wallMs) : this.onHandshake(input.frame, nowMs);
+        return this.state === 'open' ? this.onFrame(input.frame, nowMs, wallMs) : this.onHandshake(input.frame, nowMs, wallMs);
       case 'closed':
         return this.onClosed(input.code, input.reason, input.random, nowMs);
       case 'cursor':
@@ -150,12 +150,12 @@ export class LinkMachine {
     return [...effects, ...this.established(nowMs)];
   }
 
-  private onHandshake(frame: Frame, nowMs: number): LinkEffect[] {
+  private onHandshake(frame: Frame, nowMs: number, wallMs: number): LinkEffect[] {
     const dialer = this.dialer;
     if (frame.t === 'refuse') return this.close(closeCodes.refused, `refused by ${this.config.peer.node}: ${frame.code}: ${frame.reason}`);
     if (dialer === null) return this.close(closeCodes.protocol, `unexpected ${frame.t} frame before the link is open`);
     if (dialer.stage === 'challenge' && frame.t === 'challenge' && dialer.dialerNonce !== null) {
-      const hello = helloFor(this.config.self, frame, dialer.dialerNonce, this.local.stamp);
+      const hello = helloFor(this.config.self, frame, dialer.dialerNonce, this.local.stamp, wallMs);
       if ('reason' in hello) return this.close(closeCodes.protocol, hello.reason);
       dialer.acceptorNonce = frame.nonce;
       dialer.stage = 'welcome';

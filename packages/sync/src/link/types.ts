@@ -12,7 +12,7 @@ export type ConnId = number;
 export interface PeerConfig {
   readonly node: string;
   readonly region: string;
-  /** Where to dial it: `ws://host:port/v1/replicate`. */
+  /** Where to dial it: `wss://host:port/v1/replicate` (the daemon), `ws://` only for nodes built without TLS (tests). */
   readonly url: string;
 }
 
