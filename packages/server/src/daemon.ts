@@ -7,10 +7,11 @@
 import { type Server } from 'node:net';
 import { type Logger } from 'pino';
 import { TesseraError } from '@tessera/core';
-import { Replica } from '@tessera/store';
+import { Replica, type StoragePort } from '@tessera/store';
+import { stringify } from 'yaml';
 import { SyncNode, lanesOfPolicy } from '@tessera/sync';
 import { type ClusterFetch, ClusterView, clusterMembersOf } from './cluster-view.js';
-import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, peersOf } from './config.js';
+import { type ClusterConfig, type NodeConfig, findNode, formatHostPort, loadClusterConfig, parseClusterConfig, peersOf } from './config.js';
 import { type HttpApi, createHttpHandler, eventLogger } from './http.js';
 import { loadNodeSecurity } from './daemon-security.js';
 import { createListener } from './serving.js';
@@ -30,8 +31,14 @@ export type LogEvent = Record<string, unknown>;
 
 /** Options of `startDaemon`. */
 export interface DaemonOptions {
-  readonly configPath: string;
+  /** The cluster config file; or `config`, the same content as an object (`joinCluster`). */
+  readonly configPath?: string;
+  /** The cluster config as the object the YAML file holds; relative paths resolve against `baseDir` (default: the working directory). */
+  readonly config?: Readonly<Record<string, unknown>>;
+  readonly baseDir?: string;
   readonly nodeId: string;
+  /** Where the replica keeps its data instead of the node's `data` directory (e.g. `memoryStorage()` for an app's tests). */
+  readonly storage?: StoragePort;
   readonly log?: (event: LogEvent) => void;
   /** The logger (pino); without it, `log` receives each event as an object. */
   readonly logger?: Logger;
@@ -76,7 +83,7 @@ function listen(server: Server, node: NodeConfig): Promise<void> {
 
 /** Starts the daemon for `nodeId` of the cluster in `configPath`. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
-  const config = await loadClusterConfig(options.configPath);
+  const config = await configOf(options);
   const node = findNode(config, options.nodeId);
   const base = { node: node.id, region: node.region };
   const logger = (options.logger ?? eventLogger(options.log as ((event: object) => void) | undefined)).child(base);
@@ -85,7 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const security = loadNodeSecurity(config, node, Date.now());
   const peers = peersOf(config, node.id);
   const replica = await Replica.open({
-    path: node.data, node: node.id, region: node.region, durability: node.durability,
+    ...(options.storage === undefined ? { path: node.data } : { storage: options.storage }), node: node.id, region: node.region, durability: node.durability,
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region })),
     ...(config.policy === null ? {} : { policy: config.policy }),
     // Every version but the config's must be signed by an operator key (from the API and from peers alike).
@@ -146,12 +153,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       // Load balancers see /readyz answer 503 for the grace period while requests still come and finish.
       api.setDraining(true);
       await sleep(drainGraceMs);
-      await listener.close();
+      // Stop accepting; the promise settles once every connection ended — peer links included, which close
+      // only below: awaiting it here would wait for them forever.
+      const listenerClosed = listener.close();
       const idle = await Promise.race([api.idle().then(() => true), sleep(drainRequestsMsMax).then(() => false)]);
       const flushed = await sync.flush(shutdownFlushMsMax);
       await sync.close();
       // Whatever is still open (a client that never finishes its body, an idle keep-alive) is closed now.
       listener.destroyAll();
+      await listenerClosed;
       metrics.close();
       await replica.close();
       log({ event: 'daemon-stopped', linksFlushed: flushed, requestsFinished: idle });
@@ -159,6 +169,40 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     return stopping;
   };
   return { config, node, replica, sync, api, url, stop };
+}
+
+/** What `joinCluster` takes: the daemon's options with the config as an object. */
+export type JoinOptions = Omit<DaemonOptions, 'configPath' | 'config' | 'nodeId'> & {
+  /** The cluster config, the same fields as the YAML file (`cluster`, `nodes`, `secretFile`, `ca`, `tokens`, `policy`…). */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** This node's id in `config.nodes`. */
+  readonly node: string;
+};
+
+/**
+ * An app's own node joins its cluster with one call: a replica in the app's process, replicating with the other
+ * regions' nodes over mutual TLS, serving the HTTP API on the node's `listen` address, with the policy, tokens and
+ * keys of the config — what `tessera serve` runs, without a config file. Which side dials does not matter (the
+ * lower node id dials; the listener accepts). `stop()` drains and closes it.
+ */
+export function joinCluster(options: JoinOptions): Promise<Daemon> {
+  const { config, node, ...rest } = options;
+  return startDaemon({ ...rest, config, nodeId: node });
+}
+
+async function configOf(options: DaemonOptions): Promise<ClusterConfig> {
+  if (options.config !== undefined && options.configPath !== undefined) {
+    throw new TesseraError('ERR_OPTION_INVALID', 'startDaemon: give configPath or config, not both');
+  }
+  if (options.config !== undefined) {
+    if (typeof options.config !== 'object' || options.config === null || Array.isArray(options.config)) {
+      throw new TesseraError('ERR_CONFIG_INVALID', 'the cluster config must be an object with cluster, nodes and a secret');
+    }
+    // The object goes through the file's own validation, so every field is checked the same way.
+    return parseClusterConfig(stringify(options.config), 'the embedded cluster config', process.env, { baseDir: options.baseDir ?? process.cwd() });
+  }
+  if (options.configPath === undefined) throw new TesseraError('ERR_OPTION_INVALID', 'startDaemon: give configPath or config');
+  return loadClusterConfig(options.configPath);
 }
 
 /** A fetch for the cluster view: with TLS, trusting the cluster CA only. */
