@@ -29,7 +29,7 @@
  * can no longer be opened. A crash between the two leaves a slot without pointer, zeroed at the next open.
  */
 import { type KeyObject, createHmac, createSecretKey, randomBytes } from 'node:crypto';
-import { chmod } from 'node:fs/promises';
+import { chmod, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError, assert } from '@tessera/core';
 import { decodeLogEntry } from '../log-entry.js';
@@ -130,7 +130,7 @@ export class SealedStorage implements StoragePort {
     const { inner } = this.options;
     await inner.open();
     try {
-      if (this.options.directory !== undefined) await chmod(this.options.directory, 0o700);
+      if (this.options.directory !== undefined) await keepPrivate(this.options.directory);
       let empty = true;
       for await (const _key of inner.keys({ limit: 1 })) empty = false;
       const dataKey = await this.options.dataKey(empty);
@@ -154,6 +154,7 @@ export class SealedStorage implements StoragePort {
     this.forget();
     await this.options.slots.close();
     await this.options.inner.close();
+    if (this.options.directory !== undefined) await keepPrivate(this.options.directory).catch(() => undefined);
   }
 
   private forget(): void {
@@ -555,6 +556,17 @@ function logEntryDocument(stored: string, bytes: Uint8Array): { dataset: string;
     return entry.kind === 'purge' ? null : { dataset: entry.dataset, key: entry.key };
   } catch {
     return null;
+  }
+}
+
+/**
+ * The data directory at 0700 and its files at 0600: what the engine created under a looser umask is tightened
+ * at every open (the daemon also runs with umask 077, so the files LevelDB creates later are 0600 too).
+ */
+async function keepPrivate(directory: string): Promise<void> {
+  await chmod(directory, 0o700);
+  for (const entry of await readdir(directory, { withFileTypes: true })) {
+    if (entry.isFile()) await chmod(join(directory, entry.name), 0o600);
   }
 }
 
