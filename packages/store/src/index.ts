@@ -10,7 +10,7 @@ export {
 } from './storage/sealed.js';
 export {
   parseMasterKey, newMasterKeyText, readMasterKeyFile, createMasterKeyFile, rotateMasterKey, masterKeyId, isSealedDirectory, checkOwnerOnly,
-  loadDataKey, sealFileName, slotsFileName, sealKeyBytes, masterKeyFileBytesMax,
+  loadDataKey, masterKeyFromEnv, masterKeyFileEnv, sealFileName, slotsFileName, sealKeyBytes, masterKeyFileBytesMax,
 } from './storage/seal-keys.js';
 export { type SlotStore, fileSlots, memorySlots, slotBytes, slotsMax } from './storage/slots.js';
 export { type Sendable } from './replica/judge.js';

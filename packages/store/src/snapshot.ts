@@ -55,11 +55,11 @@ export async function openDataDirectorySnapshot(path: string, options: { readonl
   if (!names.includes('CURRENT')) {
     throw new TesseraError('ERR_STORE_FORMAT', `${path} is not a Tessera data directory: it holds no LevelDB (no CURRENT file)`);
   }
+  await checkUnlocked(path);
   const sealed = names.includes(sealFileName);
   if (sealed && options.masterKey === undefined) {
-    throw new TesseraError('ERR_SEAL_KEY_MISSING', `data directory ${path} is sealed: give its master key (--master-key-file, or TESSERA_MASTER_KEY_FILE), or inspect the running node with --url`);
+    throw new TesseraError('ERR_SEAL_KEY_MISSING', `data directory ${path} is sealed: name its master key file in TESSERA_MASTER_KEY_FILE, or inspect the running node with --url`);
   }
-  await checkUnlocked(path);
   const copy = await mkdtemp(join(tmpdir(), 'tessera-inspect-'));
   try {
     for (const name of names) {

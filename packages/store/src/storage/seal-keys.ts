@@ -75,6 +75,15 @@ export async function readMasterKeyFile(path: string): Promise<Buffer> {
   }
 }
 
+/** The environment variable that names a master key file (the daemon's config can name one too). */
+export const masterKeyFileEnv = 'TESSERA_MASTER_KEY_FILE';
+
+/** The master key named by $TESSERA_MASTER_KEY_FILE, for offline tools: `{}` when unset. */
+export async function masterKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<{ masterKey?: Buffer }> {
+  const path = env[masterKeyFileEnv];
+  return path === undefined || path === '' ? {} : { masterKey: await readMasterKeyFile(path) };
+}
+
 /** Writes a new master key file (mode 0600, refusing to overwrite one); returns its key. */
 export async function createMasterKeyFile(path: string): Promise<Buffer> {
   const text = newMasterKeyText();
