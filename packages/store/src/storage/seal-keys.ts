@@ -102,9 +102,26 @@ export function deriveKey(key: Uint8Array, info: string, bytes = sealKeyBytes): 
   return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), info, bytes));
 }
 
+/** Random bytes drawn at a time: one call to the CSPRNG serves many records (each call costs microseconds). */
+export const randomPoolBytes = 16 * 1024;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+/** `count` fresh random bytes from the pool (a new pool buffer when it runs out: views handed out stay valid). */
+export function poolRandom(count: number): Buffer {
+  assert(count <= randomPoolBytes, 'random draw over the pool size');
+  if (poolAt + count > pool.length) {
+    pool = randomBytes(randomPoolBytes);
+    poolAt = 0;
+  }
+  const out = pool.subarray(poolAt, poolAt + count);
+  poolAt += count;
+  return out;
+}
+
 /** AES-256-GCM: `nonce | ciphertext | tag`, with a fresh random 96-bit nonce. */
 export function gcmSeal(key: Uint8Array, plain: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = randomBytes(sealNonceBytes);
+  const nonce = poolRandom(sealNonceBytes);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const body = Buffer.concat([cipher.update(plain), cipher.final()]);

@@ -35,7 +35,7 @@ import { TesseraError, assert } from '@tessera/core';
 import { decodeLogEntry } from '../log-entry.js';
 import { levelStorage, memoryStorage } from './level.js';
 import { type BatchOp, type StoragePort, type StorageRange } from './port.js';
-import { deriveKey, gcmOpen, gcmSeal, loadDataKey, readMasterKeyFile, sealKeyBytes, slotsFileName } from './seal-keys.js';
+import { deriveKey, gcmOpen, gcmSeal, loadDataKey, poolRandom, readMasterKeyFile, sealKeyBytes, slotsFileName } from './seal-keys.js';
 import { type SlotStore, fileSlots, memorySlots, slotBytes, slotsMax } from './slots.js';
 import { type KeyBounds, SortedKeys, compareUtf8 } from './utf8-order.js';
 
@@ -53,6 +53,8 @@ export const sealDigestBytes = 16;
 const saltBytes = 12;
 const kindRegion = 1;
 const kindDocument = 2;
+/** Digests remembered (names of hot documents and records); the memo is emptied when full. */
+export const sealedDigestsCachedMax = 16_384;
 /** Records fetched from the engine per read while serving a range from the index. */
 export const sealedFetchRecordsMax = 64;
 const docKeyWrapInfo = 'tessera/seal/doc-key v1';
@@ -79,6 +81,17 @@ interface DocKey {
   committed: boolean;
   /** Resolves when its slot is written (before any batch that names it may go down). */
   written: Promise<void>;
+  /** Its slot was fsynced (a batch with `sync` that names it must not go down before). */
+  synced: boolean;
+}
+
+/** The document keys one batch uses and makes. */
+interface BatchKeys {
+  readonly slots: Array<{ index: number; bytes: Uint8Array }>;
+  readonly created: DocKey[];
+  readonly used: Set<DocKey>;
+  /** Digests whose pointer the batch carries. */
+  readonly pointed: Set<string>;
 }
 
 /** Sealed storage over `options.inner`. */
@@ -114,6 +127,7 @@ export class SealedStorage implements StoragePort {
   private wrapKey: Buffer | null = null;
   private readonly index = new SortedKeys();
   private readonly docKeys = new Map<string, DocKey>();
+  private readonly digests = new Map<string, string>();
   private freeSlots: number[] = [];
   private slotCount = 0;
 
@@ -121,7 +135,7 @@ export class SealedStorage implements StoragePort {
     this.description = `sealed ${options.inner.description}`;
   }
 
-  private get keys0(): { record: KeyObject; digest: KeyObject; wrap: Buffer } {
+  private get keyring(): { record: KeyObject; digest: KeyObject; wrap: Buffer } {
     if (this.recordKey === null) throw new TesseraError('ERR_STORE_CLOSED', `${this.description} is not open`);
     return { record: this.recordKey, digest: this.digestKey!, wrap: this.wrapKey! };
   }
@@ -163,6 +177,7 @@ export class SealedStorage implements StoragePort {
     this.wrapKey?.fill(0);
     this.wrapKey = null;
     this.docKeys.clear();
+    this.digests.clear();
     this.freeSlots = [];
     this.slotCount = 0;
     this.index.reset([]);
@@ -188,12 +203,12 @@ export class SealedStorage implements StoragePort {
         continue;
       }
       const digest = bytes.subarray(1, 1 + sealDigestBytes).toString('base64url');
-      const key = pointed.get(digest) === slot ? gcmOpen(this.keys0.wrap, bytes.subarray(1 + sealDigestBytes, 1 + sealDigestBytes + 60), this.slotAad(digest)) : null;
+      const key = pointed.get(digest) === slot ? gcmOpen(this.keyring.wrap, bytes.subarray(1 + sealDigestBytes, 1 + sealDigestBytes + 60), this.slotAad(digest)) : null;
       if (key === null) {
         orphans.push(slot);
         continue;
       }
-      this.docKeys.set(digest, { slot, key: createSecretKey(key), committed: true, written: Promise.resolve() });
+      this.docKeys.set(digest, { slot, key: createSecretKey(key), committed: true, written: Promise.resolve(), synced: true });
       key.fill(0);
     }
     if (orphans.length > 0) {
@@ -207,8 +222,11 @@ export class SealedStorage implements StoragePort {
     return Buffer.from(`${docKeyWrapInfo}${sep}${digest}`);
   }
 
-  /** The key of the document `digest`, made (slot written, pointer added to `ops`) when it has none. */
-  private docKeyFor(digest: string, ops: BatchOp[], waits: Array<Promise<void>>, pointed: Set<string>): DocKey {
+  /**
+   * The key of the document `digest`, made when it has none (its slot queued in `batch.slots`, written by the
+   * caller before the batch); its pointer is added to `ops` until a batch that carried it is committed.
+   */
+  private docKeyFor(digest: string, ops: BatchOp[], batch: BatchKeys): DocKey {
     let entry = this.docKeys.get(digest);
     if (entry === undefined) {
       const slot = this.freeSlots.pop() ?? this.slotCount++;
@@ -217,14 +235,17 @@ export class SealedStorage implements StoragePort {
       const bytes = Buffer.alloc(slotBytes);
       bytes[0] = 1;
       Buffer.from(digest, 'base64url').copy(bytes, 1);
-      gcmSeal(this.keys0.wrap, raw, this.slotAad(digest)).copy(bytes, 1 + sealDigestBytes);
-      entry = { slot, key: createSecretKey(raw), committed: false, written: this.options.slots.write([{ index: slot, bytes }], true) };
+      gcmSeal(this.keyring.wrap, raw, this.slotAad(digest)).copy(bytes, 1 + sealDigestBytes);
+      // `written` is replaced by the slot write's promise before this turn ends (write() queues it).
+      entry = { slot, key: createSecretKey(raw), committed: false, written: Promise.resolve(), synced: false };
       raw.fill(0);
       this.docKeys.set(digest, entry);
+      batch.slots.push({ index: slot, bytes });
+      batch.created.push(entry);
     }
-    if (!entry.committed && !pointed.has(digest)) {
-      pointed.add(digest);
-      waits.push(entry.written);
+    batch.used.add(entry);
+    if (!entry.committed && !batch.pointed.has(digest)) {
+      batch.pointed.add(digest);
       const index = Buffer.alloc(4);
       index.writeUInt32BE(entry.slot);
       ops.push({ type: 'put', key: `${pointerPrefix}${digest}`, value: this.sealValue(`${pointerPrefix}${digest}`, index, null) });
@@ -235,7 +256,14 @@ export class SealedStorage implements StoragePort {
   // ------------------------------------------------------------------ digests and envelopes
 
   private digest(text: string): string {
-    return createHmac('sha256', this.keys0.digest).update(text).digest().subarray(0, sealDigestBytes).toString('base64url');
+    let out = this.digests.get(text);
+    if (out === undefined) {
+      out = createHmac('sha256', this.keyring.digest).update(text).digest().subarray(0, sealDigestBytes).toString('base64url');
+      // A bounded memo: hot documents are written and read again and again.
+      if (this.digests.size >= sealedDigestsCachedMax) this.digests.clear();
+      this.digests.set(text, out);
+    }
+    return out;
   }
 
   /** The digest that names a document (in its key's slot and its records' headers). */
@@ -251,8 +279,8 @@ export class SealedStorage implements StoragePort {
 
   private sealValue(stored: string, plain: Uint8Array, doc: { digest: string; key: KeyObject } | null): Buffer {
     const header = doc === null ? Buffer.from([kindRegion]) : Buffer.concat([Buffer.from([kindDocument]), Buffer.from(doc.digest, 'base64url')]);
-    const salt = randomBytes(saltBytes);
-    const key = createHmac('sha256', doc === null ? this.keys0.record : doc.key).update(salt).digest();
+    const salt = poolRandom(saltBytes);
+    const key = createHmac('sha256', doc === null ? this.keyring.record : doc.key).update(salt).digest();
     const sealed = gcmSeal(key, plain, Buffer.concat([Buffer.from(stored), header]));
     return Buffer.concat([header, salt, sealed]);
   }
@@ -262,7 +290,7 @@ export class SealedStorage implements StoragePort {
     const kind = bytes[0];
     const headerBytes = kind === kindDocument ? 1 + sealDigestBytes : 1;
     let key: KeyObject;
-    if (kind === kindRegion) key = this.keys0.record;
+    if (kind === kindRegion) key = this.keyring.record;
     else if (kind === kindDocument) {
       const digest = Buffer.from(bytes.subarray(1, headerBytes)).toString('base64url');
       const entry = this.docKeys.get(digest);
@@ -305,7 +333,7 @@ export class SealedStorage implements StoragePort {
   }
 
   async getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>> {
-    void this.keys0;
+    void this.keyring;
     const out: Array<Uint8Array | undefined> = keys.map(() => undefined);
     // Document secrets and the adapter's own records are never shown to the replica.
     const asked = keys.map((key, i) => ({ i, key, stored: isDigested(key) ? this.storedKey(key) : key }))
@@ -320,11 +348,10 @@ export class SealedStorage implements StoragePort {
   }
 
   async write(ops: readonly BatchOp[], options: { readonly sync: boolean }): Promise<void> {
-    void this.keys0;
+    void this.keyring;
     const out: BatchOp[] = [];
-    const waits: Array<Promise<void>> = [];
-    const pointed = new Set<string>();
-    const used = new Set<string>();
+    const batch: BatchKeys = { slots: [], created: [], used: new Set(), pointed: new Set() };
+    const usedDigests = new Set<string>();
     const shredded: string[] = [];
     const added: string[] = [];
     const removed: string[] = [];
@@ -350,8 +377,8 @@ export class SealedStorage implements StoragePort {
         }
         const { dataset, key } = splitDoc(op.key);
         const digest = this.docDigest(dataset, key);
-        used.add(digest);
-        const entry = this.docKeyFor(digest, out, waits, pointed);
+        usedDigests.add(digest);
+        const entry = this.docKeyFor(digest, out, batch);
         const name = Buffer.from(op.key, 'utf8');
         assert(name.length <= 0xffff, 'stored key too long');
         const head = Buffer.alloc(2);
@@ -370,14 +397,25 @@ export class SealedStorage implements StoragePort {
         continue;
       }
       const digest = this.docDigest(owner.dataset, owner.key);
-      used.add(digest);
-      const entry = this.docKeyFor(digest, out, waits, pointed);
+      usedDigests.add(digest);
+      const entry = this.docKeyFor(digest, out, batch);
       out.push({ type: 'put', key: op.key, value: this.sealValue(op.key, op.value, { digest, key: entry.key }) });
     }
-    for (const digest of shredded) assert(!used.has(digest), 'a batch writes records of a document it shreds');
-    await Promise.all(waits);
+    for (const digest of shredded) assert(!usedDigests.has(digest), 'a batch writes records of a document it shreds');
+    // New slots reach the file before the batch that names them, with the batch's durability: a batch with
+    // `sync` also waits for slots an earlier batch without it wrote.
+    const earlier = [...batch.used].filter((entry) => !batch.created.includes(entry));
+    const unsynced = options.sync && earlier.some((entry) => !entry.synced);
+    if (batch.slots.length > 0 || unsynced) {
+      // After the slot writes this batch relies on, so that an fsync here covers them too.
+      const written = Promise.all(earlier.map((entry) => entry.written)).then(() => this.options.slots.write(batch.slots, options.sync));
+      for (const entry of batch.created) entry.written = written;
+      await written;
+    }
+    await Promise.all(earlier.map((entry) => entry.written));
+    if (options.sync) for (const entry of batch.used) entry.synced = true;
     await this.options.inner.write(out, options);
-    for (const digest of pointed) {
+    for (const digest of batch.pointed) {
       const entry = this.docKeys.get(digest);
       if (entry !== undefined) entry.committed = true;
     }
@@ -410,7 +448,7 @@ export class SealedStorage implements StoragePort {
 
   /** Walks the plain segments from the engine and the digested families from the index, in order. */
   private async *scan(range: StorageRange, values: boolean): AsyncGenerator<[string, Uint8Array] | string> {
-    void this.keys0;
+    void this.keyring;
     let remaining = range.limit === undefined || range.limit < 0 ? Number.POSITIVE_INFINITY : range.limit;
     const reverse = range.reverse === true;
     const order = reverse ? [...segments].reverse() : segments;
@@ -456,7 +494,7 @@ export class SealedStorage implements StoragePort {
   }
 
   async clear(range: StorageRange): Promise<void> {
-    void this.keys0;
+    void this.keyring;
     const ops: BatchOp[] = [];
     for (const segment of segments) {
       const bounds = intersect(range, segment);
@@ -468,7 +506,7 @@ export class SealedStorage implements StoragePort {
   }
 
   async compact(range?: { readonly gte: string; readonly lt: string }): Promise<void> {
-    void this.keys0;
+    void this.keyring;
     if (range === undefined) return this.options.inner.compact();
     for (const segment of segments) {
       const bounds = intersect(range, segment);

@@ -50,9 +50,15 @@ export function fileSlots(path: string): SlotStore {
     async write(slots, sync) {
       assert(handle !== null, 'slot file not open');
       try {
-        for (const { index, bytes } of slots) {
-          assert(bytes.length === slotBytes && index >= 0 && index < slotsMax, 'slot write shape');
-          await handle.write(bytes, 0, slotBytes, index * slotBytes);
+        // Neighbouring slots (a batch's new documents usually take them in a row) go down in one write.
+        const sorted = [...slots].sort((a, b) => a.index - b.index);
+        for (let at = 0; at < sorted.length;) {
+          let end = at + 1;
+          while (end < sorted.length && sorted[end]!.index === sorted[end - 1]!.index + 1) end++;
+          for (let i = at; i < end; i++) assert(sorted[i]!.bytes.length === slotBytes && sorted[i]!.index >= 0 && sorted[i]!.index < slotsMax, 'slot write shape');
+          const run = Buffer.concat(sorted.slice(at, end).map((slot) => slot.bytes));
+          await handle.write(run, 0, run.length, sorted[at]!.index * slotBytes);
+          at = end;
         }
         if (sync) await handle.datasync();
       } catch (error) {
