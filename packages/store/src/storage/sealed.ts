@@ -3,8 +3,8 @@
  * keys, with AES-256-GCM from node:crypto (seal-keys.ts holds the keys and the primitives).
  *
  * Values. Every record is `kind | [document digest] | salt | nonce | ciphertext | tag`: the AES key is
- * HMAC-SHA256(K, salt) for a random 96-bit salt, and the nonce is random too, so no key ever meets the
- * random-nonce bound of GCM (2^32 records) however many batches rewrite `seq` and `hlc`. The AAD is the
+ * HMAC-SHA256(K, salt) for a random 96-bit salt drawn per batch and key, and the nonce is random per record, so
+ * no key ever meets the random-nonce bound of GCM (2^32 records) however many batches rewrite `seq` and `hlc`. The AAD is the
  * stored key and the header: a record moved under another key, or to another document's key, fails to open.
  * K is the document's own key for everything that belongs to one document — its state (d), conflict records
  * (x), handover record (h) and delta-log entries (l) but purge notices — and a key derived from the data key
@@ -85,6 +85,12 @@ interface DocKey {
   synced: boolean;
 }
 
+/** A per-record key: HMAC-SHA256 of a key and a random salt stored with the record. */
+interface Subkey {
+  readonly salt: Buffer;
+  readonly key: Buffer;
+}
+
 /** The document keys one batch uses and makes. */
 interface BatchKeys {
   readonly slots: Array<{ index: number; bytes: Uint8Array }>;
@@ -128,6 +134,7 @@ export class SealedStorage implements StoragePort {
   private readonly index = new SortedKeys();
   private readonly docKeys = new Map<string, DocKey>();
   private readonly digests = new Map<string, string>();
+  private lastSubkey: { master: KeyObject; salt: Buffer; key: Buffer } | null = null;
   private freeSlots: number[] = [];
   private slotCount = 0;
 
@@ -178,6 +185,7 @@ export class SealedStorage implements StoragePort {
     this.wrapKey = null;
     this.docKeys.clear();
     this.digests.clear();
+    this.lastSubkey = null;
     this.freeSlots = [];
     this.slotCount = 0;
     this.index.reset([]);
@@ -277,12 +285,31 @@ export class SealedStorage implements StoragePort {
     return `${plain[0]}${sep}${this.digest(`dataset${sep}${dataset}`)}${sep}${this.digest(`record${sep}${plain}`)}`;
   }
 
-  private sealValue(stored: string, plain: Uint8Array, doc: { digest: string; key: KeyObject } | null): Buffer {
+  /**
+   * Seals one record. `subkeys` holds the subkeys one batch drew: the records a batch seals under one key share
+   * a salt (one HMAC per key and batch, not per record), each with its own random nonce — a handful of records
+   * per subkey, far below GCM's random-nonce bound.
+   */
+  private sealValue(stored: string, plain: Uint8Array, doc: { digest: string; key: KeyObject } | null, subkeys?: Map<KeyObject, Subkey>): Buffer {
     const header = doc === null ? Buffer.from([kindRegion]) : Buffer.concat([Buffer.from([kindDocument]), Buffer.from(doc.digest, 'base64url')]);
-    const salt = poolRandom(saltBytes);
-    const key = createHmac('sha256', doc === null ? this.keyring.record : doc.key).update(salt).digest();
-    const sealed = gcmSeal(key, plain, Buffer.concat([Buffer.from(stored), header]));
-    return Buffer.concat([header, salt, sealed]);
+    const master = doc === null ? this.keyring.record : doc.key;
+    let subkey = subkeys?.get(master);
+    if (subkey === undefined) {
+      const salt = poolRandom(saltBytes);
+      subkey = { salt, key: createHmac('sha256', master).update(salt).digest() };
+      subkeys?.set(master, subkey);
+    }
+    const sealed = gcmSeal(subkey.key, plain, Buffer.concat([Buffer.from(stored), header]));
+    return Buffer.concat([header, subkey.salt, sealed]);
+  }
+
+  /** The subkey of `key` and `salt`; the last few are remembered (records of one batch share one). */
+  private openSubkey(key: KeyObject, salt: Uint8Array): Buffer {
+    const memo = this.lastSubkey;
+    if (memo !== null && memo.master === key && memo.salt.equals(salt)) return memo.key;
+    const out = createHmac('sha256', key).update(salt).digest();
+    this.lastSubkey = { master: key, salt: Buffer.from(salt), key: out };
+    return out;
   }
 
   /** Opens a stored record; throws `ERR_STORE_CORRUPT` when it does not authenticate or its document key is gone. */
@@ -298,7 +325,7 @@ export class SealedStorage implements StoragePort {
       key = entry.key;
     } else throw corrupt(stored, `unknown record kind ${String(kind)}`);
     const salt = bytes.subarray(headerBytes, headerBytes + saltBytes);
-    const plain = gcmOpen(createHmac('sha256', key).update(salt).digest(), bytes.subarray(headerBytes + saltBytes), Buffer.concat([Buffer.from(stored), bytes.subarray(0, headerBytes)]));
+    const plain = gcmOpen(this.openSubkey(key, salt), bytes.subarray(headerBytes + saltBytes), Buffer.concat([Buffer.from(stored), bytes.subarray(0, headerBytes)]));
     if (plain === null) throw corrupt(stored, 'it does not authenticate (altered, moved, or sealed under another key)');
     return plain;
   }
@@ -351,6 +378,7 @@ export class SealedStorage implements StoragePort {
     void this.keyring;
     const out: BatchOp[] = [];
     const batch: BatchKeys = { slots: [], created: [], used: new Set(), pointed: new Set() };
+    const subkeys = new Map<KeyObject, Subkey>();
     const usedDigests = new Set<string>();
     const shredded: string[] = [];
     const added: string[] = [];
@@ -383,7 +411,7 @@ export class SealedStorage implements StoragePort {
         assert(name.length <= 0xffff, 'stored key too long');
         const head = Buffer.alloc(2);
         head.writeUInt16BE(name.length);
-        out.push({ type: 'put', key: stored, value: this.sealValue(stored, Buffer.concat([head, name, op.value]), { digest, key: entry.key }) });
+        out.push({ type: 'put', key: stored, value: this.sealValue(stored, Buffer.concat([head, name, op.value]), { digest, key: entry.key }, subkeys) });
         added.push(op.key);
         continue;
       }
@@ -393,13 +421,13 @@ export class SealedStorage implements StoragePort {
       }
       const owner = op.key.startsWith(logPrefix) ? logEntryDocument(op.key, op.value) : null;
       if (owner === null) {
-        out.push({ type: 'put', key: op.key, value: this.sealValue(op.key, op.value, null) });
+        out.push({ type: 'put', key: op.key, value: this.sealValue(op.key, op.value, null, subkeys) });
         continue;
       }
       const digest = this.docDigest(owner.dataset, owner.key);
       usedDigests.add(digest);
       const entry = this.docKeyFor(digest, out, batch);
-      out.push({ type: 'put', key: op.key, value: this.sealValue(op.key, op.value, { digest, key: entry.key }) });
+      out.push({ type: 'put', key: op.key, value: this.sealValue(op.key, op.value, { digest, key: entry.key }, subkeys) });
     }
     for (const digest of shredded) assert(!usedDigests.has(digest), 'a batch writes records of a document it shreds');
     // New slots reach the file before the batch that names them, with the batch's durability: a batch with
