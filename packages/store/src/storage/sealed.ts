@@ -23,7 +23,8 @@
  * large each record is.
  *
  * Crypto-shredding. Each document's key sits wrapped under the data key in a slot of the slot file
- * (slots.ts), with a pointer record `\u0001k␀<digest>` committed in the batch that first uses it. A batch that
+ * (slots.ts; slots are filled ahead in a reserve), with a pointer record `\u0001k␀<digest>` → slot committed in
+ * the batch that first uses it. A batch that
  * deletes `k␀<dataset>␀<key>` (layout.ts `docSecretKey`: a purge does) deletes the pointer with the purge's
  * other deletes, then overwrites the slot with zeros: what LevelDB keeps of the document until it compacts
  * can no longer be opened. A crash between the two leaves a slot without pointer, zeroed at the next open.
@@ -57,7 +58,11 @@ const kindDocument = 2;
 export const sealedDigestsCachedMax = 16_384;
 /** Records fetched from the engine per read while serving a range from the index. */
 export const sealedFetchRecordsMax = 64;
-const docKeyWrapInfo = 'tessera/seal/doc-key v1';
+const docKeyWrapInfo = 'tessera/seal/doc-key v2';
+/** A wrapped document key in its slot: nonce, 32 bytes, tag. */
+const wrappedKeyBytes = 60;
+/** Slots filled ahead at a time (one write, one fsync for this many new documents). */
+export const sealedReserveSlots = 256;
 
 /** Where the data key comes from: `create` asks for a new one when the store is empty. */
 export type DataKeySource = (create: boolean) => Promise<Buffer | undefined>;
@@ -93,7 +98,7 @@ interface Subkey {
 
 /** The document keys one batch uses and makes. */
 interface BatchKeys {
-  readonly slots: Array<{ index: number; bytes: Uint8Array }>;
+  /** Keys taken from the reserve by this batch. */
   readonly created: DocKey[];
   readonly used: Set<DocKey>;
   /** Digests whose pointer the batch carries. */
@@ -137,6 +142,8 @@ export class SealedStorage implements StoragePort {
   private lastSubkey: { master: KeyObject; salt: Buffer; key: Buffer } | null = null;
   private freeSlots: number[] = [];
   private slotCount = 0;
+  /** Filled slots not yet given to a document (zeroed at the next open if unused). */
+  private reserve: DocKey[] = [];
 
   constructor(private readonly options: SealedOptions) {
     this.description = `sealed ${options.inner.description}`;
@@ -188,34 +195,38 @@ export class SealedStorage implements StoragePort {
     this.lastSubkey = null;
     this.freeSlots = [];
     this.slotCount = 0;
+    this.reserve = [];
     this.index.reset([]);
   }
 
   // ------------------------------------------------------------------ document keys
 
-  /** Reads the slots, keeps those a committed pointer names, zeroes the others (a crash mid-purge or mid-create). */
+  /**
+   * Reads the slots, keeps those a committed pointer names, zeroes the others: the reserve of the last run, and
+   * what a crash left between a purge's batch and the zeroing of its slots.
+   */
   private async loadDocKeys(): Promise<void> {
     const slots = await this.options.slots.open();
     assert(slots.length <= slotsMax, 'slot file over its bound');
     this.slotCount = slots.length;
-    const pointed = new Map<string, number>();
+    const owners = new Map<number, string>();
     for await (const [stored, bytes] of this.options.inner.entries({ gte: pointerPrefix, lt: `${internalPrefix}k\u0001` })) {
-      pointed.set(stored.slice(pointerPrefix.length), this.openValue(stored, bytes).readUInt32BE(0));
+      const slot = this.openValue(stored, bytes).readUInt32BE(0);
+      if (owners.has(slot)) throw corrupt(stored, `its key slot ${slot} belongs to another document too`);
+      owners.set(slot, stored.slice(pointerPrefix.length));
     }
     const orphans: number[] = [];
     for (let slot = 0; slot < slots.length; slot++) {
       const bytes = slots[slot]!;
-      if (bytes[0] === 0) {
+      const digest = owners.get(slot);
+      if (digest === undefined) {
         if (bytes.some((byte) => byte !== 0)) orphans.push(slot);
         else this.freeSlots.push(slot);
         continue;
       }
-      const digest = bytes.subarray(1, 1 + sealDigestBytes).toString('base64url');
-      const key = pointed.get(digest) === slot ? gcmOpen(this.keyring.wrap, bytes.subarray(1 + sealDigestBytes, 1 + sealDigestBytes + 60), this.slotAad(digest)) : null;
-      if (key === null) {
-        orphans.push(slot);
-        continue;
-      }
+      const key = bytes[0] === 1 ? gcmOpen(this.keyring.wrap, bytes.subarray(1, 1 + wrappedKeyBytes), this.slotAad(slot)) : null;
+      // A pointer whose slot does not open: that document's records read as ERR_STORE_CORRUPT.
+      if (key === null) continue;
       this.docKeys.set(digest, { slot, key: createSecretKey(key), committed: true, written: Promise.resolve(), synced: true });
       key.fill(0);
     }
@@ -226,30 +237,51 @@ export class SealedStorage implements StoragePort {
     this.freeSlots.sort((a, b) => b - a);
   }
 
-  private slotAad(digest: string): Buffer {
-    return Buffer.from(`${docKeyWrapInfo}${sep}${digest}`);
+  /** A slot's key is bound to the slot (a pointer record, authenticated, binds the slot to its document). */
+  private slotAad(slot: number): Buffer {
+    return Buffer.from(`${docKeyWrapInfo}${sep}${slot}`);
   }
 
   /**
-   * The key of the document `digest`, made when it has none (its slot queued in `batch.slots`, written by the
-   * caller before the batch); its pointer is added to `ops` until a batch that carried it is committed.
+   * A document key from the reserve: slots filled ahead, `sealedReserveSlots` at a time in one write, so that
+   * creating a document writes no slot (and, with fsync durability, costs no second fsync).
    */
-  private docKeyFor(digest: string, ops: BatchOp[], batch: BatchKeys): DocKey {
+  private reserveKey(batch: BatchKeys, sync: boolean): DocKey {
+    if (this.reserve.length === 0) {
+      const filled: DocKey[] = [];
+      const writes: Array<{ index: number; bytes: Uint8Array }> = [];
+      for (let i = 0; i < sealedReserveSlots; i++) {
+        const slot = this.freeSlots.pop() ?? this.slotCount++;
+        if (slot >= slotsMax) {
+          if (i > 0) break;
+          throw new TesseraError('ERR_STORE_IO', `${this.options.slots.description}: ${slotsMax} document keys, the most a slot file holds`);
+        }
+        const raw = randomBytes(sealKeyBytes);
+        const bytes = Buffer.alloc(slotBytes);
+        bytes[0] = 1;
+        gcmSeal(this.keyring.wrap, raw, this.slotAad(slot)).copy(bytes, 1);
+        filled.push({ slot, key: createSecretKey(raw), committed: false, written: Promise.resolve(), synced: false });
+        raw.fill(0);
+        writes.push({ index: slot, bytes });
+      }
+      // Written before this batch goes down (write() awaits it), with the batch's durability.
+      const written = this.options.slots.write(writes, sync);
+      written.catch(() => undefined);
+      for (const entry of filled) entry.written = written;
+      if (sync) void written.then(() => filled.forEach((entry) => (entry.synced = true)), () => undefined);
+      this.reserve = filled.reverse();
+    }
+    const entry = this.reserve.pop()!;
+    batch.created.push(entry);
+    return entry;
+  }
+
+  /** The key of the document `digest` (one from the reserve when it has none); its pointer goes in `ops` until a batch that carried it is committed. */
+  private docKeyFor(digest: string, ops: BatchOp[], batch: BatchKeys, sync: boolean): DocKey {
     let entry = this.docKeys.get(digest);
     if (entry === undefined) {
-      const slot = this.freeSlots.pop() ?? this.slotCount++;
-      if (slot >= slotsMax) throw new TesseraError('ERR_STORE_IO', `${this.options.slots.description}: ${slotsMax} document keys, the most a slot file holds`);
-      const raw = randomBytes(sealKeyBytes);
-      const bytes = Buffer.alloc(slotBytes);
-      bytes[0] = 1;
-      Buffer.from(digest, 'base64url').copy(bytes, 1);
-      gcmSeal(this.keyring.wrap, raw, this.slotAad(digest)).copy(bytes, 1 + sealDigestBytes);
-      // `written` is replaced by the slot write's promise before this turn ends (write() queues it).
-      entry = { slot, key: createSecretKey(raw), committed: false, written: Promise.resolve(), synced: false };
-      raw.fill(0);
+      entry = this.reserveKey(batch, sync);
       this.docKeys.set(digest, entry);
-      batch.slots.push({ index: slot, bytes });
-      batch.created.push(entry);
     }
     batch.used.add(entry);
     if (!entry.committed && !batch.pointed.has(digest)) {
@@ -377,7 +409,7 @@ export class SealedStorage implements StoragePort {
   async write(ops: readonly BatchOp[], options: { readonly sync: boolean }): Promise<void> {
     void this.keyring;
     const out: BatchOp[] = [];
-    const batch: BatchKeys = { slots: [], created: [], used: new Set(), pointed: new Set() };
+    const batch: BatchKeys = { created: [], used: new Set(), pointed: new Set() };
     const subkeys = new Map<KeyObject, Subkey>();
     const usedDigests = new Set<string>();
     const shredded: string[] = [];
@@ -406,7 +438,7 @@ export class SealedStorage implements StoragePort {
         const { dataset, key } = splitDoc(op.key);
         const digest = this.docDigest(dataset, key);
         usedDigests.add(digest);
-        const entry = this.docKeyFor(digest, out, batch);
+        const entry = this.docKeyFor(digest, out, batch, options.sync);
         const name = Buffer.from(op.key, 'utf8');
         assert(name.length <= 0xffff, 'stored key too long');
         const head = Buffer.alloc(2);
@@ -426,22 +458,18 @@ export class SealedStorage implements StoragePort {
       }
       const digest = this.docDigest(owner.dataset, owner.key);
       usedDigests.add(digest);
-      const entry = this.docKeyFor(digest, out, batch);
+      const entry = this.docKeyFor(digest, out, batch, options.sync);
       out.push({ type: 'put', key: op.key, value: this.sealValue(op.key, op.value, { digest, key: entry.key }, subkeys) });
     }
     for (const digest of shredded) assert(!usedDigests.has(digest), 'a batch writes records of a document it shreds');
-    // New slots reach the file before the batch that names them, with the batch's durability: a batch with
-    // `sync` also waits for slots an earlier batch without it wrote.
-    const earlier = [...batch.used].filter((entry) => !batch.created.includes(entry));
-    const unsynced = options.sync && earlier.some((entry) => !entry.synced);
-    if (batch.slots.length > 0 || unsynced) {
-      // After the slot writes this batch relies on, so that an fsync here covers them too.
-      const written = Promise.all(earlier.map((entry) => entry.written)).then(() => this.options.slots.write(batch.slots, options.sync));
-      for (const entry of batch.created) entry.written = written;
-      await written;
+    // The slots a batch names reach the file before it, with its durability: a batch with `sync` also waits
+    // for the fsync of slots written without one.
+    const used = [...batch.used];
+    await Promise.all(used.map((entry) => entry.written));
+    if (options.sync && used.some((entry) => !entry.synced)) {
+      await this.options.slots.write([], true);
+      for (const entry of used) entry.synced = true;
     }
-    await Promise.all(earlier.map((entry) => entry.written));
-    if (options.sync) for (const entry of batch.used) entry.synced = true;
     await this.options.inner.write(out, options);
     for (const digest of batch.pointed) {
       const entry = this.docKeys.get(digest);

@@ -7,10 +7,13 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { TesseraError, assert } from '@tessera/core';
 
-/** One slot, in bytes: a used flag, the document's 16-byte digest, and its key wrapped (nonce, 32 bytes, tag). */
+/** One slot, in bytes: a used flag and a document key wrapped (nonce, 32 bytes, tag), the rest zeros. */
 export const slotBytes = 80;
-/** Slots a file may hold (80 MiB of keys: a store of more documents needs a second level of keys). */
-export const slotsMax = 1 << 20;
+/**
+ * Slots a file may hold: 16 Mi documents (a 1.25 GiB file, read whole at open; the keys of every document are
+ * kept in memory, about 150 bytes each). A store of more documents needs keys per group of documents.
+ */
+export const slotsMax = 1 << 24;
 
 /** Where the slots of document keys live. */
 export interface SlotStore {
