@@ -378,7 +378,8 @@ export class SealedStorage implements StoragePort {
         try {
           keys.push(this.openDigested(stored, bytes)[0]);
         } catch {
-          // A record that does not open (its document shredded by a purge whose compaction has not run): gone.
+          // A record that does not open (altered, or its document's key lost) stays out of lists and scans;
+          // read by its key it reports ERR_STORE_CORRUPT.
         }
       }
     }
