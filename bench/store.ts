@@ -5,6 +5,7 @@
  *   npm run bench:store                  default run (3 runs per measurement, median reported)
  *   npm run bench:store -- --runs 5      more runs
  *   npm run bench:store -- --quick       smaller counts, 1 run: a smoke test, not a result
+ *   npm run bench:store -- --sealed      the replicas encrypt at rest (storage/sealed.ts); raw LevelDB stays plain
  *
  * Method. Every measurement opens a fresh replica (or raw LevelDB) in its own temporary directory, runs a
  * loop bounded by an operation count and by a time limit, and records each operation's latency with
@@ -17,6 +18,7 @@
  * evidence for a person to read, not a gate.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -94,6 +96,8 @@ const benchDir = dirname(fileURLToPath(import.meta.url));
 const outDir = join(benchDir, 'out');
 const dataset = 'bench';
 const textEncoder = new TextEncoder();
+/** Spread into every Replica.open: `{ encryption }` with --sealed. */
+let sealing: { encryption?: { masterKey: Uint8Array } } = {};
 
 // ---------------------------------------------------------------- arguments
 
@@ -101,11 +105,15 @@ interface Settings {
   readonly runs: number;
   readonly quick: boolean;
   readonly limits: Limits;
+  /** Replicas are opened sealed (encryption at rest under a random master key). */
+  readonly sealed: boolean;
 }
 
 function parseSettings(argv: readonly string[]): Settings {
-  const { runs, quick } = parseBenchArgs(argv, 'usage: npm run bench:store -- [--runs N] [--quick]', {}, { default: runsDefault, max: runsMax });
-  return { runs, quick, limits: quick ? limitsQuick : limitsDefault };
+  const { runs, quick, values } = parseBenchArgs(argv, 'usage: npm run bench:store -- [--runs N] [--quick] [--sealed]', { sealed: 'boolean' }, { default: runsDefault, max: runsMax });
+  const sealed = values.sealed === true;
+  sealing = sealed ? { encryption: { masterKey: randomBytes(32) } } : {};
+  return { runs, quick, limits: quick ? limitsQuick : limitsDefault, sealed };
 }
 
 // ---------------------------------------------------------------- helpers
@@ -221,7 +229,7 @@ let replicaSerial = 0;
 
 async function openReplica(root: string, durability: DurabilityName): Promise<{ replica: Replica; path: string }> {
   const path = join(root, `replica-${++replicaSerial}`);
-  const replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability });
+  const replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability, ...sealing });
   return { replica, path };
 }
 
@@ -266,7 +274,7 @@ async function measureGets(root: string, limits: Limits, run: number): Promise<{
   const durability: DurabilityName = 'os'; // reads do not depend on durability; `os` makes the setup fast
   const path = join(root, `replica-${++replicaSerial}`);
   const docsCount = limits.getDocsCount;
-  let replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability });
+  let replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability, ...sealing });
   try {
     const setup = await timedLoop(docsCount, 64, limits.loopTimeMsMax * 3, (i) => replica.put(dataset, keyFor(i), mapValue(i)));
     assert(setup.opsCount === docsCount, `get setup wrote ${setup.opsCount} of ${docsCount} documents before its time limit`);
@@ -277,7 +285,7 @@ async function measureGets(root: string, limits: Limits, run: number): Promise<{
     const warmOrder = shuffled(docsCount, 1_000 + run);
     const warm = await timedLoop(docsCount, 1, limits.loopTimeMsMax, (i) => readOne(keyFor(warmOrder[i]!)));
     await replica.close();
-    replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability });
+    replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability, ...sealing });
     // A different order from the warm pass, so LevelDB's own block cache is not replayed in the same sequence.
     const coldOrder = shuffled(docsCount, 2_000 + run);
     const cold = await timedLoop(docsCount, 1, limits.loopTimeMsMax, (i) => readOne(keyFor(coldOrder[i]!)));
@@ -320,7 +328,7 @@ async function measureRawBatches(root: string, limits: Limits, durability: Durab
 async function warmUp(root: string, limits: Limits): Promise<void> {
   const path = join(root, `replica-${++replicaSerial}`);
   const count = limits.warmupOpsCount;
-  let replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability: 'os' });
+  let replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability: 'os', ...sealing });
   try {
     await timedLoop(count, 64, limits.loopTimeMsMax, (i) => replica.put(dataset, keyFor(i), mapValue(i)));
     await timedLoop(count, 1, limits.loopTimeMsMax, (i) => replica.put(dataset, keyFor(count + i), mapValue(i)));
@@ -329,7 +337,7 @@ async function warmUp(root: string, limits: Limits): Promise<void> {
     // The cold get path (load and decode from LevelDB) runs only after a reopen; without this, run 1's cold
     // gets would pay for compiling the decoder.
     await replica.close();
-    replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability: 'os' });
+    replica = await Replica.open({ path, node: 'bench-1', region: 'local', durability: 'os', ...sealing });
     await timedLoop(count, 1, limits.loopTimeMsMax, (i) => replica.get(dataset, keyFor(i)));
   } finally {
     await replica.close();
@@ -452,6 +460,7 @@ function headerLines(machine: Machine, settings: Settings, startedAt: Date): str
     `temp dir     ${machine.tempDir} (${machine.tempFilesystem})`,
     '',
     `runs         ${settings.runs}${settings.quick ? ' (--quick: smaller counts; a smoke test, not a result)' : ''}; each figure is the median of the runs, min–max beside it`,
+    `sealed       ${settings.sealed ? 'yes: replicas encrypt at rest (AES-256-GCM, storage/sealed.ts); raw LevelDB is plain' : 'no'}`,
     `value        ${valueBytes}-byte JSON map (9 fields), distinct key per put`,
     `writers      ${writersCounts.join(' and ')} operations in flight (closed loop: a writer issues its next op when the last one is acknowledged)`,
     `durability   ${durabilities.join(', ')} (os: LevelDB sync:false; fsync: sync:true)`,
@@ -561,7 +570,7 @@ function writeFigures(machine: Machine, settings: Settings, startedAt: Date, sum
   mkdirSync(outDir, { recursive: true });
   // Colons are legal on Linux but not on every filesystem a results folder gets copied to.
   const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
-  const outPath = join(outDir, `store-${stamp}.json`);
+  const outPath = join(outDir, `store-${settings.sealed ? 'sealed-' : ''}${stamp}.json`);
   const figures = {
     benchmark: 'store',
     startedAt: startedAt.toISOString(),
@@ -570,6 +579,7 @@ function writeFigures(machine: Machine, settings: Settings, startedAt: Date, sum
     settings: {
       runs: settings.runs,
       quick: settings.quick,
+      sealed: settings.sealed,
       valueBytes,
       writersCounts,
       durabilities,

@@ -73,6 +73,10 @@ const groups: readonly CommandGroup[] = [
     register: async (program, print) => (await import('./commands/token.js')).registerTokenCommands(program, print),
   },
   {
+    summaries: { keys: 'create and rotate the master key that encrypts data directories at rest' },
+    register: async (program, print) => (await import('./commands/keys.js')).registerKeysCommands(program, print),
+  },
+  {
     summaries: { certs: 'create a cluster CA and node certificates, or show one' },
     register: async (program, print) => (await import('./commands/certs.js')).registerCertsCommands(program, print),
   },

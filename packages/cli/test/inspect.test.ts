@@ -10,7 +10,7 @@ import t from 'tap';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, stopChild } from '@tessera/cli';
-import { inspectLog, inspectPeers, inspectSummary, openDataDirectorySnapshot, storeFormatVersion } from '@tessera/store';
+import { inspectLog, inspectPeers, inspectSummary, masterKeyFromEnv, openDataDirectorySnapshot, storeFormatVersion } from '@tessera/store';
 import { api, eventually, startTestCluster } from './harness.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -116,6 +116,11 @@ t.test('inspect a running node with --url, then its directory offline: the same 
   // ---- offline, once the node is stopped
   await stopChild(cluster.children.get(eu.id)!);
   const before = await files(dir);
+  // A dev cluster seals its data directories: the offline reads take the master key from the environment.
+  const masterKeyFile = cluster.layout.security.masterKeyFile!;
+  t.match((await cli(['inspect', dir, 'summary'])).err, /ERR_SEAL_KEY_MISSING/, 'without the master key a sealed directory is refused');
+  process.env.TESSERA_MASTER_KEY_FILE = masterKeyFile;
+  t.teardown(() => delete process.env.TESSERA_MASTER_KEY_FILE);
   const offline = async (args: string[]) => json(t, ['inspect', dir, ...args]);
   t.same(await offline(['keys', 'profiles']), keys, 'keys: the same answer offline');
   t.same(await offline(['doc', 'catalog', 'item']), item, 'doc: the same answer offline');
@@ -126,7 +131,7 @@ t.test('inspect a running node with --url, then its directory offline: the same 
   t.equal(offlinePeers.links, null, 'offline there are no live links');
   t.match((await cli(['inspect', dir, 'peers'])).out, /shown with --url on the running node/);
 
-  const snapshot = await openDataDirectorySnapshot(dir);
+  const snapshot = await openDataDirectorySnapshot(dir, await masterKeyFromEnv());
   t.teardown(() => snapshot.close());
   t.same(await offline(['summary']), JSON.parse(JSON.stringify(await inspectSummary(snapshot.reader))), 'summary: the store\'s answer');
   t.same(await offline(['log', '--from', '0', '--limit', '1000']), JSON.parse(JSON.stringify(await inspectLog(snapshot.reader, { from: 0, limit: 1000 }))), 'log: the store\'s answer');

@@ -55,6 +55,10 @@ export const errorCatalogue = {
   ERR_POLICY_VERSION_JUMP: { status: 409, summary: 'A policy version is further above the enforced version than a new version may be (policyVersionJumpMax).' },
   ERR_PEER_IDENTITY: { status: 403, summary: 'A certificate does not carry exactly one valid Tessera identity (tessera://<cluster>/<region>/<node> URI), or names another cluster; or a peer connection has no certificate from the cluster CA, or claims another node or region than its certificate names, or the node dialed presents the certificate of another node.' },
   ERR_PEER_CLOCK_OFFSET: { status: 409, summary: "A peer's wall clock is further from this node's than the bound allows (clockOffsetMsMax, 500 ms by default); the link is refused at the handshake until the clocks are fixed." },
+  ERR_SEAL_KEY_INVALID: { status: 400, summary: 'A master key (file or environment variable) is unreadable or is not 32 bytes as base64 (44 characters) or hex (64); the message names the file and the length found.' },
+  ERR_SEAL_KEY_WRONG: { status: 500, summary: 'The master key given does not unwrap the data key of the data directory (another key, or an altered seal.json); the message names both key ids, never the keys.' },
+  ERR_SEAL_KEY_MISSING: { status: 500, summary: 'A sealed data directory was opened without a master key, or a master key was given for a directory that holds unsealed records (it cannot be sealed in place).' },
+  ERR_FILE_MODE: { status: 500, summary: 'A secret file (a master key) may be read or changed by group or others; the message names the file, its mode and the modes allowed (0600, 0400).' },
   ERR_INTERNAL: { status: 500, summary: 'An unexpected failure inside the daemon (a bug); the request may or may not have taken effect.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

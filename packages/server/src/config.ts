@@ -21,6 +21,7 @@ import {
   checkNodeId, checkRegion, parsePolicy, parseYamlMap, policyBytesMax, regionNameLengthMax, ruleOfError as ruleOf,
 } from '@tessera/core';
 import { type Durability } from '@tessera/store';
+import { masterKeyFileEnv } from '@tessera/store';
 import { checkPrivateFile } from './files.js';
 import { secretWeakness } from './secret-strength.js';
 
@@ -62,7 +63,8 @@ const zonePattern = /^[a-z][a-z0-9_-]*$/;
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy', 'replication', 'api', 'tls', 'operatorKey'] as const;
+const topLevelFields = ['cluster', 'secret', 'secretFile', 'secretEnv', 'nodes', 'policy', 'replication', 'api', 'tls', 'operatorKey', 'encryption'] as const;
+const encryptionFields = ['masterKeyFile'] as const;
 const replicationFields = ['logEntriesMax', 'retentionIntervalMs', 'clockOffsetMsMax'] as const;
 const apiFields = ['tokensFile', 'open', 'hosts', 'origins'] as const;
 const tlsFields = ['ca'] as const;
@@ -148,6 +150,11 @@ export interface ClusterConfig {
   readonly tlsCa: string | null;
   /** The operator's Ed25519 public key file (absolute path) that signs policies, or null: no policy can then be installed through the API. */
   readonly operatorKey: string | null;
+  /**
+   * The master key file (absolute path) that seals every node's data directory (`encryption.masterKeyFile`, else
+   * $TESSERA_MASTER_KEY_FILE), or null: data directories are then not encrypted at rest.
+   */
+  readonly masterKeyFile: string | null;
 }
 
 const secrets = new WeakMap<object, Buffer>();
@@ -164,6 +171,7 @@ class ClusterConfigRecord implements ClusterConfig {
   readonly api: ApiConfig;
   readonly tlsCa: string | null;
   readonly operatorKey: string | null;
+  readonly masterKeyFile: string | null;
 
   constructor(fields: Omit<ClusterConfig, 'secret'>, secret: Buffer) {
     this.source = fields.source;
@@ -176,6 +184,7 @@ class ClusterConfigRecord implements ClusterConfig {
     this.api = fields.api;
     this.tlsCa = fields.tlsCa;
     this.operatorKey = fields.operatorKey;
+    this.masterKeyFile = fields.masterKeyFile;
     secrets.set(this, secret);
     Object.freeze(this);
   }
@@ -279,12 +288,13 @@ export function parseClusterConfig(
   const api = readApi(checker, top.get('api'), rootMap, baseDir);
   const tlsCa = readTls(checker, top.get('tls'), rootMap, baseDir, nodes);
   const operatorKey = readPathField(checker, top.get('operatorKey'), rootMap, 'operatorKey', baseDir);
+  const masterKeyFile = readEncryption(checker, top.get('encryption'), baseDir) ?? (env[masterKeyFileEnv] ? resolve(env[masterKeyFileEnv]!) : undefined);
   checker.throwIfAny();
   return new ClusterConfigRecord(
     {
       source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), policy: policy?.policy ?? null, policyPath: policy?.path ?? null,
       replication: Object.freeze(replication),
-      api: api!, tlsCa: tlsCa ?? null, operatorKey: operatorKey ?? null,
+      api: api!, tlsCa: tlsCa ?? null, operatorKey: operatorKey ?? null, masterKeyFile: masterKeyFile ?? null,
     },
     secret!.bytes,
   );
@@ -408,6 +418,18 @@ function readApi(checker: Checker, field: Field | undefined, root: YAMLMap, base
 }
 
 /** The `tls` section: the CA that issued the nodes' certificates. Every node has `cert` and `key`, or none does. */
+/** The `encryption` section: `{ masterKeyFile }` (the file is read, and its mode checked, when a node opens its data). */
+function readEncryption(checker: Checker, field: Field | undefined, baseDir: string): string | undefined {
+  if (field === undefined) return undefined;
+  if (!isMap(field.value)) {
+    checker.add(field.value ?? field.key, 'encryption', field.value, 'encryption must be a map { masterKeyFile: <file of 32 random bytes, base64> }');
+    return undefined;
+  }
+  const map = field.value as YAMLMap;
+  const fields = checker.fields(map, 'encryption', encryptionFields);
+  return readPathField(checker, fields.get('masterKeyFile'), map, 'encryption.masterKeyFile', baseDir, true);
+}
+
 function readTls(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string, nodes: readonly NodeConfig[] | undefined): string | undefined {
   const withTls = (nodes ?? []).filter((node) => node.tls !== null).length;
   if (field === undefined) {

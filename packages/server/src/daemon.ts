@@ -91,8 +91,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // Credentials and keys before the store opens: a daemon that would be open to anyone never starts.
   const security = loadNodeSecurity(config, node, Date.now());
   const peers = peersOf(config, node.id);
+  // Whatever the daemon and its store create is its owner's only (data files 0600, directories 0700).
+  process.umask(0o077);
   const replica = await Replica.open({
     ...(options.storage === undefined ? { path: node.data } : { storage: options.storage }), node: node.id, region: node.region, durability: node.durability,
+    // Encryption at rest whenever a master key is configured (a file others may read is refused: ERR_FILE_MODE).
+    ...(config.masterKeyFile === null ? {} : { encryption: { masterKeyFile: config.masterKeyFile } }),
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region })),
     ...(config.policy === null ? {} : { policy: config.policy }),
     // Every version but the config's must be signed by an operator key (from the API and from peers alike).
@@ -143,6 +147,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const url = `${security.tls === null ? 'http' : 'https'}://${formatHostPort(node.listen)}`;
   log({
     event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability, policy: replica.policyStamp().version,
+    sealed: config.masterKeyFile !== null,
     tokens: security.tokens.size, ...config.replication,
   });
   const drainGraceMs = options.drainGraceMs ?? drainGraceMsDefault;

@@ -4,11 +4,20 @@ export { conflictsPerGetMax, listLimitDefault } from './replica/reads.js';
 export { deltasLimitDefault } from './replica/log.js';
 export { type StoragePort, type StorageRange } from './storage/port.js';
 export { levelStorage, memoryStorage } from './storage/level.js';
+export {
+  type SealedOptions, type DataKeySource, SealedStorage, sealedStorage, sealedLevelStorage, sealedLevelStorageFromKeyFile, sealedMemoryStorage,
+  sealDigestBytes, sealedFetchRecordsMax,
+} from './storage/sealed.js';
+export {
+  parseMasterKey, newMasterKeyText, readMasterKeyFile, createMasterKeyFile, rotateMasterKey, masterKeyId, isSealedDirectory, checkOwnerOnly,
+  loadDataKey, masterKeyFromEnv, masterKeyFileEnv, sealFileName, slotsFileName, sealKeyBytes, masterKeyFileBytesMax,
+} from './storage/seal-keys.js';
+export { type SlotStore, fileSlots, memorySlots, slotBytes, slotsMax } from './storage/slots.js';
 export { type Sendable } from './replica/judge.js';
 export { MapHandle, CounterHandle, SetHandle, YjsHandle, AutomergeHandle } from './handles.js';
 export { GroupCommitter, groupOpsMax, type BatchOp } from './committer.js';
 export { docCacheEntriesMax } from './cache.js';
-export { storeFormatVersion, docKey } from './layout.js';
+export { storeFormatVersion, docKey, docSecretKey } from './layout.js';
 export type * from './types.js';
 export { type ReplicaObserver, policyHash } from './replica.js';
 export { verifyStoredAudit, auditLimitMax } from './replica/audit-log.js';

@@ -20,6 +20,8 @@
  *   g␀<key digest>               a purged document's counter floor: the highest counter of this node's dots it had
  *   h␀<dataset>␀<key>            a document this region hands over (its state entry's seq, the regions) and
  *                                purges once they have acknowledged it (JSON)
+ *   k␀<dataset>␀<key>            never stored: a purge deletes it, and sealed storage (storage/sealed.ts) then
+ *                                shreds the document's key in the same batch
  */
 export const storeFormatVersion = 2;
 
@@ -178,3 +180,12 @@ export function floorKey(digest: string): string {
 
 /** Key range of counter floors. */
 export const floorRange = { gte: `g${sep}`, lt: `g${String.fromCharCode(1)}` };
+
+/**
+ * The document's secret: never stored as such. A purge deletes it in its batch; sealed storage (storage/sealed.ts)
+ * takes that delete as the order to shred the key the document's records are sealed under. Plain storage
+ * deletes nothing.
+ */
+export function docSecretKey(dataset: string, key: string): string {
+  return `k${sep}${dataset}${sep}${key}`;
+}

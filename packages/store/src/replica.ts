@@ -21,6 +21,7 @@ import { type Sendable, sendable } from './replica/judge.js';
 import { cursor, cursors, deltasSince, documentsAfter, setCursor, truncateLog } from './replica/log.js';
 import { checkOpenOptions, openCore } from './replica/open.js';
 import { conflicts, list, state, view } from './replica/reads.js';
+import { withSealing } from './storage/seal-open.js';
 import { type LocalWrite, writeLocal } from './replica/writes.js';
 import {
   type ApplyResult, type ChangeEvent, type PurgeEvent, type ConflictRecord, type DocumentView, type ListPage, type LogEntry, type PolicyMode,
@@ -35,7 +36,7 @@ export class Replica {
 
   /** Opens (creating if needed) the replica at `options.path` (or in `options.storage`). */
   static async open(options: ReplicaOptions): Promise<Replica> {
-    const { settings, storage } = checkOpenOptions(options);
+    const { settings, storage } = checkOpenOptions(await withSealing(options));
     const c = await openCore(storage, settings, options.onMigrate);
     try {
       await openGovernance(c, options.policy, options.policySignature);

@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { TesseraError } from '@tessera/core';
 import { type StoreMeta, type StoreReader, readStoreMeta } from './inspect.js';
+import { sealFileName } from './storage/seal-keys.js';
+import { sealedLevelStorage } from './storage/sealed.js';
 
 /** An open read-only snapshot of a data directory. */
 export interface DataDirectorySnapshot {
@@ -38,9 +40,10 @@ const immutableFile = /\.(ldb|sst)$/;
 /**
  * Opens a snapshot of the data directory at `path` without writing to it. Throws `ERR_STORE_NOT_FOUND` for a
  * missing directory, `ERR_STORE_LOCKED` while a node has it open, and `ERR_STORE_FORMAT` for anything that is
- * not a Tessera data directory of this format version.
+ * not a Tessera data directory of this format version. A sealed directory (storage/sealed.ts) needs its master
+ * key (`ERR_SEAL_KEY_MISSING` without it); the copy is opened through sealed storage.
  */
-export async function openDataDirectorySnapshot(path: string): Promise<DataDirectorySnapshot> {
+export async function openDataDirectorySnapshot(path: string, options: { readonly masterKey?: Uint8Array } = {}): Promise<DataDirectorySnapshot> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') throw new TesseraError('ERR_STORE_NOT_FOUND', `data directory ${path} does not exist: give the data directory of a node (its \`data:\` in the cluster config)`);
     throw new TesseraError('ERR_STORE_IO', `data directory ${path}: ${error.code ?? error.message}`, { cause: error });
@@ -53,6 +56,10 @@ export async function openDataDirectorySnapshot(path: string): Promise<DataDirec
     throw new TesseraError('ERR_STORE_FORMAT', `${path} is not a Tessera data directory: it holds no LevelDB (no CURRENT file)`);
   }
   await checkUnlocked(path);
+  const sealed = names.includes(sealFileName);
+  if (sealed && options.masterKey === undefined) {
+    throw new TesseraError('ERR_SEAL_KEY_MISSING', `data directory ${path} is sealed: name its master key file in TESSERA_MASTER_KEY_FILE, or inspect the running node with --url`);
+  }
   const copy = await mkdtemp(join(tmpdir(), 'tessera-inspect-'));
   try {
     for (const name of names) {
@@ -70,6 +77,7 @@ export async function openDataDirectorySnapshot(path: string): Promise<DataDirec
       }
     }
     await checkUnlocked(path);
+    if (sealed) return await openSealedCopy(path, copy, options.masterKey!);
     const db = new ClassicLevel<string, Uint8Array>(copy, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
     try {
       await db.open();
@@ -94,6 +102,26 @@ export async function openDataDirectorySnapshot(path: string): Promise<DataDirec
     await rm(copy, { recursive: true, force: true });
     if (error instanceof TesseraError) throw error;
     throw new TesseraError('ERR_STORE_IO', `data directory ${path} could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+}
+
+/** The copy of a sealed directory, opened with its master key (the copy is removed on close). */
+async function openSealedCopy(path: string, copy: string, masterKey: Uint8Array): Promise<DataDirectorySnapshot> {
+  const storage = sealedLevelStorage(copy, masterKey);
+  await storage.open();
+  const reader: StoreReader = { get: (key) => storage.get(key), iterator: (range) => storage.entries(range), keys: (range) => storage.keys(range) };
+  try {
+    const meta = await readStoreMeta(reader, `data directory ${path}`);
+    return {
+      path, meta, reader,
+      close: async () => {
+        await storage.close();
+        await rm(copy, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await storage.close();
+    throw error;
   }
 }
 

@@ -15,6 +15,11 @@ export interface ReplicaOptions {
    * tests (its content lives as long as the object), or a port of your own (storage/port.ts).
    */
   readonly storage?: StoragePort;
+  /**
+   * Encryption at rest (storage/sealed.ts): the master key (32 bytes, or their base64/hex text) or a file that
+   * holds it (mode 0600). Needs `path`. A sealed directory cannot be opened without it.
+   */
+  readonly encryption?: { readonly masterKey: Uint8Array | string } | { readonly masterKeyFile: string } | null;
   /** Hears how far a migration of an older data directory got (records done of total). */
   readonly onMigrate?: (done: number, total: number) => void;
   /** This node's id, unique in the cluster; a data directory belongs to one node for life. */

@@ -11,13 +11,30 @@ export async function tempDir(t: { teardown(fn: () => unknown): void }, name = '
   return dir;
 }
 
+/**
+ * With TESSERA_TEST_SEALED=1, replicas that tests open in a directory are sealed (storage/sealed.ts): the
+ * replica suites then run over sealed storage too.
+ */
+export function sealedByEnv(options: Partial<ReplicaOptions> = {}): Partial<ReplicaOptions> {
+  if (process.env.TESSERA_TEST_SEALED !== '1' || options.storage !== undefined || options.encryption !== undefined) return {};
+  return { encryption: { masterKey: Buffer.alloc(32, 7) } };
+}
+
+/** The snapshot options that open what `sealedByEnv` sealed. */
+export function snapshotKeyByEnv(): { masterKey?: Uint8Array } {
+  return process.env.TESSERA_TEST_SEALED === '1' ? { masterKey: Buffer.alloc(32, 7) } : {};
+}
+
+/** Tests that write raw LevelDB records by hand do not apply to sealed directories (sealed.test.ts covers tampering there). */
+export const rawRecordsSkip = process.env.TESSERA_TEST_SEALED === '1' ? 'writes raw records; sealed directories authenticate every record' : false;
+
 /** Opens a replica in a temp directory; closed when the test ends. */
 export async function openReplica(
   t: { teardown(fn: () => unknown): void },
   options: Partial<ReplicaOptions> = {},
 ): Promise<Replica> {
   const path = options.path ?? join(await tempDir(t), options.node ?? 'n1');
-  const replica = await Replica.open({ node: 'n1', region: 'eu-west', durability: 'os', ...options, path });
+  const replica = await Replica.open({ node: 'n1', region: 'eu-west', durability: 'os', ...sealedByEnv(options), ...options, path });
   t.teardown(() => replica.close());
   return replica;
 }

@@ -9,7 +9,7 @@ import t from 'tap';
 import { ClassicLevel } from 'classic-level';
 import { type Policy, decodeDoc, docExists, docTags, isTesseraError, parsePolicy } from '@tessera/core';
 import { type LogEntry, Replica, policyHash } from '@tessera/store';
-import { openReplica, tempDir } from './helpers.js';
+import { openReplica, tempDir, rawRecordsSkip, sealedByEnv } from './helpers.js';
 import { join } from 'node:path';
 
 const regions = `
@@ -216,19 +216,19 @@ t.test('policy versions are immutable, stored with their hash, and enforcing one
 
 t.test('the enforced policy survives a restart; an older one from the config does not win over it', async (t) => {
   const dir = join(await tempDir(t), 'w1');
-  const first = await Replica.open({ path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
+  const first = await Replica.open({ ...sealedByEnv(), path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
   const v2 = policy(2, `
   catalog: { placement: local }`);
   await first.installPolicy(v2, 'enforce', 'peer:c1');
   await first.close();
-  const again = await Replica.open({ path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
+  const again = await Replica.open({ ...sealedByEnv(), path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
   t.teardown(() => again.close());
   t.equal(again.policy?.version, 2, 'the newer stored version stays enforced');
 });
 
-t.test('the audit chain detects an edited, a removed and a reordered entry', async (t) => {
+t.test('the audit chain detects an edited, a removed and a reordered entry', { skip: rawRecordsSkip }, async (t) => {
   const dir = join(await tempDir(t), 'w1');
-  const replica = await Replica.open({ path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
+  const replica = await Replica.open({ ...sealedByEnv(), path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
   for (let i = 0; i < 5; i++) await replica.recordAudit('send-denied', { peer: 'u1', datasets: { audits: i + 1 } });
   t.same(await replica.verifyAudit(), { ok: true, entries: replica.auditLength });
   const length = replica.auditLength;
@@ -239,7 +239,7 @@ t.test('the audit chain detects an edited, a removed and a reordered entry', asy
     await db.open();
     await change(db);
     await db.close();
-    const reopened = await Replica.open({ path: dir, node: 'w1', region: 'eu-west', durability: 'os', peers });
+    const reopened = await Replica.open({ ...sealedByEnv(), path: dir, node: 'w1', region: 'eu-west', durability: 'os', peers });
     const verdict = await reopened.verifyAudit();
     await reopened.close();
     return verdict;

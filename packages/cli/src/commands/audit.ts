@@ -4,7 +4,7 @@
  */
 import { type Command } from 'commander';
 import { TesseraError } from '@tessera/core';
-import { type AuditEntry, type AuditVerdict, openDataDirectorySnapshot, verifyStoredAudit } from '@tessera/store';
+import { type AuditEntry, type AuditVerdict, masterKeyFromEnv, openDataDirectorySnapshot, verifyStoredAudit } from '@tessera/store';
 import { callApi } from '../client.js';
 import { type ConnectionOptions, addConnectionOptions, addTokenOptions, nodeApiOf, urlDefault } from '../options.js';
 import { table } from './status.js';
@@ -44,7 +44,7 @@ export function registerAuditCommands(program: Command, print: (line: string) =>
       let verdict: AuditVerdict & { region?: string };
       if (options.data !== undefined) {
         // A snapshot: opening a LevelDB directory writes to it, and a check must not touch what it checks.
-        const snapshot = await openDataDirectorySnapshot(options.data);
+        const snapshot = await openDataDirectorySnapshot(options.data, await masterKeyFromEnv());
         try {
           verdict = await verifyStoredAudit(snapshot.reader);
         } finally {

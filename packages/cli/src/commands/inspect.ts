@@ -10,7 +10,7 @@ import { type Hlc, TesseraError } from '@tessera/core';
 import {
   type DotView, type InspectConflicts, type InspectDoc, type InspectKeys, type InspectLog, type InspectPeers, type InspectSummary,
   type StoreReader, inspectConflicts, inspectConflictsLimitDefault, inspectConflictsLimitMax, inspectDoc, inspectKeys, inspectLog,
-  inspectPeers, inspectSummary, openDataDirectorySnapshot,
+  inspectPeers, inspectSummary, masterKeyFromEnv, openDataDirectorySnapshot,
 } from '@tessera/store';
 import { type NodeApi, callApi } from '../client.js';
 import { type ConnectionOptions, addConnectionOptions, nodeApiOf } from '../options.js';
@@ -49,7 +49,7 @@ interface Source {
 /** Reads a stopped node's data directory through a read-only snapshot, one per subcommand. */
 function directorySource(dir: string): Source {
   const read = async <T>(query: (reader: StoreReader) => Promise<T>): Promise<T> => {
-    const snapshot = await openDataDirectorySnapshot(dir);
+    const snapshot = await openDataDirectorySnapshot(dir, await masterKeyFromEnv());
     try {
       return await query(snapshot.reader);
     } finally {

@@ -87,6 +87,7 @@ function configText(
     `api: { tokensFile: ${yamlString(security.tokensFile)}, open: [health] }`,
     `tls: { ca: ${yamlString(security.caFile)} }`,
     `operatorKey: ${yamlString(security.operatorPublicKey)}`,
+    ...(security.masterKeyFile === null ? [] : [`encryption: { masterKeyFile: ${yamlString(security.masterKeyFile)} }`]),
   ];
   const settings = Object.entries(replication).filter(([, value]) => value !== undefined);
   if (settings.length > 0) lines.push('replication:', ...settings.map(([name, value]) => `  ${name}: ${value}`));

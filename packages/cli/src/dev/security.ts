@@ -3,10 +3,13 @@
  * committed. A cluster CA and a certificate per node (HTTPS for the API), a tokens file with one admin token
  * (written to `admin.token`, 0600, for the CLI and the dashboard link), and an operator key pair whose public
  * half the nodes trust to sign policies (the private half stays in the dev directory: on a real cluster it
- * lives on the operator's machine only).
+ * lives on the operator's machine only). And a master key (`master.key`, 0600) that seals every node's data
+ * directory at rest — made only for a cluster whose data folder does not exist yet (an unsealed directory cannot
+ * be sealed in place).
  */
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createMasterKeyFile } from '@tessera/store';
 import { type Grant, createClusterCa, createNodeCertificate, newToken, readTokensFile, writeTokensFile } from '@tessera/server';
 import { writeKeyAndCert } from '../commands/certs.js';
 import { signPolicyFile, writeOperatorKeys } from '../commands/policy.js';
@@ -21,6 +24,8 @@ export interface DevSecurity {
   readonly tokenFile: string;
   readonly operatorKey: string;
   readonly operatorPublicKey: string;
+  /** The master key file that seals the nodes' data, or null for a cluster whose data predates it. */
+  readonly masterKeyFile: string | null;
 }
 
 const adminGrant: Grant = { roles: ['reader', 'writer', 'operator', 'policy-admin'], datasets: ['*'] };
@@ -53,7 +58,12 @@ export async function prepareDevSecurity(dir: string, cluster: string, nodes: Re
   }
   const operatorKey = join(dir, 'operator.key');
   if (!(await exists(operatorKey))) await writeOperatorKeys(join(dir, 'operator'));
-  return { caFile, certsDir, tokensFile, token, tokenFile, operatorKey, operatorPublicKey: join(dir, 'operator.pub') };
+  let masterKeyFile: string | null = join(dir, 'master.key');
+  if (!(await exists(masterKeyFile))) {
+    if (await exists(join(dir, 'data'))) masterKeyFile = null;
+    else await createMasterKeyFile(masterKeyFile);
+  }
+  return { caFile, certsDir, tokensFile, token, tokenFile, operatorKey, operatorPublicKey: join(dir, 'operator.pub'), masterKeyFile };
 }
 
 /** Signs the dev cluster's policy file with its operator key (`<policy>.sig`, as `tessera policy apply` reads it). */

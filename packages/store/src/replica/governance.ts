@@ -14,6 +14,7 @@ import {
   allDocsRange, conflictRange, docKey, docRange, floorKey, handoverKey, handoverRange, logKey, logRange, owedKey, owedRange, parseDocKey, parseOwedKey,
   parseHandoverKey, parseLogKey, policyKey, policyRange, policyStateKey,
 } from '../layout.js';
+import { docSecretKey } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
 import { type PolicyMode, type PolicyRecord, type PolicyReport } from '../types.js';
 import { type ReplicaCore, jsonBytes, parseJsonBytes, policyHash } from './core.js';
@@ -360,7 +361,7 @@ export async function purgeDocs<T extends { dataset: string; key: string }>(c: R
       const digest = c.keyDigest(doc.dataset, doc.key);
       markersNow.set(digest, marker);
       ops.push({ type: 'put', key: floorKey(digest), value: jsonBytes(markerForm(marker)) });
-      ops.push({ type: 'del', key: docKey(doc.dataset, doc.key) });
+      ops.push({ type: 'del', key: docKey(doc.dataset, doc.key) }, { type: 'del', key: docSecretKey(doc.dataset, doc.key) });
       ops.push({ type: 'del', key: handoverKey(doc.dataset, doc.key) });
       for await (const stored of c.storage.keys(conflictRange(doc.dataset, doc.key))) ops.push({ type: 'del', key: stored });
       ops.push(...c.auditOps('purge', { dataset: doc.dataset, doc: c.keyDigest(doc.dataset, doc.key), ...details(doc) }));
