@@ -95,7 +95,9 @@ export function parseBenchArgs(
   runs: { readonly default: number; readonly max: number },
 ): BenchArgs {
   const options: Record<string, { type: 'string' | 'boolean'; default?: boolean }> = {
-    runs: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   };
   for (const [name, type] of Object.entries(own)) options[name] = type === 'boolean' ? { type, default: false } : { type };
   let values: Record<string, string | boolean | undefined>;

@@ -109,7 +109,7 @@ function main(): void {
   const docs = documents(docsCount, 'k');
   const pairsCount = docs.length * regions.length;
   const decideAt = (target: Policy, list: readonly DocFacts[], i: number): number =>
-    (target.decide(list[Math.floor(i / regions.length) % list.length]!, regions[i % regions.length]!).allow ? 1 : 0);
+    target.decide(list[Math.floor(i / regions.length) % list.length]!, regions[i % regions.length]!).allow ? 1 : 0;
 
   // Warm-up, untimed: fills the cache and lets V8 optimise every path.
   for (let i = 0; i < pairsCount; i++) decideAt(policy, docs, i);
@@ -123,7 +123,8 @@ function main(): void {
     process.stderr.write(`run ${run + 1}/${args.runs}\n`);
     const cached = rate(limits.cachedDecisions, (i) => decideAt(policy, docs, i));
     const uncached = rate(limits.uncachedDecisions, (i) =>
-      (policy.decideUncached(docs[Math.floor(i / regions.length) % docs.length]!, regions[i % regions.length]!).allow ? 1 : 0));
+      policy.decideUncached(docs[Math.floor(i / regions.length) % docs.length]!, regions[i % regions.length]!).allow ? 1 : 0,
+    );
     // Fresh keys for every run: each decision misses.
     const keyed = parsePolicy(policyText + keyedRule, 'policy.yaml');
     const keyedDocs = documents(Math.ceil(limits.keyedDecisions / regions.length), `test-${run}-`);
@@ -160,26 +161,28 @@ function main(): void {
   const ms = (perSecond: number) => (1_000 / perSecond).toFixed(2);
   rows.push(['parse', ms(parse.median), `${ms(parse.max)}–${ms(parse.min)}`, 'ms per parsePolicy() of the example (YAML, checks, CEL compile)']);
   const cachedMedian = summary('cached').median;
-  console.log([
-    '# Tessera policy benchmark',
-    '',
-    `cpu          ${machine.cpuModel}`,
-    `cores        ${machine.coresCount} (the benchmark uses one)`,
-    `memory       ${(machine.memoryBytesTotal / 2 ** 30).toFixed(1)} GiB`,
-    `node         ${machine.node}`,
-    `os           ${machine.os} (${machine.osVersion})`,
-    `date         ${startedAt.toISOString()}`,
-    `load (1 min) ${machine.loadAverage1m.toFixed(2)} at start`,
-    '',
-    `runs         ${args.runs}${args.quick ? ' (--quick: smaller counts; a smoke test, not a result)' : ''}; each figure is the median of the runs, min–max beside it`,
-    `documents    ${docsCount} facts × ${regions.length} regions; 5 datasets (1 unlisted), 3 origins, tags from 6 (each with probability 0.2)`,
-    `bounds       each loop stops at its count or after ${loopMsMax / 1_000} s (marked *)`,
-    '',
-    table(['case', 'median', 'min–max', 'unit'], rows, [false, true, true, false]),
-    '',
-    `target: cached decisions ≥ ${count(targetCachedPerSecondMin)}/s: ${count(cachedMedian)}/s ${cachedMedian >= targetCachedPerSecondMin ? 'PASS' : 'BELOW'}`,
-    `(checksum ${sink})`,
-  ].join('\n'));
+  console.log(
+    [
+      '# Tessera policy benchmark',
+      '',
+      `cpu          ${machine.cpuModel}`,
+      `cores        ${machine.coresCount} (the benchmark uses one)`,
+      `memory       ${(machine.memoryBytesTotal / 2 ** 30).toFixed(1)} GiB`,
+      `node         ${machine.node}`,
+      `os           ${machine.os} (${machine.osVersion})`,
+      `date         ${startedAt.toISOString()}`,
+      `load (1 min) ${machine.loadAverage1m.toFixed(2)} at start`,
+      '',
+      `runs         ${args.runs}${args.quick ? ' (--quick: smaller counts; a smoke test, not a result)' : ''}; each figure is the median of the runs, min–max beside it`,
+      `documents    ${docsCount} facts × ${regions.length} regions; 5 datasets (1 unlisted), 3 origins, tags from 6 (each with probability 0.2)`,
+      `bounds       each loop stops at its count or after ${loopMsMax / 1_000} s (marked *)`,
+      '',
+      table(['case', 'median', 'min–max', 'unit'], rows, [false, true, true, false]),
+      '',
+      `target: cached decisions ≥ ${count(targetCachedPerSecondMin)}/s: ${count(cachedMedian)}/s ${cachedMedian >= targetCachedPerSecondMin ? 'PASS' : 'BELOW'}`,
+      `(checksum ${sink})`,
+    ].join('\n'),
+  );
 }
 
 main();

@@ -186,10 +186,6 @@ function mapValue(i: number): Record<string, Json> {
   return benchDocument(i, keyFor(i), valueBytes);
 }
 
-
-
-
-
 /**
  * A full garbage collection. The flag is set at run time so that the npm script needs no extra node option;
  * `gc` is then reachable from a fresh context.
@@ -406,63 +402,69 @@ async function runNodeWorker(spec: Extract<WorkerSpec, { role: 'node' }>): Promi
   server.on('upgrade', (request, socket, head) => (sync === null ? socket.destroy() : sync.handleUpgrade(request, socket, head)));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 
-  serve<NodeCommands>({
-    clock: () => wallNowMs(),
-    cpu: () => processCpuMs(),
-    gc: () => {
-      collectGarbage();
-      return null;
-    },
-    start: (args) => {
-      assert(sync === null, `${spec.node} started twice`);
-      if (args.watch !== null) startWatch(args.watch);
-      sync = new SyncNode({
-        replica, cluster: args.cluster, secret: Buffer.from(args.secretHex, 'hex'), peers: args.peers,
-        fixedCadenceMs: args.fixedCadenceMs ?? undefined,
-        log: (event) => {
-          if (event.event === 'link-open' && typeof event.peer === 'string') linkOpenAtMs[event.peer] ??= wallNowMs();
-        },
-      });
-      const startedAtMs = wallNowMs();
-      sync.start();
-      return { startedAtMs };
-    },
-    status: () => ({ links: sync?.status().links ?? [] }),
-    flush: async ({ timeMsMax }) => (sync === null ? true : sync.flush(timeMsMax)),
-    watch: (args) => {
-      startWatch(args);
-      return null;
-    },
-    await: async ({ timeMsMax }) => {
-      const current = watch;
-      assert(current !== null, 'await without a watch');
-      if (current.visibleCount < current.args.count) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, timeMsMax);
-          current.onComplete = () => {
-            clearTimeout(timer);
-            resolve();
-          };
+  serve<NodeCommands>(
+    {
+      clock: () => wallNowMs(),
+      cpu: () => processCpuMs(),
+      gc: () => {
+        collectGarbage();
+        return null;
+      },
+      start: (args) => {
+        assert(sync === null, `${spec.node} started twice`);
+        if (args.watch !== null) startWatch(args.watch);
+        sync = new SyncNode({
+          replica,
+          cluster: args.cluster,
+          secret: Buffer.from(args.secretHex, 'hex'),
+          peers: args.peers,
+          fixedCadenceMs: args.fixedCadenceMs ?? undefined,
+          log: (event) => {
+            if (event.event === 'link-open' && typeof event.peer === 'string') linkOpenAtMs[event.peer] ??= wallNowMs();
+          },
         });
-      }
-      current.onComplete = null;
-      return { visibleAtMs: current.visibleAtMs, visibleCount: current.visibleCount, linkOpenAtMs: { ...linkOpenAtMs } };
+        const startedAtMs = wallNowMs();
+        sync.start();
+        return { startedAtMs };
+      },
+      status: () => ({ links: sync?.status().links ?? [] }),
+      flush: async ({ timeMsMax }) => (sync === null ? true : sync.flush(timeMsMax)),
+      watch: (args) => {
+        startWatch(args);
+        return null;
+      },
+      await: async ({ timeMsMax }) => {
+        const current = watch;
+        assert(current !== null, 'await without a watch');
+        if (current.visibleCount < current.args.count) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, timeMsMax);
+            current.onComplete = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        current.onComplete = null;
+        return { visibleAtMs: current.visibleAtMs, visibleCount: current.visibleCount, linkOpenAtMs: { ...linkOpenAtMs } };
+      },
+      traces: () => {
+        assert(traces !== null, 'traces without --trace or without a watch');
+        return traces;
+      },
+      openLoop: (args) => openLoop(replica, valuePool, args),
+      closedLoop: (args) => closedLoop(replica, valuePool, args),
+      stop: async () => {
+        await sync?.close();
+        await replica.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        await rm(spec.dir, { recursive: true, force: true });
+        return null;
+      },
     },
-    traces: () => {
-      assert(traces !== null, 'traces without --trace or without a watch');
-      return traces;
-    },
-    openLoop: (args) => openLoop(replica, valuePool, args),
-    closedLoop: (args) => closedLoop(replica, valuePool, args),
-    stop: async () => {
-      await sync?.close();
-      await replica.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await rm(spec.dir, { recursive: true, force: true });
-      return null;
-    },
-  }, spec.dir);
+    spec.dir,
+  );
   ready({ port: (server.address() as AddressInfo).port });
 }
 
@@ -610,82 +612,85 @@ async function runRawSender(spec: Extract<WorkerSpec, { role: 'raw-sender' }>): 
     }
     await db.batch(ops, { sync: false });
   }
-  serve<RawSenderCommands>({
-    clock: () => wallNowMs(),
-    cpu: () => processCpuMs(),
-    gc: () => {
-      collectGarbage();
-      return null;
-    },
-    stream: async ({ url, count, timeMsMax }) => {
-      const startedAtMs = wallNowMs();
-      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 2 ** 20 });
-      ws.binaryType = 'nodebuffer';
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      });
-      const openAtMs = wallNowMs();
-      const iterator = db.iterator();
-      const inflight = new Map<number, number>();
-      let nextId = 1;
-      let sentCount = 0;
-      let ackedCount = 0;
-      let reading = false;
-      try {
+  serve<RawSenderCommands>(
+    {
+      clock: () => wallNowMs(),
+      cpu: () => processCpuMs(),
+      gc: () => {
+        collectGarbage();
+        return null;
+      },
+      stream: async ({ url, count, timeMsMax }) => {
+        const startedAtMs = wallNowMs();
+        const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 2 ** 20 });
+        ws.binaryType = 'nodebuffer';
         await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(resolve, timeMsMax);
-          const pump = async (): Promise<void> => {
-            if (reading) return;
-            reading = true;
-            try {
-              while (inflight.size < rawWindowBatches && sentCount < count) {
-                // nextv returns what the iterator has buffered (about 16 KiB), often fewer than asked: fill the batch.
-                const records: Array<[Uint8Array, Uint8Array]> = [];
-                const wanted = Math.min(rawBatchRecordsCount, count - sentCount);
-                while (records.length < wanted) {
-                  const more = await iterator.nextv(wanted - records.length);
-                  assert(more.length > 0, `raw sender: the database ended after ${sentCount + records.length} of ${count} records`);
-                  records.push(...more);
-                }
-                const id = nextId++;
-                ws.send(encodeRawBatch(id, records));
-                inflight.set(id, records.length);
-                sentCount += records.length;
-              }
-            } finally {
-              reading = false;
-            }
-          };
-          ws.on('message', (data: RawData) => {
-            const id = rawBytes(data).readUInt32LE(0);
-            const records = inflight.get(id);
-            assert(records !== undefined, `raw sender: ack for unknown batch ${id}`);
-            inflight.delete(id);
-            ackedCount += records;
-            if (ackedCount >= count) {
-              clearTimeout(timer);
-              resolve();
-            } else {
-              pump().catch(reject);
-            }
-          });
-          ws.once('close', () => reject(new Error(`raw sender: connection closed after ${ackedCount} of ${count} records`)));
-          pump().catch(reject);
+          ws.once('open', () => resolve());
+          ws.once('error', reject);
         });
-      } finally {
-        ws.removeAllListeners('close');
-        ws.close();
-        await iterator.close();
-      }
-      return { startedAtMs, openAtMs, doneAtMs: wallNowMs(), ackedCount };
+        const openAtMs = wallNowMs();
+        const iterator = db.iterator();
+        const inflight = new Map<number, number>();
+        let nextId = 1;
+        let sentCount = 0;
+        let ackedCount = 0;
+        let reading = false;
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, timeMsMax);
+            const pump = async (): Promise<void> => {
+              if (reading) return;
+              reading = true;
+              try {
+                while (inflight.size < rawWindowBatches && sentCount < count) {
+                  // nextv returns what the iterator has buffered (about 16 KiB), often fewer than asked: fill the batch.
+                  const records: Array<[Uint8Array, Uint8Array]> = [];
+                  const wanted = Math.min(rawBatchRecordsCount, count - sentCount);
+                  while (records.length < wanted) {
+                    const more = await iterator.nextv(wanted - records.length);
+                    assert(more.length > 0, `raw sender: the database ended after ${sentCount + records.length} of ${count} records`);
+                    records.push(...more);
+                  }
+                  const id = nextId++;
+                  ws.send(encodeRawBatch(id, records));
+                  inflight.set(id, records.length);
+                  sentCount += records.length;
+                }
+              } finally {
+                reading = false;
+              }
+            };
+            ws.on('message', (data: RawData) => {
+              const id = rawBytes(data).readUInt32LE(0);
+              const records = inflight.get(id);
+              assert(records !== undefined, `raw sender: ack for unknown batch ${id}`);
+              inflight.delete(id);
+              ackedCount += records;
+              if (ackedCount >= count) {
+                clearTimeout(timer);
+                resolve();
+              } else {
+                pump().catch(reject);
+              }
+            });
+            ws.once('close', () => reject(new Error(`raw sender: connection closed after ${ackedCount} of ${count} records`)));
+            pump().catch(reject);
+          });
+        } finally {
+          ws.removeAllListeners('close');
+          ws.close();
+          await iterator.close();
+        }
+        return { startedAtMs, openAtMs, doneAtMs: wallNowMs(), ackedCount };
+      },
+      stop: async () => {
+        await db.close();
+        await rm(spec.dir, { recursive: true, force: true });
+        return null;
+      },
     },
-    stop: async () => {
-      await db.close();
-      await rm(spec.dir, { recursive: true, force: true });
-      return null;
-    },
-  }, spec.dir);
+    spec.dir,
+  );
   ready(null);
 }
 
@@ -709,7 +714,10 @@ async function runRawReceiver(spec: Extract<WorkerSpec, { role: 'raw-receiver' }
       const { id, records } = decodeRawBatch(rawBytes(data));
       // Batches are written one after another, like the protocol's apply chain, and acknowledged once written.
       chain = chain.then(async () => {
-        await db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })), { sync: false });
+        await db.batch(
+          records.map(([key, value]) => ({ type: 'put' as const, key, value })),
+          { sync: false },
+        );
         recordsCount += records.length;
         lastCommitAtMs = wallNowMs();
         const ack = Buffer.allocUnsafe(4);
@@ -719,47 +727,53 @@ async function runRawReceiver(spec: Extract<WorkerSpec, { role: 'raw-receiver' }
       });
     });
   });
-  serve<RawReceiverCommands>({
-    clock: () => wallNowMs(),
-    cpu: () => processCpuMs(),
-    gc: () => {
-      collectGarbage();
-      return null;
+  serve<RawReceiverCommands>(
+    {
+      clock: () => wallNowMs(),
+      cpu: () => processCpuMs(),
+      gc: () => {
+        collectGarbage();
+        return null;
+      },
+      expect: ({ count }) => {
+        expected = count;
+        return null;
+      },
+      await: async ({ timeMsMax }) => {
+        if (recordsCount < expected) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, timeMsMax);
+            onComplete = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        onComplete = null;
+        return { firstAtMs, lastCommitAtMs, recordsCount };
+      },
+      stop: async () => {
+        for (const client of wss.clients) client.terminate();
+        await new Promise((resolve) => wss.close(resolve));
+        await chain.catch(() => undefined);
+        await db.close();
+        await rm(spec.dir, { recursive: true, force: true });
+        return null;
+      },
     },
-    expect: ({ count }) => {
-      expected = count;
-      return null;
-    },
-    await: async ({ timeMsMax }) => {
-      if (recordsCount < expected) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, timeMsMax);
-          onComplete = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-      onComplete = null;
-      return { firstAtMs, lastCommitAtMs, recordsCount };
-    },
-    stop: async () => {
-      for (const client of wss.clients) client.terminate();
-      await new Promise((resolve) => wss.close(resolve));
-      await chain.catch(() => undefined);
-      await db.close();
-      await rm(spec.dir, { recursive: true, force: true });
-      return null;
-    },
-  }, spec.dir);
+    spec.dir,
+  );
   ready({ port: (wss.address() as AddressInfo).port });
 }
 
 async function workerMain(spec: WorkerSpec): Promise<void> {
   switch (spec.role) {
-    case 'node': return runNodeWorker(spec);
-    case 'raw-sender': return runRawSender(spec);
-    case 'raw-receiver': return runRawReceiver(spec);
+    case 'node':
+      return runNodeWorker(spec);
+    case 'raw-sender':
+      return runRawSender(spec);
+    case 'raw-receiver':
+      return runRawReceiver(spec);
   }
 }
 
@@ -787,7 +801,10 @@ class Worker<C extends CommandMap & BaseCommands> {
   /** The worker's clock minus the driver's, and half the round trip it was measured with. */
   clock = { offsetMs: 0, uncertaintyMs: 0 };
 
-  private constructor(readonly name: string, private readonly child: ChildProcess) {
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+  ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitedAs = signal === null ? `code ${code}` : `signal ${signal}`;
@@ -817,7 +834,9 @@ class Worker<C extends CommandMap & BaseCommands> {
     const profileArgs = profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profileDir, `${name}-${++workerSerial}`)];
     // The child's stdout goes to our stderr: stdout is the report alone.
     const child = spawn(process.execPath, ['--import', 'tsx', ...profileArgs, scriptPath, '--worker', JSON.stringify(spec)], {
-      cwd: repoDir, stdio: ['ignore', 2, 2, 'ipc'], serialization: 'advanced',
+      cwd: repoDir,
+      stdio: ['ignore', 2, 2, 'ipc'],
+      serialization: 'advanced',
     });
     const worker = new Worker<C>(name, child);
     live.workers.add(worker);
@@ -956,11 +975,20 @@ interface ClusterNode {
 
 /** A link between two nodes, through its own FaultProxy; `dialer` connects to the proxy, which connects to `acceptor`. */
 class ProxiedLink {
-  constructor(readonly dialer: ClusterNode, readonly acceptor: ClusterNode, readonly proxy: FaultProxy) {}
+  constructor(
+    readonly dialer: ClusterNode,
+    readonly acceptor: ClusterNode,
+    readonly proxy: FaultProxy,
+  ) {}
 
   static async open(x: ClusterNode, y: ClusterNode): Promise<ProxiedLink> {
     const [dialer, acceptor] = x.id < y.id ? [x, y] : [y, x];
-    const proxy = await FaultProxy.start({ targetHost: '127.0.0.1', targetPort: acceptor.port, latencyMs: oneWayLatencyMs, name: `${dialer.id}→${acceptor.id}` });
+    const proxy = await FaultProxy.start({
+      targetHost: '127.0.0.1',
+      targetPort: acceptor.port,
+      latencyMs: oneWayLatencyMs,
+      name: `${dialer.id}→${acceptor.id}`,
+    });
     live.proxies.add(proxy);
     return new ProxiedLink(dialer, acceptor, proxy);
   }
@@ -992,7 +1020,13 @@ class ProxiedLink {
 
 async function spawnNode(root: string, region: RegionName, id: string): Promise<ClusterNode> {
   const dir = join(root, `${id}-${randomBytes(4).toString('hex')}`);
-  const { worker, ready: info } = await Worker.spawn<NodeCommands, { port: number }>(id, { role: 'node', node: id, region: regionNames[region], dir, trace: traceEnabled });
+  const { worker, ready: info } = await Worker.spawn<NodeCommands, { port: number }>(id, {
+    role: 'node',
+    node: id,
+    region: regionNames[region],
+    dir,
+    trace: traceEnabled,
+  });
   return { region, id, worker, port: info.port };
 }
 
@@ -1058,7 +1092,9 @@ class Cluster {
       const links = statuses.flatMap((status) => status.links.filter((link) => ids.has(link.peer)));
       if (links.every((link) => link.state === 'open')) return;
       if (wallNowMs() > deadlineMs) {
-        throw new Error(`links not open after ${linksOpenTimeMsMax} ms: ${links.map((link) => `${link.peer} ${link.state} ${link.lastError ?? ''}`).join('; ')}`);
+        throw new Error(
+          `links not open after ${linksOpenTimeMsMax} ms: ${links.map((link) => `${link.peer} ${link.state} ${link.lastError ?? ''}`).join('; ')}`,
+        );
       }
       await sleep(50);
     }
@@ -1131,7 +1167,14 @@ function allLinkBytes(links: readonly ProxiedLink[]): number {
 }
 
 /** Open-loop writes in A at `ratePerSecond`; B records when each becomes visible. */
-async function measureLag(cluster: Cluster, cadence: CadenceName, ratePerSecond: number, limits: Limits, dataset: string, durationMs: number): Promise<LagSample> {
+async function measureLag(
+  cluster: Cluster,
+  cadence: CadenceName,
+  ratePerSecond: number,
+  limits: Limits,
+  dataset: string,
+  durationMs: number,
+): Promise<LagSample> {
   const a = cluster.node('a');
   const b = cluster.node('b');
   const linkAB = cluster.link('a', 'b');
@@ -1142,13 +1185,20 @@ async function measureLag(cluster: Cluster, cadence: CadenceName, ratePerSecond:
   const senderBefore = await linkTo(a, b);
   const bytesBefore = { aToB: linkAB.bytesFrom('a'), link: linkAB.bytesBoth(), all: allLinkBytes(cluster.links) };
   const cpuMeter = await CpuMeter.start(clusterWorkers(cluster));
-  const loop = await a.worker.call('openLoop', { dataset, ratePerSecond, count, issueTimeMsMax: limits.lagIssueTimeMsMax, ackWaitTimeMsMax: limits.ackWaitTimeMsMax },
-    limits.lagIssueTimeMsMax + limits.ackWaitTimeMsMax + callTimeMsDefault);
+  const loop = await a.worker.call(
+    'openLoop',
+    { dataset, ratePerSecond, count, issueTimeMsMax: limits.lagIssueTimeMsMax, ackWaitTimeMsMax: limits.ackWaitTimeMsMax },
+    limits.lagIssueTimeMsMax + limits.ackWaitTimeMsMax + callTimeMsDefault,
+  );
   const seen = await b.worker.call('await', { timeMsMax: limits.drainTimeMsMax }, limits.drainTimeMsMax + callTimeMsDefault);
   await sleep(settleMs);
   const cpu = await cpuMeter.stop(loop.ackedCount);
   const senderAfter = await linkTo(a, b);
-  const bytes = { aToB: linkAB.bytesFrom('a') - bytesBefore.aToB, link: linkAB.bytesBoth() - bytesBefore.link, all: allLinkBytes(cluster.links) - bytesBefore.all };
+  const bytes = {
+    aToB: linkAB.bytesFrom('a') - bytesBefore.aToB,
+    link: linkAB.bytesBoth() - bytesBefore.link,
+    all: allLinkBytes(cluster.links) - bytesBefore.all,
+  };
 
   const lagsMs: number[] = [];
   let lastAckMs = Number.NEGATIVE_INFINITY;
@@ -1259,7 +1309,10 @@ async function measureThroughput(cluster: Cluster, limits: Limits): Promise<Thro
     if (ackMs < windowEndMs && visibleMs >= windowEndMs) backlogAtWindowEnd++;
   }
   const batchesCount = senderAfter.sent.batches - senderBefore.sent.batches;
-  const cpu = { usPerOp: Object.fromEntries(Object.entries(cpuTotal.usPerOp).map(([name, us]) => [name, us / Math.max(1, arrivalsInWindow)])), coresBusy: cpuTotal.coresBusy };
+  const cpu = {
+    usPerOp: Object.fromEntries(Object.entries(cpuTotal.usPerOp).map(([name, us]) => [name, us / Math.max(1, arrivalsInWindow)])),
+    coresBusy: cpuTotal.coresBusy,
+  };
   return {
     arrivalsPerSecond: arrivalsInWindow / (limits.throughputWindowMs / 1_000),
     acksPerSecond: acksInWindow / (limits.throughputWindowMs / 1_000),
@@ -1286,12 +1339,20 @@ function catchUpNodeId(run: number): string {
 
 async function prepareCatchUp(root: string, settings: Settings): Promise<CatchUpSetup> {
   // A and C know every B that will join; B's id sorts first, so B dials and these urls are never used.
-  const futurePeers = Array.from({ length: settings.runs }, (_, i): PeerConfig => ({ node: catchUpNodeId(i + 1), region: regionNames.b, url: 'ws://127.0.0.1:9/never-dialed' }));
+  const futurePeers = Array.from(
+    { length: settings.runs },
+    (_, i): PeerConfig => ({ node: catchUpNodeId(i + 1), region: regionNames.b, url: 'ws://127.0.0.1:9/never-dialed' }),
+  );
   const cluster = await Cluster.start(root, ['a', 'c'], null, futurePeers);
   try {
     const { limits } = settings;
-    const fill = await cluster.node('a').worker.call('closedLoop', { dataset: 'bulk', writersCount, countMax: limits.bulkDocsCount, timeMsMax: limits.fillTimeMsMax },
-      limits.fillTimeMsMax + callTimeMsDefault);
+    const fill = await cluster
+      .node('a')
+      .worker.call(
+        'closedLoop',
+        { dataset: 'bulk', writersCount, countMax: limits.bulkDocsCount, timeMsMax: limits.fillTimeMsMax },
+        limits.fillTimeMsMax + callTimeMsDefault,
+      );
     const lastAckMs = Math.max(...Array.from(fill.ackAtMs).filter((ms) => !Number.isNaN(ms)));
     // C must hold everything (and be quiet) before B joins, or C's own catch-up would share the CPU with B's.
     for (const region of ['a', 'c'] as const) {
@@ -1341,7 +1402,11 @@ async function measureCatchUp(root: string, setup: CatchUpSetup, limits: Limits,
     const [linkAB] = links as [ProxiedLink, ProxiedLink];
     const cpuMeter = await CpuMeter.start({ A: a.worker, B: b.worker, C: c.worker });
     const { startedAtMs } = await b.worker.call('start', {
-      cluster: 'bench', secretHex: setup.cluster.secretHex, peers: peersFor(b, links, []), fixedCadenceMs: null, watch: { dataset: 'bulk', count: setup.docsCount },
+      cluster: 'bench',
+      secretHex: setup.cluster.secretHex,
+      peers: peersFor(b, links, []),
+      fixedCadenceMs: null,
+      watch: { dataset: 'bulk', count: setup.docsCount },
     });
     const seen = await b.worker.call('await', { timeMsMax: limits.catchUpTimeMsMax }, limits.catchUpTimeMsMax + callTimeMsDefault);
     const cpu = await cpuMeter.stop(seen.visibleCount);
@@ -1397,8 +1462,11 @@ async function measureRaw(root: string, sender: Worker<RawSenderCommands>, docsC
     await Promise.all([sender.call('gc', null), receiver.call('gc', null)]);
     await receiver.call('expect', { count: docsCount });
     const cpuMeter = await CpuMeter.start({ sender, receiver });
-    const streamed = await sender.call('stream', { url: `ws://127.0.0.1:${proxy.port}/`, count: docsCount, timeMsMax: limits.catchUpTimeMsMax },
-      limits.catchUpTimeMsMax + callTimeMsDefault);
+    const streamed = await sender.call(
+      'stream',
+      { url: `ws://127.0.0.1:${proxy.port}/`, count: docsCount, timeMsMax: limits.catchUpTimeMsMax },
+      limits.catchUpTimeMsMax + callTimeMsDefault,
+    );
     const received = await receiver.call('await', { timeMsMax: limits.drainTimeMsMax }, limits.drainTimeMsMax + callTimeMsDefault);
     const cpu = await cpuMeter.stop(received.recordsCount);
     await sleep(settleMs);
@@ -1436,12 +1504,19 @@ interface Settings {
 
 function parseSettings(argv: readonly string[]): Settings {
   const usage = 'usage: npm run bench:replication -- [--runs N] [--quick] [--profile] [--trace] [--rates R1,R2,...]';
-  const { runs, quick, values } = parseBenchArgs(argv, usage, { profile: 'boolean', trace: 'boolean', rates: 'string' }, { default: runsDefault, max: runsMax });
+  const { runs, quick, values } = parseBenchArgs(
+    argv,
+    usage,
+    { profile: 'boolean', trace: 'boolean', rates: 'string' },
+    { default: runsDefault, max: runsMax },
+  );
   let limits = quick ? limitsQuick : limitsDefault;
   if (typeof values.rates === 'string') {
     const rates = values.rates.split(',').map(Number);
     if (!rates.every((rate) => Number.isSafeInteger(rate) && rate >= 1 && rate <= lagRatePerSecondMax) || !rates.includes(targetLagRatePerSecond)) {
-      console.error(`--rates ${values.rates} is invalid: use integers from 1 to ${lagRatePerSecondMax} ops/s, including ${targetLagRatePerSecond} (the target's rate)`);
+      console.error(
+        `--rates ${values.rates} is invalid: use integers from 1 to ${lagRatePerSecondMax} ops/s, including ${targetLagRatePerSecond} (the target's rate)`,
+      );
       process.exit(2);
     }
     limits = { ...limits, lagRatesPerSecond: [...new Set(rates)].sort((x, y) => x - y) };
@@ -1471,9 +1546,15 @@ async function runAll(root: string, settings: Settings, log: (line: string) => v
   const setupStartMs = performance.now();
   const catchUp = await prepareCatchUp(root, settings);
   samples.catchUpFillDocsPerSecond = catchUp.fillDocsPerSecond;
-  const { worker: rawSender } = await Worker.spawn<RawSenderCommands, null>('raw-sender', { role: 'raw-sender', dir: join(root, 'raw-sender'), recordsCount: catchUp.docsCount });
+  const { worker: rawSender } = await Worker.spawn<RawSenderCommands, null>('raw-sender', {
+    role: 'raw-sender',
+    dir: join(root, 'raw-sender'),
+    recordsCount: catchUp.docsCount,
+  });
   noteClock(samples, rawSender);
-  log(`setup done in ${((performance.now() - setupStartMs) / 1_000).toFixed(1)} s (${catchUp.docsCount} documents at ${Math.round(catchUp.fillDocsPerSecond)}/s)`);
+  log(
+    `setup done in ${((performance.now() - setupStartMs) / 1_000).toFixed(1)} s (${catchUp.docsCount} documents at ${Math.round(catchUp.fillDocsPerSecond)}/s)`,
+  );
   try {
     for (let run = 1; run <= settings.runs; run++) {
       const runStartMs = performance.now();
@@ -1527,11 +1608,6 @@ function formatBytes(bytes: number): string {
   return bytes.toFixed(1);
 }
 
-
-
-
-
-
 type Machine = ReturnType<typeof machineInfo>;
 
 function verdict(pass: boolean): string {
@@ -1561,7 +1637,7 @@ function headerLines(machine: Machine, settings: Settings, startedAt: Date): str
     `cadences     ${cadences.map((cadence) => cadence.name).join(', ')} (fixedCadenceMs: ${fixedCadenceMs})`,
     `throughput   ${writersCount} closed-loop writers in A; entries visible in B per second over ${limits.throughputWindowMs / 1_000} s after ${limits.throughputRampMs / 1_000} s of ramp`,
     `catch-up     ${formatRate(limits.bulkDocsCount)} documents written in A once (C up, B never started); each run starts a fresh B process`,
-    '             and times B\'s sync.start() → last document visible in B',
+    "             and times B's sync.start() → last document visible in B",
     `raw pipe     ws client → same proxy → ws server writing a LevelDB: the same documents read from a LevelDB, ${rawBatchRecordsCount} per batch,`,
     `             ${rawWindowBatches} batches unacknowledged at most, each acked after its db.batch (sync:false); sender start → last batch written`,
     'bytes        TCP payload delivered by the proxies (WebSocket frames with their headers), divided by acknowledged writes',
@@ -1618,7 +1694,12 @@ interface Targets {
   readonly lagP99: { readonly lagMsP99: number; readonly limitMs: number; readonly pass: boolean };
   readonly catchUp: { readonly docsPerSecond: number; readonly minimum: number; readonly pass: boolean };
   readonly adaptiveLagAtLowLoad: { readonly adaptiveMs: number; readonly fixedMs: number; readonly betterRuns: number; readonly pass: boolean };
-  readonly adaptiveBytesAtHighLoad: { readonly adaptiveBytesPerOp: number; readonly fixedBytesPerOp: number; readonly betterRuns: number; readonly pass: boolean };
+  readonly adaptiveBytesAtHighLoad: {
+    readonly adaptiveBytesPerOp: number;
+    readonly fixedBytesPerOp: number;
+    readonly betterRuns: number;
+    readonly pass: boolean;
+  };
 }
 
 function reportLines(samples: Samples, settings: Settings): { lines: string[]; summaries: Record<string, unknown>; targets: Targets } {
@@ -1626,16 +1707,42 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
   const lines: string[] = [];
   const lagSummaries = cadences.flatMap((cadence) => limits.lagRatesPerSecond.map((rate) => summariseLag(samples.lag, cadence.name, rate)));
   const lagRows = lagSummaries.map((s) => [
-    s.cadence, formatRate(s.ratePerSecond), `${formatRate(s.achievedOpsPerSecond.median)}${s.timeLimitedRuns > 0 ? '*' : ''}`,
-    formatMs(s.lagMsP50.median), formatMs(s.lagMsP99.median), formatRange(s.lagMsP99, formatMs), formatMs(s.lagMsMax.median),
-    formatBytes(s.bytesPerOpAToB.median), formatBytes(s.bytesPerOpLink.median), formatBytes(s.bytesPerOpAllLinks.median),
-    s.entriesPerBatch.median.toFixed(1), String(s.missingCountMax),
+    s.cadence,
+    formatRate(s.ratePerSecond),
+    `${formatRate(s.achievedOpsPerSecond.median)}${s.timeLimitedRuns > 0 ? '*' : ''}`,
+    formatMs(s.lagMsP50.median),
+    formatMs(s.lagMsP99.median),
+    formatRange(s.lagMsP99, formatMs),
+    formatMs(s.lagMsMax.median),
+    formatBytes(s.bytesPerOpAToB.median),
+    formatBytes(s.bytesPerOpLink.median),
+    formatBytes(s.bytesPerOpAllLinks.median),
+    s.entriesPerBatch.median.toFixed(1),
+    String(s.missingCountMax),
   ]);
-  lines.push('## Replication lag: put acknowledged in A → visible in B', '', table(
-    ['cadence', 'offered ops/s', 'achieved ops/s', 'p50 ms', 'p99 ms', 'p99 min–max', 'max ms', 'B/op A→B', 'B/op A↔B', 'B/op all links', 'entries/batch', 'missing'],
-    lagRows,
-    [false, true, true, true, true, true, true, true, true, true, true, true],
-  ), '');
+  lines.push(
+    '## Replication lag: put acknowledged in A → visible in B',
+    '',
+    table(
+      [
+        'cadence',
+        'offered ops/s',
+        'achieved ops/s',
+        'p50 ms',
+        'p99 ms',
+        'p99 min–max',
+        'max ms',
+        'B/op A→B',
+        'B/op A↔B',
+        'B/op all links',
+        'entries/batch',
+        'missing',
+      ],
+      lagRows,
+      [false, true, true, true, true, true, true, true, true, true, true, true],
+    ),
+    '',
+  );
   lines.push(
     `B/op: proxy bytes per acknowledged write. A→B is the data stream; A↔B adds what B sends back (acks, pings, its own stream);`,
     `all links adds A↔C and B↔C. entries/batch: A's sender to B. missing: acknowledged in A, not visible in B within ${limits.drainTimeMsMax / 1_000} s (worst run).`,
@@ -1647,11 +1754,16 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
       const traced = s.runs.flatMap((run) => (run.stagesMs === null ? [] : [pick(run.stagesMs)]));
       return traced.length === 0 ? '' : `${formatMs(median(traced.map((t) => t.p50)))} / ${formatMs(median(traced.map((t) => t.p99)))}`;
     };
-    lines.push('## Lag by stage (--trace), p50 / p99 ms', '', table(
-      ['cadence', 'offered ops/s', 'in A: ack → frame sent to B', 'path: sent → B starts applying', 'in B: apply start → visible'],
-      lagSummaries.map((s) => [s.cadence, formatRate(s.ratePerSecond), stageCell(s, (t) => t.inA), stageCell(s, (t) => t.path), stageCell(s, (t) => t.inB)]),
-      [false, true, true, true, true],
-    ), '');
+    lines.push(
+      '## Lag by stage (--trace), p50 / p99 ms',
+      '',
+      table(
+        ['cadence', 'offered ops/s', 'in A: ack → frame sent to B', 'path: sent → B starts applying', 'in B: apply start → visible'],
+        lagSummaries.map((s) => [s.cadence, formatRate(s.ratePerSecond), stageCell(s, (t) => t.inA), stageCell(s, (t) => t.path), stageCell(s, (t) => t.inB)]),
+        [false, true, true, true, true],
+      ),
+      '',
+    );
     lines.push(
       `path includes the proxy's ${oneWayLatencyMs} ms, both kernels' sockets, B's frame decoding and any wait behind B's previous batch.`,
       'Tracing decodes every frame A sends a second time, so with --trace the lag figures themselves are a little pessimistic.',
@@ -1667,15 +1779,29 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
     entriesPerBatch: spread(samples.throughput.map((s) => s.entriesPerBatch)),
     lagMsP50: spread(samples.throughput.map((s) => s.lagMsP50)),
   };
-  lines.push(`## One link's sustained throughput (${writersCount} closed-loop writers in A, adaptive cadence)`, '', table(
-    ['entries/s into B', 'min–max', 'acks/s in A', 'backlog at window start', 'backlog at window end', 'entries/batch', 'lag p50 ms'],
-    [[formatRate(tput.arrivalsPerSecond.median), formatRange(tput.arrivalsPerSecond, formatRate), formatRate(tput.acksPerSecond.median),
-      formatRate(tput.backlogAtWindowStart.median), formatRate(tput.backlogAtWindowEnd.median), tput.entriesPerBatch.median.toFixed(1), formatMs(tput.lagMsP50.median)]],
-    [true, true, true, true, true, true, true],
-  ), '');
+  lines.push(
+    `## One link's sustained throughput (${writersCount} closed-loop writers in A, adaptive cadence)`,
+    '',
+    table(
+      ['entries/s into B', 'min–max', 'acks/s in A', 'backlog at window start', 'backlog at window end', 'entries/batch', 'lag p50 ms'],
+      [
+        [
+          formatRate(tput.arrivalsPerSecond.median),
+          formatRange(tput.arrivalsPerSecond, formatRate),
+          formatRate(tput.acksPerSecond.median),
+          formatRate(tput.backlogAtWindowStart.median),
+          formatRate(tput.backlogAtWindowEnd.median),
+          tput.entriesPerBatch.median.toFixed(1),
+          formatMs(tput.lagMsP50.median),
+        ],
+      ],
+      [true, true, true, true, true, true, true],
+    ),
+    '',
+  );
   lines.push(
     'Backlog: writes acknowledged in A and not yet visible in B. A backlog that grows over the window means the link (or B) is the',
-    'bottleneck and entries/s is the link\'s ceiling; a steady one means A\'s writers are, and the link had room to spare.',
+    "bottleneck and entries/s is the link's ceiling; a steady one means A's writers are, and the link had room to spare.",
     '',
   );
 
@@ -1701,22 +1827,44 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
   const incomplete = samples.catchUp.some((s) => s.visibleCount < s.docsCount) || samples.raw.some((s) => s.receivedCount < s.docsCount);
   const docsCount = samples.catchUp[0]!.docsCount;
   const fromStates = samples.catchUp.some((s) => s.fromStates);
-  lines.push(`## Bulk catch-up: ${formatRate(docsCount)} documents into a B that was down`, '', table(
-    ['path', 'docs/s', 'min–max', 'total s', 'connect ms', 'docs/s after connect', 'B/doc data direction', 'B/doc both directions', 'B/doc all of B\'s links'],
-    [
-      [`Tessera: A → fresh B${fromStates ? ' (from states)' : ''}`, formatRate(catchUp.docsPerSecond.median), formatRange(catchUp.docsPerSecond, formatRate),
-        (catchUp.elapsedMs.median / 1_000).toFixed(2), formatMs(catchUp.linkOpenMs.median), formatRate(catchUp.streamDocsPerSecond.median),
-        formatBytes(catchUp.bytesPerDocAToB.median), formatBytes(catchUp.bytesPerDocLink.median), formatBytes(catchUp.bytesPerDocAllLinks.median)],
-      ['raw: ws + level', formatRate(raw.docsPerSecond.median), formatRange(raw.docsPerSecond, formatRate), (raw.elapsedMs.median / 1_000).toFixed(2),
-        formatMs(raw.connectMs.median), '', formatBytes(raw.bytesPerDocData.median), formatBytes(raw.bytesPerDocBoth.median), ''],
-    ],
-    [false, true, true, true, true, true, true, true, true],
-  ), '');
+  lines.push(
+    `## Bulk catch-up: ${formatRate(docsCount)} documents into a B that was down`,
+    '',
+    table(
+      ['path', 'docs/s', 'min–max', 'total s', 'connect ms', 'docs/s after connect', 'B/doc data direction', 'B/doc both directions', "B/doc all of B's links"],
+      [
+        [
+          `Tessera: A → fresh B${fromStates ? ' (from states)' : ''}`,
+          formatRate(catchUp.docsPerSecond.median),
+          formatRange(catchUp.docsPerSecond, formatRate),
+          (catchUp.elapsedMs.median / 1_000).toFixed(2),
+          formatMs(catchUp.linkOpenMs.median),
+          formatRate(catchUp.streamDocsPerSecond.median),
+          formatBytes(catchUp.bytesPerDocAToB.median),
+          formatBytes(catchUp.bytesPerDocLink.median),
+          formatBytes(catchUp.bytesPerDocAllLinks.median),
+        ],
+        [
+          'raw: ws + level',
+          formatRate(raw.docsPerSecond.median),
+          formatRange(raw.docsPerSecond, formatRate),
+          (raw.elapsedMs.median / 1_000).toFixed(2),
+          formatMs(raw.connectMs.median),
+          '',
+          formatBytes(raw.bytesPerDocData.median),
+          formatBytes(raw.bytesPerDocBoth.median),
+          '',
+        ],
+      ],
+      [false, true, true, true, true, true, true, true, true],
+    ),
+    '',
+  );
   lines.push(
     `Tessera / raw: ${formatPercent(ratio.median)} (${formatRange(ratio, formatPercent)}), per run.${incomplete ? ' * a run did not deliver every document within its time limit.' : ''}`,
     `connect: Tessera from sync.start() to the link with A open (WebSocket upgrade + challenge/hello/welcome through the proxy);`,
     `raw from the sender's start to the WebSocket open. B's process start (spawn, module load, replica open), not counted: ${formatRate(catchUp.processStartMs.median)} ms.`,
-    `A streamed ${fromStates ? 'document states (its log had been truncated past B\'s cursor)' : 'its delta log (B\'s cursor was still within it)'}. Tessera moves more per document than`,
+    `A streamed ${fromStates ? "document states (its log had been truncated past B's cursor)" : "its delta log (B's cursor was still within it)"}. Tessera moves more per document than`,
     'the raw pipe: each entry carries dataset, key, origin, clock and a delta with per-field causal metadata; and B writes a',
     'document state and a delta-log entry per document where the raw receiver writes one record.',
     '',
@@ -1729,16 +1877,39 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
     return [label, usOf(names[0]), usOf(names[1]), usOf(names[2]), usOf('driver'), total.toFixed(0), median(uses.map((use) => use.coresBusy)).toFixed(2)];
   };
   const cluster3 = ['A', 'B', 'C'] as const;
-  lines.push('## Where the CPU goes: µs of CPU per write (per document for catch-up), by process', '', table(
-    ['case', 'A (writer / raw sender)', 'B (reader / raw receiver)', 'C', 'driver (proxies)', 'total', 'cores busy'],
-    [
-      ...lagSummaries.map((s) => cpuRow(`lag, ${s.cadence}, ${formatRate(s.ratePerSecond)} ops/s`, s.runs.map((run) => run.cpu), cluster3)),
-      cpuRow('throughput (per entry into B)', samples.throughput.map((run) => run.cpu), cluster3),
-      cpuRow('catch-up, Tessera', samples.catchUp.map((run) => run.cpu), cluster3),
-      cpuRow('catch-up, raw ws + level', samples.raw.map((run) => run.cpu), ['sender', 'receiver', null]),
-    ],
-    [false, true, true, true, true, true, true],
-  ), '');
+  lines.push(
+    '## Where the CPU goes: µs of CPU per write (per document for catch-up), by process',
+    '',
+    table(
+      ['case', 'A (writer / raw sender)', 'B (reader / raw receiver)', 'C', 'driver (proxies)', 'total', 'cores busy'],
+      [
+        ...lagSummaries.map((s) =>
+          cpuRow(
+            `lag, ${s.cadence}, ${formatRate(s.ratePerSecond)} ops/s`,
+            s.runs.map((run) => run.cpu),
+            cluster3,
+          ),
+        ),
+        cpuRow(
+          'throughput (per entry into B)',
+          samples.throughput.map((run) => run.cpu),
+          cluster3,
+        ),
+        cpuRow(
+          'catch-up, Tessera',
+          samples.catchUp.map((run) => run.cpu),
+          cluster3,
+        ),
+        cpuRow(
+          'catch-up, raw ws + level',
+          samples.raw.map((run) => run.cpu),
+          ['sender', 'receiver', null],
+        ),
+      ],
+      [false, true, true, true, true, true, true],
+    ),
+    '',
+  );
   lines.push(
     'From process.cpuUsage() of every process over the case (user + system), divided by writes acknowledged in A (documents',
     `delivered for catch-up). cores busy: all of our processes together; this machine has ${os.cpus().length} cores, shared with other users.`,
@@ -1755,22 +1926,38 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
     adaptive.runs.filter((sample, i) => fixed.runs[i] !== undefined && pick(sample) < pick(fixed.runs[i]!)).length;
   const targets: Targets = {
     lagP99: { lagMsP99: adaptiveLow.lagMsP99.median, limitMs: targetLagMsP99Max, pass: adaptiveLow.lagMsP99.median <= targetLagMsP99Max },
-    catchUp: { docsPerSecond: catchUp.docsPerSecond.median, minimum: targetCatchUpDocsPerSecondMin, pass: catchUp.docsPerSecond.median >= targetCatchUpDocsPerSecondMin },
+    catchUp: {
+      docsPerSecond: catchUp.docsPerSecond.median,
+      minimum: targetCatchUpDocsPerSecondMin,
+      pass: catchUp.docsPerSecond.median >= targetCatchUpDocsPerSecondMin,
+    },
     adaptiveLagAtLowLoad: {
-      adaptiveMs: adaptiveLow.lagMsP99.median, fixedMs: fixedLow.lagMsP99.median,
-      betterRuns: betterRuns(adaptiveLow, fixedLow, (s) => s.lagMsP99), pass: adaptiveLow.lagMsP99.median < fixedLow.lagMsP99.median,
+      adaptiveMs: adaptiveLow.lagMsP99.median,
+      fixedMs: fixedLow.lagMsP99.median,
+      betterRuns: betterRuns(adaptiveLow, fixedLow, (s) => s.lagMsP99),
+      pass: adaptiveLow.lagMsP99.median < fixedLow.lagMsP99.median,
     },
     adaptiveBytesAtHighLoad: {
-      adaptiveBytesPerOp: adaptiveHigh.bytesPerOpLink.median, fixedBytesPerOp: fixedHigh.bytesPerOpLink.median,
-      betterRuns: betterRuns(adaptiveHigh, fixedHigh, (s) => s.bytesPerOpLink), pass: adaptiveHigh.bytesPerOpLink.median < fixedHigh.bytesPerOpLink.median,
+      adaptiveBytesPerOp: adaptiveHigh.bytesPerOpLink.median,
+      fixedBytesPerOp: fixedHigh.bytesPerOpLink.median,
+      betterRuns: betterRuns(adaptiveHigh, fixedHigh, (s) => s.bytesPerOpLink),
+      pass: adaptiveHigh.bytesPerOpLink.median < fixedHigh.bytesPerOpLink.median,
     },
   };
   const runsCount = settings.runs;
   lines.push('## Targets', '');
-  lines.push(`${verdict(targets.lagP99.pass).padEnd(5)}  lag p99 at ${formatRate(lowRate)} ops/s (adaptive) ${formatMs(targets.lagP99.lagMsP99)} ms; target ≤ ${targetLagMsP99Max} ms (one-way latency + 10 ms)`);
-  lines.push(`${verdict(targets.catchUp.pass).padEnd(5)}  bulk catch-up ${formatRate(targets.catchUp.docsPerSecond)} docs/s on one link; target ≥ ${formatRate(targetCatchUpDocsPerSecondMin)} docs/s`);
-  lines.push(`${verdict(targets.adaptiveLagAtLowLoad.pass).padEnd(5)}  adaptive beats fixed on lag p99 at ${formatRate(lowRate)} ops/s: ${formatMs(targets.adaptiveLagAtLowLoad.adaptiveMs)} vs ${formatMs(targets.adaptiveLagAtLowLoad.fixedMs)} ms (better in ${targets.adaptiveLagAtLowLoad.betterRuns}/${runsCount} runs)`);
-  lines.push(`${verdict(targets.adaptiveBytesAtHighLoad.pass).padEnd(5)}  adaptive beats fixed on bytes/op at ${formatRate(highRate)} ops/s (A↔B both directions): ${formatBytes(targets.adaptiveBytesAtHighLoad.adaptiveBytesPerOp)} vs ${formatBytes(targets.adaptiveBytesAtHighLoad.fixedBytesPerOp)} B/op (better in ${targets.adaptiveBytesAtHighLoad.betterRuns}/${runsCount} runs; A→B alone: ${formatBytes(adaptiveHigh.bytesPerOpAToB.median)} vs ${formatBytes(fixedHigh.bytesPerOpAToB.median)})`);
+  lines.push(
+    `${verdict(targets.lagP99.pass).padEnd(5)}  lag p99 at ${formatRate(lowRate)} ops/s (adaptive) ${formatMs(targets.lagP99.lagMsP99)} ms; target ≤ ${targetLagMsP99Max} ms (one-way latency + 10 ms)`,
+  );
+  lines.push(
+    `${verdict(targets.catchUp.pass).padEnd(5)}  bulk catch-up ${formatRate(targets.catchUp.docsPerSecond)} docs/s on one link; target ≥ ${formatRate(targetCatchUpDocsPerSecondMin)} docs/s`,
+  );
+  lines.push(
+    `${verdict(targets.adaptiveLagAtLowLoad.pass).padEnd(5)}  adaptive beats fixed on lag p99 at ${formatRate(lowRate)} ops/s: ${formatMs(targets.adaptiveLagAtLowLoad.adaptiveMs)} vs ${formatMs(targets.adaptiveLagAtLowLoad.fixedMs)} ms (better in ${targets.adaptiveLagAtLowLoad.betterRuns}/${runsCount} runs)`,
+  );
+  lines.push(
+    `${verdict(targets.adaptiveBytesAtHighLoad.pass).padEnd(5)}  adaptive beats fixed on bytes/op at ${formatRate(highRate)} ops/s (A↔B both directions): ${formatBytes(targets.adaptiveBytesAtHighLoad.adaptiveBytesPerOp)} vs ${formatBytes(targets.adaptiveBytesAtHighLoad.fixedBytesPerOp)} B/op (better in ${targets.adaptiveBytesAtHighLoad.betterRuns}/${runsCount} runs; A→B alone: ${formatBytes(adaptiveHigh.bytesPerOpAToB.median)} vs ${formatBytes(fixedHigh.bytesPerOpAToB.median)})`,
+  );
 
   const summaries = { lag: lagSummaries.map(({ runs: _runs, ...rest }) => rest), throughput: tput, catchUp, raw, catchUpOverRaw: ratio };
   return { lines, summaries, targets };
@@ -1780,7 +1967,10 @@ function reportLines(samples: Samples, settings: Settings): { lines: string[]; s
 function writeFigures(machine: Machine, settings: Settings, startedAt: Date, samples: Samples, summaries: Record<string, unknown>, targets: Targets): string {
   mkdirSync(outDir, { recursive: true });
   // Colons are legal on Linux but not on every filesystem a results folder gets copied to.
-  const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+  const stamp = startedAt
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replaceAll(':', '-');
   const outPath = join(outDir, `replication-${stamp}.json`);
   const figures = {
     benchmark: 'replication',
@@ -1824,7 +2014,13 @@ async function main(): Promise<void> {
   const root = await mkdtemp(join(os.tmpdir(), 'tessera-bench-replication-'));
   traceEnabled = settings.trace;
   if (settings.profile) {
-    profileDir = join(outDir, `profiles-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-')}`);
+    profileDir = join(
+      outDir,
+      `profiles-${startedAt
+        .toISOString()
+        .replace(/\.\d+Z$/, 'Z')
+        .replaceAll(':', '-')}`,
+    );
     mkdirSync(profileDir, { recursive: true });
   }
   const removeRoot = (): void => rmSync(root, { recursive: true, force: true });
@@ -1848,7 +2044,16 @@ async function main(): Promise<void> {
   }
   const { lines, summaries, targets } = reportLines(samples, settings);
   const outPath = writeFigures(machine, settings, startedAt, samples, summaries, targets);
-  console.log([clockLine(samples), '', ...lines, '', `figures written to ${outPath}`, ...(profileDir === null ? [] : [`CPU profiles of the child processes in ${profileDir}`])].join('\n'));
+  console.log(
+    [
+      clockLine(samples),
+      '',
+      ...lines,
+      '',
+      `figures written to ${outPath}`,
+      ...(profileDir === null ? [] : [`CPU profiles of the child processes in ${profileDir}`]),
+    ].join('\n'),
+  );
 }
 
 if (process.argv[2] === '--worker') {

@@ -110,7 +110,12 @@ interface Settings {
 }
 
 function parseSettings(argv: readonly string[]): Settings {
-  const { runs, quick, values } = parseBenchArgs(argv, 'usage: npm run bench:store -- [--runs N] [--quick] [--sealed]', { sealed: 'boolean' }, { default: runsDefault, max: runsMax });
+  const { runs, quick, values } = parseBenchArgs(
+    argv,
+    'usage: npm run bench:store -- [--runs N] [--quick] [--sealed]',
+    { sealed: 'boolean' },
+    { default: runsDefault, max: runsMax },
+  );
   const sealed = values.sealed === true;
   sealing = sealed ? { encryption: { masterKey: randomBytes(32) } } : {};
   return { runs, quick, limits: quick ? limitsQuick : limitsDefault, sealed };
@@ -148,10 +153,6 @@ function shuffled(count: number, seed: number): number[] {
   }
   return order;
 }
-
-
-
-
 
 /**
  * A full garbage collection. The flag is set at run time so that `npm run bench:store` needs no extra node
@@ -255,8 +256,9 @@ async function measureMapPuts(root: string, limits: Limits, durability: Durabili
 async function measureIncrements(root: string, limits: Limits, durability: DurabilityName, writersCount: number): Promise<Sample> {
   const { replica, path } = await openReplica(root, durability);
   try {
-    const result = await timedLoop(limits.incrementsCountMax[durability], writersCount, limits.loopTimeMsMax,
-      (i) => replica.counter(dataset, `counter-${i % counterKeysCount}`).increment(1));
+    const result = await timedLoop(limits.incrementsCountMax[durability], writersCount, limits.loopTimeMsMax, (i) =>
+      replica.counter(dataset, `counter-${i % counterKeysCount}`).increment(1),
+    );
     return withCommitStats(result, replica);
   } finally {
     await replica.close();
@@ -429,11 +431,6 @@ function formatMs(ms: number): string {
   return ms.toFixed(1);
 }
 
-
-
-
-
-
 function labelOf(id: CaseId): { op: string; durability: string; writers: string } {
   const [kind, durability, writers] = id.split('/');
   return { op: kind === 'put' ? 'map put' : 'counter increment', durability: durability!, writers: writers!.slice(1) };
@@ -496,19 +493,35 @@ function reportLines(summaries: ReadonlyMap<CaseId, CaseSummary>, limits: Limits
         const s = summary(writeCaseId(kind, durability, writersCount));
         const label = labelOf(s.id);
         writeRows.push([
-          label.op, label.durability, label.writers,
-          `${formatRate(s.opsPerSecond.median)}${mark(s)}`, formatRange(s.opsPerSecond, formatRate),
-          formatMs(s.latencyMsP50.median), formatMs(s.latencyMsP99.median), formatRange(s.latencyMsP99, formatMs),
+          label.op,
+          label.durability,
+          label.writers,
+          `${formatRate(s.opsPerSecond.median)}${mark(s)}`,
+          formatRange(s.opsPerSecond, formatRate),
+          formatMs(s.latencyMsP50.median),
+          formatMs(s.latencyMsP99.median),
+          formatRange(s.latencyMsP99, formatMs),
           s.putsPerBatch === undefined ? '' : s.putsPerBatch.median.toFixed(1),
         ]);
       }
     }
   }
-  lines.push('## Writes', '', table(
-    ['operation', 'durability', 'writers', 'ops/s', 'ops/s min–max', 'p50 ms', 'p99 ms', 'p99 min–max', 'puts/batch'],
-    writeRows,
-    [false, false, true, true, true, true, true, true, true],
-  ), '');
+  lines.push(
+    '## Writes',
+    '',
+    table(['operation', 'durability', 'writers', 'ops/s', 'ops/s min–max', 'p50 ms', 'p99 ms', 'p99 min–max', 'puts/batch'], writeRows, [
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]),
+    '',
+  );
 
   const getRows: string[][] = [];
   for (const temperature of ['warm', 'cold'] as const) {
@@ -518,7 +531,9 @@ function reportLines(summaries: ReadonlyMap<CaseId, CaseSummary>, limits: Limits
     getRows.push([
       `get (${temperature === 'warm' ? 'warm: in document cache' : 'cold: reopened replica'})`,
       `${formatRate(s.opsPerSecond.median)}${mark(s)}`,
-      formatMs(s.latencyMsP50.median), formatMs(s.latencyMsP99.median), formatRange(s.latencyMsP99, formatMs),
+      formatMs(s.latencyMsP50.median),
+      formatMs(s.latencyMsP99.median),
+      formatRange(s.latencyMsP99, formatMs),
       `${verdict(pass)} (p99 < ${targetGetLatencyMsP99Max} ms)`,
     ]);
   }
@@ -533,22 +548,30 @@ function reportLines(summaries: ReadonlyMap<CaseId, CaseSummary>, limits: Limits
     const pass = ratio.median >= targetGroupCommitRatioMin;
     targets.groupCommitRatio[durability] = { ratio, pass };
     rawRows.push([
-      durability, durability === 'fsync' ? 'true' : 'false',
-      `${formatRate(raw.opsPerSecond.median)}${mark(raw)}`, formatRange(raw.opsPerSecond, formatRate),
-      formatMs(raw.latencyMsP50.median), formatMs(raw.latencyMsP99.median),
+      durability,
+      durability === 'fsync' ? 'true' : 'false',
+      `${formatRate(raw.opsPerSecond.median)}${mark(raw)}`,
+      formatRange(raw.opsPerSecond, formatRate),
+      formatMs(raw.latencyMsP50.median),
+      formatMs(raw.latencyMsP99.median),
       `${formatRate(grouped.opsPerSecond.median)}${mark(grouped)}`,
       grouped.putsPerBatch === undefined ? '' : grouped.putsPerBatch.median.toFixed(1),
       `${formatPercent(ratio.median)} (${formatRange(ratio, formatPercent)})`,
       `${verdict(pass)} (≥ ${formatPercent(targetGroupCommitRatioMin)})`,
     ]);
   }
-  lines.push(`## Group commit vs raw LevelDB (batches of ${rawBatchPutsCount} puts)`, '', table(
-    ['durability', 'sync', 'raw puts/s', 'raw min–max', 'batch p50 ms', 'batch p99 ms', 'map puts/s (64 w)', 'puts/batch', 'map / raw', 'target'],
-    rawRows,
-    [false, false, true, true, true, true, true, true, true, false],
-  ), '');
   lines.push(
-    'puts/batch: writes acknowledged per LevelDB batch, from the replica\'s commitStats. Each map put or increment',
+    `## Group commit vs raw LevelDB (batches of ${rawBatchPutsCount} puts)`,
+    '',
+    table(
+      ['durability', 'sync', 'raw puts/s', 'raw min–max', 'batch p50 ms', 'batch p99 ms', 'map puts/s (64 w)', 'puts/batch', 'map / raw', 'target'],
+      rawRows,
+      [false, false, true, true, true, true, true, true, true, false],
+    ),
+    '',
+  );
+  lines.push(
+    "puts/batch: writes acknowledged per LevelDB batch, from the replica's commitStats. Each map put or increment",
     'writes 2 LevelDB records (document state + delta-log entry) and each batch 2 more (seq, hlc).',
   );
   if ([...summaries.values()].some((s) => s.timeLimitedRuns > 0)) {
@@ -557,7 +580,9 @@ function reportLines(summaries: ReadonlyMap<CaseId, CaseSummary>, limits: Limits
 
   lines.push('', '## Targets', '');
   for (const [durability, { ratio, pass }] of Object.entries(targets.groupCommitRatio)) {
-    lines.push(`${verdict(pass).padEnd(5)}  group-committed map puts (${durability}, 64 writers) at ${formatPercent(ratio.median)} of raw LevelDB batch puts; target ≥ ${formatPercent(targetGroupCommitRatioMin)}`);
+    lines.push(
+      `${verdict(pass).padEnd(5)}  group-committed map puts (${durability}, 64 writers) at ${formatPercent(ratio.median)} of raw LevelDB batch puts; target ≥ ${formatPercent(targetGroupCommitRatioMin)}`,
+    );
   }
   for (const [temperature, { latencyMsP99, pass }] of Object.entries(targets.getLatencyMsP99)) {
     lines.push(`${verdict(pass).padEnd(5)}  get p99 (${temperature}) ${formatMs(latencyMsP99)} ms; target < ${targetGetLatencyMsP99Max} ms`);
@@ -569,7 +594,10 @@ function reportLines(summaries: ReadonlyMap<CaseId, CaseSummary>, limits: Limits
 function writeFigures(machine: Machine, settings: Settings, startedAt: Date, summaries: ReadonlyMap<CaseId, CaseSummary>, targets: Targets): string {
   mkdirSync(outDir, { recursive: true });
   // Colons are legal on Linux but not on every filesystem a results folder gets copied to.
-  const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+  const stamp = startedAt
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replaceAll(':', '-');
   const outPath = join(outDir, `store-${settings.sealed ? 'sealed-' : ''}${stamp}.json`);
   const figures = {
     benchmark: 'store',

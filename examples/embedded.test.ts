@@ -10,7 +10,14 @@ t.test('embedded example converges and records the conflict', async (t) => {
   t.same(result.profiles[0], result.profiles[1], 'profiles converge');
   t.same(result.profiles[0], { name: 'Ada', city: 'Boston', plan: 'pro' }, 'field-level merge; the later concurrent city wins');
   t.same(result.visits, [7, 7], 'counters converge');
-  t.same(result.carts, [['book', 'lamp'], ['book', 'lamp']], 'sets converge');
+  t.same(
+    result.carts,
+    [
+      ['book', 'lamp'],
+      ['book', 'lamp'],
+    ],
+    'sets converge',
+  );
   t.equal(result.notes[0], result.notes[1], 'Yjs texts converge');
   t.match(result.notes[0], /Hello from EU/);
   t.match(result.notes[0], /Hello from US/);
@@ -21,5 +28,8 @@ t.test('embedded example converges and records the conflict', async (t) => {
     t.equal(c.winner.value, 'Boston');
     t.equal(c.loser.value, 'Cork');
   }
-  t.ok(lines.some((line) => line.includes('recorded a conflict')), 'the example prints the conflict');
+  t.ok(
+    lines.some((line) => line.includes('recorded a conflict')),
+    'the example prints the conflict',
+  );
 });

@@ -55,10 +55,15 @@ export async function runExample(log: (line: string) => void = console.log) {
     log(`visits: ${visits.join(' / ')}   carts: ${JSON.stringify(carts[0])} / ${JSON.stringify(carts[1])}`);
     log(`notes: ${JSON.stringify(notes[0])} / ${JSON.stringify(notes[1])}`);
     const conflicts = [...(profileEu?.conflicts ?? []), ...(profileUs?.conflicts ?? [])];
-    for (const [region, view] of [['eu-west', profileEu], ['us-east', profileUs]] as const) {
+    for (const [region, view] of [
+      ['eu-west', profileEu],
+      ['us-east', profileUs],
+    ] as const) {
       for (const c of view?.conflicts ?? []) {
-        log(`${region} recorded a conflict on ${c.dataset}/${c.key} field "${c.path.join('.')}": kept ${JSON.stringify(c.winner.value)} ` +
-          `(dot ${c.winner.dot?.join(':')}), hid ${JSON.stringify(c.loser.value)} (dot ${c.loser.dot?.join(':')})`);
+        log(
+          `${region} recorded a conflict on ${c.dataset}/${c.key} field "${c.path.join('.')}": kept ${JSON.stringify(c.winner.value)} ` +
+            `(dot ${c.winner.dot?.join(':')}), hid ${JSON.stringify(c.loser.value)} (dot ${c.loser.dot?.join(':')})`,
+        );
       }
     }
     return { profiles: [profileEu?.value, profileUs?.value], visits, carts, notes, conflicts, tags: profileEu?.tags };

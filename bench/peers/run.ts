@@ -30,10 +30,24 @@ import { FaultProxy } from '@tessera/cli';
 import { parsePolicy } from '@tessera/core';
 import { newToken, writeTokensFile } from '@tessera/server';
 import { Replica } from 'tesseradb';
-import { type Spread, machineInfo, parseBenchArgs, percentile, spread, table } from '../lib.js';
+import { machineInfo, parseBenchArgs, percentile, spread, table } from '../lib.js';
 import {
-  type Model, type Reply, type Request, type SteadyResult, type System, type VisibleState, type WorkerOptions,
-  isLocal, keyFor, localKeyPattern, projectAfterMs, recordFor, shouldStop, sleep, steadyIndexBase, wallNowMs,
+  type Model,
+  type Reply,
+  type Request,
+  type SteadyResult,
+  type System,
+  type VisibleState,
+  type WorkerOptions,
+  isLocal,
+  keyFor,
+  localKeyPattern,
+  projectAfterMs,
+  recordFor,
+  shouldStop,
+  sleep,
+  steadyIndexBase,
+  wallNowMs,
 } from './common.js';
 
 // ---------------------------------------------------------------- settings
@@ -71,12 +85,22 @@ interface Limits {
 }
 
 const limitsDefault: Limits = {
-  bulkDocs: 100_000, differentialDocs: 10_000, steadyRatePerSecond: 500, steadyMs: 20_000,
-  loadTimeMsMax: 180_000, catchUpTimeMsMax: 180_000, drainTimeMsMax: 20_000,
+  bulkDocs: 100_000,
+  differentialDocs: 10_000,
+  steadyRatePerSecond: 500,
+  steadyMs: 20_000,
+  loadTimeMsMax: 180_000,
+  catchUpTimeMsMax: 180_000,
+  drainTimeMsMax: 20_000,
 };
 const limitsQuick: Limits = {
-  bulkDocs: 5_000, differentialDocs: 2_000, steadyRatePerSecond: 200, steadyMs: 5_000,
-  loadTimeMsMax: 60_000, catchUpTimeMsMax: 60_000, drainTimeMsMax: 10_000,
+  bulkDocs: 5_000,
+  differentialDocs: 2_000,
+  steadyRatePerSecond: 200,
+  steadyMs: 5_000,
+  loadTimeMsMax: 60_000,
+  catchUpTimeMsMax: 60_000,
+  drainTimeMsMax: 10_000,
 };
 
 /** A row of the tables: a system and how it models records. */
@@ -90,12 +114,42 @@ interface ModelSpec {
 }
 
 const models: readonly ModelSpec[] = [
-  { name: 'tessera', system: 'tessera', model: 'per-record', differential: true, differentialHow: 'policy: the local records in a dataset with `placement: local`; sender filters, receiver re-checks' },
-  { name: 'pouchdb-per-record', system: 'pouchdb', model: 'per-record', differential: true, differentialHow: 'filtered replication: a filter function (design document on A) that A runs on its changes feed' },
-  { name: 'yjs-per-record', system: 'yjs', model: 'per-record', differential: true, differentialHow: 'local records kept out of the index; A refuses a peer\'s socket for them (own code in the upgrade hook)' },
+  {
+    name: 'tessera',
+    system: 'tessera',
+    model: 'per-record',
+    differential: true,
+    differentialHow: 'policy: the local records in a dataset with `placement: local`; sender filters, receiver re-checks',
+  },
+  {
+    name: 'pouchdb-per-record',
+    system: 'pouchdb',
+    model: 'per-record',
+    differential: true,
+    differentialHow: 'filtered replication: a filter function (design document on A) that A runs on its changes feed',
+  },
+  {
+    name: 'yjs-per-record',
+    system: 'yjs',
+    model: 'per-record',
+    differential: true,
+    differentialHow: "local records kept out of the index; A refuses a peer's socket for them (own code in the upgrade hook)",
+  },
   { name: 'yjs-one-doc', system: 'yjs', model: 'one-doc', differential: false, differentialHow: 'cannot express: a Y.Map syncs whole, every entry goes' },
-  { name: 'automerge-per-record', system: 'automerge', model: 'per-record', differential: true, differentialHow: 'repo shareConfig on A: neither announce nor grant local documents (own code)' },
-  { name: 'automerge-one-doc', system: 'automerge', model: 'one-doc', differential: false, differentialHow: 'cannot express: a document syncs whole, every key goes' },
+  {
+    name: 'automerge-per-record',
+    system: 'automerge',
+    model: 'per-record',
+    differential: true,
+    differentialHow: 'repo shareConfig on A: neither announce nor grant local documents (own code)',
+  },
+  {
+    name: 'automerge-one-doc',
+    system: 'automerge',
+    model: 'one-doc',
+    differential: false,
+    differentialHow: 'cannot express: a document syncs whole, every key goes',
+  },
 ];
 
 const peersDir = dirname(fileURLToPath(import.meta.url));
@@ -122,7 +176,11 @@ function stopProcess(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeMsMax);
-    child.once('exit', () => { clearTimeout(timer); live.children.delete(child); resolve(); });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      live.children.delete(child);
+      resolve();
+    });
     child.kill('SIGTERM');
   });
 }
@@ -166,18 +224,25 @@ interface PeerWorker {
 
 async function startWorker(options: WorkerOptions): Promise<PeerWorker> {
   const child = spawn(process.execPath, [...nodeOptions, '--import', 'tsx', workerPath, JSON.stringify(options)], {
-    cwd: repoDir, stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    cwd: repoDir,
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   live.children.add(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4_000); });
+  child.stderr!.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4_000);
+  });
   let nextId = 1;
   const waiting = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   const ready = new Promise<Record<string, string>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${options.system} ${options.role} did not start within ${startTimeMsMax} ms: ${stderr}`)), startTimeMsMax);
     child.on('message', (message: Reply | { ready: true; info: Record<string, string> }) => {
-      if ('ready' in message) { clearTimeout(timer); resolve(message.info); return; }
+      if ('ready' in message) {
+        clearTimeout(timer);
+        resolve(message.info);
+        return;
+      }
       const waiter = waiting.get(message.id);
       waiting.delete(message.id);
       if (message.ok) waiter?.resolve(message.result);
@@ -193,14 +258,25 @@ async function startWorker(options: WorkerOptions): Promise<PeerWorker> {
   });
   const info = await ready;
   const worker: PeerWorker = {
-    child, info, offsetMs: 0,
+    child,
+    info,
+    offsetMs: 0,
     call<T>(requestBody: Request, timeMsMax = callTimeMsDefault): Promise<T> {
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(() => { waiting.delete(id); reject(new Error(`${options.system} ${options.role}: ${requestBody.op} took over ${timeMsMax} ms`)); }, timeMsMax);
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new Error(`${options.system} ${options.role}: ${requestBody.op} took over ${timeMsMax} ms`));
+        }, timeMsMax);
         waiting.set(id, {
-          resolve: (value) => { clearTimeout(timer); resolve(value as T); },
-          reject: (error) => { clearTimeout(timer); reject(error); },
+          resolve: (value) => {
+            clearTimeout(timer);
+            resolve(value as T);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
         });
         child.send({ id, request: requestBody });
       });
@@ -246,21 +322,29 @@ const benchToken = newToken('bench', { roles: ['reader', 'writer'], datasets: ['
 function httpJson(port: number, method: string, path: string, body?: unknown, timeMsMax = callTimeMsDefault): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({
-      host: '127.0.0.1', port, method, path, agent: httpAgent, timeout: timeMsMax,
-      headers: {
-        authorization: `Bearer ${benchToken.token}`,
-        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: httpAgent,
+        timeout: timeMsMax,
+        headers: {
+          authorization: `Bearer ${benchToken.token}`,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        },
       },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text === '' ? null : JSON.parse(text) });
-      });
-      res.on('error', reject);
-    });
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, body: text === '' ? null : JSON.parse(text) });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} took over ${timeMsMax} ms`)));
     req.on('error', reject);
     req.end(payload);
@@ -280,29 +364,56 @@ interface TesseraNode {
 function writeTesseraConfigs(dir: string, portA: number, portB: number, proxyPort: number): { a: string; b: string; policy: string } {
   const secret = randomBytes(32).toString('base64url');
   const policy = join(dir, 'policy.yaml');
-  writeFileSync(policy, [
-    'version: 1', 'regions:', '  west: { jurisdiction: w, location: [0, 0] }', '  east: { jurisdiction: e, location: [0, 40] }', 'datasets:',
-    `  ${tesseraDataset}: { type: map, placement: global }`, `  ${tesseraLocalDataset}: { type: map, placement: local }`, '',
-  ].join('\n'));
+  writeFileSync(
+    policy,
+    [
+      'version: 1',
+      'regions:',
+      '  west: { jurisdiction: w, location: [0, 0] }',
+      '  east: { jurisdiction: e, location: [0, 40] }',
+      'datasets:',
+      `  ${tesseraDataset}: { type: map, placement: global }`,
+      `  ${tesseraLocalDataset}: { type: map, placement: local }`,
+      '',
+    ].join('\n'),
+  );
   writeTokensFile(join(dir, 'tokens.json'), [benchToken.record]);
-  const text = (advertiseA: number) => [
-    'cluster: bench', `secret: ${JSON.stringify(secret)}`, `policy: ${JSON.stringify(policy)}`, `api: { tokensFile: ${JSON.stringify(join(dir, 'tokens.json'))} }`, 'nodes:',
-    '  - id: west-1', '    region: west', `    listen: 127.0.0.1:${portA}`, `    advertise: 127.0.0.1:${advertiseA}`,
-    `    data: ${JSON.stringify(join(dir, 'a'))}`, '    durability: os',
-    '  - id: east-1', '    region: east', `    listen: 127.0.0.1:${portB}`,
-    `    data: ${JSON.stringify(join(dir, 'b'))}`, '    durability: os', '',
-  ].join('\n');
+  const text = (advertiseA: number) =>
+    [
+      'cluster: bench',
+      `secret: ${JSON.stringify(secret)}`,
+      `policy: ${JSON.stringify(policy)}`,
+      `api: { tokensFile: ${JSON.stringify(join(dir, 'tokens.json'))} }`,
+      'nodes:',
+      '  - id: west-1',
+      '    region: west',
+      `    listen: 127.0.0.1:${portA}`,
+      `    advertise: 127.0.0.1:${advertiseA}`,
+      `    data: ${JSON.stringify(join(dir, 'a'))}`,
+      '    durability: os',
+      '  - id: east-1',
+      '    region: east',
+      `    listen: 127.0.0.1:${portB}`,
+      `    data: ${JSON.stringify(join(dir, 'b'))}`,
+      '    durability: os',
+      '',
+    ].join('\n');
   writeFileSync(join(dir, 'cluster-a.yaml'), text(portA));
   writeFileSync(join(dir, 'cluster-b.yaml'), text(proxyPort));
   return { a: join(dir, 'cluster-a.yaml'), b: join(dir, 'cluster-b.yaml'), policy };
 }
 
 async function startTessera(config: string, id: string, port: number): Promise<TesseraNode> {
-  const child = spawn(process.execPath, [...nodeOptions, tesseraBin, 'serve', '--config', config, '--node', id], { cwd: repoDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeOptions, tesseraBin, 'serve', '--config', config, '--node', id], {
+    cwd: repoDir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   live.children.add(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4_000); });
+  child.stderr!.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4_000);
+  });
   const deadline = Date.now() + startTimeMsMax;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`tessera ${id} exited during start-up: ${stderr}`);
@@ -317,7 +428,9 @@ async function startTessera(config: string, id: string, port: number): Promise<T
 }
 
 async function tesseraPut(node: TesseraNode, i: number, local: boolean): Promise<string> {
-  const response = await httpJson(node.port, 'PUT', `/v1/kv/${local ? tesseraLocalDataset : tesseraDataset}/${keyFor(i, local)}`, { value: recordFor(i, local) });
+  const response = await httpJson(node.port, 'PUT', `/v1/kv/${local ? tesseraLocalDataset : tesseraDataset}/${keyFor(i, local)}`, {
+    value: recordFor(i, local),
+  });
   if (response.status !== 200 && response.status !== 201) throw new Error(`PUT ${keyFor(i, local)}: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body.token as string;
 }
@@ -330,21 +443,27 @@ async function tesseraPut(node: TesseraNode, i: number, local: boolean): Promise
  */
 async function tesseraEmbeddedLoad(dir: string, policyPath: string, count: number, differential: boolean, timeMsMax: number): Promise<number> {
   const replica = await Replica.open({
-    path: join(dir, 'a'), node: 'west-1', region: 'west', durability: 'os',
-    policy: parsePolicy(readFileSync(policyPath, 'utf8'), policyPath), peers: [{ node: 'east-1', region: 'east' }],
+    path: join(dir, 'a'),
+    node: 'west-1',
+    region: 'west',
+    durability: 'os',
+    policy: parsePolicy(readFileSync(policyPath, 'utf8'), policyPath),
+    peers: [{ node: 'east-1', region: 'east' }],
   });
   const startMs = wallNowMs();
   let next = 0;
   let written = 0;
   try {
-    await Promise.all(Array.from({ length: tesseraWritersCount }, async () => {
-      while (next < count && !shouldStop(written, count, wallNowMs() - startMs, timeMsMax)) {
-        const i = next++;
-        const local = isLocal(i, differential);
-        await replica.put(local ? tesseraLocalDataset : tesseraDataset, keyFor(i, local), recordFor(i, local));
-        written++;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: tesseraWritersCount }, async () => {
+        while (next < count && !shouldStop(written, count, wallNowMs() - startMs, timeMsMax)) {
+          const i = next++;
+          const local = isLocal(i, differential);
+          await replica.put(local ? tesseraLocalDataset : tesseraDataset, keyFor(i, local), recordFor(i, local));
+          written++;
+        }
+      }),
+    );
   } finally {
     await replica.close();
   }
@@ -356,13 +475,15 @@ async function tesseraLoad(node: TesseraNode, first: number, count: number, diff
   const startMs = wallNowMs();
   let next = first;
   let written = 0;
-  await Promise.all(Array.from({ length: tesseraWritersCount }, async () => {
-    while (next < first + count && !shouldStop(written, count, wallNowMs() - startMs, timeMsMax)) {
-      const i = next++;
-      await tesseraPut(node, i, isLocal(i, differential));
-      written++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: tesseraWritersCount }, async () => {
+      while (next < first + count && !shouldStop(written, count, wallNowMs() - startMs, timeMsMax)) {
+        const i = next++;
+        await tesseraPut(node, i, isLocal(i, differential));
+        written++;
+      }
+    }),
+  );
   return next - first;
 }
 
@@ -393,15 +514,20 @@ async function startProxy(targetPort: number, scan: boolean): Promise<Tap> {
   const forbiddenKeys = new Set<string>();
   const tails = { forward: '', backward: '' };
   const proxy = await FaultProxy.start({
-    targetHost: '127.0.0.1', targetPort, latencyMs: oneWayLatencyMs, name: 'A<-B',
-    ...(scan ? {
-      onData: (direction: 'forward' | 'backward', chunk: Buffer) => {
-        // latin1 maps bytes 1:1, so a key split across chunks is found with the last 11 bytes carried over.
-        const text = tails[direction] + chunk.toString('latin1');
-        for (const match of text.matchAll(localKeyPattern)) forbiddenKeys.add(match[0]);
-        tails[direction] = text.slice(-11);
-      },
-    } : {}),
+    targetHost: '127.0.0.1',
+    targetPort,
+    latencyMs: oneWayLatencyMs,
+    name: 'A<-B',
+    ...(scan
+      ? {
+          onData: (direction: 'forward' | 'backward', chunk: Buffer) => {
+            // latin1 maps bytes 1:1, so a key split across chunks is found with the last 11 bytes carried over.
+            const text = tails[direction] + chunk.toString('latin1');
+            for (const match of text.matchAll(localKeyPattern)) forbiddenKeys.add(match[0]);
+            tails[direction] = text.slice(-11);
+          },
+        }
+      : {}),
   });
   live.proxies.add(proxy);
   return { proxy, forbiddenKeys };
@@ -414,7 +540,11 @@ async function closeProxy(tap: Tap): Promise<void> {
 
 // ---------------------------------------------------------------- one case
 
-interface ProcessFigures { readonly rssPeakBytes: number; readonly cpuMs: number; readonly diskBytes: number }
+interface ProcessFigures {
+  readonly rssPeakBytes: number;
+  readonly cpuMs: number;
+  readonly diskBytes: number;
+}
 
 interface CatchUpSample {
   readonly docs: number;
@@ -487,7 +617,9 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
     // A's daemon starts after a bulk load (which writes its directory through the embedded API), or before B.
     let a: TesseraNode | null = null;
     let b: TesseraNode | null = null;
-    const startA = async () => { a ??= await startTessera(configs.a, 'west-1', portA); };
+    const startA = async () => {
+      a ??= await startTessera(configs.a, 'west-1', portA);
+    };
     return {
       async load(first, count, diff, timeMsMax) {
         if (a !== null) return tesseraLoad(a, first, count, diff, timeMsMax);
@@ -529,33 +661,51 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
         let cutShort = false;
         while (issued < count) {
           const nowMs = wallNowMs();
-          if (nowMs - startMs > issueTimeMsMax) { cutShort = true; break; }
+          if (nowMs - startMs > issueTimeMsMax) {
+            cutShort = true;
+            break;
+          }
           const due = Math.min(count, Math.floor(((nowMs - startMs) * ratePerSecond) / 1_000) + 1);
           while (issued < due) {
             const i = first + issued++;
-            pending.push((async () => {
-              const issuedMs = wallNowMs();
-              const token = await tesseraPut(a!, i, false);
-              const ackMs = wallNowMs();
-              figures.commitMs.push(ackMs - issuedMs);
-              // The daemon bounds one token wait (5 s); ask again until the drain deadline.
-              const deadlineMs = ackMs + drainTimeMsMax;
-              for (;;) {
-                let status = 0;
-                try {
-                  status = (await httpJson(b!.port, 'GET', `/v1/kv/${tesseraDataset}/${keyFor(i, false)}?token=${token}&waitMs=${tokenWaitMs}`, undefined, tokenWaitMs + 5_000)).status;
-                } catch {
-                  // A kept-alive socket closed under us (ECONNRESET): ask again.
+            pending.push(
+              (async () => {
+                const issuedMs = wallNowMs();
+                const token = await tesseraPut(a!, i, false);
+                const ackMs = wallNowMs();
+                figures.commitMs.push(ackMs - issuedMs);
+                // The daemon bounds one token wait (5 s); ask again until the drain deadline.
+                const deadlineMs = ackMs + drainTimeMsMax;
+                for (;;) {
+                  let status = 0;
+                  try {
+                    status = (
+                      await httpJson(
+                        b!.port,
+                        'GET',
+                        `/v1/kv/${tesseraDataset}/${keyFor(i, false)}?token=${token}&waitMs=${tokenWaitMs}`,
+                        undefined,
+                        tokenWaitMs + 5_000,
+                      )
+                    ).status;
+                  } catch {
+                    // A kept-alive socket closed under us (ECONNRESET): ask again.
+                  }
+                  const visibleMs = wallNowMs();
+                  if (status === 200) {
+                    figures.lagsMs.push(visibleMs - ackMs);
+                    figures.lagsFromIssueMs.push(visibleMs - issuedMs);
+                    return;
+                  }
+                  if (visibleMs > deadlineMs) {
+                    missing++;
+                    return;
+                  }
                 }
-                const visibleMs = wallNowMs();
-                if (status === 200) {
-                  figures.lagsMs.push(visibleMs - ackMs);
-                  figures.lagsFromIssueMs.push(visibleMs - issuedMs);
-                  return;
-                }
-                if (visibleMs > deadlineMs) { missing++; return; }
-              }
-            })().catch(() => { missing++; }));
+              })().catch(() => {
+                missing++;
+              }),
+            );
           }
           await sleep(1);
         }
@@ -568,7 +718,12 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
         if (a === null) throw new Error('tessera A never started');
         const nodeA: TesseraNode = a;
         const nodeB = b as TesseraNode | null;
-        return finish(() => stopProcess(nodeA.child), () => (nodeB === null ? Promise.resolve() : stopProcess(nodeB.child)), nodeA.child.pid!, nodeB === null ? null : nodeB.child.pid!);
+        return finish(
+          () => stopProcess(nodeA.child),
+          () => (nodeB === null ? Promise.resolve() : stopProcess(nodeB.child)),
+          nodeA.child.pid!,
+          nodeB === null ? null : nodeB.child.pid!,
+        );
       },
     };
   }
@@ -582,9 +737,11 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
       b = await startWorker({ ...base, role: 'B', dataDir: join(dir, 'b'), port: portB, upstream, docUrl: a.info.docUrl ?? null });
     },
     // A busy worker answers late: the call's own bound leaves room for that.
-    waitVisible: (count, timeMsMax) => b!.call<VisibleState>({ op: 'waitVisible', count, timeMsMax }, timeMsMax + 60_000).then((state) => ({
-      ...state, reachedAtMs: state.reachedAtMs === null ? null : state.reachedAtMs - b!.offsetMs,
-    })),
+    waitVisible: (count, timeMsMax) =>
+      b!.call<VisibleState>({ op: 'waitVisible', count, timeMsMax }, timeMsMax + 60_000).then((state) => ({
+        ...state,
+        reachedAtMs: state.reachedAtMs === null ? null : state.reachedAtMs - b!.offsetMs,
+      })),
     async steady(first, count, ratePerSecond, issueTimeMsMax, drainTimeMsMax) {
       const result = await a.call<SteadyResult>({ op: 'steady', first, count, ratePerSecond, issueTimeMsMax }, issueTimeMsMax + 20_000);
       // Wait until every committed write is visible in B (bounded), then pair the times up.
@@ -600,7 +757,10 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
       for (const [i, issuedMs, commitMs] of result.commits) {
         figures.commitMs.push(commitMs - issuedMs);
         const visibleMs = times.get(i);
-        if (visibleMs === undefined) { missing++; continue; }
+        if (visibleMs === undefined) {
+          missing++;
+          continue;
+        }
         // Both ends on the driver's clock.
         const visibleDriverMs = visibleMs - b!.offsetMs;
         figures.lagsMs.push(visibleDriverMs - (commitMs - a.offsetMs));
@@ -608,7 +768,13 @@ async function makePair(spec: ModelSpec, dir: string, tap: Tap, portA: number, d
       }
       return { ...figures, missing, achievedPerSecond: (result.issued * 1_000) / result.issueMs, cutShort: result.cutShort };
     },
-    stop: () => finish(() => closeWorker(a), () => (b === null ? Promise.resolve() : closeWorker(b)), a.child.pid!, b === null ? null : (b as PeerWorker).child.pid!),
+    stop: () =>
+      finish(
+        () => closeWorker(a),
+        () => (b === null ? Promise.resolve() : closeWorker(b)),
+        a.child.pid!,
+        b === null ? null : (b as PeerWorker).child.pid!,
+      ),
   };
 }
 
@@ -652,8 +818,17 @@ async function measureCatchUp(spec: ModelSpec, root: string, docs: number, diffe
     const stats = tap.proxy.stats();
     const figures = await pair.stop();
     return {
-      docs: shared, loaded, loadMs, waitedMs, catchUpMs: state.reachedAtMs === null ? null : state.reachedAtMs - startMs, visible: after.shared, leaked: after.leaked,
-      forbiddenKeysOnWire: tap.forbiddenKeys.size, bytesAtoB: stats.bytesBackward, bytesBtoA: stats.bytesForward, ...figures,
+      docs: shared,
+      loaded,
+      loadMs,
+      waitedMs,
+      catchUpMs: state.reachedAtMs === null ? null : state.reachedAtMs - startMs,
+      visible: after.shared,
+      leaked: after.leaked,
+      forbiddenKeysOnWire: tap.forbiddenKeys.size,
+      bytesAtoB: stats.bytesBackward,
+      bytesBtoA: stats.bytesForward,
+      ...figures,
     };
   } finally {
     await pair.stop().catch(() => {});
@@ -689,11 +864,17 @@ async function measureSteady(spec: ModelSpec, root: string, limits: Limits): Pro
 // ---------------------------------------------------------------- the report
 
 type Figure = number | null;
-const noFigure = null;
+const _noFigure = null;
 
-function fmtSeconds(ms: number): string { return `${(ms / 1_000).toFixed(ms < 10_000 ? 2 : 1)} s`; }
-function fmtMs(ms: number): string { return Math.abs(ms) < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`; }
-function fmtRate(perSecond: number): string { return perSecond >= 10_000 ? `${Math.round(perSecond / 1_000)}k/s` : `${Math.round(perSecond).toLocaleString('en-US')}/s`; }
+function fmtSeconds(ms: number): string {
+  return `${(ms / 1_000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+function fmtMs(ms: number): string {
+  return Math.abs(ms) < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+}
+function fmtRate(perSecond: number): string {
+  return perSecond >= 10_000 ? `${Math.round(perSecond / 1_000)}k/s` : `${Math.round(perSecond).toLocaleString('en-US')}/s`;
+}
 function fmtBytes(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
   if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
@@ -735,7 +916,10 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
   const loadRate = (s: CatchUpSample) => (s.loaded * 1_000) / s.loadMs;
   for (const spec of selected) {
     const samples = results.bulk.get(spec.name) ?? [];
-    if (samples.length === 0) { bulkRows.push([spec.name, ...Array(8).fill(results.errors.has(spec.name) ? 'failed: see below' : 'not measured')]); continue; }
+    if (samples.length === 0) {
+      bulkRows.push([spec.name, ...Array(8).fill(results.errors.has(spec.name) ? 'failed: see below' : 'not measured')]);
+      continue;
+    }
     const reached = samples.filter((s) => s.catchUpMs !== null).length;
     const time = med(samples.map(catchUpMs));
     const loaded = spread(samples.map((s) => s.loaded)).median;
@@ -746,17 +930,59 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
       time === null
         ? `cut: ${Math.round(visible).toLocaleString('en-US')} of ${Math.round(spread(samples.map((s) => s.docs)).median).toLocaleString('en-US')} visible after ${fmtSeconds(spread(samples.map((s) => s.waitedMs)).median)} (${reached}/${samples.length} runs finished)`
         : cell(time, tb(catchUpMs), fmtSeconds),
-      time === null ? `${cell(spread(samples.map(reachedRate)).median, tb(docsPerSecond), fmtRate)} *` : cell(med(samples.map(docsPerSecond)), tb(docsPerSecond), fmtRate),
+      time === null
+        ? `${cell(spread(samples.map(reachedRate)).median, tb(docsPerSecond), fmtRate)} *`
+        : cell(med(samples.map(docsPerSecond)), tb(docsPerSecond), fmtRate),
       `${cell(med(samples.map(wire)), tb(wire), fmtBytes)}; ${fmtBytes(spread(samples.map((s) => s.bytesAtoB)).median)} A→B`,
-      `${cell(med(samples.map((s) => s.a.diskBytes)), tb((s) => s.a.diskBytes), fmtBytes)} / ${cell(med(samples.map((s) => s.b.diskBytes)), tb((s) => s.b.diskBytes), fmtBytes)}`,
-      `${cell(med(samples.map((s) => s.a.rssPeakBytes)), tb((s) => s.a.rssPeakBytes), fmtBytes)} / ${cell(med(samples.map((s) => s.b.rssPeakBytes)), tb((s) => s.b.rssPeakBytes), fmtBytes)}`,
-      `${cell(med(samples.map((s) => s.b.cpuMs)), tb((s) => s.b.cpuMs), fmtSeconds)}`,
+      `${cell(
+        med(samples.map((s) => s.a.diskBytes)),
+        tb((s) => s.a.diskBytes),
+        fmtBytes,
+      )} / ${cell(
+        med(samples.map((s) => s.b.diskBytes)),
+        tb((s) => s.b.diskBytes),
+        fmtBytes,
+      )}`,
+      `${cell(
+        med(samples.map((s) => s.a.rssPeakBytes)),
+        tb((s) => s.a.rssPeakBytes),
+        fmtBytes,
+      )} / ${cell(
+        med(samples.map((s) => s.b.rssPeakBytes)),
+        tb((s) => s.b.rssPeakBytes),
+        fmtBytes,
+      )}`,
+      `${cell(
+        med(samples.map((s) => s.b.cpuMs)),
+        tb((s) => s.b.cpuMs),
+        fmtSeconds,
+      )}`,
       cell(med(samples.map(loadRate)), tb(loadRate), fmtRate),
     ]);
   }
-  lines.push(table(['model', 'records loaded in A', 'catch-up time', 'catch-up docs/s', 'bytes on the wire (both ways; A→B)', 'disk A / B', 'peak RSS A / B', 'CPU of B', 'load into A'], bulkRows, [false, true, true, true, true, true, true, true, true]));
+  lines.push(
+    table(
+      [
+        'model',
+        'records loaded in A',
+        'catch-up time',
+        'catch-up docs/s',
+        'bytes on the wire (both ways; A→B)',
+        'disk A / B',
+        'peak RSS A / B',
+        'CPU of B',
+        'load into A',
+      ],
+      bulkRows,
+      [false, true, true, true, true, true, true, true, true],
+    ),
+  );
 
-  lines.push('', `## Steady: ${limits.steadyRatePerSecond}/s open-loop writes in A for ${limits.steadyMs / 1_000} s, B connected: commit in A → visible in B`, '');
+  lines.push(
+    '',
+    `## Steady: ${limits.steadyRatePerSecond}/s open-loop writes in A for ${limits.steadyMs / 1_000} s, B connected: commit in A → visible in B`,
+    '',
+  );
   const tesseraSteady = results.steady.get('tessera') ?? [];
   const ts = (pick: (sample: SteadySample) => Figure) => (tesseraSteady.length === 0 ? null : med(tesseraSteady.map(pick)));
   const at = (pick: (s: SteadySample) => readonly number[], q: number) => (s: SteadySample) => {
@@ -769,7 +995,10 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
   const steadyRows: string[][] = [];
   for (const spec of selected) {
     const samples = results.steady.get(spec.name) ?? [];
-    if (samples.length === 0) { steadyRows.push([spec.name, ...Array(9).fill(results.errors.has(spec.name) ? 'failed: see below' : 'not measured')]); continue; }
+    if (samples.length === 0) {
+      steadyRows.push([spec.name, ...Array(9).fill(results.errors.has(spec.name) ? 'failed: see below' : 'not measured')]);
+      continue;
+    }
     const missing = spread(samples.map((s) => s.missing)).median;
     steadyRows.push([
       spec.name,
@@ -780,39 +1009,100 @@ function report(results: Results, selected: readonly ModelSpec[], limits: Limits
       cell(med(samples.map(fromIssue(0.5))), ts(fromIssue(0.5)), fmtMs),
       cell(med(samples.map(fromIssue(0.99))), ts(fromIssue(0.99)), fmtMs),
       missing === 0 ? '0' : `${Math.round(missing)} of ${samples[0]!.writes}`,
-      cell(med(samples.map((s) => s.bytesPerWrite)), ts((s) => s.bytesPerWrite), fmtBytes),
-      `${cell(med(samples.map((s) => s.a.cpuMs)), ts((s) => s.a.cpuMs), fmtSeconds)} / ${cell(med(samples.map((s) => s.b.cpuMs)), ts((s) => s.b.cpuMs), fmtSeconds)}`,
+      cell(
+        med(samples.map((s) => s.bytesPerWrite)),
+        ts((s) => s.bytesPerWrite),
+        fmtBytes,
+      ),
+      `${cell(
+        med(samples.map((s) => s.a.cpuMs)),
+        ts((s) => s.a.cpuMs),
+        fmtSeconds,
+      )} / ${cell(
+        med(samples.map((s) => s.b.cpuMs)),
+        ts((s) => s.b.cpuMs),
+        fmtSeconds,
+      )}`,
     ]);
   }
-  lines.push(table(['model', 'issued', 'commit in A p99', 'lag p50', 'lag p99', 'issue→visible p50', 'issue→visible p99', 'not visible', 'wire bytes/write', 'CPU A / B (whole case)'], steadyRows, [false, true, true, true, true, true, true, true, true, true]));
+  lines.push(
+    table(
+      [
+        'model',
+        'issued',
+        'commit in A p99',
+        'lag p50',
+        'lag p99',
+        'issue→visible p50',
+        'issue→visible p99',
+        'not visible',
+        'wire bytes/write',
+        'CPU A / B (whole case)',
+      ],
+      steadyRows,
+      [false, true, true, true, true, true, true, true, true, true],
+    ),
+  );
 
-  lines.push('', `## Differential: ${limits.differentialDocs.toLocaleString('en-US')} records in A, the even half must never leave A; then B starts empty and catches up`, '');
+  lines.push(
+    '',
+    `## Differential: ${limits.differentialDocs.toLocaleString('en-US')} records in A, the even half must never leave A; then B starts empty and catches up`,
+    '',
+  );
   const tesseraDiff = results.differential.get('tessera') ?? [];
   const td = (pick: (sample: CatchUpSample) => Figure) => (tesseraDiff.length === 0 ? null : med(tesseraDiff.map(pick)));
   const diffRows: string[][] = [];
   for (const spec of selected) {
     const samples = results.differential.get(spec.name) ?? [];
-    if (!spec.differential) { diffRows.push([spec.name, spec.differentialHow, 'n/a', 'n/a', 'all of them', 'all of them']); continue; }
-    if (spec.system === 'tessera' && samples.length === 0) { diffRows.push([spec.name, spec.differentialHow, 'pending: policy not yet landed', 'pending', 'pending', 'pending']); continue; }
-    if (samples.length === 0) { diffRows.push([spec.name, spec.differentialHow, results.errors.has(spec.name) ? 'failed: see below' : 'not measured', '', '', '']); continue; }
+    if (!spec.differential) {
+      diffRows.push([spec.name, spec.differentialHow, 'n/a', 'n/a', 'all of them', 'all of them']);
+      continue;
+    }
+    if (spec.system === 'tessera' && samples.length === 0) {
+      diffRows.push([spec.name, spec.differentialHow, 'pending: policy not yet landed', 'pending', 'pending', 'pending']);
+      continue;
+    }
+    if (samples.length === 0) {
+      diffRows.push([spec.name, spec.differentialHow, results.errors.has(spec.name) ? 'failed: see below' : 'not measured', '', '', '']);
+      continue;
+    }
     const time = med(samples.map(catchUpMs));
     diffRows.push([
-      spec.name, spec.differentialHow,
-      time === null ? `cut: ${Math.round(spread(samples.map((s) => s.visible)).median).toLocaleString('en-US')} of ${Math.round(spread(samples.map((s) => s.docs)).median).toLocaleString('en-US')} visible *` : cell(time, td(catchUpMs), fmtSeconds),
+      spec.name,
+      spec.differentialHow,
+      time === null
+        ? `cut: ${Math.round(spread(samples.map((s) => s.visible)).median).toLocaleString('en-US')} of ${Math.round(spread(samples.map((s) => s.docs)).median).toLocaleString('en-US')} visible *`
+        : cell(time, td(catchUpMs), fmtSeconds),
       cell(med(samples.map(wire)), td(wire), fmtBytes),
       `${Math.max(...samples.map((s) => s.forbiddenKeysOnWire))}`,
       `${Math.max(...samples.map((s) => s.leaked))}`,
     ]);
   }
-  lines.push(table(['model', 'how residency is expressed', 'catch-up time (shared half)', 'bytes on the wire', 'forbidden keys seen on the wire (max)', 'forbidden records in B (max)'], diffRows, [false, false, true, true, true, true]));
+  lines.push(
+    table(
+      [
+        'model',
+        'how residency is expressed',
+        'catch-up time (shared half)',
+        'bytes on the wire',
+        'forbidden keys seen on the wire (max)',
+        'forbidden records in B (max)',
+      ],
+      diffRows,
+      [false, false, true, true, true, true],
+    ),
+  );
 
   if (results.errors.size > 0) {
     lines.push('', '## Failures', '');
     for (const [name, errors] of results.errors) for (const error of errors) lines.push(`- ${name}: ${error.split('\n')[0]!.slice(0, 400)}`);
   }
-  lines.push('', `Medians of ${runs} run${runs === 1 ? '' : 's'}; (×r) is the figure divided by Tessera's. "—" means some run gave no figure (a deadline passed). ` +
-    `* cut: a load or catch-up stops at its deadline (${fmtSeconds(limits.loadTimeMsMax)} / ${fmtSeconds(limits.catchUpTimeMsMax)}), or earlier when its rate cannot make it (a load after ${fmtSeconds(projectAfterMs)}; a catch-up ${fmtSeconds(projectAfterMs)} after its first record, from the rate since then); a cut catch-up's rate is records visible per second waited, and a cut load leaves B fewer records to catch up. ` +
-    'Lag is commit in A → visible in B (negative: B had it before A\'s own store acknowledged it); issue→visible starts when the write is issued.');
+  lines.push(
+    '',
+    `Medians of ${runs} run${runs === 1 ? '' : 's'}; (×r) is the figure divided by Tessera's. "—" means some run gave no figure (a deadline passed). ` +
+      `* cut: a load or catch-up stops at its deadline (${fmtSeconds(limits.loadTimeMsMax)} / ${fmtSeconds(limits.catchUpTimeMsMax)}), or earlier when its rate cannot make it (a load after ${fmtSeconds(projectAfterMs)}; a catch-up ${fmtSeconds(projectAfterMs)} after its first record, from the rate since then); a cut catch-up's rate is records visible per second waited, and a cut load leaves B fewer records to catch up. ` +
+      "Lag is commit in A → visible in B (negative: B had it before A's own store acknowledged it); issue→visible starts when the write is issued.",
+  );
   return lines.join('\n');
 }
 
@@ -829,7 +1119,10 @@ function versions(): string[] {
   } catch {
     // not a git checkout
   }
-  return [`tessera ${JSON.parse(readFileSync(join(repoDir, 'package.json'), 'utf8')).version} (commit ${commit})`, ...names.map((name) => `${name} ${installed(name)}`)];
+  return [
+    `tessera ${JSON.parse(readFileSync(join(repoDir, 'package.json'), 'utf8')).version} (commit ${commit})`,
+    ...names.map((name) => `${name} ${installed(name)}`),
+  ];
 }
 
 /** Whether the replication policy (DESIGN §4) is in this checkout: the cluster config names a policy file. */
@@ -893,9 +1186,20 @@ async function main(): Promise<void> {
     const file = join(resultsDir, `peers-${startedAt.toISOString().slice(0, 10)}${args.quick ? '-quick' : ''}.md`);
     writeFileSync(file, `${text}\n`);
     mkdirSync(join(peersDir, '..', 'out'), { recursive: true });
-    writeFileSync(join(peersDir, '..', 'out', `peers-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ machine, limits, runs: runsDone, loadAverages, results: Object.fromEntries(
-      Object.entries(results).map(([key, map]) => [key, Object.fromEntries(map as Map<string, unknown>)]),
-    ) }, null, 1));
+    writeFileSync(
+      join(peersDir, '..', 'out', `peers-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`),
+      JSON.stringify(
+        {
+          machine,
+          limits,
+          runs: runsDone,
+          loadAverages,
+          results: Object.fromEntries(Object.entries(results).map(([key, map]) => [key, Object.fromEntries(map as Map<string, unknown>)])),
+        },
+        null,
+        1,
+      ),
+    );
     return { text, file };
   };
 
@@ -906,8 +1210,10 @@ async function main(): Promise<void> {
         log(`run ${run}/${args.runs} ${spec.name}: bulk ${limits.bulkDocs}`);
         const sample = await measureCatchUp(spec, live.tempRoot, limits.bulkDocs, false, limits);
         record(results.bulk, spec.name, sample);
-        log(`  catch-up ${sample.catchUpMs === null ? 'deadline' : fmtSeconds(sample.catchUpMs)}, load ${fmtSeconds(sample.loadMs)}, wire ${fmtBytes(sample.bytesAtoB + sample.bytesBtoA)}` +
-          (spec.system === 'tessera' ? `, B's slowest status answer ${fmtMs(statusStallMsMax)}` : ''));
+        log(
+          `  catch-up ${sample.catchUpMs === null ? 'deadline' : fmtSeconds(sample.catchUpMs)}, load ${fmtSeconds(sample.loadMs)}, wire ${fmtBytes(sample.bytesAtoB + sample.bytesBtoA)}` +
+            (spec.system === 'tessera' ? `, B's slowest status answer ${fmtMs(statusStallMsMax)}` : ''),
+        );
         statusStallMsMax = 0;
       } catch (error) {
         fail(spec.name, `bulk run ${run}`, error);
@@ -918,7 +1224,9 @@ async function main(): Promise<void> {
         record(results.steady, spec.name, sample);
         const sorted = Float64Array.from(sample.lagsMs).sort();
         const p99FromIssue = sample.lagsFromIssueMs.length === 0 ? NaN : percentile(Float64Array.from(sample.lagsFromIssueMs).sort(), 0.99);
-        log(`  lag p50 ${sorted.length ? fmtMs(percentile(sorted, 0.5)) : '-'} p99 ${sorted.length ? fmtMs(percentile(sorted, 0.99)) : '-'} (from issue ${fmtMs(p99FromIssue)}), missing ${sample.missing}`);
+        log(
+          `  lag p50 ${sorted.length ? fmtMs(percentile(sorted, 0.5)) : '-'} p99 ${sorted.length ? fmtMs(percentile(sorted, 0.99)) : '-'} (from issue ${fmtMs(p99FromIssue)}), missing ${sample.missing}`,
+        );
       } catch (error) {
         fail(spec.name, `steady run ${run}`, error);
       }
@@ -930,7 +1238,9 @@ async function main(): Promise<void> {
         log(`run ${run}/${args.runs} ${spec.name}: differential ${limits.differentialDocs}`);
         const sample = await measureCatchUp(spec, live.tempRoot, limits.differentialDocs, true, limits);
         record(results.differential, spec.name, sample);
-        log(`  catch-up ${sample.catchUpMs === null ? 'deadline' : fmtSeconds(sample.catchUpMs)}, forbidden on wire ${sample.forbiddenKeysOnWire}, leaked ${sample.leaked}`);
+        log(
+          `  catch-up ${sample.catchUpMs === null ? 'deadline' : fmtSeconds(sample.catchUpMs)}, forbidden on wire ${sample.forbiddenKeysOnWire}, leaked ${sample.leaked}`,
+        );
       } catch (error) {
         fail(spec.name, `differential run ${run}`, error);
       }

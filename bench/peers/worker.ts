@@ -7,7 +7,16 @@
  * visible in its own store.
  */
 import {
-  type Reply, type Request, type SteadyResult, type VisibleState, type WorkerOptions, indexOfKey, localKeyPrefix, shouldStop, sleep, wallNowMs,
+  type Reply,
+  type Request,
+  type SteadyResult,
+  type VisibleState,
+  type WorkerOptions,
+  indexOfKey,
+  localKeyPrefix,
+  shouldStop,
+  sleep,
+  wallNowMs,
 } from './common.js';
 import { type PeerServer, type StartPeer } from './systems/types.js';
 
@@ -42,7 +51,13 @@ async function waitVisible(count: number, timeMsMax: number): Promise<VisibleSta
   if (sharedVisible < count) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeMsMax);
-      countWaiter = { count, resolve: () => { clearTimeout(timer); resolve(); } };
+      countWaiter = {
+        count,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
     });
     countWaiter = null;
   }
@@ -75,7 +90,9 @@ async function steady(server: PeerServer, first: number, count: number, ratePerS
     while (issued < due) {
       const i = first + issued++;
       const issuedMs = wallNowMs();
-      const write = server.write(i).then(() => { commits.push([i, issuedMs, wallNowMs()]); });
+      const write = server.write(i).then(() => {
+        commits.push([i, issuedMs, wallNowMs()]);
+      });
       pending.add(write);
       void write.finally(() => pending.delete(write));
     }
@@ -101,14 +118,22 @@ const server = await start({ options, onVisible });
 
 async function handle(request: Request): Promise<unknown> {
   switch (request.op) {
-    case 'clock': return wallNowMs();
+    case 'clock':
+      return wallNowMs();
     case 'load': {
       const startMs = wallNowMs();
-      return server.load(request.first, request.count, (written) => written < request.count && shouldStop(written, request.count, wallNowMs() - startMs, request.timeMsMax));
+      return server.load(
+        request.first,
+        request.count,
+        (written) => written < request.count && shouldStop(written, request.count, wallNowMs() - startMs, request.timeMsMax),
+      );
     }
-    case 'steady': return steady(server, request.first, request.count, request.ratePerSecond, request.issueTimeMsMax);
-    case 'waitVisible': return waitVisible(request.count, request.timeMsMax);
-    case 'visibleTimes': return [...firstVisibleMs].filter(([index]) => index >= request.from);
+    case 'steady':
+      return steady(server, request.first, request.count, request.ratePerSecond, request.issueTimeMsMax);
+    case 'waitVisible':
+      return waitVisible(request.count, request.timeMsMax);
+    case 'visibleTimes':
+      return [...firstVisibleMs].filter(([index]) => index >= request.from);
     case 'close':
       await server.close();
       setTimeout(() => process.exit(0), 50);
@@ -119,7 +144,8 @@ async function handle(request: Request): Promise<unknown> {
 process.on('message', (message: { id: number; request: Request }) => {
   handle(message.request).then(
     (result) => process.send!({ id: message.id, ok: true, result } satisfies Reply),
-    (error: unknown) => process.send!({ id: message.id, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) } satisfies Reply),
+    (error: unknown) =>
+      process.send!({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies Reply),
   );
 });
 process.send({ ready: true, info: server.info });

@@ -26,7 +26,10 @@ const loadBatchRecords = 1_000;
 type Records = Record<string, unknown>;
 
 export const start: StartPeer = async ({ options, onVisible }) => {
-  const http = createServer((_request, response) => { response.writeHead(200); response.end('okay'); });
+  const http = createServer((_request, response) => {
+    response.writeHead(200);
+    response.end('okay');
+  });
   const wss = new WebSocketServer({ server: http });
   await new Promise<void>((resolve) => http.listen(options.port, '127.0.0.1', resolve));
   // B has only the client adapter: with a server adapter beside it (for B's own clients), B's repo never
@@ -34,7 +37,8 @@ export const start: StartPeer = async ({ options, onVisible }) => {
   // A's keep-alive: the default (5 s) drops B whenever B's event loop is busy that long (B loading a thousand
   // documents from its storage at once, on a shared 2-core machine), and B then marks every document it was
   // fetching unavailable; 30 s keeps the measurement about sync rather than a reconnect storm.
-  const network = options.role === 'A' ? [new WebSocketServerAdapter(wss as never, keepAliveMs)] : [new WebSocketClientAdapter(`ws://${options.upstream ?? ''}`) as never];
+  const network =
+    options.role === 'A' ? [new WebSocketServerAdapter(wss as never, keepAliveMs)] : [new WebSocketClientAdapter(`ws://${options.upstream ?? ''}`) as never];
 
   const localDocs = new Set<DocumentId>();
   const mayLeave = async (_peer: unknown, documentId?: DocumentId) => {
@@ -56,7 +60,9 @@ export const start: StartPeer = async ({ options, onVisible }) => {
       big = repo.create<Records>({});
     } else {
       big = await repo.find<Records>(options.docUrl as AutomergeUrl);
-      big.on('change', ({ patches }) => { for (const patch of patches) if (patch.path.length >= 1) onVisible(String(patch.path[0])); });
+      big.on('change', ({ patches }) => {
+        for (const patch of patches) if (patch.path.length >= 1) onVisible(String(patch.path[0]));
+      });
       for (const key of Object.keys(big.doc() ?? {})) onVisible(key);
     }
   } else if (options.role === 'B') {
@@ -82,13 +88,15 @@ export const start: StartPeer = async ({ options, onVisible }) => {
   };
 
   return {
-    info: big === null ? {} : { docUrl: String(big.url) } as Record<string, string>,
+    info: big === null ? {} : ({ docUrl: String(big.url) } as Record<string, string>),
     async load(first, count, stop) {
       for (let offset = 0; offset < count; offset += loadBatchRecords) {
         if (stop(offset)) return offset;
         const end = first + Math.min(count, offset + loadBatchRecords);
         if (big !== null) {
-          big.change((doc) => { for (let i = first + offset; i < end; i++) doc[keyFor(i, false)] = recordFor(i, false); });
+          big.change((doc) => {
+            for (let i = first + offset; i < end; i++) doc[keyFor(i, false)] = recordFor(i, false);
+          });
           await repo.flush([big.documentId]);
         } else {
           const ids: DocumentId[] = [];
@@ -101,14 +109,20 @@ export const start: StartPeer = async ({ options, onVisible }) => {
     // The idiom: a change is applied in memory and the repo saves it shortly after (throttled, 100 ms); a
     // user does not flush every change. So a write counts as committed once applied, not once on disk.
     async write(i) {
-      if (big !== null) big.change((doc) => { doc[keyFor(i, false)] = recordFor(i, false); });
+      if (big !== null)
+        big.change((doc) => {
+          doc[keyFor(i, false)] = recordFor(i, false);
+        });
       else create(i);
     },
     async close() {
       await repo.flush();
       await repo.shutdown();
       for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => { http.close(() => resolve()); http.closeAllConnections(); });
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
     },
   };
 };

@@ -26,17 +26,26 @@ export const start: StartPeer = async ({ options, onVisible }) => {
     await db.put({ _id: '_design/residency', filters: { shared: `function (doc) { return doc._id.indexOf('${sharedKeyPrefix}') === 0; }` } });
   }
   const app = express();
-  app.use('/', expressPouchdb(Pouch, {
-    mode: 'minimumForPouchDB', logPath: `${options.dataDir}/log.txt`, configPath: `${options.dataDir}/config.json`,
-  }));
-  const server: Server = await new Promise((resolve) => { const s = app.listen(options.port, '127.0.0.1', () => resolve(s)); });
+  app.use(
+    '/',
+    expressPouchdb(Pouch, {
+      mode: 'minimumForPouchDB',
+      logPath: `${options.dataDir}/log.txt`,
+      configPath: `${options.dataDir}/config.json`,
+    }),
+  );
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(options.port, '127.0.0.1', () => resolve(s));
+  });
 
   let replication: { cancel(): void } | null = null;
   let changes: { cancel(): void } | null = null;
   if (options.role === 'B') {
     changes = db.changes({ live: true, since: 'now' }).on('change', (change: { id: string }) => onVisible(change.id));
     const replicator = Pouch.replicate(`http://${options.upstream!}/bench`, db, {
-      live: true, retry: true, batch_size: replicationBatchSize,
+      live: true,
+      retry: true,
+      batch_size: replicationBatchSize,
       ...(options.differential ? { filter: 'residency/shared' } : {}),
     });
     replicator.on('error', (error: unknown) => console.error('pouchdb replication error', error));
@@ -65,7 +74,10 @@ export const start: StartPeer = async ({ options, onVisible }) => {
     async close() {
       replication?.cancel();
       changes?.cancel();
-      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
       await db.close();
     },
   };

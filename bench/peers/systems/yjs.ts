@@ -76,7 +76,10 @@ export const start: StartPeer = async ({ options, onVisible }) => {
 
   const wss = new WebSocketServer({ noServer: true });
   wss.on('connection', (socket, request) => setupWSConnection(socket, request));
-  const http = createServer((_request, response) => { response.writeHead(200); response.end('okay'); });
+  const http = createServer((_request, response) => {
+    response.writeHead(200);
+    response.end('okay');
+  });
   http.on('upgrade', (request, socket, head) => {
     const url = new URL(request.url ?? '/', 'http://x');
     // Residency: a peer region never gets a record that must stay here.
@@ -100,7 +103,9 @@ export const start: StartPeer = async ({ options, onVisible }) => {
   if (options.role === 'B') {
     if (options.model === 'one-doc') {
       const doc = getYDoc('records');
-      doc.getMap('records').observe((event) => { for (const key of event.keysChanged) onVisible(key); });
+      doc.getMap('records').observe((event) => {
+        for (const key of event.keysChanged) onVisible(key);
+      });
       provide('records', doc);
     } else {
       const queue: string[] = [];
@@ -133,7 +138,9 @@ export const start: StartPeer = async ({ options, onVisible }) => {
             doc.off('update', check);
             finish(true);
           };
-          provider.on('sync', (synced: boolean) => { if (synced) check(); });
+          provider.on('sync', (synced: boolean) => {
+            if (synced) check();
+          });
           doc.on('update', check);
         }
       };
@@ -179,7 +186,8 @@ export const start: StartPeer = async ({ options, onVisible }) => {
         else batch();
         index?.push(names);
         await persisted();
-        if (options.model === 'per-record') for (let i = first + offset; i < first + Math.min(count, offset + loadBatchRecords); i++) release(keyFor(i, isLocal(i, options.differential)));
+        if (options.model === 'per-record')
+          for (let i = first + offset; i < first + Math.min(count, offset + loadBatchRecords); i++) release(keyFor(i, isLocal(i, options.differential)));
       }
       return count;
     },
@@ -199,7 +207,10 @@ export const start: StartPeer = async ({ options, onVisible }) => {
       await sleep(50);
       await Promise.race([persisted(), sleep(closeWaitMsMax)]);
       for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => { http.close(() => resolve()); http.closeAllConnections(); });
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
       await ldb.destroy();
     },
   };

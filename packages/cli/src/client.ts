@@ -40,7 +40,10 @@ function fetchFor(caFile: string | null | undefined): typeof fetch {
     try {
       pem = readFileSync(caFile, 'utf8');
     } catch (error) {
-      throw new TesseraError('ERR_OPTION_INVALID', `CA file ${JSON.stringify(caFile)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new TesseraError(
+        'ERR_OPTION_INVALID',
+        `CA file ${JSON.stringify(caFile)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
     found = caFetch(pem);
     fetchByCa.set(caFile, found);
@@ -56,7 +59,10 @@ function envOrNull(name: string): string | null {
 
 /** A request body sent as it is, with its content type (NDJSON batches), instead of as JSON. */
 export class RawBody {
-  constructor(readonly text: string, readonly contentType: string) {}
+  constructor(
+    readonly text: string,
+    readonly contentType: string,
+  ) {}
 }
 
 /**
@@ -67,7 +73,10 @@ export async function openApi(node: NodeApi, path: string, headers: Record<strin
   const url = new URL(path, node.base);
   const doFetch = fetchFor(node.caFile === undefined ? envOrNull('TESSERA_CA') : node.caFile);
   try {
-    return await doFetch(url, { headers: { ...headers, ...(node.token === null ? {} : { authorization: `Bearer ${node.token}` }) }, ...(signal === undefined ? {} : { signal }) });
+    return await doFetch(url, {
+      headers: { ...headers, ...(node.token === null ? {} : { authorization: `Bearer ${node.token}` }) },
+      ...(signal === undefined ? {} : { signal }),
+    });
   } catch (error) {
     if (signal?.aborted === true) throw error;
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;

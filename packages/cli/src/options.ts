@@ -68,9 +68,16 @@ async function readTokenFile(path: string, source: string): Promise<string> {
   try {
     size = (await stat(path)).size;
   } catch (error) {
-    throw new TesseraError('ERR_OPTION_INVALID', `${source} ${JSON.stringify(path)}: cannot read the token file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `${source} ${JSON.stringify(path)}: cannot read the token file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
-  if (size > tokenFileBytesMax) throw new TesseraError('ERR_OPTION_INVALID', `${source} ${JSON.stringify(path)}: ${size} bytes exceed the limit of ${tokenFileBytesMax} bytes for a token file`);
+  if (size > tokenFileBytesMax)
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `${source} ${JSON.stringify(path)}: ${size} bytes exceed the limit of ${tokenFileBytesMax} bytes for a token file`,
+    );
   // Files written by `echo` or an editor end with a newline; a secret store's may not.
   return checkToken((await readFile(path, 'utf8')).trim(), `${source} ${JSON.stringify(path)}`);
 }
@@ -78,8 +85,13 @@ async function readTokenFile(path: string, source: string): Promise<string> {
 /** A token must fit an HTTP header: 1 to `tokenCharsMax` visible ASCII characters. */
 function checkToken(token: string, source: string): string {
   if (token.length === 0) throw new TesseraError('ERR_OPTION_INVALID', `${source}: the token is empty`);
-  if (token.length > tokenCharsMax) throw new TesseraError('ERR_OPTION_INVALID', `${source}: a token of ${token.length} characters exceeds the limit of ${tokenCharsMax}`);
+  if (token.length > tokenCharsMax)
+    throw new TesseraError('ERR_OPTION_INVALID', `${source}: a token of ${token.length} characters exceeds the limit of ${tokenCharsMax}`);
   const bad = [...token].findIndex((c) => c < '!' || c > '~');
-  if (bad !== -1) throw new TesseraError('ERR_OPTION_INVALID', `${source}: the token has a space, control or non-ASCII character at position ${bad} (tokens are visible ASCII)`);
+  if (bad !== -1)
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `${source}: the token has a space, control or non-ASCII character at position ${bad} (tokens are visible ASCII)`,
+    );
   return token;
 }

@@ -32,22 +32,30 @@ const groups: readonly CommandGroup[] = [
   },
   {
     summaries: {
-      get: 'read a document', put: 'write a document (value as JSON)', del: 'delete a document', list: 'list a dataset\'s documents',
+      get: 'read a document',
+      put: 'write a document (value as JSON)',
+      del: 'delete a document',
+      list: "list a dataset's documents",
       tag: 'add or remove tags of a document',
     },
     register: async (program, print, context) => (await import('./commands/data.js')).registerDataCommands(program, print, context),
   },
   {
     summaries: {
-      increment: 'add to a counter (alias incr)', add: 'add elements to a set', remove: 'remove elements from a set',
-      set: 'set a field of a map', 'delete-field': 'delete a field of a map', 'yjs-update': 'apply a Yjs update',
+      increment: 'add to a counter (alias incr)',
+      add: 'add elements to a set',
+      remove: 'remove elements from a set',
+      set: 'set a field of a map',
+      'delete-field': 'delete a field of a map',
+      'yjs-update': 'apply a Yjs update',
       'automerge-changes': 'apply Automerge changes',
     },
     register: async (program, print) => (await import('./commands/ops.js')).registerOperationCommands(program, print),
   },
   {
     summaries: {
-      import: 'write the documents of an NDJSON file in batches', export: 'print a dataset\'s documents as NDJSON',
+      import: 'write the documents of an NDJSON file in batches',
+      export: "print a dataset's documents as NDJSON",
       watch: 'print the change feed as it comes',
     },
     register: async (program, print, context) => (await import('./commands/transfer.js')).registerTransferCommands(program, print, context),
@@ -57,7 +65,7 @@ const groups: readonly CommandGroup[] = [
     register: async (program, print, context) => (await import('./commands/status.js')).registerStatusCommand(program, print, context),
   },
   {
-    summaries: { inspect: 'a replica\'s state, offline on a data directory or on a running node' },
+    summaries: { inspect: "a replica's state, offline on a data directory or on a running node" },
     register: async (program, print) => (await import('./commands/inspect.js')).registerInspectCommand(program, print),
   },
   {
@@ -65,7 +73,7 @@ const groups: readonly CommandGroup[] = [
     register: async (program, print) => (await import('./commands/policy.js')).registerPolicyCommands(program, print),
   },
   {
-    summaries: { audit: 'list or verify a region\'s hash-chained audit log' },
+    summaries: { audit: "list or verify a region's hash-chained audit log" },
     register: async (program, print, context) => (await import('./commands/audit.js')).registerAuditCommands(program, print, context),
   },
   {
@@ -102,7 +110,11 @@ function commandOf(argv: readonly string[]): string | undefined {
  * Builds the program for `argv`: the group of the command it names is loaded and registered; the others are
  * stubs with their summaries (enough for the help text and for suggestions on a typo).
  */
-export async function createProgram(argv: readonly string[], print: Print = (line) => process.stdout.write(`${line}\n`), context: CliContext = { exitCode: 0, note: (line) => process.stderr.write(`${line}\n`) }): Promise<Command> {
+export async function createProgram(
+  argv: readonly string[],
+  print: Print = (line) => process.stdout.write(`${line}\n`),
+  context: CliContext = { exitCode: 0, note: (line) => process.stderr.write(`${line}\n`) },
+): Promise<Command> {
   const program = new Command('tessera')
     .description('Tessera: a CRDT-based replicated key-value store with differential replication across regions')
     .version(cliVersion())

@@ -427,7 +427,10 @@ export class FaultProxy {
   ) {
     this.name = options.name ?? `proxy→${options.targetHost}:${options.targetPort}`;
     this.queuedBytesMax = options.queuedBytesMax ?? queuedBytesMaxDefault;
-    assert(Number.isSafeInteger(this.queuedBytesMax) && this.queuedBytesMax > 0, `${this.name}: queuedBytesMax ${this.queuedBytesMax} is not a positive integer`);
+    assert(
+      Number.isSafeInteger(this.queuedBytesMax) && this.queuedBytesMax > 0,
+      `${this.name}: queuedBytesMax ${this.queuedBytesMax} is not a positive integer`,
+    );
     this.random = options.random ?? Math.random;
     this.latencyMs = 0;
     this.jitterMs = 0;

@@ -27,7 +27,15 @@ const cacheDir = fileURLToPath(new URL(`../../../node_modules/.cache/tessera-chr
  * background requests (updates, safe browsing, sync) that a closed network refuses many at a time.
  * `LANG` is set too: from the C locale this build derives the language `en-US@posix`, which the page's Intl rejects.
  */
-export const browserArgs = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+export const browserArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
 
 /** Unpacks the browser, its libraries and fonts once; returns the folder. Safe against concurrent runs. */
 export async function unpackBrowser(): Promise<string> {
@@ -41,11 +49,19 @@ export async function unpackBrowser(): Promise<string> {
     await tar.x({ file: join(packBinDir, 'al2023.tar.br'), cwd: staging, brotli: true });
     await tar.x({ file: join(packBinDir, 'fonts.tar.br'), cwd: staging, brotli: true });
     // The package's fonts.conf names Lambda's folders; ours names the bundled fonts and the system's.
-    await writeFile(join(staging, 'fonts', 'fonts.conf'), [
-      '<?xml version="1.0"?>', '<!DOCTYPE fontconfig SYSTEM "fonts.dtd">', '<fontconfig>',
-      `  <dir>${join(cacheDir, 'fonts')}</dir>`, '  <dir>/usr/share/fonts</dir>', `  <cachedir>${join(cacheDir, 'fonts-cache')}</cachedir>`,
-      '</fontconfig>', '',
-    ].join('\n'));
+    await writeFile(
+      join(staging, 'fonts', 'fonts.conf'),
+      [
+        '<?xml version="1.0"?>',
+        '<!DOCTYPE fontconfig SYSTEM "fonts.dtd">',
+        '<fontconfig>',
+        `  <dir>${join(cacheDir, 'fonts')}</dir>`,
+        '  <dir>/usr/share/fonts</dir>',
+        `  <cachedir>${join(cacheDir, 'fonts-cache')}</cachedir>`,
+        '</fontconfig>',
+        '',
+      ].join('\n'),
+    );
     await mkdir(dirname(cacheDir), { recursive: true });
     await rename(staging, cacheDir);
   } catch (error) {

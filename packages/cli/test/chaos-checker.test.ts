@@ -22,7 +22,17 @@ const token = (dataset: string, key: string, node: string, counter: number) => B
 const ctx = (node: string, counter: number) => ({ vector: [[node, counter]] as Array<[string, number]>, cloud: [] });
 
 /** Records a completed operation of client `client` at `atMs` (run time); `counter` is its dot's counter at the client's node. */
-function op(history: History, client: number, kind: Op['kind'], dataset: string, key: string, args: Record<string, unknown>, outcome: Op['outcome'], atMs: number, counter?: number): Op {
+function op(
+  history: History,
+  client: number,
+  kind: Op['kind'],
+  dataset: string,
+  key: string,
+  args: Record<string, unknown>,
+  outcome: Op['outcome'],
+  atMs: number,
+  counter?: number,
+): Op {
   const region = regionOfClient(client);
   const recorded = history.invoke({ client, node: nodeOf[region], region, kind, dataset, key, args });
   Object.assign(recorded, { invokeMs: atMs });
@@ -69,7 +79,13 @@ function world(): World {
   history.policies.set(1, v1);
   history.policies.set(2, v2);
   const w: World = {
-    history, docs: new Map(), lists: new Map(), tokenReads: new Map(), policyVersions: new Map(), wire: [], disks: new Map(),
+    history,
+    docs: new Map(),
+    lists: new Map(),
+    tokenReads: new Map(),
+    policyVersions: new Map(),
+    wire: [],
+    disks: new Map(),
   };
   for (const region of chaosRegions) {
     w.docs.set(nodeOf[region], new Map());
@@ -98,15 +114,36 @@ function world(): World {
   const install = history.invoke({ client: -1, node: 'eu-west-1', region: 'eu-west', kind: 'policy', dataset: '', key: '', args: { version: 2 } });
   Object.assign(install, { invokeMs: 10_000, completeMs: 10_050, outcome: 'ok', status: 200 });
   for (const node of Object.values(nodeOf)) {
-    history.samples.push({ node, incarnation: 0, atMs: 1_000, answeredAtMs: 1_010, policyVersion: 1, lastSeq: node === 'eu-west-1' ? 6 : 5, cursors: { x: 2 }, catchUps: 0 });
+    history.samples.push({
+      node,
+      incarnation: 0,
+      atMs: 1_000,
+      answeredAtMs: 1_010,
+      policyVersion: 1,
+      lastSeq: node === 'eu-west-1' ? 6 : 5,
+      cursors: { x: 2 },
+      catchUps: 0,
+    });
     history.samples.push({ node, incarnation: 0, atMs: 20_000, answeredAtMs: 20_010, policyVersion: 2, lastSeq: 7, cursors: { x: 3 }, catchUps: 0 });
   }
   // The final state under v2: audits global (the eu-west audit backfilled everywhere), pii rule gone.
-  place(w, 'catalog/g-c0-0', chaosRegions, { type: 'map', value: { c: 0, n: 1, m: markerOf(0, 1) }, context: ctx('eu-west-1', 1), tags: [], origin: 'eu-west' });
+  place(w, 'catalog/g-c0-0', chaosRegions, {
+    type: 'map',
+    value: { c: 0, n: 1, m: markerOf(0, 1) },
+    context: ctx('eu-west-1', 1),
+    tags: [],
+    origin: 'eu-west',
+  });
   place(w, 'catalog/d-c0-2', []);
   for (const region of chaosRegions) for (const counter of [2, 3]) w.tokenReads.get(nodeOf[region])!.set(token('catalog', 'd-c0-2', 'eu-west-1', counter), 404);
   place(w, 'audits/l-c0-4', chaosRegions, { type: 'map', value: { m: markerOf(0, 4) }, context: ctx('eu-west-1', 4), tags: [], origin: 'eu-west' });
-  place(w, 'catalog/q-c0-5', chaosRegions, { type: 'map', value: { m: markerOf(0, 5) }, context: ctx('eu-west-1', 6), tags: ['quarantine', 'reviewed'], origin: 'eu-west' });
+  place(w, 'catalog/q-c0-5', chaosRegions, {
+    type: 'map',
+    value: { m: markerOf(0, 5) },
+    context: ctx('eu-west-1', 6),
+    tags: ['quarantine', 'reviewed'],
+    origin: 'eu-west',
+  });
   place(w, 'catalog/pii-c2-7', chaosRegions, { type: 'map', value: { m: markerOf(2, 7) }, context: ctx('us-east-1', 1), tags: ['pii'], origin: 'us-east' });
   place(w, 'visits/v-0', chaosRegions, { type: 'counter', value: 5, context: ctx('us-east-1', 2), tags: [], origin: 'us-east' });
   place(w, 'catalog/rt-c2-9', chaosRegions, { type: 'set', value: [markerOf(2, 11)], context: ctx('us-east-1', 5), tags: [], origin: 'us-east' });
@@ -122,157 +159,336 @@ function world(): World {
 
 function run(w: World) {
   return check({
-    history: w.history, final: { docs: w.docs, lists: w.lists, tokenReads: w.tokenReads, policyVersions: w.policyVersions },
-    nodeOf, regionOfClient, wire: w.wire, disks: w.disks,
+    history: w.history,
+    final: { docs: w.docs, lists: w.lists, tokenReads: w.tokenReads, policyVersions: w.policyVersions },
+    nodeOf,
+    regionOfClient,
+    wire: w.wire,
+    disks: w.disks,
   } satisfies CheckInput);
 }
 
 t.test('a clean history and a converged final state pass', async (t) => {
   const result = run(world());
   t.same(result.violations, []);
-  for (const what of ['lost writes: acknowledged dots checked', 'convergence: documents', 'residency: marker sightings on the wire judged', 'residency: markers on disk judged', 'values: single-writer documents']) {
+  for (const what of [
+    'lost writes: acknowledged dots checked',
+    'convergence: documents',
+    'residency: marker sightings on the wire judged',
+    'residency: markers on disk judged',
+    'values: single-writer documents',
+  ]) {
     t.ok(result.checked[what]! > 0, `checked ${what}`);
   }
 });
 
 t.test('every kind of violation is reported', async (t) => {
-  const doc = (value: unknown, node: string, counter: number, tags: string[] = [], origin = 'eu-west', type = 'map'): Omit<FinalDoc, 'status'> => ({ type, value, context: ctx(node, counter), tags, origin });
+  const doc = (value: unknown, node: string, counter: number, tags: string[] = [], origin = 'eu-west', type = 'map'): Omit<FinalDoc, 'status'> => ({
+    type,
+    value,
+    context: ctx(node, counter),
+    tags,
+    origin,
+  });
   const cases: Array<[string, RegExp, (w: World) => void]> = [
-    ['a copy lacks an acknowledged write', /^lost write: us-east's catalog\/g-c0-0 lacks/, (w) => {
-      set(w, 'us-east', 'catalog/g-c0-0', { status: 200, ...doc({ c: 0, n: 1, m: markerOf(0, 1) }, 'eu-west-1', 0) });
-    }],
-    ['copies differ in value', /^divergence: catalog\/g-c0-0 differs/, (w) => {
-      set(w, 'eu-central', 'catalog/g-c0-0', { status: 200, ...doc({ c: 0, n: 1, m: markerOf(0, 1), x: 1 }, 'eu-west-1', 1) });
-    }],
-    ['copies disagree on a placement fact (tags)', /^divergence: the copies of catalog\/q-c0-5 disagree on its placement facts/, (w) => {
-      set(w, 'us-east', 'catalog/q-c0-5', { status: 200, ...doc({ m: markerOf(0, 5) }, 'eu-west-1', 6, ['quarantine']) });
-    }],
-    ['a copy keeps a tag its single writer removed, and so a document it may not hold', /^residency: us-east (lists|answers 200 for) catalog\/pii-c0-8, which it may not hold/, (w) => {
-      // eu-west tagged pii-c0-8 shared (it went everywhere), then removed the tag: us-east must drop its copy.
-      w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
-      op(w.history, 0, 'put', 'catalog', 'pii-c0-8', { value: { m: markerOf(0, 8) }, tags: ['pii', 'shared'], marker: markerOf(0, 8) }, 'ok', 3_000, 7);
-      op(w.history, 0, 'tag', 'catalog', 'pii-c0-8', { remove: ['shared'] }, 'ok', 4_000, 8);
-      place(w, 'catalog/pii-c0-8', ['eu-west', 'eu-central'], doc({ m: markerOf(0, 8) }, 'eu-west-1', 8, ['pii']));
-      set(w, 'us-east', 'catalog/pii-c0-8', { status: 200, ...doc({ m: markerOf(0, 8) }, 'eu-west-1', 7, ['pii', 'shared']) });
-      place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
-      w.wire.pop();
-    }],
-    ['copies disagree on a placement fact (origin)', /^divergence: the copies of visits\/v-0 disagree/, (w) => {
-      set(w, 'eu-west', 'visits/v-0', { status: 200, ...doc(5, 'us-east-1', 2, [], 'eu-west', 'counter') });
-    }],
-    ['an origin that never wrote the document', /^facts: catalog\/pii-c2-7 has origin eu-central/, (w) => {
-      place(w, 'catalog/pii-c2-7', chaosRegions, doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'eu-central'));
-    }],
-    ['the nodes end on different policy versions', /^divergence: the nodes end on different policy versions/, (w) => {
-      w.policyVersions.set('us-east-1', 1);
-    }],
-    ['an acknowledged policy version lost', /^policy: v2 was acknowledged, but the cluster ended on v1/, (w) => {
-      for (const node of Object.values(nodeOf)) w.policyVersions.set(node, 1);
-      // Under v1 audits are local and pii stays home: make the final state agree, so only the version is wrong.
-      place(w, 'audits/l-c0-4', ['eu-west'], doc({ m: markerOf(0, 4) }, 'eu-west-1', 4));
-      place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
-      for (const region of ['eu-central', 'us-east'] as const) w.disks.get(nodeOf[region])!.clear();
-    }],
-    ['a single writer\'s value is not its last acknowledged one', /^value: catalog\/g-c0-0 at eu-west/, (w) => {
-      place(w, 'catalog/g-c0-0', chaosRegions, doc({ c: 0, n: 0 }, 'eu-west-1', 1));
-    }],
-    ['a re-created document keeps its old type', /^value: catalog\/rt-c2-9 at eu-west is lww/, (w) => {
-      place(w, 'catalog/rt-c2-9', chaosRegions, doc(markerOf(2, 9), 'us-east-1', 5, [], 'us-east', 'lww'));
-    }],
-    ['a re-created document is missing', /^lost write: catalog\/rt-c2-9 at eu-central is absent/, (w) => {
-      set(w, 'eu-central', 'catalog/rt-c2-9', { status: 404 });
-      w.tokenReads.get('eu-central-1')!.set(token('catalog', 'rt-c2-9', 'us-east-1', 5), 404);
-      w.tokenReads.get('eu-central-1')!.set(token('catalog', 'rt-c2-9', 'us-east-1', 3), 404);
-    }],
-    ['a deleted document is back', /^resurrection: catalog\/d-c0-2 at us-east/, (w) => {
-      set(w, 'us-east', 'catalog/d-c0-2', { status: 200, ...doc({ c: 0, n: 2, m: markerOf(0, 2) }, 'eu-west-1', 3) });
-    }],
-    ['a deleted document\'s node never got the delete', /^lost write: eu-central answers 404 for catalog\/d-c0-2 and 409/, (w) => {
-      w.tokenReads.get('eu-central-1')!.set(token('catalog', 'd-c0-2', 'eu-west-1', 3), 409);
-    }],
-    ['a counter outside its possible range', /^value: counter visits\/v-0 at eu-west is 9/, (w) => {
-      place(w, 'visits/v-0', chaosRegions, doc(9, 'us-east-1', 2, [], 'us-east', 'counter'));
-    }],
-    ['an acknowledged set add is missing', /^lost write: set carts\/cart-0 at eu-west lacks/, (w) => {
-      place(w, 'carts/cart-0', chaosRegions, doc([], 'eu-central-1', 1, [], 'eu-central', 'set'));
-    }],
-    ['a region serves a document the final policy forbids it (pii without the rule, then with it)', /^residency: (eu-west|eu-central) (lists|answers 200 for) catalog\/pii-c2-7/, (w) => {
-      // Restore the pii rule in v2: the eu copies of the us pii document must be gone.
-      w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
-    }],
-    ['a quarantined value crossed before its release', /^residency: the value of catalog\/q-c0-5 written by op \d+ .* reached eu-central from eu-west-1/, (w) => {
-      w.wire.push({ marker: markerOf(0, 5), region: 'eu-central', from: 'eu-west-1', link: 'eu-central-1>eu-west-1', sentAtMs: 3_000 });
-    }],
-    ['a local value crossed while every version its sender could enforce kept it home', /^residency: the value of audits\/l-c0-4 .* reached us-east/, (w) => {
-      w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 8_000 });
-    }],
-    ['a local value crossed while a later sample shows the sender still on the version that kept it home', /^residency: the value of audits\/l-c0-4 .* reached us-east .* could enforce v1 and/, (w) => {
-      // Without the sample, v2 (invoked at 10 s) may be in force at 12 s; a sample asked for at 12.5 s showing v1 rules it out.
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 0, atMs: 12_500, answeredAtMs: 12_510, policyVersion: 1, lastSeq: 6, cursors: { x: 2 }, catchUps: 0 });
-      w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 12_000 });
-    }],
-    ['a pii value crossed after every node enforced the version that restored the rule', /^residency: the value of catalog\/pii-c2-7 .* reached eu-west/, (w) => {
-      w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
-      place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
-    }],
-    ['a value on the disk of a region the final policy forbids it', /^residency: the value of catalog\/pii-c2-7 written by op \d+ \(wv-c2-7\.\) is in eu-central's data files/, (w) => {
-      w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
-      place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
-      w.wire.pop();
-      w.disks.get('eu-central-1')!.set(markerOf(2, 7), '/data/eu-central/000007.ldb');
-    }],
-    ['a write acknowledged where the policy forbids it', /^residency: eu-central acknowledged op \d+ \(put orders\/o-c1-6\)/, (w) => {
-      op(w.history, 1, 'put', 'orders', 'o-c1-6', { value: { m: markerOf(1, 6) }, marker: markerOf(1, 6) }, 'ok', 1_600, 7);
-      place(w, 'orders/o-c1-6', ['eu-west', 'us-east'], doc({ m: markerOf(1, 6) }, 'eu-central-1', 7, [], 'eu-central'));
-    }],
-    ['copies that disagree on the origin, neither holding an acknowledged write', /^lost write: visits\/v-0's acknowledged write us-east-1:2 .* is on no copy/, (w) => {
-      // Under a final policy that keeps visits at their origin, the copies' two origins leave no region that must hold it.
-      w.history.policies.set(2, { ...v2, placements: { ...v2.placements, visits: { kind: 'local' } } });
-      place(w, 'visits/v-0', ['eu-west'], doc(3, 'us-east-1', 1, [], 'eu-west', 'counter'));
-      set(w, 'us-east', 'visits/v-0', { status: 200, ...doc(3, 'us-east-1', 1, [], 'us-east', 'counter') });
-    }],
-    ['lastSeq went backwards without a restart', /^monotonicity: eu-west-1's lastSeq went from 7 to 3/, (w) => {
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 0, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 }, catchUps: 0 });
-    }],
-    ['lastSeq fell below an acknowledged write after a restart', /^monotonicity: eu-west-1's lastSeq 3 .* is below the acknowledged seq 6/, (w) => {
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 1, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 3, cursors: { x: 3 }, catchUps: 0 });
-    }],
-    ['a durable cursor went backwards', /^monotonicity: eu-west-1's durable cursor for x went from 3/, (w) => {
-      w.history.samples.push({ node: 'eu-west-1', incarnation: 1, atMs: 21_000, answeredAtMs: 21_010, policyVersion: 2, lastSeq: 8, cursors: { x: 1 }, catchUps: 0 });
-    }],
-    ['a daemon answered 500', /^refusal: op \d+ .* answered 500/, (w) => {
-      const broken = op(w.history, 0, 'put', 'catalog', 'g-c0-1', { value: {} }, 'info', 2_000);
-      broken.status = 500;
-    }],
-    ['a token read answered without the write', /^lost write: a read of catalog\/g-c0-0 at us-east-1 with the token/, (w) => {
-      const read = op(w.history, 2, 'read-token', 'catalog', 'g-c0-0', { token: 'x', dot: ['eu-west-1', 1] }, 'ok', 2_000);
-      read.readContext = { vector: [], cloud: [] };
-    }],
+    [
+      'a copy lacks an acknowledged write',
+      /^lost write: us-east's catalog\/g-c0-0 lacks/,
+      (w) => {
+        set(w, 'us-east', 'catalog/g-c0-0', { status: 200, ...doc({ c: 0, n: 1, m: markerOf(0, 1) }, 'eu-west-1', 0) });
+      },
+    ],
+    [
+      'copies differ in value',
+      /^divergence: catalog\/g-c0-0 differs/,
+      (w) => {
+        set(w, 'eu-central', 'catalog/g-c0-0', { status: 200, ...doc({ c: 0, n: 1, m: markerOf(0, 1), x: 1 }, 'eu-west-1', 1) });
+      },
+    ],
+    [
+      'copies disagree on a placement fact (tags)',
+      /^divergence: the copies of catalog\/q-c0-5 disagree on its placement facts/,
+      (w) => {
+        set(w, 'us-east', 'catalog/q-c0-5', { status: 200, ...doc({ m: markerOf(0, 5) }, 'eu-west-1', 6, ['quarantine']) });
+      },
+    ],
+    [
+      'a copy keeps a tag its single writer removed, and so a document it may not hold',
+      /^residency: us-east (lists|answers 200 for) catalog\/pii-c0-8, which it may not hold/,
+      (w) => {
+        // eu-west tagged pii-c0-8 shared (it went everywhere), then removed the tag: us-east must drop its copy.
+        w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
+        op(w.history, 0, 'put', 'catalog', 'pii-c0-8', { value: { m: markerOf(0, 8) }, tags: ['pii', 'shared'], marker: markerOf(0, 8) }, 'ok', 3_000, 7);
+        op(w.history, 0, 'tag', 'catalog', 'pii-c0-8', { remove: ['shared'] }, 'ok', 4_000, 8);
+        place(w, 'catalog/pii-c0-8', ['eu-west', 'eu-central'], doc({ m: markerOf(0, 8) }, 'eu-west-1', 8, ['pii']));
+        set(w, 'us-east', 'catalog/pii-c0-8', { status: 200, ...doc({ m: markerOf(0, 8) }, 'eu-west-1', 7, ['pii', 'shared']) });
+        place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
+        w.wire.pop();
+      },
+    ],
+    [
+      'copies disagree on a placement fact (origin)',
+      /^divergence: the copies of visits\/v-0 disagree/,
+      (w) => {
+        set(w, 'eu-west', 'visits/v-0', { status: 200, ...doc(5, 'us-east-1', 2, [], 'eu-west', 'counter') });
+      },
+    ],
+    [
+      'an origin that never wrote the document',
+      /^facts: catalog\/pii-c2-7 has origin eu-central/,
+      (w) => {
+        place(w, 'catalog/pii-c2-7', chaosRegions, doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'eu-central'));
+      },
+    ],
+    [
+      'the nodes end on different policy versions',
+      /^divergence: the nodes end on different policy versions/,
+      (w) => {
+        w.policyVersions.set('us-east-1', 1);
+      },
+    ],
+    [
+      'an acknowledged policy version lost',
+      /^policy: v2 was acknowledged, but the cluster ended on v1/,
+      (w) => {
+        for (const node of Object.values(nodeOf)) w.policyVersions.set(node, 1);
+        // Under v1 audits are local and pii stays home: make the final state agree, so only the version is wrong.
+        place(w, 'audits/l-c0-4', ['eu-west'], doc({ m: markerOf(0, 4) }, 'eu-west-1', 4));
+        place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
+        for (const region of ['eu-central', 'us-east'] as const) w.disks.get(nodeOf[region])!.clear();
+      },
+    ],
+    [
+      "a single writer's value is not its last acknowledged one",
+      /^value: catalog\/g-c0-0 at eu-west/,
+      (w) => {
+        place(w, 'catalog/g-c0-0', chaosRegions, doc({ c: 0, n: 0 }, 'eu-west-1', 1));
+      },
+    ],
+    [
+      'a re-created document keeps its old type',
+      /^value: catalog\/rt-c2-9 at eu-west is lww/,
+      (w) => {
+        place(w, 'catalog/rt-c2-9', chaosRegions, doc(markerOf(2, 9), 'us-east-1', 5, [], 'us-east', 'lww'));
+      },
+    ],
+    [
+      'a re-created document is missing',
+      /^lost write: catalog\/rt-c2-9 at eu-central is absent/,
+      (w) => {
+        set(w, 'eu-central', 'catalog/rt-c2-9', { status: 404 });
+        w.tokenReads.get('eu-central-1')!.set(token('catalog', 'rt-c2-9', 'us-east-1', 5), 404);
+        w.tokenReads.get('eu-central-1')!.set(token('catalog', 'rt-c2-9', 'us-east-1', 3), 404);
+      },
+    ],
+    [
+      'a deleted document is back',
+      /^resurrection: catalog\/d-c0-2 at us-east/,
+      (w) => {
+        set(w, 'us-east', 'catalog/d-c0-2', { status: 200, ...doc({ c: 0, n: 2, m: markerOf(0, 2) }, 'eu-west-1', 3) });
+      },
+    ],
+    [
+      "a deleted document's node never got the delete",
+      /^lost write: eu-central answers 404 for catalog\/d-c0-2 and 409/,
+      (w) => {
+        w.tokenReads.get('eu-central-1')!.set(token('catalog', 'd-c0-2', 'eu-west-1', 3), 409);
+      },
+    ],
+    [
+      'a counter outside its possible range',
+      /^value: counter visits\/v-0 at eu-west is 9/,
+      (w) => {
+        place(w, 'visits/v-0', chaosRegions, doc(9, 'us-east-1', 2, [], 'us-east', 'counter'));
+      },
+    ],
+    [
+      'an acknowledged set add is missing',
+      /^lost write: set carts\/cart-0 at eu-west lacks/,
+      (w) => {
+        place(w, 'carts/cart-0', chaosRegions, doc([], 'eu-central-1', 1, [], 'eu-central', 'set'));
+      },
+    ],
+    [
+      'a region serves a document the final policy forbids it (pii without the rule, then with it)',
+      /^residency: (eu-west|eu-central) (lists|answers 200 for) catalog\/pii-c2-7/,
+      (w) => {
+        // Restore the pii rule in v2: the eu copies of the us pii document must be gone.
+        w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
+      },
+    ],
+    [
+      'a quarantined value crossed before its release',
+      /^residency: the value of catalog\/q-c0-5 written by op \d+ .* reached eu-central from eu-west-1/,
+      (w) => {
+        w.wire.push({ marker: markerOf(0, 5), region: 'eu-central', from: 'eu-west-1', link: 'eu-central-1>eu-west-1', sentAtMs: 3_000 });
+      },
+    ],
+    [
+      'a local value crossed while every version its sender could enforce kept it home',
+      /^residency: the value of audits\/l-c0-4 .* reached us-east/,
+      (w) => {
+        w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 8_000 });
+      },
+    ],
+    [
+      'a local value crossed while a later sample shows the sender still on the version that kept it home',
+      /^residency: the value of audits\/l-c0-4 .* reached us-east .* could enforce v1 and/,
+      (w) => {
+        // Without the sample, v2 (invoked at 10 s) may be in force at 12 s; a sample asked for at 12.5 s showing v1 rules it out.
+        w.history.samples.push({
+          node: 'eu-west-1',
+          incarnation: 0,
+          atMs: 12_500,
+          answeredAtMs: 12_510,
+          policyVersion: 1,
+          lastSeq: 6,
+          cursors: { x: 2 },
+          catchUps: 0,
+        });
+        w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 12_000 });
+      },
+    ],
+    [
+      'a pii value crossed after every node enforced the version that restored the rule',
+      /^residency: the value of catalog\/pii-c2-7 .* reached eu-west/,
+      (w) => {
+        w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
+        place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
+      },
+    ],
+    [
+      'a value on the disk of a region the final policy forbids it',
+      /^residency: the value of catalog\/pii-c2-7 written by op \d+ \(wv-c2-7\.\) is in eu-central's data files/,
+      (w) => {
+        w.history.policies.set(2, { ...v2, rules: { ...v2.rules, pii: true } });
+        place(w, 'catalog/pii-c2-7', ['us-east'], doc({ m: markerOf(2, 7) }, 'us-east-1', 1, ['pii'], 'us-east'));
+        w.wire.pop();
+        w.disks.get('eu-central-1')!.set(markerOf(2, 7), '/data/eu-central/000007.ldb');
+      },
+    ],
+    [
+      'a write acknowledged where the policy forbids it',
+      /^residency: eu-central acknowledged op \d+ \(put orders\/o-c1-6\)/,
+      (w) => {
+        op(w.history, 1, 'put', 'orders', 'o-c1-6', { value: { m: markerOf(1, 6) }, marker: markerOf(1, 6) }, 'ok', 1_600, 7);
+        place(w, 'orders/o-c1-6', ['eu-west', 'us-east'], doc({ m: markerOf(1, 6) }, 'eu-central-1', 7, [], 'eu-central'));
+      },
+    ],
+    [
+      'copies that disagree on the origin, neither holding an acknowledged write',
+      /^lost write: visits\/v-0's acknowledged write us-east-1:2 .* is on no copy/,
+      (w) => {
+        // Under a final policy that keeps visits at their origin, the copies' two origins leave no region that must hold it.
+        w.history.policies.set(2, { ...v2, placements: { ...v2.placements, visits: { kind: 'local' } } });
+        place(w, 'visits/v-0', ['eu-west'], doc(3, 'us-east-1', 1, [], 'eu-west', 'counter'));
+        set(w, 'us-east', 'visits/v-0', { status: 200, ...doc(3, 'us-east-1', 1, [], 'us-east', 'counter') });
+      },
+    ],
+    [
+      'lastSeq went backwards without a restart',
+      /^monotonicity: eu-west-1's lastSeq went from 7 to 3/,
+      (w) => {
+        w.history.samples.push({
+          node: 'eu-west-1',
+          incarnation: 0,
+          atMs: 21_000,
+          answeredAtMs: 21_010,
+          policyVersion: 2,
+          lastSeq: 3,
+          cursors: { x: 3 },
+          catchUps: 0,
+        });
+      },
+    ],
+    [
+      'lastSeq fell below an acknowledged write after a restart',
+      /^monotonicity: eu-west-1's lastSeq 3 .* is below the acknowledged seq 6/,
+      (w) => {
+        w.history.samples.push({
+          node: 'eu-west-1',
+          incarnation: 1,
+          atMs: 21_000,
+          answeredAtMs: 21_010,
+          policyVersion: 2,
+          lastSeq: 3,
+          cursors: { x: 3 },
+          catchUps: 0,
+        });
+      },
+    ],
+    [
+      'a durable cursor went backwards',
+      /^monotonicity: eu-west-1's durable cursor for x went from 3/,
+      (w) => {
+        w.history.samples.push({
+          node: 'eu-west-1',
+          incarnation: 1,
+          atMs: 21_000,
+          answeredAtMs: 21_010,
+          policyVersion: 2,
+          lastSeq: 8,
+          cursors: { x: 1 },
+          catchUps: 0,
+        });
+      },
+    ],
+    [
+      'a daemon answered 500',
+      /^refusal: op \d+ .* answered 500/,
+      (w) => {
+        const broken = op(w.history, 0, 'put', 'catalog', 'g-c0-1', { value: {} }, 'info', 2_000);
+        broken.status = 500;
+      },
+    ],
+    [
+      'a token read answered without the write',
+      /^lost write: a read of catalog\/g-c0-0 at us-east-1 with the token/,
+      (w) => {
+        const read = op(w.history, 2, 'read-token', 'catalog', 'g-c0-0', { token: 'x', dot: ['eu-west-1', 1] }, 'ok', 2_000);
+        read.readContext = { vector: [], cloud: [] };
+      },
+    ],
   ];
   for (const [what, pattern, breakIt] of cases) {
     const w = world();
     breakIt(w);
     const { violations } = run(w);
-    t.ok(violations.some((v) => pattern.test(v)), `${what}: ${violations.join(' / ') || 'no violation'}`);
+    t.ok(
+      violations.some((v) => pattern.test(v)),
+      `${what}: ${violations.join(' / ') || 'no violation'}`,
+    );
   }
 });
 
 t.test('what the history allows is not reported', async (t) => {
   const allowed: Array<[string, (w: World) => void]> = [
-    ['a local value sent while its sender may still enforce the version that made the dataset global', (w) => {
-      // v2 was invoked at 10 s; at 12 s no sample has shown eu-west on v2 yet, so v1 or v2 may be in force.
-      w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 12_000 });
-    }],
-    ['a pii value sent when the sender may enforce v2 (no pii rule)', (w) => {
-      w.wire.push({ marker: markerOf(2, 7), region: 'eu-central', from: 'us-east-1', link: 'eu-central-1>us-east-1', sentAtMs: 11_000 });
-    }],
-    ['a quarantined value sent after its release was asked for', (w) => {
-      w.wire.push({ marker: markerOf(0, 5), region: 'eu-central', from: 'eu-west-1', link: 'eu-central-1>eu-west-1', sentAtMs: 5_001 });
-    }],
+    [
+      'a local value sent while its sender may still enforce the version that made the dataset global',
+      (w) => {
+        // v2 was invoked at 10 s; at 12 s no sample has shown eu-west on v2 yet, so v1 or v2 may be in force.
+        w.wire.push({ marker: markerOf(0, 4), region: 'us-east', from: 'eu-west-1', link: 'eu-west-1>us-east-1', sentAtMs: 12_000 });
+      },
+    ],
+    [
+      'a pii value sent when the sender may enforce v2 (no pii rule)',
+      (w) => {
+        w.wire.push({ marker: markerOf(2, 7), region: 'eu-central', from: 'us-east-1', link: 'eu-central-1>us-east-1', sentAtMs: 11_000 });
+      },
+    ],
+    [
+      'a quarantined value sent after its release was asked for',
+      (w) => {
+        w.wire.push({ marker: markerOf(0, 5), region: 'eu-central', from: 'eu-west-1', link: 'eu-central-1>eu-west-1', sentAtMs: 5_001 });
+      },
+    ],
     ['an order refused (421) where it may not live', () => undefined],
-    ['a tag change acknowledged without a change (seq null) where the document may not live', (w) => {
-      op(w.history, 1, 'tag', 'orders', 'o-c1-5', { remove: ['blue'] }, 'ok', 1_700);
-    }],
+    [
+      'a tag change acknowledged without a change (seq null) where the document may not live',
+      (w) => {
+        op(w.history, 1, 'tag', 'orders', 'o-c1-5', { remove: ['blue'] }, 'ok', 1_700);
+      },
+    ],
   ];
   for (const [what, change] of allowed) {
     const w = world();
@@ -294,13 +510,24 @@ t.test('a write erased because a policy version left its document no region is a
   place(w, 'catalog/q-c0-5', [], {});
   for (const region of chaosRegions) for (const counter of [5, 6]) w.tokenReads.get(nodeOf[region])!.set(token('catalog', 'q-c0-5', 'eu-west-1', counter), 409);
   const result = run(w);
-  t.same(result.violations.filter((v) => v.includes('q-c0-5')), [], 'no violation for the erased document');
-  t.ok(result.notes.some((note) => /^erased: catalog\/q-c0-5's acknowledged write .* under v2 no region may hold it/.test(note)), `a note says why: ${result.notes.join(' / ')}`);
+  t.same(
+    result.violations.filter((v) => v.includes('q-c0-5')),
+    [],
+    'no violation for the erased document',
+  );
+  t.ok(
+    result.notes.some((note) => /^erased: catalog\/q-c0-5's acknowledged write .* under v2 no region may hold it/.test(note)),
+    `a note says why: ${result.notes.join(' / ')}`,
+  );
   // Without that version, the same final state is a lost write.
   const without = world();
   place(without, 'catalog/q-c0-5', [], {});
-  for (const region of chaosRegions) for (const counter of [5, 6]) without.tokenReads.get(nodeOf[region])!.set(token('catalog', 'q-c0-5', 'eu-west-1', counter), 409);
-  t.ok(run(without).violations.some((v) => /^lost write: .* catalog\/q-c0-5/.test(v)), 'the same absence under policies that always give it a region is a lost write');
+  for (const region of chaosRegions)
+    for (const counter of [5, 6]) without.tokenReads.get(nodeOf[region])!.set(token('catalog', 'q-c0-5', 'eu-west-1', counter), 409);
+  t.ok(
+    run(without).violations.some((v) => /^lost write: .* catalog\/q-c0-5/.test(v)),
+    'the same absence under policies that always give it a region is a lost write',
+  );
 });
 
 t.test('a key created in two regions that may not share it is two documents; copies that must meet but share no dot are a divergence', async (t) => {
@@ -308,20 +535,62 @@ t.test('a key created in two regions that may not share it is two documents; cop
   const quarantined = world();
   op(quarantined.history, 0, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(0, 20) }, tags: ['quarantine'], marker: markerOf(0, 20) }, 'ok', 2_000, 7);
   op(quarantined.history, 2, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(2, 20) }, tags: ['quarantine'], marker: markerOf(2, 20) }, 'ok', 2_000, 6);
-  set(quarantined, 'eu-west', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(0, 20) }, context: ctx('eu-west-1', 7), tags: ['quarantine'], origin: 'eu-west' });
-  set(quarantined, 'us-east', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(2, 20) }, context: ctx('us-east-1', 6), tags: ['quarantine'], origin: 'us-east' });
+  set(quarantined, 'eu-west', 'catalog/race-0-0', {
+    status: 200,
+    type: 'map',
+    value: { m: markerOf(0, 20) },
+    context: ctx('eu-west-1', 7),
+    tags: ['quarantine'],
+    origin: 'eu-west',
+  });
+  set(quarantined, 'us-east', 'catalog/race-0-0', {
+    status: 200,
+    type: 'map',
+    value: { m: markerOf(2, 20) },
+    context: ctx('us-east-1', 6),
+    tags: ['quarantine'],
+    origin: 'us-east',
+  });
   set(quarantined, 'eu-central', 'catalog/race-0-0', { status: 404 });
   const result = run(quarantined);
-  t.same(result.violations.filter((v) => v.includes('race-0-0')), [], 'two quarantined lineages, each in its origin region');
+  t.same(
+    result.violations.filter((v) => v.includes('race-0-0')),
+    [],
+    'two quarantined lineages, each in its origin region',
+  );
   t.ok(result.checked['convergence: keys with separate lineages']! >= 1, 'counted as separate lineages');
 
   // The same creations without the tag: catalog is global, so the copies must have met.
   const global = world();
   op(global.history, 0, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(0, 20) }, marker: markerOf(0, 20) }, 'ok', 2_000, 7);
   op(global.history, 2, 'put', 'catalog', 'race-0-0', { value: { m: markerOf(2, 20) }, marker: markerOf(2, 20) }, 'ok', 2_000, 6);
-  set(global, 'eu-west', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(0, 20) }, context: ctx('eu-west-1', 7), tags: [], origin: 'eu-west' });
-  set(global, 'us-east', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(2, 20) }, context: ctx('us-east-1', 6), tags: [], origin: 'us-east' });
-  set(global, 'eu-central', 'catalog/race-0-0', { status: 200, type: 'map', value: { m: markerOf(0, 20) }, context: ctx('eu-west-1', 7), tags: [], origin: 'eu-west' });
+  set(global, 'eu-west', 'catalog/race-0-0', {
+    status: 200,
+    type: 'map',
+    value: { m: markerOf(0, 20) },
+    context: ctx('eu-west-1', 7),
+    tags: [],
+    origin: 'eu-west',
+  });
+  set(global, 'us-east', 'catalog/race-0-0', {
+    status: 200,
+    type: 'map',
+    value: { m: markerOf(2, 20) },
+    context: ctx('us-east-1', 6),
+    tags: [],
+    origin: 'us-east',
+  });
+  set(global, 'eu-central', 'catalog/race-0-0', {
+    status: 200,
+    type: 'map',
+    value: { m: markerOf(0, 20) },
+    context: ctx('eu-west-1', 7),
+    tags: [],
+    origin: 'eu-west',
+  });
   const violations = run(global).violations.filter((v) => v.includes('race-0-0'));
-  t.ok(violations.some((v) => /lost write: us-east .*race-0-0/.test(v) || /lost write: us-east's catalog\/race-0-0/.test(v)), `us-east holds another lineage where it must hold eu-west's: ${violations.join(' / ')}`);
+  t.ok(
+    violations.some((v) => /lost write: us-east .*race-0-0/.test(v) || /lost write: us-east's catalog\/race-0-0/.test(v)),
+    `us-east holds another lineage where it must hold eu-west's: ${violations.join(' / ')}`,
+  );
 });

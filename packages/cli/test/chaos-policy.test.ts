@@ -23,7 +23,7 @@ const placements: Placement[] = [
 ];
 const tagUniverse = ['move', 'pii', 'quarantine', 'reviewed', 'shared'];
 
-t.test('the checker\'s holders agree with core\'s on every placement, rule set, origin and tag set', async (t) => {
+t.test("the checker's holders agree with core's on every placement, rule set, origin and tag set", async (t) => {
   let compared = 0;
   let disagreements = 0;
   for (const placement of placements) {
@@ -44,7 +44,10 @@ t.test('the checker\'s holders agree with core\'s on every placement, rule set, 
             compared++;
             if (JSON.stringify(expected) !== JSON.stringify([...actual].sort())) {
               disagreements++;
-              if (disagreements <= 10) t.fail(`${JSON.stringify(placement)} rules ${JSON.stringify(shape.rules)} origin ${origin} tags [${tags}]: core ${expected}, checker ${actual}`);
+              if (disagreements <= 10)
+                t.fail(
+                  `${JSON.stringify(placement)} rules ${JSON.stringify(shape.rules)} origin ${origin} tags [${tags}]: core ${expected}, checker ${actual}`,
+                );
             }
           }
         }
@@ -65,7 +68,8 @@ t.test('generated versions parse, raise the version by one, and vary placements 
     t.equal(next.version, shape.version + 1);
     const policy = parsePolicy(policyText(next), `v${next.version}`);
     if (policy.version !== next.version) t.fail(`v${next.version} parsed as v${policy.version}`);
-    for (const placement of Object.values(next.placements)) kinds.add(`${placement.kind}${placement.kind === 'home' ? `-${placement.move === null ? 'origin' : 'move'}` : ''}`);
+    for (const placement of Object.values(next.placements))
+      kinds.add(`${placement.kind}${placement.kind === 'home' ? `-${placement.move === null ? 'origin' : 'move'}` : ''}`);
     ruleSets.add(JSON.stringify(next.rules));
     shape = next;
   }

@@ -5,7 +5,17 @@
 // Method: schedules of 60 s drawn for 300 seeds, replayed as a timeline.
 import t from 'tap';
 import { Random } from './chaos/random.js';
-import { type Omissible, buildSchedule, buildSettings, clockOffsetMsMax, countFaults, describeSchedule, logEntriesMaxChoices, nodesDownMax, quietEndMs } from './chaos/schedule.js';
+import {
+  type Omissible,
+  buildSchedule,
+  buildSettings,
+  clockOffsetMsMax,
+  countFaults,
+  describeSchedule,
+  logEntriesMaxChoices,
+  nodesDownMax,
+  quietEndMs,
+} from './chaos/schedule.js';
 
 const nodes = ['eu-west-1', 'eu-central-1', 'us-east-1'];
 const links = ['eu-central-1>eu-west-1', 'eu-central-1>us-east-1', 'eu-west-1>us-east-1'];

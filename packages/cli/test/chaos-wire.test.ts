@@ -16,8 +16,14 @@ function frame(payload: Buffer, masked: boolean): Buffer {
 
 t.test('markers are attributed to the receiving region, the sender and the time it sent them', async (t) => {
   let nowMs = 10_000;
-  const versions = new Map<string, number>([['eu-central-1', 1], ['eu-west-1', 1]]);
-  const scanner = new WireScanner(() => nowMs, (node) => versions.get(node)!);
+  const versions = new Map<string, number>([
+    ['eu-central-1', 1],
+    ['eu-west-1', 1],
+  ]);
+  const scanner = new WireScanner(
+    () => nowMs,
+    (node) => versions.get(node)!,
+  );
   const link = 'eu-central-1>eu-west-1';
   // The dialer (eu-central-1) sends forward, masked; the marker is cut in two chunks.
   const forward = Buffer.concat([Buffer.from('GET /v1/replicate HTTP/1.1\r\nUpgrade: websocket\r\n\r\n'), frame(Buffer.from('xx{"m":"wv-c3-41."}yy'), true)]);
@@ -36,6 +42,10 @@ t.test('markers are attributed to the receiving region, the sender and the time 
   t.equal(scanner.events.length, 2, 'a repeated sighting under the same version is not recorded again');
   versions.set('eu-west-1', 2);
   scanner.onData(link, 'backward', frame(Buffer.from('wv-c0-7.'), false), 1, 0);
-  t.same(scanner.events[2], { marker: 'wv-c0-7.', region: 'eu-central', from: 'eu-west-1', link, sentAtMs: 12_000 }, 'recorded again once its sender may enforce a newer version');
+  t.same(
+    scanner.events[2],
+    { marker: 'wv-c0-7.', region: 'eu-central', from: 'eu-west-1', link, sentAtMs: 12_000 },
+    'recorded again once its sender may enforce a newer version',
+  );
   t.ok(scanner.bytesScanned > 0);
 });

@@ -34,7 +34,18 @@ async function standIn(t: { teardown(fn: () => unknown): void }): Promise<{ url:
       res.end(JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}`, type: 'map', value: { i }, tags: [] })), cursor: 'next' }));
     } else {
       // One body with the fields each command here reads.
-      res.end(JSON.stringify({ node: 'stand-in-1', region: 'eu-west', value: { ok: true }, history: [], links: [], cursors: [], frontiers: [], results: [{ seq: 1, token: 's' }] }));
+      res.end(
+        JSON.stringify({
+          node: 'stand-in-1',
+          region: 'eu-west',
+          value: { ok: true },
+          history: [],
+          links: [],
+          cursors: [],
+          frontiers: [],
+          results: [{ seq: 1, token: 's' }],
+        }),
+      );
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -45,7 +56,11 @@ async function standIn(t: { teardown(fn: () => unknown): void }): Promise<{ url:
 async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out, err };
 }
 
@@ -144,15 +159,31 @@ t.test('a reader that stops early: no stack trace, exit 0', async (t) => {
 
 t.test('--help and --version load only the command line parser', async (t) => {
   const loaded = async (args: string) => {
-    const result = await shell(`node --import 'data:text/javascript,import { register } from "node:module"; register(${JSON.stringify(hooks)});' ${bin} ${args}`);
-    return result.stderr.split('\n').filter((line) => line.startsWith('resolved ')).map((line) => line.slice('resolved '.length));
+    const result = await shell(
+      `node --import 'data:text/javascript,import { register } from "node:module"; register(${JSON.stringify(hooks)});' ${bin} ${args}`,
+    );
+    return result.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('resolved '))
+      .map((line) => line.slice('resolved '.length));
   };
-  const allowed = (url: string) => url.startsWith('node:') || url.endsWith('/cli/dist/bin.js') || url.endsWith('/cli/dist/program.js') || url.includes('/node_modules/commander/');
+  const allowed = (url: string) =>
+    url.startsWith('node:') || url.endsWith('/cli/dist/bin.js') || url.endsWith('/cli/dist/program.js') || url.includes('/node_modules/commander/');
   for (const args of ['--version', '--help', 'help']) {
     const urls = await loaded(args);
-    t.ok(urls.some((url) => url.endsWith('/program.js')), `tessera ${args}: the hooks see the modules it loads`);
-    t.same(urls.filter((url) => !allowed(url)), [], `tessera ${args} loads no command`);
+    t.ok(
+      urls.some((url) => url.endsWith('/program.js')),
+      `tessera ${args}: the hooks see the modules it loads`,
+    );
+    t.same(
+      urls.filter((url) => !allowed(url)),
+      [],
+      `tessera ${args} loads no command`,
+    );
   }
   const put = await loaded('incr --help');
-  t.ok(put.some((url) => url.includes('/core/dist/')), 'control: the help of one command loads that command and the core');
+  t.ok(
+    put.some((url) => url.includes('/core/dist/')),
+    'control: the help of one command loads that command and the core',
+  );
 });

@@ -15,7 +15,11 @@ import { api, startTestCluster } from './harness.js';
 async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out, err };
 }
 
@@ -62,8 +66,12 @@ t.test('operations of every type, and list', async (t) => {
   t.equal(replica.getText('body').toString(), 'Hello, world', 'yjs: both updates applied');
 
   // Automerge: a new document of that type, from changes as base64.
-  let board = Automerge.change(Automerge.init<{ cards: string[] }>(), (d) => { d.cards = ['todo']; });
-  board = Automerge.change(board, (d) => { d.cards.push('doing'); });
+  let board = Automerge.change(Automerge.init<{ cards: string[] }>(), (d) => {
+    d.cards = ['todo'];
+  });
+  board = Automerge.change(board, (d) => {
+    d.cards.push('doing');
+  });
   const changes = Automerge.getAllChanges(board).map((change) => Buffer.from(change).toString('base64'));
   await ok(['automerge-changes', 'boards', 'b1', ...changes, '--type', 'automerge']);
   t.same(await value('boards', 'b1'), { cards: ['todo', 'doing'] }, 'automerge: the changes applied in order');
@@ -79,7 +87,11 @@ t.test('operations of every type, and list', async (t) => {
   const all = await ok(['list', 'catalog', '--limit', '2', '--all']);
   t.equal(all.out.length, 6, '--all follows the cursor to the end');
   t.same(all.err, [], 'and says nothing more');
-  t.same((await ok(['list', 'catalog', '--prefix', 'other', '--json'])).out.map((line) => JSON.parse(line)), [{ key: 'other', type: 'map', value: { n: 9 }, tags: [] }], '--prefix, --json');
+  t.same(
+    (await ok(['list', 'catalog', '--prefix', 'other', '--json'])).out.map((line) => JSON.parse(line)),
+    [{ key: 'other', type: 'map', value: { n: 9 }, tags: [] }],
+    '--prefix, --json',
+  );
 
   // Refusals, before or by the node, with the code.
   const refused: Array<[string[], RegExp]> = [

@@ -24,7 +24,13 @@ const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 async function setup(t: Test) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-transfer-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const replica = await Replica.open({ path: join(dir, 'n1'), node: 'eu-west-1', region: 'eu-west', durability: 'os', datasets: { visits: { type: 'counter' } } });
+  const replica = await Replica.open({
+    path: join(dir, 'n1'),
+    node: 'eu-west-1',
+    region: 'eu-west',
+    durability: 'os',
+    datasets: { visits: { type: 'counter' } },
+  });
   const admin = newToken('admin', { roles: ['reader', 'writer'], datasets: ['*'] }, 0);
   const api = createHttpHandler({ replica, access: { tokens: TokenStore.of([admin.record]) }, node: { id: 'eu-west-1', region: 'eu-west' } });
   const server = createServer(api.handle);
@@ -40,7 +46,10 @@ async function setup(t: Test) {
   process.env.TESSERA_URL = url;
   process.env.TESSERA_TOKEN = admin.token;
   t.teardown(() => {
-    for (const [name, value] of [['TESSERA_URL', saved.url], ['TESSERA_TOKEN', saved.token]] as const) {
+    for (const [name, value] of [
+      ['TESSERA_URL', saved.url],
+      ['TESSERA_TOKEN', saved.token],
+    ] as const) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
@@ -51,13 +60,19 @@ async function setup(t: Test) {
 async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out, err };
 }
 
 t.test('import → export → import → export: the same documents; refused lines are named; batches stay within the limits', async (t) => {
   const { replica, dir } = await setup(t);
-  const lines = Array.from({ length: 2_500 }, (_, i) => JSON.stringify({ key: `k${String(i).padStart(4, '0')}`, value: { i, name: `n${i}` }, ...(i % 10 === 0 ? { tags: ['pii'] } : {}) }));
+  const lines = Array.from({ length: 2_500 }, (_, i) =>
+    JSON.stringify({ key: `k${String(i).padStart(4, '0')}`, value: { i, name: `n${i}` }, ...(i % 10 === 0 ? { tags: ['pii'] } : {}) }),
+  );
   lines.splice(7, 0, '{not json');
   lines.splice(20, 0, JSON.stringify({ key: '', value: {} }));
   lines.push(JSON.stringify({ key: 'plain', value: 'text', type: 'lww' }), '', JSON.stringify({ key: 'k0001', delete: true }));
@@ -96,7 +111,11 @@ t.test('import → export → import → export: the same documents; refused lin
   const again = await cli(['import', 'copy', copy]);
   t.equal(again.code, 1, 'the Automerge document is refused');
   t.match(again.err.join('\n'), /line 2501: ERR_VALUE_INVALID: an Automerge document is exported as its JSON view/);
-  t.same((await cli(['export', 'copy'])).out, full.out.filter((line) => !line.includes('"z-am"')), 'export of the import of an export is the export');
+  t.same(
+    (await cli(['export', 'copy'])).out,
+    full.out.filter((line) => !line.includes('"z-am"')),
+    'export of the import of an export is the export',
+  );
   t.match(await replica.get('copy', 'z-counter'), { type: 'counter', value: 41, tags: ['hot'] });
 });
 
@@ -106,7 +125,10 @@ t.test('export | head -1 exits quietly; export | import - copies a dataset', asy
     await Promise.all(Array.from({ length: 500 }, (_, i) => replica.put('catalog', `k${String(start + i).padStart(5, '0')}`, { i: start + i })));
   }
   const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn('bash', ['-c', `set -o pipefail; node ${bin} export catalog | head -1`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TESSERA_URL: url, TESSERA_TOKEN: token } });
+    const child = spawn('bash', ['-c', `set -o pipefail; node ${bin} export catalog | head -1`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TESSERA_URL: url, TESSERA_TOKEN: token },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -118,7 +140,10 @@ t.test('export | head -1 exits quietly; export | import - copies a dataset', asy
   t.equal(result.code, 0, 'exit 0');
   // A pipeline: export into import from stdin (`-`).
   const piped = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-    const child = spawn('bash', ['-c', `set -o pipefail; node ${bin} export catalog | node ${bin} import copy -`], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TESSERA_URL: url, TESSERA_TOKEN: token } });
+    const child = spawn('bash', ['-c', `set -o pipefail; node ${bin} export catalog | node ${bin} import copy -`], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, TESSERA_URL: url, TESSERA_TOKEN: token },
+    });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.on('close', (code) => resolve({ code, stdout }));
@@ -132,16 +157,23 @@ t.test('watch: changes as they come, from the head by default or from --since', 
   const { replica } = await setup(t);
   await replica.put('catalog', 'old', { a: 0 });
   const watching = cli(['watch', '--dataset', 'catalog', '--count', '2']);
-  setTimeout(() => void (async () => {
-    await replica.put('orders', 'o1', { hidden: true });
-    await replica.put('catalog', 'new1', { a: 1 });
-    await replica.delete('catalog', 'old');
-  })(), 300);
+  setTimeout(
+    () =>
+      void (async () => {
+        await replica.put('orders', 'o1', { hidden: true });
+        await replica.put('catalog', 'new1', { a: 1 });
+        await replica.delete('catalog', 'old');
+      })(),
+    300,
+  );
   const watched = await watching;
   t.equal(watched.code, 0, watched.err.join('\n'));
   t.match(watched.out, [/^\d+\tcatalog\/new1\t\{"a":1\}$/, /^\d+\tcatalog\/old\t\(deleted\)$/], 'only what changed after it started, of the dataset asked');
   const replay = await cli(['watch', '--since', '0', '--count', '2', '--json']);
-  t.same(replay.out.map((line) => (JSON.parse(line) as { key: string }).key), ['old', 'o1']);
+  t.same(
+    replay.out.map((line) => (JSON.parse(line) as { key: string }).key),
+    ['old', 'o1'],
+  );
   t.equal((await cli(['watch', '--since', 'x'])).code, 1);
 });
 
@@ -156,5 +188,8 @@ t.test('watch: a dropped connection is resumed from the last change, nothing los
   await replica.put('catalog', 'd', { n: 4 });
   const watched = await watching;
   t.equal(watched.code, 0, watched.err.join('\n'));
-  t.same(watched.out.map((line) => line.split('\t')[1]), ['catalog/a', 'catalog/b', 'catalog/c', 'catalog/d']);
+  t.same(
+    watched.out.map((line) => line.split('\t')[1]),
+    ['catalog/a', 'catalog/b', 'catalog/c', 'catalog/d'],
+  );
 });

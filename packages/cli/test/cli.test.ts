@@ -8,7 +8,11 @@ import { eventually, startTestCluster } from './harness.js';
 async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out, err };
 }
 

@@ -21,10 +21,14 @@ datasets:
 
 t.test('client on a real cluster: nearest allowed node, failover after kill -9, never a forbidden region', async (t) => {
   const cluster = await startTestCluster(t, ['eu-west', 'eu-central', 'us-east'], 10, { policyText });
-  const [west, central, us] = cluster.nodes as [typeof cluster.nodes[number], typeof cluster.nodes[number], typeof cluster.nodes[number]];
+  const [west, central, us] = cluster.nodes as [(typeof cluster.nodes)[number], (typeof cluster.nodes)[number], (typeof cluster.nodes)[number]];
   const ca = await readFile(cluster.layout.security.caFile, 'utf8');
   const client = new Client({
-    nodes: cluster.nodes.map((node) => ({ url: node.url, region: node.region })), token: cluster.layout.security.token, ca, near: [51.5, -0.1], healthTtlMs: 0,
+    nodes: cluster.nodes.map((node) => ({ url: node.url, region: node.region })),
+    token: cluster.layout.security.token,
+    ca,
+    near: [51.5, -0.1],
+    healthTtlMs: 0,
   });
   const writer = (token: string | null) => decodeSessionToken(token).dot[0];
 
@@ -43,7 +47,10 @@ t.test('client on a real cluster: nearest allowed node, failover after kill -9, 
   const o2 = await client.put('orders', 'o2', { total: 2 });
   t.equal(writer(o2.token), central.id, 'after kill -9 of eu-west-1 the write went to eu-central-1');
   t.same((await client.get('orders', 'o2'))?.value, { total: 2 }, 'read back');
-  const batch = await client.batch('orders', [{ key: 'o3', value: { total: 3 } }, { key: 'o4', value: { total: 4 } }]);
+  const batch = await client.batch('orders', [
+    { key: 'o3', value: { total: 3 } },
+    { key: 'o4', value: { total: 4 } },
+  ]);
   t.equal(batch.written, 2);
   t.equal(writer(batch.results[0]!.ok ? batch.results[0]!.token : null), central.id);
 

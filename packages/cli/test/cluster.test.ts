@@ -17,20 +17,27 @@ const convergeMsMax = 30_000;
 
 t.test('concurrent writes of every value type in every region converge', async (t) => {
   const cluster = await startTestCluster(t, regions);
-  await Promise.all(cluster.nodes.map(async (node, i) => {
-    for (let k = 0; k < 20; k++) t.equal((await api(node, 'PUT', `/v1/kv/profiles/${node.region}-${k}`, { value: { k, from: node.region } })).status, 200);
-    await api(node, 'POST', '/v1/kv/profiles/shared/ops', { op: 'set', path: ['by', node.region], value: i });
-    await api(node, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: i + 1 });
-    await api(node, 'POST', '/v1/kv/carts/c1/ops', [{ op: 'add', element: node.region }, { op: 'add', element: 'shared' }]);
-  }));
+  await Promise.all(
+    cluster.nodes.map(async (node, i) => {
+      for (let k = 0; k < 20; k++) t.equal((await api(node, 'PUT', `/v1/kv/profiles/${node.region}-${k}`, { value: { k, from: node.region } })).status, 200);
+      await api(node, 'POST', '/v1/kv/profiles/shared/ops', { op: 'set', path: ['by', node.region], value: i });
+      await api(node, 'POST', '/v1/kv/visits/home/ops', { op: 'increment', amount: i + 1 });
+      await api(node, 'POST', '/v1/kv/carts/c1/ops', [
+        { op: 'add', element: node.region },
+        { op: 'add', element: 'shared' },
+      ]);
+    }),
+  );
   // Truly concurrent writes of one field: cut every link, write in every region, heal.
   for (const proxy of cluster.layout.proxies.values()) proxy.partition(true);
   await Promise.all(cluster.nodes.map((node, i) => api(node, 'PUT', '/v1/kv/catalog/price', { value: { price: 10 + i } })));
   for (const proxy of cluster.layout.proxies.values()) proxy.heal();
   const converged = await eventually(async () => {
-    const views = await Promise.all(cluster.nodes.map(async (node) => JSON.stringify([
-      await dump(node, 'profiles'), await dump(node, 'visits'), await dump(node, 'carts'), await dump(node, 'catalog'),
-    ])));
+    const views = await Promise.all(
+      cluster.nodes.map(async (node) =>
+        JSON.stringify([await dump(node, 'profiles'), await dump(node, 'visits'), await dump(node, 'carts'), await dump(node, 'catalog')]),
+      ),
+    );
     return views.every((view) => view === views[0]);
   }, convergeMsMax);
   t.ok(converged, 'every node holds the same documents');
@@ -61,7 +68,7 @@ t.test('a partitioned region (blackhole) catches up after healing; no acknowledg
   }
   t.ok(acknowledged.size > 30, `${acknowledged.size} writes acknowledged during the partition`);
   const before = await dump(usEast!, 'profiles');
-  t.ok(Object.keys(before).length < acknowledged.size, 'us-east did not see the others\' writes while cut off');
+  t.ok(Object.keys(before).length < acknowledged.size, "us-east did not see the others' writes while cut off");
   for (const proxy of cut) proxy!.heal();
   const converged = await eventually(async () => {
     const views = await Promise.all([euWest!, usEast!, apSouth!].map((node) => dump(node, 'profiles')));
@@ -104,8 +111,10 @@ t.test('kill -9 of a daemon mid-stream: restart, convergence, no loss, cursors n
   t.ok(converged, `every node holds all ${acknowledged.size} acknowledged writes`);
   const euCursors = (await api(euWest!, 'GET', '/v1/peers')).body.cursors as Record<string, number>;
   const head = (await api(euWest!, 'GET', '/v1/status')).body.lastSeq as number;
-  t.ok(await eventually(async () => ((await api(euWest!, 'GET', '/v1/peers')).body.cursors[usEast!.id] ?? 0) >= head, 10_000),
-    `eu-west's cursor for us-east reaches its log head ${head} (was ${euCursors[usEast!.id]})`);
+  t.ok(
+    await eventually(async () => ((await api(euWest!, 'GET', '/v1/peers')).body.cursors[usEast!.id] ?? 0) >= head, 10_000),
+    `eu-west's cursor for us-east reaches its log head ${head} (was ${euCursors[usEast!.id]})`,
+  );
 });
 
 t.test('an impostor is refused and receives no data: without a cluster certificate, or with one but the wrong secret or cluster id', async (t) => {
@@ -141,7 +150,18 @@ t.test('an impostor is refused and receives no data: without a cluster certifica
       if (frame.t === 'challenge') {
         const nonce = newNonce();
         const key = Buffer.from(secret);
-        ws.send(encodeFrame({ t: 'hello', v: protocolVersion, cluster: clusterId, node: 'eu-west-1', region: 'eu-west', policy: { version: 0, hash: '' }, nonce, proof: helloProof(key, clusterId, 'eu-west-1', 'eu-west', frame.nonce, nonce) }));
+        ws.send(
+          encodeFrame({
+            t: 'hello',
+            v: protocolVersion,
+            cluster: clusterId,
+            node: 'eu-west-1',
+            region: 'eu-west',
+            policy: { version: 0, hash: '' },
+            nonce,
+            proof: helloProof(key, clusterId, 'eu-west-1', 'eu-west', frame.nonce, nonce),
+          }),
+        );
       }
     });
     const code = await closed;

@@ -98,7 +98,9 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
   await mkdir(outDir, { recursive: true });
   const cluster = await startTestCluster(t, regions, 20, { policyText: devPolicyText(regions) });
   const byRegion = Object.fromEntries(cluster.nodes.map((node) => [node.region, node])) as Record<string, DevNode>;
-  const west = byRegion['eu-west']!, central = byRegion['eu-central']!, us = byRegion['us-east']!;
+  const west = byRegion['eu-west']!,
+    central = byRegion['eu-central']!,
+    us = byRegion['us-east']!;
   const put = async (at: DevNode, dataset: string, key: string, value: unknown, tags?: string[]) => {
     const answer = await api(at, 'PUT', `/v1/kv/${dataset}/${key}`, { value, ...(tags === undefined ? {} : { tags }) });
     t.equal(answer.status, 200, `PUT ${dataset}/${key} on ${at.region}`);
@@ -116,7 +118,11 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
   const expected: Record<string, Record<string, { documents: number; quarantined: number }>> = {
     audits: { 'eu-west-1': { documents: 0, quarantined: 0 }, 'eu-central-1': { documents: 1, quarantined: 0 }, 'us-east-1': { documents: 0, quarantined: 0 } },
     catalog: { 'eu-west-1': { documents: 9, quarantined: 1 }, 'eu-central-1': { documents: 8, quarantined: 0 }, 'us-east-1': { documents: 8, quarantined: 0 } },
-    profiles: { 'eu-west-1': { documents: 2, quarantined: 0 }, 'eu-central-1': { documents: 2, quarantined: 0 }, 'us-east-1': { documents: 1, quarantined: 0 } },
+    profiles: {
+      'eu-west-1': { documents: 2, quarantined: 0 },
+      'eu-central-1': { documents: 2, quarantined: 0 },
+      'us-east-1': { documents: 1, quarantined: 0 },
+    },
   };
   /** Every node's holdings per dataset, from the nodes' own data. */
   const nodesData = async () => {
@@ -132,7 +138,10 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
     data = await nodesData();
     return JSON.stringify(data) === JSON.stringify(expected);
   }, 20_000);
-  t.ok(converged, converged ? 'the writes reached the regions the policy allows' : `not converged: ${JSON.stringify(data)}\n${await linkReport(cluster.nodes)}`);
+  t.ok(
+    converged,
+    converged ? 'the writes reached the regions the policy allows' : `not converged: ${JSON.stringify(data)}\n${await linkReport(cluster.nodes)}`,
+  );
 
   const browser: Browser = await launchBrowser();
   t.teardown(() => browser.close());
@@ -154,7 +163,8 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
     const problems: string[] = [];
     for (const node of cluster.nodes) {
       const { body: status } = await api(node, 'GET', '/v1/status');
-      if (view.lastSeq[node.id] !== status.lastSeq.toLocaleString('en-US')) problems.push(`${node.id} log head: page ${view.lastSeq[node.id]}, API ${status.lastSeq}`);
+      if (view.lastSeq[node.id] !== status.lastSeq.toLocaleString('en-US'))
+        problems.push(`${node.id} log head: page ${view.lastSeq[node.id]}, API ${status.lastSeq}`);
       for (const link of status.links as Array<{ peer: string; state: string; policy: { deniedEntries: number } }>) {
         const stream = view.streams[`${node.id}>${link.peer}`];
         const state = link.state === 'open' ? 'open' : 'down';
@@ -171,7 +181,12 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
       for (const node of cluster.nodes) {
         const shown = view.matrix[dataset]?.[node.id];
         const held = nodes[dataset]![node.id]!;
-        if (shown === undefined || shown.count !== String(held.documents) || shown.text !== String(held.documents) || shown.quarantined !== String(held.quarantined)) {
+        if (
+          shown === undefined ||
+          shown.count !== String(held.documents) ||
+          shown.text !== String(held.documents) ||
+          shown.quarantined !== String(held.quarantined)
+        ) {
           problems.push(`matrix ${dataset} × ${node.id}: page ${JSON.stringify(shown)}, data ${JSON.stringify(held)}`);
         }
       }
@@ -180,7 +195,10 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
   };
   let problems: string[] = [];
   const agrees = await eventually(async () => (problems = await mismatches()).length === 0, pageAgreesMsMax, 500);
-  t.ok(agrees, agrees ? 'stream states, log heads, denials and the dataset × region matrix match the API and the data' : `the page disagrees:\n${problems.join('\n')}`);
+  t.ok(
+    agrees,
+    agrees ? 'stream states, log heads, denials and the dataset × region matrix match the API and the data' : `the page disagrees:\n${problems.join('\n')}`,
+  );
   const healthy = await readPage(page);
   t.equal(healthy.banner.level, 'ok', `the banner is green: ${healthy.banner.text}`);
   t.same(Object.values(healthy.pairs), ['open', 'open', 'open'], 'every link is drawn open');
@@ -193,7 +211,11 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
   };
   const traffic = increments(6_000);
   let rates: string[] = [];
-  const ratesShown = await eventually(async () => (rates = Object.values((await readPage(page)).streams).map((s) => s.rate)).some((rate) => rate !== '0/s' && rate !== ''), 5_000, 250);
+  const ratesShown = await eventually(
+    async () => (rates = Object.values((await readPage(page)).streams).map((s) => s.rate)).some((rate) => rate !== '0/s' && rate !== ''),
+    5_000,
+    250,
+  );
   t.ok(ratesShown, `the page shows the traffic as entries sent per second (${rates.join(', ')})`);
   await new Promise((resolve) => setTimeout(resolve, 4_000));
   await page.screenshot({ path: `${outDir}dashboard-healthy.png`, fullPage: true });
@@ -205,12 +227,22 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
   proxy!.partition(true);
   const cut = [`${west.id}>${us.id}`, `${us.id}>${west.id}`];
   let view = healthy;
-  const shownDown = await eventually(async () => {
-    view = await readPage(page);
-    return cut.every((key) => view.streams[key]?.state === 'down' && view.streams[key]!.text.startsWith('down'))
-      && view.pairs[`${west.id}|${us.id}`] === 'down' && view.banner.level === 'down';
-  }, linkDownShownMsMax, 250);
-  t.ok(shownDown, shownDown ? `the cut link is shown down within ${linkDownShownMsMax} ms` : `not shown down: ${JSON.stringify(view)}\n${await linkReport(cluster.nodes)}`);
+  const shownDown = await eventually(
+    async () => {
+      view = await readPage(page);
+      return (
+        cut.every((key) => view.streams[key]?.state === 'down' && view.streams[key]!.text.startsWith('down')) &&
+        view.pairs[`${west.id}|${us.id}`] === 'down' &&
+        view.banner.level === 'down'
+      );
+    },
+    linkDownShownMsMax,
+    250,
+  );
+  t.ok(
+    shownDown,
+    shownDown ? `the cut link is shown down within ${linkDownShownMsMax} ms` : `not shown down: ${JSON.stringify(view)}\n${await linkReport(cluster.nodes)}`,
+  );
   t.match(view.banner.text, /links? down: .*(eu-west ↔ us-east|us-east ↔ eu-west)/, 'the banner names the link');
 
   // Writes in eu-west now wait for the link: the page shows the backlog the node reports.
@@ -219,27 +251,51 @@ t.test('dashboard: the page shows what the nodes report, and a cut link down wit
   await put(west, 'catalog', 'w0', { name: 'from eu-west' });
   await put(us, 'catalog', 'w0', { name: 'from us-east' });
   let backlog = { page: '', api: -1 };
-  const backlogShown = await eventually(async () => {
-    const { body: status } = await api(west, 'GET', '/v1/status');
-    const link = (status.links as Array<{ peer: string; backlogEntries: number }>).find((l) => l.peer === us.id)!;
-    backlog = { page: (await readPage(page)).streams[`${west.id}>${us.id}`]?.backlog ?? '', api: link.backlogEntries };
-    return link.backlogEntries >= 5 && backlog.page === String(link.backlogEntries);
-  }, pageAgreesMsMax, 250);
+  const backlogShown = await eventually(
+    async () => {
+      const { body: status } = await api(west, 'GET', '/v1/status');
+      const link = (status.links as Array<{ peer: string; backlogEntries: number }>).find((l) => l.peer === us.id)!;
+      backlog = { page: (await readPage(page)).streams[`${west.id}>${us.id}`]?.backlog ?? '', api: link.backlogEntries };
+      return link.backlogEntries >= 5 && backlog.page === String(link.backlogEntries);
+    },
+    pageAgreesMsMax,
+    250,
+  );
   t.ok(backlogShown, `the backlog behind the cut link is shown as the node reports it (${JSON.stringify(backlog)})`);
   // The other links stay as the nodes report them (open, unless something else broke: then the page must say so too).
   const stillAgrees = await eventually(async () => (problems = await mismatches()).length === 0, pageAgreesMsMax, 500);
-  t.ok(stillAgrees, stillAgrees ? 'during the cut the page still matches the API and the data' : `the page disagrees:\n${problems.join('\n')}\n${await linkReport(cluster.nodes)}`);
+  t.ok(
+    stillAgrees,
+    stillAgrees
+      ? 'during the cut the page still matches the API and the data'
+      : `the page disagrees:\n${problems.join('\n')}\n${await linkReport(cluster.nodes)}`,
+  );
   const during = await readPage(page);
-  t.same(Object.entries(during.streams).filter(([, s]) => s.state === 'down').map(([key]) => key).sort(), [...cut].sort(),
-    `only the cut link is down: ${JSON.stringify(during.streams)}\n${await linkReport(cluster.nodes)}`);
+  t.same(
+    Object.entries(during.streams)
+      .filter(([, s]) => s.state === 'down')
+      .map(([key]) => key)
+      .sort(),
+    [...cut].sort(),
+    `only the cut link is down: ${JSON.stringify(during.streams)}\n${await linkReport(cluster.nodes)}`,
+  );
   await page.screenshot({ path: `${outDir}dashboard-link-down.png`, fullPage: true });
 
   proxy!.heal();
-  const healed = await eventually(async () => {
-    view = await readPage(page);
-    return Object.values(view.streams).every((s) => s.state === 'open') && view.banner.level !== 'down' && view.conflicts > 0;
-  }, 60_000, 500);
-  t.ok(healed, healed ? 'after healing every link is shown open again, with the conflict the cut caused' : `not healed: ${JSON.stringify(view)}\n${await linkReport(cluster.nodes)}`);
+  const healed = await eventually(
+    async () => {
+      view = await readPage(page);
+      return Object.values(view.streams).every((s) => s.state === 'open') && view.banner.level !== 'down' && view.conflicts > 0;
+    },
+    60_000,
+    500,
+  );
+  t.ok(
+    healed,
+    healed
+      ? 'after healing every link is shown open again, with the conflict the cut caused'
+      : `not healed: ${JSON.stringify(view)}\n${await linkReport(cluster.nodes)}`,
+  );
   await page.screenshot({ path: `${outDir}dashboard-healed.png`, fullPage: true });
   t.same(pageErrors, [], 'no script errors on the page');
 });

@@ -57,7 +57,7 @@ async function up(t: { ok(value: unknown, message: string): void }, run: Dev): P
   t.ok(ready && run.child.exitCode === null, `the cluster came up: ${run.stdout()} ${run.stderr()}`);
 }
 
-t.test('the nodes stop with their parent (Ctrl-C, SIGKILL, a failure); the policy is the user\'s; other regions beside', async (t) => {
+t.test("the nodes stop with their parent (Ctrl-C, SIGKILL, a failure); the policy is the user's; other regions beside", async (t) => {
   const cwd = await mkdtemp(join(tmpdir(), 'tessera-dev-'));
   t.teardown(async () => {
     for (const pid of processesMentioning(cwd)) process.kill(pid, 'SIGKILL');
@@ -71,7 +71,11 @@ t.test('the nodes stop with their parent (Ctrl-C, SIGKILL, a failure); the polic
   const first = dev(cwd, ['--regions', regions, '--base-port', basePort, '--verbose']);
   await up(t, first);
   t.equal(processesMentioning(folder).length, 2, 'one process per region, in the folder of that set of regions');
-  t.match(first.stderr(), /"level":30.*"node":"eu-west-1".*"msg":"daemon-started"/, '--verbose: the nodes\' events as levelled records (JSON when not on a terminal)');
+  t.match(
+    first.stderr(),
+    /"level":30.*"node":"eu-west-1".*"msg":"daemon-started"/,
+    "--verbose: the nodes' events as levelled records (JSON when not on a terminal)",
+  );
   first.child.kill('SIGINT');
   t.equal(await first.exit, 0, 'Ctrl-C: exit 0');
   t.same(processesMentioning(folder), [], 'and no node left');
@@ -96,10 +100,16 @@ t.test('the nodes stop with their parent (Ctrl-C, SIGKILL, a failure); the polic
   t.equal(processesMentioning(folder).length, 2);
   second.child.kill('SIGKILL');
   await second.exit;
-  t.ok(await eventually(async () => processesMentioning(folder).length === 0, orphanExitMsMax), `the nodes exit within ${orphanExitMsMax} ms of the parent's SIGKILL`);
+  t.ok(
+    await eventually(async () => processesMentioning(folder).length === 0, orphanExitMsMax),
+    `the nodes exit within ${orphanExitMsMax} ms of the parent's SIGKILL`,
+  );
 
   // A seeding failure: a policy that keeps the catalog out of us-east makes the demo write there fail.
-  await writeFile(policyFile, edited.replace('version: 2', 'version: 3').replace('catalog:  { type: map, placement: global', 'catalog:  { type: map, placement: { regions: [eu-west] }'));
+  await writeFile(
+    policyFile,
+    edited.replace('version: 2', 'version: 3').replace('catalog:  { type: map, placement: global', 'catalog:  { type: map, placement: { regions: [eu-west] }'),
+  );
   const third = dev(cwd, ['--regions', regions, '--base-port', basePort]);
   t.equal(await third.exit, 1, 'a seeding error: exit 1');
   t.match(third.stderr(), /ERR_POLICY_DENIED|421/, `with the reason: ${third.stderr()}`);
@@ -109,15 +119,32 @@ t.test('the nodes stop with their parent (Ctrl-C, SIGKILL, a failure); the polic
   await writeFile(policyFile, (await readFile(policyFile, 'utf8')).replace(/^ {2}us-east:.*\n/m, ''));
   const refused = dev(cwd, ['--regions', regions, '--base-port', basePort]);
   t.equal(await refused.exit, 1);
-  t.match(refused.stderr(), /ERR_POLICY_INVALID: .*eu-west\+us-east\/policy\.yaml \(version 3\) has no region us-east, which --regions asks for/, 'the message names the file and the region');
+  t.match(
+    refused.stderr(),
+    /ERR_POLICY_INVALID: .*eu-west\+us-east\/policy\.yaml \(version 3\) has no region us-east, which --regions asks for/,
+    'the message names the file and the region',
+  );
   t.same(processesMentioning(cwd), [], 'nothing was started');
 });
 
 t.test('node log lines as levelled, readable records', async (t) => {
   let text = '';
-  const terminal = Object.assign(new Writable({ write: (chunk, _encoding, done) => ((text += String(chunk)), done()) }), { isTTY: true });
+  const terminal = Object.assign(
+    new Writable({
+      write: (chunk, _encoding, done) => {
+        text += String(chunk);
+        done();
+      },
+    }),
+    { isTTY: true },
+  );
   const logger = devLogger('debug', terminal);
-  logNodeLine(logger, 'eu-west-1', JSON.stringify({ time: '2026-01-01T00:00:00Z', node: 'eu-west-1', region: 'eu-west', event: 'daemon-started', url: 'http://x' }), 'stdout');
+  logNodeLine(
+    logger,
+    'eu-west-1',
+    JSON.stringify({ time: '2026-01-01T00:00:00Z', node: 'eu-west-1', region: 'eu-west', event: 'daemon-started', url: 'http://x' }),
+    'stdout',
+  );
   logNodeLine(logger, 'eu-west-1', JSON.stringify({ node: 'eu-west-1', event: 'link-failed', peer: 'us-east-1', error: 'ECONNREFUSED' }), 'stdout');
   logNodeLine(logger, 'eu-west-1', JSON.stringify({ node: 'eu-west-1', event: 'http_request', status: 200 }), 'stdout');
   logNodeLine(logger, 'eu-west-1', 'TypeError: boom', 'stderr');
@@ -131,7 +158,18 @@ t.test('node log lines as levelled, readable records', async (t) => {
   t.not(text, plain, 'coloured');
 
   let quiet = '';
-  const quietLogger = devLogger('warn', Object.assign(new Writable({ write: (chunk, _encoding, done) => ((quiet += String(chunk)), done()) }), { isTTY: false }));
+  const quietLogger = devLogger(
+    'warn',
+    Object.assign(
+      new Writable({
+        write: (chunk, _encoding, done) => {
+          quiet += String(chunk);
+          done();
+        },
+      }),
+      { isTTY: false },
+    ),
+  );
   logNodeLine(quietLogger, 'eu-west-1', JSON.stringify({ event: 'daemon-started' }), 'stdout');
   logNodeLine(quietLogger, 'eu-west-1', JSON.stringify({ event: 'link-failed', error: 'x' }), 'stdout');
   t.equal(quiet.trim().split('\n').length, 1, 'the default level keeps warnings only');

@@ -8,7 +8,13 @@ import { api, dump, eventually, linkReport, startTestCluster } from './harness.j
 
 const regions = ['eu-west', 'us-east', 'ap-south'];
 
-interface Link { peer: string; state: string; sent: { entries: number }; received: { entries: number }; forwardedEntries: number }
+interface Link {
+  peer: string;
+  state: string;
+  sent: { entries: number };
+  received: { entries: number };
+  forwardedEntries: number;
+}
 async function links(node: { url: string }): Promise<Link[]> {
   return (await api(node as never, 'GET', '/v1/status')).body.links as Link[];
 }
@@ -19,7 +25,13 @@ t.test('healthy mesh: each change is sent once per target', async (t) => {
   t.ok(await eventually(async () => (await Promise.all(cluster.nodes.map(links))).flat().every((l) => l.state === 'open'), 10_000), 'all links open');
   const writes = 200;
   for (let i = 0; i < writes; i++) await api(euWest!, 'PUT', `/v1/kv/profiles/h${i}`, { value: { i } });
-  t.ok(await eventually(async () => Object.keys(await dump(usEast!, 'profiles')).length >= writes && Object.keys(await dump(apSouth!, 'profiles')).length >= writes, 20_000), 'both regions hold every write');
+  t.ok(
+    await eventually(
+      async () => Object.keys(await dump(usEast!, 'profiles')).length >= writes && Object.keys(await dump(apSouth!, 'profiles')).length >= writes,
+      20_000,
+    ),
+    'both regions hold every write',
+  );
   await new Promise((resolve) => setTimeout(resolve, 2_500)); // a couple of ping rounds: late forwarding would show now
   const fromEu = await links(euWest!);
   for (const peer of [usEast!, apSouth!]) {
@@ -39,7 +51,10 @@ t.test('direct link down: changes arrive through the third region', async (t) =>
   t.ok(await eventually(async () => (await Promise.all(cluster.nodes.map(links))).flat().every((l) => l.state === 'open'), 10_000), 'all links open');
   const direct = cluster.layout.proxies.get(`${euWest!.id}>${usEast!.id}`)!;
   direct.partition(true);
-  t.ok(await eventually(async () => (await links(usEast!)).find((l) => l.peer === euWest!.id)!.state !== 'open', 10_000), 'us-east sees its link to eu-west down');
+  t.ok(
+    await eventually(async () => (await links(usEast!)).find((l) => l.peer === euWest!.id)!.state !== 'open', 10_000),
+    'us-east sees its link to eu-west down',
+  );
   const writes = 100;
   for (let i = 0; i < writes; i++) await api(euWest!, 'PUT', `/v1/kv/profiles/f${i}`, { value: { i } });
   const arrived = await eventually(async () => Object.keys(await dump(usEast!, 'profiles')).filter((k) => k.startsWith('f')).length === writes, 20_000);

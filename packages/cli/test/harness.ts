@@ -179,7 +179,10 @@ export async function linkReport(nodes: readonly DevNode[]): Promise<string> {
   for (const node of nodes) {
     try {
       const { body } = await api(node, 'GET', '/v1/status');
-      for (const l of body.links) lines.push(`${node.id}>${l.peer}: ${l.state} cursor=${l.cursor} head=${l.head} backlog=${l.backlogEntries} inflight=${l.inflightBatches} sent=${l.sent.entries} recv=${l.received.entries}/${l.received.applied} err=${l.lastError}`);
+      for (const l of body.links)
+        lines.push(
+          `${node.id}>${l.peer}: ${l.state} cursor=${l.cursor} head=${l.head} backlog=${l.backlogEntries} inflight=${l.inflightBatches} sent=${l.sent.entries} recv=${l.received.entries}/${l.received.applied} err=${l.lastError}`,
+        );
     } catch (error) {
       lines.push(`${node.id}: status failed: ${(error as Error).message}`);
     }

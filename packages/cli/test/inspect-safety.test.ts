@@ -15,7 +15,11 @@ import { terminalSafe } from '../src/terminal-text.js';
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -34,7 +38,12 @@ t.test('inspect of a data directory: stored escape sequences and bidi controls a
   const replica = await Replica.open({ path: data, node: 'eu-west-1', region: 'eu-west', durability: 'os' });
   await replica.put('notes', 'n1', { text: hostile });
   await replica.close();
-  for (const args of [['doc', 'notes', 'n1'], ['doc', 'notes', 'n1', '--json'], ['log', '--values'], ['log', '--values', '--json']]) {
+  for (const args of [
+    ['doc', 'notes', 'n1'],
+    ['doc', 'notes', 'n1', '--json'],
+    ['log', '--values'],
+    ['log', '--values', '--json'],
+  ]) {
     const answer = await cli(['inspect', data, ...args]);
     t.equal(answer.code, 0, `${args.join(' ')}: ${answer.err}`);
     t.notMatch(answer.out, /[\u001b\u0007\u009b\u202e\u202c]/, `${args.join(' ')}: no raw control or bidi character`);
@@ -51,7 +60,7 @@ t.test('inspect of a data directory: stored escape sequences and bidi controls a
   t.notMatch(answer.out, /n1/, 'nothing behind the symlinks was read');
 });
 
-t.test('inspect --url refuses an answer that is not a node\'s', async (t) => {
+t.test("inspect --url refuses an answer that is not a node's", async (t) => {
   const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(req.url?.startsWith('/v1/inspect/keys') ? '{"node":"x","region":"y","items":"\\u001b[2J"}' : '[1,2,3]');

@@ -16,7 +16,11 @@ import { api, eventually, startTestCluster } from './harness.js';
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -41,7 +45,7 @@ async function files(dir: string): Promise<Record<string, { bytes: string; mtime
 
 t.test('inspect a running node with --url, then its directory offline: the same answers', async (t) => {
   const cluster = await startTestCluster(t, ['eu-west', 'us-east']);
-  const [eu, us] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+  const [eu, us] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
   const dir = join(cluster.layout.dir, 'data', eu.id);
   const put = async (node: typeof eu, path: string, body: unknown) => t.equal((await api(node, 'PUT', path, body)).status, 200, `PUT ${path}`);
   await put(eu, '/v1/kv/profiles/ada', { value: { name: 'Ada' }, tags: ['pii'] });
@@ -61,14 +65,17 @@ t.test('inspect a running node with --url, then its directory offline: the same 
 
   // ---- online
   const locked = await cli(['inspect', dir, 'summary']);
-  t.equal(locked.code, 1, 'the running node\'s directory is refused');
+  t.equal(locked.code, 1, "the running node's directory is refused");
   t.match(locked.err, /ERR_STORE_LOCKED: data directory .* is in use by a running node .*--url/);
 
   const summary = await json(t, ['inspect', '--url', eu.url, 'summary']);
   t.match(summary, { node: eu.id, region: 'eu-west', format: storeFormatVersion, scan: { complete: true } });
-  t.match(summary.datasets.find((d: { dataset: string }) => d.dataset === 'profiles'), { documents: 5, live: 4, deleted: 1, conflicts: 0 });
+  t.match(
+    summary.datasets.find((d: { dataset: string }) => d.dataset === 'profiles'),
+    { documents: 5, live: 4, deleted: 1, conflicts: 0 },
+  );
   t.ok(summary.datasets.find((d: { dataset: string }) => d.dataset === 'catalog').conflicts >= 1, 'catalog has the conflict');
-  t.equal(summary.log.head, (await api(eu, 'GET', '/v1/status')).body.lastSeq, 'the log head is the node\'s');
+  t.equal(summary.log.head, (await api(eu, 'GET', '/v1/status')).body.lastSeq, "the log head is the node's");
   t.same(summary.policy.enforced.version, (await api(eu, 'GET', '/v1/policy')).body.enforced.version);
   t.same(summary.policy.enforced.hash, (await api(eu, 'GET', '/v1/policy')).body.enforced.hash);
   const summaryTable = await cli(['inspect', '--url', eu.url, 'summary']);
@@ -76,9 +83,16 @@ t.test('inspect a running node with --url, then its directory offline: the same 
   t.match(summaryTable.out, new RegExp(`policy v${summary.policy.enforced.version} enforced`));
 
   const keys = await json(t, ['inspect', '--url', eu.url, 'keys', 'profiles']);
-  t.same(keys.items.map((item: { key: string }) => item.key), ['ada', 'bob', 'user-0', 'user-1', 'user-2']);
+  t.same(
+    keys.items.map((item: { key: string }) => item.key),
+    ['ada', 'bob', 'user-0', 'user-1', 'user-2'],
+  );
   const listed = (await api(eu, 'GET', '/v1/kv/profiles')).body.items.map((item: { key: string }) => item.key);
-  t.same(keys.items.filter((item: { state: string }) => item.state === 'live').map((item: { key: string }) => item.key), listed, 'live keys are the API\'s');
+  t.same(
+    keys.items.filter((item: { state: string }) => item.state === 'live').map((item: { key: string }) => item.key),
+    listed,
+    "live keys are the API's",
+  );
   const keysTable = await cli(['inspect', '--url', eu.url, 'keys', 'profiles', '--prefix', 'user-', '--limit', '2']);
   t.match(keysTable.out, /^user-0\s+map\s+live/m);
   t.match(keysTable.out, /more documents: continue with --after "user-1"/);
@@ -86,11 +100,14 @@ t.test('inspect a running node with --url, then its directory offline: the same 
 
   const item = await json(t, ['inspect', '--url', eu.url, 'doc', 'catalog', 'item']);
   const view = (await api(eu, 'GET', '/v1/kv/catalog/item')).body;
-  t.same(item.value, view.value, 'the value is the API\'s');
+  t.same(item.value, view.value, "the value is the API's");
   t.same(item.context, view.context);
   t.same(item.conflicts, view.conflicts);
   t.equal(item.siblings[0].entries.length, 2, 'both concurrent prices are kept');
-  t.same(item.nodes.map((n: { node: string }) => n.node), [eu.id, us.id]);
+  t.same(
+    item.nodes.map((n: { node: string }) => n.node),
+    [eu.id, us.id],
+  );
   const docTable = await cli(['inspect', '--url', eu.url, 'doc', 'catalog', 'item']);
   t.match(docTable.out, /concurrent values at price/);
   t.match(docTable.out, new RegExp(`^${view.value.price}\\s+\\S+:1\\s+\\S+\\s+yes$`, 'm'), 'the shown value is marked');
@@ -99,18 +116,30 @@ t.test('inspect a running node with --url, then its directory offline: the same 
   const tail = await json(t, ['inspect', '--url', eu.url, 'log', '--limit', '3']);
   t.ok(tail.entries.length > 0 && tail.entries.length <= 3);
   t.equal(tail.entries[tail.entries.length - 1].seq, summary.log.head, 'the newest entries end at the head');
-  t.notOk(tail.entries.some((e: object) => 'value' in e), 'no values unless asked');
+  t.notOk(
+    tail.entries.some((e: object) => 'value' in e),
+    'no values unless asked',
+  );
   const withValues = await json(t, ['inspect', '--url', eu.url, 'log', '--from', '1', '--to', '1', '--values']);
-  t.same(withValues.entries.map((e: { value?: unknown }) => e.value), [{ name: 'Ada' }]);
+  t.same(
+    withValues.entries.map((e: { value?: unknown }) => e.value),
+    [{ name: 'Ada' }],
+  );
 
   const peers = await json(t, ['inspect', '--url', eu.url, 'peers']);
   t.match(peers.links, [{ peer: us.id, state: 'open' }], 'with --url: the live links');
-  t.ok(peers.cursors.some((c: { peer: string }) => c.peer === us.id), 'the durable cursors');
-  t.same(peers.frontiers.map((f: { origin: string }) => f.origin), [us.id]);
+  t.ok(
+    peers.cursors.some((c: { peer: string }) => c.peer === us.id),
+    'the durable cursors',
+  );
+  t.same(
+    peers.frontiers.map((f: { origin: string }) => f.origin),
+    [us.id],
+  );
   t.match((await cli(['inspect', '--url', eu.url, 'peers'])).out, new RegExp(`^${us.id}\\s+main\\s+\\d+\\s+\\d+\\s+open\\s+\\d+\\s+\\d+ ms\\s+\\d+$`, 'm'));
 
   const conflicts = await json(t, ['inspect', '--url', eu.url, 'conflicts']);
-  t.same(conflicts.conflicts, (await api(eu, 'GET', '/v1/conflicts')).body.conflicts, 'the API\'s conflict records');
+  t.same(conflicts.conflicts, (await api(eu, 'GET', '/v1/conflicts')).body.conflicts, "the API's conflict records");
   t.equal(conflicts.more, false);
 
   // ---- offline, once the node is stopped
@@ -133,9 +162,17 @@ t.test('inspect a running node with --url, then its directory offline: the same 
 
   const snapshot = await openDataDirectorySnapshot(dir, await masterKeyFromEnv());
   t.teardown(() => snapshot.close());
-  t.same(await offline(['summary']), JSON.parse(JSON.stringify(await inspectSummary(snapshot.reader))), 'summary: the store\'s answer');
-  t.same(await offline(['log', '--from', '0', '--limit', '1000']), JSON.parse(JSON.stringify(await inspectLog(snapshot.reader, { from: 0, limit: 1000 }))), 'log: the store\'s answer');
-  t.same({ ...offlinePeers, links: undefined }, { ...JSON.parse(JSON.stringify(await inspectPeers(snapshot.reader))), links: undefined }, 'peers: the store\'s answer');
+  t.same(await offline(['summary']), JSON.parse(JSON.stringify(await inspectSummary(snapshot.reader))), "summary: the store's answer");
+  t.same(
+    await offline(['log', '--from', '0', '--limit', '1000']),
+    JSON.parse(JSON.stringify(await inspectLog(snapshot.reader, { from: 0, limit: 1000 }))),
+    "log: the store's answer",
+  );
+  t.same(
+    { ...offlinePeers, links: undefined },
+    { ...JSON.parse(JSON.stringify(await inspectPeers(snapshot.reader))), links: undefined },
+    "peers: the store's answer",
+  );
   t.same(await files(dir), before, 'the offline reads changed no file of the directory');
 });
 

@@ -146,7 +146,10 @@ t.test('latency with jitter keeps a stream intact and in order', { timeout: 30_0
   const heldMs: number[] = [];
   const echo = await startEcho(t);
   const proxy = await startProxy(t, {
-    targetPort: echo.port, latencyMs, jitterMs: 10, random: prng(seed + 1),
+    targetPort: echo.port,
+    latencyMs,
+    jitterMs: 10,
+    random: prng(seed + 1),
     onData: (direction, chunk, _connection, held) => {
       (direction === 'forward' ? forward : backward).push(chunk);
       heldMs.push(held);
@@ -170,7 +173,10 @@ t.test('latency with jitter keeps a stream intact and in order', { timeout: 30_0
   t.equal(sha256(backward), sha256(sent), 'onData saw the backward stream in order');
   t.ok(client.firstByteAtMs! - firstWriteAtMs >= 2 * latencyMs, 'the first echo took at least one latency each way');
   // A chunk is held at least the latency (jitter only adds), and never absurdly long on an idle loopback.
-  t.ok(heldMs.every((held) => held >= latencyMs - 1 && held < 5_000), `onData reports how long each chunk was held (${Math.min(...heldMs).toFixed(1)}–${Math.max(...heldMs).toFixed(1)} ms)`);
+  t.ok(
+    heldMs.every((held) => held >= latencyMs - 1 && held < 5_000),
+    `onData reports how long each chunk was held (${Math.min(...heldMs).toFixed(1)}–${Math.max(...heldMs).toFixed(1)} ms)`,
+  );
   t.match(proxy.stats(), { bytesForward: sentBytes, bytesBackward: sentBytes, droppedBytes: 0, queuedBytes: 0 });
 });
 
@@ -218,7 +224,7 @@ t.test('blackhole drops and counts bytes, keeps connections, and heal restores t
   await until(() => proxy.stats().droppedBytes === 100, 'the proxy to drop 100 bytes');
   const second = await Client.connect(t, proxy.port);
   second.socket.write(Buffer.alloc(7, 'y'));
-  await until(() => proxy.stats().droppedBytes === 107, 'the proxy to drop the new connection\'s 7 bytes');
+  await until(() => proxy.stats().droppedBytes === 107, "the proxy to drop the new connection's 7 bytes");
   t.equal(echo.bytesReceived, 1, 'the echo server received nothing while blackholed');
   t.equal(echo.sockets.length, 1, 'the new connection did not reach the target');
   t.equal(first.bytes, 1, 'the client received nothing more');
@@ -267,7 +273,7 @@ t.test('stall holds one direction in order, lets the other flow, and delivers ev
   client.socket.write('b');
   client.socket.write('c');
   serverSocket!.write('S');
-  await until(() => client.bytes === 2, 'the server\'s own byte through the open direction');
+  await until(() => client.bytes === 2, "the server's own byte through the open direction");
   await sleep(50);
   t.equal(echo.bytesReceived, 1, 'nothing crossed the stalled direction');
   t.equal(proxy.queuedBytes(), 2, 'the stalled bytes are held');
@@ -340,7 +346,9 @@ t.test('stats and onData count delivered bytes per direction exactly', { timeout
   });
   const seen = { forward: [] as Buffer[], backward: [] as Buffer[] };
   const proxy = await startProxy(t, {
-    targetPort: responder.port, latencyMs: 5, onData: (direction, chunk) => seen[direction].push(chunk),
+    targetPort: responder.port,
+    latencyMs: 5,
+    onData: (direction, chunk) => seen[direction].push(chunk),
   });
   const client = await Client.connect(t, proxy.port);
   client.socket.end(request);
@@ -351,7 +359,11 @@ t.test('stats and onData count delivered bytes per direction exactly', { timeout
   t.ok(Buffer.concat(seen.backward).equals(response), 'onData backward = the response');
   await until(() => proxy.stats().connectionsOpen === 0, 'the proxy to forget the closed connection');
   t.match(proxy.stats(), {
-    connections: 1, bytesForward: request.length, bytesBackward: response.length, droppedBytes: 0, queuedBytes: 0,
+    connections: 1,
+    bytesForward: request.length,
+    bytesBackward: response.length,
+    droppedBytes: 0,
+    queuedBytes: 0,
   });
 });
 

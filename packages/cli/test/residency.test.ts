@@ -34,7 +34,9 @@ rules:
     release: "'reviewed' in doc.tags"
 `;
 // v2, applied in the middle of traffic: orders may no longer live in us-east.
-const policyV2 = policyV1.replace('version: 1', 'version: 2').replace('orders:   { type: map, placement: { regions: [eu-west, us-east] } }', 'orders:   { type: map, placement: { regions: [eu-west] } }');
+const policyV2 = policyV1
+  .replace('version: 1', 'version: 2')
+  .replace('orders:   { type: map, placement: { regions: [eu-west, us-east] } }', 'orders:   { type: map, placement: { regions: [eu-west] } }');
 
 interface Chunk {
   readonly link: string;
@@ -60,7 +62,7 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
     policyText: policyV1,
     onData: (link, direction, chunk, connection) => tap.feed(`${link}:${direction}:${connection}`, chunk),
   });
-  const [west, central, us] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+  const [west, central, us] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
   const node = { 'eu-west': west, 'eu-central': central, 'us-east': us } as const;
   const put = async (at: typeof west, dataset: string, key: string, value: unknown, tags?: string[]) => {
     const answer = await api(at, 'PUT', `/v1/kv/${dataset}/${key}`, { value, ...(tags === undefined ? {} : { tags }) });
@@ -91,7 +93,8 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   await put(west, 'catalog', 'mk-quarantine', { v: 'mv-quarantine' }, ['quarantine']);
   // Replicated everywhere, then quarantined: the other regions purge it.
   await put(west, 'catalog', 'mk-late', { v: 'mv-late' });
-  const everywhere = async (key: string) => (await Promise.all(cluster.nodes.map((n) => api(n, 'GET', `/v1/kv/catalog/${key}`)))).every((a) => a.status === 200);
+  const everywhere = async (key: string) =>
+    (await Promise.all(cluster.nodes.map((n) => api(n, 'GET', `/v1/kv/catalog/${key}`)))).every((a) => a.status === 200);
   await check(() => everywhere('mk-late'), 'mk-late replicated everywhere');
   await tag(west, 'catalog', 'mk-late', ['quarantine']);
   const lateQuarantinedAtMs = Date.now();
@@ -112,7 +115,11 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   await writeFile(policyFile, policyV2);
   const lines: string[] = [];
   // Signed with the cluster's operator key: nodes install no unsigned version.
-  t.equal(await runCli(['policy', 'sign', policyFile, '--key', cluster.layout.security.operatorKey, '--cluster', 'dev'], (line) => lines.push(line)), 0, 'policy v2 signed');
+  t.equal(
+    await runCli(['policy', 'sign', policyFile, '--key', cluster.layout.security.operatorKey, '--cluster', 'dev'], (line) => lines.push(line)),
+    0,
+    'policy v2 signed',
+  );
   const code = await runCli(['policy', 'apply', policyFile, '--url', west.url, central.url, us.url], (line) => lines.push(line));
   t.equal(code, 0, code === 0 ? 'policy v2 applied: shadow, then enforce' : `policy apply: ${lines.join('\n')}`);
   // Orders written from here on were written under v2 at eu-west: they must never reach us-east.
@@ -130,7 +137,12 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   // Converged: every allowed copy is the same.
   const same = async (dataset: string, key: string, where: readonly string[]) => {
     const answers = await Promise.all(where.map((region) => api(node[region as keyof typeof node], 'GET', `/v1/kv/${dataset}/${key}`)));
-    return answers.every((a) => a.status === 200 && JSON.stringify(a.body.value) === JSON.stringify(answers[0]!.body.value) && JSON.stringify(a.body.context) === JSON.stringify(answers[0]!.body.context));
+    return answers.every(
+      (a) =>
+        a.status === 200 &&
+        JSON.stringify(a.body.value) === JSON.stringify(answers[0]!.body.value) &&
+        JSON.stringify(a.body.context) === JSON.stringify(answers[0]!.body.context),
+    );
   };
   const allowedCopies: Array<[string, string, string[]]> = [
     ['catalog', 'mk-global-cat', regions],
@@ -148,10 +160,13 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   t.ok(await eventually(async () => (await api(us, 'GET', '/v1/kv/catalog/mk-late')).status !== 200, 20_000), 'us-east purged the late-quarantined document');
   t.ok(await eventually(async () => (await api(central, 'GET', '/v1/kv/catalog/mk-late')).status !== 200, 20_000), 'eu-central purged it too');
   t.ok(await eventually(async () => (await api(us, 'GET', '/v1/kv/orders?limit=10')).body?.items?.length === 0, 20_000), 'us-east purged its orders under v2');
-  t.ok(await eventually(async () => {
-    const { body } = await api(west, 'GET', `/v1/kv/orders?limit=1000`);
-    return body.items.length === ordersWritten;
-  }, 20_000), 'eu-west holds every order');
+  t.ok(
+    await eventually(async () => {
+      const { body } = await api(west, 'GET', `/v1/kv/orders?limit=1000`);
+      return body.items.length === ordersWritten;
+    }, 20_000),
+    'eu-west holds every order',
+  );
 
   // Forbidden: markers per region, for the whole run (the wire) and at the end (the disk).
   const forbidden: Record<string, string[]> = {
@@ -175,7 +190,8 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
     const linkRegions = chunk.link.split('>').map(regionOfNode);
     for (const region of linkRegions) {
       for (const marker of forbidden[region]!) if (chunk.bytes.includes(marker)) problems.push(`${marker} crossed link ${chunk.link} (touches ${region})`);
-      if (region === 'us-east') for (const marker of ordersUnderV2) if (chunk.bytes.includes(marker)) problems.push(`${marker} (written under v2) crossed ${chunk.link}`);
+      if (region === 'us-east')
+        for (const marker of ordersUnderV2) if (chunk.bytes.includes(marker)) problems.push(`${marker} (written under v2) crossed ${chunk.link}`);
     }
     // Before the release, the quarantined document left no region at all.
     if (chunk.atMs < releasedAtMs && chunk.bytes.includes('mv-quarantine')) problems.push(`mv-quarantine crossed ${chunk.link} before its release`);
@@ -185,7 +201,10 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   t.ok(chunks.length > 20, `the tap saw the traffic (${chunks.length} payload pieces)`);
   // A control: eu-west-1 dials us-east-1, so what it sends is masked on the wire; the unmasked payloads on that
   // link must show the global document it wrote.
-  t.ok(chunks.some((c) => c.link === 'eu-west-1>us-east-1' && c.bytes.includes('mv-global-cat')), 'the tap reads what legitimately crosses, masked direction included');
+  t.ok(
+    chunks.some((c) => c.link === 'eu-west-1>us-east-1' && c.bytes.includes('mv-global-cat')),
+    'the tap reads what legitimately crosses, masked direction included',
+  );
   for (const n of cluster.nodes) {
     for (const file of await filesOf(join(cluster.layout.dir, 'data', n.id))) {
       for (const marker of [...forbidden[n.region]!, ...onDiskAtEnd[n.region]!]) {
@@ -196,14 +215,27 @@ t.test('residency: nothing reaches a region the policy forbids, on the wire or o
   t.same(problems, [], 'no forbidden key, value or tag on any link or disk');
 
   // The audit tells the story, and its chains are intact.
-  const audit = async (at: typeof west) => (await api(at, 'GET', '/v1/audit?limit=10000')).body.entries as Array<{ kind: string; details: Record<string, unknown> }>;
+  const audit = async (at: typeof west) =>
+    (await api(at, 'GET', '/v1/audit?limit=10000')).body.entries as Array<{ kind: string; details: Record<string, unknown> }>;
   const westAudit = await audit(west);
-  t.ok(westAudit.some((e) => e.kind === 'quarantine-hold'), 'eu-west audited the quarantine holds');
-  t.ok(westAudit.some((e) => e.kind === 'quarantine-release'), 'eu-west audited the release');
+  t.ok(
+    westAudit.some((e) => e.kind === 'quarantine-hold'),
+    'eu-west audited the quarantine holds',
+  );
+  t.ok(
+    westAudit.some((e) => e.kind === 'quarantine-release'),
+    'eu-west audited the release',
+  );
   t.ok((await audit(us)).filter((e) => e.kind === 'purge').length >= 2, 'us-east audited its purges');
-  t.ok((await audit(central)).some((e) => e.kind === 'purge'), 'eu-central audited its purge');
+  t.ok(
+    (await audit(central)).some((e) => e.kind === 'purge'),
+    'eu-central audited its purge',
+  );
   for (const n of cluster.nodes) {
-    t.ok((await audit(n)).some((e) => e.kind === 'policy-activated' && e.details.version === 2 && e.details.mode === 'enforce'), `${n.region} enforces v2`);
+    t.ok(
+      (await audit(n)).some((e) => e.kind === 'policy-activated' && e.details.version === 2 && e.details.mode === 'enforce'),
+      `${n.region} enforces v2`,
+    );
     const verdict = await api(n, 'GET', '/v1/audit/verify');
     t.equal(verdict.body.ok, true, `${n.region}'s audit chain verifies`);
   }

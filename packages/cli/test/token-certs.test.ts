@@ -14,7 +14,11 @@ import { caFetch, startDaemon, tokensReloadMs } from '@tessera/server';
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = await runCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -61,16 +65,27 @@ t.test('token create, list, revoke; certs ca and node; a daemon with both', asyn
   t.match(JSON.parse(shown.out), { identity: { cluster: 'acme', region: 'eu-west', node: 'eu-west-1' }, ca: false });
 
   const port = await freePort();
-  await writeFile(join(dir, 'cluster.yaml'), [
-    'cluster: acme', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', 'api: { tokensFile: tokens.json }', 'tls: { ca: certs/ca.crt }', 'nodes:',
-    `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: os, cert: certs/eu-west-1.crt, key: certs/eu-west-1.key }`, '',
-  ].join('\n'));
+  await writeFile(
+    join(dir, 'cluster.yaml'),
+    [
+      'cluster: acme',
+      'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"',
+      'api: { tokensFile: tokens.json }',
+      'tls: { ca: certs/ca.crt }',
+      'nodes:',
+      `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: os, cert: certs/eu-west-1.crt, key: certs/eu-west-1.key }`,
+      '',
+    ].join('\n'),
+  );
   const daemon = await startDaemon({ configPath: join(dir, 'cluster.yaml'), nodeId: 'eu-west-1', drainGraceMs: 0 });
   t.teardown(() => daemon.stop());
   const secureFetch = caFetch(await readFile(join(certs, 'ca.crt'), 'utf8'));
-  const put = (bearer: string, dataset: string) => secureFetch(`${daemon.url}/v1/kv/${dataset}/k1`, {
-    method: 'PUT', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: '{"value":{"a":1}}',
-  }).then((answer) => answer.status);
+  const put = (bearer: string, dataset: string) =>
+    secureFetch(`${daemon.url}/v1/kv/${dataset}/k1`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+      body: '{"value":{"a":1}}',
+    }).then((answer) => answer.status);
   t.equal(await put(token, 'catalog'), 200, 'the writer token writes its dataset');
   t.equal(await put(token, 'profiles'), 403, 'but no other');
   t.equal(await put(ops, 'catalog'), 403, 'an operator token writes nothing');

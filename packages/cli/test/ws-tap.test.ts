@@ -17,7 +17,9 @@ t.test('the decoder unmasks what the client sends, across chunk boundaries; raw 
   const decoded: Record<string, Buffer[]> = { forward: [], backward: [] };
   const tap = new WebSocketTap((stream, bytes) => decoded[stream.split(':')[0]!]!.push(Buffer.from(bytes)));
   const proxy = await FaultProxy.start({
-    targetHost: '127.0.0.1', targetPort: (server.address() as AddressInfo).port, bandwidthBytesPerSecond: 2_000_000,
+    targetHost: '127.0.0.1',
+    targetPort: (server.address() as AddressInfo).port,
+    bandwidthBytesPerSecond: 2_000_000,
     onData: (direction, chunk, connection) => {
       raw[direction]!.push(Buffer.from(chunk));
       tap.feed(`${direction}:${connection}`, chunk);
@@ -41,7 +43,10 @@ t.test('the decoder unmasks what the client sends, across chunk boundaries; raw 
   await done;
   const has = (chunks: Buffer[], marker: string) => Buffer.concat(chunks).includes(marker);
   t.notOk(has(raw.forward!, 'client-marker-small'), 'the raw forward chunks do not show what the client sent (masked)');
-  t.ok(has(decoded.forward!, 'client-marker-big') && has(decoded.forward!, 'client-marker-small') && has(decoded.forward!, 'client-marker-last'), 'the decoded forward payloads do');
+  t.ok(
+    has(decoded.forward!, 'client-marker-big') && has(decoded.forward!, 'client-marker-small') && has(decoded.forward!, 'client-marker-last'),
+    'the decoded forward payloads do',
+  );
   t.ok(has(raw.backward!, 'server-marker') && has(decoded.backward!, 'server-marker'), 'what the server sent shows either way');
   t.ok(raw.forward!.length > 3, `the client's frames arrived in ${raw.forward!.length} chunks`);
 });

@@ -65,8 +65,21 @@ export function decodeBounded(bytes: Uint8Array, what: string, bytesMax = docByt
 
 /** Bytes after the first byte of a MessagePack value with a fixed-size payload, by its first byte. */
 const fixedPayloadBytes: Readonly<Record<number, number>> = {
-  0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8,
-  0xd4: 2, 0xd5: 3, 0xd6: 5, 0xd7: 9, 0xd8: 17,
+  202: 4,
+  203: 8,
+  204: 1,
+  205: 2,
+  206: 4,
+  207: 8,
+  208: 1,
+  209: 2,
+  210: 4,
+  211: 8,
+  212: 2,
+  213: 3,
+  214: 5,
+  215: 9,
+  216: 17,
 };
 
 /**

@@ -34,8 +34,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 /** True for a JSON scalar. */
 export function isJsonScalar(value: unknown): value is JsonScalar {
-  return value === null || typeof value === 'boolean' || typeof value === 'string' ||
-    (typeof value === 'number' && Number.isFinite(value));
+  return value === null || typeof value === 'boolean' || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 }
 
 /**

@@ -19,7 +19,7 @@ import { decodeFail, expectArray, expectInt } from './shape.js';
 /** The format version of a document's bytes (1 or 2), without decoding the rest. */
 export function docBytesVersion(bytes: Uint8Array): number {
   // Both versions are a MessagePack array whose first item is the version, a positive fixint.
-  if (bytes.length < 2 || (bytes[0]! & 0xf0) !== 0x90 && bytes[0] !== 0xdc) decodeFail('document: not a document');
+  if (bytes.length < 2 || ((bytes[0]! & 0xf0) !== 0x90 && bytes[0] !== 0xdc)) decodeFail('document: not a document');
   const at = bytes[0] === 0xdc ? 3 : 1;
   const version = bytes[at];
   if (version === undefined || version > 0x7f) decodeFail('document: no format version');
@@ -46,7 +46,10 @@ export function upgradeDocV1(bytes: Uint8Array, what = 'document'): DocState {
       userTags.push([tag, dots]);
     }
   }
-  const tagCtx = CausalContext.from([], userTags.flatMap(([, dots]) => dots)).toJSON();
+  const tagCtx = CausalContext.from(
+    [],
+    userTags.flatMap(([, dots]) => dots),
+  ).toJSON();
   let body = bodyForm;
   if (type === 'yjs' || type === 'automerge') body = [...expectArray(bodyForm, `${what} ${type} body`, 2, 2), []];
   const impl = crdtType(type);

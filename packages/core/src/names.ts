@@ -1,9 +1,7 @@
 /** Validation of the names that address data: datasets, keys, node ids, regions, tags. */
 import { TesseraError } from './errors.js';
 import { describeValue } from './json.js';
-import {
-  datasetNameLengthMax, keyBytesMax, nodeIdLengthMax, regionNameLengthMax, tagLengthMax, tagsPerDocMax,
-} from './limits.js';
+import { datasetNameLengthMax, keyBytesMax, nodeIdLengthMax, regionNameLengthMax, tagLengthMax, tagsPerDocMax } from './limits.js';
 
 const datasetPattern = /^[a-z][a-z0-9_-]*$/;
 const nodeIdPattern = /^[a-z0-9][a-z0-9._-]*$/;
@@ -23,8 +21,10 @@ function describe(value: unknown): string {
 /** Throws `ERR_DATASET_NAME_INVALID` unless `name` is a valid dataset name. */
 export function checkDatasetName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0 || name.length > datasetNameLengthMax || !datasetPattern.test(name)) {
-    throw new TesseraError('ERR_DATASET_NAME_INVALID',
-      `dataset name ${describe(name)} is invalid: use 1 to ${datasetNameLengthMax} characters [a-z0-9_-], starting with a letter`);
+    throw new TesseraError(
+      'ERR_DATASET_NAME_INVALID',
+      `dataset name ${describe(name)} is invalid: use 1 to ${datasetNameLengthMax} characters [a-z0-9_-], starting with a letter`,
+    );
   }
 }
 
@@ -45,24 +45,30 @@ export function checkKey(key: unknown): asserts key is string {
 /** Throws `ERR_NODE_ID_INVALID` unless `node` is a valid node id. */
 export function checkNodeId(node: unknown): asserts node is string {
   if (typeof node !== 'string' || node.length === 0 || node.length > nodeIdLengthMax || !nodeIdPattern.test(node)) {
-    throw new TesseraError('ERR_NODE_ID_INVALID',
-      `node id ${describe(node)} is invalid: use 1 to ${nodeIdLengthMax} characters [a-z0-9._-], starting with a letter or digit`);
+    throw new TesseraError(
+      'ERR_NODE_ID_INVALID',
+      `node id ${describe(node)} is invalid: use 1 to ${nodeIdLengthMax} characters [a-z0-9._-], starting with a letter or digit`,
+    );
   }
 }
 
 /** Throws `ERR_REGION_INVALID` unless `region` is a valid region name. */
 export function checkRegion(region: unknown): asserts region is string {
   if (typeof region !== 'string' || region.length === 0 || region.length > regionNameLengthMax || !regionPattern.test(region)) {
-    throw new TesseraError('ERR_REGION_INVALID',
-      `region ${describe(region)} is invalid: use 1 to ${regionNameLengthMax} characters [a-z0-9_-], starting with a letter`);
+    throw new TesseraError(
+      'ERR_REGION_INVALID',
+      `region ${describe(region)} is invalid: use 1 to ${regionNameLengthMax} characters [a-z0-9_-], starting with a letter`,
+    );
   }
 }
 
 /** Throws `ERR_TAG_INVALID` unless `tag` is a valid tag. */
 export function checkTag(tag: unknown): asserts tag is string {
   if (typeof tag !== 'string' || tag.length === 0 || tag.length > tagLengthMax || !tagPattern.test(tag)) {
-    throw new TesseraError('ERR_TAG_INVALID',
-      `tag ${describe(tag)} is invalid: use 1 to ${tagLengthMax} characters [a-z0-9:._-], starting with a letter or digit`);
+    throw new TesseraError(
+      'ERR_TAG_INVALID',
+      `tag ${describe(tag)} is invalid: use 1 to ${tagLengthMax} characters [a-z0-9:._-], starting with a letter or digit`,
+    );
   }
 }
 

@@ -74,8 +74,10 @@ export function toFieldPath(path: string | readonly string[]): string[] {
  */
 export function operationMutator(type: CrdtTypeName, operation: Operation, what: string): BodyMutator {
   if (!operationsByType[type].includes(operation.op)) {
-    throw new TesseraError('ERR_TYPE_MISMATCH',
-      `${what} is a ${type} document: operation "${operation.op}" does not apply (it accepts ${operationsByType[type].join(', ')})`);
+    throw new TesseraError(
+      'ERR_TYPE_MISMATCH',
+      `${what} is a ${type} document: operation "${operation.op}" does not apply (it accepts ${operationsByType[type].join(', ')})`,
+    );
   }
   switch (operation.op) {
     case 'put': {
@@ -118,11 +120,10 @@ export function operationMutator(type: CrdtTypeName, operation: Operation, what:
     case 'add':
     case 'remove': {
       const { element } = operation;
-      if (!isJsonScalar(element)) throw new TesseraError('ERR_VALUE_INVALID', `${operation.op} on ${what}: set elements are JSON scalars (string, number, boolean, null)`);
+      if (!isJsonScalar(element))
+        throw new TesseraError('ERR_VALUE_INVALID', `${operation.op} on ${what}: set elements are JSON scalars (string, number, boolean, null)`);
       checkValueSize(element, `element of ${what}`, checkJsonSized(element, `element of ${what}`));
-      return operation.op === 'add'
-        ? (body, ctx) => setAdd(body as SetBody, element, ctx)
-        : (body) => setRemove(body as SetBody, element);
+      return operation.op === 'add' ? (body, ctx) => setAdd(body as SetBody, element, ctx) : (body) => setRemove(body as SetBody, element);
     }
     case 'yjs-update': {
       const { update } = operation;

@@ -9,10 +9,7 @@
  * error (up to `problemsMax` lines, the rest counted). `parseYamlMap` is the common preamble: size bound,
  * syntax errors, empty document, aliases, a map at the root.
  */
-import {
-  type Node as YamlNode, type Pair, type Scalar, LineCounter, type YAMLMap, type YAMLSeq, isAlias, isMap, isScalar,
-  isSeq, parseDocument,
-} from 'yaml';
+import { type Node as YamlNode, type Pair, type Scalar, LineCounter, type YAMLMap, type YAMLSeq, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { type ErrorCode, TesseraError } from './errors.js';
 
 /** What kind of document a checker reads: how refusals are coded and what messages call it. */
@@ -41,7 +38,11 @@ export interface YamlPosition {
 export class YamlChecker {
   private readonly problems: Array<{ line: number; col: number; text: string }> = [];
 
-  constructor(readonly kind: YamlDocumentKind, readonly source: string, private readonly lines: LineCounter) {}
+  constructor(
+    readonly kind: YamlDocumentKind,
+    readonly source: string,
+    private readonly lines: LineCounter,
+  ) {}
 
   /** Problems recorded so far. */
   get problemsCount(): number {
@@ -128,8 +129,12 @@ export class YamlChecker {
       const name = this.key(pair, path);
       if (name === undefined) continue;
       if (!allowed.includes(name)) {
-        this.add(pair.key, path === '' ? name : `${path}.${name}`, undefined,
-          `unknown field${path === '' ? '' : ` in ${path}`}: the fields are ${allowed.join(', ')}`);
+        this.add(
+          pair.key,
+          path === '' ? name : `${path}.${name}`,
+          undefined,
+          `unknown field${path === '' ? '' : ` in ${path}`}: the fields are ${allowed.join(', ')}`,
+        );
         continue;
       }
       out.set(name, { key: pair.key!, value: pair.value });
@@ -154,7 +159,13 @@ export class YamlChecker {
     }
     const value = isScalar(node) ? node.value : node;
     if (hidden) this.addRaw(node ?? field.key, path, undefined, 'must be a string');
-    else this.add(node ?? field.key, path, value, isScalar(node) && node.value !== null ? `must be a string; quote it: "${String(node.value)}"` : 'must be a string');
+    else
+      this.add(
+        node ?? field.key,
+        path,
+        value,
+        isScalar(node) && node.value !== null ? `must be a string; quote it: "${String(node.value)}"` : 'must be a string',
+      );
     return undefined;
   }
 
@@ -190,7 +201,10 @@ export interface YamlMapOptions<C extends YamlChecker> {
  * Returns the checker (with no problems yet) and the root map.
  */
 export function parseYamlMap<C extends YamlChecker>(
-  text: string, source: string, kind: YamlDocumentKind, options: YamlMapOptions<C>,
+  text: string,
+  source: string,
+  kind: YamlDocumentKind,
+  options: YamlMapOptions<C>,
 ): { readonly checker: C; readonly root: YAMLMap } {
   if (typeof text !== 'string') throw new TesseraError(kind.code, `${source}: expected ${kind.noun} as text`);
   // A UTF-16 unit is at most 3 UTF-8 bytes: measure only a text that could be over the limit.

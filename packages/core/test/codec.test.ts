@@ -9,9 +9,26 @@ import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
 import fc from 'fast-check';
 import {
-  type CrdtTypeName, type DocState, type Json, decodeBounded, decodeDoc, docBytesMax, docExists, docFormatVersion,
-  decodeDepthMax, docTags, docValue, emptyDoc, encodeCanonical, encodeDoc, isTesseraError, joinDocs, jsonDepthMax, mutate,
-  operationMutator, alreadySeen,
+  type CrdtTypeName,
+  type DocState,
+  type Json,
+  decodeBounded,
+  decodeDoc,
+  docBytesMax,
+  docExists,
+  docFormatVersion,
+  decodeDepthMax,
+  docTags,
+  docValue,
+  emptyDoc,
+  encodeCanonical,
+  encodeDoc,
+  isTesseraError,
+  joinDocs,
+  jsonDepthMax,
+  mutate,
+  operationMutator,
+  alreadySeen,
 } from '@tessera/core';
 import { Encoder } from '@msgpack/msgpack';
 import { historyArb, runHistory, typeNames } from './helpers/history.js';
@@ -62,10 +79,13 @@ function prototypesClean(): boolean {
 
 /** Random states of one of `types`: the deltas and final replica states of a random history. */
 function statesOf(types: readonly CrdtTypeName[], commandsMax = 25): fc.Arbitrary<DocState[]> {
-  return fc.constantFrom(...types).chain((type) => historyArb(type, commandsMax)).map((history) => {
-    const run = runHistory(history);
-    return [...run.deltas.map((d) => d.delta), ...run.replicas.map((r) => r.state)];
-  });
+  return fc
+    .constantFrom(...types)
+    .chain((type) => historyArb(type, commandsMax))
+    .map((history) => {
+      const run = runHistory(history);
+      return [...run.deltas.map((d) => d.delta), ...run.replicas.map((r) => r.state)];
+    });
 }
 
 const statesArb = statesOf(typeNames);
@@ -75,18 +95,21 @@ const statesArb = statesOf(typeNames);
 // state reads the same value, existence and tags, and is causally equal to the original.
 t.test('decode(encode(x)) re-encodes to identical bytes for random states of every type', async (t) => {
   const seenTypes = new Set<CrdtTypeName>();
-  fc.assert(fc.property(statesArb, (states) => {
-    for (const state of states) {
-      seenTypes.add(state.type);
-      const bytes = encodeDoc(state);
-      const decoded = decodeDoc(bytes);
-      if (Buffer.compare(encodeDoc(decoded), bytes) !== 0) throw new Error(`${state.type}: re-encoding differs`);
-      if (!isDeepStrictEqual(comparable(docValue(decoded)), comparable(docValue(state)))) throw new Error(`${state.type}: value differs`);
-      if (docExists(decoded) !== docExists(state)) throw new Error(`${state.type}: existence differs`);
-      if (!isDeepStrictEqual(docTags(decoded), docTags(state))) throw new Error(`${state.type}: tags differ`);
-      if (!alreadySeen(decoded, state) || !alreadySeen(state, decoded)) throw new Error(`${state.type}: contexts differ`);
-    }
-  }), { numRuns: 150 });
+  fc.assert(
+    fc.property(statesArb, (states) => {
+      for (const state of states) {
+        seenTypes.add(state.type);
+        const bytes = encodeDoc(state);
+        const decoded = decodeDoc(bytes);
+        if (Buffer.compare(encodeDoc(decoded), bytes) !== 0) throw new Error(`${state.type}: re-encoding differs`);
+        if (!isDeepStrictEqual(comparable(docValue(decoded)), comparable(docValue(state)))) throw new Error(`${state.type}: value differs`);
+        if (docExists(decoded) !== docExists(state)) throw new Error(`${state.type}: existence differs`);
+        if (!isDeepStrictEqual(docTags(decoded), docTags(state))) throw new Error(`${state.type}: tags differ`);
+        if (!alreadySeen(decoded, state) || !alreadySeen(state, decoded)) throw new Error(`${state.type}: contexts differ`);
+      }
+    }),
+    { numRuns: 150 },
+  );
   t.strictSame([...seenTypes].sort(), [...typeNames].sort(), 'every type was generated');
 });
 
@@ -102,11 +125,14 @@ function comparable(value: unknown): unknown {
 t.test('random bytes decode to a usable DocState or throw ERR_DECODE', async (t) => {
   const header = encodeCanonical([docFormatVersion]).slice(0, 1); // fixarray marker, patched below
   header[0] = 0x97; // fixarray of 7 items
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (random, withHeader) => {
-    const bytes = withHeader ? Buffer.concat([header, Uint8Array.of(docFormatVersion), random]) : random;
-    decodeAndUse(bytes);
-    if (!prototypesClean()) throw new Error('a prototype changed');
-  }), { numRuns: 2_000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (random, withHeader) => {
+      const bytes = withHeader ? Buffer.concat([header, Uint8Array.of(docFormatVersion), random]) : random;
+      decodeAndUse(bytes);
+      if (!prototypesClean()) throw new Error('a prototype changed');
+    }),
+    { numRuns: 2_000 },
+  );
   t.ok(prototypesClean());
 });
 
@@ -123,28 +149,38 @@ t.test('truncated and mutated encodings decode to a usable DocState or throw ERR
   );
   let decodedMutants = 0;
   let mutants = 0;
-  fc.assert(fc.property(statesArb, fc.nat(), fc.array(mutationArb, { minLength: 1, maxLength: 2 }), (states, pick, mutations) => {
-    let bytes = Buffer.from(encodeDoc(states[pick % states.length]!));
-    for (const m of mutations) {
-      const at = m.at % (bytes.length + 1);
-      if (m.kind === 'truncate') bytes = bytes.subarray(0, at);
-      else if (m.kind === 'xor') { bytes = Buffer.from(bytes); if (at < bytes.length) bytes[at] = bytes[at]! ^ m.byte; }
-      else if (m.kind === 'overwrite') { bytes = Buffer.from(bytes); bytes.set(m.bytes.subarray(0, bytes.length - at), at); }
-      else if (m.kind === 'insert') bytes = Buffer.concat([bytes.subarray(0, at), m.bytes, bytes.subarray(at)]);
-      else bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + m.length)]);
-    }
-    mutants++;
-    if (decodeAndUse(bytes)) decodedMutants++;
-    if (!prototypesClean()) throw new Error('a prototype changed');
-  }), { numRuns: 600 });
+  fc.assert(
+    fc.property(statesArb, fc.nat(), fc.array(mutationArb, { minLength: 1, maxLength: 2 }), (states, pick, mutations) => {
+      let bytes = Buffer.from(encodeDoc(states[pick % states.length]!));
+      for (const m of mutations) {
+        const at = m.at % (bytes.length + 1);
+        if (m.kind === 'truncate') bytes = bytes.subarray(0, at);
+        else if (m.kind === 'xor') {
+          bytes = Buffer.from(bytes);
+          if (at < bytes.length) bytes[at] = bytes[at]! ^ m.byte;
+        } else if (m.kind === 'overwrite') {
+          bytes = Buffer.from(bytes);
+          bytes.set(m.bytes.subarray(0, bytes.length - at), at);
+        } else if (m.kind === 'insert') bytes = Buffer.concat([bytes.subarray(0, at), m.bytes, bytes.subarray(at)]);
+        else bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + m.length)]);
+      }
+      mutants++;
+      if (decodeAndUse(bytes)) decodedMutants++;
+      if (!prototypesClean()) throw new Error('a prototype changed');
+    }),
+    { numRuns: 600 },
+  );
   t.ok(decodedMutants > 0 && decodedMutants < mutants, `${decodedMutants} of ${mutants} mutants decoded; the rest were refused`);
 });
 
-const corruptionArb = fc.array(fc.record({
-  kind: fc.constantFrom('xor', 'truncate', 'extend'),
-  at: fc.nat(),
-  byte: fc.integer({ min: 1, max: 255 }),
-}), { minLength: 1, maxLength: 3 });
+const corruptionArb = fc.array(
+  fc.record({
+    kind: fc.constantFrom('xor', 'truncate', 'extend'),
+    at: fc.nat(),
+    byte: fc.integer({ min: 1, max: 255 }),
+  }),
+  { minLength: 1, maxLength: 3 },
+);
 
 type Corruption = { kind: string; at: number; byte: number };
 
@@ -183,11 +219,14 @@ function corruptContent(states: readonly DocState[], corruptions: readonly Corru
 t.test('corrupted Yjs updates inside a valid document decode, and fail on use with ERR_YJS_UPDATE_INVALID or work', async (t) => {
   let corrupted = 0;
   let decoded = 0;
-  fc.assert(fc.property(statesOf(['yjs'], 20), corruptionArb, (states, corruptions) => {
-    const [c, d] = corruptContent(states, corruptions);
-    corrupted += c;
-    decoded += d;
-  }), { numRuns: 150 });
+  fc.assert(
+    fc.property(statesOf(['yjs'], 20), corruptionArb, (states, corruptions) => {
+      const [c, d] = corruptContent(states, corruptions);
+      corrupted += c;
+      decoded += d;
+    }),
+    { numRuns: 150 },
+  );
   t.ok(corrupted > 100, `${corrupted} documents with a corrupted Yjs update were used (${decoded} decoded)`);
 });
 
@@ -198,15 +237,27 @@ t.test('corrupted Yjs updates inside a valid document decode, and fail on use wi
 t.test('corrupted Automerge changes inside a valid document are refused or fail with a code', async (t) => {
   // One known counterexample runs first, so the test fails on every run, not only when the search finds one:
   // a change setting a = "x", with bytes 20 and 22 flipped.
-  const change = Uint8Array.from([133, 111, 74, 131, 208, 251, 164, 59, 1, 66, 0, 8, 95, 70, 17, 139, 50, 117, 239, 128, 1, 1, 128,
-    226, 207, 170, 6, 0, 0, 9, 1, 4, 2, 4, 19, 4, 21, 5, 52, 2, 66, 3, 86, 3, 87, 1, 112, 2, 0, 1, 127, 0, 0, 1, 127, 1, 0, 1, 127, 0,
-    127, 1, 97, 0, 1, 1, 1, 126, 4, 1, 126, 0, 22, 120, 2, 0]);
-  const known = mutate(emptyDoc('automerge'), 'n1', { ms: 1, c: 0 }, operationMutator('automerge', { op: 'automerge-changes', changes: [change] }, 'test/automerge'))!.state;
-  const knownCorruption = [{ kind: 'xor', at: 20, byte: 128 }, { kind: 'xor', at: 22, byte: 129 }];
+  const change = Uint8Array.from([
+    133, 111, 74, 131, 208, 251, 164, 59, 1, 66, 0, 8, 95, 70, 17, 139, 50, 117, 239, 128, 1, 1, 128, 226, 207, 170, 6, 0, 0, 9, 1, 4, 2, 4, 19, 4, 21, 5, 52,
+    2, 66, 3, 86, 3, 87, 1, 112, 2, 0, 1, 127, 0, 0, 1, 127, 1, 0, 1, 127, 0, 127, 1, 97, 0, 1, 1, 1, 126, 4, 1, 126, 0, 22, 120, 2, 0,
+  ]);
+  const known = mutate(
+    emptyDoc('automerge'),
+    'n1',
+    { ms: 1, c: 0 },
+    operationMutator('automerge', { op: 'automerge-changes', changes: [change] }, 'test/automerge'),
+  )!.state;
+  const knownCorruption = [
+    { kind: 'xor', at: 20, byte: 128 },
+    { kind: 'xor', at: 22, byte: 129 },
+  ];
   let corrupted = 0;
-  fc.assert(fc.property(statesOf(['automerge'], 20), corruptionArb, (states, corruptions) => {
-    corrupted += corruptContent(states, corruptions)[0];
-  }), { numRuns: 200, examples: [[[known], knownCorruption]] });
+  fc.assert(
+    fc.property(statesOf(['automerge'], 20), corruptionArb, (states, corruptions) => {
+      corrupted += corruptContent(states, corruptions)[0];
+    }),
+    { numRuns: 200, examples: [[[known], knownCorruption]] },
+  );
   t.ok(corrupted > 100, `${corrupted} documents with a corrupted Automerge change were decoded or refused`);
 });
 
@@ -224,19 +275,42 @@ function formOf(state: DocState): Form {
 
 /** Every sorted list of a form, as [name, list]: the lists the canonical form requires in order. */
 function sortedLists(form: Form): Array<[string, unknown[]]> {
-  const [, type, vector, cloud, live, tags, tagVector, tagCloud, body] = form as [number, string, unknown[], unknown[], unknown[], unknown[][], unknown[], unknown[], unknown];
+  const [, type, vector, cloud, live, tags, tagVector, tagCloud, body] = form as [
+    number,
+    string,
+    unknown[],
+    unknown[],
+    unknown[],
+    unknown[][],
+    unknown[],
+    unknown[],
+    unknown,
+  ];
   const lists: Array<[string, unknown[]]> = [
-    ['context vector', vector], ['context cloud', cloud], ['presence dots', live], ['tags', tags], ['tag vector', tagVector], ['tag cloud', tagCloud],
+    ['context vector', vector],
+    ['context cloud', cloud],
+    ['presence dots', live],
+    ['tags', tags],
+    ['tag vector', tagVector],
+    ['tag cloud', tagCloud],
   ];
   tags.forEach((tag, i) => lists.push([`tag ${i} dots`, tag[1] as unknown[]]));
   switch (type) {
-    case 'lww': case 'mv': case 'counter': lists.push([`${type} entries`, body as unknown[]]); break;
+    case 'lww':
+    case 'mv':
+    case 'counter':
+      lists.push([`${type} entries`, body as unknown[]]);
+      break;
     case 'set':
       lists.push(['set elements', body as unknown[]]);
       (body as unknown[][]).forEach((element, i) => lists.push([`set element ${i} dots`, element[1] as unknown[]]));
       break;
-    case 'automerge': lists.push(['automerge changes', (body as unknown[])[1] as unknown[]], ['automerge writers', (body as unknown[])[2] as unknown[]]); break;
-    case 'yjs': lists.push(['yjs writers', (body as unknown[])[2] as unknown[]]); break;
+    case 'automerge':
+      lists.push(['automerge changes', (body as unknown[])[1] as unknown[]], ['automerge writers', (body as unknown[])[2] as unknown[]]);
+      break;
+    case 'yjs':
+      lists.push(['yjs writers', (body as unknown[])[2] as unknown[]]);
+      break;
     case 'map': {
       const visit = (node: unknown[], path: string) => {
         lists.push([`map ${path} entries`, node[0] as unknown[]], [`map ${path} fields`, node[1] as unknown[]]);
@@ -255,25 +329,28 @@ function sortedLists(form: Form): Array<[string, unknown[]]> {
 // re-encode the form and decode: ERR_DECODE.
 t.test('non-canonical lists (unsorted or repeated items) throw ERR_DECODE', async (t) => {
   const listsChecked = new Set<string>();
-  fc.assert(fc.property(statesArb, fc.nat(), fc.boolean(), (states, pick, repeat) => {
-    for (const state of states) {
-      const lists = sortedLists(formOf(state)).filter(([, list]) => list.length >= 2);
-      if (lists.length === 0) continue;
-      const form = formOf(state);
-      const [name, list] = sortedLists(form).filter(([, l]) => l.length >= 2)[pick % lists.length]!;
-      const i = pick % (list.length - 1);
-      if (repeat) list[i + 1] = list[i];
-      else [list[i], list[i + 1]] = [list[i + 1], list[i]];
-      listsChecked.add(name.replace(/[0-9]+|\.[a-z.]+/g, '*'));
-      let code = 'no error';
-      try {
-        decodeDoc(encodeCanonical(form));
-      } catch (error) {
-        code = isTesseraError(error) ? error.code : describe(error);
+  fc.assert(
+    fc.property(statesArb, fc.nat(), fc.boolean(), (states, pick, repeat) => {
+      for (const state of states) {
+        const lists = sortedLists(formOf(state)).filter(([, list]) => list.length >= 2);
+        if (lists.length === 0) continue;
+        const form = formOf(state);
+        const [name, list] = sortedLists(form).filter(([, l]) => l.length >= 2)[pick % lists.length]!;
+        const i = pick % (list.length - 1);
+        if (repeat) list[i + 1] = list[i];
+        else [list[i], list[i + 1]] = [list[i + 1], list[i]];
+        listsChecked.add(name.replace(/[0-9]+|\.[a-z.]+/g, '*'));
+        let code = 'no error';
+        try {
+          decodeDoc(encodeCanonical(form));
+        } catch (error) {
+          code = isTesseraError(error) ? error.code : describe(error);
+        }
+        if (code !== 'ERR_DECODE') throw new Error(`${state.type}: ${repeat ? 'repeating' : 'swapping'} items of ${name} gave ${code}`);
       }
-      if (code !== 'ERR_DECODE') throw new Error(`${state.type}: ${repeat ? 'repeating' : 'swapping'} items of ${name} gave ${code}`);
-    }
-  }), { numRuns: 300 });
+    }),
+    { numRuns: 300 },
+  );
   t.ok(listsChecked.size >= 10, `lists made non-canonical: ${[...listsChecked].sort().join(', ')}`);
 });
 
@@ -352,13 +429,33 @@ function deepMapForm(depth: number): unknown {
 
 t.test('oversize and non-byte input throw ERR_DECODE', async (t) => {
   const oversize = new Uint8Array(docBytesMax + 1);
-  t.equal(code(() => decodeDoc(oversize)), 'ERR_DECODE', `${docBytesMax + 1} bytes`);
-  t.match(message(() => decodeDoc(oversize)), String(docBytesMax), 'the message names the limit');
-  t.equal(code(() => decodeBounded(new Uint8Array(11), 'test', 10)), 'ERR_DECODE', 'a smaller bound is respected');
+  t.equal(
+    code(() => decodeDoc(oversize)),
+    'ERR_DECODE',
+    `${docBytesMax + 1} bytes`,
+  );
+  t.match(
+    message(() => decodeDoc(oversize)),
+    String(docBytesMax),
+    'the message names the limit',
+  );
+  t.equal(
+    code(() => decodeBounded(new Uint8Array(11), 'test', 10)),
+    'ERR_DECODE',
+    'a smaller bound is respected',
+  );
   for (const notBytes of ['text', [1, 2], null, undefined, 42]) {
-    t.equal(code(() => decodeDoc(notBytes as unknown as Uint8Array)), 'ERR_DECODE', `input ${JSON.stringify(notBytes)}`);
+    t.equal(
+      code(() => decodeDoc(notBytes as unknown as Uint8Array)),
+      'ERR_DECODE',
+      `input ${JSON.stringify(notBytes)}`,
+    );
   }
-  t.equal(code(() => decodeDoc(new Uint8Array(0))), 'ERR_DECODE', 'no bytes');
+  t.equal(
+    code(() => decodeDoc(new Uint8Array(0))),
+    'ERR_DECODE',
+    'no bytes',
+  );
   // MessagePack headers that declare more than there is, or more than the limits allow.
   const declared: Array<[string, number[]]> = [
     ['an array32 of 4 billion items', [0xdd, 0xff, 0xff, 0xff, 0xff]],
@@ -370,14 +467,23 @@ t.test('oversize and non-byte input throw ERR_DECODE', async (t) => {
     ['the reserved byte 0xc1', [0xc1]],
     ['100 000 nested arrays', [...new Array(100_000).fill(0x91), 0xc0]],
   ];
-  for (const [name, bytes] of declared) t.equal(code(() => decodeDoc(Uint8Array.from(bytes))), 'ERR_DECODE', name);
+  for (const [name, bytes] of declared)
+    t.equal(
+      code(() => decodeDoc(Uint8Array.from(bytes))),
+      'ERR_DECODE',
+      name,
+    );
   // A register value nested 100 000 arrays deep inside an otherwise valid document (0x91: a one-item array).
   const lww = mutate(emptyDoc('lww'), 'n1', { ms: 1, c: 0 }, operationMutator('lww', { op: 'put', value: 'MARKER' }, 'test/lww'))!.state;
   const valid = Buffer.from(encodeDoc(lww));
   const marker = valid.indexOf(Buffer.from([0xa6, ...Buffer.from('MARKER')]));
   t.ok(marker > 0, 'found the value in the encoding');
   const deep = Buffer.concat([valid.subarray(0, marker), Buffer.alloc(100_000, 0x91), Buffer.from([0xc0]), valid.subarray(marker + 7)]);
-  t.equal(code(() => decodeDoc(deep)), 'ERR_DECODE', 'a register value nested 100 000 arrays deep');
+  t.equal(
+    code(() => decodeDoc(deep)),
+    'ERR_DECODE',
+    'a register value nested 100 000 arrays deep',
+  );
 });
 
 function code(fn: () => unknown): string {
@@ -487,10 +593,26 @@ t.test('decodeBounded checks depth and value count on the bytes, before the deco
   // cost the decoder 2.7 GB and a minute before any check could run.
   let nested: unknown = 0;
   for (let i = 0; i < decodeDepthMax - 1; i++) nested = [nested];
-  t.same(decodeBounded(encodeCanonical(nested), 'deepest canonical form'), nested, `a form nested ${decodeDepthMax - 1} levels (what the encoder allows) decodes`);
-  t.throws(() => decodeBounded(Buffer.concat([Buffer.alloc(decodeDepthMax + 1, 0x91), Buffer.from([0xc0])]), 'x'), { code: 'ERR_DECODE', message: /nested more than/ }, 'one level deeper than the bound');
-  t.throws(() => decodeBounded(Buffer.concat([Buffer.alloc(docBytesMax - 1, 0x91), Buffer.from([0xc0])]), 'x'), { code: 'ERR_DECODE', message: /nested more than/ }, '16 MiB of nested arrays');
-  t.throws(() => decodeBounded(Buffer.from([0x94, 1, 2, 3, 4]), 'x', docBytesMax, { itemsMax: 4 }), { code: 'ERR_DECODE', message: /more than 4 values/ }, 'a value count over the bound');
+  t.same(
+    decodeBounded(encodeCanonical(nested), 'deepest canonical form'),
+    nested,
+    `a form nested ${decodeDepthMax - 1} levels (what the encoder allows) decodes`,
+  );
+  t.throws(
+    () => decodeBounded(Buffer.concat([Buffer.alloc(decodeDepthMax + 1, 0x91), Buffer.from([0xc0])]), 'x'),
+    { code: 'ERR_DECODE', message: /nested more than/ },
+    'one level deeper than the bound',
+  );
+  t.throws(
+    () => decodeBounded(Buffer.concat([Buffer.alloc(docBytesMax - 1, 0x91), Buffer.from([0xc0])]), 'x'),
+    { code: 'ERR_DECODE', message: /nested more than/ },
+    '16 MiB of nested arrays',
+  );
+  t.throws(
+    () => decodeBounded(Buffer.from([0x94, 1, 2, 3, 4]), 'x', docBytesMax, { itemsMax: 4 }),
+    { code: 'ERR_DECODE', message: /more than 4 values/ },
+    'a value count over the bound',
+  );
   t.same(decodeBounded(Buffer.from([0x93, 1, 2, 3]), 'x', docBytesMax, { itemsMax: 4 }), [1, 2, 3], 'a value count at the bound');
   t.throws(() => decodeBounded(Buffer.from([0xdd, 0, 0, 0, 2, 1]), 'x'), { code: 'ERR_DECODE' }, 'a truncated array');
 });

@@ -10,17 +10,44 @@ import t from 'tap';
 import fc from 'fast-check';
 import * as Y from 'yjs';
 import {
-  type CrdtTypeName, type DocState, type Json, type YjsBody, alreadySeen, docValue, emptyDoc, joinDocs, mutate,
-  operationMutator, remove, yjsChange, yjsClientId, yjsDoc,
+  type CrdtTypeName,
+  type DocState,
+  type Json,
+  type YjsBody,
+  alreadySeen,
+  docValue,
+  emptyDoc,
+  joinDocs,
+  mutate,
+  operationMutator,
+  remove,
+  yjsChange,
+  yjsClientId,
+  yjsDoc,
 } from '@tessera/core';
 import {
-  type HistoryRun, concurrentPairs, deliveryOrderArb, expectSameBytes, hex, historyArb, joinAll, runHistory,
-  shuffledWithDuplicates, typeNames, wallMsStart,
+  type HistoryRun,
+  concurrentPairs,
+  deliveryOrderArb,
+  expectSameBytes,
+  hex,
+  historyArb,
+  joinAll,
+  runHistory,
+  shuffledWithDuplicates,
+  typeNames,
+  wallMsStart,
 } from './helpers/history.js';
 
 /** Runs per property: the document types backed by Yjs and Automerge are much slower per operation. */
 const numRunsByType: Record<CrdtTypeName, number> = {
-  map: 200, lww: 200, mv: 200, counter: 200, set: 200, yjs: 80, automerge: 60,
+  map: 200,
+  lww: 200,
+  mv: 200,
+  counter: 200,
+  set: 200,
+  yjs: 80,
+  automerge: 60,
 };
 
 const join = (a: DocState, b: DocState): DocState => joinDocs(a, b).state;
@@ -35,19 +62,22 @@ for (const type of typeNames) {
   t.test(`${type}: join of replica states is commutative, associative and idempotent`, async (t) => {
     let concurrentHistories = 0;
     let deletingHistories = 0;
-    fc.assert(fc.property(historyArb(type), (history) => {
-      const run = runHistory(history);
-      if (concurrentPairs(run) > 0) concurrentHistories++;
-      if (run.removes > 0) deletingHistories++;
-      const states = run.replicas.map((replica) => replica.state);
-      for (const a of states) {
-        expectSameBytes(join(a, a), a, 'idempotent: a ⊔ a = a');
-        for (const b of states) expectSameBytes(join(a, b), join(b, a), 'commutative: a ⊔ b = b ⊔ a');
-      }
-      const [s1, s2, s3] = states as [DocState, DocState, DocState];
-      expectSameBytes(join(join(s1, s2), s3), join(s1, join(s2, s3)), 'associative: (s1 ⊔ s2) ⊔ s3 = s1 ⊔ (s2 ⊔ s3)');
-      expectSameBytes(join(join(s2, s3), s1), join(s2, join(s3, s1)), 'associative: (s2 ⊔ s3) ⊔ s1 = s2 ⊔ (s3 ⊔ s1)');
-    }), { numRuns });
+    fc.assert(
+      fc.property(historyArb(type), (history) => {
+        const run = runHistory(history);
+        if (concurrentPairs(run) > 0) concurrentHistories++;
+        if (run.removes > 0) deletingHistories++;
+        const states = run.replicas.map((replica) => replica.state);
+        for (const a of states) {
+          expectSameBytes(join(a, a), a, 'idempotent: a ⊔ a = a');
+          for (const b of states) expectSameBytes(join(a, b), join(b, a), 'commutative: a ⊔ b = b ⊔ a');
+        }
+        const [s1, s2, s3] = states as [DocState, DocState, DocState];
+        expectSameBytes(join(join(s1, s2), s3), join(s1, join(s2, s3)), 'associative: (s1 ⊔ s2) ⊔ s3 = s1 ⊔ (s2 ⊔ s3)');
+        expectSameBytes(join(join(s2, s3), s1), join(s2, join(s3, s1)), 'associative: (s2 ⊔ s3) ⊔ s1 = s2 ⊔ (s3 ⊔ s1)');
+      }),
+      { numRuns },
+    );
     t.ok(concurrentHistories > numRuns / 4, `${concurrentHistories} of ${numRuns} histories had concurrent deltas`);
     t.ok(deletingHistories > numRuns / 10, `${deletingHistories} of ${numRuns} histories deleted the document`);
   });
@@ -56,19 +86,22 @@ for (const type of typeNames) {
   // Method: pick random pairs and triples from the history's deltas, its final states and the empty state.
   t.test(`${type}: join of deltas is commutative, associative and idempotent`, async (t) => {
     const picksArb = fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat()), { minLength: 1, maxLength: 6 });
-    fc.assert(fc.property(historyArb(type), picksArb, (history, picks) => {
-      const run = runHistory(history);
-      const deltas = run.deltas.map((d) => d.delta);
-      const pool = [emptyDoc(type), ...deltas, ...run.replicas.map((r) => r.state)];
-      for (const [i, j, k] of picks) {
-        const a = pool[i % pool.length]!;
-        const b = pool[j % pool.length]!;
-        const c = pool[k % pool.length]!;
-        expectSameBytes(join(a, a), a, 'idempotent: d ⊔ d = d');
-        expectSameBytes(join(a, b), join(b, a), 'commutative: a ⊔ b = b ⊔ a');
-        expectSameBytes(join(join(a, b), c), join(a, join(b, c)), 'associative: (a ⊔ b) ⊔ c = a ⊔ (b ⊔ c)');
-      }
-    }), { numRuns });
+    fc.assert(
+      fc.property(historyArb(type), picksArb, (history, picks) => {
+        const run = runHistory(history);
+        const deltas = run.deltas.map((d) => d.delta);
+        const pool = [emptyDoc(type), ...deltas, ...run.replicas.map((r) => r.state)];
+        for (const [i, j, k] of picks) {
+          const a = pool[i % pool.length]!;
+          const b = pool[j % pool.length]!;
+          const c = pool[k % pool.length]!;
+          expectSameBytes(join(a, a), a, 'idempotent: d ⊔ d = d');
+          expectSameBytes(join(a, b), join(b, a), 'commutative: a ⊔ b = b ⊔ a');
+          expectSameBytes(join(join(a, b), c), join(a, join(b, c)), 'associative: (a ⊔ b) ⊔ c = a ⊔ (b ⊔ c)');
+        }
+      }),
+      { numRuns },
+    );
     t.pass('laws held on random pairs and triples');
   });
 
@@ -76,12 +109,21 @@ for (const type of typeNames) {
   // Method: fold all deltas, in creation order, into the empty state; compare with the join of the three
   // replicas' final states (each replica holds the join of the deltas it produced or received).
   t.test(`${type}: joining every delta equals joining the replica states`, async (t) => {
-    fc.assert(fc.property(historyArb(type), (history) => {
-      const run = runHistory(history);
-      const fromDeltas = joinAll(type, run.deltas.map((d) => d.delta));
-      const fromStates = joinAll(type, run.replicas.map((r) => r.state));
-      expectSameBytes(fromDeltas, fromStates, 'join of all deltas = join of all states');
-    }), { numRuns });
+    fc.assert(
+      fc.property(historyArb(type), (history) => {
+        const run = runHistory(history);
+        const fromDeltas = joinAll(
+          type,
+          run.deltas.map((d) => d.delta),
+        );
+        const fromStates = joinAll(
+          type,
+          run.replicas.map((r) => r.state),
+        );
+        expectSameBytes(fromDeltas, fromStates, 'join of all deltas = join of all states');
+      }),
+      { numRuns },
+    );
     t.pass('delta joins and state joins agreed');
   });
 
@@ -89,18 +131,24 @@ for (const type of typeNames) {
   // Method: two independent shuffles of the delta list, each with random duplicates inserted, folded into
   // fresh replicas; both must equal (in bytes and in value) the join of the replica states.
   t.test(`${type}: any delivery order with duplicates converges`, async (t) => {
-    fc.assert(fc.property(historyArb(type), deliveryOrderArb, deliveryOrderArb, (history, order1, order2) => {
-      const run = runHistory(history);
-      const deltas = run.deltas.map((d) => d.delta);
-      const expected = joinAll(type, run.replicas.map((r) => r.state));
-      const first = joinAll(type, shuffledWithDuplicates(deltas, order1.randoms, order1.duplicates));
-      const second = joinAll(type, shuffledWithDuplicates(deltas, order2.randoms, order2.duplicates));
-      expectSameBytes(first, expected, 'order 1 converges');
-      expectSameBytes(second, expected, 'order 2 converges');
-      if (!isDeepStrictEqual(valueForm(docValue(first)), valueForm(docValue(second)))) {
-        throw new Error('equal bytes but different values');
-      }
-    }), { numRuns });
+    fc.assert(
+      fc.property(historyArb(type), deliveryOrderArb, deliveryOrderArb, (history, order1, order2) => {
+        const run = runHistory(history);
+        const deltas = run.deltas.map((d) => d.delta);
+        const expected = joinAll(
+          type,
+          run.replicas.map((r) => r.state),
+        );
+        const first = joinAll(type, shuffledWithDuplicates(deltas, order1.randoms, order1.duplicates));
+        const second = joinAll(type, shuffledWithDuplicates(deltas, order2.randoms, order2.duplicates));
+        expectSameBytes(first, expected, 'order 1 converges');
+        expectSameBytes(second, expected, 'order 2 converges');
+        if (!isDeepStrictEqual(valueForm(docValue(first)), valueForm(docValue(second)))) {
+          throw new Error('equal bytes but different values');
+        }
+      }),
+      { numRuns },
+    );
     t.pass('every order converged');
   });
 
@@ -110,21 +158,24 @@ for (const type of typeNames) {
   // every delta it received, directly or inside another replica's state, and joining it must change nothing.
   t.test(`${type}: a replayed delta is a no-op`, async (t) => {
     let replays = 0;
-    fc.assert(fc.property(historyArb(type), (history) => {
-      const run = runHistory(history);
-      for (const replay of run.replays) {
-        replays++;
-        if (!replay.alreadySeen) throw new Error(`replay of delta ${replay.seq} to replica ${replay.to}: alreadySeen is false`);
-        if (Buffer.compare(replay.before, replay.after) !== 0) throw new Error(`replay of delta ${replay.seq} to replica ${replay.to} changed the state`);
-      }
-      for (const holder of holders(run)) {
-        for (const { seq, delta } of run.deltas) {
-          if (!holder.seen.has(seq)) continue;
-          if (!alreadySeen(holder.state, delta)) throw new Error(`${holder.name} received delta ${seq} but alreadySeen is false`);
-          expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: replaying delta ${seq} is a no-op`);
+    fc.assert(
+      fc.property(historyArb(type), (history) => {
+        const run = runHistory(history);
+        for (const replay of run.replays) {
+          replays++;
+          if (!replay.alreadySeen) throw new Error(`replay of delta ${replay.seq} to replica ${replay.to}: alreadySeen is false`);
+          if (Buffer.compare(replay.before, replay.after) !== 0) throw new Error(`replay of delta ${replay.seq} to replica ${replay.to} changed the state`);
         }
-      }
-    }), { numRuns });
+        for (const holder of holders(run)) {
+          for (const { seq, delta } of run.deltas) {
+            if (!holder.seen.has(seq)) continue;
+            if (!alreadySeen(holder.state, delta)) throw new Error(`${holder.name} received delta ${seq} but alreadySeen is false`);
+            expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: replaying delta ${seq} is a no-op`);
+          }
+        }
+      }),
+      { numRuns },
+    );
     t.ok(replays > 0, `${replays} replays happened during the histories`);
   });
 }
@@ -133,23 +184,30 @@ for (const type of typeNames) {
   // Goal: core is deterministic: time and randomness come in as arguments, so the same history gives the
   // same deltas and states, byte for byte (what makes seeded simulations reproducible).
   // Method: play each random history twice and compare every delta and every final state.
-  const name = type === 'yjs'
-    ? 'yjs: the same history gives the same bytes (every write uses the node\'s derived Yjs client id)'
-    : `${type}: the same history gives the same bytes`;
+  const name =
+    type === 'yjs'
+      ? "yjs: the same history gives the same bytes (every write uses the node's derived Yjs client id)"
+      : `${type}: the same history gives the same bytes`;
   t.test(name, async (t) => {
-    fc.assert(fc.property(historyArb(type), (history) => {
-      const first = runHistory(history);
-      const second = runHistory(history);
-      first.deltas.forEach((d, i) => expectSameBytes(second.deltas[i]!.delta, d.delta, `delta ${i} replayed`));
-      first.replicas.forEach((r, i) => expectSameBytes(second.replicas[i]!.state, r.state, `replica ${r.node} replayed`));
-    }), { numRuns: Math.ceil(numRunsByType[type] / 2) });
+    fc.assert(
+      fc.property(historyArb(type), (history) => {
+        const first = runHistory(history);
+        const second = runHistory(history);
+        first.deltas.forEach((d, i) => expectSameBytes(second.deltas[i]!.delta, d.delta, `delta ${i} replayed`));
+        first.replicas.forEach((r, i) => expectSameBytes(second.replicas[i]!.state, r.state, `replica ${r.node} replayed`));
+      }),
+      { numRuns: Math.ceil(numRunsByType[type] / 2) },
+    );
     t.pass('histories replayed to identical bytes');
   });
 }
 
 /** The replicas at the end of a history, and the join of all of them, with the deltas each received. */
 function holders(run: HistoryRun): Array<{ name: string; state: DocState; seen: ReadonlySet<number> }> {
-  const full = joinAll(run.type, run.replicas.map((r) => r.state));
+  const full = joinAll(
+    run.type,
+    run.replicas.map((r) => r.state),
+  );
   return [
     ...run.replicas.map((r) => ({ name: r.node, state: r.state, seen: r.seen })),
     { name: 'full join', state: full, seen: new Set(run.deltas.map((d) => d.seq)) },
@@ -194,28 +252,36 @@ const valueArb = fc.integer({ min: 0, max: 1_000 });
 // full states in seven orders (both directions, mixed, repeated); x must read n2's value and no join may
 // report a conflict.
 t.test('a causally later write wins over an earlier write with a later HLC, without a conflict', async (t) => {
-  fc.assert(fc.property(fc.constantFrom(...registerTypes), skewArb, skewArb, valueArb, valueArb, (type, aheadMs, behindMs, valueA, valueB) => {
-    const a = writeX(type, emptyDoc(type), 'n1', wallMsStart + aheadMs, valueA);
-    const bBase = joinDocs(emptyDoc(type), a.delta);
-    if (bBase.conflicts.length !== 0) throw new Error('receiving the first write reported a conflict');
-    const b = writeX(type, bBase.state, 'n2', wallMsStart - behindMs, valueB);
-    const orders: Array<readonly DocState[]> = [
-      [a.delta, b.delta], [b.delta, a.delta], [a.state, b.state], [b.state, a.state],
-      [b.delta, a.state], [a.state, b.delta], [b.delta, a.delta, b.delta, a.delta],
-    ];
-    for (const order of orders) {
-      let state = emptyDoc(type);
-      for (const item of order) {
-        const joined = joinDocs(state, item);
-        if (joined.conflicts.length !== 0) throw new Error(`conflict reported: ${JSON.stringify(joined.conflicts)}`);
-        state = joined.state;
+  fc.assert(
+    fc.property(fc.constantFrom(...registerTypes), skewArb, skewArb, valueArb, valueArb, (type, aheadMs, behindMs, valueA, valueB) => {
+      const a = writeX(type, emptyDoc(type), 'n1', wallMsStart + aheadMs, valueA);
+      const bBase = joinDocs(emptyDoc(type), a.delta);
+      if (bBase.conflicts.length !== 0) throw new Error('receiving the first write reported a conflict');
+      const b = writeX(type, bBase.state, 'n2', wallMsStart - behindMs, valueB);
+      const orders: Array<readonly DocState[]> = [
+        [a.delta, b.delta],
+        [b.delta, a.delta],
+        [a.state, b.state],
+        [b.state, a.state],
+        [b.delta, a.state],
+        [a.state, b.delta],
+        [b.delta, a.delta, b.delta, a.delta],
+      ];
+      for (const order of orders) {
+        let state = emptyDoc(type);
+        for (const item of order) {
+          const joined = joinDocs(state, item);
+          if (joined.conflicts.length !== 0) throw new Error(`conflict reported: ${JSON.stringify(joined.conflicts)}`);
+          state = joined.state;
+        }
+        const read = readX(type, state);
+        if (!isDeepStrictEqual(read, expectedX(type, [valueB]))) {
+          throw new Error(`${type}: x reads ${JSON.stringify(read)}, expected n2's causally later ${valueB}`);
+        }
       }
-      const read = readX(type, state);
-      if (!isDeepStrictEqual(read, expectedX(type, [valueB]))) {
-        throw new Error(`${type}: x reads ${JSON.stringify(read)}, expected n2's causally later ${valueB}`);
-      }
-    }
-  }), { numRuns: 150 });
+    }),
+    { numRuns: 150 },
+  );
   t.pass('the causally later write won in every order');
 });
 
@@ -226,40 +292,55 @@ t.test('a causally later write wins over an earlier write with a later HLC, with
 t.test('truly concurrent writes are resolved by HLC with a conflict record naming the loser', async (t) => {
   const offsetArb = fc.integer({ min: -10 * 60_000, max: 10 * 60_000 });
   let ties = 0;
-  fc.assert(fc.property(fc.constantFrom(...registerTypes), offsetArb, offsetArb, valueArb, valueArb, (type, offset1, offset2, value1, value2) => {
-    const w1 = writeX(type, emptyDoc(type), 'n1', wallMsStart + offset1, value1);
-    const w2 = writeX(type, emptyDoc(type), 'n2', wallMsStart + offset2, value2);
-    if (offset1 === offset2) ties++;
-    // Same HLC: the dot breaks the tie, and n2 > n1.
-    const n1Wins = offset1 > offset2;
-    const win = n1Wins ? { value: value1, node: 'n1', ms: wallMsStart + offset1 } : { value: value2, node: 'n2', ms: wallMsStart + offset2 };
-    const lose = n1Wins ? { value: value2, node: 'n2', ms: wallMsStart + offset2 } : { value: value1, node: 'n1', ms: wallMsStart + offset1 };
-    for (const [state, delta] of [[w1.state, w2.delta], [w2.state, w1.delta]] as const) {
-      const joined = joinDocs(state, delta);
-      const read = readX(type, joined.state);
-      const expected = expectedX(type, type === 'mv' ? [win.value, lose.value] : [win.value]);
-      if (!isDeepStrictEqual(read, expected)) throw new Error(`${type}: x reads ${JSON.stringify(read)}, expected ${JSON.stringify(expected)}`);
-      if (type === 'mv') {
-        if (joined.conflicts.length !== 0) throw new Error('mv recorded a conflict for siblings');
-        continue;
+  fc.assert(
+    fc.property(fc.constantFrom(...registerTypes), offsetArb, offsetArb, valueArb, valueArb, (type, offset1, offset2, value1, value2) => {
+      const w1 = writeX(type, emptyDoc(type), 'n1', wallMsStart + offset1, value1);
+      const w2 = writeX(type, emptyDoc(type), 'n2', wallMsStart + offset2, value2);
+      if (offset1 === offset2) ties++;
+      // Same HLC: the dot breaks the tie, and n2 > n1.
+      const n1Wins = offset1 > offset2;
+      const win = n1Wins ? { value: value1, node: 'n1', ms: wallMsStart + offset1 } : { value: value2, node: 'n2', ms: wallMsStart + offset2 };
+      const lose = n1Wins ? { value: value2, node: 'n2', ms: wallMsStart + offset2 } : { value: value1, node: 'n1', ms: wallMsStart + offset1 };
+      for (const [state, delta] of [
+        [w1.state, w2.delta],
+        [w2.state, w1.delta],
+      ] as const) {
+        const joined = joinDocs(state, delta);
+        const read = readX(type, joined.state);
+        const expected = expectedX(type, type === 'mv' ? [win.value, lose.value] : [win.value]);
+        if (!isDeepStrictEqual(read, expected)) throw new Error(`${type}: x reads ${JSON.stringify(read)}, expected ${JSON.stringify(expected)}`);
+        if (type === 'mv') {
+          if (joined.conflicts.length !== 0) throw new Error('mv recorded a conflict for siblings');
+          continue;
+        }
+        // The value's dot is the first dot each node issued on the document (the presence dot comes after).
+        const want = [
+          {
+            path: type === 'map' ? ['x'] : [],
+            kind: 'concurrent-write',
+            winner: { value: win.value, dot: [win.node, 1], hlc: { ms: win.ms, c: 0 } },
+            loser: { value: lose.value, dot: [lose.node, 1], hlc: { ms: lose.ms, c: 0 } },
+          },
+        ];
+        if (!isDeepStrictEqual(joined.conflicts, want)) {
+          throw new Error(`conflicts ${JSON.stringify(joined.conflicts)}, expected ${JSON.stringify(want)}`);
+        }
       }
-      // The value's dot is the first dot each node issued on the document (the presence dot comes after).
-      const want = [{
-        path: type === 'map' ? ['x'] : [],
-        kind: 'concurrent-write',
-        winner: { value: win.value, dot: [win.node, 1], hlc: { ms: win.ms, c: 0 } },
-        loser: { value: lose.value, dot: [lose.node, 1], hlc: { ms: lose.ms, c: 0 } },
-      }];
-      if (!isDeepStrictEqual(joined.conflicts, want)) {
-        throw new Error(`conflicts ${JSON.stringify(joined.conflicts)}, expected ${JSON.stringify(want)}`);
-      }
-    }
-    // A later write that saw both resolves the conflict for good.
-    const both = join(w1.state, w2.state);
-    const resolved = writeX(type, both, 'n3', wallMsStart - 20 * 60_000, 7);
-    if (!isDeepStrictEqual(readX(type, resolved.state), expectedX(type, [7]))) throw new Error('a write that saw both did not resolve x');
-    if (hex(join(join(w1.delta, w2.delta), resolved.delta)) !== hex(resolved.state)) throw new Error('resolution does not replicate');
-  }), { numRuns: 200, examples: [['lww', 0, 0, 1, 2], ['map', 5, 5, 3, 4], ['mv', 1, 1, 5, 6]] });
+      // A later write that saw both resolves the conflict for good.
+      const both = join(w1.state, w2.state);
+      const resolved = writeX(type, both, 'n3', wallMsStart - 20 * 60_000, 7);
+      if (!isDeepStrictEqual(readX(type, resolved.state), expectedX(type, [7]))) throw new Error('a write that saw both did not resolve x');
+      if (hex(join(join(w1.delta, w2.delta), resolved.delta)) !== hex(resolved.state)) throw new Error('resolution does not replicate');
+    }),
+    {
+      numRuns: 200,
+      examples: [
+        ['lww', 0, 0, 1, 2],
+        ['map', 5, 5, 3, 4],
+        ['mv', 1, 1, 5, 6],
+      ],
+    },
+  );
   t.ok(ties > 0, 'timestamp ties (broken by dot) were exercised');
 });
 
@@ -284,7 +365,7 @@ t.test('alreadySeen is false for a delta whose removals the replica has not appl
   const r = joinAll('counter', [d0.delta, d2.delta]);
   const withD1 = join(r, d1.delta);
   t.equal(docValue(withD1), 3, 'once d1 is joined, r counts three increments too');
-  t.equal(docValue(r), 4, 'before d1, r counts d0 twice (d2 carries n1\'s running total)');
+  t.equal(docValue(r), 4, "before d1, r counts d0 twice (d2 carries n1's running total)");
   t.notOk(alreadySeen(r, d1.delta), 'alreadySeen(r, d1) is false: joining d1 still changes r (a store that skips it keeps 4 forever)');
 });
 
@@ -292,16 +373,22 @@ t.test('alreadySeen is false for a delta whose removals the replica has not appl
 // Method: for every final replica and every delta of the history: if alreadySeen says true, joining the delta
 // must leave the canonical bytes unchanged.
 t.test('alreadySeen(state, delta) implies that joining the delta changes nothing', async (t) => {
-  fc.assert(fc.property(fc.constantFrom(...typeNames).chain((type) => historyArb(type)), (history) => {
-    const run = runHistory(history);
-    for (const holder of holders(run)) {
-      for (const { seq, delta } of run.deltas) {
-        if (alreadySeen(holder.state, delta)) {
-          expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: alreadySeen(delta ${seq}) but joining it changes the state`);
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...typeNames).chain((type) => historyArb(type)),
+      (history) => {
+        const run = runHistory(history);
+        for (const holder of holders(run)) {
+          for (const { seq, delta } of run.deltas) {
+            if (alreadySeen(holder.state, delta)) {
+              expectSameBytes(join(holder.state, delta), holder.state, `${holder.name}: alreadySeen(delta ${seq}) but joining it changes the state`);
+            }
+          }
         }
-      }
-    }
-  }), { numRuns: 300 });
+      },
+    ),
+    { numRuns: 300 },
+  );
   t.pass('alreadySeen never hid a change');
 });
 
@@ -344,9 +431,15 @@ t.test('yjs: a node that lost its copy writes with a new client id, and nothing 
   const newId = (again.state.body as YjsBody).writers[0]![1];
   t.not(newId, oldId, 'a new client id');
   const joined = joinDocs(first, again.state).state;
-  const text = yjsDoc(joined.body as YjsBody).getText('t').toString();
+  const text = yjsDoc(joined.body as YjsBody)
+    .getText('t')
+    .toString();
   t.equal(text.length, 'a0a1b'.length, `every write is in the joined text (${JSON.stringify(text)})`);
-  t.strictSame((joined.body as YjsBody).writers.map(([node]) => node), ['n1', 'n1'], 'both lineages are recorded');
+  t.strictSame(
+    (joined.body as YjsBody).writers.map(([node]) => node),
+    ['n1', 'n1'],
+    'both lineages are recorded',
+  );
 });
 
 // Goal: replicas that receive the same Yjs deltas hold the same bytes and the same value, whatever the order.

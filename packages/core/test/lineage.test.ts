@@ -8,8 +8,19 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
-  type CrdtTypeName, type DocState, type Hlc, HlcClock, crdtType, docExists, docFacts, docHead, emptyDoc, joinDocs, mutate,
-  operationMutator, remove,
+  type CrdtTypeName,
+  type DocState,
+  type Hlc,
+  HlcClock,
+  crdtType,
+  docExists,
+  docFacts,
+  docHead,
+  emptyDoc,
+  joinDocs,
+  mutate,
+  operationMutator,
+  remove,
 } from '@tessera/core';
 import { expectSameBytes, shuffledWithDuplicates, deliveryOrderArb } from './helpers/history.js';
 
@@ -24,13 +35,19 @@ type Step =
   | { readonly kind: 'deliver'; readonly to: number; readonly pick: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('write' as const), node: fc.nat(2), type: fc.constantFrom(...types), stepMs: fc.nat(2_000), value: fc.nat(9) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({ kind: fc.constant('write' as const), node: fc.nat(2), type: fc.constantFrom(...types), stepMs: fc.nat(2_000), value: fc.nat(9) }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), node: fc.nat(2), stepMs: fc.nat(2_000) }) },
   {
     weight: 2,
     arbitrary: fc.record({
-      kind: fc.constant('tag' as const), node: fc.nat(2), stepMs: fc.nat(2_000),
-      add: fc.subarray(['quarantine', 'pii', 'reviewed']), remove: fc.subarray(['quarantine', 'pii', 'reviewed']),
+      kind: fc.constant('tag' as const),
+      node: fc.nat(2),
+      stepMs: fc.nat(2_000),
+      add: fc.subarray(['quarantine', 'pii', 'reviewed']),
+      remove: fc.subarray(['quarantine', 'pii', 'reviewed']),
     }),
   },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('deliver' as const), to: fc.nat(2), pick: fc.nat() }) },
@@ -50,10 +67,14 @@ interface Delta {
 
 function bodyWrite(type: CrdtTypeName, value: number) {
   switch (type) {
-    case 'map': return operationMutator(type, { op: 'set', path: ['f'], value }, 'test/map');
-    case 'counter': return operationMutator(type, { op: 'increment', amount: value + 1 }, 'test/counter');
-    case 'set': return operationMutator(type, { op: 'add', element: value }, 'test/set');
-    default: return operationMutator(type, { op: 'put', value }, `test/${type}`);
+    case 'map':
+      return operationMutator(type, { op: 'set', path: ['f'], value }, 'test/map');
+    case 'counter':
+      return operationMutator(type, { op: 'increment', amount: value + 1 }, 'test/counter');
+    case 'set':
+      return operationMutator(type, { op: 'add', element: value }, 'test/set');
+    default:
+      return operationMutator(type, { op: 'put', value }, `test/${type}`);
   }
 }
 
@@ -98,67 +119,79 @@ const join = (a: DocState, b: DocState) => joinDocs(a, b).state;
 
 t.test('copies with concurrent creations, type changes and tags: the join is a semilattice', async (t) => {
   let typeChanges = 0;
-  fc.assert(fc.property(historyArb, (history) => {
-    const { states, deltas } = play(history);
-    if (new Set(deltas.filter((d) => d.creating).map((d) => d.delta.type)).size > 1) typeChanges++;
-    for (const a of [...states, ...deltas.map((d) => d.delta)]) {
-      expectSameBytes(join(a, a), a, 'idempotent');
-      for (const b of states) expectSameBytes(join(a, b), join(b, a), 'commutative');
-    }
-    const [s1, s2, s3] = states as [DocState, DocState, DocState];
-    expectSameBytes(join(join(s1, s2), s3), join(s1, join(s2, s3)), 'associative');
-    expectSameBytes(join(join(s3, s1), s2), join(s3, join(s1, s2)), 'associative');
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(historyArb, (history) => {
+      const { states, deltas } = play(history);
+      if (new Set(deltas.filter((d) => d.creating).map((d) => d.delta.type)).size > 1) typeChanges++;
+      for (const a of [...states, ...deltas.map((d) => d.delta)]) {
+        expectSameBytes(join(a, a), a, 'idempotent');
+        for (const b of states) expectSameBytes(join(a, b), join(b, a), 'commutative');
+      }
+      const [s1, s2, s3] = states as [DocState, DocState, DocState];
+      expectSameBytes(join(join(s1, s2), s3), join(s1, join(s2, s3)), 'associative');
+      expectSameBytes(join(join(s3, s1), s2), join(s3, join(s1, s2)), 'associative');
+    }),
+    { numRuns: 300 },
+  );
   t.ok(typeChanges > 30, `${typeChanges} of 300 histories created the document with more than one type`);
 });
 
 t.test('every delivery order of the deltas gives the same state and the same facts', async (t) => {
-  fc.assert(fc.property(historyArb, deliveryOrderArb, deliveryOrderArb, (history, orderA, orderB) => {
-    const { deltas } = play(history);
-    const all = deltas.map((d) => d.delta);
-    const a = shuffledWithDuplicates(all, orderA.randoms, orderA.duplicates).reduce(join, emptyDoc('lww'));
-    const b = shuffledWithDuplicates(all, orderB.randoms, orderB.duplicates).reduce(join, emptyDoc('lww'));
-    expectSameBytes(a, b, 'same deltas, different order');
-    const facts = (doc: DocState) => JSON.stringify({ ...docFacts('d', 'k', doc), type: doc.type });
-    if (facts(a) !== facts(b)) throw new Error(`facts differ: ${facts(a)} / ${facts(b)}`);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(historyArb, deliveryOrderArb, deliveryOrderArb, (history, orderA, orderB) => {
+      const { deltas } = play(history);
+      const all = deltas.map((d) => d.delta);
+      const a = shuffledWithDuplicates(all, orderA.randoms, orderA.duplicates).reduce(join, emptyDoc('lww'));
+      const b = shuffledWithDuplicates(all, orderB.randoms, orderB.duplicates).reduce(join, emptyDoc('lww'));
+      expectSameBytes(a, b, 'same deltas, different order');
+      const facts = (doc: DocState) => JSON.stringify({ ...docFacts('d', 'k', doc), type: doc.type });
+      if (facts(a) !== facts(b)) throw new Error(`facts differ: ${facts(a)} / ${facts(b)}`);
+    }),
+    { numRuns: 300 },
+  );
   t.pass('converged');
 });
 
 t.test('the origin is the earliest creating write, and the type the latest creation', async (t) => {
   let concurrentCreations = 0;
-  fc.assert(fc.property(historyArb, (history) => {
-    const { deltas } = play(history);
-    const creations = deltas.filter((d) => d.creating);
-    if (creations.length === 0) return;
-    if (new Set(creations.map((c) => c.origin)).size > 1) concurrentCreations++;
-    const final = deltas.map((d) => d.delta).reduce(join, emptyDoc('map'));
-    const first = final.origin!;
-    // The earliest stamp any creation carried: a re-creation that saw the document keeps its stamp.
-    const stamps = creations.map((c) => c.delta.origin!).sort((x, y) => x.hlc.ms - y.hlc.ms || x.hlc.c - y.hlc.c || (x.node < y.node ? -1 : 1));
-    if (first.node !== stamps[0]!.node || first.region !== regions[nodes.indexOf(first.node as typeof nodes[number])]) {
-      throw new Error(`origin ${JSON.stringify(first)}, expected ${JSON.stringify(stamps[0])}`);
-    }
-    const latest = creations.map((c) => c.delta.typed!).sort((x, y) => y.hlc.ms - x.hlc.ms || y.hlc.c - x.hlc.c || (x.node < y.node ? 1 : -1))[0]!;
-    if (final.type !== latest.type) throw new Error(`type ${final.type}, the latest creation made ${latest.type}`);
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(historyArb, (history) => {
+      const { deltas } = play(history);
+      const creations = deltas.filter((d) => d.creating);
+      if (creations.length === 0) return;
+      if (new Set(creations.map((c) => c.origin)).size > 1) concurrentCreations++;
+      const final = deltas.map((d) => d.delta).reduce(join, emptyDoc('map'));
+      const first = final.origin!;
+      // The earliest stamp any creation carried: a re-creation that saw the document keeps its stamp.
+      const stamps = creations.map((c) => c.delta.origin!).sort((x, y) => x.hlc.ms - y.hlc.ms || x.hlc.c - y.hlc.c || (x.node < y.node ? -1 : 1));
+      if (first.node !== stamps[0]!.node || first.region !== regions[nodes.indexOf(first.node as (typeof nodes)[number])]) {
+        throw new Error(`origin ${JSON.stringify(first)}, expected ${JSON.stringify(stamps[0])}`);
+      }
+      const latest = creations.map((c) => c.delta.typed!).sort((x, y) => y.hlc.ms - x.hlc.ms || y.hlc.c - x.hlc.c || (x.node < y.node ? 1 : -1))[0]!;
+      if (final.type !== latest.type) throw new Error(`type ${final.type}, the latest creation made ${latest.type}`);
+    }),
+    { numRuns: 300 },
+  );
   t.ok(concurrentCreations > 20, `${concurrentCreations} histories created the document in more than one region`);
 });
 
 t.test('a head carries the facts, tag removals included, and nothing of the body', async (t) => {
-  fc.assert(fc.property(historyArb, fc.nat(2), fc.nat(2), (history, from, to) => {
-    const { states } = play(history);
-    const sender = states[from]!;
-    const receiver = states[to]!;
-    const adopted = join(receiver, docHead(sender));
-    const full = join(receiver, sender);
-    const facts = (doc: DocState) => JSON.stringify(docFacts('d', 'k', doc));
-    if (facts(adopted) !== facts(full)) throw new Error(`head facts ${facts(adopted)} differ from the full join's ${facts(full)}`);
-    if (adopted.type !== full.type) throw new Error(`head type ${adopted.type}, full join ${full.type}`);
-    // The receiver's own body entries and presence survive: the head removes none.
-    const bodyOf = (doc: DocState) => JSON.stringify(crdtType(doc.type).encode(doc.body));
-    if (adopted.type === receiver.type && bodyOf(adopted) !== bodyOf(receiver)) throw new Error('the head changed the body');
-    if (JSON.stringify(adopted.live) !== JSON.stringify(receiver.live)) throw new Error('the head changed the presence dots');
-  }), { numRuns: 300 });
+  fc.assert(
+    fc.property(historyArb, fc.nat(2), fc.nat(2), (history, from, to) => {
+      const { states } = play(history);
+      const sender = states[from]!;
+      const receiver = states[to]!;
+      const adopted = join(receiver, docHead(sender));
+      const full = join(receiver, sender);
+      const facts = (doc: DocState) => JSON.stringify(docFacts('d', 'k', doc));
+      if (facts(adopted) !== facts(full)) throw new Error(`head facts ${facts(adopted)} differ from the full join's ${facts(full)}`);
+      if (adopted.type !== full.type) throw new Error(`head type ${adopted.type}, full join ${full.type}`);
+      // The receiver's own body entries and presence survive: the head removes none.
+      const bodyOf = (doc: DocState) => JSON.stringify(crdtType(doc.type).encode(doc.body));
+      if (adopted.type === receiver.type && bodyOf(adopted) !== bodyOf(receiver)) throw new Error('the head changed the body');
+      if (JSON.stringify(adopted.live) !== JSON.stringify(receiver.live)) throw new Error('the head changed the presence dots');
+    }),
+    { numRuns: 300 },
+  );
   t.pass('heads agree with full joins on the facts');
 });

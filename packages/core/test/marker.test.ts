@@ -5,7 +5,18 @@
 // as their JSON form; the head a marker gives joined into a stale copy.
 import t from 'tap';
 import {
-  type DocState, coversMarker, docFacts, docTags, docValue, emptyDoc, joinDocs, markerForm, markerFromForm, markerHead, markerOf, mutate,
+  type DocState,
+  coversMarker,
+  docFacts,
+  docTags,
+  docValue,
+  emptyDoc,
+  joinDocs,
+  markerForm,
+  markerFromForm,
+  markerHead,
+  markerOf,
+  mutate,
   operationMutator,
 } from '@tessera/core';
 
@@ -33,9 +44,13 @@ t.test('a marker holds dots and stamps, survives its stored form, and joins with
   t.same(back.tagDots.toJSON(), marker.tagDots.toJSON());
   t.same([...back.tags.keys()], [...marker.tags.keys()]);
   const joined = markerOf(late, 'n1', back);
-  t.equal(joined.origin?.region, 'eu-west', 'an earlier marker\'s origin stays');
+  t.equal(joined.origin?.region, 'eu-west', "an earlier marker's origin stays");
   const legacy = markerFromForm(5);
-  t.same([legacy.counter, legacy.typed, legacy.origin, legacy.seen.isEmpty], [5, null, null, true], 'a store-format-1 counter reads as a marker without stamps');
+  t.same(
+    [legacy.counter, legacy.typed, legacy.origin, legacy.seen.isEmpty],
+    [5, null, null, true],
+    'a store-format-1 counter reads as a marker without stamps',
+  );
 });
 
 t.test('a copy of the lineage that has not seen the tag operations is stale; another lineage is not', async (t) => {
@@ -57,7 +72,7 @@ t.test('the head of a marker tells a stale copy the origin, type and tags, and t
   t.same(docTags(head), [], 'the head names no tag the copy did not have');
   t.ok(head.ctx.isEmpty, 'and holds no dot (the copy had no tag operation)');
   const told = joinDocs(stale, head).state;
-  t.equal(docFacts('d', 'k', told).origin, 'eu-west', 'the stale copy learns the lineage\'s origin');
+  t.equal(docFacts('d', 'k', told).origin, 'eu-west', "the stale copy learns the lineage's origin");
   t.same(docValue(told), docValue(stale), 'its value is untouched');
   t.same(docTags(told), ['keep'], 'and so are its tags');
 });

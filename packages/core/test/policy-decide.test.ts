@@ -7,8 +7,16 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
-  type DocFacts, type Policy, type TesseraError, assertMayHold, checkUserTags, decisionCacheEntriesMax, factsOf, originTag,
-  parsePolicy, reservedTagPrefixes,
+  type DocFacts,
+  type Policy,
+  type TesseraError,
+  assertMayHold,
+  checkUserTags,
+  decisionCacheEntriesMax,
+  factsOf,
+  originTag,
+  parsePolicy,
+  reservedTagPrefixes,
 } from '@tessera/core';
 
 const seed = Number(process.env.POLICY_SEED ?? 20_250_607);
@@ -21,7 +29,8 @@ const regions = `regions:
 `;
 
 /** Placement forms and rules, none of which reads the key. */
-const main = parsePolicy(`version: 3
+const main = parsePolicy(
+  `version: 3
 ${regions}datasets:
   catalog:  { placement: global }
   orders:   { placement: { regions: [eu-west, us-east] } }
@@ -42,10 +51,13 @@ rules:
     allow: "'everywhere' in doc.tags"
   - name: reviewed documents leave quarantine
     release: "'reviewed' in doc.tags"
-`, 'main.yaml');
+`,
+  'main.yaml',
+);
 
 /** Rules that fail at run time on some documents. */
-const failing = parsePolicy(`version: 1
+const failing = parsePolicy(
+  `version: 1
 ${regions}datasets:
   ledger: { placement: { regions: [eu-west] } }
   orders: { placement: { regions: [eu-west] } }
@@ -56,10 +68,13 @@ rules:
     allow: "doc.tags[0] == 'open'"
   - name: third tag reviewed
     release: "doc.tags[2] == 'reviewed'"
-`, 'failing.yaml');
+`,
+  'failing.yaml',
+);
 
 /** A rule that reads the key, and `home` expressions that read the key and location. */
-const keyed = parsePolicy(`version: 1
+const keyed = parsePolicy(
+  `version: 1
 ${regions}unlisted: refuse
 datasets:
   docs:   { placement: global }
@@ -67,7 +82,9 @@ datasets:
 rules:
   - name: secrets stay in europe
     deny: "doc.key.startsWith('secret-') && target.location.size() == 2 && target.location[1] < -30.0"
-`, 'keyed.yaml');
+`,
+  'keyed.yaml',
+);
 
 function facts(dataset: string, tags: readonly string[], origin: string | null, key = 'k1'): DocFacts {
   return { dataset, key, tags, origin };
@@ -104,7 +121,11 @@ t.test('a table of decisions over every placement form and rule kind', async (t)
   ];
   for (const [what, doc, expected] of cases) {
     t.same(main.holders(doc), expected, what);
-    t.same(main.regionNames.filter((region) => main.decideUncached(doc, region).allow), expected, `${what} (uncached)`);
+    t.same(
+      main.regionNames.filter((region) => main.decideUncached(doc, region).allow),
+      expected,
+      `${what} (uncached)`,
+    );
   }
 });
 
@@ -114,17 +135,41 @@ t.test('each decision names its reason', async (t) => {
     ['outside the placement', facts('orders', [], 'eu-west'), 'eu-central', { allow: false, reason: 'placement' }],
     ['allowed by a rule', facts('orders', ['shared'], 'eu-west'), 'eu-central', { allow: true, reason: 'rule', rule: 'shared orders reach eu-central' }],
     ['denied by a rule', facts('catalog', ['pii'], 'eu-west'), 'us-east', { allow: false, reason: 'rule', rule: 'pii stays in its jurisdiction' }],
-    ['the first deny rule in file order', facts('catalog', ['hold', 'pii'], 'eu-west'), 'us-east', { allow: false, reason: 'rule', rule: 'pii stays in its jurisdiction' }],
+    [
+      'the first deny rule in file order',
+      facts('catalog', ['hold', 'pii'], 'eu-west'),
+      'us-east',
+      { allow: false, reason: 'rule', rule: 'pii stays in its jurisdiction' },
+    ],
     ['quarantined', facts('catalog', ['quarantine'], 'eu-west'), 'us-east', { allow: false, reason: 'quarantine' }],
     ['quarantined, at its origin', facts('catalog', ['quarantine'], 'eu-west'), 'eu-west', { allow: true, reason: 'placement' }],
     ['local, origin', facts('audits', [], 'eu-west'), 'eu-west', { allow: true, reason: 'local' }],
     ['local, elsewhere', facts('audits', [], 'eu-west'), 'eu-central', { allow: false, reason: 'local' }],
-    ['unknown target', facts('catalog', [], 'eu-west'), 'ap-south', { allow: false, reason: 'unknown-region', detail: 'target "ap-south" is not a region of policy v3' }],
-    ['unknown origin', facts('catalog', [], 'ap-south'), 'eu-west', { allow: false, reason: 'unknown-region', detail: 'origin "ap-south" is not a region of policy v3' }],
+    [
+      'unknown target',
+      facts('catalog', [], 'eu-west'),
+      'ap-south',
+      { allow: false, reason: 'unknown-region', detail: 'target "ap-south" is not a region of policy v3' },
+    ],
+    [
+      'unknown origin',
+      facts('catalog', [], 'ap-south'),
+      'eu-west',
+      { allow: false, reason: 'unknown-region', detail: 'origin "ap-south" is not a region of policy v3' },
+    ],
     ['no origin', facts('catalog', [], null), 'eu-west', { allow: false, reason: 'unknown-region', detail: 'the document has no origin region' }],
-    ['home not a region', facts('lost', [], 'eu-west'), 'eu-west',
-      { allow: false, reason: 'unknown-region', detail: 'the home of dataset lost, "mars-eu-west" is not a region of policy v3' }],
-    ['home fails', facts('broken', ['a'], 'eu-west'), 'eu-west', { allow: false, reason: 'error', detail: 'the home expression of dataset broken: CEL index_out_of_bounds at column 1' }],
+    [
+      'home not a region',
+      facts('lost', [], 'eu-west'),
+      'eu-west',
+      { allow: false, reason: 'unknown-region', detail: 'the home of dataset lost, "mars-eu-west" is not a region of policy v3' },
+    ],
+    [
+      'home fails',
+      facts('broken', ['a'], 'eu-west'),
+      'eu-west',
+      { allow: false, reason: 'error', detail: 'the home expression of dataset broken: CEL index_out_of_bounds at column 1' },
+    ],
   ];
   for (const [what, doc, target, expected] of cases) {
     t.same(main.decide(doc, target), expected, what);
@@ -146,19 +191,32 @@ t.test('unlisted: local and refuse', async (t) => {
 
 t.test('expressions that fail at run time deny (fail closed), and the reason names the rule but never the document', async (t) => {
   const ledger = (key: string, tags: readonly string[] = []) => facts('ledger', tags, 'eu-west', key);
-  t.same(failing.decide(ledger('abc'), 'eu-west'),
-    { allow: false, reason: 'error', rule: 'large ledger entries stay home', detail: 'rule "large ledger entries stay home": CEL int_conversion_error at column 28' },
-    'a deny rule that fails denies, even at the origin');
+  t.same(
+    failing.decide(ledger('abc'), 'eu-west'),
+    {
+      allow: false,
+      reason: 'error',
+      rule: 'large ledger entries stay home',
+      detail: 'rule "large ledger entries stay home": CEL int_conversion_error at column 28',
+    },
+    'a deny rule that fails denies, even at the origin',
+  );
   t.notMatch(JSON.stringify(failing.decide(ledger('abc'), 'eu-west')), /abc/, 'the key is not quoted');
   t.same(failing.decide(ledger('500', ['open']), 'eu-west'), { allow: false, reason: 'rule', rule: 'large ledger entries stay home' });
   t.same(failing.decide(ledger('5'), 'eu-west'), { allow: true, reason: 'placement' }, 'in the placement: allow rules are not needed');
-  t.same(failing.decide(ledger('5'), 'us-east'),
+  t.same(
+    failing.decide(ledger('5'), 'us-east'),
     { allow: false, reason: 'error', rule: 'open documents go everywhere', detail: 'rule "open documents go everywhere": CEL index_out_of_bounds at column 1' },
-    'an allow rule that fails does not allow');
+    'an allow rule that fails does not allow',
+  );
   t.same(failing.decide(ledger('5', ['open']), 'us-east'), { allow: true, reason: 'rule', rule: 'open documents go everywhere' });
   t.same(failing.holders(facts('orders', ['open', 'quarantine'], 'eu-west')), ['eu-west'], 'a release rule that fails does not release');
-  t.same(failing.decide(facts('orders', ['open', 'quarantine'], 'eu-west'), 'us-east'),
-    { allow: false, reason: 'error', rule: 'third tag reviewed', detail: 'rule "third tag reviewed": CEL index_out_of_bounds at column 1' });
+  t.same(failing.decide(facts('orders', ['open', 'quarantine'], 'eu-west'), 'us-east'), {
+    allow: false,
+    reason: 'error',
+    rule: 'third tag reviewed',
+    detail: 'rule "third tag reviewed": CEL index_out_of_bounds at column 1',
+  });
   t.same(failing.holders(facts('orders', ['open', 'quarantine', 'reviewed'], 'eu-west')), ['eu-central', 'eu-west', 'us-east', 'us-west']);
 });
 
@@ -179,11 +237,18 @@ t.test('decisions that read the key are cached per key; the others are not', asy
 t.test('every way of reading the key makes decisions per key', async (t) => {
   // Each rule denies us-east for the key "x" only; a cache that ignored the key would answer for "y" as for "x".
   const reads = [
-    "doc.key == 'x'", "has(doc.key) && doc.key == 'x'", "doc['key'] == 'x'", "cel.bind(d, doc, d.key == 'x')",
-    "[doc].exists(d, d.key == 'x')", "doc.tags.all(t, t != doc.key) && doc.key.startsWith('x')",
+    "doc.key == 'x'",
+    "has(doc.key) && doc.key == 'x'",
+    "doc['key'] == 'x'",
+    "cel.bind(d, doc, d.key == 'x')",
+    "[doc].exists(d, d.key == 'x')",
+    "doc.tags.all(t, t != doc.key) && doc.key.startsWith('x')",
   ];
   for (const expression of reads) {
-    const policy = parsePolicy(`version: 1\n${regions}rules:\n  - name: r\n    deny: ${JSON.stringify(`${expression} && target.name == 'us-east'`)}\n`, 'p.yaml');
+    const policy = parsePolicy(
+      `version: 1\n${regions}rules:\n  - name: r\n    deny: ${JSON.stringify(`${expression} && target.name == 'us-east'`)}\n`,
+      'p.yaml',
+    );
     t.notOk(policy.mayHold(facts('any', [], 'eu-west', 'x'), 'us-east'), `${expression}: x denied`);
     t.ok(policy.mayHold(facts('any', [], 'eu-west', 'y'), 'us-east'), `${expression}: y allowed`);
   }
@@ -218,27 +283,33 @@ const factsArb: fc.Arbitrary<DocFacts> = fc.record({
 const policies: readonly Policy[] = [main, failing, keyed];
 
 t.test('property: a cached decision equals the uncached one, whatever the tag order and duplicates', async (t) => {
-  fc.assert(fc.property(fc.constantFrom(...policies), factsArb, regionArb, (policy, doc, target) => {
-    const expected = policy.decideUncached(doc, target);
-    const reordered = { ...doc, tags: [...doc.tags].reverse().concat(doc.tags.slice(0, 1)) };
-    for (const candidate of [doc, doc, reordered]) {
-      const got = policy.decide(candidate, target);
-      if (JSON.stringify(got) !== JSON.stringify(expected)) {
-        throw new Error(`${JSON.stringify(candidate)} → ${target}: cached ${JSON.stringify(got)}, uncached ${JSON.stringify(expected)}`);
+  fc.assert(
+    fc.property(fc.constantFrom(...policies), factsArb, regionArb, (policy, doc, target) => {
+      const expected = policy.decideUncached(doc, target);
+      const reordered = { ...doc, tags: [...doc.tags].reverse().concat(doc.tags.slice(0, 1)) };
+      for (const candidate of [doc, doc, reordered]) {
+        const got = policy.decide(candidate, target);
+        if (JSON.stringify(got) !== JSON.stringify(expected)) {
+          throw new Error(`${JSON.stringify(candidate)} → ${target}: cached ${JSON.stringify(got)}, uncached ${JSON.stringify(expected)}`);
+        }
       }
-    }
-  }), { seed, numRuns: 2_000 });
+    }),
+    { seed, numRuns: 2_000 },
+  );
   t.pass(`2000 cases; reproduce with POLICY_SEED=${seed}`);
 });
 
 t.test('property: holders are exactly the regions that mayHold, sorted', async (t) => {
-  fc.assert(fc.property(fc.constantFrom(...policies), factsArb, (policy, doc) => {
-    const expected = policy.regionNames.filter((region) => policy.decideUncached(doc, region).allow);
-    const got = policy.holders(doc);
-    if (JSON.stringify(got) !== JSON.stringify(expected)) throw new Error(`${JSON.stringify(doc)}: ${got} vs ${expected}`);
-    if (JSON.stringify(got) !== JSON.stringify([...got].sort())) throw new Error(`not sorted: ${got}`);
-    for (const region of policy.regionNames) if (policy.mayHold(doc, region) !== got.includes(region)) throw new Error(region);
-  }), { seed, numRuns: 1_000 });
+  fc.assert(
+    fc.property(fc.constantFrom(...policies), factsArb, (policy, doc) => {
+      const expected = policy.regionNames.filter((region) => policy.decideUncached(doc, region).allow);
+      const got = policy.holders(doc);
+      if (JSON.stringify(got) !== JSON.stringify(expected)) throw new Error(`${JSON.stringify(doc)}: ${got} vs ${expected}`);
+      if (JSON.stringify(got) !== JSON.stringify([...got].sort())) throw new Error(`not sorted: ${got}`);
+      for (const region of policy.regionNames) if (policy.mayHold(doc, region) !== got.includes(region)) throw new Error(region);
+    }),
+    { seed, numRuns: 1_000 },
+  );
   t.pass(`1000 cases; reproduce with POLICY_SEED=${seed}`);
 });
 
@@ -246,12 +317,17 @@ t.test('facts from stored tags: the origin tag is reserved, the smallest one win
   t.equal(originTag('eu-west'), 'origin:eu-west');
   t.throws(() => originTag('EU'), { code: 'ERR_REGION_INVALID' });
   t.throws(() => originTag('r'.repeat(58)), { code: 'ERR_REGION_INVALID' }, 'the tag would be too long');
-  t.same(factsOf('catalog', 'k', ['pii', 'origin:us-east', 'b', 'origin:eu-west', 'pii']),
-    { dataset: 'catalog', key: 'k', tags: ['b', 'pii'], origin: 'eu-west' });
+  t.same(factsOf('catalog', 'k', ['pii', 'origin:us-east', 'b', 'origin:eu-west', 'pii']), {
+    dataset: 'catalog',
+    key: 'k',
+    tags: ['b', 'pii'],
+    origin: 'eu-west',
+  });
   t.same(factsOf('catalog', 'k', ['pii']), { dataset: 'catalog', key: 'k', tags: ['pii'], origin: null });
   t.same(reservedTagPrefixes, ['origin:']);
   t.throws(() => checkUserTags(['ok', 'origin:eu-west']), {
-    code: 'ERR_TAG_INVALID', message: 'tag "origin:eu-west" is reserved: tags starting with origin: are written by the store',
+    code: 'ERR_TAG_INVALID',
+    message: 'tag "origin:eu-west" is reserved: tags starting with origin: are written by the store',
   });
   t.throws(() => checkUserTags(['Not OK']), { code: 'ERR_TAG_INVALID' });
   t.doesNotThrow(() => checkUserTags(['pii', 'residency:eu']));
@@ -265,13 +341,18 @@ t.test('assertMayHold refuses with ERR_POLICY_DENIED (421) and lists the regions
     t.fail('expected a refusal');
   } catch (error) {
     const { code, status, message } = error as TesseraError;
-    t.same({ code, status, message }, {
-      code: 'ERR_POLICY_DENIED', status: 421,
-      message: 'region "us-west" may not hold this document of dataset orders under policy v3 (placement): the regions that may are eu-west, us-east',
-    });
+    t.same(
+      { code, status, message },
+      {
+        code: 'ERR_POLICY_DENIED',
+        status: 421,
+        message: 'region "us-west" may not hold this document of dataset orders under policy v3 (placement): the regions that may are eu-west, us-east',
+      },
+    );
   }
   t.throws(() => assertMayHold(main, factsOf('catalog', 'c', ['pii', originTag('eu-west')]), 'us-east'), {
-    message: 'region "us-east" may not hold this document of dataset catalog under policy v3 (rule "pii stays in its jurisdiction"): the regions that may are eu-central, eu-west',
+    message:
+      'region "us-east" may not hold this document of dataset catalog under policy v3 (rule "pii stays in its jurisdiction"): the regions that may are eu-central, eu-west',
   });
   t.throws(() => assertMayHold(keyed, factsOf('visits', 'v', [originTag('eu-west')]), 'eu-west'), {
     message: 'region "eu-west" may not hold this document of dataset visits under policy v1 (refused-dataset): no region may',

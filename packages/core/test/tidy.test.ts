@@ -7,7 +7,18 @@ import { fileURLToPath } from 'node:url';
 
 const src = fileURLToPath(new URL('../src/', import.meta.url));
 // node:crypto is allowed for its pure functions (signature.ts: Ed25519 sign/verify, SHA-256); its randomness is not.
-const forbidden = [/from 'node:(?!crypto')/, /\brandom(Bytes|UUID|Int|Fill)\b|getRandomValues|generateKey/, /require\(/, /Date\.now\(/, /new Date\(\)/, /Math\.random\(/, /setTimeout\(/, /setInterval\(/, /\bprocess\.[a-zA-Z]/, /performance\.now\(/];
+const forbidden = [
+  /from 'node:(?!crypto')/,
+  /\brandom(Bytes|UUID|Int|Fill)\b|getRandomValues|generateKey/,
+  /require\(/,
+  /Date\.now\(/,
+  /new Date\(\)/,
+  /Math\.random\(/,
+  /setTimeout\(/,
+  /setInterval\(/,
+  /\bprocess\.[a-zA-Z]/,
+  /performance\.now\(/,
+];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -8,10 +8,33 @@ import * as Y from 'yjs';
 import * as A from '@automerge/automerge';
 import { decode, encode } from '@msgpack/msgpack';
 import {
-  type AutomergeBody, type BodyMutator, type CrdtTypeName, type DocState, type Json, type Operation,
-  type TagChange, type YjsBody,
-  alreadySeen, automergeChange, crdtTypeNames, decodeDoc, docExists, docTags, docValue, emptyDoc, encodeDoc, isTesseraError,
-  joinDocs, jsonDepthMax, mutate, operationMutator, operationsByType, remove, valueBytesMax, yjsChange, yjsDoc,
+  type AutomergeBody,
+  type BodyMutator,
+  type CrdtTypeName,
+  type DocState,
+  type Json,
+  type Operation,
+  type TagChange,
+  type YjsBody,
+  alreadySeen,
+  automergeChange,
+  crdtTypeNames,
+  decodeDoc,
+  docExists,
+  docTags,
+  docValue,
+  emptyDoc,
+  encodeDoc,
+  isTesseraError,
+  joinDocs,
+  jsonDepthMax,
+  mutate,
+  operationMutator,
+  operationsByType,
+  remove,
+  valueBytesMax,
+  yjsChange,
+  yjsDoc,
 } from '@tessera/core';
 
 const msStart = 1_700_000_000_000;
@@ -89,8 +112,11 @@ t.test('map: deleting a field removes only the writes it observed', async (t) =>
   // A delete that observed both writes removes x for good.
   const final = op(merged, 'n2', 4, { op: 'delete-field', path: ['x'] });
   t.strictSame(docValue(joinBoth(final.state, w2.state)), { y: 'keep' });
-  t.equal(mutate(final.state, 'n2', at(5), operationMutator('map', { op: 'delete-field', path: ['x'] }, 'test/map')), null,
-    'deleting an absent field changes nothing');
+  t.equal(
+    mutate(final.state, 'n2', at(5), operationMutator('map', { op: 'delete-field', path: ['x'] }, 'test/map')),
+    null,
+    'deleting an absent field changes nothing',
+  );
 });
 
 t.test('map: put replaces the whole object', async (t) => {
@@ -138,7 +164,7 @@ t.test('map: a field named __proto__ is refused at every entry point', async (t)
   const form = decode(encodeDoc(honest)) as unknown[];
   const body = form[8] as [unknown[], Array<[string, unknown]>];
   body[1][0]![0] = '__proto__';
-  t.throws(() => decodeDoc(encode(form)), { code: 'ERR_DECODE' }, 'in a peer\'s encoded delta');
+  t.throws(() => decodeDoc(encode(form)), { code: 'ERR_DECODE' }, "in a peer's encoded delta");
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is untouched');
 });
 
@@ -160,7 +186,10 @@ t.test('lww: a write that saw another replaces it; concurrent writes show the la
   const c2 = op(emptyDoc('lww'), 'n2', 6, put('b'));
   t.equal(docValue(joinBoth(c1.state, c2.state)), 'b', 'the later HLC shows');
   const { conflicts } = joinDocs(c2.state, c1.delta);
-  t.strictSame(conflicts.map((c) => [c.kind, c.winner.value, c.loser.value]), [['concurrent-write', 'b', 'a']]);
+  t.strictSame(
+    conflicts.map((c) => [c.kind, c.winner.value, c.loser.value]),
+    [['concurrent-write', 'b', 'a']],
+  );
 });
 
 t.test('mv: concurrent writes are kept as siblings until a write that saw them', async (t) => {
@@ -214,7 +243,7 @@ t.test('counter: a node incrementing concurrently with a delete keeps its runnin
   const base = op(emptyDoc('counter'), 'n1', 1, increment(5));
   const reset = deleteDoc(receive('counter', base.delta), 'n2', 2);
   const concurrent = op(base.state, 'n1', 3, increment(1));
-  t.equal(docValue(joinBoth(reset.state, concurrent.state)), 6, 'n1\'s entry (running total 6) survives the delete that removed its earlier entry');
+  t.equal(docValue(joinBoth(reset.state, concurrent.state)), 6, "n1's entry (running total 6) survives the delete that removed its earlier entry");
   t.equal(docValue(joinBoth(concurrent.state, reset.state)), 6, 'in either order');
   t.ok(docExists(joinBoth(reset.state, concurrent.state)), 'the increment keeps the counter alive');
 });
@@ -233,7 +262,11 @@ t.test('set: add wins over a concurrent remove', async (t) => {
   const removedAll = op(joinBoth(joinBoth(removed.state, readded.state), other.state), 'n2', 4, { op: 'remove', element: 'a' });
   t.strictSame(docValue(removedAll.state), [], 'a remove that observed every add removes the element');
   t.strictSame(docValue(op(emptyDoc('set'), 'n1', 1, { op: 'add', element: 1 }).state), [1], 'elements keep their type');
-  const numberAndString = receive('set', op(emptyDoc('set'), 'n1', 1, { op: 'add', element: 1 }).delta, op(emptyDoc('set'), 'n2', 1, { op: 'add', element: '1' }).delta);
+  const numberAndString = receive(
+    'set',
+    op(emptyDoc('set'), 'n1', 1, { op: 'add', element: 1 }).delta,
+    op(emptyDoc('set'), 'n2', 1, { op: 'add', element: '1' }).delta,
+  );
   t.strictSame(docValue(numberAndString), ['1', 1], '1 and "1" are different elements');
 });
 
@@ -248,16 +281,39 @@ t.test('set: put replaces the observed elements; a concurrent add survives', asy
 // ---------------------------------------------------------------------------------------------------------
 // yjs and automerge
 
-const yjsEdit = (edit: (doc: Y.Doc) => void): BodyMutator => (body, ctx) => yjsChange(body as YjsBody, edit, ctx);
-const yjsText = (doc: DocState) => yjsDoc(doc.body as YjsBody).getText('t').toString();
-const amEdit = (edit: (doc: Record<string, unknown>) => void): BodyMutator =>
-  (body, ctx) => automergeChange<Record<string, unknown>>(body as AutomergeBody, edit, ctx);
+const yjsEdit =
+  (edit: (doc: Y.Doc) => void): BodyMutator =>
+  (body, ctx) =>
+    yjsChange(body as YjsBody, edit, ctx);
+const yjsText = (doc: DocState) =>
+  yjsDoc(doc.body as YjsBody)
+    .getText('t')
+    .toString();
+const amEdit =
+  (edit: (doc: Record<string, unknown>) => void): BodyMutator =>
+  (body, ctx) =>
+    automergeChange<Record<string, unknown>>(body as AutomergeBody, edit, ctx);
 
 t.test('yjs: concurrent text edits from two nodes merge', async (t) => {
-  const hello = write(emptyDoc('yjs'), 'n1', 1, yjsEdit((doc) => doc.getText('t').insert(0, 'hello')));
+  const hello = write(
+    emptyDoc('yjs'),
+    'n1',
+    1,
+    yjsEdit((doc) => doc.getText('t').insert(0, 'hello')),
+  );
   const atN2 = receive('yjs', hello.delta);
-  const n1 = write(hello.state, 'n1', 2, yjsEdit((doc) => doc.getText('t').insert(5, ' world')));
-  const n2 = write(atN2, 'n2', 2, yjsEdit((doc) => doc.getText('t').insert(0, 'Hi, ')));
+  const n1 = write(
+    hello.state,
+    'n1',
+    2,
+    yjsEdit((doc) => doc.getText('t').insert(5, ' world')),
+  );
+  const n2 = write(
+    atN2,
+    'n2',
+    2,
+    yjsEdit((doc) => doc.getText('t').insert(0, 'Hi, ')),
+  );
   t.equal(yjsText(joinBoth(n1.state, n2.state)), 'Hi, hello world');
   t.equal(yjsText(receive('yjs', n2.delta, n1.delta, hello.delta)), 'Hi, hello world', 'deltas in any order');
 });
@@ -267,17 +323,44 @@ t.test('yjs: an update from an outside Yjs client applies through the yjs-update
   client.getText('t').insert(0, 'from the app');
   const applied = op(emptyDoc('yjs'), 'n1', 1, { op: 'yjs-update', update: Y.encodeStateAsUpdate(client) });
   t.equal(yjsText(applied.state), 'from the app');
-  t.equal(errorCode(() => op(emptyDoc('yjs'), 'n1', 1, { op: 'yjs-update', update: new Uint8Array([255, 255, 255, 255]) })),
-    'ERR_YJS_UPDATE_INVALID', 'bytes that are not a Yjs update');
-  t.equal(errorCode(() => operationMutator('yjs', { op: 'yjs-update', update: 'text' as unknown as Uint8Array }, 'test/yjs')),
-    'ERR_YJS_UPDATE_INVALID', 'an update that is not bytes');
+  t.equal(
+    errorCode(() => op(emptyDoc('yjs'), 'n1', 1, { op: 'yjs-update', update: new Uint8Array([255, 255, 255, 255]) })),
+    'ERR_YJS_UPDATE_INVALID',
+    'bytes that are not a Yjs update',
+  );
+  t.equal(
+    errorCode(() => operationMutator('yjs', { op: 'yjs-update', update: 'text' as unknown as Uint8Array }, 'test/yjs')),
+    'ERR_YJS_UPDATE_INVALID',
+    'an update that is not bytes',
+  );
 });
 
 t.test('automerge: concurrent changes from two nodes merge', async (t) => {
-  const title = write(emptyDoc('automerge'), 'n1', 1, amEdit((doc) => { doc.title = 'notes'; }));
+  const title = write(
+    emptyDoc('automerge'),
+    'n1',
+    1,
+    amEdit((doc) => {
+      doc.title = 'notes';
+    }),
+  );
   const atN2 = receive('automerge', title.delta);
-  const n1 = write(title.state, 'n1', 2, amEdit((doc) => { doc.a = 1; }));
-  const n2 = write(atN2, 'n2', 2, amEdit((doc) => { doc.b = 2; }));
+  const n1 = write(
+    title.state,
+    'n1',
+    2,
+    amEdit((doc) => {
+      doc.a = 1;
+    }),
+  );
+  const n2 = write(
+    atN2,
+    'n2',
+    2,
+    amEdit((doc) => {
+      doc.b = 2;
+    }),
+  );
   t.strictSame(docValue(joinBoth(n1.state, n2.state)), { a: 1, b: 2, title: 'notes' });
   t.strictSame(docValue(receive('automerge', n2.delta, n1.delta, title.delta)), { a: 1, b: 2, title: 'notes' }, 'deltas in any order');
 });
@@ -286,10 +369,16 @@ t.test('automerge: changes from an outside Automerge client apply through autome
   const client = A.from<{ x: number }>({ x: 1 });
   const applied = op(emptyDoc('automerge'), 'n1', 1, { op: 'automerge-changes', changes: A.getAllChanges(client) });
   t.strictSame(docValue(applied.state), { x: 1 });
-  t.equal(errorCode(() => op(emptyDoc('automerge'), 'n1', 1, { op: 'automerge-changes', changes: [new Uint8Array([1, 2, 3])] })),
-    'ERR_AUTOMERGE_CHANGE_INVALID', 'bytes that are not an Automerge change');
-  t.equal(errorCode(() => operationMutator('automerge', { op: 'automerge-changes', changes: [] }, 'test/automerge')),
-    'ERR_AUTOMERGE_CHANGE_INVALID', 'an empty list of changes');
+  t.equal(
+    errorCode(() => op(emptyDoc('automerge'), 'n1', 1, { op: 'automerge-changes', changes: [new Uint8Array([1, 2, 3])] })),
+    'ERR_AUTOMERGE_CHANGE_INVALID',
+    'bytes that are not an Automerge change',
+  );
+  t.equal(
+    errorCode(() => operationMutator('automerge', { op: 'automerge-changes', changes: [] }, 'test/automerge')),
+    'ERR_AUTOMERGE_CHANGE_INVALID',
+    'an empty list of changes',
+  );
 });
 
 // Goal: a change the automerge-changes operation accepts can be read back; one that cannot be applied is
@@ -298,9 +387,10 @@ t.test('automerge: changes from an outside Automerge client apply through autome
 // Method: a valid change (actor 5f46118b3275ef80 sets a = "x") with two bytes flipped, which decodeChange
 // still accepts. Today the write is accepted and docValue throws Automerge's PanicError.
 t.test('automerge: a damaged change is refused by automerge-changes, or the document still reads', async (t) => {
-  const change = Uint8Array.from([133, 111, 74, 131, 208, 251, 164, 59, 1, 66, 0, 8, 95, 70, 17, 139, 50, 117, 239, 128, 1, 1, 128,
-    226, 207, 170, 6, 0, 0, 9, 1, 4, 2, 4, 19, 4, 21, 5, 52, 2, 66, 3, 86, 3, 87, 1, 112, 2, 0, 1, 127, 0, 0, 1, 127, 1, 0, 1, 127, 0,
-    127, 1, 97, 0, 1, 1, 1, 126, 4, 1, 126, 0, 22, 120, 2, 0]);
+  const change = Uint8Array.from([
+    133, 111, 74, 131, 208, 251, 164, 59, 1, 66, 0, 8, 95, 70, 17, 139, 50, 117, 239, 128, 1, 1, 128, 226, 207, 170, 6, 0, 0, 9, 1, 4, 2, 4, 19, 4, 21, 5, 52,
+    2, 66, 3, 86, 3, 87, 1, 112, 2, 0, 1, 127, 0, 0, 1, 127, 1, 0, 1, 127, 0, 127, 1, 97, 0, 1, 1, 1, 126, 4, 1, 126, 0, 22, 120, 2, 0,
+  ]);
   t.strictSame(docValue(op(emptyDoc('automerge'), 'n1', 1, { op: 'automerge-changes', changes: [change] }).state), { a: 'x' }, 'the undamaged change applies');
   change[20] = change[20]! ^ 128;
   change[22] = change[22]! ^ 129;
@@ -311,26 +401,56 @@ t.test('automerge: a damaged change is refused by automerge-changes, or the docu
 t.test('yjs and automerge: a delete discards a concurrent update, with a delete-discarded-update record', async (t) => {
   const cases = [
     { type: 'yjs' as const, first: yjsEdit((doc) => doc.getText('t').insert(0, 'a')), second: yjsEdit((doc) => doc.getText('t').insert(0, 'b')) },
-    { type: 'automerge' as const, first: amEdit((doc) => { doc.a = 1; }), second: amEdit((doc) => { doc.b = 2; }) },
+    {
+      type: 'automerge' as const,
+      first: amEdit((doc) => {
+        doc.a = 1;
+      }),
+      second: amEdit((doc) => {
+        doc.b = 2;
+      }),
+    },
   ];
   for (const { type, first, second } of cases) {
     const w1 = write(emptyDoc(type), 'n1', 1, first);
     const deleted = deleteDoc(receive(type, w1.delta), 'n2', 2);
     const w2 = write(w1.state, 'n1', 3, second);
-    for (const [name, result] of [['delete first', joinDocs(deleted.state, w2.delta)], ['update first', joinDocs(w2.state, deleted.delta)]] as const) {
+    for (const [name, result] of [
+      ['delete first', joinDocs(deleted.state, w2.delta)],
+      ['update first', joinDocs(w2.state, deleted.delta)],
+    ] as const) {
       t.notOk(docExists(result.state), `${type}, ${name}: the document stays deleted`);
-      t.strictSame(result.conflicts.map((c) => c.kind), ['delete-discarded-update'], `${type}, ${name}: one delete-discarded-update record`);
+      t.strictSame(
+        result.conflicts.map((c) => c.kind),
+        ['delete-discarded-update'],
+        `${type}, ${name}: one delete-discarded-update record`,
+      );
       const loser = result.conflicts[0]?.loser.value as { bytes?: number; base64?: string } | undefined;
-      t.ok(loser !== undefined && typeof loser.bytes === 'number' && loser.bytes > 0 && typeof loser.base64 === 'string',
-        `${type}, ${name}: the record keeps the discarded content`);
+      t.ok(
+        loser !== undefined && typeof loser.bytes === 'number' && loser.bytes > 0 && typeof loser.base64 === 'string',
+        `${type}, ${name}: the record keeps the discarded content`,
+      );
     }
     t.strictSame(joinDocs(deleted.state, w1.delta).conflicts, [], `${type}: the update the delete observed is not a conflict`);
     // A write after the delete starts a new, empty incarnation that holds only the new content.
     const again = write(deleted.state, 'n2', 4, second);
     t.ok(docExists(again.state), `${type}: a write after the delete re-creates the document`);
   }
-  const yjsAgain = write(deleteDoc(write(emptyDoc('yjs'), 'n1', 1, yjsEdit((d) => d.getText('t').insert(0, 'old'))).state, 'n1', 2).state, 'n1', 3,
-    yjsEdit((d) => d.getText('t').insert(0, 'new')));
+  const yjsAgain = write(
+    deleteDoc(
+      write(
+        emptyDoc('yjs'),
+        'n1',
+        1,
+        yjsEdit((d) => d.getText('t').insert(0, 'old')),
+      ).state,
+      'n1',
+      2,
+    ).state,
+    'n1',
+    3,
+    yjsEdit((d) => d.getText('t').insert(0, 'new')),
+  );
   t.equal(yjsText(yjsAgain.state), 'new', 'yjs: the new incarnation does not contain the deleted text');
 });
 
@@ -345,7 +465,9 @@ const firstWrite: Record<CrdtTypeName, BodyMutator> = {
   counter: operationMutator('counter', increment(1), 'test/counter'),
   set: operationMutator('set', { op: 'add', element: 1 }, 'test/set'),
   yjs: yjsEdit((doc) => doc.getText('t').insert(0, 'a')),
-  automerge: amEdit((doc) => { doc.a = 1; }),
+  automerge: amEdit((doc) => {
+    doc.a = 1;
+  }),
 };
 
 t.test('deleted documents stay deleted when old deltas are replayed', async (t) => {
@@ -377,7 +499,10 @@ t.test('tags are added and removed with writes and replicate, add-wins', async (
   const observed = write(joinBoth(untag.state, retag.state), 'n2', 4, null, { remove: ['t1'] });
   t.strictSame(docTags(receive('lww', w1.delta, untag.delta, retag.delta, observed.delta)), ['t2', 't3'], 'a remove that saw every add');
   t.equal(mutate(observed.state, 'n2', at(5), null, { remove: ['t9'] }), null, 'removing an absent tag changes nothing');
-  t.equal(errorCode(() => mutate(observed.state, 'n2', at(5), null, { add: ['Not A Tag'] })), 'ERR_TAG_INVALID');
+  t.equal(
+    errorCode(() => mutate(observed.state, 'n2', at(5), null, { add: ['Not A Tag'] })),
+    'ERR_TAG_INVALID',
+  );
 });
 
 /** One example of every operation. */
@@ -398,11 +523,21 @@ t.test('an operation of the wrong type throws ERR_TYPE_MISMATCH', async (t) => {
     for (const operation of Object.values(operationExamples)) {
       if (operationsByType[type].includes(operation.op)) continue;
       checked++;
-      t.equal(errorCode(() => operationMutator(type, operation, `test/${type}`)), 'ERR_TYPE_MISMATCH', `${operation.op} on ${type}`);
+      t.equal(
+        errorCode(() => operationMutator(type, operation, `test/${type}`)),
+        'ERR_TYPE_MISMATCH',
+        `${operation.op} on ${type}`,
+      );
     }
   }
   t.equal(checked, 45, 'all 45 (type, operation) pairs outside operationsByType were refused');
-  const error = (() => { try { operationMutator('map', increment(1), 'users/u42'); } catch (e) { return e; } })();
+  const error = (() => {
+    try {
+      operationMutator('map', increment(1), 'users/u42');
+    } catch (e) {
+      return e;
+    }
+  })();
   t.ok(isTesseraError(error, 'ERR_TYPE_MISMATCH') && error.status === 409 && error.message.includes('users/u42'), 'status 409, message names the document');
 });
 
@@ -414,17 +549,37 @@ function nested(depth: number): Json {
 
 t.test('invalid values throw ERR_VALUE_INVALID', async (t) => {
   const invalid: Array<[string, unknown]> = [
-    ['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity], ['undefined', undefined], ['a function', () => 1],
-    ['a Date', new Date(0)], ['a Map', new Map()], ['a bigint', 1n], ['a symbol', Symbol('s')],
-    ['NaN inside an array', { a: [1, NaN] }], ['undefined inside an object', { a: { b: undefined } }],
+    ['NaN', NaN],
+    ['Infinity', Infinity],
+    ['-Infinity', -Infinity],
+    ['undefined', undefined],
+    ['a function', () => 1],
+    ['a Date', new Date(0)],
+    ['a Map', new Map()],
+    ['a bigint', 1n],
+    ['a symbol', Symbol('s')],
+    ['NaN inside an array', { a: [1, NaN] }],
+    ['undefined inside an object', { a: { b: undefined } }],
     [`nesting of ${jsonDepthMax + 1} levels`, nested(jsonDepthMax + 1)],
   ];
   for (const [name, value] of invalid) {
-    for (const [type, operation] of [['lww', put(value as Json)], ['mv', put(value as Json)], ['map', set(['f'], value as Json)]] as const) {
-      t.equal(errorCode(() => operationMutator(type, operation, `test/${type}`)), 'ERR_VALUE_INVALID', `${type} ${operation.op}: ${name}`);
+    for (const [type, operation] of [
+      ['lww', put(value as Json)],
+      ['mv', put(value as Json)],
+      ['map', set(['f'], value as Json)],
+    ] as const) {
+      t.equal(
+        errorCode(() => operationMutator(type, operation, `test/${type}`)),
+        'ERR_VALUE_INVALID',
+        `${type} ${operation.op}: ${name}`,
+      );
     }
   }
-  t.equal(errorCode(() => operationMutator('lww', put(nested(jsonDepthMax)), 'test/lww')), 'no error', `nesting of exactly ${jsonDepthMax} levels is accepted`);
+  t.equal(
+    errorCode(() => operationMutator('lww', put(nested(jsonDepthMax)), 'test/lww')),
+    'no error',
+    `nesting of exactly ${jsonDepthMax} levels is accepted`,
+  );
   const shapes: Array<[string, CrdtTypeName, Operation]> = [
     ['a map put of a non-object', 'map', put([1, 2])],
     ['a map put of null', 'map', put(null)],
@@ -438,30 +593,73 @@ t.test('invalid values throw ERR_VALUE_INVALID', async (t) => {
     [`a field name over 256 bytes`, 'map', set(['x'.repeat(257)], 1)],
   ];
   for (const [name, type, operation] of shapes) {
-    t.equal(errorCode(() => operationMutator(type, operation, `test/${type}`)), 'ERR_VALUE_INVALID', name);
+    t.equal(
+      errorCode(() => operationMutator(type, operation, `test/${type}`)),
+      'ERR_VALUE_INVALID',
+      name,
+    );
   }
-  t.equal(errorCode(() => operationMutator('counter', increment(0.5), 'test/counter')), 'ERR_COUNTER_RANGE', 'a fractional increment');
+  t.equal(
+    errorCode(() => operationMutator('counter', increment(0.5), 'test/counter')),
+    'ERR_COUNTER_RANGE',
+    'a fractional increment',
+  );
 });
 
 t.test('values over 1 MiB throw ERR_VALUE_TOO_LARGE', async (t) => {
   // A string of n >= 65536 characters encodes to n + 5 bytes (MessagePack str32).
   const fits = 'x'.repeat(valueBytesMax - 5);
   const over = 'x'.repeat(valueBytesMax - 4);
-  t.equal(errorCode(() => operationMutator('lww', put(fits), 'test/lww')), 'no error', 'exactly 1 MiB encoded is accepted');
-  t.equal(errorCode(() => operationMutator('lww', put(over), 'test/lww')), 'ERR_VALUE_TOO_LARGE', 'lww put of 1 MiB + 1 byte');
-  t.equal(errorCode(() => operationMutator('map', set(['f'], over), 'test/map')), 'ERR_VALUE_TOO_LARGE', 'map field');
-  t.equal(errorCode(() => operationMutator('map', put({ f: over }), 'test/map')), 'ERR_VALUE_TOO_LARGE', 'map put');
-  t.equal(errorCode(() => operationMutator('set', { op: 'add', element: over }, 'test/set')), 'ERR_VALUE_TOO_LARGE', 'set element');
-  t.equal(errorCode(() => operationMutator('yjs', { op: 'yjs-update', update: new Uint8Array(valueBytesMax + 1) }, 'test/yjs')),
-    'ERR_VALUE_TOO_LARGE', 'Yjs update');
-  t.equal(errorCode(() => operationMutator('automerge', { op: 'automerge-changes', changes: [new Uint8Array(valueBytesMax), new Uint8Array(1)] }, 'test/automerge')),
-    'ERR_VALUE_TOO_LARGE', 'Automerge changes, counted together');
-  const error = (() => { try { operationMutator('lww', put(over), 'big/doc'); } catch (e) { return e; } })();
+  t.equal(
+    errorCode(() => operationMutator('lww', put(fits), 'test/lww')),
+    'no error',
+    'exactly 1 MiB encoded is accepted',
+  );
+  t.equal(
+    errorCode(() => operationMutator('lww', put(over), 'test/lww')),
+    'ERR_VALUE_TOO_LARGE',
+    'lww put of 1 MiB + 1 byte',
+  );
+  t.equal(
+    errorCode(() => operationMutator('map', set(['f'], over), 'test/map')),
+    'ERR_VALUE_TOO_LARGE',
+    'map field',
+  );
+  t.equal(
+    errorCode(() => operationMutator('map', put({ f: over }), 'test/map')),
+    'ERR_VALUE_TOO_LARGE',
+    'map put',
+  );
+  t.equal(
+    errorCode(() => operationMutator('set', { op: 'add', element: over }, 'test/set')),
+    'ERR_VALUE_TOO_LARGE',
+    'set element',
+  );
+  t.equal(
+    errorCode(() => operationMutator('yjs', { op: 'yjs-update', update: new Uint8Array(valueBytesMax + 1) }, 'test/yjs')),
+    'ERR_VALUE_TOO_LARGE',
+    'Yjs update',
+  );
+  t.equal(
+    errorCode(() => operationMutator('automerge', { op: 'automerge-changes', changes: [new Uint8Array(valueBytesMax), new Uint8Array(1)] }, 'test/automerge')),
+    'ERR_VALUE_TOO_LARGE',
+    'Automerge changes, counted together',
+  );
+  const error = (() => {
+    try {
+      operationMutator('lww', put(over), 'big/doc');
+    } catch (e) {
+      return e;
+    }
+  })();
   t.ok(isTesseraError(error) && error.status === 413 && error.message.includes(String(valueBytesMax)), 'status 413, the message names the limit');
 });
 
 t.test('an increment that is not a safe integer: ERR_COUNTER_RANGE on counters, ERR_TYPE_MISMATCH elsewhere', async (t) => {
   // The type is checked first, so the code says what is wrong with the request.
   const codes = crdtTypeNames.map((type) => errorCode(() => operationMutator(type, { op: 'increment', amount: NaN }, `test/${type}`)));
-  t.strictSame(codes, crdtTypeNames.map((type) => (type === 'counter' ? 'ERR_COUNTER_RANGE' : 'ERR_TYPE_MISMATCH')));
+  t.strictSame(
+    codes,
+    crdtTypeNames.map((type) => (type === 'counter' ? 'ERR_COUNTER_RANGE' : 'ERR_TYPE_MISMATCH')),
+  );
 });

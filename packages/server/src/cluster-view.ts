@@ -150,7 +150,10 @@ export class ClusterView {
     private readonly members: readonly ClusterMember[],
     private readonly fetchImpl: ClusterFetch = (url, init) => fetch(url, { ...init, redirect: 'error' }),
   ) {
-    assert(members.some((member) => member.node === viewer.node), 'the viewer is a member of its cluster');
+    assert(
+      members.some((member) => member.node === viewer.node),
+      'the viewer is a member of its cluster',
+    );
   }
 
   /** The current view gathered with `authorization` (the caller's own header): a recent one, the running one, or a new gather. */
@@ -159,12 +162,14 @@ export class ClusterView {
     if (last !== undefined && performance.now() - last.doneMs < clusterSnapshotReuseMs) return Promise.resolve(last.snapshot);
     let running = this.running.get(authorization);
     if (running === undefined) {
-      running = this.gather(authorization).then((snapshot) => {
-        // One remembered view per credential; old ones are dropped rather than kept forever.
-        this.last.clear();
-        this.last.set(authorization, { doneMs: performance.now(), snapshot });
-        return snapshot;
-      }).finally(() => this.running.delete(authorization));
+      running = this.gather(authorization)
+        .then((snapshot) => {
+          // One remembered view per credential; old ones are dropped rather than kept forever.
+          this.last.clear();
+          this.last.set(authorization, { doneMs: performance.now(), snapshot });
+          return snapshot;
+        })
+        .finally(() => this.running.delete(authorization));
       this.running.set(authorization, running);
     }
     return running;
@@ -177,15 +182,32 @@ export class ClusterView {
       const base = { node: member.node, region: member.region, url: member.url, self: member.node === this.viewer.node };
       try {
         const after = Math.max(0, (this.auditLengths.get(member.node) ?? 0) - clusterAuditTailEntries);
-        const part = await getJson(this.fetchImpl, member.url, `${clusterMemberPath}?auditAfter=${after}`, authorization) as MemberPart;
+        const part = (await getJson(this.fetchImpl, member.url, `${clusterMemberPath}?auditAfter=${after}`, authorization)) as MemberPart;
         this.auditLengths.set(member.node, part.audit.length);
         const view: MemberView = {
-          ...base, reachable: true, error: null, gatherMs: elapsedMs(startedMs), status: part.status, policy: part.policy,
-          summary: part.summary, summaryAgeMs: part.summaryAgeMs, auditLength: part.audit.length,
+          ...base,
+          reachable: true,
+          error: null,
+          gatherMs: elapsedMs(startedMs),
+          status: part.status,
+          policy: part.policy,
+          summary: part.summary,
+          summaryAgeMs: part.summaryAgeMs,
+          auditLength: part.audit.length,
         };
         return { view, part };
       } catch (error) {
-        const view: MemberView = { ...base, reachable: false, error: reasonOf(error), gatherMs: elapsedMs(startedMs), status: null, policy: null, summary: null, summaryAgeMs: null, auditLength: null };
+        const view: MemberView = {
+          ...base,
+          reachable: false,
+          error: reasonOf(error),
+          gatherMs: elapsedMs(startedMs),
+          status: null,
+          policy: null,
+          summary: null,
+          summaryAgeMs: null,
+          auditLength: null,
+        };
         return { view, part: null };
       }
     });
@@ -194,7 +216,8 @@ export class ClusterView {
       atMs,
       members: gathered.map((one) => one.view),
       conflicts: mergeConflicts(gathered),
-      audit: gathered.flatMap((one) => one.part?.audit.entries ?? [])
+      audit: gathered
+        .flatMap((one) => one.part?.audit.entries ?? [])
         .sort((a, b) => b.atMs - a.atMs || (a.node < b.node ? -1 : a.node > b.node ? 1 : b.seq - a.seq))
         .slice(0, clusterAuditMax),
     };
@@ -209,7 +232,11 @@ const summaries = new WeakMap<Replica, { readonly atMs: number; readonly body: P
  * digests), and its audit entries after `auditAfter` (at most `clusterAuditTailEntries`, the newest).
  */
 export async function memberPart(
-  replica: Replica, node: { readonly id: string; readonly region: string }, links: readonly unknown[], auditAfter: number, startedMs: number,
+  replica: Replica,
+  node: { readonly id: string; readonly region: string },
+  links: readonly unknown[],
+  auditAfter: number,
+  startedMs: number,
 ): Promise<MemberPart> {
   let summary = summaries.get(replica);
   if (summary === undefined || performance.now() - summary.atMs >= clusterSummaryRefreshMs) {
@@ -221,14 +248,21 @@ export async function memberPart(
   const conflicts = await replica.conflicts({ limit: clusterConflictsPerNodeMax });
   // The log is listed from its start: ask from the given point with room for twice the tail, keep the tail.
   let entries = await replica.audit({ after: auditAfter, limit: 2 * clusterAuditTailEntries });
-  if (auditAfter + entries.length < replica.auditLength) entries = await replica.audit({ after: Math.max(0, replica.auditLength - clusterAuditTailEntries), limit: clusterAuditTailEntries });
+  if (auditAfter + entries.length < replica.auditLength)
+    entries = await replica.audit({ after: Math.max(0, replica.auditLength - clusterAuditTailEntries), limit: clusterAuditTailEntries });
   return {
     status: { node: node.id, region: node.region, lastSeq: replica.lastSeq, uptimeMs: Math.round(performance.now() - startedMs), links },
     policy: { enforced: stamp(replica.policy), shadow: stamp(replica.shadowPolicy) },
     summary: await summary.body,
     summaryAgeMs: Math.round(performance.now() - summary.atMs),
     conflicts: conflicts.map((c) => ({
-      id: c.id, dataset: c.dataset, keyDigest: replica.keyDigest(c.dataset, c.key), pathDepth: c.path.length, kind: c.kind, origin: c.origin, recordedAt: c.recordedAt,
+      id: c.id,
+      dataset: c.dataset,
+      keyDigest: replica.keyDigest(c.dataset, c.key),
+      pathDepth: c.path.length,
+      kind: c.kind,
+      origin: c.origin,
+      recordedAt: c.recordedAt,
     })),
     audit: {
       length: replica.auditLength,
@@ -248,14 +282,15 @@ function mergeConflicts(gathered: ReadonlyArray<{ view: MemberView; part: Member
       else seen.seenOn.push(one.view.node);
     }
   }
-  return [...byId.values()]
-    .sort((a, b) => b.recordedAt.ms - a.recordedAt.ms || b.recordedAt.c - a.recordedAt.c)
-    .slice(0, clusterConflictsMax);
+  return [...byId.values()].sort((a, b) => b.recordedAt.ms - a.recordedAt.ms || b.recordedAt.c - a.recordedAt.c).slice(0, clusterConflictsMax);
 }
 
 /** A node answered, but not with 200. */
 class PeerAnswerError extends Error {
-  constructor(readonly status: number, readonly code: string | null) {
+  constructor(
+    readonly status: number,
+    readonly code: string | null,
+  ) {
     super(`HTTP ${status}${code === null ? '' : ` ${code}`}`);
   }
 }
@@ -263,7 +298,8 @@ class PeerAnswerError extends Error {
 /** GETs `path` of the node at `base` as JSON, reading at most `clusterResponseBytesMax` bytes. */
 async function getJson(fetchImpl: ClusterFetch, base: string, path: string, authorization: string): Promise<unknown> {
   const response = await fetchImpl(new URL(path, base), {
-    signal: AbortSignal.timeout(clusterMemberDeadlineMs), headers: { accept: 'application/json', authorization },
+    signal: AbortSignal.timeout(clusterMemberDeadlineMs),
+    headers: { accept: 'application/json', authorization },
   });
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > clusterResponseBytesMax) {
@@ -324,6 +360,7 @@ async function mapBounded<T, R>(items: readonly T[], concurrency: number, run: (
 
 /** The view for `GET /v1/cluster`; a handler created without one (embedded, tests) answers `ERR_NOT_FOUND`. */
 export function clusterSnapshot(view: ClusterView | undefined, authorization: string | undefined): Promise<ClusterSnapshot> {
-  if (view === undefined) throw new TesseraError('ERR_NOT_FOUND', 'this node has no cluster view: createHttpHandler was given no cluster (the daemon gives one)');
+  if (view === undefined)
+    throw new TesseraError('ERR_NOT_FOUND', 'this node has no cluster view: createHttpHandler was given no cluster (the daemon gives one)');
   return view.snapshot(authorization ?? '');
 }

@@ -15,10 +15,21 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { type Node as YamlNode, type Pair, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
+import { type Node as YamlNode, type YAMLMap, type YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
 import {
-  type Policy, type YamlDocumentKind, type YamlField as Field, KiB, MiB, TesseraError, YamlChecker,
-  checkNodeId, checkRegion, parsePolicy, parseYamlMap, policyBytesMax, regionNameLengthMax, ruleOfError as ruleOf,
+  type Policy,
+  type YamlDocumentKind,
+  type YamlField as Field,
+  KiB,
+  MiB,
+  TesseraError,
+  YamlChecker,
+  checkNodeId,
+  checkRegion,
+  parsePolicy,
+  parseYamlMap,
+  policyBytesMax,
+  regionNameLengthMax,
 } from '@tessera/core';
 import { type Durability } from '@tessera/store';
 import { masterKeyFileEnv } from '@tessera/store';
@@ -109,7 +120,6 @@ export interface ApiConfig {
   readonly origins: readonly string[];
 }
 
-
 /** Settings of every node's replication (the `replication:` section); an unset field keeps SyncNode's default. */
 export interface ReplicationConfig {
   /** The delta log's size bound in entries; lagging peers past it are caught up from document states. */
@@ -121,10 +131,7 @@ export interface ReplicationConfig {
 }
 
 /** Where the secret came from (safe to log: names a file or variable, never the secret). */
-export type SecretSource =
-  | { readonly kind: 'inline' }
-  | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 'env'; readonly name: string };
+export type SecretSource = { readonly kind: 'inline' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'env'; readonly name: string };
 
 /** A validated cluster config. */
 export interface ClusterConfig {
@@ -203,8 +210,10 @@ export function formatHostPort(address: HostPort): string {
 export function findNode(config: ClusterConfig, id: string): NodeConfig {
   const node = config.nodes.find((candidate) => candidate.id === id);
   if (node === undefined) {
-    throw new TesseraError('ERR_CONFIG_UNKNOWN_NODE',
-      `node ${describe(id)} is not in ${config.source} (cluster "${config.cluster}"): the known nodes are ${config.nodes.map((n) => n.id).join(', ')}`);
+    throw new TesseraError(
+      'ERR_CONFIG_UNKNOWN_NODE',
+      `node ${describe(id)} is not in ${config.source} (cluster "${config.cluster}"): the known nodes are ${config.nodes.map((n) => n.id).join(', ')}`,
+    );
   }
   return node;
 }
@@ -262,12 +271,7 @@ export async function loadClusterConfig(path: string): Promise<ClusterConfig> {
  * against `options.baseDir`, by default the directory of `source`. A `secretFile` is read here (synchronously,
  * at most `secretFileBytesMax` bytes). Throws `ERR_CONFIG_INVALID` listing every problem found.
  */
-export function parseClusterConfig(
-  text: string,
-  source: string,
-  env: NodeJS.ProcessEnv,
-  options: { readonly baseDir?: string } = {},
-): ClusterConfig {
+export function parseClusterConfig(text: string, source: string, env: NodeJS.ProcessEnv, options: { readonly baseDir?: string } = {}): ClusterConfig {
   const { checker, root: rootMap } = parseYamlMap(text, source, configKind, {
     bytesMax: configBytesMax,
     emptyRule: `the file is empty: expected a map with cluster, nodes and one of ${secretFields.join(', ')}`,
@@ -278,8 +282,12 @@ export function parseClusterConfig(
   const top = checker.fields(rootMap, '', topLevelFields);
   const cluster = checker.string(top.get('cluster'), rootMap, 'cluster', true);
   if (cluster !== undefined && !clusterIdPattern.test(cluster)) {
-    checker.add(top.get('cluster')!.value, 'cluster', cluster,
-      `a cluster id is 1 to ${clusterIdLengthMax} characters [a-z0-9._-], starting with a letter or digit`);
+    checker.add(
+      top.get('cluster')!.value,
+      'cluster',
+      cluster,
+      `a cluster id is 1 to ${clusterIdLengthMax} characters [a-z0-9._-], starting with a letter or digit`,
+    );
   }
   const secret = readSecret(checker, top, rootMap, baseDir, env);
   const nodes = readNodes(checker, top.get('nodes'), rootMap, baseDir);
@@ -292,9 +300,17 @@ export function parseClusterConfig(
   checker.throwIfAny();
   return new ClusterConfigRecord(
     {
-      source, cluster: cluster!, secretSource: secret!.source, nodes: Object.freeze(nodes!), policy: policy?.policy ?? null, policyPath: policy?.path ?? null,
+      source,
+      cluster: cluster!,
+      secretSource: secret!.source,
+      nodes: Object.freeze(nodes!),
+      policy: policy?.policy ?? null,
+      policyPath: policy?.path ?? null,
       replication: Object.freeze(replication),
-      api: api!, tlsCa: tlsCa ?? null, operatorKey: operatorKey ?? null, masterKeyFile: masterKeyFile ?? null,
+      api: api!,
+      tlsCa: tlsCa ?? null,
+      operatorKey: operatorKey ?? null,
+      masterKeyFile: masterKeyFile ?? null,
     },
     secret!.bytes,
   );
@@ -303,10 +319,13 @@ export function parseClusterConfig(
 // ---------------------------------------------------------------- sections
 
 function readSecret(
-  checker: Checker, top: Map<string, Field>, root: YAMLMap, baseDir: string, env: NodeJS.ProcessEnv,
+  checker: Checker,
+  top: Map<string, Field>,
+  root: YAMLMap,
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
 ): { bytes: Buffer; source: SecretSource } | undefined {
-  const present = secretFields.filter((name) => top.has(name))
-    .sort((a, b) => (top.get(a)!.key.range?.[0] ?? 0) - (top.get(b)!.key.range?.[0] ?? 0));
+  const present = secretFields.filter((name) => top.has(name)).sort((a, b) => (top.get(a)!.key.range?.[0] ?? 0) - (top.get(b)!.key.range?.[0] ?? 0));
   if (present.length === 0) {
     checker.add(root, '', undefined, `missing the secret: set exactly one of ${secretFields.join(', ')}`);
     return undefined;
@@ -314,8 +333,12 @@ function readSecret(
   if (present.length > 1) {
     const [first, ...rest] = present;
     for (const name of rest) {
-      checker.add(top.get(name)!.key, name, undefined,
-        `set exactly one of ${secretFields.join(', ')} (${first} is set at ${checker.position(top.get(first!)!.key)})`);
+      checker.add(
+        top.get(name)!.key,
+        name,
+        undefined,
+        `set exactly one of ${secretFields.join(', ')} (${first} is set at ${checker.position(top.get(first!)!.key)})`,
+      );
     }
     return undefined;
   }
@@ -403,18 +426,33 @@ function readStringList(checker: Checker, field: Field | undefined, path: string
 /** The `api` section; its tokens file is required: a daemon without credentials would be open to anyone. */
 function readApi(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string): ApiConfig | undefined {
   if (field === undefined || !isMap(field.value)) {
-    checker.add(field?.value ?? root, 'api', undefined,
-      'missing the api section with a tokensFile: every API call needs a token (create one with: tessera token create --config <this file> --name admin --role operator)');
+    checker.add(
+      field?.value ?? root,
+      'api',
+      undefined,
+      'missing the api section with a tokensFile: every API call needs a token (create one with: tessera token create --config <this file> --name admin --role operator)',
+    );
     return undefined;
   }
   const map = field.value as YAMLMap;
   const fields = checker.fields(map, 'api', apiFields);
   const tokensFile = readPathField(checker, fields.get('tokensFile'), map, 'api.tokensFile', baseDir, true);
-  const open = readStringList(checker, fields.get('open'), 'api.open', (item) => ((openableRoutes as readonly string[]).includes(item) ? null : `can open ${openableRoutes.join(', ')} only`));
-  const hosts = readStringList(checker, fields.get('hosts'), 'api.hosts', (item) => (isIP(item) !== 0 || hostnamePattern.test(item) ? null : 'a host is a DNS name or an IP address, without port'));
-  const origins = readStringList(checker, fields.get('origins'), 'api.origins', (item) => (/^https?:\/\/[^/?#\s]+$/.test(item) ? null : 'an origin is scheme://host[:port], without a path'));
+  const open = readStringList(checker, fields.get('open'), 'api.open', (item) =>
+    (openableRoutes as readonly string[]).includes(item) ? null : `can open ${openableRoutes.join(', ')} only`,
+  );
+  const hosts = readStringList(checker, fields.get('hosts'), 'api.hosts', (item) =>
+    isIP(item) !== 0 || hostnamePattern.test(item) ? null : 'a host is a DNS name or an IP address, without port',
+  );
+  const origins = readStringList(checker, fields.get('origins'), 'api.origins', (item) =>
+    /^https?:\/\/[^/?#\s]+$/.test(item) ? null : 'an origin is scheme://host[:port], without a path',
+  );
   if (tokensFile === undefined) return undefined;
-  return { tokensFile, open: new Set(open as Array<(typeof openableRoutes)[number]>), hosts: hosts.map((h) => h.toLowerCase()), origins: origins.map((o) => o.toLowerCase()) };
+  return {
+    tokensFile,
+    open: new Set(open as Array<(typeof openableRoutes)[number]>),
+    hosts: hosts.map((h) => h.toLowerCase()),
+    origins: origins.map((o) => o.toLowerCase()),
+  };
 }
 
 /** The `tls` section: the CA that issued the nodes' certificates. Every node has `cert` and `key`, or none does. */
@@ -480,8 +518,12 @@ function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, ba
     const listen = checker.address(fields.get('listen'), item, `${path}.listen`, true);
     let advertise = checker.address(fields.get('advertise'), item, `${path}.advertise`, false);
     if (listen !== undefined && advertise === undefined && !fields.has('advertise') && isWildcard(listen.host)) {
-      checker.add(fields.get('listen')!.value, `${path}.listen`, formatHostPort(listen),
-        'a wildcard address cannot be dialed by peers: set advertise to the address they should use');
+      checker.add(
+        fields.get('listen')!.value,
+        `${path}.listen`,
+        formatHostPort(listen),
+        'a wildcard address cannot be dialed by peers: set advertise to the address they should use',
+      );
     }
     if (advertise !== undefined && isWildcard(advertise.host)) {
       checker.add(fields.get('advertise')!.value, `${path}.advertise`, formatHostPort(advertise), 'peers cannot dial a wildcard address');
@@ -491,8 +533,12 @@ function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, ba
     const data = dataGiven !== undefined && checker.path(fields.get('data')!.value, `${path}.data`, dataGiven) ? resolve(baseDir, dataGiven) : undefined;
     const durabilityGiven = checker.string(fields.get('durability'), item, `${path}.durability`, false);
     if (durabilityGiven !== undefined && durabilityGiven !== 'fsync' && durabilityGiven !== 'os') {
-      checker.add(fields.get('durability')!.value, `${path}.durability`, durabilityGiven,
-        'durability is "fsync" (survives power loss, the default) or "os" (survives a process crash)');
+      checker.add(
+        fields.get('durability')!.value,
+        `${path}.durability`,
+        durabilityGiven,
+        'durability is "fsync" (survives power loss, the default) or "os" (survives a process crash)',
+      );
     }
     const unique = (kind: keyof typeof seen, value: string | undefined, shown: string | undefined, rule: string) => {
       if (value === undefined) return;
@@ -503,30 +549,39 @@ function readNodes(checker: Checker, field: Field | undefined, root: YAMLMap, ba
     };
     unique('id', id, undefined, 'node ids must be unique');
     unique('listen', listen && addressKey(listen), listen && formatHostPort(listen), 'listen addresses must be unique');
-    if (fields.has('advertise')) unique('advertise', advertise && addressKey(advertise), advertise && formatHostPort(advertise), 'advertise addresses must be unique');
+    if (fields.has('advertise'))
+      unique('advertise', advertise && addressKey(advertise), advertise && formatHostPort(advertise), 'advertise addresses must be unique');
     unique('data', data, dataGiven, 'each node needs its own data directory');
     const cert = readPathField(checker, fields.get('cert'), item, `${path}.cert`, baseDir);
     const key = readPathField(checker, fields.get('key'), item, `${path}.key`, baseDir);
-    if ((cert === undefined) !== (key === undefined) && (fields.has('cert') !== fields.has('key'))) {
+    if ((cert === undefined) !== (key === undefined) && fields.has('cert') !== fields.has('key')) {
       checker.add(item, path, undefined, 'give both cert and key, or neither');
     }
     if (id === undefined || region === undefined || listen === undefined || data === undefined) return;
-    nodes.push(Object.freeze({
-      id,
-      region,
-      ...(zone === undefined ? {} : { zone }),
-      listen: Object.freeze(listen),
-      advertise: Object.freeze(advertise ?? listen),
-      data,
-      durability: (durabilityGiven ?? 'fsync') as Durability,
-      tls: cert !== undefined && key !== undefined ? { cert, key } : null,
-    }));
+    nodes.push(
+      Object.freeze({
+        id,
+        region,
+        ...(zone === undefined ? {} : { zone }),
+        listen: Object.freeze(listen),
+        advertise: Object.freeze(advertise ?? listen),
+        data,
+        durability: (durabilityGiven ?? 'fsync') as Durability,
+        tls: cert !== undefined && key !== undefined ? { cert, key } : null,
+      }),
+    );
   });
   return nodes;
 }
 
 /** Reads the policy file `policy:` names (relative to the config), and checks it declares every node's region. */
-function readPolicy(checker: Checker, field: Field | undefined, root: YAMLMap, baseDir: string, nodes: readonly NodeConfig[] | undefined): { policy: Policy; path: string } | undefined {
+function readPolicy(
+  checker: Checker,
+  field: Field | undefined,
+  root: YAMLMap,
+  baseDir: string,
+  nodes: readonly NodeConfig[] | undefined,
+): { policy: Policy; path: string } | undefined {
   if (field === undefined) return undefined;
   const given = checker.string(field, root, 'policy', true);
   if (given === undefined || !checker.path(field.value, 'policy', given)) return undefined;
@@ -547,7 +602,12 @@ function readPolicy(checker: Checker, field: Field | undefined, root: YAMLMap, b
   }
   for (const node of nodes ?? []) {
     if (!policy.regions.has(node.region)) {
-      checker.add(field.value, 'policy', given, `policy version ${policy.version} does not declare region ${JSON.stringify(node.region)} of node ${node.id} (it declares ${policy.regionNames.join(', ')})`);
+      checker.add(
+        field.value,
+        'policy',
+        given,
+        `policy version ${policy.version} does not declare region ${JSON.stringify(node.region)} of node ${node.id} (it declares ${policy.regionNames.join(', ')})`,
+      );
     }
   }
   return { policy, path };
@@ -557,16 +617,26 @@ function readPolicy(checker: Checker, field: Field | undefined, root: YAMLMap, b
 function readReplication(checker: Checker, field: Field | undefined): ReplicationConfig {
   if (field === undefined) return {};
   if (!isMap(field.value)) {
-    checker.add(field.value ?? field.key, 'replication', isScalar(field.value) ? field.value.value : field.value,
-      `replication must be a map with the fields ${replicationFields.join(', ')}`);
+    checker.add(
+      field.value ?? field.key,
+      'replication',
+      isScalar(field.value) ? field.value.value : field.value,
+      `replication must be a map with the fields ${replicationFields.join(', ')}`,
+    );
     return {};
   }
   const fields = checker.fields(field.value as YAMLMap, 'replication', replicationFields);
   const logEntriesMax = checker.integer(fields.get('logEntriesMax'), 'replication.logEntriesMax', logEntriesMaxMin, logEntriesMaxMax);
-  const retentionIntervalMs = checker.integer(fields.get('retentionIntervalMs'), 'replication.retentionIntervalMs', retentionIntervalMsMin, retentionIntervalMsMax);
+  const retentionIntervalMs = checker.integer(
+    fields.get('retentionIntervalMs'),
+    'replication.retentionIntervalMs',
+    retentionIntervalMsMin,
+    retentionIntervalMsMax,
+  );
   const clockOffsetMsMax = checker.integer(fields.get('clockOffsetMsMax'), 'replication.clockOffsetMsMax', clockOffsetMsMaxMin, clockOffsetMsMaxMax);
   return {
-    ...(logEntriesMax === undefined ? {} : { logEntriesMax }), ...(retentionIntervalMs === undefined ? {} : { retentionIntervalMs }),
+    ...(logEntriesMax === undefined ? {} : { logEntriesMax }),
+    ...(retentionIntervalMs === undefined ? {} : { retentionIntervalMs }),
     ...(clockOffsetMsMax === undefined ? {} : { clockOffsetMsMax }),
   };
 }

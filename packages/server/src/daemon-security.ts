@@ -30,7 +30,10 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
   const tokens = TokenStore.fromFile(config.api.tokensFile);
   // Links between daemons are mutual TLS, never plain: a node with peers needs its certificate.
   if (node.tls === null && config.nodes.length > 1) {
-    throw new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: links to peers are mutual TLS; give every node cert and key and the cluster tls.ca (tessera certs)`);
+    throw new TesseraError(
+      'ERR_CONFIG_INVALID',
+      `node ${node.id}: links to peers are mutual TLS; give every node cert and key and the cluster tls.ca (tessera certs)`,
+    );
   }
   let tls: NodeSecurity['tls'] = null;
   if (node.tls !== null) {
@@ -40,7 +43,10 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
     const ca = read(config.tlsCa!, 'cluster CA certificate');
     const identity = verifyNodeCertificate(cert, ca, nowMs, config.cluster);
     if (identity.node !== node.id || identity.region !== node.region) {
-      throw new TesseraError('ERR_PEER_IDENTITY', `${node.tls.cert}: the certificate is for node ${identity.node} in ${identity.region}, not ${node.id} in ${node.region}`);
+      throw new TesseraError(
+        'ERR_PEER_IDENTITY',
+        `${node.tls.cert}: the certificate is for node ${identity.node} in ${identity.region}, not ${node.id} in ${node.region}`,
+      );
     }
     try {
       createPrivateKey(key);
@@ -53,7 +59,10 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
   if (config.operatorKey !== null) {
     const text = read(config.operatorKey, 'operator public key');
     if (/PRIVATE KEY/.test(text)) {
-      throw new TesseraError('ERR_CONFIG_INVALID', `${config.operatorKey}: operatorKey holds a private key; a data node gets the public key only (tessera policy keygen writes both)`);
+      throw new TesseraError(
+        'ERR_CONFIG_INVALID',
+        `${config.operatorKey}: operatorKey holds a private key; a data node gets the public key only (tessera policy keygen writes both)`,
+      );
     }
     let key: KeyObject;
     try {
@@ -61,7 +70,8 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
     } catch (error) {
       throw new TesseraError('ERR_CONFIG_INVALID', `${config.operatorKey}: not a PEM public key: ${(error as Error).message}`);
     }
-    if (key.asymmetricKeyType !== 'ed25519') throw new TesseraError('ERR_CONFIG_INVALID', `${config.operatorKey}: the operator key must be Ed25519, not ${key.asymmetricKeyType}`);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new TesseraError('ERR_CONFIG_INVALID', `${config.operatorKey}: the operator key must be Ed25519, not ${key.asymmetricKeyType}`);
     operatorKeys.push(key);
   }
   // The config's own policy file takes effect at start: with an operator key it must be signed too
@@ -72,7 +82,10 @@ export function loadNodeSecurity(config: ClusterConfig, node: NodeConfig, nowMs:
     try {
       policySignature = readFileSync(signaturePath, 'utf8');
     } catch {
-      throw new TesseraError('ERR_POLICY_SIGNATURE_INVALID', `${signaturePath}: the policy file ${config.policyPath} is not signed (tessera policy sign ${config.policyPath} --key operator.key --cluster ${config.cluster})`);
+      throw new TesseraError(
+        'ERR_POLICY_SIGNATURE_INVALID',
+        `${signaturePath}: the policy file ${config.policyPath} is not signed (tessera policy sign ${config.policyPath} --key operator.key --cluster ${config.cluster})`,
+      );
     }
     verifyPolicySignature(config.policy, policySignature, operatorKeys, config.cluster);
   }

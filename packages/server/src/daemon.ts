@@ -68,7 +68,8 @@ function listen(server: Server, node: NodeConfig): Promise<void> {
       const address = formatHostPort(node.listen);
       if (error.code === 'EADDRINUSE') reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: listen address ${address} is already in use`));
       else if (error.code === 'EACCES') reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: no permission to listen on ${address}`));
-      else if (error.code === 'EADDRNOTAVAIL') reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: listen address ${address} is not an address of this machine`));
+      else if (error.code === 'EADDRNOTAVAIL')
+        reject(new TesseraError('ERR_CONFIG_INVALID', `node ${node.id}: listen address ${address} is not an address of this machine`));
       else reject(error);
     };
     const onListening = () => {
@@ -94,7 +95,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // Whatever the daemon and its store create is its owner's only (data files 0600, directories 0700).
   process.umask(0o077);
   const replica = await Replica.open({
-    ...(options.storage === undefined ? { path: node.data } : { storage: options.storage }), node: node.id, region: node.region, durability: node.durability,
+    ...(options.storage === undefined ? { path: node.data } : { storage: options.storage }),
+    node: node.id,
+    region: node.region,
+    durability: node.durability,
     // Encryption at rest whenever a master key is configured (a file others may read is refused: ERR_FILE_MODE).
     ...(config.masterKeyFile === null ? {} : { encryption: { masterKeyFile: config.masterKeyFile } }),
     peers: peers.map((peer) => ({ node: peer.id, region: peer.region })),
@@ -122,7 +126,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const metrics = createMetrics({ replica, replication: sync, documents: documentCounts(replica) });
   const cluster = new ClusterView({ node: node.id, region: node.region }, clusterMembersOf(config, node.id), clusterFetch(security.tls?.ca ?? null));
   const api = createHttpHandler({
-    replica, node, replication: sync, metrics, cluster, logger,
+    replica,
+    node,
+    replication: sync,
+    metrics,
+    cluster,
+    logger,
     access: { tokens: security.tokens, hosts: security.hosts, origins: config.api.origins },
     open: { health: config.api.open.has('health'), metrics: config.api.open.has('metrics') },
     policySigning: { cluster: config.cluster, operatorKeys: security.operatorKeys },
@@ -146,9 +155,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   sync.start();
   const url = `${security.tls === null ? 'http' : 'https'}://${formatHostPort(node.listen)}`;
   log({
-    event: 'daemon-started', url, peers: config.nodes.length - 1, durability: node.durability, policy: replica.policyStamp().version,
+    event: 'daemon-started',
+    url,
+    peers: config.nodes.length - 1,
+    durability: node.durability,
+    policy: replica.policyStamp().version,
     sealed: config.masterKeyFile !== null,
-    tokens: security.tokens.size, ...config.replication,
+    tokens: security.tokens.size,
+    ...config.replication,
   });
   const drainGraceMs = options.drainGraceMs ?? drainGraceMsDefault;
   let stopping: Promise<void> | null = null;

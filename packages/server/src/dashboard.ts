@@ -22,13 +22,13 @@ const contentTypes = {
 
 /** Every file the dashboard serves, by the name in its URL (`/static/<name>`; `index.html` is also `/`). */
 export const dashboardFiles: ReadonlyMap<string, { readonly path: () => string; readonly contentType: string }> = new Map([
-  ['index.html', { path: () => dashboardDir + 'index.html', contentType: contentTypes.html }],
-  ['app.js', { path: () => dashboardDir + 'app.js', contentType: contentTypes.js }],
-  ['model.js', { path: () => dashboardDir + 'model.js', contentType: contentTypes.js }],
-  ['view.js', { path: () => dashboardDir + 'view.js', contentType: contentTypes.js }],
-  ['charts.js', { path: () => dashboardDir + 'charts.js', contentType: contentTypes.js }],
-  ['format.js', { path: () => dashboardDir + 'format.js', contentType: contentTypes.js }],
-  ['dashboard.css', { path: () => dashboardDir + 'dashboard.css', contentType: contentTypes.css }],
+  ['index.html', { path: () => `${dashboardDir}index.html`, contentType: contentTypes.html }],
+  ['app.js', { path: () => `${dashboardDir}app.js`, contentType: contentTypes.js }],
+  ['model.js', { path: () => `${dashboardDir}model.js`, contentType: contentTypes.js }],
+  ['view.js', { path: () => `${dashboardDir}view.js`, contentType: contentTypes.js }],
+  ['charts.js', { path: () => `${dashboardDir}charts.js`, contentType: contentTypes.js }],
+  ['format.js', { path: () => `${dashboardDir}format.js`, contentType: contentTypes.js }],
+  ['dashboard.css', { path: () => `${dashboardDir}dashboard.css`, contentType: contentTypes.css }],
   // From the uplot package wherever npm put it (hoisted or not), never a hard-coded node_modules path.
   ['uPlot.esm.js', { path: () => require.resolve('uplot/dist/uPlot.esm.js'), contentType: contentTypes.js }],
   ['uPlot.min.css', { path: () => require.resolve('uplot/dist/uPlot.min.css'), contentType: contentTypes.css }],
@@ -50,7 +50,10 @@ const loaded = new Map<string, Promise<DashboardFile>>();
 export async function dashboardFile(name: string): Promise<DashboardFile> {
   const entry = name.length <= dashboardFileNameLengthMax ? dashboardFiles.get(name) : undefined;
   if (entry === undefined) {
-    throw new TesseraError('ERR_NOT_FOUND', `no dashboard file ${JSON.stringify(name.slice(0, dashboardFileNameLengthMax))}: the files are ${[...dashboardFiles.keys()].join(', ')}`);
+    throw new TesseraError(
+      'ERR_NOT_FOUND',
+      `no dashboard file ${JSON.stringify(name.slice(0, dashboardFileNameLengthMax))}: the files are ${[...dashboardFiles.keys()].join(', ')}`,
+    );
   }
   let file = loaded.get(name);
   if (file === undefined) {

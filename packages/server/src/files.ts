@@ -9,8 +9,10 @@ import { TesseraError } from '@tessera/core';
 export function checkPrivateFile(stats: Stats, path: string, what: string): void {
   if (!stats.isFile()) throw new TesseraError('ERR_CONFIG_INVALID', `${path}: the ${what} is not a regular file`);
   if (process.platform !== 'win32' && (stats.mode & 0o077) !== 0) {
-    throw new TesseraError('ERR_CONFIG_INVALID',
-      `${path}: the ${what} has mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}: others may read or change it; allow its owner only (chmod 600 ${path})`);
+    throw new TesseraError(
+      'ERR_CONFIG_INVALID',
+      `${path}: the ${what} has mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}: others may read or change it; allow its owner only (chmod 600 ${path})`,
+    );
   }
 }
 

@@ -27,15 +27,22 @@ import { policyRoutes } from './http/routes-policy.js';
 import { staticRoutes } from './http/routes-static.js';
 import { SessionWaits, readTokenWaitMsDefault } from './http/session-wait.js';
 
-export { type Replication, type HttpNodeInfo, type PolicySigning } from './http/context.js';
+export type { Replication, HttpNodeInfo, PolicySigning } from './http/context.js';
 export { type HttpRequestEvent, requestIdLengthMax } from './http/app.js';
 export { type AccessOptions, type TokenLookup, bearerChallenge } from './http/guard.js';
-export { type OpenRoutes } from './http/routes-node.js';
+export type { OpenRoutes } from './http/routes-node.js';
 export { policyBodyBytesMax } from './http/routes-policy.js';
-export { type PlacementAnswer, type PlacementRegion } from './http/routes-placement.js';
+export type { PlacementAnswer, PlacementRegion } from './http/routes-placement.js';
 export { type BatchItemAnswer, batchBytesMax, batchDocumentsMax } from './http/routes-batch.js';
 export {
-  type ChangeFeedEvent, feedEventsDefault, feedEventsMax, feedHeartbeatMs, feedReadEntriesMax, feedResponseMsMax, feedScanEntriesMax, feedWaitMsMax,
+  type ChangeFeedEvent,
+  feedEventsDefault,
+  feedEventsMax,
+  feedHeartbeatMs,
+  feedReadEntriesMax,
+  feedResponseMsMax,
+  feedScanEntriesMax,
+  feedWaitMsMax,
 } from './http/routes-changes.js';
 export { readTokenWaitMsDefault, readTokenPollMs, tokenWaitersMax } from './http/session-wait.js';
 
@@ -102,10 +109,18 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpApi {
   let drainController = new AbortController();
   let draining = false;
   let inFlight = 0;
-  let idleWaiters: Array<() => void> = [];
+  const idleWaiters: Array<() => void> = [];
   const context: RouteContext = {
-    replica: deps.replica, node: deps.node, replication: deps.replication, metrics: deps.metrics, cluster: deps.cluster, datasets: deps.datasets,
-    waits: new SessionWaits(deps.replica, deps.replication), startedMs: performance.now(), policySigning: deps.policySigning, draining: () => draining,
+    replica: deps.replica,
+    node: deps.node,
+    replication: deps.replication,
+    metrics: deps.metrics,
+    cluster: deps.cluster,
+    datasets: deps.datasets,
+    waits: new SessionWaits(deps.replica, deps.replication),
+    startedMs: performance.now(),
+    policySigning: deps.policySigning,
+    draining: () => draining,
   };
   const open: OpenRoutes = { health: deps.open?.health ?? false, metrics: deps.open?.metrics ?? false };
   let appRef: FastifyInstance | null = null;
@@ -113,7 +128,15 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpApi {
     context,
     access: deps.access,
     logger: deps.logger ?? eventLogger(deps.log),
-    routes: [...kvRoutes(context, waitMsMax), ...batchRoutes(context), ...changesRoutes(context), ...nodeRoutes(context, open), ...policyRoutes(context), ...placementRoutes(context), ...staticRoutes(() => appRef!)],
+    routes: [
+      ...kvRoutes(context, waitMsMax),
+      ...batchRoutes(context),
+      ...changesRoutes(context),
+      ...nodeRoutes(context, open),
+      ...policyRoutes(context),
+      ...placementRoutes(context),
+      ...staticRoutes(() => appRef!),
+    ],
     drainSignal: () => drainController.signal,
     onRequestStart: () => inFlight++,
     onRequestEnd: (route, method, status, durationMs) => {
@@ -128,9 +151,12 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpApi {
     app: built.app,
     ready: () => ready,
     handle: (req, res) => {
-      ready.then(() => built.handler()(req, res), (error: unknown) => {
-        res.destroy(error as Error);
-      });
+      ready.then(
+        () => built.handler()(req, res),
+        (error: unknown) => {
+          res.destroy(error as Error);
+        },
+      );
     },
     setDraining(value: boolean) {
       if (value === draining) return;

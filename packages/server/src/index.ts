@@ -13,6 +13,16 @@ export * from './tls/certs.js';
 export { caFetch } from './tls/fetch.js';
 export { encodeSessionToken, decodeSessionToken } from './token.js';
 export * from './metrics.js';
-export { ClusterView, clusterMembersOf, memberPart, type ClusterFetch, type ClusterMember, type ClusterSnapshot, type MemberView, type MemberPart, type ConflictView } from './cluster-view.js';
+export {
+  ClusterView,
+  clusterMembersOf,
+  memberPart,
+  type ClusterFetch,
+  type ClusterMember,
+  type ClusterSnapshot,
+  type MemberView,
+  type MemberPart,
+  type ConflictView,
+} from './cluster-view.js';
 export * from './client/client.js';
 export { readEventStream, type StreamEvent, streamEventBytesMax } from './client/feed.js';

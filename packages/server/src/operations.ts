@@ -4,8 +4,20 @@
  * and types are checked by core's `operationMutator`, the same code the store runs.
  */
 import {
-  type CrdtTypeName, type DocState, type Json, type JsonScalar, type Operation, type TagChange, TesseraError,
-  checkUserTags, crdtType, describeValue, docExists, isCrdtTypeName, isPlainObject, operationMutator, toFieldPath,
+  type CrdtTypeName,
+  type DocState,
+  type Json,
+  type JsonScalar,
+  type Operation,
+  type TagChange,
+  TesseraError,
+  checkUserTags,
+  crdtType,
+  describeValue,
+  docExists,
+  isPlainObject,
+  operationMutator,
+  toFieldPath,
 } from '@tessera/core';
 
 /** Operations in one request, applied in order. */
@@ -50,15 +62,16 @@ function parseOperation(item: unknown, what: string): RequestOperation {
   if (!isPlainObject(item)) throw new TesseraError('ERR_BODY_INVALID', `${what}: expected an object like { "op": "increment", "amount": 1 }`);
   const op = item.op;
   if (typeof op !== 'string' || !(opNames as string[]).includes(op)) {
-    throw new TesseraError('ERR_OP_UNKNOWN',
-      `${what}: op ${op === undefined ? '(missing)' : describeValue(op)} is unknown: use one of ${opNames.join(', ')}`);
+    throw new TesseraError('ERR_OP_UNKNOWN', `${what}: op ${op === undefined ? '(missing)' : describeValue(op)} is unknown: use one of ${opNames.join(', ')}`);
   }
   const name = op as OpName;
   const { required, optional } = opFields[name] as { required: readonly string[]; optional: readonly string[] };
   for (const field of Object.keys(item)) {
     if (field !== 'op' && !required.includes(field) && !optional.includes(field)) {
-      throw new TesseraError('ERR_BODY_INVALID',
-        `${what}: "${name}" takes no field ${JSON.stringify(field).slice(0, 80)} (it takes ${[...required, ...optional].join(', ') || 'no fields'})`);
+      throw new TesseraError(
+        'ERR_BODY_INVALID',
+        `${what}: "${name}" takes no field ${JSON.stringify(field).slice(0, 80)} (it takes ${[...required, ...optional].join(', ') || 'no fields'})`,
+      );
     }
   }
   for (const field of required) {
@@ -131,7 +144,10 @@ function base64(value: unknown, what: string): Uint8Array {
  * happen when it is applied.
  */
 export function checkOperations(
-  dataset: string, key: string, operations: readonly RequestOperation[], state: DocState | undefined,
+  dataset: string,
+  key: string,
+  operations: readonly RequestOperation[],
+  state: DocState | undefined,
   datasetType: CrdtTypeName | undefined,
 ): void {
   const what = `${dataset}/${key}`;

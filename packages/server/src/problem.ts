@@ -23,7 +23,14 @@ export function problemOf(error: unknown, extensions: Record<string, unknown> = 
     // A document this region may not hold: say which regions may (the 421 answer).
     const regions = (error as TesseraError & { regions?: unknown }).regions;
     if (Array.isArray(regions)) extensions = { regions, ...extensions };
-    return { ...extensions, type: problemType(error.code), title: errorCatalogue[error.code].summary, status: error.status, code: error.code, detail: error.message };
+    return {
+      ...extensions,
+      type: problemType(error.code),
+      title: errorCatalogue[error.code].summary,
+      status: error.status,
+      code: error.code,
+      detail: error.message,
+    };
   }
   // The message of an unexpected error may carry anything; the client gets a generic detail.
   return {

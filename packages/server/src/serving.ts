@@ -74,20 +74,44 @@ export function createListener(options: ListenerOptions): Listener {
   const total = options.connectionsMax ?? connectionsMax;
   const perSource = options.connectionsPerSourceMax ?? connectionsPerSourceMax;
   const tls = options.tls;
-  const api = tls === null ? limit(createHttpServer(options.handle)) : limit(createHttpsServer({
-    key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: true, rejectUnauthorized: false, handshakeTimeout: tlsHandshakeMsMax,
-  }, options.handle));
+  const api =
+    tls === null
+      ? limit(createHttpServer(options.handle))
+      : limit(
+          createHttpsServer(
+            {
+              key: tls.key,
+              cert: tls.cert,
+              ca: tls.ca,
+              requestCert: true,
+              rejectUnauthorized: false,
+              handshakeTimeout: tlsHandshakeMsMax,
+            },
+            options.handle,
+          ),
+        );
   api.on('upgrade', options.upgrade);
   // With TLS, a plain connection gets one answer, whatever it asks (see the file comment).
   const problem = problemOf(new TesseraError('ERR_TLS_REQUIRED', 'this node serves its API and its peer endpoint over HTTPS: use https:// (peers: wss://)'));
   const body = JSON.stringify(problem);
-  const plain = tls === null ? null : limit(createHttpServer((req, res) => {
-    res.writeHead(problem.status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
-    res.end(body);
-  }));
+  const plain =
+    tls === null
+      ? null
+      : limit(
+          createHttpServer((_req, res) => {
+            res.writeHead(problem.status, {
+              'content-type': 'application/problem+json; charset=utf-8',
+              'content-length': Buffer.byteLength(body),
+              connection: 'close',
+            });
+            res.end(body);
+          }),
+        );
   plain?.on('upgrade', (_req, socket: Duplex) => {
     socket.on('error', () => undefined);
-    socket.end(`HTTP/1.1 ${problem.status} Bad Request\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${problem.status} Bad Request\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
     socket.once('finish', () => socket.destroy());
   });
   const sockets = new Set<Socket>();
@@ -97,7 +121,14 @@ export function createListener(options: ListenerOptions): Listener {
     const source = socket.remoteAddress ?? '';
     const fromSource = bySource.get(source) ?? 0;
     if (sockets.size >= total || fromSource >= perSource) {
-      options.log({ event: 'connection-refused', code: 'ERR_CONNECTIONS_EXCEEDED', connections: sockets.size, fromSource, connectionsMax: total, connectionsPerSourceMax: perSource });
+      options.log({
+        event: 'connection-refused',
+        code: 'ERR_CONNECTIONS_EXCEEDED',
+        connections: sockets.size,
+        fromSource,
+        connectionsMax: total,
+        connectionsPerSourceMax: perSource,
+      });
       socket.destroy();
       return;
     }

@@ -46,7 +46,7 @@ export function decodeSessionToken(text: unknown): SessionToken {
   } catch (error) {
     throw invalid(`the token names an invalid document or node: ${(error as Error).message}`);
   }
-  if (!Number.isSafeInteger(counter) || (counter as number) < 1) throw invalid('the token\'s counter is not a positive integer');
+  if (!Number.isSafeInteger(counter) || (counter as number) < 1) throw invalid("the token's counter is not a positive integer");
   // One write, one token: a token that decodes but was not produced by `encodeSessionToken` is refused.
   if (encodeSessionToken(dataset, key, [node, counter as number]) !== text) throw invalid('the token is not in canonical form');
   return { dataset, key, dot: [node, counter as number] };

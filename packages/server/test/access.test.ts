@@ -32,7 +32,9 @@ async function setup(t: Test) {
   t.teardown(() => replica.close());
   const credentials = testCredentials();
   const api: HttpApi = createHttpHandler({
-    replica, node: { id: 'eu-west-1', region: 'eu-west' }, access: { tokens: credentials.tokens, hosts: ['tessera.example.com'], origins: ['https://dash.example.com'] },
+    replica,
+    node: { id: 'eu-west-1', region: 'eu-west' },
+    access: { tokens: credentials.tokens, hosts: ['tessera.example.com'], origins: ['https://dash.example.com'] },
     policySigning: { cluster: 'test', operatorKeys: [operator.publicKey] },
   });
   await api.ready();
@@ -46,8 +48,14 @@ async function setup(t: Test) {
   };
   const inject = async (method: string, url: string, token: string | null, body?: unknown, headers: Record<string, string> = {}) => {
     const answer = await api.app.inject({
-      method: method as 'GET', url,
-      headers: { host: '127.0.0.1', ...(token === null ? {} : bearer(token)), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      method: method as 'GET',
+      url,
+      headers: {
+        host: '127.0.0.1',
+        ...(token === null ? {} : bearer(token)),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
       ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
     });
     return { status: answer.statusCode, headers: answer.headers, body: answer.body.length === 0 ? undefined : (JSON.parse(answer.body) as any) };
@@ -91,7 +99,11 @@ const publicRoutes = ['/', '/static/:file'];
 t.test('anonymous, unknown and malformed credentials get 401 on every route, with WWW-Authenticate, before the body is read', async (t) => {
   const { inject, replica } = await setup(t);
   for (const call of calls) {
-    for (const [what, headers] of [['anonymous', {}], ['unknown token', { authorization: `Bearer tsr_${'A'.repeat(43)}` }], ['not bearer', { authorization: 'Basic YWRtaW46YWRtaW4=' }]] as const) {
+    for (const [what, headers] of [
+      ['anonymous', {}],
+      ['unknown token', { authorization: `Bearer tsr_${'A'.repeat(43)}` }],
+      ['not bearer', { authorization: 'Basic YWRtaW46YWRtaW4=' }],
+    ] as const) {
       const answer = await inject(call.method, call.url, null, call.body, headers);
       t.equal(answer.status, 401, `${what}: ${call.method} ${call.route}`);
       t.equal(answer.body?.code, 'ERR_UNAUTHENTICATED');
@@ -122,34 +134,57 @@ t.test('roles and dataset grants: 403 where the role or the grant is missing, th
       else {
         t.equal(answer.status, 403, `${token}: ${call.method} ${call.route} is refused`);
         t.equal(answer.body?.code, 'ERR_FORBIDDEN');
-        t.match(answer.body?.detail, new RegExp(`token ${tokens[token] === tokens.admin ? 'admin' : '[a-z-]+'} \\(`), 'the refusal names the token by name, never its text');
+        t.match(
+          answer.body?.detail,
+          new RegExp(`token ${tokens[token] === tokens.admin ? 'admin' : '[a-z-]+'} \\(`),
+          'the refusal names the token by name, never its text',
+        );
         t.notMatch(answer.body?.detail, tokens[token]);
       }
     }
   }
   // Grants are per dataset: the catalog reader and writer reach nothing of orders.
-  for (const [method, url, body] of [['GET', '/v1/kv/orders/o1'], ['PUT', '/v1/kv/orders/o1', { value: {} }], ['GET', '/v1/kv/orders'], ['GET', '/v1/conflicts'], ['POST', '/v1/kv/orders', [{ key: 'o1', value: {} }]], ['GET', '/v1/changes?dataset=orders']] as const) {
+  for (const [method, url, body] of [
+    ['GET', '/v1/kv/orders/o1'],
+    ['PUT', '/v1/kv/orders/o1', { value: {} }],
+    ['GET', '/v1/kv/orders'],
+    ['GET', '/v1/conflicts'],
+    ['POST', '/v1/kv/orders', [{ key: 'o1', value: {} }]],
+    ['GET', '/v1/changes?dataset=orders'],
+  ] as const) {
     for (const token of [tokens.reader, tokens.writer]) {
       const answer = await inject(method, url, token, body);
       t.equal(answer.status, 403, `${method} ${url} without a grant on orders`);
-      t.match(answer.body.detail, url === '/v1/conflicts' ? /grant on every dataset/ : token === tokens.reader && (method === 'PUT' || method === 'POST') ? /lacks the writer role/ : /grant on dataset "orders"/);
+      t.match(
+        answer.body.detail,
+        url === '/v1/conflicts'
+          ? /grant on every dataset/
+          : token === tokens.reader && (method === 'PUT' || method === 'POST')
+            ? /lacks the writer role/
+            : /grant on dataset "orders"/,
+      );
     }
   }
   const values = await inject('GET', '/v1/inspect/log?values=true', tokens.operator);
   t.equal(values.status, 403, 'decoded log values need a read grant on every dataset as well');
   t.equal((await inject('GET', '/v1/inspect/log', tokens.operator)).status, 200, 'sizes alone do not');
-  const install = await inject('POST', '/v1/policy', tokens.operator, { text: policyText(1), mode: 'enforce', signature: signPolicy(parsePolicy(policyText(1), 'p'), 'test', operator.privateKey) });
+  const install = await inject('POST', '/v1/policy', tokens.operator, {
+    text: policyText(1),
+    mode: 'enforce',
+    signature: signPolicy(parsePolicy(policyText(1), 'p'), 'test', operator.privateKey),
+  });
   t.equal(install.status, 403, 'an operator may plan but not install a policy');
   t.match(install.body.detail, /lacks the policy-admin role/);
 });
 
 t.test('Host and Origin: DNS-rebinding names and cross-site origins are refused; IP literals, localhost and listed names pass', async (t) => {
   const { inject, tokens } = await setup(t);
-  for (const host of ['127.0.0.1:7101', 'localhost:7101', '[::1]:7101', 'tessera.example.com']) t.equal((await inject('GET', '/healthz', tokens.admin, undefined, { host })).status, 200, `Host ${host}`);
+  for (const host of ['127.0.0.1:7101', 'localhost:7101', '[::1]:7101', 'tessera.example.com'])
+    t.equal((await inject('GET', '/healthz', tokens.admin, undefined, { host })).status, 200, `Host ${host}`);
   const rebound = await inject('GET', '/v1/kv/catalog/k1', tokens.admin, undefined, { host: 'evil.example:7101' });
   t.equal(rebound.status, errorCatalogue.ERR_HOST_FORBIDDEN.status);
   t.equal(rebound.body.code, 'ERR_HOST_FORBIDDEN');
-  t.equal((await inject('GET', '/healthz', tokens.admin, undefined, { origin: 'http://127.0.0.1' })).status, 200, 'the request\'s own origin');
+  t.equal((await inject('GET', '/healthz', tokens.admin, undefined, { origin: 'http://127.0.0.1' })).status, 200, "the request's own origin");
   t.equal((await inject('GET', '/healthz', tokens.admin, undefined, { origin: 'https://dash.example.com' })).status, 200, 'a listed origin');
   const cross = await inject('PUT', '/v1/kv/catalog/k1', tokens.admin, { value: {} }, { origin: 'https://evil.example' });
   t.equal(cross.status, 403);
@@ -165,7 +200,8 @@ t.test('OpenAPI: the description lists exactly the routes, each with its schemas
   t.equal(doc.openapi, '3.0.3');
   t.same(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer', description: 'An API token (tessera token create)' });
   const described = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
-    .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`)).sort();
+    .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`))
+    .sort();
   const served = [...calls.map((c) => `${c.method} ${c.route}`), ...publicRoutes.map((r) => `GET ${r}`)].filter((v, i, all) => all.indexOf(v) === i).sort();
   t.same(described, served, 'every route is described and every description is a route');
   // Fastify's own view of the routes agrees (HEAD routes are GET's shadow; 405 answers are hidden).
@@ -177,23 +213,42 @@ t.test('OpenAPI: the description lists exactly the routes, each with its schemas
   const batch = doc.paths['/v1/kv/{dataset}'].post;
   t.same(Object.keys(batch.requestBody.content).sort(), ['application/json', 'application/x-ndjson'], 'a batch is JSON or NDJSON');
   t.match(batch.requestBody.content['application/json'].schema, { type: 'array', maxItems: 1000 });
-  t.ok(doc.paths['/v1/changes'].get.parameters.some((p: { name: string }) => p.name === 'since'), 'the feed takes since');
+  t.ok(
+    doc.paths['/v1/changes'].get.parameters.some((p: { name: string }) => p.name === 'since'),
+    'the feed takes since',
+  );
 });
 
 t.test('signed policies: unsigned, foreign, tampered, replayed and far-jumping versions are refused; a replacement is audited', async (t) => {
   const { inject, tokens, replica } = await setup(t);
   const sign = (text: string, options: { cluster?: string; key?: typeof operator.privateKey; replaces?: { version: number; hash: string } | null } = {}) =>
     signPolicy(parsePolicy(text, 'p'), options.cluster ?? 'test', options.key ?? operator.privateKey, options.replaces ?? null);
-  const post = (text: string, signature: PolicySignature | undefined | object) => inject('POST', '/v1/policy', tokens.policyAdmin, { text, mode: 'enforce', ...(signature === undefined ? {} : { signature }) });
+  const post = (text: string, signature: PolicySignature | undefined | object) =>
+    inject('POST', '/v1/policy', tokens.policyAdmin, { text, mode: 'enforce', ...(signature === undefined ? {} : { signature }) });
   const refused = async (what: string, answer: Awaited<ReturnType<typeof post>>, code: string, detail: RegExp) => {
     t.equal(answer.body?.code, code, `${what}: ${answer.body?.detail}`);
     t.equal(answer.status, (errorCatalogue as Record<string, { status: number }>)[code]!.status);
     t.match(answer.body?.detail, detail, what);
   };
   await refused('unsigned', await post(policyText(1), undefined), 'ERR_POLICY_SIGNATURE_INVALID', /policy version 1 is not signed/);
-  await refused('another key', await post(policyText(1), sign(policyText(1), { key: generateKeyPairSync('ed25519').privateKey })), 'ERR_POLICY_SIGNATURE_INVALID', /not an operator key of this cluster/);
-  await refused('another cluster', await post(policyText(1), sign(policyText(1), { cluster: 'staging' })), 'ERR_POLICY_SIGNATURE_INVALID', /for cluster "staging", not this cluster "test"/);
-  await refused('tampered text', await post(policyText(1, 'local'), sign(policyText(1))), 'ERR_POLICY_SIGNATURE_INVALID', /the policy changed after it was signed/);
+  await refused(
+    'another key',
+    await post(policyText(1), sign(policyText(1), { key: generateKeyPairSync('ed25519').privateKey })),
+    'ERR_POLICY_SIGNATURE_INVALID',
+    /not an operator key of this cluster/,
+  );
+  await refused(
+    'another cluster',
+    await post(policyText(1), sign(policyText(1), { cluster: 'staging' })),
+    'ERR_POLICY_SIGNATURE_INVALID',
+    /for cluster "staging", not this cluster "test"/,
+  );
+  await refused(
+    'tampered text',
+    await post(policyText(1, 'local'), sign(policyText(1))),
+    'ERR_POLICY_SIGNATURE_INVALID',
+    /the policy changed after it was signed/,
+  );
   await refused('another version', await post(policyText(2), sign(policyText(1))), 'ERR_POLICY_SIGNATURE_INVALID', /for version 1, not version 2/);
   const forged = { ...sign(policyText(1)), signature: Buffer.alloc(64, 7).toString('base64') };
   await refused('forged bytes', await post(policyText(1), forged), 'ERR_POLICY_SIGNATURE_INVALID', /does not verify with operator key/);
@@ -213,11 +268,23 @@ t.test('signed policies: unsigned, foreign, tampered, replayed and far-jumping v
   const bad = replica.policy!;
   const fixed = policyText(bad.version + 1, 'local');
   const stale = await post(fixed, sign(fixed, { replaces: { version: 1, hash: policyHash(parsePolicy(policyText(1), 'p')) } }));
-  await refused('a replacement of a version no longer enforced', stale, 'ERR_POLICY_CONFLICT', /signed to replace version 1 .* but the enforced version is 1001/);
+  await refused(
+    'a replacement of a version no longer enforced',
+    stale,
+    'ERR_POLICY_CONFLICT',
+    /signed to replace version 1 .* but the enforced version is 1001/,
+  );
   const replaced = await post(fixed, sign(fixed, { replaces: { version: bad.version, hash: policyHash(bad) } }));
   t.equal(replaced.status, 200);
   const audit = await replica.audit({ after: 0, limit: 100 });
   const activation = audit.filter((entry) => entry.kind === 'policy-activated').at(-1)!;
-  t.match(activation.details, { version: bad.version + 1, previous: bad.version, source: new RegExp(`^api token policy-admin \\([0-9a-f]{12}\\) signed by [0-9a-f]{16} replacing v${bad.version} [0-9a-f]{12}$`) },
-    'the audit names the token, the key and the replaced version');
+  t.match(
+    activation.details,
+    {
+      version: bad.version + 1,
+      previous: bad.version,
+      source: new RegExp(`^api token policy-admin \\([0-9a-f]{12}\\) signed by [0-9a-f]{16} replacing v${bad.version} [0-9a-f]{12}$`),
+    },
+    'the audit names the token, the key and the replaced version',
+  );
 });

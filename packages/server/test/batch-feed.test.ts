@@ -21,9 +21,20 @@ type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 async function setup(t: Test) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-batch-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const replica = await Replica.open({ path: join(dir, 'n1'), node: 'eu-west-1', region: 'eu-west', durability: 'os', datasets: { stats: { type: 'counter' } } });
+  const replica = await Replica.open({
+    path: join(dir, 'n1'),
+    node: 'eu-west-1',
+    region: 'eu-west',
+    durability: 'os',
+    datasets: { stats: { type: 'counter' } },
+  });
   const credentials = testCredentials();
-  const api = createHttpHandler({ replica, access: { tokens: credentials.tokens }, node: { id: 'eu-west-1', region: 'eu-west' }, datasets: { stats: { type: 'counter' } } });
+  const api = createHttpHandler({
+    replica,
+    access: { tokens: credentials.tokens },
+    node: { id: 'eu-west-1', region: 'eu-west' },
+    datasets: { stats: { type: 'counter' } },
+  });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(async () => {
@@ -34,7 +45,11 @@ async function setup(t: Test) {
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const call = async (method: string, path: string, body?: string, headers: Record<string, string> = {}, token = credentials.admin) => {
-    const res = await fetch(url + path, { method, headers: { ...bearer(token), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, ...(body === undefined ? {} : { body }) });
+    const res = await fetch(url + path, {
+      method,
+      headers: { ...bearer(token), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      ...(body === undefined ? {} : { body }),
+    });
     const text = await res.text();
     return { status: res.status, headers: res.headers, body: text === '' ? undefined : (JSON.parse(text) as any) };
   };
@@ -49,8 +64,15 @@ t.test('batch: a JSON array and an NDJSON body are written, group-committed, eac
   t.equal(answer.status, 200);
   t.equal(answer.body.written, 200);
   t.equal(answer.body.failed, 0);
-  t.same(answer.body.results.map((r: any) => r.key), items.map((i) => i.key), 'answers in the order of the items');
-  t.ok(answer.body.results.every((r: any) => r.ok === true && typeof r.seq === 'number' && typeof r.token === 'string'), 'each has a seq and a session token');
+  t.same(
+    answer.body.results.map((r: any) => r.key),
+    items.map((i) => i.key),
+    'answers in the order of the items',
+  );
+  t.ok(
+    answer.body.results.every((r: any) => r.ok === true && typeof r.seq === 'number' && typeof r.token === 'string'),
+    'each has a seq and a session token',
+  );
   const batches = replica.commitStats.batches - before;
   t.ok(batches < 50, `200 writes went down in ${batches} group commits, not one each`);
   t.same((await replica.get('catalog', 'k042'))?.value, { n: 42 });
@@ -72,21 +94,29 @@ t.test('batch: a JSON array and an NDJSON body are written, group-committed, eac
   const badLine = await call('POST', '/v1/kv/catalog', '{"key":"b","value":1}\n{nope', { 'content-type': 'application/x-ndjson' });
   t.equal(badLine.body.code, 'ERR_BODY_INVALID');
   t.match(badLine.body.detail, /NDJSON line 2/);
-  t.equal((await call('PUT', '/v1/kv/catalog/z', '{"value":1}\n', { 'content-type': 'application/x-ndjson' })).body.code, 'ERR_CONTENT_TYPE', 'other routes do not take NDJSON');
+  t.equal(
+    (await call('PUT', '/v1/kv/catalog/z', '{"value":1}\n', { 'content-type': 'application/x-ndjson' })).body.code,
+    'ERR_CONTENT_TYPE',
+    'other routes do not take NDJSON',
+  );
 });
 
 t.test('batch: a refused item is reported with its code; the others are written', async (t) => {
   const { replica, call } = await setup(t);
   await replica.put('catalog', 'counter-like', { a: 1 });
-  const answer = await call('POST', '/v1/kv/catalog', JSON.stringify([
-    { key: 'ok1', value: 1, type: 'lww' },
-    { key: 'counter-like', value: 5, type: 'counter' },
-    { key: '', value: 1 },
-    { key: 'ok2', value: { b: 2 }, extra: true },
-    { value: 1 },
-    'not an object',
-    { key: 'ok3', value: { c: 3 } },
-  ]));
+  const answer = await call(
+    'POST',
+    '/v1/kv/catalog',
+    JSON.stringify([
+      { key: 'ok1', value: 1, type: 'lww' },
+      { key: 'counter-like', value: 5, type: 'counter' },
+      { key: '', value: 1 },
+      { key: 'ok2', value: { b: 2 }, extra: true },
+      { value: 1 },
+      'not an object',
+      { key: 'ok3', value: { c: 3 } },
+    ]),
+  );
   t.equal(answer.status, 200);
   t.equal(answer.body.written, 2);
   t.equal(answer.body.failed, 5);
@@ -100,13 +130,33 @@ t.test('batch: a refused item is reported with its code; the others are written'
 
 t.test('batch: operations items apply in order; an item whose operations do not fit the document is refused before any applies', async (t) => {
   const { replica, call } = await setup(t);
-  const answer = await call('POST', '/v1/kv/stats', JSON.stringify([
-    { key: 'home', ops: [{ op: 'increment', amount: 3 }, { op: 'increment', amount: -1 }, { op: 'tag', add: ['hot'] }] },
-    { key: 'home', ops: [{ op: 'increment', amount: 1 }, { op: 'set', path: 'a', value: 1 }] },
-    { key: 'cart', ops: [{ op: 'nope' }] },
-    { key: 'x', ops: [], value: 1 },
-  ]));
-  t.same(answer.body.results.map((r: any) => (r.ok ? 'ok' : r.code)), ['ok', 'ERR_TYPE_MISMATCH', 'ERR_OP_UNKNOWN', 'ERR_BODY_INVALID']);
+  const answer = await call(
+    'POST',
+    '/v1/kv/stats',
+    JSON.stringify([
+      {
+        key: 'home',
+        ops: [
+          { op: 'increment', amount: 3 },
+          { op: 'increment', amount: -1 },
+          { op: 'tag', add: ['hot'] },
+        ],
+      },
+      {
+        key: 'home',
+        ops: [
+          { op: 'increment', amount: 1 },
+          { op: 'set', path: 'a', value: 1 },
+        ],
+      },
+      { key: 'cart', ops: [{ op: 'nope' }] },
+      { key: 'x', ops: [], value: 1 },
+    ]),
+  );
+  t.same(
+    answer.body.results.map((r: any) => (r.ok ? 'ok' : r.code)),
+    ['ok', 'ERR_TYPE_MISMATCH', 'ERR_OP_UNKNOWN', 'ERR_BODY_INVALID'],
+  );
   t.match(await replica.get('stats', 'home'), { type: 'counter', value: 2, tags: ['hot'] }, 'the refused item changed nothing');
 });
 
@@ -134,14 +184,21 @@ t.test('batch: limits in documents and bytes answer 413 ERR_BATCH_TOO_LARGE nami
 
 t.test('batch: a document this region may not hold is refused per item with the regions that may', async (t) => {
   const { replica, call } = await setup(t);
-  await replica.installPolicy(parsePolicy(`version: 1
+  await replica.installPolicy(
+    parsePolicy(
+      `version: 1
 regions:
   eu-west: { jurisdiction: eu }
   us-east: { jurisdiction: us }
 datasets:
   catalog: { type: map, placement: global }
   us-only: { type: map, placement: { regions: [us-east] } }
-`, 'p'), 'enforce', 'test');
+`,
+      'p',
+    ),
+    'enforce',
+    'test',
+  );
   const answer = await call('POST', '/v1/kv/us-only', JSON.stringify([{ key: 'a', value: { x: 1 } }]));
   t.equal(answer.body.results[0].code, 'ERR_POLICY_DENIED');
   t.same(answer.body.results[0].regions, ['us-east']);
@@ -164,7 +221,12 @@ async function readEvents(url: string, headers: Record<string, string>, count: n
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':') && l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
+      const fields = Object.fromEntries(
+        block
+          .split('\n')
+          .filter((l) => !l.startsWith(':') && l.includes(':'))
+          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+      );
       if (fields.data !== undefined) events.push({ id: fields.id ?? '', event: fields.event ?? 'message', data: JSON.parse(fields.data) });
       if (events.filter((e) => e.event === 'change').length >= count) break;
     }
@@ -191,9 +253,16 @@ t.test('feed: server-sent events resume after a dropped connection with Last-Eve
   const second = await readEvents(`${url}/v1/changes?dataset=catalog`, { ...bearer(token), 'last-event-id': lastId }, 45 - 12);
   await later;
   const keys = [...changes1, ...second.filter((e) => e.event === 'change')].map((e) => e.data.key);
-  t.same(keys, Array.from({ length: 45 }, (_, i) => `k${i}`), 'every change once, in order');
+  t.same(
+    keys,
+    Array.from({ length: 45 }, (_, i) => `k${i}`),
+    'every change once, in order',
+  );
   const ids = [...changes1, ...second].filter((e) => e.event === 'change').map((e) => Number(e.id));
-  t.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'ids increase');
+  t.ok(
+    ids.every((id, i) => i === 0 || id > ids[i - 1]!),
+    'ids increase',
+  );
 });
 
 t.test('feed: only datasets the caller may read; a named dataset needs a grant; long poll pages and waits', async (t) => {
@@ -204,12 +273,19 @@ t.test('feed: only datasets the caller may read; a named dataset needs a grant; 
   const reader = credentials.token('reader-catalog', { roles: ['reader'], datasets: ['catalog'] });
   const all = await call('GET', '/v1/changes', undefined, {}, reader);
   t.equal(all.status, 200);
-  t.same(all.body.events.map((e: any) => e.key), ['c1', 'c2'], 'orders is not shown to a catalog reader');
+  t.same(
+    all.body.events.map((e: any) => e.key),
+    ['c1', 'c2'],
+    'orders is not shown to a catalog reader',
+  );
   t.equal(all.body.next, 3, 'the cursor moves past what the caller does not see');
   t.notMatch(JSON.stringify(all.body), /o1|secret/);
   t.equal((await call('GET', '/v1/changes?dataset=orders', undefined, {}, reader)).status, 403);
   const page = await call('GET', '/v1/changes?since=0&limit=1');
-  t.same(page.body.events.map((e: any) => e.key), ['c1']);
+  t.same(
+    page.body.events.map((e: any) => e.key),
+    ['c1'],
+  );
   t.equal(page.body.next, 1);
   const startedMs = Date.now();
   const waiting = call('GET', `/v1/changes?since=3&waitMs=5000`);
@@ -237,10 +313,17 @@ datasets:
   await replica.installPolicy(parsePolicy(text(1, 'global'), 'p'), 'enforce', 'test');
   await replica.put('catalog', 'marker-gone', { v: 'marker-value' });
   await replica.put('orders', 'o1', { v: 1 });
-  t.same((await call('GET', '/v1/changes')).body.events.map((e: any) => e.key), ['marker-gone', 'o1']);
+  t.same(
+    (await call('GET', '/v1/changes')).body.events.map((e: any) => e.key),
+    ['marker-gone', 'o1'],
+  );
   await replica.installPolicy(parsePolicy(text(2, '{ regions: [us-east] }'), 'p'), 'enforce', 'test');
   const after = await call('GET', '/v1/changes');
-  t.same(after.body.events.map((e: any) => e.key), ['o1'], 'only what eu-west may hold');
+  t.same(
+    after.body.events.map((e: any) => e.key),
+    ['o1'],
+    'only what eu-west may hold',
+  );
   t.notMatch(JSON.stringify(after.body), /marker-/);
 });
 
@@ -255,8 +338,18 @@ t.test('feed: a page reads at most feedScanEntriesMax entries; past a long stret
   t.same(first.body.events, [], 'the first page found nothing to show…');
   t.equal(first.body.next, feedScanEntriesMax, '…and answered at once with its cursor moved on');
   const second = await call('GET', `/v1/changes?since=${first.body.next}`, undefined, {}, reader);
-  t.same(second.body.events.map((e: any) => e.key), ['visible']);
+  t.same(
+    second.body.events.map((e: any) => e.key),
+    ['visible'],
+  );
   const events = await readEvents(`${url}/v1/changes`, bearer(reader), 1);
-  t.same(events.filter((e) => e.event === 'change').map((e) => e.data.key), ['visible'], 'the stream goes past the hidden entries by itself');
-  t.ok(events.some((e) => e.event === 'checkpoint' && Number(e.id) === feedScanEntriesMax), 'with a checkpoint on the way');
+  t.same(
+    events.filter((e) => e.event === 'change').map((e) => e.data.key),
+    ['visible'],
+    'the stream goes past the hidden entries by itself',
+  );
+  t.ok(
+    events.some((e) => e.event === 'checkpoint' && Number(e.id) === feedScanEntriesMax),
+    'with a checkpoint on the way',
+  );
 });

@@ -16,7 +16,17 @@ import { join } from 'node:path';
 import * as Y from 'yjs';
 import { parsePolicy } from '@tessera/core';
 import { Replica } from '@tessera/store';
-import { Client, TesseraClientError, backoffMs, clientBackoffMsMax, createHttpHandler, decodeSessionToken, encodeSessionToken, planRoute, type HttpApi } from '../src/index.js';
+import {
+  Client,
+  TesseraClientError,
+  backoffMs,
+  clientBackoffMsMax,
+  createHttpHandler,
+  decodeSessionToken,
+  encodeSessionToken,
+  planRoute,
+  type HttpApi,
+} from '../src/index.js';
 import { testCredentials } from './helpers/auth.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -69,28 +79,62 @@ async function cluster(t: Test) {
     return { id, region, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, replica, api, server, kill };
   };
   const nodes = [await start('eu-west-1', 'eu-west'), await start('eu-west-2', 'eu-west'), await start('us-east-1', 'us-east')];
-  const client = (which = nodes, options: { near?: string } = {}) => new Client({
-    nodes: which.map((n) => ({ url: n.url, region: n.region })), token: credentials.admin, healthTtlMs: 0, near: options.near ?? 'eu-west',
-  });
+  const client = (which = nodes, options: { near?: string } = {}) =>
+    new Client({
+      nodes: which.map((n) => ({ url: n.url, region: n.region })),
+      token: credentials.admin,
+      healthTtlMs: 0,
+      near: options.near ?? 'eu-west',
+    });
   return { nodes, client, credentials };
 }
 
 t.test('routing plan: nodes of regions that may hold the dataset, nearest first', async (t) => {
   const placement = {
-    dataset: 'x', node: 'n', region: 'eu-west', policy: { version: 1, hash: 'h' },
+    dataset: 'x',
+    node: 'n',
+    region: 'eu-west',
+    policy: { version: 1, hash: 'h' },
     regions: [
       { name: 'eu-west', jurisdiction: 'eu', location: [53.3, -6.3] as [number, number], mayHold: true },
       { name: 'us-east', jurisdiction: 'us', location: [38.9, -77.0] as [number, number], mayHold: true },
       { name: 'ap-south', jurisdiction: 'ap', location: [19.1, 72.9] as [number, number], mayHold: false },
     ],
   };
-  const nodes = [{ url: 'http://a', region: 'us-east' }, { url: 'http://b', region: 'ap-south' }, { url: 'http://c', region: 'eu-west' }];
-  t.same(planRoute(nodes, placement, [50.1, 8.7]).nodes.map((n) => n.url), ['http://c', 'http://a'], 'Frankfurt: eu-west, then us-east; never ap-south');
-  t.same(planRoute(nodes, placement, 'us-east').nodes.map((n) => n.url), ['http://a', 'http://c']);
-  t.same(planRoute(nodes, null, undefined).nodes.map((n) => n.url), ['http://a', 'http://b', 'http://c'], 'no policy: every node, in the given order');
-  t.equal(backoffMs(3, () => 0.999), 399, 'back-off doubles from 50 ms…');
-  t.equal(backoffMs(30, () => 0.9999999), clientBackoffMsMax - 1, '…up to its bound');
-  t.equal(backoffMs(3, () => 0), 0, 'full jitter');
+  const nodes = [
+    { url: 'http://a', region: 'us-east' },
+    { url: 'http://b', region: 'ap-south' },
+    { url: 'http://c', region: 'eu-west' },
+  ];
+  t.same(
+    planRoute(nodes, placement, [50.1, 8.7]).nodes.map((n) => n.url),
+    ['http://c', 'http://a'],
+    'Frankfurt: eu-west, then us-east; never ap-south',
+  );
+  t.same(
+    planRoute(nodes, placement, 'us-east').nodes.map((n) => n.url),
+    ['http://a', 'http://c'],
+  );
+  t.same(
+    planRoute(nodes, null, undefined).nodes.map((n) => n.url),
+    ['http://a', 'http://b', 'http://c'],
+    'no policy: every node, in the given order',
+  );
+  t.equal(
+    backoffMs(3, () => 0.999),
+    399,
+    'back-off doubles from 50 ms…',
+  );
+  t.equal(
+    backoffMs(30, () => 0.9999999),
+    clientBackoffMsMax - 1,
+    '…up to its bound',
+  );
+  t.equal(
+    backoffMs(3, () => 0),
+    0,
+    'full jitter',
+  );
 });
 
 t.test('failover: a killed node of an allowed region is skipped; the dataset never reaches a region that may not hold it', async (t) => {
@@ -140,7 +184,7 @@ t.test('refusal: a client whose nodes are all in a region that may not hold the 
   t.equal(us1.replica.lastSeq, before, 'nothing was written at us-east');
 });
 
-t.test('session tokens: a read on another node waits for this client\'s write; problems are typed errors', async (t) => {
+t.test("session tokens: a read on another node waits for this client's write; problems are typed errors", async (t) => {
   const { nodes, client } = await cluster(t);
   const [eu1, eu2, us1] = nodes as [TestNode, TestNode, TestNode];
   const c = client();
@@ -148,10 +192,14 @@ t.test('session tokens: a read on another node waits for this client\'s write; p
   await eu1.kill();
   // eu-west-2 does not hold the write until it is replicated by hand, while the read waits.
   const reading = c.get('catalog', 'doc');
-  setTimeout(() => void (async () => {
-    const { entries } = await eu1.replica.deltasSince(0);
-    await eu2.replica.applyDeltas(entries);
-  })(), 300);
+  setTimeout(
+    () =>
+      void (async () => {
+        const { entries } = await eu1.replica.deltasSince(0);
+        await eu2.replica.applyDeltas(entries);
+      })(),
+    300,
+  );
   t.same((await reading)?.value, { v: 1 }, 'the read waited for the write its token names');
   t.equal(await c.get('catalog', 'missing'), undefined, 'a document the node does not hold reads as undefined');
   // A write that only eu-west-1 (now unreachable) holds: each node waits, then answers 409; the client asks the next.
@@ -226,16 +274,29 @@ t.test('changes: the iterator resumes after the connection drops, losing and rep
   await until(10);
   controller.abort();
   await following;
-  t.same(seen, Array.from({ length: 10 }, (_, i) => `k${i}`), 'every change once, in order, across the reconnect');
+  t.same(
+    seen,
+    Array.from({ length: 10 }, (_, i) => `k${i}`),
+    'every change once, in order, across the reconnect',
+  );
 });
 
 t.test('a stale placement: a node answering 421 with the regions that may hold the document sends the call there', async (t) => {
   const { nodes, credentials } = await cluster(t);
   const [eu1, eu2, us1] = nodes as [TestNode, TestNode, TestNode];
   const c = new Client({ nodes: nodes.map((n) => ({ url: n.url, region: n.region })), token: credentials.admin, healthTtlMs: 0, near: 'eu-west' });
-  t.same((await c.route('catalog')).nodes.map((n) => n.region), ['eu-west', 'eu-west', 'us-east'], 'catalog is global: eu-west first');
+  t.same(
+    (await c.route('catalog')).nodes.map((n) => n.region),
+    ['eu-west', 'eu-west', 'us-east'],
+    'catalog is global: eu-west first',
+  );
   // The policy changes under the client's cached placement: catalog may now live in us-east only.
-  const v2 = parsePolicy(policyText.replace('version: 1', 'version: 2').replace('catalog:  { type: map, placement: global }', 'catalog:  { type: map, placement: { regions: [us-east] } }'), 'policy');
+  const v2 = parsePolicy(
+    policyText
+      .replace('version: 1', 'version: 2')
+      .replace('catalog:  { type: map, placement: global }', 'catalog:  { type: map, placement: { regions: [us-east] } }'),
+    'policy',
+  );
   for (const node of nodes) await node.replica.installPolicy(v2, 'enforce', 'test');
   const answer = await c.put('catalog', 'moved', { v: 1 });
   t.equal(decodeSessionToken(answer.token).dot[0], 'us-east-1', 'the write went to us-east after eu-west answered 421');

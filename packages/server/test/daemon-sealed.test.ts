@@ -36,8 +36,18 @@ async function setup(t: Test): Promise<{ dir: string; port: number; config: stri
   const port = await freePort();
   writeTokensFile(join(dir, 'tokens.json'), [admin.record]);
   await createMasterKeyFile(join(dir, 'master.key'));
-  await writeFile(join(dir, 'cluster.yaml'), ['cluster: test', secret, 'api: { tokensFile: tokens.json }', 'encryption: { masterKeyFile: master.key }', 'nodes:',
-    `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: fsync }`, ''].join('\n'));
+  await writeFile(
+    join(dir, 'cluster.yaml'),
+    [
+      'cluster: test',
+      secret,
+      'api: { tokensFile: tokens.json }',
+      'encryption: { masterKeyFile: master.key }',
+      'nodes:',
+      `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: fsync }`,
+      '',
+    ].join('\n'),
+  );
   return { dir, port, config: join(dir, 'cluster.yaml') };
 }
 
@@ -47,7 +57,9 @@ t.test('a daemon with a master key seals its data directory', async (t) => {
   let stopped = false;
   t.teardown(() => (stopped ? undefined : daemon.stop()));
   const put = await fetch(`${daemon.url}/v1/kv/profiles/KEYMARK9d2`, {
-    method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ value: { name: 'VALUEMARK9d2' }, tags: ['tagmark9d2'] }),
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ value: { name: 'VALUEMARK9d2' }, tags: ['tagmark9d2'] }),
   });
   t.equal(put.status, 200);
   const got = await fetch(`${daemon.url}/v1/kv/profiles/KEYMARK9d2`, { headers: auth });
@@ -76,8 +88,14 @@ t.test('a master key file that group or others may read is refused at start', as
 t.test('the config names the key file; $TESSERA_MASTER_KEY_FILE when it does not; no key, no encryption', async (t) => {
   const nodes = 'nodes:\n  - { id: n1, region: eu-west, listen: "127.0.0.1:7001", data: ./data }\n';
   const base = `cluster: test\n${secret}\napi: { tokensFile: tokens.json }\n`;
-  t.equal(parseClusterConfig(`${base}encryption: { masterKeyFile: keys/master.key }\n${nodes}`, 'c.yaml', {}, { baseDir: '/etc/tessera' }).masterKeyFile, '/etc/tessera/keys/master.key');
-  t.equal(parseClusterConfig(`${base}${nodes}`, 'c.yaml', { TESSERA_MASTER_KEY_FILE: '/run/keys/m.key' }, { baseDir: '/etc/tessera' }).masterKeyFile, '/run/keys/m.key');
+  t.equal(
+    parseClusterConfig(`${base}encryption: { masterKeyFile: keys/master.key }\n${nodes}`, 'c.yaml', {}, { baseDir: '/etc/tessera' }).masterKeyFile,
+    '/etc/tessera/keys/master.key',
+  );
+  t.equal(
+    parseClusterConfig(`${base}${nodes}`, 'c.yaml', { TESSERA_MASTER_KEY_FILE: '/run/keys/m.key' }, { baseDir: '/etc/tessera' }).masterKeyFile,
+    '/run/keys/m.key',
+  );
   t.equal(parseClusterConfig(`${base}${nodes}`, 'c.yaml', {}, { baseDir: '/etc/tessera' }).masterKeyFile, null);
   t.throws(() => parseClusterConfig(`${base}encryption: { keyFile: x }\n${nodes}`, 'c.yaml', {}), { code: 'ERR_CONFIG_INVALID' }, 'unknown fields are refused');
 });

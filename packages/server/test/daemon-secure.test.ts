@@ -47,7 +47,12 @@ async function setup(t: Test, options: { tls?: boolean; certFor?: string; keyMod
   if (options.tls === true) {
     const authority = await createClusterCa('test', Date.now());
     ca = authority.certPem;
-    const cert = await createNodeCertificate(authority, { cluster: 'test', region: 'eu-west', node: options.certFor ?? 'eu-west-1' }, ['127.0.0.1'], Date.now());
+    const cert = await createNodeCertificate(
+      authority,
+      { cluster: 'test', region: 'eu-west', node: options.certFor ?? 'eu-west-1' },
+      ['127.0.0.1'],
+      Date.now(),
+    );
     await writeFile(join(dir, 'ca.crt'), authority.certPem);
     await writeFile(join(dir, 'node.crt'), cert.certPem);
     await writeFile(join(dir, 'node.key'), cert.keyPem, { mode: 0o600 });
@@ -80,13 +85,17 @@ function raw(port: number, text: string, waitMs = 5_000): Promise<string> {
   });
 }
 
-t.test('the API over HTTPS with the node\'s certificate; plain HTTP is refused; anonymous calls get 401', async (t) => {
+t.test("the API over HTTPS with the node's certificate; plain HTTP is refused; anonymous calls get 401", async (t) => {
   const s = await setup(t, { tls: true });
   const daemon = await startDaemon({ configPath: s.config, nodeId: 'eu-west-1', drainGraceMs: 0 });
   t.teardown(() => daemon.stop());
   t.equal(daemon.url, `https://127.0.0.1:${s.port}`);
   const secureFetch = caFetch(s.ca);
-  const put = await secureFetch(`${daemon.url}/v1/kv/profiles/u1`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: '{"value":{"a":1}}' });
+  const put = await secureFetch(`${daemon.url}/v1/kv/profiles/u1`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', ...auth },
+    body: '{"value":{"a":1}}',
+  });
   t.equal(put.status, 200, 'a client that trusts the cluster CA and has a token writes');
   const anonymous = await secureFetch(`${daemon.url}/v1/kv/profiles/u1`);
   t.equal(anonymous.status, 401);
@@ -99,24 +108,60 @@ t.test('the API over HTTPS with the node\'s certificate; plain HTTP is refused; 
   t.notMatch(plain, /"a":1/, 'and answers nothing of the data');
 });
 
-t.test('start-up refuses what would not be secure: another node\'s certificate, a key others may read, an operator private key, a world-readable tokens file', async (t) => {
-  const other = await setup(t, { tls: true, certFor: 'eu-west-2' });
-  await t.rejects(startDaemon({ configPath: other.config, nodeId: 'eu-west-1' }), { code: 'ERR_PEER_IDENTITY', message: /certificate is for node eu-west-2 in eu-west, not eu-west-1/ });
-  const open = await setup(t, { tls: true, keyMode: 0o644 });
-  await t.rejects(startDaemon({ configPath: open.config, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: /node\.key: the TLS key has mode 0644/ });
-  const withPrivate = await setup(t, { extra: ['operatorKey: operator.pem'] });
-  await writeFile(join(withPrivate.dir, 'operator.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-  await t.rejects(startDaemon({ configPath: withPrivate.config, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: /operatorKey holds a private key/ });
-  const unsigned = await setup(t, { extra: ['operatorKey: operator.pub', 'policy: policy.yaml'] });
-  await writeFile(join(unsigned.dir, 'operator.pub'), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string);
-  await writeFile(join(unsigned.dir, 'policy.yaml'), 'version: 1\nregions:\n  eu-west: { jurisdiction: eu }\ndatasets:\n  catalog: { type: map, placement: global }\n');
-  await t.rejects(startDaemon({ configPath: unsigned.config, nodeId: 'eu-west-1' }), { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /policy\.yaml\.sig: the policy file .* is not signed/ });
-  await writeFile(join(unsigned.dir, 'policy.yaml.sig'), JSON.stringify(signPolicy(parsePolicy('version: 1\nregions:\n  eu-west: { jurisdiction: eu }\ndatasets:\n  catalog: { type: map, placement: global }\n', 'p'), 'test', generateKeyPairSync('ed25519').privateKey)));
-  await t.rejects(startDaemon({ configPath: unsigned.config, nodeId: 'eu-west-1' }), { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /not an operator key of this cluster/ }, 'signed by another key');
-  const readable = await setup(t);
-  await chmod(join(readable.dir, 'tokens.json'), 0o644);
-  await t.rejects(startDaemon({ configPath: readable.config, nodeId: 'eu-west-1' }), { code: 'ERR_CONFIG_INVALID', message: /tokens\.json: the tokens file has mode 0644/ });
-});
+t.test(
+  "start-up refuses what would not be secure: another node's certificate, a key others may read, an operator private key, a world-readable tokens file",
+  async (t) => {
+    const other = await setup(t, { tls: true, certFor: 'eu-west-2' });
+    await t.rejects(startDaemon({ configPath: other.config, nodeId: 'eu-west-1' }), {
+      code: 'ERR_PEER_IDENTITY',
+      message: /certificate is for node eu-west-2 in eu-west, not eu-west-1/,
+    });
+    const open = await setup(t, { tls: true, keyMode: 0o644 });
+    await t.rejects(startDaemon({ configPath: open.config, nodeId: 'eu-west-1' }), {
+      code: 'ERR_CONFIG_INVALID',
+      message: /node\.key: the TLS key has mode 0644/,
+    });
+    const withPrivate = await setup(t, { extra: ['operatorKey: operator.pem'] });
+    await writeFile(join(withPrivate.dir, 'operator.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, {
+      mode: 0o600,
+    });
+    await t.rejects(startDaemon({ configPath: withPrivate.config, nodeId: 'eu-west-1' }), {
+      code: 'ERR_CONFIG_INVALID',
+      message: /operatorKey holds a private key/,
+    });
+    const unsigned = await setup(t, { extra: ['operatorKey: operator.pub', 'policy: policy.yaml'] });
+    await writeFile(join(unsigned.dir, 'operator.pub'), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    await writeFile(
+      join(unsigned.dir, 'policy.yaml'),
+      'version: 1\nregions:\n  eu-west: { jurisdiction: eu }\ndatasets:\n  catalog: { type: map, placement: global }\n',
+    );
+    await t.rejects(startDaemon({ configPath: unsigned.config, nodeId: 'eu-west-1' }), {
+      code: 'ERR_POLICY_SIGNATURE_INVALID',
+      message: /policy\.yaml\.sig: the policy file .* is not signed/,
+    });
+    await writeFile(
+      join(unsigned.dir, 'policy.yaml.sig'),
+      JSON.stringify(
+        signPolicy(
+          parsePolicy('version: 1\nregions:\n  eu-west: { jurisdiction: eu }\ndatasets:\n  catalog: { type: map, placement: global }\n', 'p'),
+          'test',
+          generateKeyPairSync('ed25519').privateKey,
+        ),
+      ),
+    );
+    await t.rejects(
+      startDaemon({ configPath: unsigned.config, nodeId: 'eu-west-1' }),
+      { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /not an operator key of this cluster/ },
+      'signed by another key',
+    );
+    const readable = await setup(t);
+    await chmod(join(readable.dir, 'tokens.json'), 0o644);
+    await t.rejects(startDaemon({ configPath: readable.config, nodeId: 'eu-west-1' }), {
+      code: 'ERR_CONFIG_INVALID',
+      message: /tokens\.json: the tokens file has mode 0644/,
+    });
+  },
+);
 
 t.test('a chunked body over the limit is answered 413 with Connection: close, and the drain does not wait for it', async (t) => {
   const s = await setup(t);
@@ -127,7 +172,9 @@ t.test('a chunked body over the limit is answered 413 with Connection: close, an
   socket.on('data', (chunk: string) => (received += chunk));
   socket.on('error', () => undefined);
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  socket.write(`PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${admin.token}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`);
+  socket.write(
+    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${admin.token}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`,
+  );
   // Keep sending 64 KiB chunks — 17 MiB in all, past the 2 MiB limit and past the old 16 MiB discard bound.
   const chunk = `${(64 * 1024).toString(16)}\r\n${'x'.repeat(64 * 1024)}\r\n`;
   for (let i = 0; i < 272 && !socket.destroyed; i++) {
@@ -141,7 +188,7 @@ t.test('a chunked body over the limit is answered 413 with Connection: close, an
   t.ok(socket.destroyed || socket.readableEnded, 'the server closed the connection');
   const startedMs = Date.now();
   await daemon.stop();
-  t.ok(Date.now() - startedMs < 10_000, 'SIGTERM\'s drain finishes');
+  t.ok(Date.now() - startedMs < 10_000, "SIGTERM's drain finishes");
 });
 
 t.test('an anonymous request is refused before its body is read: nothing it sends is buffered', async (t) => {
@@ -150,7 +197,11 @@ t.test('an anonymous request is refused before its body is read: nothing it send
   t.teardown(() => daemon.stop());
   const startedMs = Date.now();
   // A declared 50 MiB body of which only a little is ever sent: the answer must not wait for it.
-  const answer = await raw(s.port, `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${50 * 1024 * 1024}\r\n\r\n{"value":`, 5_000);
+  const answer = await raw(
+    s.port,
+    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${50 * 1024 * 1024}\r\n\r\n{"value":`,
+    5_000,
+  );
   t.match(answer, /^HTTP\/1\.1 401 /, 'refused at once');
   t.match(answer, /www-authenticate: Bearer realm="tessera"/i);
   t.match(answer, /connection: close/i, 'and the connection closes rather than read the body');
@@ -167,7 +218,11 @@ t.test('the drain answers /readyz 503 during its grace period while requests sti
   const ready = await fetch(`${daemon.url}/readyz`, { headers: auth });
   t.equal(ready.status, 503, 'draining: not ready');
   t.match(await ready.json(), { ready: false, draining: true });
-  const write = await fetch(`${daemon.url}/v1/kv/profiles/late`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: '{"value":{"late":true}}' });
+  const write = await fetch(`${daemon.url}/v1/kv/profiles/late`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', ...auth },
+    body: '{"value":{"late":true}}',
+  });
   t.equal(write.status, 200, 'a request during the grace period is still served');
   await stopping;
   await t.rejects(fetch(`${daemon.url}/readyz`, { headers: auth }), 'after the drain nothing is accepted');
@@ -176,8 +231,12 @@ t.test('the drain answers /readyz 503 during its grace period while requests sti
 t.test('connection caps: per source and in total; a connection that never speaks is closed', async (t) => {
   const events: Array<Record<string, unknown>> = [];
   const listener = createListener({
-    handle: (_req, res) => res.end('ok'), upgrade: (_req, socket) => socket.destroy(), tls: null, log: (event) => events.push(event),
-    connectionsMax: 4, connectionsPerSourceMax: 2,
+    handle: (_req, res) => res.end('ok'),
+    upgrade: (_req, socket) => socket.destroy(),
+    tls: null,
+    log: (event) => events.push(event),
+    connectionsMax: 4,
+    connectionsPerSourceMax: 2,
   });
   await new Promise<void>((resolve) => listener.front.listen(0, '127.0.0.1', () => resolve()));
   t.teardown(() => {
@@ -185,16 +244,19 @@ t.test('connection caps: per source and in total; a connection that never speaks
     return listener.close();
   });
   const port = (listener.front.address() as { port: number }).port;
-  const open = () => new Promise<{ closed: Promise<boolean> }>((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => resolve({
-      closed: new Promise((done) => {
-        socket.on('close', () => done(true));
-        setTimeout(() => done(false), 500);
-      }),
-    }));
-    socket.on('error', () => undefined);
-    t.teardown(() => socket.destroy());
-  });
+  const open = () =>
+    new Promise<{ closed: Promise<boolean> }>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        resolve({
+          closed: new Promise((done) => {
+            socket.on('close', () => done(true));
+            setTimeout(() => done(false), 500);
+          }),
+        }),
+      );
+      socket.on('error', () => undefined);
+      t.teardown(() => socket.destroy());
+    });
   const first = await open();
   const second = await open();
   const third = await open();

@@ -16,8 +16,15 @@ import { Replica } from '@tessera/store';
 import { createHttpHandler, type HttpHandlerDeps } from '../src/http.js';
 import { dashboardDir, dashboardFiles } from '../src/dashboard.js';
 import {
-  type ClusterMember, type MemberPart, ClusterView, clusterAuditMax, clusterAuditTailEntries, clusterConflictsMax, clusterMemberDeadlineMs,
-  clusterResponseBytesMax, clusterSnapshotReuseMs,
+  type ClusterMember,
+  type MemberPart,
+  ClusterView,
+  clusterAuditMax,
+  clusterAuditTailEntries,
+  clusterConflictsMax,
+  clusterMemberDeadlineMs,
+  clusterResponseBytesMax,
+  clusterSnapshotReuseMs,
 } from '../src/cluster-view.js';
 import { bearer, testCredentials } from './helpers/auth.js';
 
@@ -28,10 +35,13 @@ type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function listen(t: Test, server: ReturnType<typeof createServer>): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -40,7 +50,10 @@ async function serveReplica(t: Test, options: Partial<HttpHandlerDeps> = {}): Pr
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const replica = await Replica.open({ path: join(dir, 'eu-west-1'), node: 'eu-west-1', region: 'eu-west', durability: 'os' });
   t.teardown(() => replica.close());
-  return listen(t, createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' }, access: { tokens: credentials.tokens }, ...options }).handle));
+  return listen(
+    t,
+    createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' }, access: { tokens: credentials.tokens }, ...options }).handle),
+  );
 }
 
 /**
@@ -83,9 +96,19 @@ t.test('GET / and /static/<file>: every listed file with its type and headers; n
 
   // Every way of naming another file is a 404 problem, never a file.
   for (const path of [
-    '/static/../package.json', '/static/%2e%2e%2fpackage.json', '/static/..%2F..%2Fpackage.json', '/static/dashboard.ts',
-    '/static/.%2E/src/http.ts', '/static/', '/static/app.js/', '/static//etc/passwd', '/static/APP.JS', `/static/${'a'.repeat(5000)}`,
-    '/index.html', '/static/node_modules/uplot/package.json', '/static/uPlot.esm.js%00.css',
+    '/static/../package.json',
+    '/static/%2e%2e%2fpackage.json',
+    '/static/..%2F..%2Fpackage.json',
+    '/static/dashboard.ts',
+    '/static/.%2E/src/http.ts',
+    '/static/',
+    '/static/app.js/',
+    '/static//etc/passwd',
+    '/static/APP.JS',
+    `/static/${'a'.repeat(5000)}`,
+    '/index.html',
+    '/static/node_modules/uplot/package.json',
+    '/static/uPlot.esm.js%00.css',
   ]) {
     const answer = await raw(url, 'GET', path);
     t.equal(answer.status, 404, `${path.slice(0, 60)}: 404`);
@@ -98,7 +121,10 @@ t.test('GET / and /static/<file>: every listed file with its type and headers; n
 
 t.test('the allow-list, the static folder and the files the page loads agree', async (t) => {
   const onDisk = (await readdir(dashboardDir)).sort();
-  const listed = [...dashboardFiles.entries()].filter(([, entry]) => entry.path().startsWith(dashboardDir)).map(([name]) => name).sort();
+  const listed = [...dashboardFiles.entries()]
+    .filter(([, entry]) => entry.path().startsWith(dashboardDir))
+    .map(([name]) => name)
+    .sort();
   t.same(listed, onDisk, 'every file of the static folder is served, and only those (besides uPlot)');
   // What index.html and the modules refer to must be served, or the page breaks without a build step to notice.
   const wanted = new Set<string>();
@@ -144,10 +170,13 @@ async function silentNode(t: Test): Promise<string> {
     socket.on('error', () => {});
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const socket of sockets) socket.destroy();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -171,14 +200,46 @@ function part(node: string, region: string, conflicts: Array<[string, number]>, 
     policy: { enforced: { version: 3, hash: 'ab' }, shadow: null },
     summary: { datasets: [{ dataset: 'profiles', live: 4, quarantined: 1 }] },
     summaryAgeMs: 10,
-    conflicts: conflicts.map(([id, ms]) => ({ id, dataset: 'profiles', keyDigest: `digest-${id}`, pathDepth: 1, kind: 'concurrent-write', origin: 'us-east-1', recordedAt: { ms, c: 0 } })),
+    conflicts: conflicts.map(([id, ms]) => ({
+      id,
+      dataset: 'profiles',
+      keyDigest: `digest-${id}`,
+      pathDepth: 1,
+      kind: 'concurrent-write',
+      origin: 'us-east-1',
+      recordedAt: { ms, c: 0 },
+    })),
     audit: { length: auditLength, entries },
   };
 }
 
 t.test('cluster view: reachable, refused and silent nodes; one deadline per node; conflicts and audit merged', async (t) => {
-  const a = await fakeNode(t, (q) => ({ status: 200, body: part('a', 'eu-west', [['c1', 500], ['c2', 900]], 3, Number(q.get('auditAfter'))) }));
-  const b = await fakeNode(t, (q) => ({ status: 200, body: part('b', 'us-east', [['c1', 500], ['c3', 700]], 30, Number(q.get('auditAfter'))) }));
+  const a = await fakeNode(t, (q) => ({
+    status: 200,
+    body: part(
+      'a',
+      'eu-west',
+      [
+        ['c1', 500],
+        ['c2', 900],
+      ],
+      3,
+      Number(q.get('auditAfter')),
+    ),
+  }));
+  const b = await fakeNode(t, (q) => ({
+    status: 200,
+    body: part(
+      'b',
+      'us-east',
+      [
+        ['c1', 500],
+        ['c3', 700],
+      ],
+      30,
+      Number(q.get('auditAfter')),
+    ),
+  }));
   const members: ClusterMember[] = [
     { node: 'a', region: 'eu-west', url: a.url },
     { node: 'b', region: 'us-east', url: b.url },
@@ -191,24 +252,59 @@ t.test('cluster view: reachable, refused and silent nodes; one deadline per node
   const tookMs = performance.now() - startedMs;
   t.ok(tookMs < clusterMemberDeadlineMs + 1_500, `a silent node costs one deadline, not more (took ${Math.round(tookMs)} ms)`);
   t.same(snapshot.viewer, { node: 'a', region: 'eu-west' });
-  t.same(snapshot.members.map((m) => [m.node, m.reachable, m.self]), [['a', true, true], ['b', true, false], ['c', false, false], ['d', false, false]]);
+  t.same(
+    snapshot.members.map((m) => [m.node, m.reachable, m.self]),
+    [
+      ['a', true, true],
+      ['b', true, false],
+      ['c', false, false],
+      ['d', false, false],
+    ],
+  );
   t.match(snapshot.members[2]!.error, /connection failed \(ECONNREFUSED\)/, 'a refused connection says so');
   t.equal(snapshot.members[3]!.error, `no answer within ${clusterMemberDeadlineMs} ms`, 'a silent node times out');
-  t.match(snapshot.members[0]!, { status: { node: 'a', lastSeq: 7 }, policy: { enforced: { version: 3, hash: 'ab' }, shadow: null }, auditLength: 3, error: null });
+  t.match(snapshot.members[0]!, {
+    status: { node: 'a', lastSeq: 7 },
+    policy: { enforced: { version: 3, hash: 'ab' }, shadow: null },
+    auditLength: 3,
+    error: null,
+  });
   t.match(snapshot.members[0]!.summary, { datasets: [{ dataset: 'profiles', live: 4, quarantined: 1 }] });
-  t.ok(a.hits.every((hit) => hit === `/v1/cluster/member ${admin}`), 'each node is asked once, with the caller\'s credential');
+  t.ok(
+    a.hits.every((hit) => hit === `/v1/cluster/member ${admin}`),
+    "each node is asked once, with the caller's credential",
+  );
   // Conflicts: one per id over nodes, newest first.
-  t.same(snapshot.conflicts.map((c) => [c.id, c.seenOn]), [['c2', ['a']], ['c3', ['b']], ['c1', ['a', 'b']]]);
+  t.same(
+    snapshot.conflicts.map((c) => [c.id, c.seenOn]),
+    [
+      ['c2', ['a']],
+      ['c3', ['b']],
+      ['c1', ['a', 'b']],
+    ],
+  );
   // Audit: the end of each node's log, merged newest first.
   t.equal(snapshot.audit.length, Math.min(clusterAuditMax, 3 + clusterAuditTailEntries));
-  t.same(snapshot.audit.slice(0, 3).map((e) => [e.node, e.seq]), [['b', 30], ['b', 29], ['b', 28]]);
-  t.ok(snapshot.audit.every((e, i) => i === 0 || snapshot.audit[i - 1]!.atMs >= e.atMs), 'newest first');
+  t.same(
+    snapshot.audit.slice(0, 3).map((e) => [e.node, e.seq]),
+    [
+      ['b', 30],
+      ['b', 29],
+      ['b', 28],
+    ],
+  );
+  t.ok(
+    snapshot.audit.every((e, i) => i === 0 || snapshot.audit[i - 1]!.atMs >= e.atMs),
+    'newest first',
+  );
   t.ok(clusterConflictsMax >= 3);
 });
 
 t.test('cluster view: callers with one credential share gathers; another credential gathers its own; error answers are named', async (t) => {
   let status = 200;
-  const a = await fakeNode(t, (q) => (status === 200 ? { status, body: part('a', 'eu-west', [], 0, Number(q.get('auditAfter'))) } : { status, body: { code: 'ERR_FORBIDDEN' } }));
+  const a = await fakeNode(t, (q) =>
+    status === 200 ? { status, body: part('a', 'eu-west', [], 0, Number(q.get('auditAfter'))) } : { status, body: { code: 'ERR_FORBIDDEN' } },
+  );
   const view = new ClusterView({ node: 'a', region: 'eu-west' }, [{ node: 'a', region: 'eu-west', url: a.url }]);
   const [first, second] = await Promise.all([view.snapshot(admin), view.snapshot(admin)]);
   t.equal(first, second, 'callers during a gather get its result');
@@ -216,7 +312,7 @@ t.test('cluster view: callers with one credential share gathers; another credent
   t.equal(a.hits.length, 1);
   status = 403;
   const other = await view.snapshot('Bearer someone-else');
-  t.equal(a.hits.length, 2, 'another credential is not served the admin\'s view');
+  t.equal(a.hits.length, 2, "another credential is not served the admin's view");
   t.equal(other.members[0]!.reachable, false);
   t.equal(other.members[0]!.error, 'HTTP 403 ERR_FORBIDDEN', 'the node refused that credential, and the view says so');
   await new Promise((resolve) => setTimeout(resolve, clusterSnapshotReuseMs + 50));
@@ -249,24 +345,46 @@ t.test('GET /v1/cluster through the handler: the view of real nodes carries no k
   const handlers: Array<(req: IncomingMessage, res: ServerResponse) => void> = [];
   const members: ClusterMember[] = [];
   for (const [i, replica] of [west, east].entries()) {
-    members.push({ node: replica.node, region: replica.region, url: await listen(t, createServer((req, res) => handlers[i]!(req, res))) });
+    members.push({
+      node: replica.node,
+      region: replica.region,
+      url: await listen(
+        t,
+        createServer((req, res) => handlers[i]!(req, res)),
+      ),
+    });
   }
   for (const replica of [west, east]) {
     const view = new ClusterView({ node: replica.node, region: replica.region }, members);
-    handlers.push(createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, access: { tokens: credentials.tokens }, cluster: view }).handle);
+    handlers.push(
+      createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, access: { tokens: credentials.tokens }, cluster: view }).handle,
+    );
   }
   // Concurrent writes to one field of an EU pii profile, exchanged by hand: both replicas record the conflict.
   await west.put('profiles', 'pii-key-ada', { email: 'marker-ada@example.eu' }, { tags: ['pii'] });
   await east.put('profiles', 'pii-key-ada', { email: 'marker-other@example.eu' });
   await east.applyDeltas((await west.deltasSince(0)).entries, { from: 'eu-west' });
-  await west.applyDeltas((await east.deltasSince(0)).entries.filter((e) => e.origin === 'us-east-1'), { from: 'us-east' });
+  await west.applyDeltas(
+    (await east.deltasSince(0)).entries.filter((e) => e.origin === 'us-east-1'),
+    { from: 'us-east' },
+  );
   const answer = await fetch(`${members[1]!.url}/v1/cluster`, { headers: { authorization: admin } });
   t.equal(answer.status, 200);
   const text = await answer.text();
   const snapshot = JSON.parse(text) as any;
   t.same(snapshot.viewer, { node: 'us-east-1', region: 'us-east' });
-  t.same(snapshot.members.map((m: { node: string; reachable: boolean; self: boolean }) => [m.node, m.reachable, m.self]), [['eu-west-1', true, false], ['us-east-1', true, true]]);
-  t.same(snapshot.members.map((m: { status: { lastSeq: number } }) => m.status.lastSeq), [west.lastSeq, east.lastSeq], 'each node reports its own log head');
+  t.same(
+    snapshot.members.map((m: { node: string; reachable: boolean; self: boolean }) => [m.node, m.reachable, m.self]),
+    [
+      ['eu-west-1', true, false],
+      ['us-east-1', true, true],
+    ],
+  );
+  t.same(
+    snapshot.members.map((m: { status: { lastSeq: number } }) => m.status.lastSeq),
+    [west.lastSeq, east.lastSeq],
+    'each node reports its own log head',
+  );
   t.equal(snapshot.conflicts.length, 1, 'the conflict both recorded is listed once');
   t.match(snapshot.conflicts[0], { dataset: 'profiles', keyDigest: /^[0-9a-f]+$/, pathDepth: 1, seenOn: ['eu-west-1', 'us-east-1'] });
   for (const marker of ['pii-key-ada', 'marker-ada', 'marker-other', 'email']) t.notOk(text.includes(marker), `the view carries no ${marker}`);

@@ -27,8 +27,12 @@ const credentials = testCredentials();
 
 const runsScale = Number(process.env.FUZZ_RUNS ?? 1);
 // CI runs a fixed seed (a failure there is reproducible as is); FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
-const seed = process.env.FUZZ_SEED === undefined ? 20_261_127
-  : process.env.FUZZ_SEED === 'random' ? Date.now() ^ (Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
+const seed =
+  process.env.FUZZ_SEED === undefined
+    ? 20_261_127
+    : process.env.FUZZ_SEED === 'random'
+      ? Date.now() ^ (Math.random() * 2 ** 31)
+      : Number(process.env.FUZZ_SEED);
 t.comment(`FUZZ_SEED=${seed} (reproduce: FUZZ_SEED=${seed} npx tap packages/server/test/fuzz-http.test.ts)`);
 const params = (numRuns: number) => ({ numRuns: Math.max(1, Math.round(numRuns * runsScale)), seed });
 
@@ -70,25 +74,65 @@ const keySegment = fc.oneof(
 /** Random JSON, with the values that break naive handling over-represented. */
 const nastyJson: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 3, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
-  { weight: 1, arbitrary: fc.constantFrom(null, true, 0, -0, 1e308, -1e308, 2 ** 53, 2 ** 53 + 2, -(2 ** 53) - 2, 0.1, '', 'x'.repeat(3000), [], {}, [[[[[]]]]], { a: { b: { c: {} } } }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(null, true, 0, -0, 1e308, -1e308, 2 ** 53, 2 ** 53 + 2, -(2 ** 53) - 2, 0.1, '', 'x'.repeat(3000), [], {}, [[[[[]]]]], {
+      a: { b: { c: {} } },
+    }),
+  },
   { weight: 1, arbitrary: fc.integer({ min: -1000, max: 1000 }) },
 );
 
 /** A body of the right shape for the route, then (maybe) with one field replaced by random JSON. */
 function shapedBody(route: string): fc.Arbitrary<unknown> {
-  const tags = fc.oneof(fc.constant(undefined), fc.constantFrom(['pii'], ['quarantine'], ['a', 'b'], [], ['BAD TAG'], 'pii', [1]), fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }));
+  const tags = fc.oneof(
+    fc.constant(undefined),
+    fc.constantFrom(['pii'], ['quarantine'], ['a', 'b'], [], ['BAD TAG'], 'pii', [1]),
+    fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }),
+  );
   const type = fc.oneof(fc.constant(undefined), fc.constantFrom('map', 'lww', 'mv', 'counter', 'set', 'yjs', 'automerge', 'nope', 3));
-  const op = fc.oneof(
-    fc.record({ op: fc.constant('put'), value: nastyJson }),
-    fc.record({ op: fc.constant('set'), path: fc.oneof(fc.constantFrom('a', 'a.b', ['a', 'b'], '', [], ['__proto__'], 'x'.repeat(300), [1]), fc.string({ maxLength: 6 })), value: nastyJson }),
-    fc.record({ op: fc.constant('delete-field'), path: fc.constantFrom('a', 'a.b', ['a'], '') }),
-    fc.record({ op: fc.constant('increment'), amount: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constantFrom(0.5, 2 ** 53, -(2 ** 53), 1e300, '1', null)) }),
-    fc.record({ op: fc.constantFrom('add', 'remove'), element: fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.constantFrom(null, true, [1], { a: 1 }, 1.5)) }),
-    fc.record({ op: fc.constant('yjs-update'), update: fc.oneof(fc.constant(yjsUpdate), fc.base64String({ maxLength: 40 }), fc.constantFrom('!!', '', 'AAAA')) }),
-    fc.record({ op: fc.constant('automerge-changes'), changes: fc.oneof(fc.array(fc.base64String({ maxLength: 40 }), { maxLength: 3 }), fc.constantFrom([], 'AAAA', [1])) }),
-    fc.record({ op: fc.constant('tag'), add: fc.option(fc.constantFrom(['quarantine'], ['reviewed'], ['pii'], ['bad tag'], 'x'), { nil: undefined }), remove: fc.option(fc.constantFrom(['quarantine'], []), { nil: undefined }) }),
-    fc.record({ op: fc.constantFrom('explode', '', 'PUT', '__proto__'), value: nastyJson }),
-  ).chain((base) => fc.record({ base: fc.constant(base), type: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: type }), extra: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.tuple(fc.constantFrom('x', 'type', 'op', 'value'), nastyJson) }) }))
+  const op = fc
+    .oneof(
+      fc.record({ op: fc.constant('put'), value: nastyJson }),
+      fc.record({
+        op: fc.constant('set'),
+        path: fc.oneof(fc.constantFrom('a', 'a.b', ['a', 'b'], '', [], ['__proto__'], 'x'.repeat(300), [1]), fc.string({ maxLength: 6 })),
+        value: nastyJson,
+      }),
+      fc.record({ op: fc.constant('delete-field'), path: fc.constantFrom('a', 'a.b', ['a'], '') }),
+      fc.record({
+        op: fc.constant('increment'),
+        amount: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constantFrom(0.5, 2 ** 53, -(2 ** 53), 1e300, '1', null)),
+      }),
+      fc.record({
+        op: fc.constantFrom('add', 'remove'),
+        element: fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.constantFrom(null, true, [1], { a: 1 }, 1.5)),
+      }),
+      fc.record({
+        op: fc.constant('yjs-update'),
+        update: fc.oneof(fc.constant(yjsUpdate), fc.base64String({ maxLength: 40 }), fc.constantFrom('!!', '', 'AAAA')),
+      }),
+      fc.record({
+        op: fc.constant('automerge-changes'),
+        changes: fc.oneof(fc.array(fc.base64String({ maxLength: 40 }), { maxLength: 3 }), fc.constantFrom([], 'AAAA', [1])),
+      }),
+      fc.record({
+        op: fc.constant('tag'),
+        add: fc.option(fc.constantFrom(['quarantine'], ['reviewed'], ['pii'], ['bad tag'], 'x'), { nil: undefined }),
+        remove: fc.option(fc.constantFrom(['quarantine'], []), { nil: undefined }),
+      }),
+      fc.record({ op: fc.constantFrom('explode', '', 'PUT', '__proto__'), value: nastyJson }),
+    )
+    .chain((base) =>
+      fc.record({
+        base: fc.constant(base),
+        type: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: type }),
+        extra: fc.oneof(
+          { weight: 4, arbitrary: fc.constant(undefined) },
+          { weight: 1, arbitrary: fc.tuple(fc.constantFrom('x', 'type', 'op', 'value'), nastyJson) },
+        ),
+      }),
+    )
     .map(({ base, type: typeName, extra }) => {
       const out: Record<string, unknown> = { ...base };
       if (typeName !== undefined && base.op !== 'tag') out.type = typeName;
@@ -105,10 +149,23 @@ function shapedBody(route: string): fc.Arbitrary<unknown> {
         return out;
       });
     case 'ops':
-      return fc.oneof(op, fc.array(op, { minLength: 1, maxLength: 6 }), fc.constantFrom([], Array.from({ length: 101 }, () => ({ op: 'increment', amount: 1 }))));
+      return fc.oneof(
+        op,
+        fc.array(op, { minLength: 1, maxLength: 6 }),
+        fc.constantFrom(
+          [],
+          Array.from({ length: 101 }, () => ({ op: 'increment', amount: 1 })),
+        ),
+      );
     case 'policy':
       return fc.record({
-        text: fc.oneof(fc.constant(policyText(50)), fc.constant(policyText(1)), fc.constantFrom('', 'version: x', 'version: 2\nregions: {}\n', '{}', ': :', 'version: 3\n'.repeat(50)), fc.string({ maxLength: 200 }), nastyJson),
+        text: fc.oneof(
+          fc.constant(policyText(50)),
+          fc.constant(policyText(1)),
+          fc.constantFrom('', 'version: x', 'version: 2\nregions: {}\n', '{}', ': :', 'version: 3\n'.repeat(50)),
+          fc.string({ maxLength: 200 }),
+          nastyJson,
+        ),
         mode: fc.oneof(fc.constantFrom('plan', 'plan', 'shadow', 'enforce'), nastyJson),
       });
     default:
@@ -118,14 +175,35 @@ function shapedBody(route: string): fc.Arbitrary<unknown> {
 
 /** Raw body texts and bytes that JSON parsers and handlers trip on. */
 const rawBodies: fc.Arbitrary<Buffer> = fc.oneof(
-  fc.constantFrom(
-    '', ' ', 'null', '[]', '{}', '"x"', '1e999', '-0', '123456789012345678901234567890', '{"value":1,"value":2}',
-    '{"value":{"__proto__":{"polluted":1}}}', '{"__proto__":{"value":1}}', '{"value":{"constructor":{"prototype":{"x":1}}}}',
-    '{"op":"set","path":["__proto__","x"],"value":1}', '{"op":"set","path":"constructor.prototype","value":1}',
-    '{"value":1} trailing', '{"value":1', '{"value":NaN}', '{"value":Infinity}', "{'value':1}", '{"value":"\\ud800"}',
-    '{"op":"increment","amount":1e400}', '{"op":"increment","amount":9007199254740993}', '[{"op":"tag","add":["reviewed"]},{"op":"explode"}]',
-    '{"text":"version: 1","mode":"enforce","text":"x"}',
-  ).map((text) => Buffer.from(text, 'utf8')),
+  fc
+    .constantFrom(
+      '',
+      ' ',
+      'null',
+      '[]',
+      '{}',
+      '"x"',
+      '1e999',
+      '-0',
+      '123456789012345678901234567890',
+      '{"value":1,"value":2}',
+      '{"value":{"__proto__":{"polluted":1}}}',
+      '{"__proto__":{"value":1}}',
+      '{"value":{"constructor":{"prototype":{"x":1}}}}',
+      '{"op":"set","path":["__proto__","x"],"value":1}',
+      '{"op":"set","path":"constructor.prototype","value":1}',
+      '{"value":1} trailing',
+      '{"value":1',
+      '{"value":NaN}',
+      '{"value":Infinity}',
+      "{'value':1}",
+      '{"value":"\\ud800"}',
+      '{"op":"increment","amount":1e400}',
+      '{"op":"increment","amount":9007199254740993}',
+      '[{"op":"tag","add":["reviewed"]},{"op":"explode"}]',
+      '{"text":"version: 1","mode":"enforce","text":"x"}',
+    )
+    .map((text) => Buffer.from(text, 'utf8')),
   fc.constantFrom(
     Buffer.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]), // byte-order mark, then {}
     Buffer.from([0x7b, 0x22, 0x76, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), // {"v":"<0xff>"}
@@ -135,36 +213,78 @@ const rawBodies: fc.Arbitrary<Buffer> = fc.oneof(
   ),
   // Deep nesting in every place a handler might walk or print: as the whole body, as a value, as an op name,
   // as a policy mode. 100 000 levels is 200 KB, well inside the body bound.
-  fc.constantFrom(100, 10_000, 100_000).chain((depth) => fc.constantFrom(
-    `${'['.repeat(depth)}${']'.repeat(depth)}`,
-    `{"value":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-    `{"op":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-    `{"op":"set","path":"a","value":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`,
-    `{"text":"version: 1","mode":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-    `{"value":{},"tags":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-    `{"op":"tag","add":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-    `{"op":"increment","amount":1,"type":${'['.repeat(depth)}${']'.repeat(depth)}}`,
-  )).map((text) => Buffer.from(text, 'utf8')),
+  fc
+    .constantFrom(100, 10_000, 100_000)
+    .chain((depth) =>
+      fc.constantFrom(
+        `${'['.repeat(depth)}${']'.repeat(depth)}`,
+        `{"value":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+        `{"op":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+        `{"op":"set","path":"a","value":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`,
+        `{"text":"version: 1","mode":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+        `{"value":{},"tags":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+        `{"op":"tag","add":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+        `{"op":"increment","amount":1,"type":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+      ),
+    )
+    .map((text) => Buffer.from(text, 'utf8')),
   fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from(bytes)),
   fc.json({ maxDepth: 4 }).map((text) => Buffer.from(text, 'utf8')),
 );
 
 const contentTypes = fc.oneof(
   { weight: 8, arbitrary: fc.constant('application/json') },
-  { weight: 1, arbitrary: fc.constantFrom(undefined, 'application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'APPLICATION/JSON', 'application/json; charset=latin1', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json, text/plain', '', 'application/problem+json') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      undefined,
+      'application/json; charset=utf-8',
+      'application/json;charset="UTF-8"',
+      'APPLICATION/JSON',
+      'application/json; charset=latin1',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/json, text/plain',
+      '',
+      'application/problem+json',
+    ),
+  },
 );
 
 const queryNames = ['token', 'waitMs', 'prefix', 'limit', 'cursor', 'dataset', 'key', 'after', 'x', 'constructor', '__proto__', 'toString', ''];
 const queryValues = fc.oneof(
-  fc.constantFrom('', '0', '1', '10', '1000', '1001', '-1', '1e3', '999999999999', '01', '%201', '+1', 'abc', '%', '%ZZ', '%00', 'k', 'a%2Fb', 'x'.repeat(5000)),
+  fc.constantFrom(
+    '',
+    '0',
+    '1',
+    '10',
+    '1000',
+    '1001',
+    '-1',
+    '1e3',
+    '999999999999',
+    '01',
+    '%201',
+    '+1',
+    'abc',
+    '%',
+    '%ZZ',
+    '%00',
+    'k',
+    'a%2Fb',
+    'x'.repeat(5000),
+  ),
   fc.string({ maxLength: 10 }).map(encodeURIComponent),
 );
-const query = fc.array(fc.tuple(fc.constantFrom(...queryNames), queryValues), { maxLength: 3 })
+const query = fc
+  .array(fc.tuple(fc.constantFrom(...queryNames), queryValues), { maxLength: 3 })
   .map((pairs) => (pairs.length === 0 ? '' : `?${pairs.map(([name, value]) => `${name}=${value}`).join('&')}`));
 
 /** A session token: valid for a document (maybe another one), or random text. */
 const tokenValue = fc.oneof(
-  fc.tuple(fc.constantFrom(...datasets), fc.constantFrom(...validKeys), fc.constantFrom('eu-west-1', 'us-east-1', 'zz'), fc.integer({ min: 1, max: 50 }))
+  fc
+    .tuple(fc.constantFrom(...datasets), fc.constantFrom(...validKeys), fc.constantFrom('eu-west-1', 'us-east-1', 'zz'), fc.integer({ min: 1, max: 50 }))
     .map(([ds, key, node, counter]) => encodeSessionToken(ds, key, [node, counter])),
   fc.base64String({ maxLength: 30 }),
 );
@@ -193,40 +313,64 @@ function printable(p: Plan): Plan {
   return Object.assign(p, { [fc.toStringMethod]: () => `${p.method} ${p.path.slice(0, 300)} content-type ${p.contentType} body ${body}` });
 }
 
-const plan: fc.Arbitrary<Plan> = fc.oneof(
-  // Writes with a shaped or raw body.
-  fc.record({
-    route: fc.constantFrom('put' as const, 'ops' as const, 'policy' as const),
-    ds: datasetSegment, key: keySegment, q: fc.oneof({ weight: 5, arbitrary: fc.constant('') }, { weight: 1, arbitrary: query }),
-    raw: fc.boolean(), contentType: contentTypes,
-  }).chain((r) => (r.raw ? rawBodies : shapedBody(r.route).map((body) => Buffer.from(JSON.stringify(body) ?? 'null', 'utf8'))).map((body) => ({ ...r, body })))
-    .map(({ route, ds, key, q, contentType, body }): Plan => {
-      const dataset = decodedOrNull(ds);
-      const decodedKey = decodedOrNull(key);
-      const doc = dataset === null || decodedKey === null ? null : { dataset, key: decodedKey };
-      if (route === 'policy') return { method: 'POST', path: `/v1/policy${q}`, route, contentType, body, doc: null };
-      if (route === 'put') return { method: 'PUT', path: `/v1/kv/${ds}/${key}${q}`, route, contentType, body, doc };
-      return { method: 'POST', path: `/v1/kv/${ds}/${key}/ops${q}`, route, contentType, body, doc };
-    }),
-  // Reads and deletes with random query strings.
-  fc.record({
-    ds: datasetSegment, key: keySegment, q: fc.oneof({ weight: 2, arbitrary: fc.constant('') }, { weight: 1, arbitrary: query }),
-    token: fc.option(tokenValue, { nil: undefined }), which: fc.nat({ max: 13 }),
-    method: fc.oneof({ weight: 6, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('HEAD', 'DELETE', 'PATCH', 'OPTIONS') }),
-  })
-    .map(({ ds, key, q, token, which, method }): Plan => {
-      const withToken = token === undefined ? q : `${q === '' ? '?' : `${q}&`}token=${token}`;
-      const paths = [
-        `/v1/kv/${ds}/${key}${withToken}`, `/v1/kv/${ds}${q}`, `/v1/conflicts${q}`, `/v1/audit${q}`, `/v1/status${q}`, `/v1/peers${q}`,
-        `/v1/policy${q}`, `/v1/policy/history${q}`, `/v1/audit/verify${q}`, `/healthz${q}`, `/readyz${q}`, `/metrics${q}`,
-        `/static/${key}${q}`, `/${ds}/${key}/../x${q}`,
-      ];
-      const dataset = decodedOrNull(ds);
-      const decodedKey = decodedOrNull(key);
-      const doc = which === 0 && dataset !== null && decodedKey !== null ? { dataset, key: decodedKey } : null;
-      return { method, path: paths[which]!, route: 'other', contentType: undefined, body: null, doc };
-    }),
-).map(printable);
+const plan: fc.Arbitrary<Plan> = fc
+  .oneof(
+    // Writes with a shaped or raw body.
+    fc
+      .record({
+        route: fc.constantFrom('put' as const, 'ops' as const, 'policy' as const),
+        ds: datasetSegment,
+        key: keySegment,
+        q: fc.oneof({ weight: 5, arbitrary: fc.constant('') }, { weight: 1, arbitrary: query }),
+        raw: fc.boolean(),
+        contentType: contentTypes,
+      })
+      .chain((r) =>
+        (r.raw ? rawBodies : shapedBody(r.route).map((body) => Buffer.from(JSON.stringify(body) ?? 'null', 'utf8'))).map((body) => ({ ...r, body })),
+      )
+      .map(({ route, ds, key, q, contentType, body }): Plan => {
+        const dataset = decodedOrNull(ds);
+        const decodedKey = decodedOrNull(key);
+        const doc = dataset === null || decodedKey === null ? null : { dataset, key: decodedKey };
+        if (route === 'policy') return { method: 'POST', path: `/v1/policy${q}`, route, contentType, body, doc: null };
+        if (route === 'put') return { method: 'PUT', path: `/v1/kv/${ds}/${key}${q}`, route, contentType, body, doc };
+        return { method: 'POST', path: `/v1/kv/${ds}/${key}/ops${q}`, route, contentType, body, doc };
+      }),
+    // Reads and deletes with random query strings.
+    fc
+      .record({
+        ds: datasetSegment,
+        key: keySegment,
+        q: fc.oneof({ weight: 2, arbitrary: fc.constant('') }, { weight: 1, arbitrary: query }),
+        token: fc.option(tokenValue, { nil: undefined }),
+        which: fc.nat({ max: 13 }),
+        method: fc.oneof({ weight: 6, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('HEAD', 'DELETE', 'PATCH', 'OPTIONS') }),
+      })
+      .map(({ ds, key, q, token, which, method }): Plan => {
+        const withToken = token === undefined ? q : `${q === '' ? '?' : `${q}&`}token=${token}`;
+        const paths = [
+          `/v1/kv/${ds}/${key}${withToken}`,
+          `/v1/kv/${ds}${q}`,
+          `/v1/conflicts${q}`,
+          `/v1/audit${q}`,
+          `/v1/status${q}`,
+          `/v1/peers${q}`,
+          `/v1/policy${q}`,
+          `/v1/policy/history${q}`,
+          `/v1/audit/verify${q}`,
+          `/healthz${q}`,
+          `/readyz${q}`,
+          `/metrics${q}`,
+          `/static/${key}${q}`,
+          `/${ds}/${key}/../x${q}`,
+        ];
+        const dataset = decodedOrNull(ds);
+        const decodedKey = decodedOrNull(key);
+        const doc = which === 0 && dataset !== null && decodedKey !== null ? { dataset, key: decodedKey } : null;
+        return { method, path: paths[which]!, route: 'other', contentType: undefined, body: null, doc };
+      }),
+  )
+  .map(printable);
 
 // ---------------------------------------------------------------- the harness
 
@@ -250,7 +394,9 @@ function send(port: number, agent: Agent, p: Plan): Promise<Answer> {
     const req = request({ host: '127.0.0.1', port, method: p.method, path: p.path, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.setTimeout(requestMsMax, () => req.destroy(new Error(`no answer within ${requestMsMax} ms: a hang`)));
@@ -294,7 +440,8 @@ function judge(p: Plan, answer: Answer, before: Awaited<ReturnType<typeof snapsh
     if (p.route === 'put' || p.method === 'DELETE') return written <= 1 ? null : `one write grew the log by ${written}`;
     return null;
   }
-  if (p.method !== 'HEAD' && !answer.contentType.startsWith('application/problem+json')) return `status ${answer.status} without problem+json (${answer.contentType})`;
+  if (p.method !== 'HEAD' && !answer.contentType.startsWith('application/problem+json'))
+    return `status ${answer.status} without problem+json (${answer.contentType})`;
   if (p.method === 'HEAD') return written === 0 ? null : 'a refused HEAD wrote';
   let problem: { code?: string; status?: number; results?: Array<{ seq: number | null }>; failedOperation?: number };
   try {
@@ -305,7 +452,8 @@ function judge(p: Plan, answer: Answer, before: Awaited<ReturnType<typeof snapsh
   const entry = errorCatalogue[problem.code as keyof typeof errorCatalogue];
   if (entry === undefined) return `unknown code ${problem.code}`;
   if (problem.code === 'ERR_INTERNAL') return 'ERR_INTERNAL';
-  if (entry.status !== answer.status || problem.status !== answer.status) return `code ${problem.code} with status ${answer.status} (catalogue: ${entry.status})`;
+  if (entry.status !== answer.status || problem.status !== answer.status)
+    return `code ${problem.code} with status ${answer.status} (catalogue: ${entry.status})`;
   // No partial write: nothing changed, or the answer lists exactly what was applied before the failure.
   if (problem.results !== undefined) {
     const applied = problem.results.filter((r) => r.seq !== null).length;
@@ -326,7 +474,10 @@ t.test('random and mutated requests to every route: 2xx, or problem+json with a 
   await replica.installPolicy(parsePolicy(policyText(1), 'policy'), 'enforce', 'test');
   const internals: unknown[] = [];
   const api = createHttpHandler({
-    replica, node: { id: 'eu-west-1', region: 'eu-west' }, readTokenWaitMsMax: 50, access: { tokens: credentials.tokens },
+    replica,
+    node: { id: 'eu-west-1', region: 'eu-west' },
+    readTokenWaitMsMax: 50,
+    access: { tokens: credentials.tokens },
     log: (event) => {
       if ((event as { code?: string }).code === 'ERR_INTERNAL') internals.push(event);
     },
@@ -334,11 +485,14 @@ t.test('random and mutated requests to every route: 2xx, or problem+json with a 
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  t.teardown(() => new Promise<void>((resolve) => {
-    agent.destroy();
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const port = (server.address() as AddressInfo).port;
   // Some documents to operate on.
   for (const key of validKeys) {
@@ -349,28 +503,38 @@ t.test('random and mutated requests to every route: 2xx, or problem+json with a 
 
   const statuses = new Map<number, number>();
   const codes = new Map<string, number>();
-  await fc.assert(fc.asyncProperty(plan, async (p) => {
-    const before = await snapshot(replica, p.doc);
-    const answer = await send(port, agent, p);
-    const after = await snapshot(replica, p.doc);
-    statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-    if (answer.status >= 400 && p.method !== 'HEAD') {
-      const code = (JSON.parse(answer.text) as { code: string }).code;
-      codes.set(code, (codes.get(code) ?? 0) + 1);
-    }
-    const problem = judge(p, answer, before, after);
-    if (problem !== null) {
-      throw new Error(`${(p as unknown as Record<symbol, () => string>)[fc.toStringMethod]!()}: ${problem}`);
-    }
-    if ((Object.prototype as Record<string, unknown>).polluted !== undefined || ({} as Record<string, unknown>).x !== undefined) {
-      throw new Error('Object.prototype was polluted');
-    }
-  }), params(1_500));
+  await fc.assert(
+    fc.asyncProperty(plan, async (p) => {
+      const before = await snapshot(replica, p.doc);
+      const answer = await send(port, agent, p);
+      const after = await snapshot(replica, p.doc);
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+      if (answer.status >= 400 && p.method !== 'HEAD') {
+        const code = (JSON.parse(answer.text) as { code: string }).code;
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
+      const problem = judge(p, answer, before, after);
+      if (problem !== null) {
+        throw new Error(`${(p as unknown as Record<symbol, () => string>)[fc.toStringMethod]!()}: ${problem}`);
+      }
+      if ((Object.prototype as Record<string, unknown>).polluted !== undefined || ({} as Record<string, unknown>).x !== undefined) {
+        throw new Error('Object.prototype was polluted');
+      }
+    }),
+    params(1_500),
+  );
   t.comment(`statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
   t.comment(`codes: ${JSON.stringify(Object.fromEntries([...codes].sort()))}`);
   t.same(internals, [], 'no request was logged as ERR_INTERNAL');
-  t.ok((statuses.get(200) ?? 0) > 100 && [...statuses.keys()].filter((s) => s >= 400).length >= 4, `requests both succeeded and failed in several ways: ${JSON.stringify(Object.fromEntries(statuses))}`);
-  t.equal((await send(port, agent, { method: 'GET', path: '/healthz', route: 'other', contentType: undefined, body: null, doc: null })).status, 200, 'the daemon still answers');
+  t.ok(
+    (statuses.get(200) ?? 0) > 100 && [...statuses.keys()].filter((s) => s >= 400).length >= 4,
+    `requests both succeeded and failed in several ways: ${JSON.stringify(Object.fromEntries(statuses))}`,
+  );
+  t.equal(
+    (await send(port, agent, { method: 'GET', path: '/healthz', route: 'other', contentType: undefined, body: null, doc: null })).status,
+    200,
+    'the daemon still answers',
+  );
 });
 
 t.test('regressions: deep or hostile values in places that error messages describe answer 400, not 500', async (t) => {
@@ -384,11 +548,14 @@ t.test('regressions: deep or hostile values in places that error messages descri
   const server = createServer(createHttpHandler({ replica, node: { id: 'eu-west-1', region: 'eu-west' }, access: { tokens: credentials.tokens } }).handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  t.teardown(() => new Promise<void>((resolve) => {
-    agent.destroy();
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const port = (server.address() as AddressInfo).port;
   const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
   const hostile = '{"toString":1,"valueOf":2}';
@@ -409,7 +576,10 @@ t.test('regressions: deep or hostile values in places that error messages descri
   for (const [what, method, path, body] of cases) {
     const answer = await send(port, agent, { method, path, route: 'other', contentType: 'application/json', body: Buffer.from(body), doc: null });
     const code = answer.status < 500 ? (JSON.parse(answer.text) as { code: string }).code : 'ERR_INTERNAL';
-    t.ok(answer.status >= 400 && answer.status < 500 && code !== 'ERR_INTERNAL', `${what} ${body.length > 100 ? 'nested 100 000 deep' : body}: ${answer.status} ${code}`);
+    t.ok(
+      answer.status >= 400 && answer.status < 500 && code !== 'ERR_INTERNAL',
+      `${what} ${body.length > 100 ? 'nested 100 000 deep' : body}: ${answer.status} ${code}`,
+    );
   }
   t.equal(replica.lastSeq, 0, 'nothing was written');
 });

@@ -52,10 +52,13 @@ async function serve(t: Test, replica: Replica, options: Partial<HttpHandlerDeps
   });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, replica, api, events, token: credentials.admin };
 }
 
@@ -140,7 +143,10 @@ t.test('keys are percent-decoded path segments; bad names are refused', async (t
   t.equal((await call(h, 'GET', `/v1/kv/profiles/${encodeURIComponent(key)}`)).body.key, key);
   // fetch normalises "..", so this one goes through node:http, which sends the path as is.
   t.equal(await rawStatus(h, 'PUT', '/v1/kv/profiles/..', '{"value":{"dots":true}}'), 200, 'a key ".." is a key, not a path step');
-  t.same((await call(h, 'GET', '/v1/kv/profiles')).body.items.map((item: { key: string }) => item.key), ['..', key]);
+  t.same(
+    (await call(h, 'GET', '/v1/kv/profiles')).body.items.map((item: { key: string }) => item.key),
+    ['..', key],
+  );
   const seq = h.replica.lastSeq;
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/%E0%A4%A', { value: {} }), 'ERR_KEY_INVALID', 'malformed percent-encoding');
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/a%00b', { value: {} }), 'ERR_KEY_INVALID', 'control character');
@@ -158,12 +164,22 @@ t.test('POST …/ops: every operation kind, single or batched', async (t) => {
   t.equal(one.status, 200);
   t.equal(one.body.results.length, 1);
   t.match(one.body.results[0], { seq: 1, hlc: { ms: Number, c: Number }, token: String });
-  const batch = await call(h, 'POST', '/v1/kv/stats/visits/ops', [{ op: 'increment', amount: 2 }, { op: 'increment', amount: -1 }]);
-  t.same(batch.body.results.map((r: { seq: number }) => r.seq), [2, 3], 'applied in order');
+  const batch = await call(h, 'POST', '/v1/kv/stats/visits/ops', [
+    { op: 'increment', amount: 2 },
+    { op: 'increment', amount: -1 },
+  ]);
+  t.same(
+    batch.body.results.map((r: { seq: number }) => r.seq),
+    [2, 3],
+    'applied in order',
+  );
   t.equal((await call(h, 'GET', '/v1/kv/stats/visits')).body.value, 4, 'the dataset default type (counter) applies');
   const unaware = await serve(t, await openReplica(t, 'eu-west-2', 'eu-west'), { datasets: undefined });
-  const fresh = await call(unaware, 'POST', '/v1/kv/stats/hits/ops', [{ op: 'increment', amount: 1 }, { op: 'increment', amount: 1 }]);
-  t.equal(fresh.status, 200, 'without the dataset types, the store decides a new document\'s type');
+  const fresh = await call(unaware, 'POST', '/v1/kv/stats/hits/ops', [
+    { op: 'increment', amount: 1 },
+    { op: 'increment', amount: 1 },
+  ]);
+  t.equal(fresh.status, 200, "without the dataset types, the store decides a new document's type");
   t.equal((await call(unaware, 'GET', '/v1/kv/stats/hits')).body.value, 2);
 
   await call(h, 'POST', '/v1/kv/profiles/u1/ops', [
@@ -178,7 +194,11 @@ t.test('POST …/ops: every operation kind, single or batched', async (t) => {
   t.same(profile.value, { address: { city: 'Dublin', zip: 'D01' } });
   t.same(profile.tags, ['pii']);
 
-  await call(h, 'POST', '/v1/kv/labels/l1/ops', [{ op: 'add', element: 'a', type: 'set' }, { op: 'add', element: 2 }, { op: 'remove', element: 'a' }]);
+  await call(h, 'POST', '/v1/kv/labels/l1/ops', [
+    { op: 'add', element: 'a', type: 'set' },
+    { op: 'add', element: 2 },
+    { op: 'remove', element: 'a' },
+  ]);
   t.same((await call(h, 'GET', '/v1/kv/labels/l1')).body.value, [2]);
   await call(h, 'POST', '/v1/kv/labels/l1/ops', { op: 'put', value: ['x', 'y'] });
   t.same((await call(h, 'GET', '/v1/kv/labels/l1')).body.value, ['x', 'y']);
@@ -205,9 +225,30 @@ t.test('refused operations leave the store unchanged', async (t) => {
   const seq = h.replica.lastSeq;
   const cases: Array<[string, unknown, keyof typeof errorCatalogue]> = [
     ['wrong-type operation', { op: 'increment', amount: 1 }, 'ERR_TYPE_MISMATCH'],
-    ['wrong-type operation later in a batch', [{ op: 'set', path: 'a', value: 1 }, { op: 'increment', amount: 1 }], 'ERR_TYPE_MISMATCH'],
-    ['explicit type that differs', [{ op: 'set', path: 'a', value: 1 }, { op: 'put', value: 1, type: 'lww' }], 'ERR_TYPE_MISMATCH'],
-    ['bad value later in a batch', [{ op: 'set', path: 'a', value: 1 }, { op: 'set', path: '', value: 1 }], 'ERR_VALUE_INVALID'],
+    [
+      'wrong-type operation later in a batch',
+      [
+        { op: 'set', path: 'a', value: 1 },
+        { op: 'increment', amount: 1 },
+      ],
+      'ERR_TYPE_MISMATCH',
+    ],
+    [
+      'explicit type that differs',
+      [
+        { op: 'set', path: 'a', value: 1 },
+        { op: 'put', value: 1, type: 'lww' },
+      ],
+      'ERR_TYPE_MISMATCH',
+    ],
+    [
+      'bad value later in a batch',
+      [
+        { op: 'set', path: 'a', value: 1 },
+        { op: 'set', path: '', value: 1 },
+      ],
+      'ERR_VALUE_INVALID',
+    ],
     ['unknown op', { op: 'multiply', by: 2 }, 'ERR_OP_UNKNOWN'],
     ['missing op', { amount: 2 }, 'ERR_OP_UNKNOWN'],
     ['unknown field', { op: 'set', path: 'a', value: 1, ttl: 5 }, 'ERR_BODY_INVALID'],
@@ -237,7 +278,12 @@ t.test('refused operations leave the store unchanged', async (t) => {
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', new Uint8Array([0x7b, 0xff, 0x7d])), 'ERR_BODY_INVALID', 'not UTF-8');
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', ''), 'ERR_BODY_INVALID', 'empty body');
   isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', '{"value":{}}', { 'content-type': 'text/plain' }), 'ERR_CONTENT_TYPE', 'text/plain');
-  isProblem(t, await call(h, 'PUT', '/v1/kv/profiles/u1', '{"value":{}}', { 'content-type': 'application/json; charset=latin1' }), 'ERR_CONTENT_TYPE', 'other charset');
+  isProblem(
+    t,
+    await call(h, 'PUT', '/v1/kv/profiles/u1', '{"value":{}}', { 'content-type': 'application/json; charset=latin1' }),
+    'ERR_CONTENT_TYPE',
+    'other charset',
+  );
   const noType = await fetch(`${h.url}/v1/kv/profiles/u1`, { method: 'PUT', headers: bearer(h.token), body: new Blob(['{"value":{}}']) });
   t.equal(noType.status, 415, 'no content type');
   const big = `{"value":{"big":"${'x'.repeat(requestBodyBytesMax)}"}}`;
@@ -268,10 +314,16 @@ t.test('list with prefix, limit and cursor; conflicts', async (t) => {
   const h = await setup(t);
   for (const key of ['a1', 'a2', 'a3', 'b1']) await call(h, 'PUT', `/v1/kv/profiles/${key}`, { value: { key } });
   const first = await call(h, 'GET', '/v1/kv/profiles?prefix=a&limit=2');
-  t.same(first.body.items.map((item: { key: string }) => item.key), ['a1', 'a2']);
+  t.same(
+    first.body.items.map((item: { key: string }) => item.key),
+    ['a1', 'a2'],
+  );
   t.match(first.body.items[0], { key: 'a1', type: 'map', value: { key: 'a1' }, tags: [] });
   const second = await call(h, 'GET', `/v1/kv/profiles?prefix=a&limit=2&cursor=${first.body.cursor}`);
-  t.same(second.body.items.map((item: { key: string }) => item.key), ['a3']);
+  t.same(
+    second.body.items.map((item: { key: string }) => item.key),
+    ['a3'],
+  );
   t.equal(second.body.cursor, null);
   isProblem(t, await call(h, 'GET', '/v1/kv/profiles?limit=0'), 'ERR_OPTION_INVALID', 'limit 0');
   isProblem(t, await call(h, 'GET', '/v1/kv/profiles?limit=ten'), 'ERR_OPTION_INVALID', 'limit not a number');
@@ -333,7 +385,11 @@ t.test('status, peers, health and readiness; draining', async (t) => {
 });
 
 t.test('unknown routes, wrong methods, and unexpected failures', async (t) => {
-  const replication: Replication = { status: () => { throw new TypeError('links table is broken for u-secret-key'); } };
+  const replication: Replication = {
+    status: () => {
+      throw new TypeError('links table is broken for u-secret-key');
+    },
+  };
   const h = await setup(t, { replication });
   isProblem(t, await call(h, 'GET', '/v2/kv/profiles/u1'), 'ERR_NOT_FOUND');
   isProblem(t, await call(h, 'GET', '/v1/kv/profiles/u1/ops/extra'), 'ERR_NOT_FOUND', 'too many segments');
@@ -346,10 +402,10 @@ t.test('unknown routes, wrong methods, and unexpected failures', async (t) => {
   t.equal(h.replica.lastSeq, 0, 'nothing was written');
   const broken = await call(h, 'GET', '/v1/status');
   isProblem(t, broken, 'ERR_INTERNAL', 'a bug in a dependency');
-  t.notMatch(broken.body.detail, 'u-secret-key', 'the client does not see the bug\'s message');
+  t.notMatch(broken.body.detail, 'u-secret-key', "the client does not see the bug's message");
   const event = h.events.at(-1)!;
   t.match(event, { route: '/v1/status', status: 500, code: 'ERR_INTERNAL', error: { name: 'TypeError', stack: Array } });
-  t.notOk(JSON.stringify(event).includes('u-secret-key'), 'the log does not carry the bug\'s message');
+  t.notOk(JSON.stringify(event).includes('u-secret-key'), "the log does not carry the bug's message");
 });
 
 /** Sends `text` on a fresh connection and collects what comes back until `done(text)` or the server closes. */
@@ -374,24 +430,33 @@ t.test('connections: a refused body does not spill into the next request; a huge
   const h = await setup(t);
   const body = '{"value":{"x":1}}';
   // Pipelined on one connection: a request refused before its body is read, then a health check.
-  const received = await rawExchange(t, h,
+  const received = await rawExchange(
+    t,
+    h,
     `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}` +
-    `GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\n\r\n`, (text) => text.includes('{"ok":true}'));
+      `GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\n\r\n`,
+    (text) => text.includes('{"ok":true}'),
+  );
   t.match(received, /^HTTP\/1\.1 415 /, 'the first request is refused');
   t.match(received, /HTTP\/1\.1 200 OK[\s\S]*\{"ok":true\}$/, 'the second is answered on the same connection');
   t.notMatch(received, /connection: close/i);
   t.equal(h.replica.lastSeq, 0);
 
-  const huge = await rawExchange(t, h,
+  const huge = await rawExchange(
+    t,
+    h,
     `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{"value":`,
-    (text) => text.includes('ERR_BODY_TOO_LARGE'));
+    (text) => text.includes('ERR_BODY_TOO_LARGE'),
+  );
   t.match(huge, /^HTTP\/1\.1 413 /, 'a declared length far over the limit is refused at once');
   t.match(huge, /connection: close/i, 'and the connection closes rather than read the body');
   t.equal(h.replica.lastSeq, 0);
 
   // A client that disconnects half-way through its body: logged as aborted (499), not as a daemon failure.
   const socket = connect(Number(new URL(h.url).port), '127.0.0.1');
-  socket.write(`PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"value":`);
+  socket.write(
+    `PUT /v1/kv/profiles/u1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${h.token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"value":`,
+  );
   while (h.api.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
   socket.destroy();
   await h.api.idle();
@@ -417,7 +482,9 @@ t.test('session tokens: a read waits for the write it names, or answers 409', as
 
   // Start a read that waits, then replicate the write to this node while it waits.
   let settled = false;
-  const reading = call(eu, 'GET', `/v1/kv/profiles/u42?token=${token}`).finally(() => { settled = true; });
+  const reading = call(eu, 'GET', `/v1/kv/profiles/u42?token=${token}`).finally(() => {
+    settled = true;
+  });
   while (eu.api.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.notOk(settled, 'the read is waiting');
@@ -436,9 +503,14 @@ t.test('session tokens: a read waits for the write it names, or answers 409', as
   const padded = `${Buffer.from('["profiles","u42","us-east-1",1]').toString('base64')}=`;
   const spaced = Buffer.from('[ "profiles","u42","us-east-1",1]').toString('base64url');
   for (const [what, bad] of [
-    ['garbage', 'not-a-token'], ['not JSON', Buffer.from('hello').toString('base64url')], ['fractional counter', forged],
-    ['padding', encodeURIComponent(padded)], ['not canonical', spaced], ['too long', 'A'.repeat(5_000)],
-    ['bad node id', encodeSessionToken('profiles', 'u42', ['US', 1])], ['empty', ''],
+    ['garbage', 'not-a-token'],
+    ['not JSON', Buffer.from('hello').toString('base64url')],
+    ['fractional counter', forged],
+    ['padding', encodeURIComponent(padded)],
+    ['not canonical', spaced],
+    ['too long', 'A'.repeat(5_000)],
+    ['bad node id', encodeSessionToken('profiles', 'u42', ['US', 1])],
+    ['empty', ''],
   ] as const) {
     isProblem(t, await call(eu, 'GET', `/v1/kv/profiles/u42?token=${bad}`), 'ERR_TOKEN_INVALID', `token: ${what}`);
   }
@@ -499,20 +571,28 @@ t.test('one log event per request, with the route pattern and no key, value or t
   t.match(odd.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an odd request id is replaced');
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(h.events.length, 8, 'one event per request');
-  t.same(h.events.map((event) => [event.method, event.route, event.status, event.code ?? null]), [
-    ['PUT', '/v1/kv/:dataset/:key', 200, null],
-    ['GET', '/v1/kv/:dataset/:key', 200, null],
-    ['POST', '/v1/kv/:dataset/:key/ops', 200, null],
-    ['GET', '/v1/kv/:dataset', 200, null],
-    ['GET', '/v1/kv/:dataset/:key', 404, 'ERR_DOC_NOT_FOUND'],
-    ['PUT', '/v1/kv/:dataset/:key', 400, 'ERR_BODY_INVALID'],
-    ['GET', null, 404, 'ERR_NOT_FOUND'],
-    ['GET', '/healthz', 200, null],
-  ]);
+  t.same(
+    h.events.map((event) => [event.method, event.route, event.status, event.code ?? null]),
+    [
+      ['PUT', '/v1/kv/:dataset/:key', 200, null],
+      ['GET', '/v1/kv/:dataset/:key', 200, null],
+      ['POST', '/v1/kv/:dataset/:key/ops', 200, null],
+      ['GET', '/v1/kv/:dataset', 200, null],
+      ['GET', '/v1/kv/:dataset/:key', 404, 'ERR_DOC_NOT_FOUND'],
+      ['PUT', '/v1/kv/:dataset/:key', 400, 'ERR_BODY_INVALID'],
+      ['GET', null, 404, 'ERR_NOT_FOUND'],
+      ['GET', '/healthz', 200, null],
+    ],
+  );
   t.equal(h.events[0]!.requestId, 'req-1');
   for (const event of h.events) {
     // pino adds the level and time; the principal is the token's public id and name, never the token.
-    t.same(Object.keys(event).filter((name) => !['level', 'time', 'event', 'requestId', 'traceId', 'method', 'route', 'status', 'durationMs', 'code', 'principal'].includes(name)), []);
+    t.same(
+      Object.keys(event).filter(
+        (name) => !['level', 'time', 'event', 'requestId', 'traceId', 'method', 'route', 'status', 'durationMs', 'code', 'principal'].includes(name),
+      ),
+      [],
+    );
     t.equal(event.level, 'info', 'a request event is logged at info level');
     t.match(event.principal, /^admin \([0-9a-f]{12}\)$/);
     t.type(event.durationMs, 'number');

@@ -34,13 +34,21 @@ async function setup(t: Test): Promise<{ url: string; replica: Replica; events: 
   await replica.applyDeltas((await other.deltasSince(0)).entries);
   await replica.setCursor('u1', 3);
   const events: Array<Record<string, unknown>> = [];
-  const api = createHttpHandler({ replica, node: { id: 'w1', region: 'eu-west' }, access: { tokens: credentials.tokens }, log: (event) => events.push(event as Record<string, unknown>) });
+  const api = createHttpHandler({
+    replica,
+    node: { id: 'w1', region: 'eu-west' },
+    access: { tokens: credentials.tokens },
+    log: (event) => events.push(event as Record<string, unknown>),
+  });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, replica, events };
 }
 
@@ -71,7 +79,10 @@ t.test('the routes answer what the reader reads, and change nothing', async (t) 
   t.same(keys.body, json(await inspectKeys(records, 'profiles', { prefix: 'user-', limit: 2 })));
   t.equal(keys.body.next, 'user-1');
   const rest = await get(url, `/v1/inspect/keys/profiles?prefix=user-&after=${keys.body.next}`);
-  t.same(rest.body.items.map((item: { key: string; state: string }) => `${item.key}:${item.state}`), ['user-2:live', 'user-3:deleted']);
+  t.same(
+    rest.body.items.map((item: { key: string; state: string }) => `${item.key}:${item.state}`),
+    ['user-2:live', 'user-3:deleted'],
+  );
 
   const doc = await get(url, '/v1/inspect/doc/profiles/ada');
   t.same(doc.body, json(await inspectDoc(records, 'profiles', 'ada')));
@@ -85,10 +96,17 @@ t.test('the routes answer what the reader reads, and change nothing', async (t) 
   t.same(log.body, json(await inspectLog(records, { from: 1, limit: 3 })));
   t.equal(log.body.newer, 4);
   for (const entry of log.body.entries) {
-    t.same(Object.keys(entry).sort(), ['bytes', 'dataset', 'hlc', 'key', 'kind', 'origin', 'originSeq', 'seq', 'to'], `entry ${entry.seq}: sizes, no value, no bytes`);
+    t.same(
+      Object.keys(entry).sort(),
+      ['bytes', 'dataset', 'hlc', 'key', 'kind', 'origin', 'originSeq', 'seq', 'to'],
+      `entry ${entry.seq}: sizes, no value, no bytes`,
+    );
   }
   const tail = await get(url, '/v1/inspect/log?limit=2');
-  t.same(tail.body.entries.map((e: { seq: number }) => e.seq), [replica.lastSeq - 1, replica.lastSeq]);
+  t.same(
+    tail.body.entries.map((e: { seq: number }) => e.seq),
+    [replica.lastSeq - 1, replica.lastSeq],
+  );
   const values = await get(url, '/v1/inspect/log?from=1&to=1&values=true');
   t.same(values.body.entries[0].value, { name: 'Ada' }, 'values only when asked');
   t.same(values.body.entries[0].tags, ['pii']);

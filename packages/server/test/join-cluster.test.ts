@@ -49,7 +49,9 @@ t.test('an embedded node joins the cluster from a config object and replicates w
     const cert = await createNodeCertificate(authority, { cluster: 'test', region: node.region, node: node.id }, ['127.0.0.1'], Date.now());
     await writeFile(join(dir, `${node.id}.crt`), cert.certPem);
     await writeFile(join(dir, `${node.id}.key`), cert.keyPem, { mode: 0o600 });
-    lines.push(`  - { id: ${node.id}, region: ${node.region}, listen: "127.0.0.1:${await freePort()}", data: ./${node.id}, durability: os, cert: ${node.id}.crt, key: ${node.id}.key }`);
+    lines.push(
+      `  - { id: ${node.id}, region: ${node.region}, listen: "127.0.0.1:${await freePort()}", data: ./${node.id}, durability: os, cert: ${node.id}.crt, key: ${node.id}.key }`,
+    );
   }
   await writeFile(join(dir, 'cluster.yaml'), `${lines.join('\n')}\n`);
 
@@ -65,7 +67,7 @@ t.test('an embedded node joins the cluster from a config object and replicates w
     started.push(await joinCluster({ config, node, baseDir: dir, storage: memoryStorage(node), drainGraceMs: 0, log: () => undefined }));
   }
   const [daemon, dialer, dialed] = started as [Daemon, Daemon, Daemon];
-  t.equal(dialer.replica.region, 'ap-south', 'the embedded node has the config\'s identity');
+  t.equal(dialer.replica.region, 'ap-south', "the embedded node has the config's identity");
 
   await daemon.replica.put('catalog', 'from-daemon', { n: 1 });
   await dialer.replica.put('catalog', 'from-ap', { n: 2 });
@@ -78,8 +80,15 @@ t.test('an embedded node joins the cluster from a config object and replicates w
   }
   t.pass('every write reached every node: the app that dials the daemon, and the app the daemon dials');
   const links = dialer.sync.status().links;
-  t.ok(links.every((link) => link.state === 'open'), `the embedded node's links are open (${links.map((link) => `${link.peer}: ${link.state}`).join(', ')})`);
+  t.ok(
+    links.every((link) => link.state === 'open'),
+    `the embedded node's links are open (${links.map((link) => `${link.peer}: ${link.state}`).join(', ')})`,
+  );
 
-  await t.rejects(joinCluster({ config: { cluster: 'test' }, node: 'x-1', storage: memoryStorage() }), { code: 'ERR_CONFIG_INVALID' }, 'a config object is validated like the file');
+  await t.rejects(
+    joinCluster({ config: { cluster: 'test' }, node: 'x-1', storage: memoryStorage() }),
+    { code: 'ERR_CONFIG_INVALID' },
+    'a config object is validated like the file',
+  );
   await t.rejects(startDaemon({ nodeId: 'eu-west-1' }), { code: 'ERR_OPTION_INVALID' }, 'no config at all is refused');
 });

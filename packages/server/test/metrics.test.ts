@@ -12,14 +12,17 @@ import { bearer, testCredentials } from './helpers/auth.js';
 
 const credentials = testCredentials();
 
-const policy = parsePolicy(`version: 1
+const policy = parsePolicy(
+  `version: 1
 regions:
   eu-west: { jurisdiction: eu }
   us-east: { jurisdiction: us }
 datasets:
   items: { type: map, placement: global }
   secrets: { type: map, placement: local }
-`, 'metrics test policy');
+`,
+  'metrics test policy',
+);
 
 async function scrape(handler: ReturnType<typeof createHttpHandler>): Promise<string> {
   const { createServer } = await import('node:http');
@@ -46,11 +49,22 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 t.test('metrics of two replicating nodes, and no key, value or tag in any label', async (t) => {
-  const [west, us] = await startCluster(t, [{ id: 'eu-west-1', region: 'eu-west' }, { id: 'us-east-1', region: 'us-east' }]);
+  const [west, us] = await startCluster(t, [
+    { id: 'eu-west-1', region: 'eu-west' },
+    { id: 'us-east-1', region: 'us-east' },
+  ]);
   for (const node of [west!, us!]) await node.replica.installPolicy(policy, 'enforce', 'test');
   const metrics = [west!, us!].map((node) => createMetrics({ replica: node.replica, replication: node.sync, documents: documentCounts(node.replica, 0) }));
   t.teardown(() => metrics.forEach((m) => m.close()));
-  const handlers = [west!, us!].map((node, i) => createHttpHandler({ replica: node.replica, node: { id: node.id, region: node.region }, access: { tokens: credentials.tokens }, replication: node.sync, metrics: metrics[i] }));
+  const handlers = [west!, us!].map((node, i) =>
+    createHttpHandler({
+      replica: node.replica,
+      node: { id: node.id, region: node.region },
+      access: { tokens: credentials.tokens },
+      replication: node.sync,
+      metrics: metrics[i],
+    }),
+  );
 
   for (let i = 0; i < 20; i++) {
     await west!.replica.put('items', `marker-key-${i}`, { field: `marker-value-${i}` }, { tags: ['marker-tag'] });
@@ -64,11 +78,19 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   t.ok(await eventually(async () => (await us!.replica.get('items', 'both')) !== undefined), 'both hold the document');
   await west!.replica.put('items', 'both', { f: 'marker-west' });
   await us!.replica.put('items', 'both', { f: 'marker-us' });
-  t.ok(await eventually(async () => (await us!.replica.get('items', 'marker-key-19')) !== undefined && (await west!.replica.conflicts({ dataset: 'items' })).length > 0), 'replicated');
+  t.ok(
+    await eventually(
+      async () => (await us!.replica.get('items', 'marker-key-19')) !== undefined && (await west!.replica.conflicts({ dataset: 'items' })).length > 0,
+    ),
+    'replicated',
+  );
 
   const westText = await scrape(handlers[0]!);
   const usText = await scrape(handlers[1]!);
-  for (const [text, self, peer] of [[westText, 'eu-west-1', 'us-east-1'], [usText, 'us-east-1', 'eu-west-1']] as const) {
+  for (const [text, self, peer] of [
+    [westText, 'eu-west-1', 'us-east-1'],
+    [usText, 'us-east-1', 'eu-west-1'],
+  ] as const) {
     t.equal(sample(text, 'tessera_link_up', { peer, node: self }), 1, `${self}: the link to ${peer} is up`);
     t.ok(sample(text, 'tessera_replication_lag_seconds', { peer }) !== undefined, 'lag per link');
     t.ok(sample(text, 'tessera_replication_backlog_entries', { peer }) !== undefined, 'backlog per link');
@@ -77,18 +99,47 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
   }
   t.equal(sample(westText, 'tessera_replication_sent_entries_total', { peer: 'us-east-1', dataset: 'items' }), 22, 'entries sent per link and dataset');
   t.ok(sample(westText, 'tessera_replication_sent_bytes_total', { peer: 'us-east-1', dataset: 'items' })! > 20 * 20, 'bytes sent per link and dataset');
-  t.equal(sample(westText, 'tessera_replication_sent_entries_total', { peer: 'us-east-1', dataset: 'secrets' }), undefined, 'nothing of the local dataset was sent');
-  t.equal(sample(westText, 'tessera_policy_denied_entries_total', { peer: 'us-east-1' }), 2, 'the denied sends are counted (the local document and the quarantined one)');
+  t.equal(
+    sample(westText, 'tessera_replication_sent_entries_total', { peer: 'us-east-1', dataset: 'secrets' }),
+    undefined,
+    'nothing of the local dataset was sent',
+  );
+  t.equal(
+    sample(westText, 'tessera_policy_denied_entries_total', { peer: 'us-east-1' }),
+    2,
+    'the denied sends are counted (the local document and the quarantined one)',
+  );
   t.equal(sample(usText, 'tessera_replication_received_entries_total', { peer: 'eu-west-1', dataset: 'items' }), 22, 'entries received per link and dataset');
-  t.equal(sample(usText, 'tessera_replication_visible_lag_seconds_count', { peer_region: 'eu-west', dataset: 'items' }), 22, 'commit-to-visible lag of every applied entry');
+  t.equal(
+    sample(usText, 'tessera_replication_visible_lag_seconds_count', { peer_region: 'eu-west', dataset: 'items' }),
+    22,
+    'commit-to-visible lag of every applied entry',
+  );
   t.ok(sample(westText, 'tessera_operation_duration_seconds_count', { op: 'read', dataset: 'items' })! >= 1, 'read latency histogram');
-  t.ok((sample(westText, 'tessera_conflicts_total', { dataset: 'items', kind: 'lww-overwrite' }) ?? sample(westText, 'tessera_conflicts_total', { dataset: 'items' }))! >= 1, 'conflicts per dataset and kind');
+  t.ok(
+    (sample(westText, 'tessera_conflicts_total', { dataset: 'items', kind: 'lww-overwrite' }) ??
+      sample(westText, 'tessera_conflicts_total', { dataset: 'items' }))! >= 1,
+    'conflicts per dataset and kind',
+  );
   t.equal(sample(westText, 'tessera_policy_version', { mode: 'enforce' }), 1);
   t.equal(sample(westText, 'tessera_quarantined_documents', { dataset: 'items' }), 1, 'quarantined documents per dataset');
-  t.equal(sample(westText, 'tessera_documents', { dataset: 'items' }), 22, `documents held per dataset: ${westText.split('\n').filter((l) => l.startsWith('tessera_documents')).join(' | ')}`);
-  t.ok(await eventually(async () => sample(await scrape(handlers[0]!), 'tessera_clock_skew_seconds', { peer: 'us-east-1' }) !== undefined, 5_000), 'clock skew from pings');
+  t.equal(
+    sample(westText, 'tessera_documents', { dataset: 'items' }),
+    22,
+    `documents held per dataset: ${westText
+      .split('\n')
+      .filter((l) => l.startsWith('tessera_documents'))
+      .join(' | ')}`,
+  );
+  t.ok(
+    await eventually(async () => sample(await scrape(handlers[0]!), 'tessera_clock_skew_seconds', { peer: 'us-east-1' }) !== undefined, 5_000),
+    'clock skew from pings',
+  );
   const after = await scrape(handlers[0]!);
-  t.ok(sample(after, 'tessera_http_request_duration_seconds_count', { route: '/metrics', method: 'GET', status: '200' })! >= 1, 'HTTP requests by route pattern');
+  t.ok(
+    sample(after, 'tessera_http_request_duration_seconds_count', { route: '/metrics', method: 'GET', status: '200' })! >= 1,
+    'HTTP requests by route pattern',
+  );
 
   // Naming (Prometheus): every counter ends in _total, and none of Tessera's other metrics do (prom-client's own
   // nodejs_active_handles_total is a gauge); cumulative link counts are counters.
@@ -97,7 +148,15 @@ t.test('metrics of two replicating nodes, and no key, value or tag in any label'
     if (type === 'counter') t.match(name, /_total$/, `counter ${name} ends in _total`);
     else if (name.startsWith('tessera_')) t.notMatch(name, /_total$/, `${type} ${name} does not end in _total`);
   }
-  for (const name of ['tessera_replication_sent_entries_total', 'tessera_replication_received_bytes_total', 'tessera_link_reconnects_total', 'tessera_link_sent_wire_bytes_total', 'tessera_policy_denied_entries_total', 'tessera_policy_rejected_entries_total', 'tessera_conflicts_total']) {
+  for (const name of [
+    'tessera_replication_sent_entries_total',
+    'tessera_replication_received_bytes_total',
+    'tessera_link_reconnects_total',
+    'tessera_link_sent_wire_bytes_total',
+    'tessera_policy_denied_entries_total',
+    'tessera_policy_rejected_entries_total',
+    'tessera_conflicts_total',
+  ]) {
     t.equal(types.get(name), 'counter', `${name} is a counter`);
   }
   t.equal(types.get('tessera_link_up'), 'gauge');

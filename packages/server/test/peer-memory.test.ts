@@ -54,12 +54,19 @@ function attack(kind: Kind, port: number, localAddress: string, ca: string): Pro
     let sent = 0;
     let answer = '';
     const chunk = Buffer.alloc(64 * 1024, 0x61);
-    const socket: Socket = kind === 'plain-upgrade'
-      ? netConnect({ port, host: '127.0.0.1', localAddress })
-      : tlsConnect({ port, host: '127.0.0.1', ca, servername: 'localhost', localAddress } as ConnectionOptions);
+    const socket: Socket =
+      kind === 'plain-upgrade'
+        ? netConnect({ port, host: '127.0.0.1', localAddress })
+        : tlsConnect({ port, host: '127.0.0.1', ca, servername: 'localhost', localAddress } as ConnectionOptions);
     const upgrade = [
-      'GET /v1/replicate HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', '',
+      'GET /v1/replicate HTTP/1.1',
+      `Host: 127.0.0.1:${port}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+      '',
+      '',
     ].join('\r\n');
     // A masked binary frame announcing 1 GiB (64-bit length), then its payload for as long as the node reads.
     const frameHeader = Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4]);
@@ -89,27 +96,39 @@ function attack(kind: Kind, port: number, localAddress: string, ca: string): Pro
   });
 }
 
-t.test('200 unauthenticated connections pushing large frames leave the node\'s memory bounded', async (t) => {
+t.test("200 unauthenticated connections pushing large frames leave the node's memory bounded", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-peer-memory-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const [port, peerPort] = [await freePort(), await freePort()];
   const authority = await createClusterCa('test', Date.now());
   await writeFile(join(dir, 'ca.crt'), authority.certPem);
-  for (const [id, region] of [['eu-west-1', 'eu-west'], ['us-east-1', 'us-east']] as const) {
+  for (const [id, region] of [
+    ['eu-west-1', 'eu-west'],
+    ['us-east-1', 'us-east'],
+  ] as const) {
     const cert = await createNodeCertificate(authority, { cluster: 'test', region, node: id }, ['127.0.0.1', 'localhost'], Date.now());
     await writeFile(join(dir, `${id}.crt`), cert.certPem);
     await writeFile(join(dir, `${id}.key`), cert.keyPem, { mode: 0o600 });
   }
   const admin = newToken('admin', { roles: ['reader', 'writer', 'operator', 'policy-admin'], datasets: ['*'] }, 0);
   writeTokensFile(join(dir, 'tokens.json'), [admin.record]);
-  await writeFile(join(dir, 'cluster.yaml'), [
-    'cluster: test', 'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"', 'api: { tokensFile: tokens.json }', 'tls: { ca: ca.crt }', 'nodes:',
-    `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: os, cert: eu-west-1.crt, key: eu-west-1.key }`,
-    `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os, cert: us-east-1.crt, key: us-east-1.key }`, '',
-  ].join('\n'));
+  await writeFile(
+    join(dir, 'cluster.yaml'),
+    [
+      'cluster: test',
+      'secret: "q3Xv9zL1pR7wN2cB8mK4tY6hJ0sD5fG_aE-uIoPlZx"',
+      'api: { tokensFile: tokens.json }',
+      'tls: { ca: ca.crt }',
+      'nodes:',
+      `  - { id: eu-west-1, region: eu-west, listen: "127.0.0.1:${port}", data: ./data, durability: os, cert: eu-west-1.crt, key: eu-west-1.key }`,
+      `  - { id: us-east-1, region: us-east, listen: "127.0.0.1:${peerPort}", data: ./peer, durability: os, cert: us-east-1.crt, key: us-east-1.key }`,
+      '',
+    ].join('\n'),
+  );
 
   const child = fork(join(import.meta.dirname, 'helpers/daemon-child.ts'), [join(dir, 'cluster.yaml'), 'eu-west-1'], {
-    execArgv: [...process.execArgv, '--expose-gc'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    execArgv: [...process.execArgv, '--expose-gc'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -132,15 +151,22 @@ t.test('200 unauthenticated connections pushing large frames leave the node\'s m
     }
   })();
   const kinds: Kind[] = ['tls-upgrade', 'tls-polite', 'tls-headers', 'plain-upgrade'];
-  const results = await Promise.all(Array.from({ length: attackers }, (_, i) => attack(kinds[i % kinds.length]!, port, `127.0.0.${2 + (i % sources)}`, authority.certPem)));
+  const results = await Promise.all(
+    Array.from({ length: attackers }, (_, i) => attack(kinds[i % kinds.length]!, port, `127.0.0.${2 + (i % sources)}`, authority.certPem)),
+  );
   sampling = false;
   await sampler;
 
   const offered = results.reduce((sum, r) => sum + r.sent, 0);
   const answers = new Map<string, number>();
   for (const r of results) answers.set(r.answer, (answers.get(r.answer) ?? 0) + 1);
-  t.comment(`offered ${(offered / MiB).toFixed(0)} MiB; answers ${JSON.stringify(Object.fromEntries(answers))}; RSS ${(baseline / MiB).toFixed(0)} → peak ${(peak / MiB).toFixed(0)} MiB`);
-  t.ok(results.every((r) => !r.answer.startsWith('HTTP/1.1 101')), 'no attacker got a WebSocket');
+  t.comment(
+    `offered ${(offered / MiB).toFixed(0)} MiB; answers ${JSON.stringify(Object.fromEntries(answers))}; RSS ${(baseline / MiB).toFixed(0)} → peak ${(peak / MiB).toFixed(0)} MiB`,
+  );
+  t.ok(
+    results.every((r) => !r.answer.startsWith('HTTP/1.1 101')),
+    'no attacker got a WebSocket',
+  );
   t.ok((answers.get('HTTP/1.1 403 Forbidden') ?? 0) > 0, 'TLS clients without a certificate were refused at the upgrade (403)');
   t.ok((answers.get('HTTP/1.1 400 Bad Request') ?? 0) > 0, 'plain clients were refused (ERR_TLS_REQUIRED)');
   t.ok(peak - baseline < rssGrowthBytesMax, `RSS grew by ${((peak - baseline) / MiB).toFixed(1)} MiB, under ${rssGrowthBytesMax / MiB} MiB`);

@@ -27,7 +27,11 @@ interface Pki {
   readonly rogueA1: KeyAndCert;
 }
 
-const specs = [{ id: 'a1', region: 'eu-west' }, { id: 'b1', region: 'us-east' }, { id: 'c1', region: 'ap-south' }] as const;
+const specs = [
+  { id: 'a1', region: 'eu-west' },
+  { id: 'b1', region: 'us-east' },
+  { id: 'c1', region: 'ap-south' },
+] as const;
 
 let pkiMade: Promise<Pki> | null = null;
 function pki(): Promise<Pki> {
@@ -59,11 +63,15 @@ async function listenFront(front: NetServer): Promise<number> {
  * Starts nodes `ids` (of `specs`) with mutual TLS. `urlOf` may point a peer's URL elsewhere (a relay);
  * `wallClockOf` skews a node's wall clock.
  */
-async function startTlsNodes(t: Test, ids: readonly string[], options: {
-  urlOf?: (node: string, url: string) => string;
-  wallClockOf?: (node: string) => (() => number) | undefined;
-  handshakesPendingMax?: number;
-} = {}): Promise<Map<string, TlsNode>> {
+async function startTlsNodes(
+  t: Test,
+  ids: readonly string[],
+  options: {
+    urlOf?: (node: string, url: string) => string;
+    wallClockOf?: (node: string) => (() => number) | undefined;
+    handshakesPendingMax?: number;
+  } = {},
+): Promise<Map<string, TlsNode>> {
   const { ca, certs } = await pki();
   const dir = await mkdtemp(join(tmpdir(), 'tessera-peer-tls-'));
   const chosen = specs.filter((spec) => ids.includes(spec.id));
@@ -89,7 +97,13 @@ async function startTlsNodes(t: Test, ids: readonly string[], options: {
     const replica = await Replica.open({ path: join(dir, spec.id), node: spec.id, region: spec.region, durability: 'os' });
     const wallClock = options.wallClockOf?.(spec.id);
     const sync = new SyncNode({
-      replica, cluster, secret, peers, pingIntervalMs: 200, handshakeTimeoutMs: 1_000, log: (event) => events.push(event),
+      replica,
+      cluster,
+      secret,
+      peers,
+      pingIntervalMs: 200,
+      handshakeTimeoutMs: 1_000,
+      log: (event) => events.push(event),
       tls: { key: cert.keyPem, cert: cert.certPem, ca: ca.certPem, identityOf: (peer) => peerIdentity(peer, cluster) },
       ...(wallClock === undefined ? {} : { wallClock }),
       ...(options.handshakesPendingMax === undefined ? {} : { handshakesPendingMax: options.handshakesPendingMax }),
@@ -130,10 +144,17 @@ function linkOf(node: TlsNode, peer: string) {
  * `claim` (with the right secret), and resolves with the frames received and the close code, or the HTTP
  * status when the upgrade was refused.
  */
-function impostor(port: number, cert: KeyAndCert | null, caPem: string, claim: { node: string; region: string }): Promise<{ frames: Frame[]; code: number | null; status: number | null; ws: WebSocket }> {
+function impostor(
+  port: number,
+  cert: KeyAndCert | null,
+  caPem: string,
+  claim: { node: string; region: string },
+): Promise<{ frames: Frame[]; code: number | null; status: number | null; ws: WebSocket }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`wss://127.0.0.1:${port}/v1/replicate`, {
-      ca: caPem, ...(cert === null ? {} : { key: cert.keyPem, cert: cert.certPem }), perMessageDeflate: false,
+      ca: caPem,
+      ...(cert === null ? {} : { key: cert.keyPem, cert: cert.certPem }),
+      perMessageDeflate: false,
     });
     const frames: Frame[] = [];
     let status: number | null = null;
@@ -148,10 +169,19 @@ function impostor(port: number, cert: KeyAndCert | null, caPem: string, claim: {
       frames.push(frame);
       if (frame.t === 'challenge') {
         const nonce = newNonce();
-        ws.send(encodeFrame({
-          t: 'hello', v: protocolVersion, cluster, node: claim.node, region: claim.region, policy: { version: 0, hash: '' }, nonce,
-          proof: helloProof(secret, cluster, claim.node, claim.region, frame.nonce, nonce), at: Date.now(),
-        }));
+        ws.send(
+          encodeFrame({
+            t: 'hello',
+            v: protocolVersion,
+            cluster,
+            node: claim.node,
+            region: claim.region,
+            policy: { version: 0, hash: '' },
+            nonce,
+            proof: helloProof(secret, cluster, claim.node, claim.region, frame.nonce, nonce),
+            at: Date.now(),
+          }),
+        );
       }
       if (frame.t === 'welcome') resolve({ frames, code: null, status, ws });
     });
@@ -187,7 +217,10 @@ t.test('links are mutual TLS: nodes replicate, and a relay on the path sees no p
   t.equal(linkOf(a1, 'b1').state, 'open');
   const bytes = Buffer.concat(seen);
   t.ok(bytes.length > 1_000, `the relay forwarded the link (${bytes.length} bytes)`);
-  t.notOk(bytes.includes('plaintext-marker-1234') || bytes.includes('patient-7') || bytes.includes('/v1/replicate'), 'no key, value or request line in the clear');
+  t.notOk(
+    bytes.includes('plaintext-marker-1234') || bytes.includes('patient-7') || bytes.includes('/v1/replicate'),
+    'no key, value or request line in the clear',
+  );
 });
 
 t.test('a node with a valid certificate cannot speak as another node or region', async (t) => {
@@ -203,9 +236,16 @@ t.test('a node with a valid certificate cannot speak as another node or region',
     t.equal(result.code, closeCodes.refused, `${label}: closed as refused`);
     const refusal = result.frames.find((frame) => frame.t === 'refuse') as (Frame & { t: 'refuse' }) | undefined;
     t.equal(refusal?.code, 'ERR_PEER_IDENTITY', `${label}: refused with ERR_PEER_IDENTITY (${refusal?.reason})`);
-    t.same(result.frames.map((frame) => frame.t), ['challenge', 'refuse'], `${label}: nothing but the challenge and the refusal`);
+    t.same(
+      result.frames.map((frame) => frame.t),
+      ['challenge', 'refuse'],
+      `${label}: nothing but the challenge and the refusal`,
+    );
   }
-  t.match(b1.events.filter((event) => event.event === 'peer-refused').map((event) => event.reason), [/certificate is for node c1 in region ap-south/, /certificate is for node a1 in region eu-west/]);
+  t.match(
+    b1.events.filter((event) => event.event === 'peer-refused').map((event) => event.reason),
+    [/certificate is for node c1 in region ap-south/, /certificate is for node a1 in region eu-west/],
+  );
 });
 
 t.test('a client without a cluster certificate gets no peer WebSocket; plain ws:// is refused', async (t) => {
@@ -235,7 +275,10 @@ t.test('a client without a cluster certificate gets no peer WebSocket; plain ws:
 t.test('a dialer refuses an acceptor whose certificate names another node, or comes from another CA', async (t) => {
   const { certs, rogueA1 } = await pki();
   // Two relays that terminate TLS in b1's place: one with c1's valid certificate, one with a rogue CA's.
-  for (const [label, cert] of [['c1\'s valid certificate', certs.get('c1')!], ['a rogue CA\'s certificate', rogueA1]] as const) {
+  for (const [label, cert] of [
+    ["c1's valid certificate", certs.get('c1')!],
+    ["a rogue CA's certificate", rogueA1],
+  ] as const) {
     let upgrades = 0;
     const relay = createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, (_req, res) => res.end());
     relay.on('upgrade', (_req, socket: Socket) => {
@@ -246,7 +289,10 @@ t.test('a dialer refuses an acceptor whose certificate names another node, or co
     const relayPort = await new Promise<number>((resolve) => relay.listen(0, '127.0.0.1', () => resolve((relay.address() as AddressInfo).port)));
     const nodes = await startTlsNodes(t, ['a1', 'b1'], { urlOf: (node, url) => (node === 'b1' ? `wss://127.0.0.1:${relayPort}/v1/replicate` : url) });
     const a1 = nodes.get('a1')!;
-    t.ok(await eventually(() => /ERR_PEER_IDENTITY|certificate/i.test(linkOf(a1, 'b1').lastError ?? '')), `${label}: a1's link to b1 names the failure (${linkOf(a1, 'b1').lastError})`);
+    t.ok(
+      await eventually(() => /ERR_PEER_IDENTITY|certificate/i.test(linkOf(a1, 'b1').lastError ?? '')),
+      `${label}: a1's link to b1 names the failure (${linkOf(a1, 'b1').lastError})`,
+    );
     t.equal(upgrades, 0, `${label}: the relay never received an upgrade request (TLS failed first)`);
     t.not(linkOf(a1, 'b1').state, 'open');
     await new Promise<void>((resolve) => {
@@ -273,9 +319,16 @@ t.test('a second connection replaces a live link only when authenticated as the 
   t.same(closes, [], 'a1 saw no close of its link');
   // a1's own certificate: the new connection is the link now, and the old one is closed as replaced.
   const same = await impostor(b1.port, certs.get('a1')!, ca.certPem, { node: 'a1', region: 'eu-west' });
-  t.ok(same.frames.some((frame) => frame.t === 'welcome'), 'a connection with a1\'s own certificate is welcomed');
-  t.ok(await eventually(() => a1.events.slice(before).some((event) => String(event.reason ?? event.error ?? '').includes('replaced') || event.code === closeCodes.replaced)),
-    `a1's old connection was closed as replaced (${JSON.stringify(a1.events.slice(before).slice(-3))})`);
+  t.ok(
+    same.frames.some((frame) => frame.t === 'welcome'),
+    "a connection with a1's own certificate is welcomed",
+  );
+  t.ok(
+    await eventually(() =>
+      a1.events.slice(before).some((event) => String(event.reason ?? event.error ?? '').includes('replaced') || event.code === closeCodes.replaced),
+    ),
+    `a1's old connection was closed as replaced (${JSON.stringify(a1.events.slice(before).slice(-3))})`,
+  );
   same.ws.terminate();
 });
 
@@ -285,7 +338,10 @@ t.test('a peer whose clock is off by more than the bound is refused at the hands
   const b1 = nodes.get('b1')!;
   t.ok(await eventually(() => /ERR_PEER_CLOCK_OFFSET/.test(linkOf(a1, 'b1').lastError ?? '')), `a1 hears why (${linkOf(a1, 'b1').lastError})`);
   t.match(linkOf(a1, 'b1').lastError, /clock is at least [12][0-9]{3} ms ahead of node b1's, over the limit of 500 ms/);
-  t.ok(b1.events.some((event) => event.event === 'peer-refused' && event.code === 'ERR_PEER_CLOCK_OFFSET'), 'b1 logs the refusal');
+  t.ok(
+    b1.events.some((event) => event.event === 'peer-refused' && event.code === 'ERR_PEER_CLOCK_OFFSET'),
+    'b1 logs the refusal',
+  );
   t.not(linkOf(a1, 'b1').state, 'open');
 
   const near = await startTlsNodes(t, ['a1', 'b1'], { wallClockOf: (node) => (node === 'a1' ? () => Date.now() + 200 : undefined) });
@@ -298,18 +354,32 @@ t.test('connections past their upgrade but not their hello are capped in total, 
   const b1 = nodes.get('b1')!;
   t.ok(await eventually(() => linkOf(b1, 'a1').state === 'open'), 'the honest link is open first');
   // Five connections with a valid certificate, from five source addresses, that take the challenge and say nothing.
-  const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => new Promise<string>((resolve) => {
-    const ws = new WebSocket(`wss://127.0.0.1:${b1.port}/v1/replicate`, { ca: ca.certPem, key: certs.get('c1')!.keyPem, cert: certs.get('c1')!.certPem, localAddress: `127.0.0.${10 + i}` });
-    ws.on('error', () => undefined);
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(String(res.statusCode));
-      res.resume();
-      ws.terminate();
-    });
-    ws.on('message', () => resolve('challenged'));
-    t.teardown(() => ws.terminate());
-  })));
+  const outcomes = await Promise.all(
+    Array.from(
+      { length: 5 },
+      (_, i) =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(`wss://127.0.0.1:${b1.port}/v1/replicate`, {
+            ca: ca.certPem,
+            key: certs.get('c1')!.keyPem,
+            cert: certs.get('c1')!.certPem,
+            localAddress: `127.0.0.${10 + i}`,
+          });
+          ws.on('error', () => undefined);
+          ws.on('unexpected-response', (_req, res) => {
+            resolve(String(res.statusCode));
+            res.resume();
+            ws.terminate();
+          });
+          ws.on('message', () => resolve('challenged'));
+          t.teardown(() => ws.terminate());
+        }),
+    ),
+  );
   t.same(outcomes.sort(), ['503', '503', 'challenged', 'challenged', 'challenged'], 'three wait for their hello, the others are refused at the upgrade');
-  t.ok(b1.events.some((event) => event.code === 'ERR_CONNECTIONS_EXCEEDED' && event.handshakesPendingMax === 3), 'the refusals are logged with the limit');
+  t.ok(
+    b1.events.some((event) => event.code === 'ERR_CONNECTIONS_EXCEEDED' && event.handshakesPendingMax === 3),
+    'the refusals are logged with the limit',
+  );
   t.equal(linkOf(b1, 'a1').state, 'open', 'the honest link is untouched');
 });

@@ -62,11 +62,17 @@ rules:
  * so a region purges its copies at once (a region that hands documents over to others keeps them until they
  * have them; that is replication's part, not this file's).
  */
-const policyV2 = policyV1.replace('version: 1', 'version: 2\nunlisted: refuse').replace('  orders:   { type: map, placement: { regions: [eu-west, us-east] } }\n', '');
+const policyV2 = policyV1
+  .replace('version: 1', 'version: 2\nunlisted: refuse')
+  .replace('  orders:   { type: map, placement: { regions: [eu-west, us-east] } }\n', '');
 /** Another text under version 2: versions are immutable. */
 const policyV2Other = policyV1.replace('version: 1', 'version: 2').replace('placement: local', 'placement: global');
 
-const peers = [{ node: 'eu-west-1', region: 'eu-west' }, { node: 'eu-central-1', region: 'eu-central' }, { node: 'us-east-1', region: 'us-east' }];
+const peers = [
+  { node: 'eu-west-1', region: 'eu-west' },
+  { node: 'eu-central-1', region: 'eu-central' },
+  { node: 'us-east-1', region: 'us-east' },
+];
 
 interface Harness {
   readonly url: string;
@@ -82,13 +88,23 @@ async function serve(t: Test, replica: Replica, dir: string): Promise<Harness> {
   const events: Array<Record<string, unknown>> = [];
   const policyChanges = { count: 0 };
   const replication: Replication = { status: () => ({ links: [] }), policyChanged: () => void policyChanges.count++ };
-  const api = createHttpHandler({ replica, node: { id: replica.node, region: replica.region }, access: { tokens: credentials.tokens }, policySigning: { cluster: 'test', operatorKeys: [operator.publicKey] }, replication, log: (event) => events.push(event as Record<string, unknown>) });
+  const api = createHttpHandler({
+    replica,
+    node: { id: replica.node, region: replica.region },
+    access: { tokens: credentials.tokens },
+    policySigning: { cluster: 'test', operatorKeys: [operator.publicKey] },
+    replication,
+    log: (event) => events.push(event as Record<string, unknown>),
+  });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, replica, api, events, policyChanges, dir };
 }
 
@@ -97,7 +113,11 @@ async function setup(t: Test, region: 'eu-west' | 'eu-central' | 'us-east', poli
   const dir = await mkdtemp(join(tmpdir(), 'tessera-policy-http-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const replica = await Replica.open({
-    path: join(dir, 'data'), node: `${region}-1`, region, durability: 'os', peers,
+    path: join(dir, 'data'),
+    node: `${region}-1`,
+    region,
+    durability: 'os',
+    peers,
     ...(policyText === null ? {} : { policy: parsePolicy(policyText, 'policy.yaml') }),
   });
   t.teardown(() => replica.close());
@@ -145,24 +165,35 @@ t.test('GET /v1/policy: the enforced version with its text and content hash; non
   const h = await setup(t, 'eu-west');
   const answer = await call(h, 'GET', '/v1/policy');
   t.equal(answer.status, 200);
-  t.same(answer.body, {
-    region: 'eu-west',
-    enforced: { version: 1, hash: policyHash(parsePolicy(policyV1, 'x')), text: policyV1 },
-    shadow: null,
-  }, 'the enforced version, its hash and its text as given');
+  t.same(
+    answer.body,
+    {
+      region: 'eu-west',
+      enforced: { version: 1, hash: policyHash(parsePolicy(policyV1, 'x')), text: policyV1 },
+      shadow: null,
+    },
+    'the enforced version, its hash and its text as given',
+  );
   t.match(answer.body.enforced.hash, /^[0-9a-f]{64}$/, 'the hash is SHA-256 hex');
   isProblem(t, await call(h, 'GET', '/v1/policy?version=1'), 'ERR_OPTION_INVALID', 'a query parameter');
 });
 
 t.test('POST /v1/policy: plan changes nothing; shadow and enforce install, say whether anything changed, and enforce re-judges stored data', async (t) => {
   const h = await setup(t, 'eu-west');
-  for (const [dataset, key] of [['catalog', 'mk-cat-1'], ['catalog', 'mk-cat-2'], ['orders', 'mk-order-1'], ['audits', 'mk-audit-1']] as const) {
+  for (const [dataset, key] of [
+    ['catalog', 'mk-cat-1'],
+    ['catalog', 'mk-cat-2'],
+    ['orders', 'mk-order-1'],
+    ['audits', 'mk-audit-1'],
+  ] as const) {
     t.equal((await call(h, 'PUT', `/v1/kv/${dataset}/${key}`, { value: { v: `mv-${key}` } })).status, 200, `PUT ${dataset}`);
   }
   const auditBefore = h.replica.auditLength;
   const v2 = { version: 2, hash: policyHash(parsePolicy(policyV2, 'x')) };
   const expectedReport = {
-    version: 2, region: 'eu-west', documents: 4,
+    version: 2,
+    region: 'eu-west',
+    documents: 4,
     datasets: {
       audits: { held: 1, purge: 0, start: {} },
       catalog: { held: 2, purge: 0, start: {} },
@@ -188,7 +219,13 @@ t.test('POST /v1/policy: plan changes nothing; shadow and enforce install, say w
   t.equal((await call(h, 'GET', '/v1/kv/orders/mk-order-1')).status, 200, 'shadow: nothing is purged');
   const shadowAgain = await call(h, 'POST', '/v1/policy', { text: policyV2, mode: 'shadow' });
   t.match(shadowAgain.body, { mode: 'shadow', changed: false }, 'the same shadow again changes nothing');
-  t.same((await call(h, 'GET', '/v1/policy/history')).body.history.map((r: { version: number; state: string }) => [r.version, r.state]), [[1, 'enforced'], [2, 'shadow']]);
+  t.same(
+    (await call(h, 'GET', '/v1/policy/history')).body.history.map((r: { version: number; state: string }) => [r.version, r.state]),
+    [
+      [1, 'enforced'],
+      [2, 'shadow'],
+    ],
+  );
   t.equal(h.policyChanges.count, 0, 'plan and shadow do not tell replication');
 
   const enforce = await call(h, 'POST', '/v1/policy', { text: policyV2, mode: 'enforce' });
@@ -202,8 +239,14 @@ t.test('POST /v1/policy: plan changes nothing; shadow and enforce install, say w
   t.same(gone.body.regions, [], 'the answer says that no region may hold orders now');
   t.match(gone.body.detail, /no region may/);
   t.equal((await call(h, 'GET', '/v1/kv/catalog/mk-cat-1')).status, 200, 'catalog documents stay');
-  t.match((await call(h, 'GET', '/v1/policy/history')).body.history.map((r: { version: number; state: string; source: string }) => [r.version, r.state, r.source]),
-    [[1, 'stored', 'config'], [2, 'enforced', /^api token admin \([0-9a-f]{12}\) signed by [0-9a-f]{16}$/]], 'history: both versions, v1 stored, v2 enforced; the source names the token and the signing key');
+  t.match(
+    (await call(h, 'GET', '/v1/policy/history')).body.history.map((r: { version: number; state: string; source: string }) => [r.version, r.state, r.source]),
+    [
+      [1, 'stored', 'config'],
+      [2, 'enforced', /^api token admin \([0-9a-f]{12}\) signed by [0-9a-f]{16}$/],
+    ],
+    'history: both versions, v1 stored, v2 enforced; the source names the token and the signing key',
+  );
   const kinds = (await call(h, 'GET', `/v1/audit?after=${auditBefore}`)).body.entries.map((e: AuditEntry) => e.kind);
   t.same(kinds, ['policy-stored', 'policy-activated', 'policy-activated', 'purge'], 'audit: stored and shadowed, enforced, one purge');
 
@@ -255,7 +298,12 @@ t.test('POST /v1/policy validates its body: text, mode, no other field, size; an
     isProblem(t, answer, code, what);
     t.match(answer.body?.detail, detail, `${what}: ${answer.body?.detail}`);
   }
-  isProblem(t, await call(h, 'POST', '/v1/policy', JSON.stringify({ text: policyV2, mode: 'plan' }), { 'content-type': 'text/yaml' }), 'ERR_CONTENT_TYPE', 'a YAML content type');
+  isProblem(
+    t,
+    await call(h, 'POST', '/v1/policy', JSON.stringify({ text: policyV2, mode: 'plan' }), { 'content-type': 'text/yaml' }),
+    'ERR_CONTENT_TYPE',
+    'a YAML content type',
+  );
 
   // A text over the policy limit inside a body the route accepts: the policy's own limit refuses it.
   const overText = `version: 3\n# ${'x'.repeat(policyBytesMax)}\n`;
@@ -269,19 +317,29 @@ t.test('POST /v1/policy validates its body: text, mode, no other field, size; an
   // used to be refused as a too large body, though `policy validate` accepts it.
   const padding = '# "quoted"\n'.repeat(Math.floor((policyBytesMax - Buffer.byteLength(policyV2) - 16) / 11));
   const nearLimit = `${policyV2}${padding}`;
-  t.ok(Buffer.byteLength(nearLimit) <= policyBytesMax && Buffer.byteLength(JSON.stringify(nearLimit)) > policyBytesMax + 64 * 1024, 'a valid policy under its limit, larger as JSON');
+  t.ok(
+    Buffer.byteLength(nearLimit) <= policyBytesMax && Buffer.byteLength(JSON.stringify(nearLimit)) > policyBytesMax + 64 * 1024,
+    'a valid policy under its limit, larger as JSON',
+  );
   const planned = await call(h, 'POST', '/v1/policy', { text: nearLimit, mode: 'plan' });
   t.equal(planned.status, 200, `a policy at the limit can be posted: ${planned.body?.detail ?? ''}`);
 
   // Structural problems: every one at its line and column of the text.
-  const broken = policyV1.replace('jurisdiction: us,', 'jurisdiction: US,').replace('priority: high', 'priority: urgent').replace('[eu-west, us-east]', '[eu-west, eu-north]');
+  const broken = policyV1
+    .replace('jurisdiction: us,', 'jurisdiction: US,')
+    .replace('priority: high', 'priority: urgent')
+    .replace('[eu-west, us-east]', '[eu-west, eu-north]');
   const invalid = await call(h, 'POST', '/v1/policy', { text: broken, mode: 'enforce' });
   isProblem(t, invalid, 'ERR_POLICY_INVALID', 'an invalid policy');
-  t.same(invalid.body.detail.split('\n'), [
-    'policy:5:31: regions.us-east.jurisdiction "US": a jurisdiction is 1 to 32 characters [a-z0-9-]',
-    'policy:7:55: datasets.catalog.priority "urgent": the priority is one of high, normal, low',
-    'policy:8:58: datasets.orders.placement.regions[1] "eu-north": not a region of this policy (regions: eu-west, eu-central, us-east)',
-  ], 'every problem, in file order, at line:col');
+  t.same(
+    invalid.body.detail.split('\n'),
+    [
+      'policy:5:31: regions.us-east.jurisdiction "US": a jurisdiction is 1 to 32 characters [a-z0-9-]',
+      'policy:7:55: datasets.catalog.priority "urgent": the priority is one of high, normal, low',
+      'policy:8:58: datasets.orders.placement.regions[1] "eu-north": not a region of this policy (regions: eu-west, eu-central, us-east)',
+    ],
+    'every problem, in file order, at line:col',
+  );
   // A rule that does not type-check: the rule is named and the position is inside its expression.
   const badRule = await call(h, 'POST', '/v1/policy', { text: policyV2.replace('target.jurisdiction != source', 'target.country != source'), mode: 'shadow' });
   isProblem(t, badRule, 'ERR_POLICY_RULE_INVALID', 'a rule that does not type-check');
@@ -320,7 +378,7 @@ t.test('a document this region may not hold: PUT, ops and GET answer 421 naming 
   noMarkersLogged(t, refuse, ['mk-misc', 'mv-misc']);
 });
 
-t.test('tags starting with origin: are the store\'s: PUT and tag operations refuse them (ERR_TAG_INVALID) and change nothing', async (t) => {
+t.test("tags starting with origin: are the store's: PUT and tag operations refuse them (ERR_TAG_INVALID) and change nothing", async (t) => {
   const h = await setup(t, 'eu-west');
   t.equal((await call(h, 'PUT', '/v1/kv/catalog/mk-tagged', { value: { v: 'mv-tagged' }, tags: ['new'] })).status, 200);
   const seq = h.replica.lastSeq;
@@ -329,7 +387,15 @@ t.test('tags starting with origin: are the store\'s: PUT and tag operations refu
     ['PUT of a new document with an origin tag', 'PUT', '/v1/kv/catalog/mk-fresh', { value: { v: 1 }, tags: ['ok', 'origin:eu-west'] }],
     ['tag add', 'POST', '/v1/kv/catalog/mk-tagged/ops', { op: 'tag', add: ['origin:us-east'] }],
     ['tag remove of the real origin', 'POST', '/v1/kv/catalog/mk-tagged/ops', { op: 'tag', remove: ['origin:eu-west'] }],
-    ['tag in a batch after a valid operation', 'POST', '/v1/kv/catalog/mk-tagged/ops', [{ op: 'set', path: 'v', value: 3 }, { op: 'tag', add: ['origin:'] }]],
+    [
+      'tag in a batch after a valid operation',
+      'POST',
+      '/v1/kv/catalog/mk-tagged/ops',
+      [
+        { op: 'set', path: 'v', value: 3 },
+        { op: 'tag', add: ['origin:'] },
+      ],
+    ],
   ];
   for (const [what, method, path, body] of cases) {
     const answer = await call(h, method, path, body);
@@ -341,40 +407,61 @@ t.test('tags starting with origin: are the store\'s: PUT and tag operations refu
   t.same([doc.origin, doc.tags, doc.value], ['eu-west', ['new'], { v: 'mv-tagged' }], 'the document keeps its origin, tags and value');
   isProblem(t, await call(h, 'GET', '/v1/kv/catalog/mk-fresh'), 'ERR_DOC_NOT_FOUND', 'the refused new document was not created');
   const retag = await call(h, 'POST', '/v1/kv/catalog/mk-tagged/ops', { op: 'tag', add: ['origin-story', 'regional:eu'] });
-  t.equal(retag.status, 200, 'tags that merely look alike are the user\'s');
+  t.equal(retag.status, 200, "tags that merely look alike are the user's");
   noMarkersLogged(t, h, ['mk-tagged', 'mv-tagged', 'mk-fresh']);
 });
 
 t.test('GET /v1/audit pages with after and limit; entries name documents by digest, never by key', async (t) => {
   const h = await setup(t, 'eu-west');
   // Quarantine holds are audited: one entry per document put in quarantine.
-  for (let i = 0; i < 5; i++) t.equal((await call(h, 'PUT', `/v1/kv/catalog/mk-held-${i}`, { value: { v: `mv-held-${i}` }, tags: ['quarantine'] })).status, 200);
+  for (let i = 0; i < 5; i++)
+    t.equal((await call(h, 'PUT', `/v1/kv/catalog/mk-held-${i}`, { value: { v: `mv-held-${i}` }, tags: ['quarantine'] })).status, 200);
   const all = await call(h, 'GET', '/v1/audit');
   t.equal(all.status, 200);
   t.equal(all.body.region, 'eu-west');
   t.equal(all.body.length, 7, 'policy stored and activated at start, then five holds');
-  t.same(all.body.entries.map((e: AuditEntry) => [e.seq, e.kind]), [
-    [1, 'policy-stored'], [2, 'policy-activated'], [3, 'quarantine-hold'], [4, 'quarantine-hold'], [5, 'quarantine-hold'], [6, 'quarantine-hold'], [7, 'quarantine-hold'],
-  ]);
+  t.same(
+    all.body.entries.map((e: AuditEntry) => [e.seq, e.kind]),
+    [
+      [1, 'policy-stored'],
+      [2, 'policy-activated'],
+      [3, 'quarantine-hold'],
+      [4, 'quarantine-hold'],
+      [5, 'quarantine-hold'],
+      [6, 'quarantine-hold'],
+      [7, 'quarantine-hold'],
+    ],
+  );
   t.same(all.body.entries[0].details, { version: 1, hash: policyHash(parsePolicy(policyV1, 'x')), source: 'config' });
-  t.ok(all.body.entries.every((e: AuditEntry, i: number) => e.node === 'eu-west-1' && e.region === 'eu-west' && (i === 0 || e.prev === all.body.entries[i - 1].hash)), 'each entry links to the one before');
+  t.ok(
+    all.body.entries.every(
+      (e: AuditEntry, i: number) => e.node === 'eu-west-1' && e.region === 'eu-west' && (i === 0 || e.prev === all.body.entries[i - 1].hash),
+    ),
+    'each entry links to the one before',
+  );
   const digests = all.body.entries.slice(2).map((e: AuditEntry) => (e.details as { doc: string }).doc);
   t.equal(new Set(digests).size, 5, 'five documents, five digests');
-  t.ok(digests.every((d: string) => /^[0-9a-f]{16}$/.test(d)), 'documents are named by a 16-hex digest');
+  t.ok(
+    digests.every((d: string) => /^[0-9a-f]{16}$/.test(d)),
+    'documents are named by a 16-hex digest',
+  );
   t.notOk(JSON.stringify(all.body).includes('mk-held') || JSON.stringify(all.body).includes('mv-held'), 'no key or value in the audit log');
 
   const pages: number[][] = [];
-  for (let after = 0; ;) {
+  for (let after = 0; ; ) {
     const page = await call(h, 'GET', `/v1/audit?after=${after}&limit=3`);
     t.equal(page.status, 200);
-    t.equal(page.body.length, 7, 'every page reports the log\'s length');
+    t.equal(page.body.length, 7, "every page reports the log's length");
     if (page.body.entries.length === 0) break;
     pages.push(page.body.entries.map((e: AuditEntry) => e.seq));
     after = page.body.entries.at(-1).seq;
   }
   t.same(pages, [[1, 2, 3], [4, 5, 6], [7]], 'pages of three follow each other without gaps or repeats');
   t.same((await call(h, 'GET', '/v1/audit?after=7')).body.entries, [], 'after the last entry: nothing');
-  t.same((await call(h, 'GET', '/v1/audit?after=5&limit=1')).body.entries.map((e: AuditEntry) => e.seq), [6]);
+  t.same(
+    (await call(h, 'GET', '/v1/audit?after=5&limit=1')).body.entries.map((e: AuditEntry) => e.seq),
+    [6],
+  );
   const bad: Array<[string, RegExp]> = [
     ['/v1/audit?after=-1', /after "-1" is not a non-negative integer/],
     ['/v1/audit?limit=0', /audit: limit 0 is outside 1 to 10000/],

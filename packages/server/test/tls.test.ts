@@ -43,7 +43,7 @@ t.test('a node certificate names its node; peerIdentity reads it back; verificat
   await t.rejects(createNodeCertificate(ca, { cluster: 'prod', region: 'eu-west', node: 'x' }, ['not a host!'], nowMs), { code: 'ERR_OPTION_INVALID' });
 });
 
-t.test('mutual TLS with two node certificates: each side reads the other\'s identity', async (t) => {
+t.test("mutual TLS with two node certificates: each side reads the other's identity", async (t) => {
   const ca = await createClusterCa('prod', nowMs);
   const server = await createNodeCertificate(ca, { cluster: 'prod', region: 'eu-west', node: 'eu-west-1' }, ['127.0.0.1'], nowMs);
   const client = await createNodeCertificate(ca, { cluster: 'prod', region: 'us-east', node: 'us-east-1' }, ['127.0.0.1'], nowMs);
@@ -56,7 +56,9 @@ t.test('mutual TLS with two node certificates: each side reads the other\'s iden
   t.teardown(() => new Promise<void>((resolve) => tls.close(() => resolve())));
   const port = (tls.address() as { port: number }).port;
   const seenByClient = await new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, key: client.keyPem, cert: client.certPem, ca: ca.certPem }, () => resolve(peerIdentity(socket.getPeerCertificate(), 'prod')));
+    const socket = connect({ host: '127.0.0.1', port, key: client.keyPem, cert: client.certPem, ca: ca.certPem }, () =>
+      resolve(peerIdentity(socket.getPeerCertificate(), 'prod')),
+    );
     socket.on('error', reject);
     socket.on('data', () => socket.end());
   });

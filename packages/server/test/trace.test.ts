@@ -11,12 +11,25 @@ import { bearer, testCredentials } from './helpers/auth.js';
 
 const credentials = testCredentials();
 
-t.test('a write\'s trace id travels from the HTTP request to the batch applied in the other region', async (t) => {
+t.test("a write's trace id travels from the HTTP request to the batch applied in the other region", async (t) => {
   const events: Array<Record<string, unknown>> = [];
-  const [west, us] = await startCluster(t, [{ id: 'eu-west-1', region: 'eu-west' }, { id: 'us-east-1', region: 'us-east' }], {
-    log: (event) => events.push(event),
+  const [west, us] = await startCluster(
+    t,
+    [
+      { id: 'eu-west-1', region: 'eu-west' },
+      { id: 'us-east-1', region: 'us-east' },
+    ],
+    {
+      log: (event) => events.push(event),
+    },
+  );
+  const api = createHttpHandler({
+    replica: west!.replica,
+    node: { id: west!.id, region: west!.region },
+    access: { tokens: credentials.tokens },
+    replication: west!.sync,
+    log: (event) => events.push(event as Record<string, unknown>),
   });
-  const api = createHttpHandler({ replica: west!.replica, node: { id: west!.id, region: west!.region }, access: { tokens: credentials.tokens }, replication: west!.sync, log: (event) => events.push(event as Record<string, unknown>) });
   const server = createServer(api.handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise((resolve) => server.close(resolve)));
@@ -24,13 +37,20 @@ t.test('a write\'s trace id travels from the HTTP request to the batch applied i
 
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
   const response = await fetch(`http://127.0.0.1:${port}/v1/kv/items/secret-key`, {
-    method: 'PUT', headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01`, ...bearer(credentials.admin) },
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01`, ...bearer(credentials.admin) },
     body: JSON.stringify({ value: { v: 'secret-value' } }),
   });
   t.equal(response.status, 200);
   t.match(response.headers.get('traceparent'), new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`), 'the answer continues the trace');
-  t.ok(events.some((e) => e.event === 'http_request' && e.traceId === traceId), 'the request log names the trace');
-  t.ok(await eventually(() => events.some((e) => e.event === 'batch-applied' && (e.traceIds as string[]).includes(traceId))), 'the receiving node logs the trace id when the write is durable there');
+  t.ok(
+    events.some((e) => e.event === 'http_request' && e.traceId === traceId),
+    'the request log names the trace',
+  );
+  t.ok(
+    await eventually(() => events.some((e) => e.event === 'batch-applied' && (e.traceIds as string[]).includes(traceId))),
+    'the receiving node logs the trace id when the write is durable there',
+  );
   t.ok((await us!.replica.get('items', 'secret-key')) !== undefined, JSON.stringify(events.filter((e) => e.event !== 'http_request')));
 
   const fresh = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { traceparent: 'garbage', ...bearer(credentials.admin) } });

@@ -15,8 +15,19 @@
  * replay (see `finalChecks`).
  */
 import {
-  type CausalContext, type DocState, type Dot, type Hlc, type Policy, compareHlc, decodeDoc, docExists, docFacts, encodeDoc, holdersOf,
-  joinDocs, mayShip,
+  type CausalContext,
+  type DocState,
+  type Dot,
+  type Hlc,
+  type Policy,
+  compareHlc,
+  decodeDoc,
+  docExists,
+  docFacts,
+  encodeDoc,
+  holdersOf,
+  joinDocs,
+  mayShip,
 } from '@tessera/core';
 import { type LogEntry, type PurgeEvent, type Replica } from '@tessera/store';
 import { type SimNode } from './node.js';
@@ -77,7 +88,10 @@ export class Checker {
   private readonly marks = new Map<string, { committed: number; floor: number; frontier: Map<string, number>; cursors: Map<string, number> }>();
   readonly counts = { sentEntries: 0, sentChecked: 0, storedChecked: 0, fullScans: 0, replayed: 0, deliveredEntries: 0, deliveredForbiddenAtReceiver: 0 };
 
-  constructor(private readonly regionOf: (node: string) => string, private readonly nodeIds: readonly string[]) {}
+  constructor(
+    private readonly regionOf: (node: string) => string,
+    private readonly nodeIds: readonly string[],
+  ) {}
 
   fail(message: string): void {
     this.failures.push(message);
@@ -163,7 +177,9 @@ export class Checker {
       const facts = state === undefined ? null : docFacts(entry.dataset, entry.key, state);
       if (!mayShip(policy, facts, entry.kind ?? 'change', entry.to ?? [], peerRegion)) {
         const decision = facts === null ? null : policy.decide(facts, peerRegion);
-        this.fail(`${what}: ${peerRegion} may not receive it (${entry.kind === undefined ? '' : `for ${(entry.to ?? []).join(', ')}; `}${decision === null ? 'no copy' : `${decision.reason}${decision.rule === undefined ? '' : ` "${decision.rule}"`}`}; tags ${facts?.tags.join(',') || 'none'}, origin ${facts?.origin ?? 'none'})`);
+        this.fail(
+          `${what}: ${peerRegion} may not receive it (${entry.kind === undefined ? '' : `for ${(entry.to ?? []).join(', ')}; `}${decision === null ? 'no copy' : `${decision.reason}${decision.rule === undefined ? '' : ` "${decision.rule}"`}`}; tags ${facts?.tags.join(',') || 'none'}, origin ${facts?.origin ?? 'none'})`,
+        );
       }
     }
   }
@@ -181,7 +197,9 @@ export class Checker {
     if (this.handovers.get(replica)!.has(docId(dataset, key))) return;
     const facts = docFacts(dataset, key, state);
     if (!holdersOf(policy, facts).includes(node.region)) {
-      this.fail(`residency (disk): ${node.id} in ${node.region} stores ${docId(dataset, key)} ${when}, which policy v${policy.version} keeps from ${node.region} (tags ${facts.tags.join(',') || 'none'}, origin ${facts.origin || 'unknown'})`);
+      this.fail(
+        `residency (disk): ${node.id} in ${node.region} stores ${docId(dataset, key)} ${when}, which policy v${policy.version} keeps from ${node.region} (tags ${facts.tags.join(',') || 'none'}, origin ${facts.origin || 'unknown'})`,
+      );
     }
   }
 
@@ -198,7 +216,8 @@ export class Checker {
   checkMarks(node: SimNode, replica: Replica, cursors: Record<string, number> | null): void {
     const mark = this.marks.get(node.id) ?? { committed: 0, floor: 0, frontier: new Map<string, number>(), cursors: new Map<string, number>() };
     this.marks.set(node.id, mark);
-    const fail = (what: string, before: number, now: number) => this.fail(`monotonic: ${node.id}'s ${what} went from ${before} back to ${now} (incarnation ${node.incarnation})`);
+    const fail = (what: string, before: number, now: number) =>
+      this.fail(`monotonic: ${node.id}'s ${what} went from ${before} back to ${now} (incarnation ${node.incarnation})`);
     if (replica.committedSeq < mark.committed) fail('committed sequence number', mark.committed, replica.committedSeq);
     if (replica.lastSeq < replica.committedSeq) fail('last sequence number (below the committed one)', replica.committedSeq, replica.lastSeq);
     if (replica.logFloor < mark.floor) fail('log floor', mark.floor, replica.logFloor);
@@ -304,13 +323,17 @@ export class Checker {
         const names = group.map((item) => item.node).sort();
         for (const node of holders) {
           const copy = copies.get(node);
-          if (copy === undefined) fail(`convergence: ${node} may hold ${id} (lineage of ${names.join(', ')}) under policy v${policy.version} but holds nothing at t=${atMs}`);
-          else if (hex(encodeDoc(copy)) !== encoded) fail(`convergence: ${node}'s copy of ${id} differs from the join of its lineage (${names.join(', ')}) at t=${atMs}`);
+          if (copy === undefined)
+            fail(`convergence: ${node} may hold ${id} (lineage of ${names.join(', ')}) under policy v${policy.version} but holds nothing at t=${atMs}`);
+          else if (hex(encodeDoc(copy)) !== encoded)
+            fail(`convergence: ${node}'s copy of ${id} differs from the join of its lineage (${names.join(', ')}) at t=${atMs}`);
         }
         for (const item of group) {
           if (!holders.includes(item.node)) {
             const own = docFacts(dataset, key, item.state);
-            fail(`convergence: ${item.node} in ${this.regionOf(item.node)} holds ${id}, which policy v${policy.version} keeps from it (lineage of ${names.join(', ')}; holders ${regions.join(', ') || 'none'}; joined facts ${describeFacts(facts)}, its own ${describeFacts(own)})`);
+            fail(
+              `convergence: ${item.node} in ${this.regionOf(item.node)} holds ${id}, which policy v${policy.version} keeps from it (lineage of ${names.join(', ')}; holders ${regions.join(', ') || 'none'}; joined facts ${describeFacts(facts)}, its own ${describeFacts(own)})`,
+            );
           }
         }
         lineages.push({ joined, dots: new Set(group.flatMap((item) => [...item.dots])), holders });
@@ -323,7 +346,10 @@ export class Checker {
       if (excused) continue;
       const lineages = lineageOf.get(id) ?? [];
       const found = lineages.some((lineage) => lineage.dots.has(dotKey(write.dot)));
-      if (!found) fail(`lost write: the acknowledged ${write.kind} of ${id} at ${write.node} (t=${write.atMs}, dot ${dotKey(write.dot)}) is in no copy at the end${lineages.length === 0 ? ' (no node holds the document)' : ''}`);
+      if (!found)
+        fail(
+          `lost write: the acknowledged ${write.kind} of ${id} at ${write.node} (t=${write.atMs}, dot ${dotKey(write.dot)}) is in no copy at the end${lineages.length === 0 ? ' (no node holds the document)' : ''}`,
+        );
     }
     for (const del of this.deletes) {
       const id = docId(del.dataset, del.key);
@@ -331,7 +357,8 @@ export class Checker {
       const escaped = this.writes.some((write) => docId(write.dataset, write.key) === id && !del.ctx.has(write.dot) && dotKey(write.dot) !== dotKey(del.dot));
       if (escaped) continue;
       for (const [node, state] of states.get(id) ?? []) {
-        if (docExists(state)) fail(`resurrected delete: ${id} was deleted at ${del.node} (t=${del.atMs}) after every write to it, yet exists at ${node} at the end`);
+        if (docExists(state))
+          fail(`resurrected delete: ${id} was deleted at ${del.node} (t=${del.atMs}) after every write to it, yet exists at ${node} at the end`);
       }
     }
     return failures;

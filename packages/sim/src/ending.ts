@@ -60,7 +60,8 @@ export async function finish(sim: Simulation, timedOut: boolean): Promise<void> 
   }
   const policy = sim.nodes[0]!.replica!.policy!;
   const states = await collectStates(sim);
-  for (const failure of sim.checker.finalChecks(states, policy, sim.nowMs)) sim.checker.fail(timedOut ? `${failure} (phase two did not converge within ${sim.options.convergeBoundMs ?? convergeBoundMsDefault} ms)` : failure);
+  for (const failure of sim.checker.finalChecks(states, policy, sim.nowMs))
+    sim.checker.fail(timedOut ? `${failure} (phase two did not converge within ${sim.options.convergeBoundMs ?? convergeBoundMsDefault} ms)` : failure);
   for (const node of sim.nodes) {
     await sim.checker.scanStored(node, 'at the end');
     sim.checker.checkMarks(node, node.replica!, await node.replica!.cursors());
@@ -85,7 +86,9 @@ async function checkLog(sim: Simulation, node: SimNode): Promise<void> {
     if (entries.length === 0) return;
     for (const entry of entries) {
       if (!stored.has(`${entry.dataset}/${entry.key}`)) {
-        sim.checker.fail(`residency (disk): ${node.id}'s delta log keeps ${entry.kind ?? 'change'} entry ${entry.seq} of ${entry.dataset}/${entry.key}, a document it does not store`);
+        sim.checker.fail(
+          `residency (disk): ${node.id}'s delta log keeps ${entry.kind ?? 'change'} entry ${entry.seq} of ${entry.dataset}/${entry.key}, a document it does not store`,
+        );
       }
     }
     after = entries[entries.length - 1]!.seq;

@@ -73,7 +73,10 @@ export class SimNetwork {
   faults: MessageFaults = { lossProbability: 0, duplicateProbability: 0, reorderProbability: 0, spikeProbability: 0 };
   readonly stats = { messages: 0, lost: 0, duplicated: 0, reordered: 0, partitionDrops: 0, connections: 0 };
 
-  constructor(private readonly host: NetworkHost, private readonly random: Random) {}
+  constructor(
+    private readonly host: NetworkHost,
+    private readonly random: Random,
+  ) {}
 
   /** Blocks packets from `from` to `to` (one way). */
   block(from: string, to: string): void {
@@ -126,7 +129,10 @@ export class SimNetwork {
       const incarnation = this.host.incarnationOf(to);
       if (incarnation === null) {
         // Host up, process down: connection refused, if the reset gets back.
-        if (this.reachable(to, from)) this.host.at(this.host.nowMs + this.latencyMs(to, from), `net:refused #${conn.id}`, () => this.closeLocal(conn.dialer, abnormalCloseCode, 'ECONNREFUSED'));
+        if (this.reachable(to, from))
+          this.host.at(this.host.nowMs + this.latencyMs(to, from), `net:refused #${conn.id}`, () =>
+            this.closeLocal(conn.dialer, abnormalCloseCode, 'ECONNREFUSED'),
+          );
         return;
       }
       (conn.acceptor as { incarnation: number }).incarnation = incarnation;
@@ -232,7 +238,10 @@ export class SimNetwork {
   /** A process died: its sockets vanish without events there; peers get a reset if it reaches them. */
   crashed(node: string, incarnation: number): void {
     for (const conn of [...this.conns]) {
-      for (const [self, peer] of [[conn.dialer, conn.acceptor], [conn.acceptor, conn.dialer]] as const) {
+      for (const [self, peer] of [
+        [conn.dialer, conn.acceptor],
+        [conn.acceptor, conn.dialer],
+      ] as const) {
         if (self.node !== node || self.incarnation !== incarnation || self.state === 'closed') continue;
         self.state = 'closed';
         self.handler = null;

@@ -11,7 +11,7 @@ import { type ChangeEvent, type LogEntry, type PurgeEvent, Replica } from '@tess
 import { type LinkTiming, type SyncHost, SyncDriver, lanesOfPolicy } from '@tessera/sync';
 import { type SimConn, type SimNetwork } from './network.js';
 import { type Random } from './random.js';
-import { DiskHandle, SimDisk } from './storage.js';
+import { type DiskHandle, SimDisk } from './storage.js';
 import { SimTransport, simUrl } from './transport.js';
 
 /** Timing of the links and the node's chores. */
@@ -95,17 +95,26 @@ export class SimNode {
     const handle = this.disk.handle(() => this.onWrite(handle));
     this.handle = handle;
     const replica = await Replica.open({
-      storage: handle, node: this.id, region: this.region, durability: 'os', peers: this.peers, wallClock: () => this.host.wallMs(this.id),
+      storage: handle,
+      node: this.id,
+      region: this.region,
+      durability: 'os',
+      peers: this.peers,
+      wallClock: () => this.host.wallMs(this.id),
       policy: this.host.configPolicy(),
     });
     this.replica = replica;
     this.transport = new SimTransport(this.host.network, this.id, incarnation, (peer, entries) => this.host.observer.sent(this, peer, entries));
     const timing = this.host.timing;
     this.driver = new SyncDriver(this.syncHost(replica, incarnation, this.transport), {
-      cluster: this.host.cluster, secret: this.host.secret,
+      cluster: this.host.cluster,
+      secret: this.host.secret,
       peers: this.peers.map((peer) => ({ ...peer, url: simUrl(peer.node) })),
-      timing, lanes: lanesOfPolicy(replica.policy),
-      retentionIntervalMs: timing.retentionIntervalMs, logEntriesMax: timing.logEntriesMax, deniedAuditIntervalMs: timing.deniedAuditIntervalMs,
+      timing,
+      lanes: lanesOfPolicy(replica.policy),
+      retentionIntervalMs: timing.retentionIntervalMs,
+      logEntriesMax: timing.logEntriesMax,
+      deniedAuditIntervalMs: timing.deniedAuditIntervalMs,
       onPolicy: ({ version, from }) => this.host.observer.policyInstalled(this, version, from),
     });
     replica.on('change', this.onChange);
@@ -126,9 +135,16 @@ export class SimNode {
       io: (label, work, done) => {
         this.host.at(this.host.nowMs + this.host.diskDelayMs(), `${this.id}:${label}`, async () => {
           if (!live()) return;
-          await this.operate(() => work().then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })), (outcome) => {
-            if (live()) done(outcome);
-          });
+          await this.operate(
+            () =>
+              work().then(
+                (value) => ({ ok: true as const, value }),
+                (error: unknown) => ({ ok: false as const, error }),
+              ),
+            (outcome) => {
+              if (live()) done(outcome);
+            },
+          );
         });
       },
       timer: (delayMs, label, fn) => {
@@ -234,7 +250,12 @@ export class SimNode {
   }
 
   /** Per link: state, lanes' cursors and backlog (for quiescence and reports). */
-  linkViews(): Array<{ peer: string; state: string; lanes: Array<{ id: string; cursor: number; head: number; inflight: number; catchingUp: boolean }>; applying: boolean }> {
+  linkViews(): Array<{
+    peer: string;
+    state: string;
+    lanes: Array<{ id: string; cursor: number; head: number; inflight: number; catchingUp: boolean }>;
+    applying: boolean;
+  }> {
     const driver = this.driver;
     if (driver === null) return [];
     const nowMs = this.host.linkMs(this.id);

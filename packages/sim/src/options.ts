@@ -18,9 +18,25 @@ export interface FaultOptions {
 }
 
 /** Every fault. */
-export const allFaults: FaultOptions = { messages: true, partitions: true, crashes: true, midOpCrashes: true, clocks: true, policyChanges: true, tagChanges: true };
+export const allFaults: FaultOptions = {
+  messages: true,
+  partitions: true,
+  crashes: true,
+  midOpCrashes: true,
+  clocks: true,
+  policyChanges: true,
+  tagChanges: true,
+};
 /** No fault (a baseline run). */
-export const noFaults: FaultOptions = { messages: false, partitions: false, crashes: false, midOpCrashes: false, clocks: false, policyChanges: false, tagChanges: false };
+export const noFaults: FaultOptions = {
+  messages: false,
+  partitions: false,
+  crashes: false,
+  midOpCrashes: false,
+  clocks: false,
+  policyChanges: false,
+  tagChanges: false,
+};
 
 /** Options of a run. */
 export interface SimulationOptions {
@@ -84,9 +100,12 @@ export const timing: SimTiming = {
 
 /** The command lines that reproduce a run. */
 export function reproduceCommand(seed: number, options: { steps?: number; nodes?: number; faults?: Partial<FaultOptions> } = {}): string {
-  const without = Object.entries(options.faults ?? {}).filter(([, on]) => on === false).map(([name]) => name).sort().join(',');
+  const without = Object.entries(options.faults ?? {})
+    .filter(([, on]) => on === false)
+    .map(([name]) => name)
+    .sort()
+    .join(',');
   const extra = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` --steps ${options.steps}`}${options.nodes === undefined ? '' : ` --nodes ${options.nodes}`}${without === '' ? '' : ` --without ${without}`}`;
   const env = `${options.steps === undefined || options.steps === stepsDefault ? '' : ` SIM_STEPS=${options.steps}`}${options.nodes === undefined ? '' : ` SIM_NODES=${options.nodes}`}${without === '' ? '' : ` SIM_WITHOUT=${without}`}`;
   return `npm run sim -- --seed ${seed}${extra}   (or: SIM_SEED=${seed}${env} npx tap packages/sim/test/sim.test.ts)`;
 }
-

@@ -62,7 +62,13 @@ export function basePolicyShape(regions: readonly SimRegion[]): PolicyShape {
   return {
     version: 1,
     placements: {
-      catalog: 'global', notes: 'global', votes: 'global', stats: 'global', labels: 'global', texts: 'global', drafts: 'global',
+      catalog: 'global',
+      notes: 'global',
+      votes: 'global',
+      stats: 'global',
+      labels: 'global',
+      texts: 'global',
+      drafts: 'global',
       audits: 'local',
       orders: `{ regions: [${two.join(', ')}] }`,
       profiles: '{ home: doc.origin, within: jurisdiction }',
@@ -94,7 +100,16 @@ function randomPlacement(regions: readonly SimRegion[], random: Random): Placeme
   return random.weighted<() => string>([
     [4, () => 'global'],
     [2, () => 'local'],
-    [3, () => `{ regions: [${random.sample(regions.map((r) => r.name), random.range(1, regions.length)).join(', ')}] }`],
+    [
+      3,
+      () =>
+        `{ regions: [${random
+          .sample(
+            regions.map((r) => r.name),
+            random.range(1, regions.length),
+          )
+          .join(', ')}] }`,
+    ],
     [2, () => '{ home: doc.origin, within: jurisdiction }'],
     [1, () => `{ home: doc.origin, within: [${random.pick(regions).name}] }`],
     [1, () => `{ home: "'move' in doc.tags ? '${random.pick(regions).name}' : doc.origin" }`],

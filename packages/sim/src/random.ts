@@ -31,7 +31,7 @@ export class Random {
 
   constructor(seed: number, stream = '') {
     assert(Number.isSafeInteger(seed) && seed >= 0, 'a seed is a non-negative integer');
-    const mix = splitmix32((seed ^ labelHash(stream)) >>> 0 ^ Math.floor(seed / 0x1_0000_0000));
+    const mix = splitmix32(((seed ^ labelHash(stream)) >>> 0) ^ Math.floor(seed / 0x1_0000_0000));
     this.a = mix();
     this.b = mix();
     this.c = mix();

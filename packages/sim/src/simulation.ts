@@ -8,23 +8,41 @@
  * nodes, message faults, clock jumps) and must converge within a bound of simulated time. Then the final
  * checks run (checks.ts).
  */
-import { type DocState, type Policy, assert, encodeDoc, isTesseraError } from '@tessera/core';
+import { type Policy, assert, isTesseraError } from '@tessera/core';
 import { type LogEntry, type PurgeEvent } from '@tessera/store';
-import { allDocs, Checker } from './checks.js';
+import { Checker } from './checks.js';
 import { SimNetwork, type SimConn } from './network.js';
-import { type SimTiming, SimNode } from './node.js';
-import { type PolicyShape, type SimRegion, basePolicyShape, buildPolicy, nextPolicyShape, simDatasets, simRegions } from './policy.js';
+import { SimNode } from './node.js';
+import { type PolicyShape, type SimRegion, basePolicyShape, buildPolicy, nextPolicyShape, simRegions } from './policy.js';
 import { EventQueue } from './queue.js';
 import { scheduleFaults } from './faults.js';
 import { finish, quiescent } from './ending.js';
 import {
-  type FaultOptions, type SimulationOptions, type SimulationResult, allFaults, convergeBoundMsDefault, eventsMax, operationGapMsMean,
-  reproduceCommand, stepsDefault, timing, wallBaseMs,
+  type FaultOptions,
+  type SimulationOptions,
+  type SimulationResult,
+  allFaults,
+  convergeBoundMsDefault,
+  eventsMax,
+  operationGapMsMean,
+  reproduceCommand,
+  stepsDefault,
+  timing,
+  wallBaseMs,
 } from './options.js';
 
-export { type FaultOptions, type SimulationOptions, type SimulationResult, allFaults, noFaults, reproduceCommand, stepsDefault, convergeBoundMsDefault } from './options.js';
+export {
+  type FaultOptions,
+  type SimulationOptions,
+  type SimulationResult,
+  allFaults,
+  noFaults,
+  reproduceCommand,
+  stepsDefault,
+  convergeBoundMsDefault,
+} from './options.js';
 import { Random } from './random.js';
-import { type Operation, execute, expectedRefusals, keysPerDataset, randomOperation } from './workload.js';
+import { type Operation, execute, expectedRefusals, randomOperation } from './workload.js';
 
 /** Runs one simulation. */
 export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
@@ -53,7 +71,6 @@ export class Simulation {
   private policyShape: PolicyShape;
   readonly policies: Policy[] = [];
   private readonly restartAt = new Map<string, number>();
-  private phase: 1 | 2 = 1;
   healed = false;
   private digestState = 0x811c9dc5;
   private events = 0;
@@ -182,15 +199,28 @@ export class Simulation {
     const stats: Record<string, number> = { ...this.counts, ...this.checker.counts, ...this.network.stats };
     for (const node of this.nodes) for (const [name, value] of Object.entries(node.stats)) stats[name] = (stats[name] ?? 0) + value;
     stats.writesAcknowledged = this.checker.writes.length;
-    const report = failures.length === 0 ? '' : [
-      `simulation seed ${this.seed} failed (${failures.length} problem${failures.length === 1 ? '' : 's'}, ${this.nodes.length} nodes, ${this.steps} steps, at simulated t=${this.nowMs} ms):`,
-      ...failures.slice(0, 20).map((failure) => `  - ${failure}`),
-      ...(failures.length > 20 ? [`  … and ${failures.length - 20} more`] : []),
-      `reproduce: ${this.reproduce}`,
-    ].join('\n');
+    const report =
+      failures.length === 0
+        ? ''
+        : [
+            `simulation seed ${this.seed} failed (${failures.length} problem${failures.length === 1 ? '' : 's'}, ${this.nodes.length} nodes, ${this.steps} steps, at simulated t=${this.nowMs} ms):`,
+            ...failures.slice(0, 20).map((failure) => `  - ${failure}`),
+            ...(failures.length > 20 ? [`  … and ${failures.length - 20} more`] : []),
+            `reproduce: ${this.reproduce}`,
+          ].join('\n');
     return {
-      seed: this.seed, nodes: this.nodes.length, steps: this.steps, ok: failures.length === 0, failures, report, reproduce: this.reproduce,
-      simulatedMs: this.nowMs, convergedAfterMs, events: this.events, digest: (this.digestState >>> 0).toString(16).padStart(8, '0'), stats,
+      seed: this.seed,
+      nodes: this.nodes.length,
+      steps: this.steps,
+      ok: failures.length === 0,
+      failures,
+      report,
+      reproduce: this.reproduce,
+      simulatedMs: this.nowMs,
+      convergedAfterMs,
+      events: this.events,
+      digest: (this.digestState >>> 0).toString(16).padStart(8, '0'),
+      stats,
     };
   }
 
@@ -253,7 +283,8 @@ export class Simulation {
     for (let i = 0; i < this.steps; i++) {
       t += this.random.workload.exp(operationGapMsMean);
       let op: Operation = randomOperation(this.random.workload);
-      while (!this.faults.tagChanges && (op.kind === 'tag' || (op.kind === 'put' && op.tags !== undefined && op.tags.length > 0))) op = randomOperation(this.random.workload);
+      while (!this.faults.tagChanges && (op.kind === 'tag' || (op.kind === 'put' && op.tags !== undefined && op.tags.length > 0)))
+        op = randomOperation(this.random.workload);
       const node = this.random.workload.pick(this.nodes);
       this.at(t, `op ${node.id} ${op.kind} ${op.dataset}/${op.key}`, () => this.operation(node, op));
     }
@@ -284,31 +315,41 @@ export class Simulation {
       this.counts.nodeDown++;
       return;
     }
-    const outcome = await node.operate(async (replica) => {
-      try {
-        return await execute(replica, op);
-      } catch (error) {
-        if (isTesseraError(error) && expectedRefusals.has(error.code)) return null;
-        throw error;
-      }
-    }, async (result) => {
-      const detail = op.kind === 'tag' ? ` +[${op.add.join(',')}] -[${op.remove.join(',')}]` : op.kind === 'put' && op.tags !== undefined ? ` tags [${op.tags.join(',')}]` : '';
-      if (result === null) {
-        this.counts.refused++;
-        this.traceLine(`${node.id}: ${op.kind} ${op.dataset}/${op.key}${detail} refused`);
-        return;
-      }
-      this.traceLine(`${node.id}: ${op.kind} ${op.dataset}/${op.key}${detail} acknowledged${result.dot === null ? ' (no change)' : ` dot ${result.dot.join(':')}`}`);
-      if (result.dot === null) return;
-      this.counts.acknowledged++;
-      const write = { node: node.id, dataset: op.dataset, key: op.key, dot: result.dot, hlc: result.hlc, atMs: this.nowMs, kind: op.kind };
-      if (op.kind === 'delete') {
-        const state = await node.replica!.state(op.dataset, op.key);
-        this.checker.ackedDelete({ ...write, ctx: state!.ctx.clone() });
-      } else {
-        this.checker.ackedWrite(write);
-      }
-    });
+    const outcome = await node.operate(
+      async (replica) => {
+        try {
+          return await execute(replica, op);
+        } catch (error) {
+          if (isTesseraError(error) && expectedRefusals.has(error.code)) return null;
+          throw error;
+        }
+      },
+      async (result) => {
+        const detail =
+          op.kind === 'tag'
+            ? ` +[${op.add.join(',')}] -[${op.remove.join(',')}]`
+            : op.kind === 'put' && op.tags !== undefined
+              ? ` tags [${op.tags.join(',')}]`
+              : '';
+        if (result === null) {
+          this.counts.refused++;
+          this.traceLine(`${node.id}: ${op.kind} ${op.dataset}/${op.key}${detail} refused`);
+          return;
+        }
+        this.traceLine(
+          `${node.id}: ${op.kind} ${op.dataset}/${op.key}${detail} acknowledged${result.dot === null ? ' (no change)' : ` dot ${result.dot.join(':')}`}`,
+        );
+        if (result.dot === null) return;
+        this.counts.acknowledged++;
+        const write = { node: node.id, dataset: op.dataset, key: op.key, dot: result.dot, hlc: result.hlc, atMs: this.nowMs, kind: op.kind };
+        if (op.kind === 'delete') {
+          const state = await node.replica!.state(op.dataset, op.key);
+          this.checker.ackedDelete({ ...write, ctx: state!.ctx.clone() });
+        } else {
+          this.checker.ackedWrite(write);
+        }
+      },
+    );
     if (outcome === 'crashed') {
       this.counts.crashedInOp++;
       this.checker.uncertain.add(`${op.dataset}/${op.key}`);
@@ -328,16 +369,19 @@ export class Simulation {
       this.at(this.nowMs + i * this.random.faults.range(0, 300), `policy v${policy.version} on ${node.id}`, async () => {
         // As `tessera policy apply` does through the API: install, then the links offer it to the peers.
         let refused = false;
-        const outcome = await node.operate(async (replica) => {
-          try {
-            await replica.installPolicy(policy, 'enforce', 'api');
-          } catch (error) {
-            if (isTesseraError(error, 'ERR_POLICY_CONFLICT')) refused = true;
-            else throw error;
-          }
-        }, () => {
-          if (!refused) node.driver?.policyChanged();
-        });
+        const outcome = await node.operate(
+          async (replica) => {
+            try {
+              await replica.installPolicy(policy, 'enforce', 'api');
+            } catch (error) {
+              if (isTesseraError(error, 'ERR_POLICY_CONFLICT')) refused = true;
+              else throw error;
+            }
+          },
+          () => {
+            if (!refused) node.driver?.policyChanged();
+          },
+        );
         if (outcome === 'done' && !refused) this.afterPolicy.add(node);
       });
     });
@@ -346,7 +390,6 @@ export class Simulation {
   // ---------------------------------------------------------------- phase two
 
   private heal(): void {
-    this.phase = 2;
     this.healed = true;
     this.network.healAll();
     this.network.faults = { lossProbability: 0, duplicateProbability: 0, reorderProbability: 0, spikeProbability: 0 };

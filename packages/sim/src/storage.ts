@@ -47,7 +47,11 @@ export class DiskHandle implements StoragePort {
   private dead = false;
   readonly description: string;
 
-  constructor(private readonly disk: SimDisk, private readonly engine: StoragePort, private readonly hook: WriteHook) {
+  constructor(
+    private readonly disk: SimDisk,
+    private readonly engine: StoragePort,
+    private readonly hook: WriteHook,
+  ) {
     this.description = engine.description;
   }
 

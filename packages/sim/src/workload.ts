@@ -57,7 +57,16 @@ export function randomOperation(random: Random): Operation {
   switch (dataset.type) {
     case 'map':
       return random.weighted<() => Operation>([
-        [2, () => ({ kind: 'put', dataset: name, key, value: { [field.split('.')[0]!]: smallValue(random), n: random.int(100) }, ...(random.chance(0.3) ? { tags: tagsOf(random) } : {}) })],
+        [
+          2,
+          () => ({
+            kind: 'put',
+            dataset: name,
+            key,
+            value: { [field.split('.')[0]!]: smallValue(random), n: random.int(100) },
+            ...(random.chance(0.3) ? { tags: tagsOf(random) } : {}),
+          }),
+        ],
         [4, () => ({ kind: 'set-field', dataset: name, key, path: field, value: smallValue(random) })],
         [1, () => ({ kind: 'delete-field', dataset: name, key, path: field })],
       ])();

@@ -19,7 +19,8 @@ const nodes = [
   { node: 'u1', region: 'us-east' },
 ] as const;
 
-const policy = parsePolicy(`version: 1
+const policy = parsePolicy(
+  `version: 1
 regions:
   eu-west:    { jurisdiction: eu }
   eu-central: { jurisdiction: eu }
@@ -32,22 +33,60 @@ rules:
     deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
   - name: reviewed documents leave quarantine
     release: "'reviewed' in doc.tags"
-`, 'property policy');
+`,
+  'property policy',
+);
 
 const types: readonly CrdtTypeName[] = ['lww', 'map', 'counter', 'set'];
 const tagNames = ['pii', 'quarantine', 'reviewed'] as const;
 
 type Step =
-  | { readonly kind: 'write'; readonly at: number; readonly dataset: 'notes' | 'profiles'; readonly key: number; readonly type: CrdtTypeName; readonly value: number; readonly tags: readonly string[] | null }
+  | {
+      readonly kind: 'write';
+      readonly at: number;
+      readonly dataset: 'notes' | 'profiles';
+      readonly key: number;
+      readonly type: CrdtTypeName;
+      readonly value: number;
+      readonly tags: readonly string[] | null;
+    }
   | { readonly kind: 'delete'; readonly at: number; readonly dataset: 'notes' | 'profiles'; readonly key: number }
-  | { readonly kind: 'tag'; readonly at: number; readonly dataset: 'notes' | 'profiles'; readonly key: number; readonly add: readonly string[]; readonly remove: readonly string[] }
+  | {
+      readonly kind: 'tag';
+      readonly at: number;
+      readonly dataset: 'notes' | 'profiles';
+      readonly key: number;
+      readonly add: readonly string[];
+      readonly remove: readonly string[];
+    }
   | { readonly kind: 'deliver'; readonly from: number; readonly to: number };
 
 const datasetArb = fc.constantFrom('notes' as const, 'profiles' as const);
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('write' as const), at: fc.nat(2), dataset: datasetArb, key: fc.nat(2), type: fc.constantFrom(...types), value: fc.nat(99), tags: fc.option(fc.subarray([...tagNames]), { freq: 3 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('write' as const),
+      at: fc.nat(2),
+      dataset: datasetArb,
+      key: fc.nat(2),
+      type: fc.constantFrom(...types),
+      value: fc.nat(99),
+      tags: fc.option(fc.subarray([...tagNames]), { freq: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), at: fc.nat(2), dataset: datasetArb, key: fc.nat(2) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('tag' as const), at: fc.nat(2), dataset: datasetArb, key: fc.nat(2), add: fc.subarray([...tagNames]), remove: fc.subarray([...tagNames]) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('tag' as const),
+      at: fc.nat(2),
+      dataset: datasetArb,
+      key: fc.nat(2),
+      add: fc.subarray([...tagNames]),
+      remove: fc.subarray([...tagNames]),
+    }),
+  },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('deliver' as const), from: fc.nat(2), to: fc.nat(2) }) },
 );
 
@@ -68,12 +107,15 @@ async function deliver(cluster: Cluster, from: number, to: number): Promise<bool
   if (entries.length === 0) return false;
   const { allowed, heads } = await source.sendable(entries, target.region);
   const headed = new Set<string>();
-  const wire = entries.filter((entry, i) => allowed[i] && entry.origin !== target.node).map((entry) => {
-    const id = `${entry.dataset}\u0000${entry.key}`;
-    const head = entry.kind === 'purge' || headed.has(id) ? undefined : [...heads.entries()].find(([doc]) => doc.endsWith(`${entry.dataset}\u0000${entry.key}`))?.[1];
-    if (head !== undefined) headed.add(id);
-    return head === undefined ? entry : { ...entry, head };
-  });
+  const wire = entries
+    .filter((entry, i) => allowed[i] && entry.origin !== target.node)
+    .map((entry) => {
+      const id = `${entry.dataset}\u0000${entry.key}`;
+      const head =
+        entry.kind === 'purge' || headed.has(id) ? undefined : [...heads.entries()].find(([doc]) => doc.endsWith(`${entry.dataset}\u0000${entry.key}`))?.[1];
+      if (head !== undefined) headed.add(id);
+      return head === undefined ? entry : { ...entry, head };
+    });
   if (wire.length > 0) {
     const result = await target.applyDeltas(wire, { from: source.region });
     const refusedSeqs = result.refused.map((index) => wire[index]!.seq!);
@@ -86,7 +128,8 @@ async function deliver(cluster: Cluster, from: number, to: number): Promise<bool
 
 async function settle(cluster: Cluster, index: number): Promise<void> {
   const replica = cluster.replicas[index]!;
-  const acknowledged = (region: string) => Math.min(...nodes.map((spec, i) => (spec.region === region && i !== index ? cluster.cursors[index]![i]! : Infinity)));
+  const acknowledged = (region: string) =>
+    Math.min(...nodes.map((spec, i) => (spec.region === region && i !== index ? cluster.cursors[index]![i]! : Infinity)));
   await replica.settleHandovers(acknowledged);
 }
 
@@ -105,12 +148,24 @@ async function states(cluster: Cluster): Promise<Map<string, Map<string, DocStat
 async function play(steps: readonly Step[]): Promise<string[]> {
   const { Replica } = await import('@tessera/store');
   let clockMs = 1_700_000_000_000;
-  const replicas = await Promise.all(nodes.map((spec) => Replica.open({
-    storage: memoryStorage(spec.node), node: spec.node, region: spec.region, durability: 'os', policy,
-    peers: nodes.map(({ node, region }) => ({ node, region })), wallClock: () => clockMs,
-  })));
+  const replicas = await Promise.all(
+    nodes.map((spec) =>
+      Replica.open({
+        storage: memoryStorage(spec.node),
+        node: spec.node,
+        region: spec.region,
+        durability: 'os',
+        policy,
+        peers: nodes.map(({ node, region }) => ({ node, region })),
+        wallClock: () => clockMs,
+      }),
+    ),
+  );
   const cluster: Cluster = { replicas, cursors: nodes.map(() => nodes.map(() => 0)) };
-  const checker = new Checker((node) => nodes.find((spec) => spec.node === node)!.region, nodes.map((spec) => spec.node));
+  const checker = new Checker(
+    (node) => nodes.find((spec) => spec.node === node)!.region,
+    nodes.map((spec) => spec.node),
+  );
   try {
     for (const step of steps) {
       clockMs += 7;
@@ -121,9 +176,12 @@ async function play(steps: readonly Step[]): Promise<string[]> {
       const replica = replicas[step.at]!;
       const key = `k${step.key}`;
       try {
-        const result = step.kind === 'write'
-          ? await replica.operate(step.dataset, key, writeOf(step.type, step.value), { type: step.type, ...(step.tags === null ? {} : { tags: step.tags }) })
-          : step.kind === 'delete' ? await replica.delete(step.dataset, key) : await replica.tag(step.dataset, key, { add: step.add, remove: step.remove.filter((tag) => !step.add.includes(tag)) });
+        const result =
+          step.kind === 'write'
+            ? await replica.operate(step.dataset, key, writeOf(step.type, step.value), { type: step.type, ...(step.tags === null ? {} : { tags: step.tags }) })
+            : step.kind === 'delete'
+              ? await replica.delete(step.dataset, key)
+              : await replica.tag(step.dataset, key, { add: step.add, remove: step.remove.filter((tag) => !step.add.includes(tag)) });
         if (process.env.PROPERTY_TRACE !== undefined) console.log(clockMs, JSON.stringify(step), '->', JSON.stringify(result.dot));
         if (result.dot !== null) {
           const write = { node: replica.node, dataset: step.dataset, key, dot: result.dot, hlc: result.hlc, atMs: clockMs, kind: step.kind };
@@ -153,20 +211,27 @@ async function play(steps: readonly Step[]): Promise<string[]> {
 
 function writeOf(type: CrdtTypeName, value: number) {
   switch (type) {
-    case 'map': return { op: 'set' as const, path: ['f'], value };
-    case 'counter': return { op: 'increment' as const, amount: value + 1 };
-    case 'set': return { op: 'add' as const, element: value };
-    default: return { op: 'put' as const, value };
+    case 'map':
+      return { op: 'set' as const, path: ['f'], value };
+    case 'counter':
+      return { op: 'increment' as const, amount: value + 1 };
+    case 'set':
+      return { op: 'add' as const, element: value };
+    default:
+      return { op: 'put' as const, value };
   }
 }
 
 t.test('three replicas exchanging only what the API hands out converge, hold what they may, and lose nothing', async (t) => {
-  await fc.assert(fc.asyncProperty(fc.array(stepArb, { minLength: 5, maxLength: 60 }), async (steps) => {
-    const failures = await play(steps);
-    if (failures.length > 0) throw new Error(failures.join('\n'));
-  }), {
-    numRuns: Number(process.env.PROPERTY_RUNS ?? 60),
-    ...(process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED), path: process.env.PROPERTY_PATH }),
-  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(stepArb, { minLength: 5, maxLength: 60 }), async (steps) => {
+      const failures = await play(steps);
+      if (failures.length > 0) throw new Error(failures.join('\n'));
+    }),
+    {
+      numRuns: Number(process.env.PROPERTY_RUNS ?? 60),
+      ...(process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED), path: process.env.PROPERTY_PATH }),
+    },
+  );
   t.pass('every history converged');
 });

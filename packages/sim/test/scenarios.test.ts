@@ -6,7 +6,13 @@ import t from 'tap';
 import { emptyDoc, mutate, operationMutator, type DocState } from '@tessera/core';
 import { Checker, allFaults, noFaults, runSimulation, type FaultOptions } from '@tessera/sim';
 
-async function scenario(t: { ok(value: unknown, message: string): void }, name: string, seed: number, faults: Partial<FaultOptions>, steps = 60): Promise<void> {
+async function scenario(
+  t: { ok(value: unknown, message: string): void },
+  name: string,
+  seed: number,
+  faults: Partial<FaultOptions>,
+  steps = 60,
+): Promise<void> {
   const result = await runSimulation({ seed, steps, faults, nodes: 3 });
   t.ok(result.ok, result.ok ? `${name}: seed ${seed} passed` : result.report);
   t.ok(result.convergedAfterMs !== null, `${name}: converged; reproduce: ${result.reproduce}`);
@@ -22,7 +28,9 @@ t.test('a seed replays the same run (same events, same final states)', async (t)
 });
 
 t.test('no faults: the baseline converges', (t) => scenario(t, 'baseline', 21, noFaults));
-t.test('crashes only (between operations and in the middle of their storage writes)', (t) => scenario(t, 'crashes', 22, { ...noFaults, crashes: true, midOpCrashes: true }, 80));
+t.test('crashes only (between operations and in the middle of their storage writes)', (t) =>
+  scenario(t, 'crashes', 22, { ...noFaults, crashes: true, midOpCrashes: true }, 80),
+);
 t.test('message faults and partitions only', (t) => scenario(t, 'network', 23, { ...noFaults, messages: true, partitions: true }, 80));
 t.test('clock skew and jumps only (an hour back and forth)', (t) => scenario(t, 'clocks', 24, { ...noFaults, clocks: true }));
 t.test('tag changes only (quarantine, release, pii, shared, move)', (t) => scenario(t, 'tags', 25, { ...noFaults, tagChanges: true }, 80));
@@ -34,7 +42,10 @@ function docWith(writers: Array<[string, number]>): DocState {
   for (const [node, count] of writers) {
     for (let i = 0; i < count; i++) {
       const region = node === 'a' ? 'eu-west' : 'us-east';
-      doc = mutate(doc, node, { ms: ms++, c: 0 }, operationMutator('lww', { op: 'put', value: `${node}${i}` }, 'notes/k'), undefined, { region, type: 'lww' })!.state;
+      doc = mutate(doc, node, { ms: ms++, c: 0 }, operationMutator('lww', { op: 'put', value: `${node}${i}` }, 'notes/k'), undefined, {
+        region,
+        type: 'lww',
+      })!.state;
     }
   }
   return doc;
@@ -49,10 +60,31 @@ t.test('the checks catch what they claim to', async (t) => {
   checker.ackedWrite({ ...write, key: 'k2', hlc: { ms: 5, c: 0 } });
   t.match(checker.failures.join('\n'), /monotonic: .* got HLC 5\.0, not after/, 'an HLC that went back');
   const { parsePolicy } = await import('@tessera/core');
-  const policy = parsePolicy('version: 1\nregions:\n  eu-west: { jurisdiction: eu }\n  us-east: { jurisdiction: us }\ndatasets:\n  notes: { type: lww, placement: global }\n', 'test');
+  const policy = parsePolicy(
+    'version: 1\nregions:\n  eu-west: { jurisdiction: eu }\n  us-east: { jurisdiction: us }\ndatasets:\n  notes: { type: lww, placement: global }\n',
+    'test',
+  );
   const lost = checker.finalChecks(new Map(), policy, 100);
   t.match(lost.join('\n'), /lost write: the acknowledged put of notes\/k at a/, 'a write in no copy');
-  const diverged = checker.finalChecks(new Map([['notes/k', new Map([['a', docWith([['a', 1]])], ['b', docWith([['a', 1], ['b', 1]])]])]]), policy, 100);
+  const diverged = checker.finalChecks(
+    new Map([
+      [
+        'notes/k',
+        new Map([
+          ['a', docWith([['a', 1]])],
+          [
+            'b',
+            docWith([
+              ['a', 1],
+              ['b', 1],
+            ]),
+          ],
+        ]),
+      ],
+    ]),
+    policy,
+    100,
+  );
   t.match(diverged.join('\n'), /convergence: a's copy of notes\/k differs/, 'copies that differ');
   const missing = checker.finalChecks(new Map([['notes/k', new Map([['a', docWith([['a', 1]])]])]]), policy, 100);
   t.match(missing.join('\n'), /convergence: b may hold notes\/k .* but holds nothing/, 'an allowed region without a copy');

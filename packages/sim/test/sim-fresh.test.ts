@@ -13,7 +13,10 @@ t.setTimeout(600_000);
 for (const seed of seeds) {
   t.test(`sim: fresh seed ${seed}, every fault`, async (t) => {
     const result = await runSimulation({ seed });
-    t.ok(result.ok, result.ok ? `seed ${seed}: ${result.stats.writesAcknowledged} acknowledged writes, converged ${result.convergedAfterMs} ms after healing` : result.report);
+    t.ok(
+      result.ok,
+      result.ok ? `seed ${seed}: ${result.stats.writesAcknowledged} acknowledged writes, converged ${result.convergedAfterMs} ms after healing` : result.report,
+    );
     t.ok(result.stats.writesAcknowledged > 0, `seed ${seed} acknowledged writes`);
   });
 }

@@ -26,13 +26,21 @@ const envSeed = process.env.SIM_SEED;
 const seeds = envSeed === undefined ? regressionSeeds : [Number(envSeed)];
 const steps = process.env.SIM_STEPS === undefined ? undefined : Number(process.env.SIM_STEPS);
 const nodes = process.env.SIM_NODES === undefined ? undefined : Number(process.env.SIM_NODES);
-const faults = Object.fromEntries((process.env.SIM_WITHOUT ?? '').split(',').filter((name) => name !== '').map((name) => [name, false]));
+const faults = Object.fromEntries(
+  (process.env.SIM_WITHOUT ?? '')
+    .split(',')
+    .filter((name) => name !== '')
+    .map((name) => [name, false]),
+);
 
 t.setTimeout(600_000);
 for (const seed of seeds) {
   t.test(`sim: seed ${seed}, every fault`, async (t) => {
     const result = await runSimulation({ seed, steps, nodes, faults });
-    t.ok(result.ok, result.ok ? `seed ${seed}: ${result.stats.writesAcknowledged} acknowledged writes, converged ${result.convergedAfterMs} ms after healing` : result.report);
+    t.ok(
+      result.ok,
+      result.ok ? `seed ${seed}: ${result.stats.writesAcknowledged} acknowledged writes, converged ${result.convergedAfterMs} ms after healing` : result.report,
+    );
     t.ok(result.convergedAfterMs !== null, `seed ${seed} converged within the bound; reproduce: ${result.reproduce}`);
     t.ok(result.stats.writesAcknowledged > 0, `seed ${seed} acknowledged writes (a run that writes nothing checks nothing)`);
   });

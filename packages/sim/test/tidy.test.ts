@@ -9,20 +9,33 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const simSources = readdirSync(join(root, 'sim/src')).filter((name) => name.endsWith('.ts')).map((name) => join(root, 'sim/src', name));
+const simSources = readdirSync(join(root, 'sim/src'))
+  .filter((name) => name.endsWith('.ts'))
+  .map((name) => join(root, 'sim/src', name));
 
 /** What only the protocol machine (packages/sync/src/link/, sender.ts) may use. */
-const protocolNames = [/\bLinkSender\b/, /\bLinkMachine\b/, /\bhelloFor\b/, /\bwelcomeMatches\b/, /\bjudgeHello\b/, /\bReceiveQueue\b/, /\bForwarding\b/, /\bCadenceController\b/];
+const protocolNames = [
+  /\bLinkSender\b/,
+  /\bLinkMachine\b/,
+  /\bhelloFor\b/,
+  /\bwelcomeMatches\b/,
+  /\bjudgeHello\b/,
+  /\bReceiveQueue\b/,
+  /\bForwarding\b/,
+  /\bCadenceController\b/,
+];
 /** Frames built by hand: `{ t: 'hello' … }` and the like. */
 const frameLiteral = /\bt:\s*'(hello|welcome|challenge|batch|state|ack|reject|ping|pong|policy|refuse)'/;
 
 function offenders(paths: readonly string[], allowDecode: boolean): string[] {
   const found: string[] = [];
   for (const path of paths) {
-    readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-      if (protocolNames.some((pattern) => pattern.test(line)) || frameLiteral.test(line)) found.push(`${path}:${i + 1}: ${line.trim()}`);
-      if (!allowDecode && /\bencodeFrame\b/.test(line)) found.push(`${path}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(path, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (protocolNames.some((pattern) => pattern.test(line)) || frameLiteral.test(line)) found.push(`${path}:${i + 1}: ${line.trim()}`);
+        if (!allowDecode && /\bencodeFrame\b/.test(line)) found.push(`${path}:${i + 1}: ${line.trim()}`);
+      });
   }
   return found;
 }

@@ -14,8 +14,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { TesseraError } from '@tessera/core';
 
 /** What an audit entry records. */
-export type AuditKind =
-  | 'policy-stored' | 'policy-activated' | 'send-denied' | 'rejected' | 'purge' | 'quarantine-hold' | 'quarantine-release';
+export type AuditKind = 'policy-stored' | 'policy-activated' | 'send-denied' | 'rejected' | 'purge' | 'quarantine-hold' | 'quarantine-release';
 
 /** One audit entry as stored and listed. */
 export interface AuditEntry {
@@ -41,7 +40,9 @@ export const auditDetailsBytesMax = 16 * 1024;
 
 /** The content hash of an entry: SHA-256 over its canonical JSON without `hash`. */
 export function auditHash(entry: Omit<AuditEntry, 'hash'>): string {
-  return createHash('sha256').update(canonicalJson([entry.seq, entry.atMs, entry.kind, entry.node, entry.region, entry.details, entry.prev])).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson([entry.seq, entry.atMs, entry.kind, entry.node, entry.region, entry.details, entry.prev]))
+    .digest('hex');
 }
 
 /** A document's name in audit entries and logs: a keyed digest of dataset and key (16 hex characters). */
@@ -53,9 +54,18 @@ export function keyDigest(salt: Uint8Array, dataset: string, key: string): strin
 export function isAuditEntry(value: unknown): value is AuditEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const entry = value as Record<string, unknown>;
-  return Number.isSafeInteger(entry.seq) && typeof entry.atMs === 'number' && typeof entry.kind === 'string' && typeof entry.node === 'string'
-    && typeof entry.region === 'string' && typeof entry.details === 'object' && entry.details !== null && !Array.isArray(entry.details)
-    && typeof entry.prev === 'string' && typeof entry.hash === 'string';
+  return (
+    Number.isSafeInteger(entry.seq) &&
+    typeof entry.atMs === 'number' &&
+    typeof entry.kind === 'string' &&
+    typeof entry.node === 'string' &&
+    typeof entry.region === 'string' &&
+    typeof entry.details === 'object' &&
+    entry.details !== null &&
+    !Array.isArray(entry.details) &&
+    typeof entry.prev === 'string' &&
+    typeof entry.hash === 'string'
+  );
 }
 
 /** True when `value` is an audit head record: `{ seq, hash }`. */
@@ -77,18 +87,33 @@ export interface AuditVerdict {
  * Checks a chain read in key order: sequence numbers 1.. without gaps or repeats, every `prev` the hash of the
  * entry before, every `hash` matching its content, and the head naming the last entry.
  */
-export function verifyAuditChain(entries: Iterable<{ readonly storedSeq: number; readonly entry: AuditEntry }>, head: { seq: number; hash: string } | null): AuditVerdict {
+export function verifyAuditChain(
+  entries: Iterable<{ readonly storedSeq: number; readonly entry: AuditEntry }>,
+  head: { seq: number; hash: string } | null,
+): AuditVerdict {
   let expectedSeq = 1;
   let prev = auditGenesis;
   let count = 0;
   for (const { storedSeq, entry } of entries) {
     count++;
-    if (entry.seq !== storedSeq) return { ok: false, entries: count, problem: `entry stored at position ${storedSeq} says it is entry ${entry.seq}: entries were moved` };
-    if (entry.seq !== expectedSeq) return { ok: false, entries: count, problem: `entry ${entry.seq} follows entry ${expectedSeq - 1}: entries ${expectedSeq}–${entry.seq - 1} were removed or reordered` };
-    if (entry.prev !== prev) return { ok: false, entries: count, problem: `entry ${entry.seq} does not link to entry ${entry.seq - 1} (its prev hash differs): an entry before it was edited, removed or reordered` };
+    if (entry.seq !== storedSeq)
+      return { ok: false, entries: count, problem: `entry stored at position ${storedSeq} says it is entry ${entry.seq}: entries were moved` };
+    if (entry.seq !== expectedSeq)
+      return {
+        ok: false,
+        entries: count,
+        problem: `entry ${entry.seq} follows entry ${expectedSeq - 1}: entries ${expectedSeq}–${entry.seq - 1} were removed or reordered`,
+      };
+    if (entry.prev !== prev)
+      return {
+        ok: false,
+        entries: count,
+        problem: `entry ${entry.seq} does not link to entry ${entry.seq - 1} (its prev hash differs): an entry before it was edited, removed or reordered`,
+      };
     const { hash, ...content } = entry;
     const recomputed = auditHash(content);
-    if (recomputed !== hash) return { ok: false, entries: count, problem: `entry ${entry.seq} (${entry.kind}) was edited: its content no longer matches its hash` };
+    if (recomputed !== hash)
+      return { ok: false, entries: count, problem: `entry ${entry.seq} (${entry.kind}) was edited: its content no longer matches its hash` };
     prev = hash;
     expectedSeq++;
   }
@@ -97,9 +122,14 @@ export function verifyAuditChain(entries: Iterable<{ readonly storedSeq: number;
     return last === 0 ? { ok: true, entries: 0 } : { ok: false, entries: count, problem: `the head record is missing although ${last} entries exist` };
   }
   if (head.seq !== last || head.hash !== prev) {
-    return { ok: false, entries: count, problem: head.seq > last
-      ? `the head names entry ${head.seq} but the log ends at entry ${last}: entries were removed from the end`
-      : `the head names entry ${head.seq} with another hash than the log's last entry ${last}: the head or the last entries were edited` };
+    return {
+      ok: false,
+      entries: count,
+      problem:
+        head.seq > last
+          ? `the head names entry ${head.seq} but the log ends at entry ${last}: entries were removed from the end`
+          : `the head names entry ${head.seq} with another hash than the log's last entry ${last}: the head or the last entries were edited`,
+    };
   }
   return { ok: true, entries: count };
 }
@@ -109,7 +139,11 @@ export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const record = value as Record<string, unknown>;
-  return `{${Object.keys(record).sort().filter((k) => record[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(',')}}`;
+  return `{${Object.keys(record)
+    .sort()
+    .filter((k) => record[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`)
+    .join(',')}}`;
 }
 
 /** Checks an entry's details before it is chained. */

@@ -2,14 +2,27 @@
 import type * as Y from 'yjs';
 import type * as A from '@automerge/automerge';
 import {
-  type AutomergeBody, type Json, type JsonScalar, type YjsBody, TesseraError, automergeChange, automergeDoc, toFieldPath, yjsChange, yjsDoc,
+  type AutomergeBody,
+  type Json,
+  type JsonScalar,
+  type YjsBody,
+  TesseraError,
+  automergeChange,
+  automergeDoc,
+  toFieldPath,
+  yjsChange,
+  yjsDoc,
 } from '@tessera/core';
-import type { Replica } from './replica.js';
-import type { WriteOptions, WriteResult } from './types.js';
+import { type Replica } from './replica.js';
+import { type WriteOptions, type WriteResult } from './types.js';
 
 /** Field operations on a `map` document. */
 export class MapHandle {
-  constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
+  constructor(
+    private readonly replica: Replica,
+    readonly dataset: string,
+    readonly key: string,
+  ) {}
 
   /** Sets the field at `path` (`'a.b'` or `['a', 'b']`); objects merge field by field with concurrent writes. */
   async set(path: string | readonly string[], value: Json, options: WriteOptions = {}): Promise<WriteResult> {
@@ -29,7 +42,11 @@ export class MapHandle {
 
 /** A `counter` document. */
 export class CounterHandle {
-  constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
+  constructor(
+    private readonly replica: Replica,
+    readonly dataset: string,
+    readonly key: string,
+  ) {}
 
   /** Adds `amount` (a safe integer, default 1). */
   async increment(amount = 1): Promise<WriteResult> {
@@ -38,7 +55,8 @@ export class CounterHandle {
 
   /** Subtracts `amount` (default 1). */
   async decrement(amount = 1): Promise<WriteResult> {
-    if (!Number.isSafeInteger(amount)) throw new TesseraError('ERR_COUNTER_RANGE', `decrement of ${this.dataset}/${this.key}: amount ${amount} is not a safe integer`);
+    if (!Number.isSafeInteger(amount))
+      throw new TesseraError('ERR_COUNTER_RANGE', `decrement of ${this.dataset}/${this.key}: amount ${amount} is not a safe integer`);
     return this.replica.operate(this.dataset, this.key, { op: 'increment', amount: -amount }, { type: 'counter' });
   }
 
@@ -50,7 +68,11 @@ export class CounterHandle {
 
 /** A `set` document (add-wins observed-remove set of JSON scalars). */
 export class SetHandle {
-  constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
+  constructor(
+    private readonly replica: Replica,
+    readonly dataset: string,
+    readonly key: string,
+  ) {}
 
   /** Adds an element. */
   async add(element: JsonScalar): Promise<WriteResult> {
@@ -70,7 +92,11 @@ export class SetHandle {
 
 /** A `yjs` document. */
 export class YjsHandle {
-  constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
+  constructor(
+    private readonly replica: Replica,
+    readonly dataset: string,
+    readonly key: string,
+  ) {}
 
   /** Runs `change` on the document in one Yjs transaction; the resulting update is the delta. */
   async change(change: (doc: Y.Doc) => void): Promise<WriteResult> {
@@ -95,7 +121,11 @@ export class YjsHandle {
 
 /** An `automerge` document. */
 export class AutomergeHandle {
-  constructor(private readonly replica: Replica, readonly dataset: string, readonly key: string) {}
+  constructor(
+    private readonly replica: Replica,
+    readonly dataset: string,
+    readonly key: string,
+  ) {}
 
   /** Runs `change` on the document; the resulting Automerge change is the delta. */
   async change<T>(change: A.ChangeFn<T>): Promise<WriteResult> {

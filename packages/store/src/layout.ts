@@ -94,7 +94,8 @@ export function conflictKey(dataset: string, key: string, id: string): string {
 
 /** Key range of conflict records, for all datasets, one dataset, or one document. */
 export function conflictRange(dataset?: string, key?: string): { gte: string; lt: string } {
-  const start = dataset === undefined ? conflictPrefix : key === undefined ? `${conflictPrefix}${dataset}${sep}` : `${conflictPrefix}${dataset}${sep}${key}${sep}`;
+  const start =
+    dataset === undefined ? conflictPrefix : key === undefined ? `${conflictPrefix}${dataset}${sep}` : `${conflictPrefix}${dataset}${sep}${key}${sep}`;
   return { gte: start, lt: dataset === undefined ? `x${String.fromCharCode(1)}` : `${start}${keyRangeEnd}` };
 }
 

@@ -3,7 +3,16 @@ import { type Hlc, TesseraError, decodeBounded, encodeCanonical, expectArray, ex
 import { type LogEntry } from './types.js';
 
 /** Encodes a log entry; `kind` and `to` only for state entries and purge notices. */
-export function encodeLogEntry(dataset: string, key: string, origin: string, originSeq: number, hlc: Hlc, delta: Uint8Array, kind?: 'state' | 'purge', to?: readonly string[]): Uint8Array {
+export function encodeLogEntry(
+  dataset: string,
+  key: string,
+  origin: string,
+  originSeq: number,
+  hlc: Hlc,
+  delta: Uint8Array,
+  kind?: 'state' | 'purge',
+  to?: readonly string[],
+): Uint8Array {
   const fields: unknown[] = [dataset, key, origin, originSeq, [hlc.ms, hlc.c], delta];
   if (kind !== undefined) fields.push(kind, [...(to ?? [])]);
   return encodeCanonical(fields);

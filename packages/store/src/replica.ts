@@ -5,8 +5,18 @@
  * LevelDB in production, memory in tests, a fault-injecting twin in the simulation.
  */
 import {
-  type BodyMutator, type CrdtTypeName, type DocState, type Json, type Operation, type Policy, type TagChange, TesseraError,
-  checkUserTags, crdtType, isCrdtTypeName, operationMutator,
+  type BodyMutator,
+  type CrdtTypeName,
+  type DocState,
+  type Json,
+  type Operation,
+  type Policy,
+  type TagChange,
+  TesseraError,
+  checkUserTags,
+  crdtType,
+  isCrdtTypeName,
+  operationMutator,
 } from '@tessera/core';
 import { type AuditEntry, type AuditKind, type AuditVerdict } from './audit.js';
 import { AutomergeHandle, CounterHandle, MapHandle, SetHandle, YjsHandle } from './handles.js';
@@ -15,7 +25,15 @@ import { type ReplicaCore, type ReplicaObserver, policyHash } from './replica/co
 import { applyDeltas } from './replica/apply.js';
 import { auditPage, recordAudit, verifyStoredAudit } from './replica/audit-log.js';
 import {
-  installPolicy, noteRefused, openGovernance, pendingHandovers, pendingNotices, policyHistory, policyRecord, reevaluate, settleHandovers,
+  installPolicy,
+  noteRefused,
+  openGovernance,
+  pendingHandovers,
+  pendingNotices,
+  policyHistory,
+  policyRecord,
+  reevaluate,
+  settleHandovers,
 } from './replica/governance.js';
 import { type Sendable, sendable } from './replica/judge.js';
 import { cursor, cursors, deltasSince, documentsAfter, setCursor, truncateLog } from './replica/log.js';
@@ -24,8 +42,20 @@ import { conflicts, list, state, view } from './replica/reads.js';
 import { withSealing } from './storage/seal-open.js';
 import { type LocalWrite, writeLocal } from './replica/writes.js';
 import {
-  type ApplyResult, type ChangeEvent, type PurgeEvent, type ConflictRecord, type DocumentView, type ListPage, type LogEntry, type PolicyMode,
-  type PolicyRecord, type PolicyReport, type RemoteDelta, type ReplicaOptions, type WriteOptions, type WriteResult,
+  type ApplyResult,
+  type ChangeEvent,
+  type PurgeEvent,
+  type ConflictRecord,
+  type DocumentView,
+  type ListPage,
+  type LogEntry,
+  type PolicyMode,
+  type PolicyRecord,
+  type PolicyReport,
+  type RemoteDelta,
+  type ReplicaOptions,
+  type WriteOptions,
+  type WriteResult,
 } from './types.js';
 
 export { policyHash, type ReplicaObserver };
@@ -132,10 +162,13 @@ export class Replica {
     if (options.tags !== undefined) checkUserTags(options.tags);
     const wanted = options.tags;
     return this.run(dataset, key, {
-      kind: 'mutate', ...(options.type === undefined ? {} : { type: options.type }),
+      kind: 'mutate',
+      ...(options.type === undefined ? {} : { type: options.type }),
       body: (type) => operationMutator(type, operation, `${dataset}/${key}`),
       // Replaces the user's tags (a deleted document keeps its tags until a write gives new ones).
-      ...(wanted === undefined ? {} : { tags: (current) => ({ add: wanted.filter((tag) => !current.includes(tag)), remove: current.filter((tag) => !wanted.includes(tag)) }) }),
+      ...(wanted === undefined
+        ? {}
+        : { tags: (current) => ({ add: wanted.filter((tag) => !current.includes(tag)), remove: current.filter((tag) => !wanted.includes(tag)) }) }),
     });
   }
 
@@ -373,7 +406,10 @@ export class Replica {
   on(event: 'purged', listener: (purge: PurgeEvent) => void): this;
   on(event: 'policy', listener: (version: number) => void): this;
   on(event: 'facts', listener: () => void): this;
-  on(event: 'change' | 'appended' | 'purged' | 'policy' | 'facts', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void) | (() => void)): this {
+  on(
+    event: 'change' | 'appended' | 'purged' | 'policy' | 'facts',
+    listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void) | (() => void),
+  ): this {
     this.c.events.on(event, listener);
     return this;
   }
@@ -384,7 +420,10 @@ export class Replica {
   off(event: 'purged', listener: (purge: PurgeEvent) => void): this;
   off(event: 'policy', listener: (version: number) => void): this;
   off(event: 'facts', listener: () => void): this;
-  off(event: 'change' | 'appended' | 'purged' | 'policy' | 'facts', listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void) | (() => void)): this {
+  off(
+    event: 'change' | 'appended' | 'purged' | 'policy' | 'facts',
+    listener: ((change: ChangeEvent) => void) | ((head: number) => void) | ((purge: PurgeEvent) => void) | (() => void),
+  ): this {
     this.c.events.off(event, listener);
     return this;
   }

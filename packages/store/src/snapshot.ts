@@ -45,7 +45,11 @@ const immutableFile = /\.(ldb|sst)$/;
  */
 export async function openDataDirectorySnapshot(path: string, options: { readonly masterKey?: Uint8Array } = {}): Promise<DataDirectorySnapshot> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw new TesseraError('ERR_STORE_NOT_FOUND', `data directory ${path} does not exist: give the data directory of a node (its \`data:\` in the cluster config)`);
+    if (error.code === 'ENOENT')
+      throw new TesseraError(
+        'ERR_STORE_NOT_FOUND',
+        `data directory ${path} does not exist: give the data directory of a node (its \`data:\` in the cluster config)`,
+      );
     throw new TesseraError('ERR_STORE_IO', `data directory ${path}: ${error.code ?? error.message}`, { cause: error });
   });
   if (!info.isDirectory()) throw new TesseraError('ERR_STORE_FORMAT', `${path} is not a directory: give the data directory of a node`);
@@ -58,7 +62,10 @@ export async function openDataDirectorySnapshot(path: string, options: { readonl
   await checkUnlocked(path);
   const sealed = names.includes(sealFileName);
   if (sealed && options.masterKey === undefined) {
-    throw new TesseraError('ERR_SEAL_KEY_MISSING', `data directory ${path} is sealed: name its master key file in TESSERA_MASTER_KEY_FILE, or inspect the running node with --url`);
+    throw new TesseraError(
+      'ERR_SEAL_KEY_MISSING',
+      `data directory ${path} is sealed: name its master key file in TESSERA_MASTER_KEY_FILE, or inspect the running node with --url`,
+    );
   }
   const copy = await mkdtemp(join(tmpdir(), 'tessera-inspect-'));
   try {
@@ -82,13 +89,18 @@ export async function openDataDirectorySnapshot(path: string, options: { readonl
     try {
       await db.open();
     } catch (error) {
-      throw new TesseraError('ERR_STORE_FORMAT',
-        `${path} is not a readable LevelDB (was a node writing to it while it was read?): ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`, { cause: error });
+      throw new TesseraError(
+        'ERR_STORE_FORMAT',
+        `${path} is not a readable LevelDB (was a node writing to it while it was read?): ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`,
+        { cause: error },
+      );
     }
     try {
       const meta = await readStoreMeta(db, `data directory ${path}`);
       return {
-        path, meta, reader: db,
+        path,
+        meta,
+        reader: db,
         close: async () => {
           await db.close();
           await rm(copy, { recursive: true, force: true });
@@ -101,7 +113,9 @@ export async function openDataDirectorySnapshot(path: string, options: { readonl
   } catch (error) {
     await rm(copy, { recursive: true, force: true });
     if (error instanceof TesseraError) throw error;
-    throw new TesseraError('ERR_STORE_IO', `data directory ${path} could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    throw new TesseraError('ERR_STORE_IO', `data directory ${path} could not be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -113,7 +127,9 @@ async function openSealedCopy(path: string, copy: string, masterKey: Uint8Array)
   try {
     const meta = await readStoreMeta(reader, `data directory ${path}`);
     return {
-      path, meta, reader,
+      path,
+      meta,
+      reader,
       close: async () => {
         await storage.close();
         await rm(copy, { recursive: true, force: true });
@@ -129,8 +145,10 @@ async function openSealedCopy(path: string, copy: string, masterKey: Uint8Array)
 async function checkUnlocked(path: string): Promise<void> {
   const holder = await lockHolder(join(path, 'LOCK'));
   if (holder !== null) {
-    throw new TesseraError('ERR_STORE_LOCKED',
-      `data directory ${path} is in use by a running node (process ${holder}): stop the node to inspect its directory, or inspect the running node with --url http://<its listen address>`);
+    throw new TesseraError(
+      'ERR_STORE_LOCKED',
+      `data directory ${path} is in use by a running node (process ${holder}): stop the node to inspect its directory, or inspect the running node with --url http://<its listen address>`,
+    );
   }
 }
 

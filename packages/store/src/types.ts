@@ -209,7 +209,10 @@ export interface PurgeEvent {
 
 /** One page of `list`. */
 export interface ListPage {
-  readonly items: ReadonlyArray<{ readonly key: string; readonly type: CrdtTypeName; readonly value: unknown; readonly tags: readonly string[] } | { readonly key: string; readonly error: { readonly code: string; readonly message: string } }>;
+  readonly items: ReadonlyArray<
+    | { readonly key: string; readonly type: CrdtTypeName; readonly value: unknown; readonly tags: readonly string[] }
+    | { readonly key: string; readonly error: { readonly code: string; readonly message: string } }
+  >;
   /** Pass as `cursor` for the next page; null at the end. */
   readonly cursor: string | null;
 }

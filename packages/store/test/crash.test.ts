@@ -36,7 +36,8 @@ interface Acks {
 function runUntilKilled(path: string, durability: string, first: number, killAfterMs: number, masterKey: string | null): Promise<Acks> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', fixture, path, durability, String(first), '8'], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(masterKey === null ? {} : { TESSERA_TEST_MASTER_KEY: masterKey }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(masterKey === null ? {} : { TESSERA_TEST_MASTER_KEY: masterKey }) },
     });
     const acks: Acks = { puts: new Map(), counterAcks: 0, seqMax: 0, seqAtOpen: -1 };
     let buffered = '';
@@ -71,40 +72,41 @@ function runUntilKilled(path: string, durability: string, first: number, killAft
   });
 }
 
-for (const masterKey of [null, randomBytes(32).toString('base64')]) t.test(`acknowledged writes survive SIGKILL (${masterKey === null ? 'plain' : 'sealed'}, seed ${seed}, ${iterations} iterations)`, async (t) => {
-  const encryption = masterKey === null ? {} : { encryption: { masterKey } };
-  const random = prng(seed);
-  const path = join(await tempDir(t), 'crash-1');
-  const acked = new Map<number, number>();
-  let counterAcked = 0;
-  let seqFloor = 0;
-  let first = 0;
-  for (let i = 0; i < iterations; i++) {
-    const durability = i % 2 === 0 ? 'os' : 'fsync';
-    const acks = await runUntilKilled(path, durability, first, 50 + Math.floor(random() * 400), masterKey);
-    t.ok(acks.seqAtOpen >= seqFloor, `iteration ${i}: sequence number at open ${acks.seqAtOpen} did not go backwards from ${seqFloor} (SEED=${seed})`);
-    for (const [index, seq] of acks.puts) acked.set(index, seq);
-    counterAcked += acks.counterAcks;
-    first += 1_000_000;
+for (const masterKey of [null, randomBytes(32).toString('base64')])
+  t.test(`acknowledged writes survive SIGKILL (${masterKey === null ? 'plain' : 'sealed'}, seed ${seed}, ${iterations} iterations)`, async (t) => {
+    const encryption = masterKey === null ? {} : { encryption: { masterKey } };
+    const random = prng(seed);
+    const path = join(await tempDir(t), 'crash-1');
+    const acked = new Map<number, number>();
+    let counterAcked = 0;
+    let seqFloor = 0;
+    let first = 0;
+    for (let i = 0; i < iterations; i++) {
+      const durability = i % 2 === 0 ? 'os' : 'fsync';
+      const acks = await runUntilKilled(path, durability, first, 50 + Math.floor(random() * 400), masterKey);
+      t.ok(acks.seqAtOpen >= seqFloor, `iteration ${i}: sequence number at open ${acks.seqAtOpen} did not go backwards from ${seqFloor} (SEED=${seed})`);
+      for (const [index, seq] of acks.puts) acked.set(index, seq);
+      counterAcked += acks.counterAcks;
+      first += 1_000_000;
 
-    const replica = await Replica.open({ path, node: 'crash-1', region: 'eu-west', durability: 'os', ...encryption });
-    const missing: number[] = [];
-    for (const [index] of acks.puts) {
-      const doc = await replica.get('docs', `k${index}`);
-      if ((doc?.value as { index?: number } | undefined)?.index !== index) missing.push(index);
+      const replica = await Replica.open({ path, node: 'crash-1', region: 'eu-west', durability: 'os', ...encryption });
+      const missing: number[] = [];
+      for (const [index] of acks.puts) {
+        const doc = await replica.get('docs', `k${index}`);
+        if ((doc?.value as { index?: number } | undefined)?.index !== index) missing.push(index);
+      }
+      t.same(missing, [], `iteration ${i} (${durability}): all ${acks.puts.size} acknowledged puts present (SEED=${seed})`);
+      const counter = await replica.counter('stats', 'acked').value();
+      t.ok(counter >= counterAcked, `iteration ${i}: counter ${counter} ≥ ${counterAcked} acknowledged increments`);
+      t.ok(replica.lastSeq >= acks.seqMax, `iteration ${i}: last sequence number ${replica.lastSeq} ≥ highest acknowledged ${acks.seqMax}`);
+      seqFloor = replica.lastSeq;
+      await replica.close();
     }
-    t.same(missing, [], `iteration ${i} (${durability}): all ${acks.puts.size} acknowledged puts present (SEED=${seed})`);
-    const counter = await replica.counter('stats', 'acked').value();
-    t.ok(counter >= counterAcked, `iteration ${i}: counter ${counter} ≥ ${counterAcked} acknowledged increments`);
-    t.ok(replica.lastSeq >= acks.seqMax, `iteration ${i}: last sequence number ${replica.lastSeq} ≥ highest acknowledged ${acks.seqMax}`);
-    seqFloor = replica.lastSeq;
+    // Every write acknowledged in any iteration is still there at the end.
+    const replica = await Replica.open({ path, node: 'crash-1', region: 'eu-west', durability: 'os', ...encryption });
+    let present = 0;
+    for (const [index] of acked) if ((await replica.get('docs', `k${index}`)) !== undefined) present++;
+    t.equal(present, acked.size, `all ${acked.size} acknowledged puts across ${iterations} crashes are present`);
+    t.ok(acked.size > iterations, 'the writers made progress before being killed');
     await replica.close();
-  }
-  // Every write acknowledged in any iteration is still there at the end.
-  const replica = await Replica.open({ path, node: 'crash-1', region: 'eu-west', durability: 'os', ...encryption });
-  let present = 0;
-  for (const [index] of acked) if ((await replica.get('docs', `k${index}`)) !== undefined) present++;
-  t.equal(present, acked.size, `all ${acked.size} acknowledged puts across ${iterations} crashes are present`);
-  t.ok(acked.size > iterations, 'the writers made progress before being killed');
-  await replica.close();
-});
+  });

@@ -29,10 +29,7 @@ export function snapshotKeyByEnv(): { masterKey?: Uint8Array } {
 export const rawRecordsSkip = process.env.TESSERA_TEST_SEALED === '1' ? 'writes raw records; sealed directories authenticate every record' : false;
 
 /** Opens a replica in a temp directory; closed when the test ends. */
-export async function openReplica(
-  t: { teardown(fn: () => unknown): void },
-  options: Partial<ReplicaOptions> = {},
-): Promise<Replica> {
+export async function openReplica(t: { teardown(fn: () => unknown): void }, options: Partial<ReplicaOptions> = {}): Promise<Replica> {
   const path = options.path ?? join(await tempDir(t), options.node ?? 'n1');
   const replica = await Replica.open({ node: 'n1', region: 'eu-west', durability: 'os', ...sealedByEnv(options), ...options, path });
   t.teardown(() => replica.close());

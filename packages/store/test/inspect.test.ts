@@ -13,8 +13,18 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { type Policy, isTesseraError, parsePolicy } from '@tessera/core';
 import {
-  type InspectSummary, type StoreReader, Replica, inspectConflicts, inspectDoc, inspectKeys, inspectLog, inspectPeers, inspectSummary,
-  openDataDirectorySnapshot, policyHash, storeFormatVersion,
+  type InspectSummary,
+  type StoreReader,
+  Replica,
+  inspectConflicts,
+  inspectDoc,
+  inspectKeys,
+  inspectLog,
+  inspectPeers,
+  inspectSummary,
+  openDataDirectorySnapshot,
+  policyHash,
+  storeFormatVersion,
 } from '@tessera/store';
 import { openReplica, rawRecordsSkip, snapshotKeyByEnv, syncOnce, tempDir } from './helpers.js';
 
@@ -26,7 +36,8 @@ regions:
 `;
 
 function policy(version: number, audits: string): Policy {
-  return parsePolicy(`version: ${version}\n${regions}datasets:
+  return parsePolicy(
+    `version: ${version}\n${regions}datasets:
   profiles: { type: map, placement: global }
   notes:    { type: mv, placement: global }
   visits:   { type: counter, placement: global }
@@ -37,10 +48,15 @@ rules:
     deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
   - name: reviewed documents leave quarantine
     release: "'reviewed' in doc.tags"
-`, `inspect test policy v${version}`);
+`,
+    `inspect test policy v${version}`,
+  );
 }
 
-const peers = [{ node: 'w1', region: 'eu-west' }, { node: 'u1', region: 'us-east' }];
+const peers = [
+  { node: 'w1', region: 'eu-west' },
+  { node: 'u1', region: 'us-east' },
+];
 
 /** Every answer of the reader over `reader`, for comparing online and offline reads. */
 async function everything(reader: StoreReader): Promise<Record<string, unknown>> {
@@ -103,9 +119,16 @@ t.test('the reader agrees with the replica, online and offline, and never writes
   t.equal(summary.region, 'eu-west');
   t.equal(summary.format, storeFormatVersion);
   const profiles = summary.datasets.find((d) => d.dataset === 'profiles')!;
-  t.match(profiles, { documents: 10, live: 9, deleted: 1, quarantined: 1, conflicts: 1, corrupt: 0 }, 'profiles: bob is a tombstone, held is quarantined, ada has a conflict');
+  t.match(
+    profiles,
+    { documents: 10, live: 9, deleted: 1, quarantined: 1, conflicts: 1, corrupt: 0 },
+    'profiles: bob is a tombstone, held is quarantined, ada has a conflict',
+  );
   t.ok(profiles.bytes > 0, 'bytes are counted');
-  t.same(summary.datasets.map((d) => d.dataset), ['audits', 'carts', 'notes', 'profiles', 'visits']);
+  t.same(
+    summary.datasets.map((d) => d.dataset),
+    ['audits', 'carts', 'notes', 'profiles', 'visits'],
+  );
   t.same(summary.policy.enforced, west.policyStamp(), 'the policy in force: version and hash');
   t.same(summary.log, { floor: 0, head: west.lastSeq, entries: (await west.deltasSince(0, { limit: 1000 })).entries.length });
   t.same(summary.audit, { length: west.auditLength });
@@ -114,14 +137,31 @@ t.test('the reader agrees with the replica, online and offline, and never writes
 
   const keys = await inspectKeys(reader, 'profiles');
   const live = (await west.list('profiles')).items.map((item) => item.key);
-  t.same(keys.items.filter((item) => 'state' in item && item.state === 'live').map((item) => item.key), live, 'live keys are the listed ones');
-  t.match(keys.items.find((item) => item.key === 'bob'), { state: 'deleted', type: 'map' }, 'a tombstone is shown');
-  t.match(keys.items.find((item) => item.key === 'eve'), { tags: ['pii'], origin: 'eu-west' });
+  t.same(
+    keys.items.filter((item) => 'state' in item && item.state === 'live').map((item) => item.key),
+    live,
+    'live keys are the listed ones',
+  );
+  t.match(
+    keys.items.find((item) => item.key === 'bob'),
+    { state: 'deleted', type: 'map' },
+    'a tombstone is shown',
+  );
+  t.match(
+    keys.items.find((item) => item.key === 'eve'),
+    { tags: ['pii'], origin: 'eu-west' },
+  );
   const page = await inspectKeys(reader, 'profiles', { prefix: 'user-', limit: 2 });
-  t.same(page.items.map((item) => item.key), ['user-0', 'user-1']);
+  t.same(
+    page.items.map((item) => item.key),
+    ['user-0', 'user-1'],
+  );
   t.equal(page.next, 'user-1', 'a full page says where to continue');
   const rest = await inspectKeys(reader, 'profiles', { prefix: 'user-', after: page.next!, limit: 10 });
-  t.same(rest.items.map((item) => item.key), ['user-2', 'user-3', 'user-4']);
+  t.same(
+    rest.items.map((item) => item.key),
+    ['user-2', 'user-3', 'user-4'],
+  );
   t.equal(rest.next, null, 'the last page says there is no more');
 
   const ada = await inspectDoc(reader, 'profiles', 'ada');
@@ -130,7 +170,11 @@ t.test('the reader agrees with the replica, online and offline, and never writes
   t.same(ada.context, view.context);
   t.same(ada.conflicts, view.conflicts);
   t.equal(ada.conflicts.length, 1, 'the concurrent overwrite left a conflict record');
-  t.same(ada.nodes.map((n) => n.node), ['u1', 'w1'], 'both writers are in the context');
+  t.same(
+    ada.nodes.map((n) => n.node),
+    ['u1', 'w1'],
+    'both writers are in the context',
+  );
   const names = ada.dots.filter((dot) => dot.role === 'value' && dot.path?.[0] === 'name');
   t.equal(names.length, 2, 'both writes of name are held, with their HLCs');
   for (const dot of names) t.ok(dot.hlc !== undefined && dot.hlc.ms > 0);
@@ -143,32 +187,68 @@ t.test('the reader agrees with the replica, online and offline, and never writes
   t.match(bob, { state: 'deleted', value: null }, 'a tombstone keeps its context');
   t.ok(bob.context.vector.length > 0);
   t.same((await inspectDoc(reader, 'visits', 'home')).dots.filter((dot) => dot.role === 'counter').length, 1);
-  t.same((await inspectDoc(reader, 'carts', 'c1')).dots.filter((dot) => dot.role === 'element').map((dot) => dot.element), ['apple']);
+  t.same(
+    (await inspectDoc(reader, 'carts', 'c1')).dots.filter((dot) => dot.role === 'element').map((dot) => dot.element),
+    ['apple'],
+  );
 
   const log = await inspectLog(reader, { from: 0, limit: 1000 });
   const deltas = (await west.deltasSince(0, { limit: 1000 })).entries;
-  t.same(log.entries, deltas.map((entry) => ({
-    seq: entry.seq, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc,
-    kind: entry.kind ?? 'change', to: entry.to ?? [], bytes: entry.delta.length,
-  })), 'log entries are the replica\'s, as sizes');
-  t.same(log.entries.filter((e) => 'kind' in e && e.kind === 'purge').map((e) => 'to' in e && e.to), [['us-east']], 'eve\'s pii tag shut us-east out');
-  t.same(log.entries.filter((e) => 'kind' in e && e.kind === 'state').map((e) => 'to' in e && e.to), [['eu-central', 'us-east']], 'freed was released');
-  t.notOk(log.entries.some((e) => 'value' in e), 'no values unless asked');
+  t.same(
+    log.entries,
+    deltas.map((entry) => ({
+      seq: entry.seq,
+      dataset: entry.dataset,
+      key: entry.key,
+      origin: entry.origin,
+      originSeq: entry.originSeq,
+      hlc: entry.hlc,
+      kind: entry.kind ?? 'change',
+      to: entry.to ?? [],
+      bytes: entry.delta.length,
+    })),
+    "log entries are the replica's, as sizes",
+  );
+  t.same(
+    log.entries.filter((e) => 'kind' in e && e.kind === 'purge').map((e) => 'to' in e && e.to),
+    [['us-east']],
+    "eve's pii tag shut us-east out",
+  );
+  t.same(
+    log.entries.filter((e) => 'kind' in e && e.kind === 'state').map((e) => 'to' in e && e.to),
+    [['eu-central', 'us-east']],
+    'freed was released',
+  );
+  t.notOk(
+    log.entries.some((e) => 'value' in e),
+    'no values unless asked',
+  );
   const withValues = await inspectLog(reader, { from: 1, limit: 1, values: true });
   t.same(withValues.entries[0], { ...log.entries[0], value: { name: 'Ada', city: 'London' }, tags: [] });
   t.equal(withValues.newer, 2, 'a full page says where to continue');
   const tail = await inspectLog(reader, { limit: 2 });
-  t.same(tail.entries.map((e) => e.seq), [west.lastSeq - 1, west.lastSeq], 'without from: the newest entries');
+  t.same(
+    tail.entries.map((e) => e.seq),
+    [west.lastSeq - 1, west.lastSeq],
+    'without from: the newest entries',
+  );
   t.equal(tail.older, west.lastSeq - 2);
   const bounded = await inspectLog(reader, { from: 3, to: 4 });
-  t.same(bounded.entries.map((e) => e.seq), [3, 4]);
+  t.same(
+    bounded.entries.map((e) => e.seq),
+    [3, 4],
+  );
   t.same([bounded.older, bounded.newer], [null, null]);
 
   const peersView = await inspectPeers(reader);
-  t.same(peersView.cursors, [
-    { peer: 'u1', lane: 'main', acknowledged: 4, behind: west.lastSeq - 4 },
-    { peer: 'u1', lane: 'high', acknowledged: 2, behind: west.lastSeq - 2 },
-  ], 'cursors in key order: a peer\'s main lane, then its other lanes');
+  t.same(
+    peersView.cursors,
+    [
+      { peer: 'u1', lane: 'main', acknowledged: 4, behind: west.lastSeq - 4 },
+      { peer: 'u1', lane: 'high', acknowledged: 2, behind: west.lastSeq - 2 },
+    ],
+    "cursors in key order: a peer's main lane, then its other lanes",
+  );
   const { w1: _own, ...frontier } = west.frontier();
   t.same(Object.fromEntries(peersView.frontiers.map((f) => [f.origin, f.seq])), frontier);
 
@@ -198,11 +278,18 @@ t.test('a policy change that purges shows in the summary, the log and the audit 
   // eu-west hands the documents over to us-east; once acknowledged there, it purges them.
   await west.settleHandovers(() => west.lastSeq);
   const summary = await inspectSummary(west.records());
-  t.same(summary.datasets.map((d) => d.dataset), ['profiles'], 'the purged documents are gone');
+  t.same(
+    summary.datasets.map((d) => d.dataset),
+    ['profiles'],
+    'the purged documents are gone',
+  );
   t.same(summary.policy, { enforced: { version: 2, hash: policyHash(v2) }, shadow: null, versionsStored: 2 });
   t.equal(summary.audit.length, auditBefore + 4, 'v2 stored, activated, and one purge entry per document');
   const log = await inspectLog(west.records(), { from: 0, limit: 1000 });
-  t.notOk(log.entries.some((e) => 'dataset' in e && e.dataset === 'audits'), 'their log entries are gone too');
+  t.notOk(
+    log.entries.some((e) => 'dataset' in e && e.dataset === 'audits'),
+    'their log entries are gone too',
+  );
   await t.rejects(inspectDoc(west.records(), 'audits', 'a1'), { code: 'ERR_DOC_NOT_FOUND' });
 });
 
@@ -223,7 +310,11 @@ t.test('bounds: limits are checked, summaries say when they stopped, truncated l
   await west.truncateLog(4);
   const log = await inspectLog(reader, { from: 1 });
   t.equal(log.floor, 4);
-  t.same(log.entries.map((e) => e.seq), [5, 6], 'entries start after the floor');
+  t.same(
+    log.entries.map((e) => e.seq),
+    [5, 6],
+    'entries start after the floor',
+  );
   t.same((await inspectSummary(reader)).log, { floor: 4, head: 6, entries: 2 });
 });
 
@@ -245,7 +336,7 @@ t.test('refusals: missing, locked, not a LevelDB, a foreign LevelDB, another for
   await running.put('profiles', 'k', { v: 1 });
   const beforeLocked = await files(join(dir, 'running'));
   t.match(await code(join(dir, 'running')), /^ERR_STORE_LOCKED: .*in use by a running node \(process \d+\).*--url/);
-  t.same(await files(join(dir, 'running')), beforeLocked, 'a refused inspection does not touch a running node\'s files either');
+  t.same(await files(join(dir, 'running')), beforeLocked, "a refused inspection does not touch a running node's files either");
 
   await mkdir(join(dir, 'empty'));
   t.match(await code(join(dir, 'empty')), /^ERR_STORE_FORMAT: .*holds no LevelDB/);
@@ -266,7 +357,10 @@ t.test('refusals: missing, locked, not a LevelDB, a foreign LevelDB, another for
   const raw = new ClassicLevel<string, string>(join(dir, 'future'));
   await raw.put('meta', JSON.stringify({ format: storeFormatVersion + 1, node: 'f1', region: 'eu-west' }));
   await raw.close();
-  t.match(await code(join(dir, 'future')), new RegExp(`^ERR_STORE_FORMAT: .*has format version ${storeFormatVersion + 1}; this Tessera reads version ${storeFormatVersion}`));
+  t.match(
+    await code(join(dir, 'future')),
+    new RegExp(`^ERR_STORE_FORMAT: .*has format version ${storeFormatVersion + 1}; this Tessera reads version ${storeFormatVersion}`),
+  );
 
   const corrupt = await Replica.open({ path: join(dir, 'corrupt'), node: 'c1', region: 'eu-west', durability: 'os' });
   await corrupt.put('profiles', 'fine', { ok: true });

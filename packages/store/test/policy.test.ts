@@ -23,15 +23,19 @@ function policy(version: number, datasets: string, rules = ''): Policy {
   return parsePolicy(`version: ${version}\n${regions}datasets:\n${datasets}\n${rules === '' ? '' : `rules:\n${rules}`}`, `test policy v${version}`);
 }
 
-const basePolicy = policy(1, `
+const basePolicy = policy(
+  1,
+  `
   catalog: { placement: global }
   audits:  { placement: local }
   orders:  { placement: { regions: [eu-west, us-east] } }
-  profiles: { placement: { home: doc.origin, within: jurisdiction } }`, `
+  profiles: { placement: { home: doc.origin, within: jurisdiction } }`,
+  `
   - name: pii stays in its jurisdiction
     deny: "'pii' in doc.tags && target.jurisdiction != source.jurisdiction"
   - name: reviewed documents leave quarantine
-    release: "'reviewed' in doc.tags"`);
+    release: "'reviewed' in doc.tags"`,
+);
 
 const peers = [
   { node: 'w1', region: 'eu-west' },
@@ -95,7 +99,10 @@ t.test('the sender filters by placement, rules and quarantine; release sends the
   t.same(toCentral.sort(), ['catalog/c1', 'profiles/p1'], 'eu-central: global and same-jurisdiction home data');
   t.same(toUs.sort(), ['catalog/c1', 'orders/o1'], 'us-east: global and its listed dataset; no pii, no local, no quarantine');
   const audits = await west.audit();
-  t.ok(audits.some((e) => e.kind === 'quarantine-hold'), 'the quarantine hold is audited');
+  t.ok(
+    audits.some((e) => e.kind === 'quarantine-hold'),
+    'the quarantine hold is audited',
+  );
 
   await sync(west, us);
   t.equal(await us.get('catalog', 'q1'), undefined, 'quarantined document did not reach us-east');
@@ -103,13 +110,19 @@ t.test('the sender filters by placement, rules and quarantine; release sends the
   await west.map('catalog', 'q1').set('more', 'data');
   await west.tag('catalog', 'q1', { add: ['reviewed'] });
   const released = await sendableTo(west, us, before);
-  t.ok(released.some((e) => e.kind === 'state' && e.key === 'q1' && e.to?.includes('us-east')), 'release appends the whole state for the regions it opens');
+  t.ok(
+    released.some((e) => e.kind === 'state' && e.key === 'q1' && e.to?.includes('us-east')),
+    'release appends the whole state for the regions it opens',
+  );
   await us.applyDeltas(released, { from: 'eu-west' });
   t.same((await us.get('catalog', 'q1'))?.value, { secret: 'hold', more: 'data' }, 'us-east converges on the whole document after the release');
-  t.ok((await west.audit()).some((e) => e.kind === 'quarantine-release'), 'the release is audited');
+  t.ok(
+    (await west.audit()).some((e) => e.kind === 'quarantine-release'),
+    'the release is audited',
+  );
 });
 
-t.test('quarantining a replicated document purges the other regions\' copies; the notice carries the facts, no value', async (t) => {
+t.test("quarantining a replicated document purges the other regions' copies; the notice carries the facts, no value", async (t) => {
   const { west, us } = await cluster(t);
   await west.put('catalog', 'k', { name: 'secret-value' });
   await west.map('catalog', 'k').set('extra', 1);
@@ -126,18 +139,25 @@ t.test('quarantining a replicated document purges the other regions\' copies; th
   const result = await us.applyDeltas(entries, { from: 'eu-west' });
   t.equal(result.purged, 1);
   t.ok(await us.get('catalog', 'k'), 'us-east keeps its copy until eu-west has its own changes (none here)');
-  t.equal(await us.settleHandovers(() => 0), 0, 'not before eu-west acknowledged us-east\'s log');
+  t.equal(await us.settleHandovers(() => 0), 0, "not before eu-west acknowledged us-east's log");
   t.equal(await us.settleHandovers(() => us.lastSeq), 1, 'then it hands over');
   t.equal(await us.get('catalog', 'k'), undefined, 'us-east dropped its copy');
   t.equal(await us.state('catalog', 'k'), undefined, 'no state left');
   const { entries: usLog } = await us.deltasSince(0, { limit: 100 });
   const left = usLog.filter((e) => e.key === 'k');
-  t.same(left.map((e) => [e.kind, e.to]), [['purge', ['eu-central']]], 'of the document, us-east\'s log keeps only the notice it owes eu-central');
+  t.same(
+    left.map((e) => [e.kind, e.to]),
+    [['purge', ['eu-central']]],
+    "of the document, us-east's log keeps only the notice it owes eu-central",
+  );
   t.notOk(Buffer.from(left[0]!.delta).includes('secret-value'), 'which holds no value');
   t.equal(await us.pendingNotices(), 1);
   await us.settleHandovers(() => us.lastSeq);
   const { entries: afterAck } = await us.deltasSince(0, { limit: 100 });
-  t.notOk(afterAck.some((e) => e.key === 'k'), 'once eu-central acknowledged it, no delta-log entry of the document is left in us-east');
+  t.notOk(
+    afterAck.some((e) => e.key === 'k'),
+    'once eu-central acknowledged it, no delta-log entry of the document is left in us-east',
+  );
   t.equal(await us.pendingNotices(), 0);
   const purge = (await us.audit()).find((e) => e.kind === 'purge');
   t.ok(purge, 'the purge is audited');
@@ -147,9 +167,12 @@ t.test('quarantining a replicated document purges the other regions\' copies; th
 
 t.test('the receiver judges again: a document it may not hold is refused and audited, the rest applies', async (t) => {
   // eu-west runs an old policy that lets orders go everywhere; eu-central enforces the strict one.
-  const loose = policy(1, `
+  const loose = policy(
+    1,
+    `
   orders: { placement: global }
-  catalog: { placement: global }`);
+  catalog: { placement: global }`,
+  );
   const west = await openReplica(t, { node: 'w1', region: 'eu-west', policy: loose, peers });
   const central = await openReplica(t, { node: 'c1', region: 'eu-central', policy: basePolicy, peers });
   await west.put('catalog', 'fine', { v: 1 });
@@ -180,14 +203,17 @@ t.test('policy versions are immutable, stored with their hash, and enforcing one
   t.ok(await us.get('orders', 'o1'));
 
   // v2: catalog stays in the EU; orders may also live in eu-central.
-  const v2 = policy(2, `
+  const v2 = policy(
+    2,
+    `
   catalog: { placement: { regions: [eu-west, eu-central] } }
   audits:  { placement: local }
   orders:  { placement: { regions: [eu-west, eu-central, us-east] } }
-  profiles: { placement: { home: doc.origin, within: jurisdiction } }`);
+  profiles: { placement: { home: doc.origin, within: jurisdiction } }`,
+  );
   const plan = await us.planPolicy(v2);
   t.same(plan.datasets.catalog, { held: 2, purge: 2, start: {} }, 'the plan lists what us-east would purge');
-  t.equal(await us.get('catalog', 'c1') !== undefined, true, 'a plan changes nothing');
+  t.equal((await us.get('catalog', 'c1')) !== undefined, true, 'a plan changes nothing');
   const westPlan = await west.planPolicy(v2);
   t.same(westPlan.datasets.orders!.start, { 'eu-central': 1 }, 'eu-west, the first region holding orders, backfills eu-central');
 
@@ -205,20 +231,32 @@ t.test('policy versions are immutable, stored with their hash, and enforcing one
   await sync(west, central, cursor);
   t.same((await central.get('orders', 'o1'))?.value, { v: 1 }, 'eu-central received the orders it may now hold');
 
-  const changed = policy(2, `
-  catalog: { placement: global }`);
+  const changed = policy(
+    2,
+    `
+  catalog: { placement: global }`,
+  );
   await t.rejects(west.installPolicy(changed, 'enforce', 'test'), { code: 'ERR_POLICY_CONFLICT' }, 'a version is immutable');
   await t.rejects(west.installPolicy(basePolicy, 'enforce', 'test'), { code: 'ERR_POLICY_CONFLICT' }, 'no going back to an older version');
   const history = await west.policyHistory();
-  t.same(history.map((h) => [h.version, h.hash]), [[1, policyHash(basePolicy)], [2, policyHash(v2)]]);
+  t.same(
+    history.map((h) => [h.version, h.hash]),
+    [
+      [1, policyHash(basePolicy)],
+      [2, policyHash(v2)],
+    ],
+  );
   t.equal(west.policyStamp().version, 2);
 });
 
 t.test('the enforced policy survives a restart; an older one from the config does not win over it', async (t) => {
   const dir = join(await tempDir(t), 'w1');
   const first = await Replica.open({ ...sealedByEnv(), path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
-  const v2 = policy(2, `
-  catalog: { placement: local }`);
+  const v2 = policy(
+    2,
+    `
+  catalog: { placement: local }`,
+  );
   await first.installPolicy(v2, 'enforce', 'peer:c1');
   await first.close();
   const again = await Replica.open({ ...sealedByEnv(), path: dir, node: 'w1', region: 'eu-west', durability: 'os', policy: basePolicy, peers });
@@ -290,10 +328,16 @@ t.test('the audit chain detects an edited, a removed and a reordered entry', { s
 });
 
 t.test('a document moved to regions none of its holders may stay in is handed over before it is purged', async (t) => {
-  const v1 = policy(1, `
-  moving: { placement: { regions: [eu-west] } }`);
-  const v2 = policy(2, `
-  moving: { placement: { regions: [us-east] } }`);
+  const v1 = policy(
+    1,
+    `
+  moving: { placement: { regions: [eu-west] } }`,
+  );
+  const v2 = policy(
+    2,
+    `
+  moving: { placement: { regions: [us-east] } }`,
+  );
   const west = await openReplica(t, { node: 'w1', region: 'eu-west', policy: v1, peers });
   const us = await openReplica(t, { node: 'u1', region: 'us-east', policy: v1, peers });
   await west.put('moving', 'm1', { v: 'only copy' });
@@ -304,24 +348,36 @@ t.test('a document moved to regions none of its holders may stay in is handed ov
   t.ok(await west.get('moving', 'm1'), 'eu-west keeps it until us-east has it: it is the only copy');
   t.equal(await west.pendingHandovers(), 1);
   t.equal(await west.settleHandovers(() => cursor), 0, 'not before us-east acknowledged the state');
-  t.equal(await west.settleHandovers(() => west.lastSeq - 1), 0, 'nor before it acknowledged all of eu-west\'s log');
+  t.equal(await west.settleHandovers(() => west.lastSeq - 1), 0, "nor before it acknowledged all of eu-west's log");
   await sync(west, us, cursor);
   t.same((await us.get('moving', 'm1'))?.value, { v: 'only copy' }, 'us-east received the whole state');
   t.equal(await west.settleHandovers(() => west.lastSeq), 1, 'once acknowledged, the handover completes');
   t.equal(await west.get('moving', 'm1'), undefined, 'and eu-west purged its copy');
   t.equal(await west.pendingHandovers(), 0);
-  t.ok((await west.audit()).some((e) => e.kind === 'purge' && (e.details as { reason: string }).reason === 'handover'), 'the purge is audited as a handover');
+  t.ok(
+    (await west.audit()).some((e) => e.kind === 'purge' && (e.details as { reason: string }).reason === 'handover'),
+    'the purge is audited as a handover',
+  );
 });
 
 t.test('a region that purged a document never reuses its dots when it writes the document again', async (t) => {
   // Seed 104 of the simulation: after a purge erased the context here, a new write issued dots the other
   // regions already held, and they skipped it as seen.
-  const v1 = policy(1, `
-  docs: { placement: global }`);
-  const v2 = policy(2, `
-  docs: { placement: { regions: [eu-west] } }`);
-  const v3 = policy(3, `
-  docs: { placement: global }`);
+  const v1 = policy(
+    1,
+    `
+  docs: { placement: global }`,
+  );
+  const v2 = policy(
+    2,
+    `
+  docs: { placement: { regions: [eu-west] } }`,
+  );
+  const v3 = policy(
+    3,
+    `
+  docs: { placement: global }`,
+  );
   const west = await openReplica(t, { node: 'w1', region: 'eu-west', policy: v1, peers });
   const us = await openReplica(t, { node: 'u1', region: 'us-east', policy: v1, peers });
   await us.put('docs', 'd', { a: 1 });

@@ -15,7 +15,10 @@ t.test('put, get, delete and read-your-writes for a map document', async (t) => 
   t.same(doc?.value, { name: 'Ada', address: { city: 'Dublin' } });
   t.same(doc?.tags, ['pii']);
   t.equal(doc?.type, 'map');
-  t.ok(doc!.context.vector.some(([node]) => node === 'n1'), 'causal context names the writer');
+  t.ok(
+    doc!.context.vector.some(([node]) => node === 'n1'),
+    'causal context names the writer',
+  );
   await replica.map('users', 'u1').set('address.zip', 'D01');
   await replica.map('users', 'u1').delete('name');
   t.same((await replica.get('users', 'u1'))?.value, { address: { city: 'Dublin', zip: 'D01' } });
@@ -40,7 +43,9 @@ t.test('every value type through its handle', async (t) => {
   t.same((await replica.get('config', 'c2'))?.value, [{ v: 1 }]);
   await replica.yjs('notes', 'n1').change((doc) => doc.getText('t').insert(0, 'hi'));
   t.equal((await replica.yjs('notes', 'n1').doc())?.getText('t').toString(), 'hi');
-  await replica.automerge('boards', 'b1').change<{ cards: string[] }>((doc) => { doc.cards = ['x']; });
+  await replica.automerge('boards', 'b1').change<{ cards: string[] }>((doc) => {
+    doc.cards = ['x'];
+  });
   t.same(await replica.automerge('boards', 'b1').value(), { cards: ['x'] });
 });
 
@@ -156,11 +161,14 @@ t.test('change events fire for local and remote changes once durable', async (t)
   await a.put('users', 'remote', { y: 2 });
   await a.delete('users', 'remote');
   await syncOnce(a, b);
-  t.same(seen.map((c) => [c.key, c.source, c.origin, c.deleted]), [
-    ['local', 'local', 'b1', false],
-    ['remote', 'remote', 'a1', false],
-    ['remote', 'remote', 'a1', true],
-  ]);
+  t.same(
+    seen.map((c) => [c.key, c.source, c.origin, c.deleted]),
+    [
+      ['local', 'local', 'b1', false],
+      ['remote', 'remote', 'a1', false],
+      ['remote', 'remote', 'a1', true],
+    ],
+  );
 });
 
 t.test('concurrent writers are group-committed and all acknowledged', async (t) => {
@@ -168,7 +176,11 @@ t.test('concurrent writers are group-committed and all acknowledged', async (t) 
   const before = replica.commitStats.batches;
   const results = await Promise.all(Array.from({ length: 200 }, (_, i) => replica.put('bulk', `k${i}`, { i })));
   const seqs = results.map((r) => r.seq!).sort((x, y) => x - y);
-  t.same(seqs, Array.from({ length: 200 }, (_, i) => i + 1), 'each write got its own sequence number');
+  t.same(
+    seqs,
+    Array.from({ length: 200 }, (_, i) => i + 1),
+    'each write got its own sequence number',
+  );
   const batches = replica.commitStats.batches - before;
   t.ok(batches < 200, `200 writes committed in ${batches} batches`);
   for (let i = 0; i < 200; i += 37) t.same((await replica.get('bulk', `k${i}`))?.value, { i });
@@ -217,7 +229,10 @@ t.test('a corrupt record is reported with its dataset and key; the rest stays re
   await t.rejects(replica.put('users', 'bad', { ok: 1 }), { code: 'ERR_STORE_CORRUPT' });
   t.same((await replica.get('users', 'good'))?.value, { ok: true }, 'other documents still readable');
   const page = await replica.list('users');
-  t.same(page.items.map((item) => ('error' in item ? `${item.key}:${item.error.code}` : item.key)), ['bad:ERR_STORE_CORRUPT', 'good']);
+  t.same(
+    page.items.map((item) => ('error' in item ? `${item.key}:${item.error.code}` : item.key)),
+    ['bad:ERR_STORE_CORRUPT', 'good'],
+  );
 });
 
 t.test('operations after close are refused with ERR_STORE_CLOSED', async (t) => {

@@ -39,15 +39,22 @@ async function scan(dir: string, wanted: readonly string[]): Promise<string[]> {
   return found;
 }
 
-const policy = (version: number, catalog: string) => parsePolicy(`version: ${version}
+const policy = (version: number, catalog: string) =>
+  parsePolicy(
+    `version: ${version}
 regions:
   eu-west: { jurisdiction: eu }
   us-east: { jurisdiction: us }
 datasets:
   catalog: { placement: ${catalog} }
   ${markers.dataset}: { placement: global }
-`, `test policy v${version}`);
-const peers = [{ node: 'w1', region: 'eu-west' }, { node: 'u1', region: 'us-east' }];
+`,
+    `test policy v${version}`,
+  );
+const peers = [
+  { node: 'w1', region: 'eu-west' },
+  { node: 'u1', region: 'us-east' },
+];
 
 t.test('no plaintext of values, keys, tags, dataset names or conflict records in any file, open or closed', async (t) => {
   const dir = await tempDir(t);
@@ -70,8 +77,11 @@ t.test('no plaintext of values, keys, tags, dataset names or conflict records in
   t.ok(logs.length > 0, `LevelDB's write-ahead log is there to scan (${logs.join(', ')})`);
   t.same(await scan(path, Object.values(markers)), [], 'nothing readable while open');
   t.same((await west.get(markers.dataset, markers.key))?.value, { field: markers.value }, 'the replica reads its data');
-  t.same((await west.list(markers.dataset, { prefix: `${markers.key}-1`, limit: 3 })).items.map((item) => item.key),
-    [`${markers.key}-1`, `${markers.key}-10`, `${markers.key}-11`], 'lists in key order by prefix');
+  t.same(
+    (await west.list(markers.dataset, { prefix: `${markers.key}-1`, limit: 3 })).items.map((item) => item.key),
+    [`${markers.key}-1`, `${markers.key}-10`, `${markers.key}-11`],
+    'lists in key order by prefix',
+  );
   await west.close();
   closed = true;
   t.same(await scan(path, Object.values(markers)), [], 'nothing readable after close');
@@ -80,7 +90,11 @@ t.test('no plaintext of values, keys, tags, dataset names or conflict records in
   await reopened.close();
   t.equal(((await stat(path)).mode & 0o777).toString(8), '700', 'the data directory is 0700');
   const modes = await Promise.all((await filesOf(path)).map(async (file) => `${file.slice(path.length + 1)} ${((await stat(file)).mode & 0o777).toString(8)}`));
-  t.same(modes.filter((line) => !line.endsWith(' 600')), [], 'every file of a closed sealed directory is 0600 (seal.json and seal.keys always)');
+  t.same(
+    modes.filter((line) => !line.endsWith(' 600')),
+    [],
+    'every file of a closed sealed directory is 0600 (seal.json and seal.keys always)',
+  );
 });
 
 /** Opens a record as sealed.ts writes it, with `key` (a region record key or a document key); null when it does not open. */
@@ -193,7 +207,8 @@ t.test('rotating the master key keeps the data readable and locks the old key ou
   const oldKey = await createMasterKeyFile(oldFile);
   const newKey = await createMasterKeyFile(newFile);
   t.equal(((await stat(oldFile)).mode & 0o777).toString(8), '600', 'a new master key file is 0600');
-  const open = (encryption: object | undefined) => Replica.open({ path, node: 'n1', region: 'eu-west', durability: 'os', ...(encryption === undefined ? {} : { encryption }) } as never);
+  const open = (encryption: object | undefined) =>
+    Replica.open({ path, node: 'n1', region: 'eu-west', durability: 'os', ...(encryption === undefined ? {} : { encryption }) } as never);
   let replica = await open({ masterKeyFile: oldFile });
   await replica.put('users', 'u1', { name: 'Ada' });
   await replica.close();
@@ -217,15 +232,21 @@ t.test('an exposed master key file, a malformed key and an unsealed directory ar
   const file = join(dir, 'master.key');
   await createMasterKeyFile(file);
   await chmod(file, 0o644);
-  const exposed = await Replica.open({ path: join(dir, 'a'), node: 'n1', region: 'eu-west', encryption: { masterKeyFile: file } }).catch((error: unknown) => error);
+  const exposed = await Replica.open({ path: join(dir, 'a'), node: 'n1', region: 'eu-west', encryption: { masterKeyFile: file } }).catch(
+    (error: unknown) => error,
+  );
   t.ok(isTesseraError(exposed, 'ERR_FILE_MODE'), `a key file others may read is refused: ${(exposed as Error).message}`);
   t.match((exposed as Error).message, /mode 0644.*0600/);
   await writeFile(join(dir, 'short.key'), 'abc\n', { mode: 0o600 });
-  const short = await Replica.open({ path: join(dir, 'b'), node: 'n1', region: 'eu-west', encryption: { masterKeyFile: join(dir, 'short.key') } }).catch((error: unknown) => error);
+  const short = await Replica.open({ path: join(dir, 'b'), node: 'n1', region: 'eu-west', encryption: { masterKeyFile: join(dir, 'short.key') } }).catch(
+    (error: unknown) => error,
+  );
   t.ok(isTesseraError(short, 'ERR_SEAL_KEY_INVALID'), `a malformed key is refused: ${(short as Error).message}`);
   const plain = await Replica.open({ path: join(dir, 'c'), node: 'n1', region: 'eu-west', durability: 'os' });
   await plain.put('users', 'u1', { name: 'Ada' });
   await plain.close();
-  const late = await Replica.open({ path: join(dir, 'c'), node: 'n1', region: 'eu-west', encryption: { masterKey: randomBytes(32) } }).catch((error: unknown) => error);
+  const late = await Replica.open({ path: join(dir, 'c'), node: 'n1', region: 'eu-west', encryption: { masterKey: randomBytes(32) } }).catch(
+    (error: unknown) => error,
+  );
   t.ok(isTesseraError(late, 'ERR_SEAL_KEY_MISSING'), `an unsealed directory is not sealed in place: ${(late as Error).message}`);
 });

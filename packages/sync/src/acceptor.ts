@@ -41,7 +41,9 @@ export class Acceptor {
       return { open: () => undefined, message: () => undefined, close: () => undefined };
     }
     const nonce = host.randomBytes(nonceBytes);
-    const cancel = host.timer(this.driver.options.timing.handshakeTimeoutMs, 'accept-timeout', () => this.refuse(conn, 'handshake-timeout', 'no hello in time'));
+    const cancel = host.timer(this.driver.options.timing.handshakeTimeoutMs, 'accept-timeout', () =>
+      this.refuse(conn, 'handshake-timeout', 'no hello in time'),
+    );
     this.pending.set(conn, { nonce, cancel, certified, challengedAtMs: host.wallNow() });
     queueMicrotask(() => host.transport.send(conn, encodeFrame(challengeFrame(nonce))));
     return {
@@ -85,10 +87,17 @@ export class Acceptor {
     const self = { cluster: options.cluster, node: host.replica.node, region: host.replica.region, secret: options.secret };
     const offsetMsMax = options.clockOffsetMsMax;
     const timing = offsetMsMax === undefined ? null : { challengedAtMs: pending.challengedAtMs, receivedAtMs: host.wallNow(), offsetMsMax };
-    const verdict = judgeHello(self, frame, pending.nonce, (node) => {
-      const link = links.get(node);
-      return link === undefined ? undefined : { region: link.machine.config.peer.region, role: link.machine.config.role };
-    }, host.replica.policyStamp(), { certified: pending.certified, timing });
+    const verdict = judgeHello(
+      self,
+      frame,
+      pending.nonce,
+      (node) => {
+        const link = links.get(node);
+        return link === undefined ? undefined : { region: link.machine.config.peer.region, role: link.machine.config.role };
+      },
+      host.replica.policyStamp(),
+      { certified: pending.certified, timing },
+    );
     if (!verdict.ok) {
       this.refuse(conn, verdict.code, verdict.reason);
       return;
@@ -101,4 +110,3 @@ export class Acceptor {
     this.driver.step(link, { kind: 'accepted', conn, policy: verdict.policy });
   }
 }
-

@@ -23,7 +23,14 @@ export function helloProof(secret: Uint8Array, cluster: string, node: string, re
 }
 
 /** The acceptor's proof back, binding its identity to the same session. */
-export function welcomeProof(secret: Uint8Array, cluster: string, node: string, region: string, acceptorNonce: Uint8Array, dialerNonce: Uint8Array): Uint8Array {
+export function welcomeProof(
+  secret: Uint8Array,
+  cluster: string,
+  node: string,
+  region: string,
+  acceptorNonce: Uint8Array,
+  dialerNonce: Uint8Array,
+): Uint8Array {
   return createHmac('sha256', secret)
     .update(`tessera/${protocolVersion}|welcome|${cluster}|${node}|${region}|${hex(acceptorNonce)}|${hex(dialerNonce)}`)
     .digest();

@@ -41,7 +41,10 @@ class TokenBucket {
   private tokens: number;
   private refilledAtMs: number;
 
-  constructor(private readonly ratePerSecond: number, nowMs: number) {
+  constructor(
+    private readonly ratePerSecond: number,
+    nowMs: number,
+  ) {
     assert(ratePerSecond > 0, 'a bucket has a positive rate');
     this.tokens = ratePerSecond;
     this.refilledAtMs = nowMs;
@@ -131,7 +134,12 @@ export class CadenceController {
   private readonly gate: RateGate;
   private readonly own: RateGate | null;
 
-  constructor(limits: RateLimits | RateGate, nowMs: number, private readonly priority = 0, laneLimits: RateLimits | null = null) {
+  constructor(
+    limits: RateLimits | RateGate,
+    nowMs: number,
+    private readonly priority = 0,
+    laneLimits: RateLimits | null = null,
+  ) {
     this.gate = limits instanceof RateGate ? limits : new RateGate(limits, nowMs);
     this.own = laneLimits === null ? null : new RateGate(laneLimits, nowMs);
   }

@@ -80,23 +80,40 @@ export class SyncDriver {
     for (const link of this.links.values()) this.step(link, { kind: 'facts-changed' });
   };
 
-  constructor(readonly host: SyncHost, readonly options: DriverOptions) {
+  constructor(
+    readonly host: SyncHost,
+    readonly options: DriverOptions,
+  ) {
     const replica = host.replica;
     const self = { cluster: options.cluster, node: replica.node, region: replica.region, secret: options.secret };
     const lanes = buildLanes(options.lanes ?? [], options.fixedCadenceMs);
     for (const peer of options.peers) {
       if (peer.node === replica.node) continue;
-      const machine = new LinkMachine({
-        self, peer, role: replica.node < peer.node ? 'dial' : 'accept', timing: options.timing, limits: options.limits ?? { bytesPerSecondMax: null, entriesPerSecondMax: null },
-        forward: options.forward ?? true,
-        lanes: lanes.map(({ spec, fixedCadenceMs }) => ({
-          spec, fixed: fixedCadenceMs === undefined ? null : { intervalMs: fixedCadenceMs, offsetFraction: host.random(), jitter: () => host.random() },
-        })),
-      }, this.localPolicy(), host.now(), () => this.connNext++);
+      const machine = new LinkMachine(
+        {
+          self,
+          peer,
+          role: replica.node < peer.node ? 'dial' : 'accept',
+          timing: options.timing,
+          limits: options.limits ?? { bytesPerSecondMax: null, entriesPerSecondMax: null },
+          forward: options.forward ?? true,
+          lanes: lanes.map(({ spec, fixedCadenceMs }) => ({
+            spec,
+            fixed: fixedCadenceMs === undefined ? null : { intervalMs: fixedCadenceMs, offsetFraction: host.random(), jitter: () => host.random() },
+          })),
+        },
+        this.localPolicy(),
+        host.now(),
+        () => this.connNext++,
+      );
       this.links.set(peer.node, new LinkRun(machine));
     }
     this.retention = new Retention(this);
-    this.acceptor = new Acceptor(this, (conn, bytes) => this.onMessage(conn, bytes), (conn, code, reason) => this.onConnClosed(conn, code, reason));
+    this.acceptor = new Acceptor(
+      this,
+      (conn, bytes) => this.onMessage(conn, bytes),
+      (conn, code, reason) => this.onConnClosed(conn, code, reason),
+    );
   }
 
   /** This node's enforced policy, as links offer it. */
@@ -185,19 +202,38 @@ export class SyncDriver {
         this.host.transport.close(effect.conn, effect.code, effect.reason);
         return;
       case 'load-cursor':
-        this.io(link, effect.conn, 'cursor read', async () => ({
-          cursor: await replica.cursor(peer.node, effect.lane), head: replica.lastSeq, floor: replica.logFloor, committed: replica.committedSeq,
-        }), (value) => ({ kind: 'cursor', conn: effect.conn, lane: effect.lane, ...value }));
+        this.io(
+          link,
+          effect.conn,
+          'cursor read',
+          async () => ({
+            cursor: await replica.cursor(peer.node, effect.lane),
+            head: replica.lastSeq,
+            floor: replica.logFloor,
+            committed: replica.committedSeq,
+          }),
+          (value) => ({ kind: 'cursor', conn: effect.conn, lane: effect.lane, ...value }),
+        );
         return;
       case 'read':
         this.read(link, effect.conn, effect.lane, effect.after, effect.limit, effect.epoch);
         return;
       case 'scan':
-        this.io(link, effect.conn, 'document scan', async () => {
-          const { entries, next } = await replica.documentsAfter(effect.after, effect.limit);
-          const denied = await this.judge(link, entries.map((entry) => entry.position), entries);
-          return { entries, next, denied: denied.ids, heads: denied.heads };
-        }, (value) => ({ kind: 'scanned', conn: effect.conn, lane: effect.lane, after: effect.after, epoch: effect.epoch, ...value }));
+        this.io(
+          link,
+          effect.conn,
+          'document scan',
+          async () => {
+            const { entries, next } = await replica.documentsAfter(effect.after, effect.limit);
+            const denied = await this.judge(
+              link,
+              entries.map((entry) => entry.position),
+              entries,
+            );
+            return { entries, next, denied: denied.ids, heads: denied.heads };
+          },
+          (value) => ({ kind: 'scanned', conn: effect.conn, lane: effect.lane, after: effect.after, epoch: effect.epoch, ...value }),
+        );
         return;
       case 'apply':
         this.apply(link, effect.conn, effect.entries, effect.traces);
@@ -257,25 +293,37 @@ export class SyncDriver {
     const head = replica.lastSeq;
     // Everything up to here is durable before the read begins: a read that reaches the end of the log saw all of it.
     const committed = replica.committedSeq;
-    this.host.io(`read-${link.machine.config.peer.node}`, async () => {
-      const { entries } = await replica.deltasSince(after, { limit });
-      const judged = await this.judge(link, entries.map((entry) => entry.seq), entries);
-      return { entries, judged };
-    }, (outcome) => {
-      if (outcome.ok) {
-        const { entries, judged } = outcome.value;
-        const through = entries.length < limit ? committed : undefined;
-        this.step(link, { kind: 'read', conn, lane, after, entries, head, denied: judged.ids, heads: judged.heads, epoch, through });
-      } else if (isTesseraError(outcome.error, 'ERR_LOG_TRUNCATED')) {
-        this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq, floor: replica.logFloor, epoch });
-      } else {
-        this.step(link, { kind: 'failed', conn, what: 'log read', code: codeOf(outcome.error) });
-      }
-    });
+    this.host.io(
+      `read-${link.machine.config.peer.node}`,
+      async () => {
+        const { entries } = await replica.deltasSince(after, { limit });
+        const judged = await this.judge(
+          link,
+          entries.map((entry) => entry.seq),
+          entries,
+        );
+        return { entries, judged };
+      },
+      (outcome) => {
+        if (outcome.ok) {
+          const { entries, judged } = outcome.value;
+          const through = entries.length < limit ? committed : undefined;
+          this.step(link, { kind: 'read', conn, lane, after, entries, head, denied: judged.ids, heads: judged.heads, epoch, through });
+        } else if (isTesseraError(outcome.error, 'ERR_LOG_TRUNCATED')) {
+          this.step(link, { kind: 'truncated', conn, lane, committed: replica.committedSeq, floor: replica.logFloor, epoch });
+        } else {
+          this.step(link, { kind: 'failed', conn, what: 'log read', code: codeOf(outcome.error) });
+        }
+      },
+    );
   }
 
   /** Which entries the policy keeps from the link's peer (their ids), and the heads of those that may go. */
-  private async judge<Id extends number | string>(link: LinkRun, ids: readonly Id[], entries: readonly LogEntry[]): Promise<{ ids: Set<Id>; heads: ReadonlyMap<string, Uint8Array> }> {
+  private async judge<Id extends number | string>(
+    link: LinkRun,
+    ids: readonly Id[],
+    entries: readonly LogEntry[],
+  ): Promise<{ ids: Set<Id>; heads: ReadonlyMap<string, Uint8Array> }> {
     const { allowed, shadowDenied, heads } = await this.host.replica.sendable(entries, link.machine.config.peer.region);
     link.policyCounts.shadowDenied += shadowDenied;
     const denied = new Set<Id>();
@@ -289,44 +337,62 @@ export class SyncDriver {
 
   private apply(link: LinkRun, conn: ConnId, entries: readonly LogEntry[], traces: readonly string[]): void {
     const peer = link.machine.config.peer;
-    this.host.io(`apply-${peer.node}`, () => this.host.replica.applyDeltas(entries, { from: peer.region }), (outcome) => {
-      if (!outcome.ok) {
-        this.step(link, { kind: 'failed', conn, what: 'apply', code: codeOf(outcome.error) });
-        return;
-      }
-      for (const entry of entries) link.count('received', entry.dataset, entry.delta.length);
-      if (this.appliedListeners.size > 0) {
-        const event: AppliedEvent = { peer: peer.node, region: peer.region, entries: entries.map((entry) => ({ dataset: entry.dataset, hlcMs: entry.hlc.ms })) };
-        for (const listener of this.appliedListeners) listener(event);
-      }
-      if (traces.length > 0) {
-        // A write can be followed from its origin to every region by its trace id.
-        this.host.log({ event: 'batch-applied', peer: peer.node, entries: entries.length, applied: outcome.value.applied, traceIds: traces.slice(0, tracesLoggedMax) });
-      }
-      this.step(link, { kind: 'applied', conn, refused: outcome.value.refused, applied: outcome.value.applied });
-    });
+    this.host.io(
+      `apply-${peer.node}`,
+      () => this.host.replica.applyDeltas(entries, { from: peer.region }),
+      (outcome) => {
+        if (!outcome.ok) {
+          this.step(link, { kind: 'failed', conn, what: 'apply', code: codeOf(outcome.error) });
+          return;
+        }
+        for (const entry of entries) link.count('received', entry.dataset, entry.delta.length);
+        if (this.appliedListeners.size > 0) {
+          const event: AppliedEvent = {
+            peer: peer.node,
+            region: peer.region,
+            entries: entries.map((entry) => ({ dataset: entry.dataset, hlcMs: entry.hlc.ms })),
+          };
+          for (const listener of this.appliedListeners) listener(event);
+        }
+        if (traces.length > 0) {
+          // A write can be followed from its origin to every region by its trace id.
+          this.host.log({
+            event: 'batch-applied',
+            peer: peer.node,
+            entries: entries.length,
+            applied: outcome.value.applied,
+            traceIds: traces.slice(0, tracesLoggedMax),
+          });
+        }
+        this.step(link, { kind: 'applied', conn, refused: outcome.value.refused, applied: outcome.value.applied });
+      },
+    );
   }
 
   /** Installs a newer policy version a peer sent, then tells every link (they offer it to older peers). */
   private install(from: LinkRun, version: number, text: string, signature: string | null): void {
     const replica = this.host.replica;
     const peer = from.machine.config.peer.node;
-    this.host.io(`policy-from-${peer}`, async () => {
-      if (version <= (replica.policy?.version ?? 0)) return null;
-      const policy = parsePolicy(text, `policy v${version} from ${peer}`);
-      if (policy.version !== version) throw new TesseraError('ERR_POLICY_INVALID', `the frame says version ${version}, the text ${policy.version}`);
-      return (await replica.installPolicy(policy, 'enforce', `peer:${peer}`, signature ?? undefined)) === null ? null : policy;
-    }, (outcome) => {
-      if (!outcome.ok && !(isTesseraError(outcome.error, 'ERR_POLICY_CONFLICT') && version <= (replica.policy?.version ?? 0))) {
-        this.host.log({ event: 'policy-refused', version, from: peer, reason: codeOf(outcome.error) });
-      }
-      this.step(from, { kind: 'installed', policy: this.localPolicy() });
-      if (outcome.ok && outcome.value !== null) {
-        this.host.log({ event: 'policy-installed', version, from: peer });
-        this.options.onPolicy?.({ version, from: peer });
-        this.policyChanged();
-      }
-    });
+    this.host.io(
+      `policy-from-${peer}`,
+      async () => {
+        if (version <= (replica.policy?.version ?? 0)) return null;
+        const policy = parsePolicy(text, `policy v${version} from ${peer}`);
+        if (policy.version !== version) throw new TesseraError('ERR_POLICY_INVALID', `the frame says version ${version}, the text ${policy.version}`);
+        return (await replica.installPolicy(policy, 'enforce', `peer:${peer}`, signature ?? undefined)) === null ? null : policy;
+      },
+      (outcome) => {
+        if (!outcome.ok && !(isTesseraError(outcome.error, 'ERR_POLICY_CONFLICT') && version <= (replica.policy?.version ?? 0))) {
+          this.host.log({ event: 'policy-refused', version, from: peer, reason: codeOf(outcome.error) });
+        }
+        this.step(from, { kind: 'installed', policy: this.localPolicy() });
+        if (outcome.ok && outcome.value !== null) {
+          this.host.log({ event: 'policy-installed', version, from: peer });
+          this.options.onPolicy?.({ version, from: peer });
+          this.policyChanged();
+        }
+      },
+    );
   }
 
   /** After the enforced policy changed (from a peer or the API): offer it to every peer on an older version. */
@@ -373,7 +439,15 @@ export class SyncDriver {
     if (await holds()) return true;
     if (this.waiters.size >= waitersMax) return false;
     return new Promise<boolean>((resolve) => {
-      const waiter = { dataset, key, check: () => void holds().then((yes) => yes && finish(true), () => finish(false)) };
+      const waiter = {
+        dataset,
+        key,
+        check: () =>
+          void holds().then(
+            (yes) => yes && finish(true),
+            () => finish(false),
+          ),
+      };
       const finish = (result: boolean) => {
         if (!this.waiters.delete(waiter)) return;
         cancel();

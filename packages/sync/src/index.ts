@@ -14,6 +14,16 @@ export { LinkRun, trafficDatasetsMax } from './link-run.js';
 export { Retention } from './retention.js';
 export { type LinkStatus, linkStatus, sampleRates } from './status.js';
 export {
-  SyncNode, type SyncOptions, ackTimeoutMsDefault, logEntriesMaxDefault, retentionIntervalMsDefault, handshakeTimeoutMsDefault,
-  pingIntervalMsDefault, silentIntervalsMax, deniedAuditIntervalMsDefault, type SyncTls, handshakesPendingMaxDefault, handshakesPendingPerSourceMaxDefault,
+  SyncNode,
+  type SyncOptions,
+  ackTimeoutMsDefault,
+  logEntriesMaxDefault,
+  retentionIntervalMsDefault,
+  handshakeTimeoutMsDefault,
+  pingIntervalMsDefault,
+  silentIntervalsMax,
+  deniedAuditIntervalMsDefault,
+  type SyncTls,
+  handshakesPendingMaxDefault,
+  handshakesPendingPerSourceMaxDefault,
 } from './ws.js';

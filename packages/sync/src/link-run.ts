@@ -79,20 +79,24 @@ export class LinkRun {
       // Refusals first, in the same step: a copy handed over to a region that refused it is not handed over.
       const refused = this.refusedPending.splice(0, this.refusedPending.length);
       const region = this.machine.config.peer.region;
-      host.io(`cursor-write-${peer}`, async () => {
-        if (refused.length > 0) await host.replica.noteRefused(region, refused);
-        return host.replica.setCursor(peer, target, lane);
-      }, (outcome) => {
-        const done = finish;
-        writer.writing = null;
-        if (outcome.ok) writer.written = target;
-        else {
-          this.refusedPending.unshift(...refused);
-          this.machine.lastError = 'cursor write failed';
-        }
-        if (outcome.ok && writer.written < writer.wanted) writeLatest();
-        done();
-      });
+      host.io(
+        `cursor-write-${peer}`,
+        async () => {
+          if (refused.length > 0) await host.replica.noteRefused(region, refused);
+          return host.replica.setCursor(peer, target, lane);
+        },
+        (outcome) => {
+          const done = finish;
+          writer.writing = null;
+          if (outcome.ok) writer.written = target;
+          else {
+            this.refusedPending.unshift(...refused);
+            this.machine.lastError = 'cursor write failed';
+          }
+          if (outcome.ok && writer.written < writer.wanted) writeLatest();
+          done();
+        },
+      );
     };
     writeLatest();
   }

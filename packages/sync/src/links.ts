@@ -29,7 +29,10 @@ export function buildLanes(configs: readonly LaneConfig[], mainCadenceMs: number
   const lanes: Array<{ spec: LaneSpec; fixedCadenceMs?: number }> = [];
   for (const config of configs) {
     if (!laneIdPattern.test(config.id) || ids.has(config.id)) {
-      throw new TesseraError('ERR_OPTION_INVALID', `lane id ${JSON.stringify(config.id)} is invalid or repeated (use [a-z0-9-], at most 32 characters; "main" is reserved)`);
+      throw new TesseraError(
+        'ERR_OPTION_INVALID',
+        `lane id ${JSON.stringify(config.id)} is invalid or repeated (use [a-z0-9-], at most 32 characters; "main" is reserved)`,
+      );
     }
     ids.add(config.id);
     for (const dataset of config.datasets) {
@@ -37,7 +40,13 @@ export function buildLanes(configs: readonly LaneConfig[], mainCadenceMs: number
       named.add(dataset);
     }
     lanes.push({
-      spec: { id: config.id, datasets: new Set(config.datasets), excluded: new Set(), priority: config.priority, ...(config.limits === undefined ? {} : { limits: config.limits }) },
+      spec: {
+        id: config.id,
+        datasets: new Set(config.datasets),
+        excluded: new Set(),
+        priority: config.priority,
+        ...(config.limits === undefined ? {} : { limits: config.limits }),
+      },
       fixedCadenceMs: config.fixedCadenceMs,
     });
   }

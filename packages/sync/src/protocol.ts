@@ -23,8 +23,25 @@
  */
 import { type LogEntry } from '@tessera/store';
 import {
-  KiB, MiB, TesseraError, assert, docBytesMax, policyBytesMax, policySignatureBytesMax, checkDatasetName, checkKey, checkNodeId, checkRegion, decodeBounded,
-  encodeCanonical, expectArray, expectBytes, expectInt, expectString, hlcRemoteMsMax, isHlc,
+  KiB,
+  MiB,
+  TesseraError,
+  assert,
+  docBytesMax,
+  policyBytesMax,
+  policySignatureBytesMax,
+  checkDatasetName,
+  checkKey,
+  checkNodeId,
+  checkRegion,
+  decodeBounded,
+  encodeCanonical,
+  expectArray,
+  expectBytes,
+  expectInt,
+  expectString,
+  hlcRemoteMsMax,
+  isHlc,
 } from '@tessera/core';
 
 /**
@@ -80,11 +97,28 @@ export const frameItemsMax = batchEntriesMax * (12 + entryRegionsMax) + 4 * peer
 export type Frame =
   | { readonly t: 'challenge'; readonly v: number; readonly nonce: Uint8Array }
   /** `at`: the dialer's wall clock when it answered the challenge (the acceptor bounds the clock offset with it). */
-  | { readonly t: 'hello'; readonly v: number; readonly cluster: string; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly nonce: Uint8Array; readonly proof: Uint8Array; readonly at?: number }
+  | {
+      readonly t: 'hello';
+      readonly v: number;
+      readonly cluster: string;
+      readonly node: string;
+      readonly region: string;
+      readonly policy: PolicyStamp;
+      readonly nonce: Uint8Array;
+      readonly proof: Uint8Array;
+      readonly at?: number;
+    }
   | { readonly t: 'welcome'; readonly node: string; readonly region: string; readonly policy: PolicyStamp; readonly proof: Uint8Array }
   | { readonly t: 'refuse'; readonly code: string; readonly reason: string }
   /** `traces`: W3C trace ids of the writes in the batch that had one, as [seq, trace id] (so a write can be followed to every region). */
-  | { readonly t: 'batch'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string; readonly traces?: ReadonlyArray<readonly [number, string]> }
+  | {
+      readonly t: 'batch';
+      readonly id: number;
+      readonly last: number;
+      readonly entries: readonly WireEntry[];
+      readonly lane?: string;
+      readonly traces?: ReadonlyArray<readonly [number, string]>;
+    }
   /** A catch-up batch: whole document states; `last` is the sender's cursor for the peer once acknowledged. */
   | { readonly t: 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly lane?: string }
   | { readonly t: 'ack'; readonly id: number; readonly last: number; readonly peer?: PeerState; readonly lane?: string; readonly refused?: readonly number[] }
@@ -98,7 +132,10 @@ export function encodeFrame(frame: Frame): Uint8Array {
   if (frame.t === 'batch' || frame.t === 'state') {
     // Entries go as arrays: smaller than objects and quicker to check.
     return encodeCanonical({
-      t: frame.t, id: frame.id, last: frame.last, ...(frame.lane === undefined || frame.lane === 'main' ? {} : { lane: frame.lane }),
+      t: frame.t,
+      id: frame.id,
+      last: frame.last,
+      ...(frame.lane === undefined || frame.lane === 'main' ? {} : { lane: frame.lane }),
       ...(frame.t === 'batch' && frame.traces !== undefined && frame.traces.length > 0 ? { traces: frame.traces.map(([seq, trace]) => [seq, trace]) } : {}),
       entries: frame.entries.map((e) => {
         const base = [e.seq, e.dataset, e.key, e.origin, e.originSeq, e.hlc.ms, e.hlc.c, e.delta];
@@ -119,7 +156,7 @@ function fail(message: string): never {
 }
 
 function field(record: Record<string, unknown>, name: string): unknown {
-  if (!Object.prototype.hasOwnProperty.call(record, name)) fail(`frame "${String(record.t)}": missing field "${name}"`);
+  if (!Object.hasOwn(record, name)) fail(`frame "${String(record.t)}": missing field "${name}"`);
   return record[name];
 }
 
@@ -166,8 +203,14 @@ function wireEntry(value: unknown, index: number): WireEntry {
     const head = headItem === undefined || headItem === null ? undefined : expectBytes(headItem, `${what} head`);
     if (headItem === null && kind === undefined) fail(`${what}: an empty head slot without a kind (one form per entry)`);
     const entry = {
-      seq: expectInt(seq, `${what} seq`, 1), dataset, key, origin, originSeq: expectInt(originSeq, `${what} origin seq`),
-      hlc, delta: expectBytes(delta, `${what} delta`), ...(head === undefined ? {} : { head }),
+      seq: expectInt(seq, `${what} seq`, 1),
+      dataset,
+      key,
+      origin,
+      originSeq: expectInt(originSeq, `${what} origin seq`),
+      hlc,
+      delta: expectBytes(delta, `${what} delta`),
+      ...(head === undefined ? {} : { head }),
     };
     if (kind === undefined) return entry;
     if (kind !== 'state' && kind !== 'purge') fail(`${what}: kind must be "state" or "purge"`);
@@ -182,7 +225,7 @@ function wireEntry(value: unknown, index: number): WireEntry {
 const lanePattern = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 function laneOf(record: Record<string, unknown>): { lane?: string } {
-  if (!Object.prototype.hasOwnProperty.call(record, 'lane') || record.lane === undefined) return {};
+  if (!Object.hasOwn(record, 'lane') || record.lane === undefined) return {};
   const lane = record.lane;
   if (typeof lane !== 'string' || !lanePattern.test(lane)) fail('lane: expected 1 to 32 characters [a-z0-9-]');
   // The main lane is the absence of a lane: one form per frame, as the encoder writes it.
@@ -190,7 +233,7 @@ function laneOf(record: Record<string, unknown>): { lane?: string } {
 }
 
 function peerStateOf(record: Record<string, unknown>): { peer?: PeerState } {
-  if (!Object.prototype.hasOwnProperty.call(record, 'peer') || record.peer === undefined) return {};
+  if (!Object.hasOwn(record, 'peer') || record.peer === undefined) return {};
   const value = record.peer;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('peer state: expected a map');
   const { have, down } = value as Record<string, unknown>;
@@ -231,7 +274,11 @@ export function decodeFrame(bytes: Uint8Array): Frame {
   const t = field(record, 't');
   switch (t) {
     case 'challenge':
-      return { t, v: checked('challenge', () => expectInt(field(record, 'v'), 'version')), nonce: checked('challenge', () => nonce(field(record, 'nonce'), 'nonce')) };
+      return {
+        t,
+        v: checked('challenge', () => expectInt(field(record, 'v'), 'version')),
+        nonce: checked('challenge', () => nonce(field(record, 'nonce'), 'nonce')),
+      };
     case 'hello':
       return checked('hello', () => {
         const cluster = boundedString(field(record, 'cluster'), 'cluster', 64);
@@ -240,8 +287,14 @@ export function decodeFrame(bytes: Uint8Array): Frame {
         const region = field(record, 'region');
         checkRegion(region);
         return {
-          t, v: expectInt(field(record, 'v'), 'version'), cluster, node, region, policy: policyStamp(field(record, 'policy')),
-          nonce: nonce(field(record, 'nonce'), 'nonce'), proof: expectBytes(field(record, 'proof'), 'proof'),
+          t,
+          v: expectInt(field(record, 'v'), 'version'),
+          cluster,
+          node,
+          region,
+          policy: policyStamp(field(record, 'policy')),
+          nonce: nonce(field(record, 'nonce'), 'nonce'),
+          proof: expectBytes(field(record, 'proof'), 'proof'),
           ...(record.at === undefined ? {} : { at: expectInt(record.at, 'at') }),
         };
       });
@@ -254,7 +307,11 @@ export function decodeFrame(bytes: Uint8Array): Frame {
         return { t, node, region, policy: policyStamp(field(record, 'policy')), proof: expectBytes(field(record, 'proof'), 'proof') };
       });
     case 'refuse':
-      return checked('refuse', () => ({ t, code: boundedString(field(record, 'code'), 'code', 64), reason: boundedString(field(record, 'reason'), 'reason', reasonLengthMax) }));
+      return checked('refuse', () => ({
+        t,
+        code: boundedString(field(record, 'code'), 'code', 64),
+        reason: boundedString(field(record, 'reason'), 'reason', reasonLengthMax),
+      }));
     case 'batch': {
       const id = checked('batch', () => expectInt(field(record, 'id'), 'id'));
       const last = checked('batch', () => expectInt(field(record, 'last'), 'last'));
@@ -264,7 +321,8 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       for (let i = 1; i < entries.length; i++) {
         if (entries[i]!.seq <= entries[i - 1]!.seq) fail(`batch: entry ${i} has seq ${entries[i]!.seq}, not above the previous ${entries[i - 1]!.seq}`);
       }
-      if (entries.length > 0 && entries[entries.length - 1]!.seq > last) fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
+      if (entries.length > 0 && entries[entries.length - 1]!.seq > last)
+        fail(`batch: entry seq ${entries[entries.length - 1]!.seq} is above the batch's last ${last}`);
       return { t, id, last, entries, ...lane, ...checked('batch', () => tracesOf(record)) };
     }
     case 'state': {
@@ -275,9 +333,14 @@ export function decodeFrame(bytes: Uint8Array): Frame {
     }
     case 'ack':
       return checked('ack', () => {
-        const refused = record.refused === undefined ? [] : expectArray(record.refused, 'refused', 1, batchEntriesMax).map((seq) => expectInt(seq, 'refused seq', 1));
+        const refused =
+          record.refused === undefined ? [] : expectArray(record.refused, 'refused', 1, batchEntriesMax).map((seq) => expectInt(seq, 'refused seq', 1));
         return {
-          t, id: expectInt(field(record, 'id'), 'id'), last: expectInt(field(record, 'last'), 'last'), ...peerStateOf(record), ...laneOf(record),
+          t,
+          id: expectInt(field(record, 'id'), 'id'),
+          last: expectInt(field(record, 'last'), 'last'),
+          ...peerStateOf(record),
+          ...laneOf(record),
           ...(refused.length === 0 ? {} : { refused }),
         };
       });
@@ -292,7 +355,8 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return checked('ping', () => ({ t, ms: expectInt(field(record, 'ms'), 'ms'), ...peerStateOf(record) }));
     case 'pong':
       return checked('pong', () => ({
-        t, ms: expectInt(field(record, 'ms'), 'ms'),
+        t,
+        ms: expectInt(field(record, 'ms'), 'ms'),
         ...(record.at === undefined ? {} : { at: expectInt(record.at, 'at') }),
       }));
     default:

@@ -31,10 +31,12 @@ export class Retention {
       const arm = () => {
         if (this.stopped) return;
         // The work runs as host I/O, so that a simulation orders it with everything else.
-        const cancel = host.timer(intervalMs, label, () => host.io(label, run, (outcome) => {
-          if (!outcome.ok) host.log({ event: `${label}-error`, reason: codeOf(outcome.error) });
-          arm();
-        }));
+        const cancel = host.timer(intervalMs, label, () =>
+          host.io(label, run, (outcome) => {
+            if (!outcome.ok) host.log({ event: `${label}-error`, reason: codeOf(outcome.error) });
+            arm();
+          }),
+        );
         this.stopTimers.push(cancel);
       };
       arm();
@@ -86,7 +88,8 @@ export class Retention {
       const datasets = Object.fromEntries([...link.deniedSinceAudit].sort(([a], [b]) => (a < b ? -1 : 1)));
       link.deniedSinceAudit.clear();
       const peer = link.machine.config.peer;
-      await host.replica.recordAudit('send-denied', { peer: peer.node, region: peer.region, datasets })
+      await host.replica
+        .recordAudit('send-denied', { peer: peer.node, region: peer.region, datasets })
         .catch((error: unknown) => host.log({ event: 'audit-error', reason: codeOf(error) }));
     }
   }

@@ -10,21 +10,34 @@ export type SenderInput =
   /** A read failed because the log was truncated past the cursor (up to `floor`): switch to a state catch-up. */
   | { readonly kind: 'truncated'; readonly committed: number; readonly floor: number; readonly epoch?: number }
   /** `denied`: positions of documents the policy keeps from this peer (skipped). */
-  | { readonly kind: 'scanned'; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied?: ReadonlySet<string>; readonly heads?: ReadonlyMap<string, Uint8Array>; readonly epoch?: number }
+  | {
+      readonly kind: 'scanned';
+      readonly after: string | null;
+      readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>;
+      readonly next: string | null;
+      readonly denied?: ReadonlySet<string>;
+      readonly heads?: ReadonlyMap<string, Uint8Array>;
+      readonly epoch?: number;
+    }
   | { readonly kind: 'appended'; readonly head: number }
   /**
    * A log read finished; `head` is the replica's last sequence number taken just before the read. `denied`:
    * sequence numbers of entries the policy keeps from this peer (skipped like entries it already has).
    */
   | {
-    readonly kind: 'read'; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number; readonly denied?: ReadonlySet<number>;
-    readonly heads?: ReadonlyMap<string, Uint8Array>; readonly epoch?: number;
-    /**
-     * When the read reached the end of the log: the committed sequence number before it began. The log holds
-     * nothing else up to there (numbers a purge or a crash left unused), so the cursor may pass them.
-     */
-    readonly through?: number;
-  }
+      readonly kind: 'read';
+      readonly after: number;
+      readonly entries: readonly LogEntry[];
+      readonly head: number;
+      readonly denied?: ReadonlySet<number>;
+      readonly heads?: ReadonlyMap<string, Uint8Array>;
+      readonly epoch?: number;
+      /**
+       * When the read reached the end of the log: the committed sequence number before it began. The log holds
+       * nothing else up to there (numbers a purge or a crash left unused), so the cursor may pass them.
+       */
+      readonly through?: number;
+    }
   /**
    * The enforced policy changed: what was judged under the previous one and not sent yet is judged again
    * (reads and scans in flight are dropped when they answer, a batch waiting to go is read again).
@@ -41,7 +54,14 @@ export type SenderEffect =
   /** `epoch`: the policy epoch the read is judged in; the answer carries it back. */
   | { readonly kind: 'read'; readonly after: number; readonly limit: number; readonly epoch: number }
   | { readonly kind: 'scan'; readonly after: string | null; readonly limit: number; readonly epoch: number }
-  | { readonly kind: 'send'; readonly frame: 'batch' | 'state'; readonly id: number; readonly last: number; readonly entries: readonly WireEntry[]; readonly bytes: number }
+  | {
+      readonly kind: 'send';
+      readonly frame: 'batch' | 'state';
+      readonly id: number;
+      readonly last: number;
+      readonly entries: readonly WireEntry[];
+      readonly bytes: number;
+    }
   | { readonly kind: 'persist-cursor'; readonly cursor: number }
   | { readonly kind: 'wake'; readonly atMs: number }
   | { readonly kind: 'protocol-error'; readonly reason: string };
@@ -107,4 +127,3 @@ export interface SenderStats {
   rewinds: number;
   catchUps: number;
 }
-

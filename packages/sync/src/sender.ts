@@ -9,10 +9,18 @@
  */
 import { assert, assertNever } from '@tessera/core';
 import { type LogEntry, docKey } from '@tessera/store';
-import { CadenceController, RateGate, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
+import { CadenceController, type RateGate, type RateLimits, coalesceEntriesMin, coalesceMs, inflightBytesMax } from './cadence.js';
 import { Forwarding } from './forwarding.js';
 import {
-  type FixedCadence, type InFlight, type LaneSpec, type SenderEffect, type SenderInput, type SenderStats, catchUpScanEntriesMax, laneCarries, mainLane,
+  type FixedCadence,
+  type InFlight,
+  type LaneSpec,
+  type SenderEffect,
+  type SenderInput,
+  type SenderStats,
+  catchUpScanEntriesMax,
+  laneCarries,
+  mainLane,
 } from './sender-types.js';
 
 export * from './sender-types.js';
@@ -34,7 +42,14 @@ export class LinkSender {
   private nextId = 1;
   private readonly inflight: InFlight[] = [];
   /** A batch read and judged, waiting to go; `from` is where its reading started (to read it again). */
-  private pending: { frame: 'batch' | 'state'; entries: WireEntry[]; last: number; bytes: number; hlcMsMin: number | null; from: number | string | null } | null = null;
+  private pending: {
+    frame: 'batch' | 'state';
+    entries: WireEntry[];
+    last: number;
+    bytes: number;
+    hlcMsMin: number | null;
+    from: number | string | null;
+  } | null = null;
   /** Bumped when the enforced policy changes: answers judged before are dropped. */
   private epoch = 0;
   /** A state catch-up in progress: where the document scan is, and the log position it stands for. */
@@ -81,15 +96,28 @@ export class LinkSender {
 
   /** The sender's view, for status pages. */
   snapshot(nowMs: number): {
-    open: boolean; cursor: number; sent: number; head: number; inflightBatches: number; windowBatches: number;
-    backlogEntries: number; rttMs: number | null; oldestUnackedAgeMs: number | null; waitingForRateMs: number | null;
+    open: boolean;
+    cursor: number;
+    sent: number;
+    head: number;
+    inflightBatches: number;
+    windowBatches: number;
+    backlogEntries: number;
+    rttMs: number | null;
+    oldestUnackedAgeMs: number | null;
+    waitingForRateMs: number | null;
     oldestInflightSentAtMs: number | null;
   } {
     const hlcs = this.inflight.map((b) => b.hlcMsMin).filter((ms): ms is number => ms !== null);
     return {
-      open: this.open, cursor: this.cursor, sent: this.sent, head: this.head,
-      inflightBatches: this.inflight.length, windowBatches: this.cadence.windowBatches,
-      backlogEntries: Math.max(0, this.head - this.cursor), rttMs: this.cadence.rtt.lastMs,
+      open: this.open,
+      cursor: this.cursor,
+      sent: this.sent,
+      head: this.head,
+      inflightBatches: this.inflight.length,
+      windowBatches: this.cadence.windowBatches,
+      backlogEntries: Math.max(0, this.head - this.cursor),
+      rttMs: this.cadence.rtt.lastMs,
       oldestUnackedAgeMs: hlcs.length === 0 ? null : Math.max(0, nowMs - Math.min(...hlcs)),
       oldestInflightSentAtMs: this.inflight[0]?.sentAtMs ?? null,
       waitingForRateMs: this.wakeAtMs === null ? null : Math.max(0, this.wakeAtMs - nowMs),
@@ -162,7 +190,13 @@ export class LinkSender {
   }
 
   private onRead(
-    after: number, entries: readonly LogEntry[], head: number, nowMs: number, denied?: ReadonlySet<number>, heads?: ReadonlyMap<string, Uint8Array>, through?: number,
+    after: number,
+    entries: readonly LogEntry[],
+    head: number,
+    nowMs: number,
+    denied?: ReadonlySet<number>,
+    heads?: ReadonlyMap<string, Uint8Array>,
+    through?: number,
   ): SenderEffect[] {
     if (!this.open || !this.reading || after !== this.sent) {
       // A read that a reconnect made stale: ignore it (a newer read, if any, is still awaited).
@@ -295,7 +329,14 @@ export class LinkSender {
     this.stats.catchUps++;
   }
 
-  private onScanned(after: string | null, entries: ReadonlyArray<LogEntry & { readonly position: string }>, next: string | null, nowMs: number, denied?: ReadonlySet<string>, heads?: ReadonlyMap<string, Uint8Array>): SenderEffect[] {
+  private onScanned(
+    after: string | null,
+    entries: ReadonlyArray<LogEntry & { readonly position: string }>,
+    next: string | null,
+    nowMs: number,
+    denied?: ReadonlySet<string>,
+    heads?: ReadonlyMap<string, Uint8Array>,
+  ): SenderEffect[] {
     const catchUp = this.catchUp;
     if (!this.open || catchUp === null || !catchUp.scanning || after !== catchUp.after) return this.open ? this.pump(nowMs) : [];
     catchUp.scanning = false;
@@ -311,7 +352,16 @@ export class LinkSender {
       if (batch.length > 0 && bytes + entry.delta.length > batchBytesMax) break;
       // A whole state is the sender's view of the document: its head says so to the receiver.
       const head = heads?.get(docKey(entry.dataset, entry.key));
-      batch.push({ seq: 1, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc, delta: entry.delta, ...(head === undefined ? {} : { head }) });
+      batch.push({
+        seq: 1,
+        dataset: entry.dataset,
+        key: entry.key,
+        origin: entry.origin,
+        originSeq: entry.originSeq,
+        hlc: entry.hlc,
+        delta: entry.delta,
+        ...(head === undefined ? {} : { head }),
+      });
       bytes += entry.delta.length + (head?.length ?? 0);
       position = entry.position;
     }
@@ -329,7 +379,12 @@ export class LinkSender {
     if (!this.open) return [];
     const first = this.inflight[0];
     if (first === undefined || first.id !== id || first.last !== last) {
-      return [{ kind: 'protocol-error', reason: `ack ${id}/${last} does not match the oldest unacknowledged batch ${first === undefined ? 'none' : `${first.id}/${first.last}`}` }];
+      return [
+        {
+          kind: 'protocol-error',
+          reason: `ack ${id}/${last} does not match the oldest unacknowledged batch ${first === undefined ? 'none' : `${first.id}/${first.last}`}`,
+        },
+      ];
     }
     this.inflight.shift();
     this.cadence.onAck(nowMs - first.sentAtMs);
@@ -403,7 +458,14 @@ export class LinkSender {
       this.wakeAtMs = coalesceUntilMs;
       effects.push({ kind: 'wake', atMs: coalesceUntilMs });
     }
-    if (!holdForFlush && !coalescing && this.pending === null && !this.reading && this.sent < this.head && this.inflight.length < this.cadence.windowBatches + 1) {
+    if (
+      !holdForFlush &&
+      !coalescing &&
+      this.pending === null &&
+      !this.reading &&
+      this.sent < this.head &&
+      this.inflight.length < this.cadence.windowBatches + 1
+    ) {
       this.reading = true;
       this.appendedWhileReading = false;
       effects.push({ kind: 'read', after: this.sent, limit: batchEntriesMax, epoch: this.epoch });

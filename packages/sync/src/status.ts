@@ -26,11 +26,24 @@ export interface LinkStatus {
   /** Age of the oldest entry sent but not yet acknowledged (≈ replication lag to this peer). */
   readonly lagMs: number;
   /** Entries and wire bytes per second over the last sample interval. */
-  readonly rates: { readonly sentEntriesPerSecond: number; readonly sentBytesPerSecond: number; readonly receivedEntriesPerSecond: number; readonly receivedBytesPerSecond: number };
+  readonly rates: {
+    readonly sentEntriesPerSecond: number;
+    readonly sentBytesPerSecond: number;
+    readonly receivedEntriesPerSecond: number;
+    readonly receivedBytesPerSecond: number;
+  };
   /** `adaptive`, `fixed N ms`, or `per lane`. */
   readonly cadence: string;
   /** Per lane: its cursor, backlog, batches in flight, lag and entries sent. */
-  readonly lanes: ReadonlyArray<{ readonly id: string; readonly priority: number; readonly cursor: number; readonly backlogEntries: number; readonly inflightBatches: number; readonly lagMs: number; readonly sentEntries: number }>;
+  readonly lanes: ReadonlyArray<{
+    readonly id: string;
+    readonly priority: number;
+    readonly cursor: number;
+    readonly backlogEntries: number;
+    readonly inflightBatches: number;
+    readonly lagMs: number;
+    readonly sentEntries: number;
+  }>;
   readonly sent: { readonly batches: number; readonly entries: number; readonly deltaBytes: number; readonly wireBytes: number };
   readonly received: { readonly batches: number; readonly entries: number; readonly applied: number; readonly wireBytes: number };
   readonly peerPolicy: PolicyStamp | null;
@@ -43,10 +56,25 @@ export function linkStatus(link: LinkRun, nowMs: number, lastSeq: number, fixedC
   const machine = link.machine;
   const views = [...machine.lanes.values()].map((sender) => ({ sender, view: sender.snapshot(nowMs) }));
   const cursor = Math.min(...views.map(({ view }) => view.cursor));
-  const stat = (pick: (s: LinkStatus['lanes'][number] & { batches: number; bytes: number; catchUps: number; forwarded: number }) => number) => views.reduce((sum, { sender, view }) => sum + pick({
-    id: sender.lane.id, priority: sender.lane.priority, cursor: view.cursor, backlogEntries: 0, inflightBatches: view.inflightBatches, lagMs: 0,
-    sentEntries: sender.stats.entries, batches: sender.stats.batches, bytes: sender.stats.bytes, catchUps: sender.stats.catchUps, forwarded: sender.stats.forwardedEntries,
-  }), 0);
+  const stat = (pick: (s: LinkStatus['lanes'][number] & { batches: number; bytes: number; catchUps: number; forwarded: number }) => number) =>
+    views.reduce(
+      (sum, { sender, view }) =>
+        sum +
+        pick({
+          id: sender.lane.id,
+          priority: sender.lane.priority,
+          cursor: view.cursor,
+          backlogEntries: 0,
+          inflightBatches: view.inflightBatches,
+          lagMs: 0,
+          sentEntries: sender.stats.entries,
+          batches: sender.stats.batches,
+          bytes: sender.stats.bytes,
+          catchUps: sender.stats.catchUps,
+          forwarded: sender.stats.forwardedEntries,
+        }),
+      0,
+    );
   const rtts = views.map(({ view }) => view.rttMs).filter((rtt): rtt is number => rtt !== null);
   return {
     peer: machine.config.peer.node,
@@ -69,13 +97,23 @@ export function linkStatus(link: LinkRun, nowMs: number, lastSeq: number, fixedC
     rates: { ...link.rates },
     cadence: views.length === 1 ? (fixedCadenceMs === undefined ? 'adaptive' : `fixed ${fixedCadenceMs} ms`) : 'per lane',
     lanes: views.map(({ sender, view }) => ({
-      id: sender.lane.id, priority: sender.lane.priority, cursor: view.cursor, backlogEntries: Math.max(0, lastSeq - view.cursor),
-      inflightBatches: view.inflightBatches, lagMs: view.oldestUnackedAgeMs ?? 0, sentEntries: sender.stats.entries,
+      id: sender.lane.id,
+      priority: sender.lane.priority,
+      cursor: view.cursor,
+      backlogEntries: Math.max(0, lastSeq - view.cursor),
+      inflightBatches: view.inflightBatches,
+      lagMs: view.oldestUnackedAgeMs ?? 0,
+      sentEntries: sender.stats.entries,
     })),
     sent: { batches: stat((s) => s.batches), entries: stat((s) => s.sentEntries), deltaBytes: stat((s) => s.bytes), wireBytes: link.wireBytesSent },
     received: { ...machine.counters.received },
     peerPolicy: machine.peerPolicy,
-    policy: { deniedEntries: link.policyCounts.deniedEntries, rejectedByPeer: machine.counters.policy.rejectedByPeer, rejectedHere: machine.counters.policy.rejectedHere, shadowDenied: link.policyCounts.shadowDenied },
+    policy: {
+      deniedEntries: link.policyCounts.deniedEntries,
+      rejectedByPeer: machine.counters.policy.rejectedByPeer,
+      rejectedHere: machine.counters.policy.rejectedHere,
+      shadowDenied: link.policyCounts.shadowDenied,
+    },
   };
 }
 

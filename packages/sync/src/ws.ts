@@ -110,7 +110,10 @@ interface DialTls {
 class WsTransport implements Transport {
   private readonly sockets = new Map<ConnId, WebSocket>();
 
-  constructor(private readonly handshakeTimeoutMs: number, private readonly dialTls: DialTls | null) {}
+  constructor(
+    private readonly handshakeTimeoutMs: number,
+    private readonly dialTls: DialTls | null,
+  ) {}
 
   dial(conn: ConnId, url: string, events: ConnEvents): void {
     const options = { maxPayload: frameBytesMax, handshakeTimeout: this.handshakeTimeoutMs, perMessageDeflate: false };
@@ -121,7 +124,10 @@ class WsTransport implements Transport {
       const { tls } = dialTls;
       const expected = dialTls.peerAt(url);
       const tlsOptions: ConnectionOptions = {
-        key: tls.key, cert: tls.cert, ca: tls.ca, rejectUnauthorized: true,
+        key: tls.key,
+        cert: tls.cert,
+        ca: tls.ca,
+        rejectUnauthorized: true,
         // The chain is verified against the cluster CA; this then decides who the peer is: the node and region
         // the config names at this URL, whatever host name or proxy it is reached through.
         checkServerIdentity: (_host: string, cert: PeerCertificate) => checkDialedIdentity(tls, cert, expected),
@@ -178,7 +184,10 @@ function checkDialedIdentity(tls: SyncTls, cert: PeerCertificate, expected: Cert
     return error as Error;
   }
   if (expected === undefined || identity.node !== expected.node || identity.region !== expected.region) {
-    return new TesseraError('ERR_PEER_IDENTITY', `the peer's certificate is for node ${identity.node} in region ${identity.region}, not ${expected?.node ?? '(no peer at this URL)'} in ${expected?.region ?? '-'}`);
+    return new TesseraError(
+      'ERR_PEER_IDENTITY',
+      `the peer's certificate is for node ${identity.node} in region ${identity.region}, not ${expected?.node ?? '(no peer at this URL)'} in ${expected?.region ?? '-'}`,
+    );
   }
   return undefined;
 }
@@ -188,10 +197,16 @@ function refuseUpgrade(socket: Duplex, code: 'ERR_PEER_IDENTITY' | 'ERR_CONNECTI
   const { status } = errorCatalogue[code];
   const body = JSON.stringify({ type: `urn:tessera:error:${code}`, title: code, status, code, detail });
   socket.on('error', () => undefined);
-  socket.end([
-    `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Service Unavailable'}`, 'content-type: application/problem+json; charset=utf-8',
-    `content-length: ${Buffer.byteLength(body)}`, 'connection: close', '', body,
-  ].join('\r\n'));
+  socket.end(
+    [
+      `HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : 'Service Unavailable'}`,
+      'content-type: application/problem+json; charset=utf-8',
+      `content-length: ${Buffer.byteLength(body)}`,
+      'connection: close',
+      '',
+      body,
+    ].join('\r\n'),
+  );
   // Whatever the client still sends is never read: the socket goes once the answer is out.
   socket.once('finish', () => socket.destroy());
 }
@@ -214,7 +229,10 @@ export class SyncNode {
     for (const peer of options.peers) {
       const scheme = new URL(peer.url).protocol;
       if (scheme !== (this.tls === null ? 'ws:' : 'wss:')) {
-        throw new TesseraError('ERR_CONFIG_INVALID', `peer ${peer.node}: URL ${peer.url} is ${scheme}//, but links ${this.tls === null ? 'without TLS are ws://' : 'are mutual TLS: wss://'}`);
+        throw new TesseraError(
+          'ERR_CONFIG_INVALID',
+          `peer ${peer.node}: URL ${peer.url} is ${scheme}//, but links ${this.tls === null ? 'without TLS are ws://' : 'are mutual TLS: wss://'}`,
+        );
       }
     }
     const wallNow = options.wallClock ?? Date.now;
@@ -222,9 +240,15 @@ export class SyncNode {
     const monotonicAtStartMs = performance.now();
     this.pingIntervalMs = options.pingIntervalMs ?? pingIntervalMsDefault;
     const tls = this.tls;
-    this.transport = new WsTransport(options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault, tls === null ? null : {
-      tls, peerAt: (url) => options.peers.find((peer) => peer.url === url),
-    });
+    this.transport = new WsTransport(
+      options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault,
+      tls === null
+        ? null
+        : {
+            tls,
+            peerAt: (url) => options.peers.find((peer) => peer.url === url),
+          },
+    );
     const log = options.log ?? (() => undefined);
     const host: SyncHost = {
       replica: options.replica,
@@ -236,7 +260,10 @@ export class SyncNode {
       random: options.random ?? Math.random,
       randomBytes: (length) => new Uint8Array(randomBytes(length)),
       io: (_label, work, done) => {
-        work().then((value) => done({ ok: true, value }), (error: unknown) => done({ ok: false, error }));
+        work().then(
+          (value) => done({ ok: true, value }),
+          (error: unknown) => done({ ok: false, error }),
+        );
       },
       timer: (delayMs, _label, fn) => {
         const timer = setTimeout(() => {
@@ -253,13 +280,19 @@ export class SyncNode {
       log,
     };
     this.driver = new SyncDriver(host, {
-      cluster: options.cluster, secret: options.secret, peers: options.peers, ...(options.limits === undefined ? {} : { limits: options.limits }),
+      cluster: options.cluster,
+      secret: options.secret,
+      peers: options.peers,
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
       ...(options.forward === undefined ? {} : { forward: options.forward }),
       timing: {
-        handshakeTimeoutMs: options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault, pingIntervalMs: this.pingIntervalMs,
-        silentIntervalsMax, ackTimeoutMs: options.ackTimeoutMs ?? ackTimeoutMsDefault,
+        handshakeTimeoutMs: options.handshakeTimeoutMs ?? handshakeTimeoutMsDefault,
+        pingIntervalMs: this.pingIntervalMs,
+        silentIntervalsMax,
+        ackTimeoutMs: options.ackTimeoutMs ?? ackTimeoutMsDefault,
       },
-      lanes: options.lanes ?? [], ...(options.fixedCadenceMs === undefined ? {} : { fixedCadenceMs: options.fixedCadenceMs }),
+      lanes: options.lanes ?? [],
+      ...(options.fixedCadenceMs === undefined ? {} : { fixedCadenceMs: options.fixedCadenceMs }),
       retentionIntervalMs: options.retentionIntervalMs ?? retentionIntervalMsDefault,
       logEntriesMax: options.logEntriesMax ?? logEntriesMaxDefault,
       deniedAuditIntervalMs: options.deniedAuditIntervalMs ?? deniedAuditIntervalMsDefault,
@@ -310,8 +343,19 @@ export class SyncNode {
     const total = this.options.handshakesPendingMax ?? handshakesPendingMaxDefault;
     const perSource = this.options.handshakesPendingPerSourceMax ?? handshakesPendingPerSourceMaxDefault;
     if (this.handshakesPendingTotal >= total || fromSource >= perSource) {
-      this.options.log?.({ event: 'peer-refused', code: 'ERR_CONNECTIONS_EXCEEDED', handshakesPending: this.handshakesPendingTotal, fromSource, handshakesPendingMax: total, handshakesPendingPerSourceMax: perSource });
-      refuseUpgrade(socket, 'ERR_CONNECTIONS_EXCEEDED', `${this.handshakesPendingTotal} peer handshakes pending (${fromSource} from this address); the limits are ${total} and ${perSource} from one address`);
+      this.options.log?.({
+        event: 'peer-refused',
+        code: 'ERR_CONNECTIONS_EXCEEDED',
+        handshakesPending: this.handshakesPendingTotal,
+        fromSource,
+        handshakesPendingMax: total,
+        handshakesPendingPerSourceMax: perSource,
+      });
+      refuseUpgrade(
+        socket,
+        'ERR_CONNECTIONS_EXCEEDED',
+        `${this.handshakesPendingTotal} peer handshakes pending (${fromSource} from this address); the limits are ${total} and ${perSource} from one address`,
+      );
       return;
     }
     this.handshakesPendingTotal++;
@@ -352,9 +396,19 @@ export class SyncNode {
   }
 
   /** Per link: entries and bytes per dataset sent and received, and the estimated clock skew of the peer. */
-  traffic(): Array<{ peer: string; region: string; sent: ReadonlyMap<string, { entries: number; bytes: number }>; received: ReadonlyMap<string, { entries: number; bytes: number }>; clockSkewMs: number | null }> {
+  traffic(): Array<{
+    peer: string;
+    region: string;
+    sent: ReadonlyMap<string, { entries: number; bytes: number }>;
+    received: ReadonlyMap<string, { entries: number; bytes: number }>;
+    clockSkewMs: number | null;
+  }> {
     return [...this.driver.links.values()].map((link) => ({
-      peer: link.machine.config.peer.node, region: link.machine.config.peer.region, sent: link.traffic.sent, received: link.traffic.received, clockSkewMs: link.machine.clockSkewMs,
+      peer: link.machine.config.peer.node,
+      region: link.machine.config.peer.region,
+      sent: link.traffic.sent,
+      received: link.traffic.received,
+      clockSkewMs: link.machine.clockSkewMs,
     }));
   }
 
@@ -392,10 +446,12 @@ export class SyncNode {
       const open = [...this.driver.links.values()].filter((link) => link.machine.state === 'open');
       // A lane is done when the peer acknowledged the target, or when the lane has found that its log ends
       // before it (sequence numbers a crash left unused are never written, so no cursor reaches them).
-      const done = open.every((link) => [...link.machine.lanes.values()].every((sender) => {
-        const view = sender.snapshot(nowMs);
-        return view.cursor >= target || view.head < target;
-      }));
+      const done = open.every((link) =>
+        [...link.machine.lanes.values()].every((sender) => {
+          const view = sender.snapshot(nowMs);
+          return view.cursor >= target || view.head < target;
+        }),
+      );
       if (done) return true;
       if (performance.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 20));

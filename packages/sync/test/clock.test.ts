@@ -8,8 +8,15 @@ import { eventually, startCluster } from './cluster.js';
 
 t.test('a wall clock that steps back an hour does not break the link', async (t) => {
   let offsetMs = 0;
-  const nodes = await startCluster(t, [{ id: 'a', region: 'eu-west' }, { id: 'b', region: 'us-east' }], { wallClock: () => Date.now() + offsetMs });
-  const [a, b] = nodes as [typeof nodes[0], typeof nodes[0]];
+  const nodes = await startCluster(
+    t,
+    [
+      { id: 'a', region: 'eu-west' },
+      { id: 'b', region: 'us-east' },
+    ],
+    { wallClock: () => Date.now() + offsetMs },
+  );
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
   await a.replica.put('docs', 'before', { n: 1 });
   t.ok(await eventually(async () => (await b.replica.get('docs', 'before')) !== undefined), 'replicated before the jump');
   offsetMs = -3_600_000;
@@ -17,7 +24,10 @@ t.test('a wall clock that steps back an hour does not break the link', async (t)
     await a.replica.put('docs', `after-${i}`, { n: i });
     await b.replica.put('docs', `back-${i}`, { n: i });
   }
-  t.ok(await eventually(async () => (await b.replica.get('docs', 'after-19')) !== undefined && (await a.replica.get('docs', 'back-19')) !== undefined), 'writes on both sides replicate after the clock stepped back');
+  t.ok(
+    await eventually(async () => (await b.replica.get('docs', 'after-19')) !== undefined && (await a.replica.get('docs', 'back-19')) !== undefined),
+    'writes on both sides replicate after the clock stepped back',
+  );
   const link = a.sync.status().links[0]!;
   t.equal(link.state, 'open', `the link stayed usable (${link.lastError ?? 'no error'})`);
 });

@@ -32,13 +32,20 @@ export async function startCluster(
   } = {},
 ): Promise<TestNode[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-sync-'));
-  const servers = await Promise.all(specs.map(() => new Promise<Server>((resolve) => {
-    const server = createServer((_req, res) => res.writeHead(404).end());
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  })));
+  const servers = await Promise.all(
+    specs.map(
+      () =>
+        new Promise<Server>((resolve) => {
+          const server = createServer((_req, res) => res.writeHead(404).end());
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
   const ports = servers.map((server) => (server.address() as AddressInfo).port);
   const peers: PeerConfig[] = specs.map((spec, i) => ({
-    node: spec.id, region: spec.region, url: options.urlFor?.(spec.id, ports[i]!) ?? `ws://127.0.0.1:${ports[i]}/v1/replicate`,
+    node: spec.id,
+    region: spec.region,
+    url: options.urlFor?.(spec.id, ports[i]!) ?? `ws://127.0.0.1:${ports[i]}/v1/replicate`,
   }));
   lastPeers = peers;
   const nodes: TestNode[] = [];

@@ -10,14 +10,16 @@ import t from 'tap';
 import fc from 'fast-check';
 import { Encoder } from '@msgpack/msgpack';
 import { decodeBounded, hlcRemoteMsMax, isTesseraError } from '@tessera/core';
-import {
-  type Frame, batchEntriesMax, decodeFrame, encodeFrame, entryRegionsMax, frameBytesMax, frameDepthMax, frameItemsMax, nonceBytes,
-} from '@tessera/sync';
+import { type Frame, batchEntriesMax, decodeFrame, encodeFrame, entryRegionsMax, frameBytesMax, frameDepthMax, frameItemsMax, nonceBytes } from '@tessera/sync';
 
 const runsScale = Number(process.env.FUZZ_RUNS ?? 1);
 // CI runs a fixed seed (a failure there is reproducible as is); FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
-const seed = process.env.FUZZ_SEED === undefined ? 20_261_127
-  : process.env.FUZZ_SEED === 'random' ? Date.now() ^ (Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
+const seed =
+  process.env.FUZZ_SEED === undefined
+    ? 20_261_127
+    : process.env.FUZZ_SEED === 'random'
+      ? Date.now() ^ (Math.random() * 2 ** 31)
+      : Number(process.env.FUZZ_SEED);
 t.comment(`FUZZ_SEED=${seed} (reproduce: FUZZ_SEED=${seed} npx tap packages/sync/test/fuzz-frames.test.ts)`);
 const params = (numRuns: number) => ({ numRuns: Math.max(1, Math.round(numRuns * runsScale)), seed });
 
@@ -39,21 +41,31 @@ const lane = fc.option(fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,31}$/), { nil: un
 const peerState = fc.record({ have: fc.dictionary(nodeId, uint, { maxKeys: 5 }), down: fc.array(nodeId, { maxLength: 4 }) });
 
 /** Entries of a batch or state frame: strictly increasing seqs, each a change, a state or a purge notice. */
-const entries = fc.array(
-  fc.record({
-    dataset, key, origin: nodeId, originSeq: uint, ms: fc.nat({ max: hlcRemoteMsMax }), c: fc.nat({ max: 65_535 }), delta: bytes(64),
-    kind: fc.constantFrom(undefined, 'state', 'purge'), to: fc.array(region, { minLength: 1, maxLength: 4 }), gap: fc.integer({ min: 1, max: 1000 }),
-    head: fc.option(bytes(32), { nil: undefined }),
-  }),
-  { maxLength: 8 },
-).map((raw) => {
-  let seq = 0;
-  return raw.map(({ gap, ms, c, kind, to, delta, head, ...rest }) => {
-    seq += gap;
-    const base = { seq, ...rest, hlc: { ms, c }, delta, ...(head === undefined ? {} : { head }) };
-    return kind === undefined ? base : { ...base, kind, to };
+const entries = fc
+  .array(
+    fc.record({
+      dataset,
+      key,
+      origin: nodeId,
+      originSeq: uint,
+      ms: fc.nat({ max: hlcRemoteMsMax }),
+      c: fc.nat({ max: 65_535 }),
+      delta: bytes(64),
+      kind: fc.constantFrom(undefined, 'state', 'purge'),
+      to: fc.array(region, { minLength: 1, maxLength: 4 }),
+      gap: fc.integer({ min: 1, max: 1000 }),
+      head: fc.option(bytes(32), { nil: undefined }),
+    }),
+    { maxLength: 8 },
+  )
+  .map((raw) => {
+    let seq = 0;
+    return raw.map(({ gap, ms, c, kind, to, delta, head, ...rest }) => {
+      seq += gap;
+      const base = { seq, ...rest, hlc: { ms, c }, delta, ...(head === undefined ? {} : { head }) };
+      return kind === undefined ? base : { ...base, kind, to };
+    });
   });
-});
 
 /** Drops optional fields that are undefined, as the decoder never sets them. */
 function compact<T extends Record<string, unknown>>(record: T): T {
@@ -62,18 +74,39 @@ function compact<T extends Record<string, unknown>>(record: T): T {
 
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ t: fc.constant('challenge' as const), v: uint, nonce }),
-  fc.record({ t: fc.constant('hello' as const), v: uint, cluster: fc.string({ maxLength: 64 }), node: nodeId, region, policy: policyStamp, nonce, proof: bytes(40) }),
+  fc.record({
+    t: fc.constant('hello' as const),
+    v: uint,
+    cluster: fc.string({ maxLength: 64 }),
+    node: nodeId,
+    region,
+    policy: policyStamp,
+    nonce,
+    proof: bytes(40),
+  }),
   fc.record({ t: fc.constant('welcome' as const), node: nodeId, region, policy: policyStamp, proof: bytes(40) }),
   fc.record({ t: fc.constant('refuse' as const), code: fc.string({ maxLength: 64 }), reason: fc.string({ maxLength: 200 }) }),
-  fc.record({ t: fc.constant('batch' as const), id: uint, extra: fc.nat({ max: 100 }), entries, lane, traces: fc.boolean() }).map(({ extra, traces, entries: list, ...rest }) => compact({
-    ...rest, entries: list, last: (list.at(-1)?.seq ?? 0) + extra,
-    traces: traces && list.length > 0 ? list.map((entry) => [entry.seq, entry.seq.toString(16).padStart(32, '0')] as const) : undefined,
-  })),
+  fc
+    .record({ t: fc.constant('batch' as const), id: uint, extra: fc.nat({ max: 100 }), entries, lane, traces: fc.boolean() })
+    .map(({ extra, traces, entries: list, ...rest }) =>
+      compact({
+        ...rest,
+        entries: list,
+        last: (list.at(-1)?.seq ?? 0) + extra,
+        traces: traces && list.length > 0 ? list.map((entry) => [entry.seq, entry.seq.toString(16).padStart(32, '0')] as const) : undefined,
+      }),
+    ),
   fc.record({ t: fc.constant('state' as const), id: uint, last: uint, entries, lane }).map(compact),
-  fc.record({
-    t: fc.constant('ack' as const), id: uint, last: uint, peer: fc.option(peerState, { nil: undefined }), lane,
-    refused: fc.option(fc.array(fc.integer({ min: 1, max: 1e9 }), { minLength: 1, maxLength: 6 }), { nil: undefined }),
-  }).map(compact),
+  fc
+    .record({
+      t: fc.constant('ack' as const),
+      id: uint,
+      last: uint,
+      peer: fc.option(peerState, { nil: undefined }),
+      lane,
+      refused: fc.option(fc.array(fc.integer({ min: 1, max: 1e9 }), { minLength: 1, maxLength: 6 }), { nil: undefined }),
+    })
+    .map(compact),
   fc.record({ t: fc.constant('policy' as const), version: fc.integer({ min: 1, max: 1e6 }), text: fc.string({ maxLength: 300 }) }),
   fc.record({ t: fc.constant('ping' as const), ms: uint, peer: fc.option(peerState, { nil: undefined }) }).map(compact),
   fc.record({ t: fc.constant('pong' as const), ms: uint, at: fc.option(uint, { nil: undefined }) }).map(compact),
@@ -108,7 +141,11 @@ function canonical(value: unknown): unknown {
   if (value instanceof Uint8Array) return { bytes: [...value] };
   if (Array.isArray(value)) return value.map(canonical);
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.keys(value).sort().map((name) => [name, canonical((value as Record<string, unknown>)[name])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((name) => [name, canonical((value as Record<string, unknown>)[name])]),
+    );
   }
   return value;
 }
@@ -128,13 +165,16 @@ function check(counts: { accepted: number; refused: number }, input: Uint8Array)
 
 t.test('valid frames of every type round-trip', async (t) => {
   const types = new Set<string>();
-  fc.assert(fc.property(frameArb, (frame) => {
-    types.add(frame.t);
-    const bytesOnce = encodeFrame(frame);
-    const decoded = decodeFrame(bytesOnce);
-    if (JSON.stringify(canonical(decoded)) !== JSON.stringify(canonical(normalised(frame)))) return false;
-    return Buffer.from(encodeFrame(decoded)).equals(Buffer.from(bytesOnce));
-  }), params(1_500));
+  fc.assert(
+    fc.property(frameArb, (frame) => {
+      types.add(frame.t);
+      const bytesOnce = encodeFrame(frame);
+      const decoded = decodeFrame(bytesOnce);
+      if (JSON.stringify(canonical(decoded)) !== JSON.stringify(canonical(normalised(frame)))) return false;
+      return Buffer.from(encodeFrame(decoded)).equals(Buffer.from(bytesOnce));
+    }),
+    params(1_500),
+  );
   t.equal(types.size, 10, `every frame type was generated (${[...types].sort().join(', ')})`);
 });
 
@@ -197,14 +237,21 @@ function mutateBytes(input: Uint8Array, mutation: ByteMutation): Uint8Array {
 
 t.test('byte-level mutants of valid frames decode to a valid frame or ERR_FRAME_INVALID', async (t) => {
   const counts = tally();
-  fc.assert(fc.property(frameArb, fc.array(byteMutation, { minLength: 1, maxLength: 3 }), (frame, mutations) =>
-    check(counts, mutations.reduce(mutateBytes, encodeFrame(frame)))), params(6_000));
+  fc.assert(
+    fc.property(frameArb, fc.array(byteMutation, { minLength: 1, maxLength: 3 }), (frame, mutations) =>
+      check(counts, mutations.reduce(mutateBytes, encodeFrame(frame))),
+    ),
+    params(6_000),
+  );
   t.ok(counts.refused > 0 && counts.accepted > 0, `mutants were both refused (${counts.refused}) and accepted (${counts.accepted})`);
 });
 
 t.test('random bytes decode to a valid frame or ERR_FRAME_INVALID', async (t) => {
   const counts = tally();
-  fc.assert(fc.property(fc.oneof(bytes(64), bytes(2048), fc.constantFrom(...hugeHeaders)), (input) => check(counts, input)), params(3_000));
+  fc.assert(
+    fc.property(fc.oneof(bytes(64), bytes(2048), fc.constantFrom(...hugeHeaders)), (input) => check(counts, input)),
+    params(3_000),
+  );
   t.ok(counts.refused > 0, `${counts.refused} refused`);
 });
 
@@ -266,7 +313,12 @@ type StructureMutation =
 const structureMutation: fc.Arbitrary<StructureMutation> = fc.oneof(
   fc.record({ kind: fc.constant('replace' as const), pick: fc.nat(), value: msgpackValue }),
   fc.record({ kind: fc.constant('drop' as const), pick: fc.nat() }),
-  fc.record({ kind: fc.constant('add' as const), pick: fc.nat(), name: fc.constantFrom('t', 'lane', 'peer', 'traces', 'at', 'extra', 'entries'), value: msgpackValue }),
+  fc.record({
+    kind: fc.constant('add' as const),
+    pick: fc.nat(),
+    name: fc.constantFrom('t', 'lane', 'peer', 'traces', 'at', 'extra', 'entries'),
+    value: msgpackValue,
+  }),
   fc.record({ kind: fc.constant('nest' as const), pick: fc.nat(), depth: fc.constantFrom(2, 9, 40, 300), asMap: fc.boolean() }),
 );
 
@@ -285,8 +337,13 @@ function mutateStructure(root: unknown, mutation: StructureMutation): unknown {
     case 'drop':
       return path.length === 0 ? root : update(root, path, () => undefined);
     case 'add':
-      return update(root, path, (value) => (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
-        ? { ...value, [mutation.name]: mutation.value } : Array.isArray(value) ? [...value, mutation.value] : value));
+      return update(root, path, (value) =>
+        typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+          ? { ...value, [mutation.name]: mutation.value }
+          : Array.isArray(value)
+            ? [...value, mutation.value]
+            : value,
+      );
     case 'nest':
       return update(root, path, (value) => nest(value, mutation.depth, mutation.asMap));
   }
@@ -294,10 +351,13 @@ function mutateStructure(root: unknown, mutation: StructureMutation): unknown {
 
 t.test('structure-level mutants (types swapped, fields dropped or added, deep nesting) decode or are refused', async (t) => {
   const counts = tally();
-  fc.assert(fc.property(frameArb, fc.array(structureMutation, { minLength: 1, maxLength: 3 }), (frame, mutations) => {
-    const form = mutations.reduce(mutateStructure, decodeBounded(encodeFrame(frame), 'frame', frameBytesMax));
-    return check(counts, rawEncoder.encode(form));
-  }), params(4_000));
+  fc.assert(
+    fc.property(frameArb, fc.array(structureMutation, { minLength: 1, maxLength: 3 }), (frame, mutations) => {
+      const form = mutations.reduce(mutateStructure, decodeBounded(encodeFrame(frame), 'frame', frameBytesMax));
+      return check(counts, rawEncoder.encode(form));
+    }),
+    params(4_000),
+  );
   t.ok(counts.refused > 0 && counts.accepted > 0, `mutants were both refused (${counts.refused}) and accepted (${counts.accepted})`);
 });
 
@@ -308,11 +368,27 @@ t.test('frames at their bounds: the largest legitimate batch decodes; containers
   // that each name the most regions, with a trace per entry.
   const to = Array.from({ length: entryRegionsMax }, (_, i) => `r${i}`);
   const full: Frame = {
-    t: 'batch', id: 1, last: batchEntriesMax,
-    entries: Array.from({ length: batchEntriesMax }, (_, i) => ({ seq: i + 1, dataset: 'd', key: `k${i}`, origin: 'a1', originSeq: 0, hlc: { ms: 1, c: 0 }, delta: new Uint8Array(1), kind: 'state' as const, to })),
+    t: 'batch',
+    id: 1,
+    last: batchEntriesMax,
+    entries: Array.from({ length: batchEntriesMax }, (_, i) => ({
+      seq: i + 1,
+      dataset: 'd',
+      key: `k${i}`,
+      origin: 'a1',
+      originSeq: 0,
+      hlc: { ms: 1, c: 0 },
+      delta: new Uint8Array(1),
+      kind: 'state' as const,
+      to,
+    })),
     traces: Array.from({ length: batchEntriesMax }, (_, i) => [i + 1, 'f'.repeat(32)] as const),
   };
-  t.equal((decodeFrame(encodeFrame(full)) as unknown as { entries: unknown[] }).entries.length, batchEntriesMax, 'a full batch of state entries naming every region decodes');
+  t.equal(
+    (decodeFrame(encodeFrame(full)) as unknown as { entries: unknown[] }).entries.length,
+    batchEntriesMax,
+    'a full batch of state entries naming every region decodes',
+  );
 
   // FUZZ-1 (found writing the nesting mutants of this file): a deeply nested `t` made the error message's
   // JSON.stringify overflow the stack (RangeError). FUZZ-2: 16 MiB of one-byte arrays — nested, or side by
@@ -325,10 +401,22 @@ t.test('frames at their bounds: the largest legitimate batch decodes; containers
     Buffer.from([0x81, 0xa1, 0x74, 0xdd, (count >>> 24) & 255, (count >>> 16) & 255, (count >>> 8) & 255, count & 255]),
     Buffer.alloc(count * 16, 0x90),
   ]);
-  t.throws(() => decodeFrame(wide), { code: 'ERR_FRAME_INVALID', message: new RegExp(`more than ${frameItemsMax} values`) }, '16 million empty arrays side by side');
-  t.throws(() => decodeFrame(rawEncoder.encode({ t: nest('ping', frameDepthMax + 1, false) })), { code: 'ERR_FRAME_INVALID' }, 'a frame one level deeper than the bound');
+  t.throws(
+    () => decodeFrame(wide),
+    { code: 'ERR_FRAME_INVALID', message: new RegExp(`more than ${frameItemsMax} values`) },
+    '16 million empty arrays side by side',
+  );
+  t.throws(
+    () => decodeFrame(rawEncoder.encode({ t: nest('ping', frameDepthMax + 1, false) })),
+    { code: 'ERR_FRAME_INVALID' },
+    'a frame one level deeper than the bound',
+  );
   // FUZZ-3: a batch's `traces` of the wrong shape threw ERR_DECODE, not ERR_FRAME_INVALID.
   for (const traces of [5, [5], [[1]], [['x', 'y']]]) {
-    t.throws(() => decodeFrame(rawEncoder.encode({ t: 'batch', id: 1, last: 1, entries: [], traces })), { code: 'ERR_FRAME_INVALID' }, `traces ${JSON.stringify(traces)}`);
+    t.throws(
+      () => decodeFrame(rawEncoder.encode({ t: 'batch', id: 1, last: 1, entries: [], traces })),
+      { code: 'ERR_FRAME_INVALID' },
+      `traces ${JSON.stringify(traces)}`,
+    );
   }
 });

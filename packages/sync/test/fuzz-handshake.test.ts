@@ -21,14 +21,28 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { isTesseraError } from '@tessera/core';
 import { Replica } from '@tessera/store';
 import {
-  type Frame, SyncNode, closeCodes, decodeFrame, encodeFrame, frameBytesMax, handshakesPendingPerSourceMaxDefault, helloProof, newNonce, protocolVersion, welcomeProof,
+  type Frame,
+  SyncNode,
+  closeCodes,
+  decodeFrame,
+  encodeFrame,
+  frameBytesMax,
+  handshakesPendingPerSourceMaxDefault,
+  helloProof,
+  newNonce,
+  protocolVersion,
+  welcomeProof,
 } from '@tessera/sync';
 import { eventually, secret, startCluster } from './cluster.js';
 
 const runsScale = Number(process.env.FUZZ_RUNS ?? 1);
 // CI runs a fixed seed (a failure there is reproducible as is); FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
-const seed = process.env.FUZZ_SEED === undefined ? 20_261_127
-  : process.env.FUZZ_SEED === 'random' ? Date.now() ^ (Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
+const seed =
+  process.env.FUZZ_SEED === undefined
+    ? 20_261_127
+    : process.env.FUZZ_SEED === 'random'
+      ? Date.now() ^ (Math.random() * 2 ** 31)
+      : Number(process.env.FUZZ_SEED);
 t.comment(`FUZZ_SEED=${seed} (reproduce: FUZZ_SEED=${seed} npx tap packages/sync/test/fuzz-handshake.test.ts)`);
 const params = (numRuns: number) => ({ numRuns: Math.max(1, Math.round(numRuns * runsScale)), seed });
 
@@ -68,14 +82,23 @@ const helloRecipe: fc.Arbitrary<HelloRecipe> = fc.record({
   nonce: fc.constantFrom('fresh', 'reflected', 'zeros', 'short'),
   proof: fc.constantFrom('wrong-secret', 'replayed', 'reflected-welcome', 'random', 'empty', 'short', 'swapped-nonces', 'other-identity'),
   drop: mostly<HelloField | null>(null, 'v', 'cluster', 'node', 'region', 'nonce', 'proof'),
-  damage: mostly<ReadonlyArray<{ at: number; xor: number }>>([], [{ at: 7, xor: 1 }], [{ at: 40, xor: 0x80 }], [{ at: 90, xor: 0xff }, { at: 3, xor: 2 }]),
+  damage: mostly<ReadonlyArray<{ at: number; xor: number }>>(
+    [],
+    [{ at: 7, xor: 1 }],
+    [{ at: 40, xor: 0x80 }],
+    [
+      { at: 90, xor: 0xff },
+      { at: 3, xor: 2 },
+    ],
+  ),
 });
 
 /** A hello captured from an honest session earlier: its proof, valid for that session only. */
 let captured: { acceptorNonce: Uint8Array; hello: Frame & { t: 'hello' } } | null = null;
 
 function forgeHello(recipe: HelloRecipe, acceptorNonce: Uint8Array): Uint8Array {
-  const nonce = recipe.nonce === 'fresh' ? newNonce() : recipe.nonce === 'reflected' ? acceptorNonce : recipe.nonce === 'zeros' ? new Uint8Array(32) : new Uint8Array(31);
+  const nonce =
+    recipe.nonce === 'fresh' ? newNonce() : recipe.nonce === 'reflected' ? acceptorNonce : recipe.nonce === 'zeros' ? new Uint8Array(32) : new Uint8Array(31);
   const wrongSecret = Buffer.from('not-the-cluster-secret');
   const nonce32 = nonce.length === 32 ? nonce : newNonce();
   const proofs: Record<HelloRecipe['proof'], () => Uint8Array> = {
@@ -92,8 +115,14 @@ function forgeHello(recipe: HelloRecipe, acceptorNonce: Uint8Array): Uint8Array 
     'other-identity': () => helloProof(secret, 'test', recipe.node === 'a1' ? 'c9' : 'a1', recipe.region, acceptorNonce, nonce32),
   };
   const hello: Record<string, unknown> = {
-    t: 'hello', v: recipe.v, cluster: recipe.cluster, node: recipe.node, region: recipe.region, policy: { version: 0, hash: '' },
-    nonce, proof: proofs[recipe.proof](),
+    t: 'hello',
+    v: recipe.v,
+    cluster: recipe.cluster,
+    node: recipe.node,
+    region: recipe.region,
+    policy: { version: 0, hash: '' },
+    nonce,
+    proof: proofs[recipe.proof](),
   };
   // Some recipes use the real secret (a replay, a welcome proof, swapped nonces); with a reflected nonce one
   // of them can come out as the right proof, which an attacker without the secret cannot make: spoil it.
@@ -107,7 +136,15 @@ function forgeHello(recipe: HelloRecipe, acceptorNonce: Uint8Array): Uint8Array 
 
 /** Frames that are valid on an open link but not before the handshake; the batch carries a document. */
 function outOfOrderFrames(): Uint8Array[] {
-  const entry = { seq: 1, dataset: 'users', key: 'smuggled', origin: 'a1', originSeq: 1, hlc: { ms: Date.now(), c: 0 }, delta: new Uint8Array([0x97, 1, 0xa3, 0x6d, 0x61, 0x70, 0x90, 0x90, 0x90, 0x90, 0x90]) };
+  const entry = {
+    seq: 1,
+    dataset: 'users',
+    key: 'smuggled',
+    origin: 'a1',
+    originSeq: 1,
+    hlc: { ms: Date.now(), c: 0 },
+    delta: new Uint8Array([0x97, 1, 0xa3, 0x6d, 0x61, 0x70, 0x90, 0x90, 0x90, 0x90, 0x90]),
+  };
   return [
     encodeFrame({ t: 'batch', id: 1, last: 1, entries: [entry] }),
     encodeFrame({ t: 'state', id: 1, last: 1, entries: [entry] }),
@@ -180,7 +217,10 @@ function attack(port: number, plan: Scenario): Promise<Outcome> {
           return;
         case 'out-of-order':
           ws.send(outOfOrderFrames()[plan.frame]!);
-          if (plan.thenHello) ws.send(forgeHello({ v: 1, cluster: 'test', node: 'a1', region: 'eu-west', nonce: 'fresh', proof: 'replayed', drop: null, damage: [] }, frame.nonce));
+          if (plan.thenHello)
+            ws.send(
+              forgeHello({ v: 1, cluster: 'test', node: 'a1', region: 'eu-west', nonce: 'fresh', proof: 'replayed', drop: null, damage: [] }, frame.nonce),
+            );
           return;
         case 'garbage':
           ws.send(plan.asText ? Buffer.from(plan.bytes).toString('latin1') : plan.bytes);
@@ -220,15 +260,25 @@ function judge(outcome: Outcome, plan: Scenario): string | null {
 
 t.test('acceptor: every attack is refused; no welcome, no write, no crash; the honest link stays up', async (t) => {
   const events: Array<Record<string, unknown>> = [];
-  const [a1, b1] = await startCluster(t, [{ id: 'a1', region: 'eu-west' }, { id: 'b1', region: 'us-east' }], {
-    // Pings every second: the honest link is declared dead after 4 s of silence, not 0.8 s, so a loaded
-    // machine's pauses are not mistaken for an attack's effect.
-    pingIntervalMs: 1_000,
-    log: (event) => events.push({ ...event, atMs: Date.now() }),
-  });
+  const [a1, b1] = await startCluster(
+    t,
+    [
+      { id: 'a1', region: 'eu-west' },
+      { id: 'b1', region: 'us-east' },
+    ],
+    {
+      // Pings every second: the honest link is declared dead after 4 s of silence, not 0.8 s, so a loaded
+      // machine's pauses are not mistaken for an attack's effect.
+      pingIntervalMs: 1_000,
+      log: (event) => events.push({ ...event, atMs: Date.now() }),
+    },
+  );
   await a1!.replica.put('users', 'before', { v: 1 });
   await b1!.replica.put('users', 'here', { v: 2 });
-  t.ok(await eventually(async () => (await b1!.replica.get('users', 'before')) !== undefined && (await a1!.replica.get('users', 'here')) !== undefined), 'the honest link replicates');
+  t.ok(
+    await eventually(async () => (await b1!.replica.get('users', 'before')) !== undefined && (await a1!.replica.get('users', 'here')) !== undefined),
+    'the honest link replicates',
+  );
   const linkOf = (node: typeof a1) => node!.sync.status().links[0]!;
   const reconnectsBefore = linkOf(a1).reconnects;
   const seqBefore = b1!.replica.lastSeq;
@@ -238,22 +288,39 @@ t.test('acceptor: every attack is refused; no welcome, no write, no crash; the h
   {
     const ws = new WebSocket(`ws://127.0.0.1:${b1!.port}/v1/replicate`);
     ws.on('error', () => undefined);
-    const challenge = await new Promise<Uint8Array>((resolve) => ws.once('message', (data: Buffer) => resolve((decodeFrame(data) as { nonce: Uint8Array }).nonce)));
+    const challenge = await new Promise<Uint8Array>((resolve) =>
+      ws.once('message', (data: Buffer) => resolve((decodeFrame(data) as { nonce: Uint8Array }).nonce)),
+    );
     const nonce = newNonce();
-    captured = { acceptorNonce: challenge, hello: { t: 'hello', v: protocolVersion, cluster: 'test', node: 'a1', region: 'eu-west', policy: { version: 0, hash: '' }, nonce, proof: helloProof(secret, 'test', 'a1', 'eu-west', challenge, nonce) } };
+    captured = {
+      acceptorNonce: challenge,
+      hello: {
+        t: 'hello',
+        v: protocolVersion,
+        cluster: 'test',
+        node: 'a1',
+        region: 'eu-west',
+        policy: { version: 0, hash: '' },
+        nonce,
+        proof: helloProof(secret, 'test', 'a1', 'eu-west', challenge, nonce),
+      },
+    };
     ws.terminate(); // never sent: capturing it must not disturb the honest link
   }
 
   const kinds = new Map<string, number>();
   const refusals = new Map<string, number>();
-  await fc.assert(fc.asyncProperty(scenario, async (plan) => {
-    kinds.set(plan.kind, (kinds.get(plan.kind) ?? 0) + 1);
-    const outcome = await attack(b1!.port, plan);
-    if (outcome.refusal !== null) refusals.set(outcome.refusal.code, (refusals.get(outcome.refusal.code) ?? 0) + 1);
-    const problem = judge(outcome, plan);
-    if (problem !== null) throw new Error(problem);
-    if (b1!.replica.lastSeq !== seqBefore) throw new Error(`the store changed (lastSeq ${seqBefore} → ${b1!.replica.lastSeq}) after ${JSON.stringify(plan)}`);
-  }), params(250));
+  await fc.assert(
+    fc.asyncProperty(scenario, async (plan) => {
+      kinds.set(plan.kind, (kinds.get(plan.kind) ?? 0) + 1);
+      const outcome = await attack(b1!.port, plan);
+      if (outcome.refusal !== null) refusals.set(outcome.refusal.code, (refusals.get(outcome.refusal.code) ?? 0) + 1);
+      const problem = judge(outcome, plan);
+      if (problem !== null) throw new Error(problem);
+      if (b1!.replica.lastSeq !== seqBefore) throw new Error(`the store changed (lastSeq ${seqBefore} → ${b1!.replica.lastSeq}) after ${JSON.stringify(plan)}`);
+    }),
+    params(250),
+  );
   t.comment(`scenarios: ${JSON.stringify(Object.fromEntries(kinds))}; refusals: ${JSON.stringify(Object.fromEntries(refusals))}`);
   t.ok(refusals.get('bad-proof')! > 0 && refusals.get('bad-frame')! > 0, 'wrong proofs and wrong frames were among the refusals');
 
@@ -267,10 +334,18 @@ t.test('acceptor: every attack is refused; no welcome, no write, no crash; the h
   const silent = Array.from({ length: 10 }, () => attackSilently(b1!.port, 'silent'));
   const half = Array.from({ length: 10 }, () => attackSilently(b1!.port, 'half-frame'));
   const outcomes = await Promise.all([...silent, ...half]);
-  t.same(outcomes.filter((o) => o !== 'handshake-timeout' && o !== 'ERR_CONNECTIONS_EXCEEDED'), [], 'every silent or half-sending client was refused, at the upgrade or for its timeout');
-  t.equal(outcomes.filter((o) => o === 'handshake-timeout').length, handshakesPendingPerSourceMaxDefault, `as many got a WebSocket as one address may have pending: ${JSON.stringify(outcomes)}`);
+  t.same(
+    outcomes.filter((o) => o !== 'handshake-timeout' && o !== 'ERR_CONNECTIONS_EXCEEDED'),
+    [],
+    'every silent or half-sending client was refused, at the upgrade or for its timeout',
+  );
+  t.equal(
+    outcomes.filter((o) => o === 'handshake-timeout').length,
+    handshakesPendingPerSourceMaxDefault,
+    `as many got a WebSocket as one address may have pending: ${JSON.stringify(outcomes)}`,
+  );
 
-  t.equal(b1!.replica.lastSeq, seqBefore, 'the store\'s log is unchanged');
+  t.equal(b1!.replica.lastSeq, seqBefore, "the store's log is unchanged");
   t.equal(JSON.stringify([await b1!.replica.get('users', 'before'), await b1!.replica.get('users', 'here')]), docsBefore, 'its documents are unchanged');
   t.equal(await b1!.replica.get('users', 'smuggled'), undefined, 'nothing sent before the handshake was applied');
   t.equal(linkOf(a1).state, 'open', 'the honest link is open');
@@ -296,10 +371,20 @@ function attackSilently(port: number, how: 'silent' | 'half-frame'): Promise<str
       resolve('no answer in time');
     }, scenarioMsMax);
     socket.on('error', () => undefined);
-    socket.on('connect', () => socket.write([
-      'GET /v1/replicate HTTP/1.1', `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', '', '',
-    ].join('\r\n')));
+    socket.on('connect', () =>
+      socket.write(
+        [
+          'GET /v1/replicate HTTP/1.1',
+          `Host: 127.0.0.1:${port}`,
+          'Upgrade: websocket',
+          'Connection: Upgrade',
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+          'Sec-WebSocket-Version: 13',
+          '',
+          '',
+        ].join('\r\n'),
+      ),
+    );
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       if (!upgraded) {
@@ -351,7 +436,7 @@ const fakeScript: fc.Arbitrary<FakeScript> = fc.record({
   damage: fc.array(fc.record({ at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }), { maxLength: 2 }),
 });
 
-t.test('dialer: a fake acceptor\'s random and mutated challenges and welcomes never open the link or reach the store', async (t) => {
+t.test("dialer: a fake acceptor's random and mutated challenges and welcomes never open the link or reach the store", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-fuzz-dialer-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const replica = await Replica.open({ path: join(dir, 'a1'), node: 'a1', region: 'eu-west', durability: 'os' });
@@ -363,44 +448,66 @@ t.test('dialer: a fake acceptor\'s random and mutated challenges and welcomes ne
   const scripts: Array<{ script: FakeScript; done: () => void }> = [];
   const http = createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true });
-  http.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => {
-    const next = scripts.shift();
-    if (next === undefined) {
-      ws.terminate();
-      return;
-    }
-    playFake(ws, next.script);
-    ws.on('close', () => next.done());
-    ws.on('error', () => undefined);
-  }));
+  http.on('upgrade', (req, socket, head) =>
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const next = scripts.shift();
+      if (next === undefined) {
+        ws.terminate();
+        return;
+      }
+      playFake(ws, next.script);
+      ws.on('close', () => next.done());
+      ws.on('error', () => undefined);
+    }),
+  );
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    http.closeAllConnections();
-    http.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  );
   const port = (http.address() as AddressInfo).port;
   // random 0: no back-off between attempts, so each script's connection comes at once.
   let opened = false;
   const sync = new SyncNode({
-    replica, cluster: 'test', secret, random: () => 0, handshakeTimeoutMs: 1_000, pingIntervalMs: 200,
-    peers: [{ node: 'a1', region: 'eu-west', url: 'ws://127.0.0.1:1/unused' }, { node: 'z9', region: 'ap-south', url: `ws://127.0.0.1:${port}/v1/replicate` }],
+    replica,
+    cluster: 'test',
+    secret,
+    random: () => 0,
+    handshakeTimeoutMs: 1_000,
+    pingIntervalMs: 200,
+    peers: [
+      { node: 'a1', region: 'eu-west', url: 'ws://127.0.0.1:1/unused' },
+      { node: 'z9', region: 'ap-south', url: `ws://127.0.0.1:${port}/v1/replicate` },
+    ],
     log: (event) => {
       if (event.event === 'link-open') opened = true;
     },
   });
 
   let runs = 0;
-  await fc.assert(fc.asyncProperty(fakeScript, async (script) => {
-    runs++;
-    const finished = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`script ${JSON.stringify(script)} did not end within ${scenarioMsMax} ms`)), scenarioMsMax);
-      scripts.push({ script, done: () => { clearTimeout(timer); resolve(); } });
-    });
-    if (runs === 1) sync.start();
-    await finished;
-    if (opened) throw new Error(`the link opened with a fake acceptor: ${JSON.stringify(script)}`);
-    if (replica.lastSeq !== seqBefore) throw new Error(`the store changed after ${JSON.stringify(script)}`);
-  }), params(120));
+  await fc.assert(
+    fc.asyncProperty(fakeScript, async (script) => {
+      runs++;
+      const finished = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`script ${JSON.stringify(script)} did not end within ${scenarioMsMax} ms`)), scenarioMsMax);
+        scripts.push({
+          script,
+          done: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+      if (runs === 1) sync.start();
+      await finished;
+      if (opened) throw new Error(`the link opened with a fake acceptor: ${JSON.stringify(script)}`);
+      if (replica.lastSeq !== seqBefore) throw new Error(`the store changed after ${JSON.stringify(script)}`);
+    }),
+    params(120),
+  );
   await sync.close();
   t.notOk(opened, 'the link never opened');
   t.equal(replica.lastSeq, seqBefore, 'the store is unchanged');
@@ -414,7 +521,12 @@ function playFake(ws: WebSocket, script: FakeScript): void {
     for (const { at, xor } of script.damage) out[at % out.length]! ^= xor;
     return out;
   };
-  const batch = encodeFrame({ t: 'batch', id: 1, last: 1, entries: [{ seq: 1, dataset: 'users', key: 'smuggled', origin: 'z9', originSeq: 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array([0x90]) }] });
+  const batch = encodeFrame({
+    t: 'batch',
+    id: 1,
+    last: 1,
+    entries: [{ seq: 1, dataset: 'users', key: 'smuggled', origin: 'z9', originSeq: 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array([0x90]) }],
+  });
   const challenges: Record<FakeScript['challenge'], (() => Uint8Array) | null> = {
     valid: () => encodeFrame({ t: 'challenge', v: protocolVersion, nonce: newNonce() }),
     'wrong-version': () => encodeFrame({ t: 'challenge', v: protocolVersion + 1, nonce: newNonce() }),

@@ -15,8 +15,12 @@ import { eventually, secret, startCluster } from './cluster.js';
 
 const runsScale = Number(process.env.FUZZ_RUNS ?? 1);
 // CI runs a fixed seed (a failure there is reproducible as is); FUZZ_SEED=random explores, FUZZ_SEED=<n> replays.
-const seed = process.env.FUZZ_SEED === undefined ? 20_261_127
-  : process.env.FUZZ_SEED === 'random' ? Date.now() ^ (Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
+const seed =
+  process.env.FUZZ_SEED === undefined
+    ? 20_261_127
+    : process.env.FUZZ_SEED === 'random'
+      ? Date.now() ^ (Math.random() * 2 ** 31)
+      : Number(process.env.FUZZ_SEED);
 t.comment(`FUZZ_SEED=${seed} (reproduce: FUZZ_SEED=${seed} npx tap packages/sync/test/fuzz-peer.test.ts)`);
 
 /** Bound on one batch's round trip. */
@@ -41,8 +45,16 @@ const mutation: fc.Arbitrary<EntryMutation> = fc.oneof(
   fc.record({ kind: fc.constant('delta-swap' as const), from: fc.nat() }),
   fc.record({ kind: fc.constant('key' as const), key: fc.constantFrom('k0', 'k1', 'other', 'x'.repeat(512)) }),
   fc.record({ kind: fc.constant('dataset' as const), dataset: fc.constantFrom('users', 'stats', 'tags', 'notes', 'fresh') }),
-  fc.record({ kind: fc.constant('origin' as const), origin: fc.constantFrom('a1', 'b1', 'c1', 'z9'), originSeq: fc.constantFrom(0, 1, 2 ** 31, Number.MAX_SAFE_INTEGER) }),
-  fc.record({ kind: fc.constant('hlc' as const), ms: fc.constantFrom(0, 1, Date.now() + 3_600_000, 2 ** 48, Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER), c: fc.constantFrom(0, 1, 0xffff) }),
+  fc.record({
+    kind: fc.constant('origin' as const),
+    origin: fc.constantFrom('a1', 'b1', 'c1', 'z9'),
+    originSeq: fc.constantFrom(0, 1, 2 ** 31, Number.MAX_SAFE_INTEGER),
+  }),
+  fc.record({
+    kind: fc.constant('hlc' as const),
+    ms: fc.constantFrom(0, 1, Date.now() + 3_600_000, 2 ** 48, Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER),
+    c: fc.constantFrom(0, 1, 0xffff),
+  }),
   fc.record({ kind: fc.constant('state' as const), to: fc.array(fc.constantFrom('us-east', 'eu-west', 'ap-south'), { minLength: 1, maxLength: 3 }) }),
   fc.record({ kind: fc.constant('purge' as const), to: fc.array(fc.constantFrom('us-east', 'eu-west', 'ap-south'), { minLength: 1, maxLength: 3 }) }),
 );
@@ -90,7 +102,18 @@ function sendAsA1(port: number, batch: Frame): Promise<{ acked: boolean; closeCo
       const frame = decodeFrame(data);
       if (frame.t === 'challenge') {
         const nonce = newNonce();
-        ws.send(encodeFrame({ t: 'hello', v: protocolVersion, cluster: 'test', node: 'a1', region: 'eu-west', policy: { version: 0, hash: '' }, nonce, proof: helloProof(secret, 'test', 'a1', 'eu-west', frame.nonce, nonce) }));
+        ws.send(
+          encodeFrame({
+            t: 'hello',
+            v: protocolVersion,
+            cluster: 'test',
+            node: 'a1',
+            region: 'eu-west',
+            policy: { version: 0, hash: '' },
+            nonce,
+            proof: helloProof(secret, 'test', 'a1', 'eu-west', frame.nonce, nonce),
+          }),
+        );
       } else if (frame.t === 'welcome') {
         ws.send(encodeFrame(batch));
       } else if (frame.t === 'ack' && frame.id === (batch as { id: number }).id) {
@@ -105,11 +128,19 @@ function sendAsA1(port: number, batch: Frame): Promise<{ acked: boolean; closeCo
   });
 }
 
-t.test('an authenticated peer\'s damaged batches are applied or refused; the node lives on and keeps replicating', async (t) => {
+t.test("an authenticated peer's damaged batches are applied or refused; the node lives on and keeps replicating", async (t) => {
   const events: Array<Record<string, unknown>> = [];
-  const [a1, b1, c1] = await startCluster(t, [{ id: 'a1', region: 'eu-west' }, { id: 'b1', region: 'us-east' }, { id: 'c1', region: 'us-west' }], {
-    log: (event) => events.push(event),
-  });
+  const [a1, b1, c1] = await startCluster(
+    t,
+    [
+      { id: 'a1', region: 'eu-west' },
+      { id: 'b1', region: 'us-east' },
+      { id: 'c1', region: 'us-west' },
+    ],
+    {
+      log: (event) => events.push(event),
+    },
+  );
   // Real entries of every kind of document, from a1's own log.
   await a1!.replica.put('users', 'k0', { name: 'Ada', nested: { a: 1 } });
   await a1!.replica.put('users', 'k1', { name: 'Bo' }, { tags: ['pii'] });
@@ -119,40 +150,47 @@ t.test('an authenticated peer\'s damaged batches are applied or refused; the nod
   await a1!.replica.put('users', 'k0', { name: 'Ada2' });
   await a1!.replica.delete('users', 'k1');
   const pool = (await a1!.replica.deltasSince(0)).entries;
-  t.ok(await eventually(async () => (await b1!.replica.get('users', 'k0')) !== undefined), 'b1 holds a1\'s documents');
+  t.ok(await eventually(async () => (await b1!.replica.get('users', 'k0')) !== undefined), "b1 holds a1's documents");
   // The test plays a1 from here on.
   await a1!.sync.close();
 
   let batches = 0;
   let acked = 0;
   const closes = new Map<number, number>();
-  await fc.assert(fc.asyncProperty(
-    fc.array(fc.record({ pick: fc.nat(), mutations: fc.array(mutation, { minLength: 1, maxLength: 2 }) }), { minLength: 1, maxLength: 6 }),
-    async (drawn) => {
-      const seqBefore = b1!.replica.lastSeq;
-      const entries = drawn.map(({ pick, mutations }, i) => ({ ...mutations.reduce((entry, m) => mutate(entry, m, pool), pool[pick % pool.length]!), seq: i + 1 }));
-      const batch: Frame = { t: 'batch', id: ++batches, last: entries.length, entries };
-      // A batch the decoder refuses never reaches the node: the property is about what passes the decoder.
-      let bytesOk = true;
-      try {
-        decodeFrame(encodeFrame(batch));
-      } catch {
-        bytesOk = false;
-      }
-      const outcome = await sendAsA1(b1!.port, batch);
-      if (outcome.acked) acked++;
-      else closes.set(outcome.closeCode ?? 0, (closes.get(outcome.closeCode ?? 0) ?? 0) + 1);
-      if (!outcome.acked && outcome.closeCode !== 4400 && outcome.closeCode !== 4403) {
-        throw new Error(`a batch (${bytesOk ? 'decodable' : 'malformed'}) was neither acknowledged nor refused: closed ${outcome.closeCode}`);
-      }
-      if (b1!.replica.lastSeq < seqBefore) throw new Error('the log went backwards');
-      if (!b1!.replica.isOpen) throw new Error('the store closed');
-      // Every document a batch touched is still readable.
-      for (const entry of entries) await b1!.replica.get(entry.dataset, entry.key).catch((error: Error) => {
-        if (!/ERR_(KEY|DATASET_NAME)_INVALID/.test(String((error as { code?: string }).code))) throw error;
-      });
-    },
-  ), { numRuns: Math.max(1, Math.round(150 * runsScale)), seed });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.record({ pick: fc.nat(), mutations: fc.array(mutation, { minLength: 1, maxLength: 2 }) }), { minLength: 1, maxLength: 6 }),
+      async (drawn) => {
+        const seqBefore = b1!.replica.lastSeq;
+        const entries = drawn.map(({ pick, mutations }, i) => ({
+          ...mutations.reduce((entry, m) => mutate(entry, m, pool), pool[pick % pool.length]!),
+          seq: i + 1,
+        }));
+        const batch: Frame = { t: 'batch', id: ++batches, last: entries.length, entries };
+        // A batch the decoder refuses never reaches the node: the property is about what passes the decoder.
+        let bytesOk = true;
+        try {
+          decodeFrame(encodeFrame(batch));
+        } catch {
+          bytesOk = false;
+        }
+        const outcome = await sendAsA1(b1!.port, batch);
+        if (outcome.acked) acked++;
+        else closes.set(outcome.closeCode ?? 0, (closes.get(outcome.closeCode ?? 0) ?? 0) + 1);
+        if (!outcome.acked && outcome.closeCode !== 4400 && outcome.closeCode !== 4403) {
+          throw new Error(`a batch (${bytesOk ? 'decodable' : 'malformed'}) was neither acknowledged nor refused: closed ${outcome.closeCode}`);
+        }
+        if (b1!.replica.lastSeq < seqBefore) throw new Error('the log went backwards');
+        if (!b1!.replica.isOpen) throw new Error('the store closed');
+        // Every document a batch touched is still readable.
+        for (const entry of entries)
+          await b1!.replica.get(entry.dataset, entry.key).catch((error: Error) => {
+            if (!/ERR_(KEY|DATASET_NAME)_INVALID/.test(String((error as { code?: string }).code))) throw error;
+          });
+      },
+    ),
+    { numRuns: Math.max(1, Math.round(150 * runsScale)), seed },
+  );
   t.comment(`${batches} batches: ${acked} acknowledged, closed: ${JSON.stringify(Object.fromEntries(closes))}`);
   t.ok(acked > 0 && closes.size > 0, 'batches were both acknowledged and refused');
 
@@ -160,14 +198,21 @@ t.test('an authenticated peer\'s damaged batches are applied or refused; the nod
   const write = await b1!.replica.put('users', 'after', { v: 1 });
   t.ok(Number.isSafeInteger(write.hlc.ms) && write.hlc.ms < 253_402_300_800_000, `b1's next write has a sane timestamp (${write.hlc.ms})`);
   t.ok(await eventually(async () => (await c1!.replica.get('users', 'after')) !== undefined, 15_000), 'and reaches c1');
-  t.notOk(events.some((e) => e.event === 'link-error' && e.peer === 'c1'), 'the link from b1 to c1 never failed');
+  t.notOk(
+    events.some((e) => e.event === 'link-error' && e.peer === 'c1'),
+    'the link from b1 to c1 never failed',
+  );
 });
 
 t.test('regression: a timestamp at the safe-integer limit from one peer no longer stops replication from the nodes it reaches', async (t) => {
   // FUZZ-PEER-1: an entry with hlc { ms: 2^53 - 1, c: 65535 } was accepted; the receiver's clock followed it, its
   // next write got ms 2^53 (not a safe integer), and every peer refused the batches carrying that write: b1
   // stopped replicating to c1 for good. Now the decoder refuses such a timestamp and the clock never follows it.
-  const [a1, b1, c1] = await startCluster(t, [{ id: 'a1', region: 'eu-west' }, { id: 'b1', region: 'us-east' }, { id: 'c1', region: 'us-west' }]);
+  const [a1, b1, c1] = await startCluster(t, [
+    { id: 'a1', region: 'eu-west' },
+    { id: 'b1', region: 'us-east' },
+    { id: 'c1', region: 'us-west' },
+  ]);
   await a1!.replica.put('users', 'k0', { v: 1 });
   const [entry] = (await a1!.replica.deltasSince(0)).entries;
   await a1!.sync.close();

@@ -9,7 +9,8 @@ const secret = Buffer.from('test-cluster-secret-0123456789abcdef');
 const acceptor = { cluster: 'test', node: 'b1', region: 'us-east', secret };
 const dialer = { cluster: 'test', node: 'a1', region: 'eu-west', secret };
 const policy = { version: 0, hash: '' };
-const peers = (node: string) => (node === 'a1' ? { region: 'eu-west', role: 'accept' as const } : node === 'c1' ? { region: 'ap-south', role: 'accept' as const } : undefined);
+const peers = (node: string) =>
+  node === 'a1' ? { region: 'eu-west', role: 'accept' as const } : node === 'c1' ? { region: 'ap-south', role: 'accept' as const } : undefined;
 
 function hello(self: typeof dialer, acceptorNonce: Uint8Array, wallMs?: number): Frame {
   const made = helloFor(self, { t: 'challenge', v: 2, nonce: acceptorNonce }, newNonce(), policy, wallMs);
@@ -20,11 +21,19 @@ function hello(self: typeof dialer, acceptorNonce: Uint8Array, wallMs?: number):
 t.test('a hello must claim the identity of the certificate', async (t) => {
   const nonce = newNonce();
   const frame = hello(dialer, nonce);
-  t.equal(judgeHello(acceptor, frame, nonce, peers, policy, { certified: { node: 'a1', region: 'eu-west' } }).ok, true, 'a1 with a1\'s certificate');
+  t.equal(judgeHello(acceptor, frame, nonce, peers, policy, { certified: { node: 'a1', region: 'eu-west' } }).ok, true, "a1 with a1's certificate");
   t.equal(judgeHello(acceptor, frame, nonce, peers, policy).ok, true, 'no certificate (in-process transport): the secret alone decides');
-  for (const certified of [{ node: 'c1', region: 'ap-south' }, { node: 'a1', region: 'ap-south' }, { node: 'c1', region: 'eu-west' }]) {
+  for (const certified of [
+    { node: 'c1', region: 'ap-south' },
+    { node: 'a1', region: 'ap-south' },
+    { node: 'c1', region: 'eu-west' },
+  ]) {
     const verdict = judgeHello(acceptor, frame, nonce, peers, policy, { certified });
-    t.same(verdict.ok ? null : verdict.code, 'ERR_PEER_IDENTITY', `a certificate for ${certified.node} in ${certified.region} cannot say hello as a1 in eu-west`);
+    t.same(
+      verdict.ok ? null : verdict.code,
+      'ERR_PEER_IDENTITY',
+      `a certificate for ${certified.node} in ${certified.region} cannot say hello as a1 in eu-west`,
+    );
     t.match(verdict.ok ? '' : verdict.reason, `certificate is for node ${certified.node} in region ${certified.region}`);
   }
 });

@@ -9,11 +9,31 @@ import { eventually, secret, startCluster } from './cluster.js';
 
 t.test('a bad batch closes the link, changes nothing, and logs no key', async (t) => {
   const events: Array<Record<string, unknown>> = [];
-  const [node, impersonated] = await startCluster(t, [{ id: 'b1', region: 'us-east' }, { id: 'a1', region: 'eu-west' }], { log: (event) => events.push(event) });
+  const [node, impersonated] = await startCluster(
+    t,
+    [
+      { id: 'b1', region: 'us-east' },
+      { id: 'a1', region: 'eu-west' },
+    ],
+    { log: (event) => events.push(event) },
+  );
   // The test plays a1 by hand; a1's own replication is stopped so that it cannot replace the test's connection.
   await impersonated!.sync.close();
   for (const [label, payload] of [
-    ['garbage delta', (ws: WebSocket) => ws.send(encodeFrame({ t: 'batch', id: 1, last: 1, entries: [{ seq: 1, dataset: 'users', key: 'secret-key-123', origin: 'a1', originSeq: 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array([0x93, 1, 2]) }] }))],
+    [
+      'garbage delta',
+      (ws: WebSocket) =>
+        ws.send(
+          encodeFrame({
+            t: 'batch',
+            id: 1,
+            last: 1,
+            entries: [
+              { seq: 1, dataset: 'users', key: 'secret-key-123', origin: 'a1', originSeq: 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array([0x93, 1, 2]) },
+            ],
+          }),
+        ),
+    ],
     ['not a frame', (ws: WebSocket) => ws.send(Buffer.from('secret-key-123 is not msgpack'))],
   ] as const) {
     const ws = new WebSocket(`ws://127.0.0.1:${node!.port}/v1/replicate`);
@@ -23,7 +43,18 @@ t.test('a bad batch closes the link, changes nothing, and logs no key', async (t
       const frame = decodeFrame(data);
       if (frame.t === 'challenge') {
         const nonce = newNonce();
-        ws.send(encodeFrame({ t: 'hello', v: protocolVersion, cluster: 'test', node: 'a1', region: 'eu-west', policy: { version: 0, hash: '' }, nonce, proof: helloProof(secret, 'test', 'a1', 'eu-west', frame.nonce, nonce) }));
+        ws.send(
+          encodeFrame({
+            t: 'hello',
+            v: protocolVersion,
+            cluster: 'test',
+            node: 'a1',
+            region: 'eu-west',
+            policy: { version: 0, hash: '' },
+            nonce,
+            proof: helloProof(secret, 'test', 'a1', 'eu-west', frame.nonce, nonce),
+          }),
+        );
       } else if (frame.t === 'welcome') {
         payload(ws);
       }

@@ -13,30 +13,50 @@ const operator = generateKeyPairSync('ed25519');
 const stranger = generateKeyPairSync('ed25519');
 const trust = { cluster: 'test', keys: [operator.publicKey] };
 
-const policyOf = (version: number, notes = 'global') => parsePolicy(`version: ${version}
+const policyOf = (version: number, notes = 'global') =>
+  parsePolicy(
+    `version: ${version}
 regions:
   eu-west: { jurisdiction: eu }
   us-east: { jurisdiction: us }
   ap-south: { jurisdiction: ap }
 datasets:
   notes: { type: lww, placement: ${notes} }
-`, `v${version}`);
+`,
+    `v${version}`,
+  );
 
-const specs = [{ id: 'a1', region: 'eu-west' }, { id: 'b1', region: 'us-east' }, { id: 'c1', region: 'ap-south' }];
+const specs = [
+  { id: 'a1', region: 'eu-west' },
+  { id: 'b1', region: 'us-east' },
+  { id: 'c1', region: 'ap-south' },
+];
 
 t.test('a signed version travels from peer to peer with its signature; unsigned or forged ones change nothing', async (t) => {
   const [a, b, c] = await startCluster(t, specs, { replicaOptions: () => ({ policyTrust: trust }) });
   // Unsigned, through the embedded API of a trusting replica: refused.
   await t.rejects(a!.replica.installPolicy(policyOf(2), 'enforce', 'api'), { code: 'ERR_POLICY_SIGNATURE_INVALID' }, 'an unsigned version is refused');
-  await t.rejects(a!.replica.installPolicy(policyOf(2), 'enforce', 'api', signPolicy(policyOf(2), 'test', stranger.privateKey)),
-    { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /not an operator key/ }, 'a stranger\'s signature is refused');
-  await t.rejects(a!.replica.installPolicy(policyOf(2), 'enforce', 'api', signPolicy(policyOf(2), 'other', operator.privateKey)),
-    { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /cluster/ }, 'a signature for another cluster is refused');
-  await t.rejects(a!.replica.installPolicy(policyOf(2, 'local'), 'enforce', 'api', signPolicy(policyOf(2), 'test', operator.privateKey)),
-    { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /content hash/ }, 'a signature of other content is refused');
+  await t.rejects(
+    a!.replica.installPolicy(policyOf(2), 'enforce', 'api', signPolicy(policyOf(2), 'test', stranger.privateKey)),
+    { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /not an operator key/ },
+    "a stranger's signature is refused",
+  );
+  await t.rejects(
+    a!.replica.installPolicy(policyOf(2), 'enforce', 'api', signPolicy(policyOf(2), 'other', operator.privateKey)),
+    { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /cluster/ },
+    'a signature for another cluster is refused',
+  );
+  await t.rejects(
+    a!.replica.installPolicy(policyOf(2, 'local'), 'enforce', 'api', signPolicy(policyOf(2), 'test', operator.privateKey)),
+    { code: 'ERR_POLICY_SIGNATURE_INVALID', message: /content hash/ },
+    'a signature of other content is refused',
+  );
   const far = policyVersionJumpMax + 5;
-  await t.rejects(a!.replica.installPolicy(policyOf(far), 'enforce', 'api', signPolicy(policyOf(far), 'test', operator.privateKey)),
-    { code: 'ERR_POLICY_VERSION_JUMP' }, 'a version too far ahead is refused even when signed');
+  await t.rejects(
+    a!.replica.installPolicy(policyOf(far), 'enforce', 'api', signPolicy(policyOf(far), 'test', operator.privateKey)),
+    { code: 'ERR_POLICY_VERSION_JUMP' },
+    'a version too far ahead is refused even when signed',
+  );
   t.equal(a!.replica.policy, null, 'nothing was installed');
 
   const signature = signPolicy(policyOf(2), 'test', operator.privateKey);
@@ -59,6 +79,13 @@ t.test('a peer that holds the cluster secret cannot push an unsigned version', a
   // Give the offer time to arrive and be judged, then check nothing changed.
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   t.equal(a!.replica.policy, null, 'a1 installed nothing');
-  t.same((await a!.replica.policyHistory()).map((r) => r.version), [], 'and stored nothing');
-  t.ok((await a!.replica.audit()).every((e) => e.kind !== 'policy-stored'), 'no policy record in the audit log');
+  t.same(
+    (await a!.replica.policyHistory()).map((r) => r.version),
+    [],
+    'and stored nothing',
+  );
+  t.ok(
+    (await a!.replica.audit()).every((e) => e.kind !== 'policy-stored'),
+    'no policy record in the audit log',
+  );
 });

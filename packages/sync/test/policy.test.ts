@@ -18,9 +18,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { encodeCanonical, isTesseraError, parsePolicy, policyBytesMax } from '@tessera/core';
 import { type AuditEntry, Replica } from '@tessera/store';
-import {
-  type LinkStatus, type PeerConfig, type SyncOptions, SyncNode, decodeFrame, encodeFrame, helloProof, newNonce, protocolVersion,
-} from '@tessera/sync';
+import { type LinkStatus, type PeerConfig, type SyncOptions, SyncNode, decodeFrame, encodeFrame, helloProof, newNonce, protocolVersion } from '@tessera/sync';
 import { eventually, secret } from './cluster.js';
 
 /** The type of a subtest's `t`. */
@@ -61,18 +59,31 @@ interface PolicyTestNode {
 }
 
 /** Starts replicas (each knowing every node's region, each with its policy) and their SyncNodes on loopback. */
-async function startNodes(t: Test, specs: readonly NodeSpec[], options: Partial<Omit<SyncOptions, 'replica' | 'peers'>> = {}, start = true): Promise<PolicyTestNode[]> {
+async function startNodes(
+  t: Test,
+  specs: readonly NodeSpec[],
+  options: Partial<Omit<SyncOptions, 'replica' | 'peers'>> = {},
+  start = true,
+): Promise<PolicyTestNode[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-sync-policy-'));
-  const servers = await Promise.all(specs.map(() => new Promise<Server>((resolve) => {
-    const server = createServer((_req, res) => res.writeHead(404).end());
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  })));
+  const servers = await Promise.all(
+    specs.map(
+      () =>
+        new Promise<Server>((resolve) => {
+          const server = createServer((_req, res) => res.writeHead(404).end());
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
   const ports = servers.map((server) => (server.address() as AddressInfo).port);
   const peers: PeerConfig[] = specs.map((spec, i) => ({ node: spec.id, region: spec.region, url: `ws://127.0.0.1:${ports[i]}/v1/replicate` }));
   const nodes: PolicyTestNode[] = [];
   for (const [i, spec] of specs.entries()) {
     const replica = await Replica.open({
-      path: join(dir, spec.id), node: spec.id, region: spec.region, durability: 'os',
+      path: join(dir, spec.id),
+      node: spec.id,
+      region: spec.region,
+      durability: 'os',
       peers: specs.map(({ id, region }) => ({ node: id, region })),
       ...(spec.policy === null ? {} : { policy: parsePolicy(spec.policy, `${spec.id}.yaml`) }),
     });
@@ -80,8 +91,15 @@ async function startNodes(t: Test, specs: readonly NodeSpec[], options: Partial<
     const events: Array<Record<string, unknown>> = [];
     const installed: Array<{ version: number; from: string }> = [];
     const sync = new SyncNode({
-      cluster: 'test', secret, pingIntervalMs: 100, handshakeTimeoutMs: 1000, ...options, replica, peers,
-      log: (event) => events.push(event), onPolicy: (event) => installed.push(event),
+      cluster: 'test',
+      secret,
+      pingIntervalMs: 100,
+      handshakeTimeoutMs: 1000,
+      ...options,
+      replica,
+      peers,
+      log: (event) => events.push(event),
+      onPolicy: (event) => installed.push(event),
     });
     const node: PolicyTestNode = { id: spec.id, region: spec.region, replica, sync, port: ports[i]!, events, installed };
     servers[i]!.on('upgrade', (req, socket, head) => node.sync.handleUpgrade(req, socket, head));
@@ -121,14 +139,18 @@ async function until(t: Test, check: () => Promise<boolean> | boolean, what: str
 }
 
 t.test('(a) a newer enforced version is pushed to a peer on connect, and a version installed later reaches every peer', async (t) => {
-  const [west, central, us] = await startNodes(t, [
+  const [west, central, us] = (await startNodes(t, [
     { id: 'eu-west-1', region: 'eu-west', policy: policyText(2, ['eu-west']) },
     { id: 'eu-central-1', region: 'eu-central', policy: policyText(1, everywhere) },
     { id: 'us-east-1', region: 'us-east', policy: null },
-  ]) as [PolicyTestNode, PolicyTestNode, PolicyTestNode];
+  ])) as [PolicyTestNode, PolicyTestNode, PolicyTestNode];
   // A version is enforced as soon as it is committed; `onPolicy` follows once stored data is re-judged.
-  await until(t, () => central.installed.length > 0 && us.installed.length > 0, 'both peers install v2 from eu-west',
-    () => [central.replica.policy?.version, us.replica.policy?.version, central.events.filter((e) => String(e.event).startsWith('policy'))]);
+  await until(
+    t,
+    () => central.installed.length > 0 && us.installed.length > 0,
+    'both peers install v2 from eu-west',
+    () => [central.replica.policy?.version, us.replica.policy?.version, central.events.filter((e) => String(e.event).startsWith('policy'))],
+  );
   t.same([central.replica.policy?.version, us.replica.policy?.version], [2, 2], 'and enforce it');
   t.equal(central.replica.policy?.canonical, west.replica.policy?.canonical, 'the same policy, not just the same number');
   // eu-central may pass v2 on to us-east before eu-west's own frame arrives there: either may be first.
@@ -136,8 +158,22 @@ t.test('(a) a newer enforced version is pushed to a peer on connect, and a versi
   t.equal(us.installed.length, 1, 'us-east, which had no policy, installed v2 once, though two peers may send it');
   t.equal(us.installed[0]?.version, 2);
   t.equal((await auditOf(us, 'policy-stored')).length, 1, 'and stored it once');
-  t.same((await central.replica.policyHistory()).map((r) => [r.version, r.source]), [[1, 'config'], [2, 'peer:eu-west-1']], 'eu-central keeps v1 in its history');
-  t.same((await auditOf(central)).slice(2).map((e) => [e.kind, e.details.version, e.details.source]), [['policy-stored', 2, 'peer:eu-west-1'], ['policy-activated', 2, 'peer:eu-west-1']], 'eu-central audits the new version');
+  t.same(
+    (await central.replica.policyHistory()).map((r) => [r.version, r.source]),
+    [
+      [1, 'config'],
+      [2, 'peer:eu-west-1'],
+    ],
+    'eu-central keeps v1 in its history',
+  );
+  t.same(
+    (await auditOf(central)).slice(2).map((e) => [e.kind, e.details.version, e.details.source]),
+    [
+      ['policy-stored', 2, 'peer:eu-west-1'],
+      ['policy-activated', 2, 'peer:eu-west-1'],
+    ],
+    'eu-central audits the new version',
+  );
   await until(t, () => link(west, 'eu-central-1').peerPolicy?.version === 2 && link(central, 'eu-west-1').state === 'open', 'the link shows the peer on v2');
 
   // Enforced, not just stored: v2 keeps orders in eu-west.
@@ -145,78 +181,158 @@ t.test('(a) a newer enforced version is pushed to a peer on connect, and a versi
   t.ok(isTesseraError(refused, 'ERR_POLICY_DENIED'), 'eu-central refuses an order under v2');
   await west.replica.put('orders', 'o-west', { v: 1 });
   await west.replica.put('catalog', 'c-west', { v: 1 });
-  await until(t, async () => (await central.replica.get('catalog', 'c-west')) !== undefined && (await us.replica.get('catalog', 'c-west')) !== undefined, 'catalog reaches both peers');
+  await until(
+    t,
+    async () => (await central.replica.get('catalog', 'c-west')) !== undefined && (await us.replica.get('catalog', 'c-west')) !== undefined,
+    'catalog reaches both peers',
+  );
   t.equal(await central.replica.get('orders', 'o-west'), undefined, 'the order written before it did not');
   t.equal(await us.replica.get('orders', 'o-west'), undefined);
 
   // v3 (orders everywhere) installed on us-east through the replica, announced with policyChanged.
   await us.replica.installPolicy(parsePolicy(policyText(3, everywhere), 'v3.yaml'), 'enforce', 'api');
   us.sync.policyChanged();
-  await until(t, () => west.installed.length > 0 && central.installed.length > 1, 'v3 reaches both peers',
-    () => [west.replica.policy?.version, central.replica.policy?.version]);
+  await until(
+    t,
+    () => west.installed.length > 0 && central.installed.length > 1,
+    'v3 reaches both peers',
+    () => [west.replica.policy?.version, central.replica.policy?.version],
+  );
   t.same([west.replica.policy?.version, central.replica.policy?.version], [3, 3], 'and both enforce it');
-  t.same(west.installed.map((e) => e.version), [3], 'eu-west installed v3 once (from us-east, or from eu-central which had it first)');
-  t.same((await auditOf(west, 'policy-activated')).map((e) => e.details.version), [2, 3], 'and audited it once');
+  t.same(
+    west.installed.map((e) => e.version),
+    [3],
+    'eu-west installed v3 once (from us-east, or from eu-central which had it first)',
+  );
+  t.same(
+    (await auditOf(west, 'policy-activated')).map((e) => e.details.version),
+    [2, 3],
+    'and audited it once',
+  );
   // v3 opens orders to every region: eu-west, which held the order, sends it (a backfill, once).
-  await until(t, async () => (await central.replica.get('orders', 'o-west')) !== undefined && (await us.replica.get('orders', 'o-west')) !== undefined,
-    'the order v2 kept in eu-west reaches the regions v3 opens');
+  await until(
+    t,
+    async () => (await central.replica.get('orders', 'o-west')) !== undefined && (await us.replica.get('orders', 'o-west')) !== undefined,
+    'the order v2 kept in eu-west reaches the regions v3 opens',
+  );
   t.ok(await central.replica.put('orders', 'o-central', { v: 2 }), 'eu-central may now write orders');
   const statuses = [west, central, us].flatMap((node) => node.sync.status().links.map((l) => [node.id, l.peer, l.peerPolicy?.version]));
-  await until(t, () => [west, central, us].every((node) => node.sync.status().links.every((l) => l.state === 'open' && l.peerPolicy?.version === 3)),
-    'every link knows its peer is on v3', () => statuses);
+  await until(
+    t,
+    () => [west, central, us].every((node) => node.sync.status().links.every((l) => l.state === 'open' && l.peerPolicy?.version === 3)),
+    'every link knows its peer is on v3',
+    () => statuses,
+  );
 });
 
 t.test('regression: versions that arrive at once are installed one at a time, in order; a version is stored once', async (t) => {
   // Found by (a): two peers sending one version at once made a replica store and activate it twice, and an
   // older version whose install started before a newer one finished was enforced after it (a policy that went
   // backwards). Installs are now serialized.
-  const [node] = await startNodes(t, [{ id: 'eu-west-1', region: 'eu-west', policy: policyText(1, everywhere) }], {}, false) as [PolicyTestNode];
+  const [node] = (await startNodes(t, [{ id: 'eu-west-1', region: 'eu-west', policy: policyText(1, everywhere) }], {}, false)) as [PolicyTestNode];
   const v = (version: number) => parsePolicy(policyText(version, everywhere), `v${version}.yaml`);
-  const [newer, older] = await Promise.allSettled([node.replica.installPolicy(v(3), 'enforce', 'peer:a'), node.replica.installPolicy(v(2), 'enforce', 'peer:b')]);
+  const [newer, older] = await Promise.allSettled([
+    node.replica.installPolicy(v(3), 'enforce', 'peer:a'),
+    node.replica.installPolicy(v(2), 'enforce', 'peer:b'),
+  ]);
   t.equal(newer.status, 'fulfilled', 'v3 is installed');
   t.ok(older.status === 'rejected' && isTesseraError(older.reason, 'ERR_POLICY_CONFLICT'), 'v2, older than v3 by the time it is judged, is refused');
   t.equal(node.replica.policy?.version, 3, 'v3 stays enforced');
   const [first, second] = await Promise.all([node.replica.installPolicy(v(4), 'enforce', 'peer:a'), node.replica.installPolicy(v(4), 'enforce', 'peer:b')]);
   t.ok(first !== null && second === null, 'the second install of v4 changes nothing');
-  t.same((await auditOf(node)).slice(2).map((e) => [e.kind, e.details.version]), [['policy-stored', 3], ['policy-activated', 3], ['policy-stored', 4], ['policy-activated', 4]], 'each version stored and activated once');
-  t.same((await node.replica.policyHistory()).map((r) => [r.version, r.source]), [[1, 'config'], [3, 'peer:a'], [4, 'peer:a']]);
+  t.same(
+    (await auditOf(node)).slice(2).map((e) => [e.kind, e.details.version]),
+    [
+      ['policy-stored', 3],
+      ['policy-activated', 3],
+      ['policy-stored', 4],
+      ['policy-activated', 4],
+    ],
+    'each version stored and activated once',
+  );
+  t.same(
+    (await node.replica.policyHistory()).map((r) => [r.version, r.source]),
+    [
+      [1, 'config'],
+      [3, 'peer:a'],
+      [4, 'peer:a'],
+    ],
+  );
 });
 
-t.test('(b) a receiver refuses a batch its policy forbids, audits it and tells the sender, which sends everything else and not the refused entries again', async (t) => {
-  // Both run version 2, but the texts differ (two rollouts of one version number): eu-west lets orders go to
-  // eu-central, eu-central's own v2 keeps them in eu-west. eu-central's receiver check is what stops them.
-  const [west, central] = await startNodes(t, [
-    { id: 'eu-west-1', region: 'eu-west', policy: policyText(2, everywhere) },
-    { id: 'eu-central-1', region: 'eu-central', policy: policyText(2, ['eu-west']) },
-  ], {}, false) as [PolicyTestNode, PolicyTestNode];
-  for (let i = 0; i < 5; i++) await west.replica.put('catalog', `c${i}`, { v: i });
-  for (let i = 0; i < 3; i++) await west.replica.put('orders', `o${i}`, { v: i });
-  west.sync.start();
-  central.sync.start();
-  await until(t, async () => (await keys(central, 'catalog')).length === 5, 'the catalog reaches eu-central', () => [link(west, 'eu-central-1'), keys(central, 'catalog')]);
-  t.same(await keys(central, 'orders'), [], 'no order was applied');
-  const rejected = await auditOf(central, 'rejected');
-  t.equal(rejected.length, 1, 'one refusal audited');
-  t.match(rejected[0]?.details, { from: 'eu-west', count: 3, batch: 8, datasets: ['orders'], reasons: ['placement'] }, 'the refused batch: 3 of 8 entries, orders, by placement');
-  t.equal((rejected[0]?.details.docs as string[]).length, 3, 'the refused documents by digest');
-  t.notOk(JSON.stringify(rejected).includes('"o0"') || JSON.stringify(rejected).match(/"o\d"/), 'not by key');
-  t.equal(link(central, 'eu-west-1').policy.rejectedHere, 3, 'the receiver counts the refused entries');
-  await until(t, () => link(west, 'eu-central-1').policy.rejectedByPeer === 3, 'the sender was told with a reject frame', () => link(west, 'eu-central-1'));
-  t.ok(west.events.some((e) => e.event === 'policy-rejected-by-peer' && e.entries === 3), 'and logged it');
+t.test(
+  '(b) a receiver refuses a batch its policy forbids, audits it and tells the sender, which sends everything else and not the refused entries again',
+  async (t) => {
+    // Both run version 2, but the texts differ (two rollouts of one version number): eu-west lets orders go to
+    // eu-central, eu-central's own v2 keeps them in eu-west. eu-central's receiver check is what stops them.
+    const [west, central] = (await startNodes(
+      t,
+      [
+        { id: 'eu-west-1', region: 'eu-west', policy: policyText(2, everywhere) },
+        { id: 'eu-central-1', region: 'eu-central', policy: policyText(2, ['eu-west']) },
+      ],
+      {},
+      false,
+    )) as [PolicyTestNode, PolicyTestNode];
+    for (let i = 0; i < 5; i++) await west.replica.put('catalog', `c${i}`, { v: i });
+    for (let i = 0; i < 3; i++) await west.replica.put('orders', `o${i}`, { v: i });
+    west.sync.start();
+    central.sync.start();
+    await until(
+      t,
+      async () => (await keys(central, 'catalog')).length === 5,
+      'the catalog reaches eu-central',
+      () => [link(west, 'eu-central-1'), keys(central, 'catalog')],
+    );
+    t.same(await keys(central, 'orders'), [], 'no order was applied');
+    const rejected = await auditOf(central, 'rejected');
+    t.equal(rejected.length, 1, 'one refusal audited');
+    t.match(
+      rejected[0]?.details,
+      { from: 'eu-west', count: 3, batch: 8, datasets: ['orders'], reasons: ['placement'] },
+      'the refused batch: 3 of 8 entries, orders, by placement',
+    );
+    t.equal((rejected[0]?.details.docs as string[] | undefined)?.length, 3, 'the refused documents by digest');
+    t.notOk(JSON.stringify(rejected).includes('"o0"') || JSON.stringify(rejected).match(/"o\d"/), 'not by key');
+    t.equal(link(central, 'eu-west-1').policy.rejectedHere, 3, 'the receiver counts the refused entries');
+    await until(
+      t,
+      () => link(west, 'eu-central-1').policy.rejectedByPeer === 3,
+      'the sender was told with a reject frame',
+      () => link(west, 'eu-central-1'),
+    );
+    t.ok(
+      west.events.some((e) => e.event === 'policy-rejected-by-peer' && e.entries === 3),
+      'and logged it',
+    );
 
-  // More traffic: the new catalog document and the new order go; the three refused orders are not sent again.
-  await west.replica.put('catalog', 'c5', { v: 5 });
-  await west.replica.put('orders', 'o3', { v: 3 });
-  await until(t, async () => (await keys(central, 'catalog')).length === 6, 'a later catalog document arrives');
-  await until(t, () => link(central, 'eu-west-1').policy.rejectedHere === 4, 'the new order is refused on its own', () => link(central, 'eu-west-1').policy);
-  await west.replica.put('catalog', 'c6', { v: 6 });
-  await until(t, async () => (await keys(central, 'catalog')).length === 7, 'and the link goes on delivering');
-  t.equal(link(central, 'eu-west-1').policy.rejectedHere, 4, 'the refused entries were never offered again');
-  t.equal(link(west, 'eu-central-1').policy.rejectedByPeer, 4);
-  t.same((await auditOf(central, 'rejected')).map((e) => e.details.count), [3, 1], 'two refusals audited, one per refused batch');
-  t.same(await keys(central, 'orders'), [], 'still no order in eu-central');
-  t.same(await Promise.all(['c0', 'c5', 'c6'].map(async (key) => (await central.replica.get('catalog', key))?.value)), [{ v: 0 }, { v: 5 }, { v: 6 }], 'the allowed documents converged');
-});
+    // More traffic: the new catalog document and the new order go; the three refused orders are not sent again.
+    await west.replica.put('catalog', 'c5', { v: 5 });
+    await west.replica.put('orders', 'o3', { v: 3 });
+    await until(t, async () => (await keys(central, 'catalog')).length === 6, 'a later catalog document arrives');
+    await until(
+      t,
+      () => link(central, 'eu-west-1').policy.rejectedHere === 4,
+      'the new order is refused on its own',
+      () => link(central, 'eu-west-1').policy,
+    );
+    await west.replica.put('catalog', 'c6', { v: 6 });
+    await until(t, async () => (await keys(central, 'catalog')).length === 7, 'and the link goes on delivering');
+    t.equal(link(central, 'eu-west-1').policy.rejectedHere, 4, 'the refused entries were never offered again');
+    t.equal(link(west, 'eu-central-1').policy.rejectedByPeer, 4);
+    t.same(
+      (await auditOf(central, 'rejected')).map((e) => e.details.count),
+      [3, 1],
+      'two refusals audited, one per refused batch',
+    );
+    t.same(await keys(central, 'orders'), [], 'still no order in eu-central');
+    t.same(
+      await Promise.all(['c0', 'c5', 'c6'].map(async (key) => (await central.replica.get('catalog', key))?.value)),
+      [{ v: 0 }, { v: 5 }, { v: 6 }],
+      'the allowed documents converged',
+    );
+  },
+);
 
 t.test('(b) a peer that does not take our newer version is not sent its refused entries over and over', async (t) => {
   // eu-west enforces v2 (orders everywhere). eu-central enforces v1 (orders in eu-west only) and already stores
@@ -224,16 +340,35 @@ t.test('(b) a peer that does not take our newer version is not sent its refused 
   // refuses the orders; eu-west must not resend them on every reconnect in the belief that eu-central will
   // soon run v2.
   const draft = policyText(2, ['eu-west'], 'rules:\n  - name: draft\n    deny: "\'draft\' in doc.tags"\n');
-  const [west, central] = await startNodes(t, [
-    { id: 'eu-west-1', region: 'eu-west', policy: policyText(2, everywhere) },
-    { id: 'eu-central-1', region: 'eu-central', policy: policyText(1, ['eu-west']), prepare: async (replica) => void await replica.installPolicy(parsePolicy(draft, 'draft.yaml'), 'shadow', 'test') },
-  ], {}, false) as [PolicyTestNode, PolicyTestNode];
+  const [west, central] = (await startNodes(
+    t,
+    [
+      { id: 'eu-west-1', region: 'eu-west', policy: policyText(2, everywhere) },
+      {
+        id: 'eu-central-1',
+        region: 'eu-central',
+        policy: policyText(1, ['eu-west']),
+        prepare: async (replica) => void (await replica.installPolicy(parsePolicy(draft, 'draft.yaml'), 'shadow', 'test')),
+      },
+    ],
+    {},
+    false,
+  )) as [PolicyTestNode, PolicyTestNode];
   for (let i = 0; i < 3; i++) await west.replica.put('catalog', `c${i}`, { v: i });
   for (let i = 0; i < 2; i++) await west.replica.put('orders', `o${i}`, { v: i });
   west.sync.start();
   central.sync.start();
-  await until(t, async () => (await keys(central, 'catalog')).length === 3, 'the catalog reaches eu-central', () => [link(west, 'eu-central-1'), link(central, 'eu-west-1')]);
-  await until(t, () => central.events.some((e) => e.event === 'policy-refused' && e.reason === 'ERR_POLICY_CONFLICT'), 'eu-central refused eu-west\'s v2 (it stores another v2)');
+  await until(
+    t,
+    async () => (await keys(central, 'catalog')).length === 3,
+    'the catalog reaches eu-central',
+    () => [link(west, 'eu-central-1'), link(central, 'eu-west-1')],
+  );
+  await until(
+    t,
+    () => central.events.some((e) => e.event === 'policy-refused' && e.reason === 'ERR_POLICY_CONFLICT'),
+    "eu-central refused eu-west's v2 (it stores another v2)",
+  );
   t.equal(central.replica.policy?.version, 1, 'eu-central still enforces v1');
   // Give a resend loop time to show: many ping intervals with the link open.
   const refusalsNow = (await auditOf(central, 'rejected')).length;
@@ -251,18 +386,27 @@ t.test('(b) a document released from quarantine before the link opens reaches th
   // The sender judges each log entry by the document as it stands now (released), so it sends the early
   // entries too; the receiver must judge what it would hold, not each step on the way there.
   const text = policyText(1, everywhere, 'rules:\n  - name: reviewed documents leave quarantine\n    release: "\'reviewed\' in doc.tags"\n');
-  const [west, central] = await startNodes(t, [
-    { id: 'eu-west-1', region: 'eu-west', policy: text },
-    { id: 'eu-central-1', region: 'eu-central', policy: text },
-  ], {}, false) as [PolicyTestNode, PolicyTestNode];
+  const [west, central] = (await startNodes(
+    t,
+    [
+      { id: 'eu-west-1', region: 'eu-west', policy: text },
+      { id: 'eu-central-1', region: 'eu-central', policy: text },
+    ],
+    {},
+    false,
+  )) as [PolicyTestNode, PolicyTestNode];
   await west.replica.put('catalog', 'q1', { draft: 1 }, { tags: ['quarantine'] });
   await west.replica.map('catalog', 'q1').set('more', 2);
   await west.replica.tag('catalog', 'q1', { add: ['reviewed'] });
   await west.replica.put('catalog', 'c1', { v: 1 });
   west.sync.start();
   central.sync.start();
-  await until(t, async () => (await central.replica.get('catalog', 'q1'))?.tags.includes('reviewed') === true && (await central.replica.get('catalog', 'c1')) !== undefined,
-    'the released document and the other document arrive', () => [link(central, 'eu-west-1'), auditOf(central, 'rejected')]);
+  await until(
+    t,
+    async () => (await central.replica.get('catalog', 'q1'))?.tags.includes('reviewed') === true && (await central.replica.get('catalog', 'c1')) !== undefined,
+    'the released document and the other document arrive',
+    () => [link(central, 'eu-west-1'), auditOf(central, 'rejected')],
+  );
   t.same((await central.replica.get('catalog', 'q1'))?.value, { draft: 1, more: 2 }, 'whole');
   t.same(await auditOf(central, 'rejected'), [], 'no refusal was audited (no false violation)');
   t.equal(link(central, 'eu-west-1').policy.rejectedHere, 0);
@@ -275,38 +419,54 @@ t.test('(a) documents a new version opens to a peer are not refused by the peer 
   // v1 was final: the sender skipped those entries for good, and the peer never got the documents).
   const v1 = policyText(1, everywhere, '').replace('datasets:\n', 'datasets:\n  drafts: { placement: local }\n');
   const v2 = v1.replace('version: 1', 'version: 2').replace('drafts: { placement: local }', 'drafts: { placement: global }');
-  const [west, central] = await startNodes(t, [
+  const [west, central] = (await startNodes(t, [
     { id: 'eu-west-1', region: 'eu-west', policy: v1 },
     { id: 'eu-central-1', region: 'eu-central', policy: v1 },
-  ]) as [PolicyTestNode, PolicyTestNode];
+  ])) as [PolicyTestNode, PolicyTestNode];
   for (let i = 0; i < 20; i++) await west.replica.put('drafts', `d${i}`, { v: i });
   await west.replica.put('catalog', 'c0', { v: 0 });
   await until(t, async () => (await central.replica.get('catalog', 'c0')) !== undefined, 'the link works under v1');
   t.same(await keys(central, 'drafts'), [], 'drafts are local under v1');
   await west.replica.installPolicy(parsePolicy(v2, 'v2.yaml'), 'enforce', 'api');
   west.sync.policyChanged();
-  await until(t, async () => (await keys(central, 'drafts')).length === 20, 'the drafts v2 opens reach eu-central',
-    async () => [link(central, 'eu-west-1').policy, await auditOf(central, 'rejected')]);
+  await until(
+    t,
+    async () => (await keys(central, 'drafts')).length === 20,
+    'the drafts v2 opens reach eu-central',
+    async () => [link(central, 'eu-west-1').policy, await auditOf(central, 'rejected')],
+  );
   t.same(await auditOf(central, 'rejected'), [], 'eu-central refused nothing');
   t.equal(link(west, 'eu-central-1').policy.rejectedByPeer, 0);
 });
 
-t.test('(c) entries the sender\'s policy keeps from a peer are counted and audited in aggregate, never by key', async (t) => {
-  const [west, us] = await startNodes(t, [
-    { id: 'eu-west-1', region: 'eu-west', policy: policyText(1, ['eu-west', 'eu-central']) },
-    { id: 'us-east-1', region: 'us-east', policy: policyText(1, ['eu-west', 'eu-central']) },
-  ], { deniedAuditIntervalMs: 300 }) as [PolicyTestNode, PolicyTestNode];
+t.test("(c) entries the sender's policy keeps from a peer are counted and audited in aggregate, never by key", async (t) => {
+  const [west, us] = (await startNodes(
+    t,
+    [
+      { id: 'eu-west-1', region: 'eu-west', policy: policyText(1, ['eu-west', 'eu-central']) },
+      { id: 'us-east-1', region: 'us-east', policy: policyText(1, ['eu-west', 'eu-central']) },
+    ],
+    { deniedAuditIntervalMs: 300 },
+  )) as [PolicyTestNode, PolicyTestNode];
   await until(t, () => link(west, 'us-east-1').state === 'open', 'the link is open');
   for (let i = 0; i < 4; i++) await west.replica.put('orders', `secret-order-${i}`, { v: `secret-value-${i}` });
   await west.replica.map('orders', 'secret-order-0').set('more', 1);
   await west.replica.put('catalog', 'c0', { v: 0 });
   await until(t, async () => (await us.replica.get('catalog', 'c0')) !== undefined, 'the catalog document reaches us-east');
-  await until(t, () => link(west, 'us-east-1').policy.deniedEntries === 5, 'five order entries (four puts, one field set) were kept from us-east',
-    () => link(west, 'us-east-1').policy);
+  await until(
+    t,
+    () => link(west, 'us-east-1').policy.deniedEntries === 5,
+    'five order entries (four puts, one field set) were kept from us-east',
+    () => link(west, 'us-east-1').policy,
+  );
   t.equal(link(west, 'us-east-1').policy.rejectedByPeer, 0, 'us-east never had to refuse anything');
   t.equal(link(us, 'eu-west-1').policy.rejectedHere, 0);
   await until(t, async () => (await auditOf(west, 'send-denied')).length === 1, 'the denied sends are audited in one entry');
-  t.same((await auditOf(west, 'send-denied'))[0]?.details, { peer: 'us-east-1', region: 'us-east', datasets: { orders: 5 } }, 'per peer and dataset, with a count');
+  t.same(
+    (await auditOf(west, 'send-denied'))[0]?.details,
+    { peer: 'us-east-1', region: 'us-east', datasets: { orders: 5 } },
+    'per peer and dataset, with a count',
+  );
   // A later denial goes into a later entry; an interval without denials adds none.
   await west.replica.put('orders', 'secret-order-9', { v: 'secret-value-9' });
   await until(t, async () => (await auditOf(west, 'send-denied')).length === 2, 'the next interval audits the next denial');
@@ -320,22 +480,30 @@ t.test('(c) entries the sender\'s policy keeps from a peer are counted and audit
 
 t.test('(c) denials not audited yet are audited when replication stops', async (t) => {
   // With the default interval (30 s), a node stopped within it used to drop the denials it had counted.
-  const [west, us] = await startNodes(t, [
+  const [west, us] = (await startNodes(t, [
     { id: 'eu-west-1', region: 'eu-west', policy: policyText(1, ['eu-west']) },
     { id: 'us-east-1', region: 'us-east', policy: policyText(1, ['eu-west']) },
-  ]) as [PolicyTestNode, PolicyTestNode];
+  ])) as [PolicyTestNode, PolicyTestNode];
   await until(t, () => link(west, 'us-east-1').state === 'open', 'the link is open');
   await west.replica.put('orders', 'o1', { v: 1 });
   await west.replica.put('orders', 'o2', { v: 2 });
   await until(t, () => link(west, 'us-east-1').policy.deniedEntries === 2, 'two entries kept from us-east');
   t.same(await auditOf(west, 'send-denied'), [], 'not audited yet: the interval has not passed');
   await west.sync.close();
-  t.same((await auditOf(west, 'send-denied')).map((e) => e.details), [{ peer: 'us-east-1', region: 'us-east', datasets: { orders: 2 } }], 'audited when replication stopped');
+  t.same(
+    (await auditOf(west, 'send-denied')).map((e) => e.details),
+    [{ peer: 'us-east-1', region: 'us-east', datasets: { orders: 2 } }],
+    'audited when replication stopped',
+  );
   t.ok(us.replica.isOpen);
 });
 
 /** Connects to `node` as its peer `as` with a valid handshake; resolves with the socket once welcomed. */
-async function impersonate(node: PolicyTestNode, as: { id: string; region: string }, policy = { version: 0, hash: '' }): Promise<{ ws: WebSocket; frames: string[]; closed: Promise<{ code: number; reason: string }> }> {
+async function impersonate(
+  node: PolicyTestNode,
+  as: { id: string; region: string },
+  policy = { version: 0, hash: '' },
+): Promise<{ ws: WebSocket; frames: string[]; closed: Promise<{ code: number; reason: string }> }> {
   const ws = new WebSocket(`ws://127.0.0.1:${node.port}/v1/replicate`);
   ws.on('error', () => undefined);
   const frames: string[] = [];
@@ -346,7 +514,18 @@ async function impersonate(node: PolicyTestNode, as: { id: string; region: strin
       frames.push(frame.t);
       if (frame.t === 'challenge') {
         const nonce = newNonce();
-        ws.send(encodeFrame({ t: 'hello', v: protocolVersion, cluster: 'test', node: as.id, region: as.region, policy, nonce, proof: helloProof(secret, 'test', as.id, as.region, frame.nonce, nonce) }));
+        ws.send(
+          encodeFrame({
+            t: 'hello',
+            v: protocolVersion,
+            cluster: 'test',
+            node: as.id,
+            region: as.region,
+            policy,
+            nonce,
+            proof: helloProof(secret, 'test', as.id, as.region, frame.nonce, nonce),
+          }),
+        );
       } else if (frame.t === 'welcome') {
         resolve();
       } else if (frame.t === 'refuse') {
@@ -359,10 +538,10 @@ async function impersonate(node: PolicyTestNode, as: { id: string; region: strin
 
 t.test('(d) malformed acknowledgements and policy frames close the link or are ignored with a reason; nothing is installed, nothing crashes', async (t) => {
   // us-east-1 accepts eu-west-1 (the lower id dials); the test plays eu-west-1, whose own replication is stopped.
-  const [us, west] = await startNodes(t, [
+  const [us, west] = (await startNodes(t, [
     { id: 'us-east-1', region: 'us-east', policy: policyText(1, everywhere) },
     { id: 'eu-west-1', region: 'eu-west', policy: policyText(1, everywhere) },
-  ]) as [PolicyTestNode, PolicyTestNode];
+  ])) as [PolicyTestNode, PolicyTestNode];
   await west.sync.close();
   await us.replica.put('catalog', 'secret-key-1', { v: 'secret-value-1' });
   const canonical = us.replica.policy!.canonical;
@@ -390,7 +569,10 @@ t.test('(d) malformed acknowledgements and policy frames close the link or are i
     const { code } = await peer.closed;
     t.equal(code, 4400, `${what}: closed as a protocol error`);
   }
-  t.ok(us.events.filter((e) => e.event === 'link-error' && e.reason === 'malformed frame: ERR_FRAME_INVALID').length >= malformed.length, 'each logged as a malformed frame');
+  t.ok(
+    us.events.filter((e) => e.event === 'link-error' && e.reason === 'malformed frame: ERR_FRAME_INVALID').length >= malformed.length,
+    'each logged as a malformed frame',
+  );
 
   // Well-formed policy frames whose policy is not acceptable: ignored, the reason logged; the link stays open.
   const refusedPolicies: Array<[string, number, string, string]> = [
@@ -413,7 +595,11 @@ t.test('(d) malformed acknowledgements and policy frames close the link or are i
   t.equal(code, 4400, 'an acknowledgement of a batch never sent closes the link as a protocol error');
   t.equal(us.replica.policy?.version, 1, 'nothing was installed');
   t.equal(us.replica.policy?.canonical, canonical, 'the enforced policy is unchanged');
-  t.same((await us.replica.policyHistory()).map((r) => r.version), [1], 'nothing was stored');
+  t.same(
+    (await us.replica.policyHistory()).map((r) => r.version),
+    [1],
+    'nothing was stored',
+  );
   t.equal(us.replica.auditLength, auditLength, 'nothing was audited');
   t.ok(us.replica.isOpen, 'the node is still up');
   t.same((await us.replica.get('catalog', 'secret-key-1'))?.value, { v: 'secret-value-1' }, 'and serves its data');

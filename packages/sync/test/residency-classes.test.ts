@@ -82,7 +82,9 @@ t.test('2. a document deleted and re-created with another type shows the new typ
 t.test('3. after a purge, Automerge actors and Yjs client ids are never reused: new writes reach everyone', async (t) => {
   const nodes = await openCluster(t, specs, policyText(1));
   const [west, us, central] = nodes as [RNode, RNode, RNode];
-  await west.replica.automerge('drafts', 'd').change((doc: Record<string, unknown>) => { doc.first = 1; });
+  await west.replica.automerge('drafts', 'd').change((doc: Record<string, unknown>) => {
+    doc.first = 1;
+  });
   await west.replica.yjs('texts', 'x').change((doc) => doc.getText('t').insert(0, 'one '));
   await settle(t, nodes);
   // v2 moves both datasets out of eu-west: it hands its copies over and purges them.
@@ -96,7 +98,9 @@ t.test('3. after a purge, Automerge actors and Yjs client ids are never reused: 
   await west.pause();
   const v3 = parsePolicy(policyText(3), 'v3');
   for (const node of nodes) await node.replica.installPolicy(v3, 'enforce', 'test');
-  await west.replica.automerge('drafts', 'd').change((doc: Record<string, unknown>) => { doc.second = 2; });
+  await west.replica.automerge('drafts', 'd').change((doc: Record<string, unknown>) => {
+    doc.second = 2;
+  });
   await west.replica.yjs('texts', 'x').change((doc) => doc.getText('t').insert(0, 'two '));
   west.resume();
   for (const node of [us, central]) node.sync?.policyChanged();
@@ -125,7 +129,11 @@ t.test('4. a quarantine racing a release converges on the released document ever
   await settle(t, nodes);
   for (const node of nodes) {
     const doc = await node.replica.get('catalog', 'q');
-    t.same([doc?.value, doc?.tags, doc?.origin], [{ v: 1, after: true }, ['quarantine', 'reviewed'], 'eu-west'], `${node.id}: the released document, whole, with its facts`);
+    t.same(
+      [doc?.value, doc?.tags, doc?.origin],
+      [{ v: 1, after: true }, ['quarantine', 'reviewed'], 'eu-west'],
+      `${node.id}: the released document, whole, with its facts`,
+    );
   }
 });
 
@@ -155,7 +163,11 @@ t.test('6. a write in a region that purged a key joins the document, it does not
   await us.replica.put('catalog', 'k', { z: 9 });
   await settle(t, nodes);
   const all = await copies(nodes, 'catalog', 'k');
-  t.same([all['eu-west-1']?.value, all['eu-west-1']?.origin, all['eu-west-1']?.tags], [{ a: 1, z: 9 }, 'eu-west', ['quarantine']], 'eu-west holds the one document, with us-east\'s write');
+  t.same(
+    [all['eu-west-1']?.value, all['eu-west-1']?.origin, all['eu-west-1']?.tags],
+    [{ a: 1, z: 9 }, 'eu-west', ['quarantine']],
+    "eu-west holds the one document, with us-east's write",
+  );
   t.equal(all['us-east-1'], undefined, 'us-east holds none: the document is quarantined in eu-west');
   t.equal(all['eu-central-1'], undefined, 'nor eu-central');
 });
@@ -182,14 +194,18 @@ t.test('7. with a link cut, a third node forwards every change, whatever lane ca
   // own, first in priority; notes ride the main lane on a slow fixed cadence, so the catalog lane delivers
   // later writes of eu-west-1 before the main lane delivers earlier ones. The peer's frontier of an origin is
   // what every lane delivered, never what one lane did.
-  const lanes = [{ id: 'hot', datasets: ['catalog'], priority: 0 }, { id: 'slow', datasets: ['notes'], priority: 2, fixedCadenceMs: 400 }];
+  const lanes = [
+    { id: 'hot', datasets: ['catalog'], priority: 0 },
+    { id: 'slow', datasets: ['notes'], priority: 2, fixedCadenceMs: 400 },
+  ];
   const nodes = await openCluster(t, specs, policyText(1), { lanes, cut: [['eu-west-1', 'eu-central-1']] });
   const [west, , central] = nodes as [RNode, RNode, RNode];
   for (let i = 0; i < 30; i++) {
     await west.replica.put('notes', `n${i}`, `note ${i}`);
     await west.replica.put('catalog', `c${i}`, { i });
   }
-  const arrived = async () => (await central.replica.list('notes', { limit: 100 })).items.length === 30 && (await central.replica.list('catalog', { limit: 100 })).items.length === 30;
+  const arrived = async () =>
+    (await central.replica.list('notes', { limit: 100 })).items.length === 30 && (await central.replica.list('catalog', { limit: 100 })).items.length === 30;
   const deadline = Date.now() + 20_000;
   while (!(await arrived()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
   t.ok(await arrived(), 'eu-central-1 holds every note and catalog entry of eu-west-1, forwarded by us-east-1');

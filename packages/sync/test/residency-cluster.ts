@@ -41,21 +41,32 @@ export async function openCluster(
   } = {},
 ): Promise<RNode[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-residency-'));
-  const servers = await Promise.all(specs.map(() => new Promise<Server>((resolve) => {
-    const server = createServer((_req, res) => res.writeHead(404).end());
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  })));
+  const servers = await Promise.all(
+    specs.map(
+      () =>
+        new Promise<Server>((resolve) => {
+          const server = createServer((_req, res) => res.writeHead(404).end());
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
   const ports = servers.map((server) => (server.address() as AddressInfo).port);
   const { cut = [], paused, ...syncOptions } = options;
   const isCut = (a: string, b: string) => cut.some(([x, y]) => (x === a && y === b) || (x === b && y === a));
   // A cut link dials a port nothing listens on (port 1 is refused on loopback).
-  const peersOf = (self: string): PeerConfig[] => specs.map((spec, i) => ({
-    node: spec.id, region: spec.region, url: `ws://127.0.0.1:${isCut(self, spec.id) ? 1 : ports[i]}/v1/replicate`,
-  }));
+  const peersOf = (self: string): PeerConfig[] =>
+    specs.map((spec, i) => ({
+      node: spec.id,
+      region: spec.region,
+      url: `ws://127.0.0.1:${isCut(self, spec.id) ? 1 : ports[i]}/v1/replicate`,
+    }));
   const nodes: RNode[] = [];
   for (const [i, spec] of specs.entries()) {
     const node: RNode = {
-      id: spec.id, region: spec.region, offsetMs: spec.offsetMs ?? 0, sync: null,
+      id: spec.id,
+      region: spec.region,
+      offsetMs: spec.offsetMs ?? 0,
+      sync: null,
       replica: undefined as unknown as Replica,
       async pause() {
         const sync = node.sync;
@@ -64,17 +75,30 @@ export async function openCluster(
       },
       resume() {
         node.sync = new SyncNode({
-          cluster: 'test', secret, pingIntervalMs: 100, handshakeTimeoutMs: 1_000, retentionIntervalMs: 100, deniedAuditIntervalMs: 1_000,
+          cluster: 'test',
+          secret,
+          pingIntervalMs: 100,
+          handshakeTimeoutMs: 1_000,
+          retentionIntervalMs: 100,
+          deniedAuditIntervalMs: 1_000,
           // The wall-clock offsets order concurrent creations on purpose: the handshake's offset bound is opened.
           clockOffsetMsMax: 3_600_000,
-          wallClock: () => Date.now() + node.offsetMs, ...syncOptions, replica: node.replica, peers: peersOf(node.id),
+          wallClock: () => Date.now() + node.offsetMs,
+          ...syncOptions,
+          replica: node.replica,
+          peers: peersOf(node.id),
         });
         node.sync.start();
       },
     };
     node.replica = await Replica.open({
-      path: join(dir, spec.id), node: spec.id, region: spec.region, durability: 'os', peers: specs.map(({ id, region }) => ({ node: id, region })),
-      wallClock: () => Date.now() + node.offsetMs, policy: parsePolicy(policy, 'test policy'),
+      path: join(dir, spec.id),
+      node: spec.id,
+      region: spec.region,
+      durability: 'os',
+      peers: specs.map(({ id, region }) => ({ node: id, region })),
+      wallClock: () => Date.now() + node.offsetMs,
+      policy: parsePolicy(policy, 'test policy'),
     });
     servers[i]!.on('upgrade', (req, socket, head) => {
       if (node.sync === null) socket.destroy();

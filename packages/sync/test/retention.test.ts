@@ -9,7 +9,14 @@ import { eventually, lastPeers, secret, startCluster } from './cluster.js';
 
 t.test('a peer behind the retained log catches up from document states, then streams', async (t) => {
   const options = { logEntriesMax: 50, retentionIntervalMs: 100 };
-  const [a, b] = await startCluster(t, [{ id: 'a1', region: 'eu-west' }, { id: 'b1', region: 'us-east' }], options);
+  const [a, b] = await startCluster(
+    t,
+    [
+      { id: 'a1', region: 'eu-west' },
+      { id: 'b1', region: 'us-east' },
+    ],
+    options,
+  );
   t.ok(await eventually(() => a!.sync.status().links.every((l) => l.state === 'open')));
   await a!.replica.put('docs', 'before', { ok: true });
   t.ok(await eventually(async () => (await b!.replica.get('docs', 'before')) !== undefined), 'streaming works before the outage');
@@ -17,7 +24,7 @@ t.test('a peer behind the retained log catches up from document states, then str
   for (let i = 0; i < 300; i++) await a!.replica.put('docs', `d${i}`, { i });
   for (let i = 0; i < 10; i++) await a!.replica.delete('docs', `d${i}`);
   await a!.replica.delete('docs', 'before');
-  const cursor = (await a!.replica.cursors())['b1'] ?? 0;
+  const cursor = (await a!.replica.cursors()).b1 ?? 0;
   t.ok(await eventually(() => a!.replica.logFloor > cursor), `the size bound truncated a1's log past b1's cursor ${cursor} (floor ${a!.replica.logFloor})`);
   t.ok(await eventually(() => a!.replica.logLength <= 50), `a1's log is cut to its bound of 50 entries at the next retention tick (${a!.replica.logLength})`);
 
@@ -34,5 +41,11 @@ t.test('a peer behind the retained log catches up from document states, then str
   await a!.replica.put('docs', 'after', { streamed: true });
   t.ok(await eventually(async () => (await b!.replica.get('docs', 'after')) !== undefined, 20_000), 'streaming resumes after the catch-up');
   // With every entry acknowledged, retention truncates the log to its head.
-  t.ok(await eventually(async () => a!.replica.logFloor >= ((await a!.replica.cursors())['b1'] ?? 0) && ((await a!.replica.cursors())['b1'] ?? 0) >= a!.replica.committedSeq, 20_000), 'acknowledged entries are truncated');
+  t.ok(
+    await eventually(
+      async () => a!.replica.logFloor >= ((await a!.replica.cursors()).b1 ?? 0) && ((await a!.replica.cursors()).b1 ?? 0) >= a!.replica.committedSeq,
+      20_000,
+    ),
+    'acknowledged entries are truncated',
+  );
 });

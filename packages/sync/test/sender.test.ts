@@ -8,7 +8,13 @@ import { LinkSender, RateGate, type SenderEffect, backoffMs, backoffMsMax, Caden
 
 function log(count: number, origin: (i: number) => string = (i) => (i % 3 === 0 ? 'peer' : 'self')): LogEntry[] {
   return Array.from({ length: count }, (_, i) => ({
-    seq: i + 1, dataset: 'd', key: `k${i}`, origin: origin(i + 1), originSeq: i + 1, hlc: { ms: 1000 + i, c: 0 }, delta: new Uint8Array(100),
+    seq: i + 1,
+    dataset: 'd',
+    key: `k${i}`,
+    origin: origin(i + 1),
+    originSeq: i + 1,
+    hlc: { ms: 1000 + i, c: 0 },
+    delta: new Uint8Array(100),
   }));
 }
 
@@ -38,7 +44,11 @@ t.test('streams everything after the cursor, skipping entries that came from the
   const sender = new LinkSender('peer', 'self', false, unlimited, 0);
   const { sends, cursors } = drive(sender, entries, sender.step({ kind: 'open', cursor: 5, head: 30 }, 0), 0, true);
   const sentSeqs = sends.flatMap((s) => s.entries.map((e) => e.seq));
-  t.same(sentSeqs, entries.filter((e) => e.seq > 5 && e.origin !== 'peer').map((e) => e.seq), 'in order, none from the peer');
+  t.same(
+    sentSeqs,
+    entries.filter((e) => e.seq > 5 && e.origin !== 'peer').map((e) => e.seq),
+    'in order, none from the peer',
+  );
   t.equal(cursors.at(-1), 30, 'cursor reaches the head');
   t.equal(sender.stats.skippedEntries, entries.filter((e) => e.seq > 5 && e.origin === 'peer').length);
 });
@@ -58,13 +68,21 @@ t.test('forwarding: only to a peer that lacks the entry and cannot get it direct
   t.same([...new Set(once.sends.flatMap((s) => s.entries.map((e) => e.origin)))], ['self'], 'healthy mesh: the origin sends its own, nobody forwards');
   // The peer then loses its link to 'third' before it got those entries: the sender rewinds and forwards them.
   const rewound = drive(healthy, entries, healthy.step({ kind: 'peer-state', have: { third: 0 }, down: ['third'] }, 1), 1, true);
-  t.same(rewound.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)), thirdSeqs, 'the skipped third-origin entries are forwarded after the outage');
+  t.same(
+    rewound.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)),
+    thirdSeqs,
+    'the skipped third-origin entries are forwarded after the outage',
+  );
   t.equal(healthy.stats.rewinds, 1);
 
   const outage = new LinkSender('peer', 'self', true, unlimited, 0);
   outage.step({ kind: 'peer-state', have: { third: 2 }, down: ['third'] }, 0);
   const forwarded = drive(outage, entries, outage.step({ kind: 'open', cursor: 0, head: 9 }, 0), 0, true);
-  t.same(forwarded.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)), thirdSeqs.filter((seq) => seq > 2), 'during an outage: only what the peer lacks');
+  t.same(
+    forwarded.sends.flatMap((s) => s.entries.filter((e) => e.origin === 'third').map((e) => e.seq)),
+    thirdSeqs.filter((seq) => seq > 2),
+    'during an outage: only what the peer lacks',
+  );
 });
 
 // Goal: a change without an origin sequence number (a state joined here, facts a head taught this copy) is in
@@ -76,8 +94,15 @@ t.test('an unsequenced change of a third origin is sent on, forwarding on or off
     sender.step({ kind: 'peer-state', have: { third: 10 }, down: [] }, 0);
     const { sends } = drive(sender, entries, sender.step({ kind: 'open', cursor: 0, head: 6 }, 0), 0, true);
     const sent = sends.flatMap((s) => s.entries);
-    t.same(sent.filter((e) => e.origin === 'third').map((e) => e.seq), entries.filter((e) => e.origin === 'third').map((e) => e.seq), `forwarding ${forward ? 'on' : 'off'}: the third origin's unsequenced changes go`);
-    t.notOk(sent.some((e) => e.origin === 'peer'), 'none goes back to its origin');
+    t.same(
+      sent.filter((e) => e.origin === 'third').map((e) => e.seq),
+      entries.filter((e) => e.origin === 'third').map((e) => e.seq),
+      `forwarding ${forward ? 'on' : 'off'}: the third origin's unsequenced changes go`,
+    );
+    t.notOk(
+      sent.some((e) => e.origin === 'peer'),
+      'none goes back to its origin',
+    );
   }
 });
 
@@ -127,7 +152,11 @@ t.test('a read made stale by a reconnect is ignored', async (t) => {
   sender.step({ kind: 'closed' }, 1);
   const reopened = sender.step({ kind: 'open', cursor: 4, head: 10 }, 2);
   const stale = sender.step({ kind: 'read', after: 0, entries, head: 10 }, 3);
-  t.same(stale.filter((e) => e.kind === 'send'), [], 'nothing sent from the stale read');
+  t.same(
+    stale.filter((e) => e.kind === 'send'),
+    [],
+    'nothing sent from the stale read',
+  );
   const { sends } = drive(sender, entries, reopened, 4, true);
   t.equal(sends[0]?.entries[0]?.seq, 5, 'streaming resumes from the new cursor');
 });
@@ -137,7 +166,10 @@ t.test('an empty read (head counted uncommitted writes) does not spin', async (t
   const effects = sender.step({ kind: 'open', cursor: 0, head: 3 }, 0);
   const after = sender.step({ kind: 'read', after: 0, entries: [], head: 3 }, 1);
   t.same(after, [], 'no new read until something is appended');
-  t.same(sender.step({ kind: 'appended', head: 4 }, 2).map((e) => e.kind), ['read']);
+  t.same(
+    sender.step({ kind: 'appended', head: 4 }, 2).map((e) => e.kind),
+    ['read'],
+  );
   t.equal(effects.length, 1);
 });
 
@@ -160,7 +192,11 @@ t.test('a fixed cadence holds entries until the flush time, then sends them in o
   const entries = log(20, () => 'self');
   const sender = new LinkSender('peer', 'self', false, unlimited, 0, { intervalMs: 100, offsetFraction: 0.5, jitter: () => 0.5 });
   const opened = sender.step({ kind: 'open', cursor: 0, head: 20 }, 0);
-  t.same(opened.map((e) => e.kind), ['wake'], 'nothing is read before the staggered first flush (50 ms)');
+  t.same(
+    opened.map((e) => e.kind),
+    ['wake'],
+    'nothing is read before the staggered first flush (50 ms)',
+  );
   t.equal((opened[0] as { atMs: number }).atMs, 50);
   const first = drive(sender, entries, sender.step({ kind: 'tick' }, 50), 50, true);
   t.equal(first.sends.length, 1, 'one batch at the flush');
@@ -180,10 +216,14 @@ t.test('entries that are all skipped advance the cursor without a frame, after w
   t.equal(sent.sends.length, 1, 'one batch of own entries in flight');
   sender.step({ kind: 'appended', head: 6 }, 1);
   const skipped = drive(sender, theirs, sender.step({ kind: 'tick' }, 10), 10, false);
-  t.same(skipped.sends, [], 'the peer\'s own entries need no frame');
+  t.same(skipped.sends, [], "the peer's own entries need no frame");
   t.same(skipped.cursors, [], 'nor a cursor move before the batch in flight is acknowledged');
   const acked = sender.step({ kind: 'ack', id: sent.sends[0]!.id, last: 3 }, 12);
-  t.same(acked.filter((e) => e.kind === 'persist-cursor'), [{ kind: 'persist-cursor', cursor: 6 }], 'the ack moves the cursor past the skipped entries too');
+  t.same(
+    acked.filter((e) => e.kind === 'persist-cursor'),
+    [{ kind: 'persist-cursor', cursor: 6 }],
+    'the ack moves the cursor past the skipped entries too',
+  );
 });
 
 t.test('adaptive batching: an idle link sends at once; a busy one lets a few entries gather for a moment', async (t) => {
@@ -192,7 +232,11 @@ t.test('adaptive batching: an idle link sends at once; a busy one lets a few ent
   const first = drive(sender, entries.slice(0, 1), sender.step({ kind: 'open', cursor: 0, head: 1 }, 0), 0, false);
   t.equal(first.sends.length, 1, 'idle: the first write goes at once');
   const held = sender.step({ kind: 'appended', head: 2 }, 1);
-  t.same(held.map((e) => e.kind), ['wake'], 'busy: a single new entry waits instead of being read');
+  t.same(
+    held.map((e) => e.kind),
+    ['wake'],
+    'busy: a single new entry waits instead of being read',
+  );
   sender.step({ kind: 'appended', head: 5 }, 3);
   const flushed = drive(sender, entries.slice(0, 5), sender.step({ kind: 'tick' }, 6), 6, false);
   t.equal(flushed.sends.length, 1, 'after the coalescing delay one batch goes');
@@ -206,7 +250,13 @@ t.test('adaptive batching: an idle link sends at once; a busy one lets a few ent
 // the result.
 t.test('lanes: a shared rate limit serves the higher-priority lane first; each lane carries its datasets', async (t) => {
   const entries: LogEntry[] = Array.from({ length: 40 }, (_, i) => ({
-    seq: i + 1, dataset: i % 2 === 0 ? 'hot' : 'cold', key: `k${i}`, origin: 'self', originSeq: i + 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array(100),
+    seq: i + 1,
+    dataset: i % 2 === 0 ? 'hot' : 'cold',
+    key: `k${i}`,
+    origin: 'self',
+    originSeq: i + 1,
+    hlc: { ms: 1, c: 0 },
+    delta: new Uint8Array(100),
   }));
   const gate = new RateGate({ bytesPerSecondMax: 1000, entriesPerSecondMax: null }, 0);
   const hotLane = { id: 'hot', datasets: new Set(['hot']), excluded: new Set<string>(), priority: 0 };
@@ -224,11 +274,17 @@ t.test('lanes: a shared rate limit serves the higher-priority lane first; each l
     pump(cold, cold.step({ kind: 'tick' }, nowMs), nowMs);
     pump(hot, hot.step({ kind: 'tick' }, nowMs), nowMs);
   }
-  t.ok(sent.every((s) => s.datasets.every((d) => d === s.lane)), 'each lane carries only its own datasets');
+  t.ok(
+    sent.every((s) => s.datasets.every((d) => d === s.lane)),
+    'each lane carries only its own datasets',
+  );
   const hotDoneMs = Math.max(...sent.filter((s) => s.lane === 'hot').map((s) => s.atMs));
   const coldAfterFirst = sent.filter((s) => s.lane === 'cold' && s.atMs > 0);
   t.equal(sent.filter((s) => s.lane === 'hot').flatMap((s) => s.datasets).length, 20, 'every hot entry is sent');
-  t.ok(coldAfterFirst.every((s) => s.atMs >= hotDoneMs), `under the limit, the cold lane waits until the hot lane is done (hot done at ${hotDoneMs} ms)`);
+  t.ok(
+    coldAfterFirst.every((s) => s.atMs >= hotDoneMs),
+    `under the limit, the cold lane waits until the hot lane is done (hot done at ${hotDoneMs} ms)`,
+  );
   t.equal(sent.filter((s) => s.lane === 'cold').flatMap((s) => s.datasets).length, 20, 'and then sends everything too');
 });
 
@@ -236,12 +292,24 @@ t.test('lanes: a shared rate limit serves the higher-priority lane first; each l
 // the same link, without one, is not slowed down by it.
 // Method: two lanes on one unlimited link gate; lane "rated" has 500 bytes/s of its own. Over 4 simulated
 // seconds the rated lane sends at most its burst plus 4 × 500 bytes; the free lane sends everything at once.
-t.test('lanes: a lane\'s own rate limit binds that lane only', async (t) => {
+t.test("lanes: a lane's own rate limit binds that lane only", async (t) => {
   const entries: LogEntry[] = Array.from({ length: 40 }, (_, i) => ({
-    seq: i + 1, dataset: i % 2 === 0 ? 'rated' : 'free', key: `k${i}`, origin: 'self', originSeq: i + 1, hlc: { ms: 1, c: 0 }, delta: new Uint8Array(100),
+    seq: i + 1,
+    dataset: i % 2 === 0 ? 'rated' : 'free',
+    key: `k${i}`,
+    origin: 'self',
+    originSeq: i + 1,
+    hlc: { ms: 1, c: 0 },
+    delta: new Uint8Array(100),
   }));
   const gate = new RateGate(unlimited, 0);
-  const ratedLane = { id: 'rated', datasets: new Set(['rated']), excluded: new Set<string>(), priority: 1, limits: { bytesPerSecondMax: 500, entriesPerSecondMax: null } };
+  const ratedLane = {
+    id: 'rated',
+    datasets: new Set(['rated']),
+    excluded: new Set<string>(),
+    priority: 1,
+    limits: { bytesPerSecondMax: 500, entriesPerSecondMax: null },
+  };
   const freeLane = { id: 'free', datasets: new Set(['free']), excluded: new Set<string>(), priority: 1 };
   const rated = new LinkSender('peer', 'self', false, gate, 0, null, ratedLane);
   const free = new LinkSender('peer', 'self', false, gate, 0, null, freeLane);

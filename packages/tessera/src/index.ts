@@ -6,12 +6,35 @@
  */
 export * from '@tessera/store';
 export {
-  TesseraError, isTesseraError, errorCatalogue, type ErrorCode,
-  type CrdtTypeName, crdtTypeNames, type Json, type JsonScalar, type Hlc, type Dot, type Operation,
-  compareHlc, Policy, parsePolicy,
+  TesseraError,
+  isTesseraError,
+  errorCatalogue,
+  type ErrorCode,
+  type CrdtTypeName,
+  crdtTypeNames,
+  type Json,
+  type JsonScalar,
+  type Hlc,
+  type Dot,
+  type Operation,
+  compareHlc,
+  Policy,
+  parsePolicy,
 } from '@tessera/core';
 export { startDaemon, joinCluster, type JoinOptions, type Daemon, type DaemonOptions, type LogEvent, createMetrics } from '@tessera/server';
 export {
-  Client, TesseraClientError, planRoute, type ClientOptions, type ClientNode, type ClientLocation, type ClientOperation, type ClientBatchItem,
-  type ClientBatchAnswer, type WriteAnswer, type ChangeFeedEvent, type PlacementAnswer, type BatchItemAnswer, type RoutePlan,
+  Client,
+  TesseraClientError,
+  planRoute,
+  type ClientOptions,
+  type ClientNode,
+  type ClientLocation,
+  type ClientOperation,
+  type ClientBatchItem,
+  type ClientBatchAnswer,
+  type WriteAnswer,
+  type ChangeFeedEvent,
+  type PlacementAnswer,
+  type BatchItemAnswer,
+  type RoutePlan,
 } from '@tessera/server';

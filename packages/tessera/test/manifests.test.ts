@@ -31,17 +31,19 @@ const rootManifest = manifest(root);
 const workspaces = rootManifest.workspaces!.map((dir) => ({ dir: join(root, dir), manifest: manifest(join(root, dir)) }));
 
 t.test('the scanner finds every form of import and leaves out builtins and relative paths', async (t) => {
-  const found = importedPackages([
-    "import { a } from 'static-pkg';",
-    "import type { B } from '@scope/types-only/sub';",
-    "export { c } from 'reexported';",
-    "export * from '@scope/star';",
-    "const d = await import('dynamic-pkg');",
-    "const e = require.resolve('resolved-pkg/dist/file.js');",
-    "import { readFile } from 'node:fs/promises';",
-    "import { join } from 'path';",
-    "import { local } from './local.js';",
-  ].join('\n'));
+  const found = importedPackages(
+    [
+      "import { a } from 'static-pkg';",
+      "import type { B } from '@scope/types-only/sub';",
+      "export { c } from 'reexported';",
+      "export * from '@scope/star';",
+      "const d = await import('dynamic-pkg');",
+      "const e = require.resolve('resolved-pkg/dist/file.js');",
+      "import { readFile } from 'node:fs/promises';",
+      "import { join } from 'path';",
+      "import { local } from './local.js';",
+    ].join('\n'),
+  );
   t.same([...found].sort(), ['@scope/star', '@scope/types-only', 'dynamic-pkg', 'reexported', 'resolved-pkg', 'static-pkg']);
 });
 
@@ -62,7 +64,7 @@ t.test('engines: every package states the root range, and every runtime dependen
   const range = rootManifest.engines?.node;
   t.ok(range !== undefined && semver.validRange(range) !== null, `the root package.json states engines.node (${range})`);
   const floor = semver.minVersion(range!)!;
-  for (const { dir, manifest: pkg } of workspaces) {
+  for (const { manifest: pkg } of workspaces) {
     t.equal(pkg.engines?.node, range, `${pkg.name}: engines.node is the root's`);
     for (const name of Object.keys(pkg.dependencies ?? {})) {
       if (name.startsWith('@tessera/') || name === 'tesseradb') continue;

@@ -59,14 +59,26 @@ t.test('packed tarballs install with production dependencies and work from an ap
   const publishable: string[] = [];
   for (const dir of rootManifest.workspaces!) if (!(await manifest(join(root, dir))).private) publishable.push(dir);
 
-  const packed = JSON.parse((await run('npm', ['pack', '--json', '--pack-destination', work, ...publishable.flatMap((dir) => ['-w', dir])], { cwd: root, maxBuffer: 64 * 1024 * 1024 })).stdout) as Array<{
-    name: string; filename: string; files: Array<{ path: string; mode: number }>;
+  const packed = JSON.parse(
+    (await run('npm', ['pack', '--json', '--pack-destination', work, ...publishable.flatMap((dir) => ['-w', dir])], { cwd: root, maxBuffer: 64 * 1024 * 1024 }))
+      .stdout,
+  ) as Array<{
+    name: string;
+    filename: string;
+    files: Array<{ path: string; mode: number }>;
   }>;
-  t.same(packed.map((p) => p.name).sort(), (await Promise.all(publishable.map(async (dir) => (await manifest(join(root, dir))).name))).sort(), 'one tarball per publishable package');
+  t.same(
+    packed.map((p) => p.name).sort(),
+    (await Promise.all(publishable.map(async (dir) => (await manifest(join(root, dir))).name))).sort(),
+    'one tarball per publishable package',
+  );
   for (const p of packed) {
     const paths = p.files.map((file) => file.path);
     t.ok(paths.includes('dist/index.js') && paths.includes('dist/index.d.ts'), `${p.name}: ESM entry and its types`);
-    t.notOk(paths.some((path) => path.endsWith('.tsbuildinfo') || path.includes('/test/')), `${p.name}: no build state, no tests`);
+    t.notOk(
+      paths.some((path) => path.endsWith('.tsbuildinfo') || path.includes('/test/')),
+      `${p.name}: no build state, no tests`,
+    );
   }
   const shim = packed.find((p) => p.name === 'tesseradb')?.files.find((file) => file.path === 'bin/tessera.js');
   t.ok(shim !== undefined && (shim.mode & 0o111) !== 0, 'tesseradb ships its bin, executable');
@@ -74,12 +86,18 @@ t.test('packed tarballs install with production dependencies and work from an ap
   const app = join(work, 'app');
   await run('mkdir', [app]);
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', ...packed.map((p) => join(work, p.filename))], { cwd: app, maxBuffer: 64 * 1024 * 1024 });
+  await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', ...packed.map((p) => join(work, p.filename))], {
+    cwd: app,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const lock = JSON.parse(await readFile(join(app, 'package-lock.json'), 'utf8')) as { packages: Record<string, { resolved?: string; dev?: boolean }> };
   for (const p of packed) {
     t.match(lock.packages[`node_modules/${p.name}`]?.resolved, /^file:/, `${p.name} came from its tarball, not from a registry`);
   }
-  t.notOk(Object.values(lock.packages).some((entry) => entry.dev === true), 'no development dependency was installed');
+  t.notOk(
+    Object.values(lock.packages).some((entry) => entry.dev === true),
+    'no development dependency was installed',
+  );
 
   // The embedded API, from the app.
   await writeFile(join(app, 'app.mjs'), appScript);
@@ -90,15 +108,47 @@ t.test('packed tarballs install with production dependencies and work from an ap
   // The command, from the app's bin folder.
   const tessera = join(app, 'node_modules', '.bin', 'tessera');
   t.equal((await run(tessera, ['--version'], { cwd: app })).stdout.trim(), (await manifest(join(root, 'packages/tessera'))).version, 'tessera --version');
-  const summary = JSON.parse((await run(tessera, ['inspect', data, 'summary', '--json'], { cwd: app })).stdout) as { node: string; datasets: Array<{ dataset: string; live: number }> };
-  t.equal(summary.node, 'eu-west-1', 'tessera inspect reads the app\'s data directory');
-  t.same(summary.datasets.map((d) => [d.dataset, d.live]).sort(), [['catalog', 1], ['visits', 1]], 'and finds what the app wrote');
+  const summary = JSON.parse((await run(tessera, ['inspect', data, 'summary', '--json'], { cwd: app })).stdout) as {
+    node: string;
+    datasets: Array<{ dataset: string; live: number }>;
+  };
+  t.equal(summary.node, 'eu-west-1', "tessera inspect reads the app's data directory");
+  t.same(
+    summary.datasets.map((d) => [d.dataset, d.live]).sort(),
+    [
+      ['catalog', 1],
+      ['visits', 1],
+    ],
+    'and finds what the app wrote',
+  );
 
   // The types, as a strict TypeScript app sees them (the repository's compiler and Node types; the app has neither).
   await writeFile(join(app, 'typed.ts'), typedApp);
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const typeRoots = join(root, 'node_modules', '@types');
-  const compiled = await run(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--typeRoots', typeRoots, '--types', 'node', 'typed.ts'], { cwd: app })
-    .then(() => '', (error: { stdout?: string }) => error.stdout ?? String(error));
+  const compiled = await run(
+    process.execPath,
+    [
+      tsc,
+      '--noEmit',
+      '--strict',
+      '--skipLibCheck',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--typeRoots',
+      typeRoots,
+      '--types',
+      'node',
+      'typed.ts',
+    ],
+    { cwd: app },
+  ).then(
+    () => '',
+    (error: { stdout?: string }) => error.stdout ?? String(error),
+  );
   t.equal(compiled, '', 'an app using the exported types compiles under strict');
 });

@@ -57,11 +57,34 @@ t.test('every TypeScript snippet of the README compiles under strict', async (t)
     files.push(file);
   }
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const output = await run(process.execPath, [
-    tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
-    '--typeRoots', join(root, 'node_modules', '@types'), '--types', 'node', ...files,
-  ], { cwd: dir }).then(() => '', (error: { stdout?: string }) => error.stdout ?? String(error));
+  const output = await run(
+    process.execPath,
+    [
+      tsc,
+      '--noEmit',
+      '--strict',
+      '--skipLibCheck',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--typeRoots',
+      join(root, 'node_modules', '@types'),
+      '--types',
+      'node',
+      ...files,
+    ],
+    { cwd: dir },
+  ).then(
+    () => '',
+    (error: { stdout?: string }) => error.stdout ?? String(error),
+  );
   // Report errors at the README's own lines: readme-line-345.ts(3,5) is README.md line 347.
-  const readable = output.replace(/readme-line-(\d+)\.ts\((\d+),(\d+)\)/g, (_all, start: string, line: string, column: string) => `README.md:${Number(start) + Number(line) - 1}:${column}`);
+  const readable = output.replace(
+    /readme-line-(\d+)\.ts\((\d+),(\d+)\)/g,
+    (_all, start: string, line: string, column: string) => `README.md:${Number(start) + Number(line) - 1}:${column}`,
+  );
   t.equal(readable, '', 'tsc --strict reports nothing');
 });

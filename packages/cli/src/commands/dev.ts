@@ -62,9 +62,11 @@ export async function checkDevPolicy(file: string, regions: readonly string[]): 
   const policy = parsePolicy(text, file);
   const missing = regions.filter((region) => !policy.regions.has(region));
   if (missing.length > 0) {
-    throw new TesseraError('ERR_POLICY_INVALID',
+    throw new TesseraError(
+      'ERR_POLICY_INVALID',
       `${file} (version ${policy.version}) has no region ${missing.join(', ')}, which --regions asks for: add ${missing.length === 1 ? 'it' : 'them'} ` +
-      `with a higher version, or remove the file to start from the default policy`);
+        `with a higher version, or remove the file to start from the default policy`,
+    );
   }
 }
 
@@ -89,7 +91,10 @@ export async function startDevCluster(options: DevOptions): Promise<DevCluster> 
     for (const node of layout.nodes) {
       const child = spawnNode(layout, node, 'pipe');
       lastLines.set(node.id, []);
-      for (const [stream, name] of [[child.stdout, 'stdout'], [child.stderr, 'stderr']] as const) {
+      for (const [stream, name] of [
+        [child.stdout, 'stdout'],
+        [child.stderr, 'stderr'],
+      ] as const) {
         stream?.setEncoding('utf8');
         let partial = '';
         stream?.on('data', (chunk: string) => {
@@ -118,7 +123,10 @@ export async function startDevCluster(options: DevOptions): Promise<DevCluster> 
 }
 
 function parseOptions(options: { regions: string; basePort: string; latency?: string; durability: string; logLevel?: string; verbose?: boolean }) {
-  const regions = options.regions.split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const regions = options.regions
+    .split(',')
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
   const basePort = Number(options.basePort);
   if (!Number.isInteger(basePort) || basePort < 1024 || basePort > 65_000 - 200) {
     throw new TesseraError('ERR_OPTION_INVALID', `--base-port ${JSON.stringify(options.basePort)} must be an integer from 1024 to 64800`);
@@ -136,61 +144,87 @@ function parseOptions(options: { regions: string; basePort: string; latency?: st
 
 /** Registers `dev`. */
 export function registerDevCommand(program: Command, print: (line: string) => void): void {
-  program.command('dev')
+  program
+    .command('dev')
     .description('start a local multi-region cluster: one process per region, WAN latency through proxies, demo data')
     .option('--regions <list>', 'comma-separated regions', 'eu-west,us-east,ap-south')
     .option('--dir <path>', 'where clusters keep their configs, policy and data (one folder per set of regions)', '.tessera-dev')
     .option('--base-port <port>', 'node i listens on base+i, proxies from base+101', '7100')
-    .option('--latency <ms>', 'one-way latency of every link in ms (default: from the regions\' distance)')
+    .option('--latency <ms>', "one-way latency of every link in ms (default: from the regions' distance)")
     .option('--durability <mode>', 'fsync or os', 'os')
     .option('--no-seed', 'do not write demo data')
-    .option('--verbose', 'log the nodes\' lifecycle and link events too (default: warnings and errors)')
-    .addOption(new Option('--log-level <level>', 'log level of the nodes\' events').choices(devLogLevels))
-    .action(async (raw: { regions: string; dir: string; basePort: string; latency?: string; durability: string; seed: boolean; verbose?: boolean; logLevel?: string }) => {
-      const options = parseOptions(raw);
-      const dir = devClusterDir(raw.dir, options.regions);
-      const policyFile = join(dir, 'policy.yaml');
-      await checkDevPolicy(policyFile, options.regions);
-      const logger = devLogger(options.logLevel, process.stderr);
-      // Ctrl-C during start-up stops what started (once it has), as after it.
-      let interrupted = false;
-      let signalled: () => void = () => {};
-      const signal = new Promise<'signal'>((resolveSignal) => (signalled = () => {
-        interrupted = true;
-        resolveSignal('signal');
-      }));
-      process.once('SIGINT', signalled);
-      process.once('SIGTERM', signalled);
-      print(`starting ${options.regions.length} regions in ${dir} …`);
-      const cluster = await startDevCluster({
-        ...options, dir, onNodeLine: (node, line, stream) => logNodeLine(logger, node.id, line, stream),
-      });
-      try {
-        if (raw.seed && !interrupted) await seedDemoData(cluster.nodes, cluster.api);
-        if (interrupted) return;
-        print('');
-        print('Tessera dev cluster is up (HTTPS; every call needs a token):');
-        for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
-        for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
-        print('Use the CLI with the admin token and the cluster CA it generated:');
-        print(`  export TESSERA_TOKEN=$(cat ${cluster.security.tokenFile}) TESSERA_CA=${cluster.security.caFile}`);
-        print(`Try: npx tessera put catalog lamp '{"name":"Lamp"}' --url ${cluster.nodes[0]!.url}   then   npx tessera get catalog lamp --url ${cluster.nodes.at(-1)!.url}`);
-        print(`Dashboard: ${cluster.nodes[0]!.url}/#token=$(cat ${cluster.security.tokenFile})   (trust ${cluster.security.caFile} in your browser, or accept its warning)`);
-        print(`More tokens: npx tessera token create --file ${cluster.security.tokensFile} --name alice --role reader --datasets catalog`);
-        print(`The cluster enforces the policy in ${policyFile}: yours to edit (it is never overwritten); sign a new version with`);
-        print(`  npx tessera policy sign <file> --key ${cluster.security.operatorKey} --cluster dev   and roll it out with tessera policy apply.`);
-        print(`Node logs: ${options.logLevel === 'warn' ? 'warnings and errors (--verbose for more)' : `level ${options.logLevel}`}. Ctrl-C stops every node.`);
-        const outcome = await Promise.race([signal, cluster.exited]);
-        if (outcome !== 'signal') {
-          const how = outcome.code === null ? `signal ${outcome.signal}` : `exit code ${outcome.code}`;
-          throw new TesseraError('ERR_INTERNAL', `${outcome.node.id} exited (${how}); the cluster is stopped. Its last lines: ${outcome.lastLines.join(' | ')}`);
+    .option('--verbose', "log the nodes' lifecycle and link events too (default: warnings and errors)")
+    .addOption(new Option('--log-level <level>', "log level of the nodes' events").choices(devLogLevels))
+    .action(
+      async (raw: {
+        regions: string;
+        dir: string;
+        basePort: string;
+        latency?: string;
+        durability: string;
+        seed: boolean;
+        verbose?: boolean;
+        logLevel?: string;
+      }) => {
+        const options = parseOptions(raw);
+        const dir = devClusterDir(raw.dir, options.regions);
+        const policyFile = join(dir, 'policy.yaml');
+        await checkDevPolicy(policyFile, options.regions);
+        const logger = devLogger(options.logLevel, process.stderr);
+        // Ctrl-C during start-up stops what started (once it has), as after it.
+        let interrupted = false;
+        let signalled: () => void = () => {};
+        const signal = new Promise<'signal'>(
+          (resolveSignal) =>
+            (signalled = () => {
+              interrupted = true;
+              resolveSignal('signal');
+            }),
+        );
+        process.once('SIGINT', signalled);
+        process.once('SIGTERM', signalled);
+        print(`starting ${options.regions.length} regions in ${dir} …`);
+        const cluster = await startDevCluster({
+          ...options,
+          dir,
+          onNodeLine: (node, line, stream) => logNodeLine(logger, node.id, line, stream),
+        });
+        try {
+          if (raw.seed && !interrupted) await seedDemoData(cluster.nodes, cluster.api);
+          if (interrupted) return;
+          print('');
+          print('Tessera dev cluster is up (HTTPS; every call needs a token):');
+          for (const node of cluster.nodes) print(`  ${node.region.padEnd(12)} ${node.id.padEnd(14)} ${node.url}   (tessera status --url ${node.url})`);
+          for (const [name, proxy] of cluster.proxies) print(`  link ${name.padEnd(28)} via proxy 127.0.0.1:${proxy.port}`);
+          print('Use the CLI with the admin token and the cluster CA it generated:');
+          print(`  export TESSERA_TOKEN=$(cat ${cluster.security.tokenFile}) TESSERA_CA=${cluster.security.caFile}`);
+          print(
+            `Try: npx tessera put catalog lamp '{"name":"Lamp"}' --url ${cluster.nodes[0]!.url}   then   npx tessera get catalog lamp --url ${cluster.nodes.at(-1)!.url}`,
+          );
+          print(
+            `Dashboard: ${cluster.nodes[0]!.url}/#token=$(cat ${cluster.security.tokenFile})   (trust ${cluster.security.caFile} in your browser, or accept its warning)`,
+          );
+          print(`More tokens: npx tessera token create --file ${cluster.security.tokensFile} --name alice --role reader --datasets catalog`);
+          print(`The cluster enforces the policy in ${policyFile}: yours to edit (it is never overwritten); sign a new version with`);
+          print(`  npx tessera policy sign <file> --key ${cluster.security.operatorKey} --cluster dev   and roll it out with tessera policy apply.`);
+          print(
+            `Node logs: ${options.logLevel === 'warn' ? 'warnings and errors (--verbose for more)' : `level ${options.logLevel}`}. Ctrl-C stops every node.`,
+          );
+          const outcome = await Promise.race([signal, cluster.exited]);
+          if (outcome !== 'signal') {
+            const how = outcome.code === null ? `signal ${outcome.signal}` : `exit code ${outcome.code}`;
+            throw new TesseraError(
+              'ERR_INTERNAL',
+              `${outcome.node.id} exited (${how}); the cluster is stopped. Its last lines: ${outcome.lastLines.join(' | ')}`,
+            );
+          }
+        } finally {
+          print('stopping…');
+          process.off('SIGINT', signalled);
+          process.off('SIGTERM', signalled);
+          await cluster.stop();
         }
-      } finally {
-        print('stopping…');
-        process.off('SIGINT', signalled);
-        process.off('SIGTERM', signalled);
-        await cluster.stop();
-      }
-      print('stopped');
-    });
+        print('stopped');
+      },
+    );
 }

@@ -8,9 +8,24 @@
 import { Command } from 'commander';
 import { type Hlc, TesseraError } from '@tessera/core';
 import {
-  type DotView, type InspectConflicts, type InspectDoc, type InspectKeys, type InspectLog, type InspectPeers, type InspectSummary,
-  type StoreReader, inspectConflicts, inspectConflictsLimitDefault, inspectConflictsLimitMax, inspectDoc, inspectKeys, inspectLog,
-  inspectPeers, inspectSummary, masterKeyFromEnv, openDataDirectorySnapshot,
+  type DotView,
+  type InspectConflicts,
+  type InspectDoc,
+  type InspectKeys,
+  type InspectLog,
+  type InspectPeers,
+  type InspectSummary,
+  type StoreReader,
+  inspectConflicts,
+  inspectConflictsLimitDefault,
+  inspectConflictsLimitMax,
+  inspectDoc,
+  inspectKeys,
+  inspectLog,
+  inspectPeers,
+  inspectSummary,
+  masterKeyFromEnv,
+  openDataDirectorySnapshot,
 } from '@tessera/store';
 import { type NodeApi, callApi } from '../client.js';
 import { type ConnectionOptions, addConnectionOptions, nodeApiOf } from '../options.js';
@@ -67,7 +82,9 @@ function directorySource(dir: string): Source {
 }
 
 function queryString(params: Record<string, string | number | boolean | undefined>): string {
-  const entries = Object.entries(params).filter(([, value]) => value !== undefined).map(([name, value]): [string, string] => [name, String(value)]);
+  const entries = Object.entries(params)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]): [string, string] => [name, String(value)]);
   return entries.length === 0 ? '' : `?${new URLSearchParams(entries).toString()}`;
 }
 
@@ -91,8 +108,11 @@ function nodeSource(node: NodeApi): Source {
         get<{ node: string; region: string }>('/v1/status'),
       ]);
       return {
-        node: status.node, region: status.region, dataset: options.dataset ?? null,
-        conflicts: answer.conflicts.slice(0, limit), more: answer.conflicts.length > limit,
+        node: status.node,
+        region: status.region,
+        dataset: options.dataset ?? null,
+        conflicts: answer.conflicts.slice(0, limit),
+        more: answer.conflicts.length > limit,
       };
     },
   };
@@ -159,7 +179,10 @@ function header(answer: { node: string; region: string }): string {
 }
 
 function printSummary(print: (line: string) => void, s: InspectSummary): void {
-  const policy = s.policy.enforced === null ? 'no policy enforced (every document may live everywhere)' : `policy v${s.policy.enforced.version} enforced (hash ${s.policy.enforced.hash.slice(0, 12)}…)`;
+  const policy =
+    s.policy.enforced === null
+      ? 'no policy enforced (every document may live everywhere)'
+      : `policy v${s.policy.enforced.version} enforced (hash ${s.policy.enforced.hash.slice(0, 12)}…)`;
   const shadow = s.policy.shadow === null ? '' : `, v${s.policy.shadow.version} in shadow`;
   print(`${header(s)}, format ${s.format}, clock ${hlcText(s.hlc)}`);
   print(`${policy}${shadow}; ${s.policy.versionsStored} version(s) stored`);
@@ -170,7 +193,16 @@ function printSummary(print: (line: string) => void, s: InspectSummary): void {
     for (const name of Object.keys(total) as Array<keyof typeof total>) total[name] += d[name];
     return [d.dataset, String(d.documents), String(d.live), String(d.deleted), bytes(d.bytes), String(d.quarantined), String(d.conflicts)];
   });
-  if (rows.length > 1) rows.push(['total', String(total.documents), String(total.live), String(total.deleted), bytes(total.bytes), String(total.quarantined), String(total.conflicts)]);
+  if (rows.length > 1)
+    rows.push([
+      'total',
+      String(total.documents),
+      String(total.live),
+      String(total.deleted),
+      bytes(total.bytes),
+      String(total.quarantined),
+      String(total.conflicts),
+    ]);
   print(rows.length === 0 ? 'no documents' : table(['dataset', 'documents', 'live', 'deleted', 'bytes', 'quarantined', 'conflicts'], rows));
   for (const d of s.datasets) if (d.corrupt > 0) print(`${d.dataset}: ${d.corrupt} document record(s) do not decode (see keys)`);
   if (s.datasetsOmitted > 0) print(`${s.datasetsOmitted} more dataset(s) not listed`);
@@ -179,9 +211,18 @@ function printSummary(print: (line: string) => void, s: InspectSummary): void {
 
 function printKeys(print: (line: string) => void, k: InspectKeys): void {
   print(`${header(k)}: dataset ${k.dataset}${k.prefix === '' ? '' : `, keys starting with ${JSON.stringify(k.prefix)}`}`);
-  print(k.items.length === 0 ? 'no documents' : table(['key', 'type', 'state', 'bytes', 'origin', 'tags'], k.items.map((item) => ('error' in item
-    ? [item.key, '-', 'CORRUPT', bytes(item.bytes), '-', item.error.message]
-    : [item.key, item.type, item.state, bytes(item.bytes), item.origin ?? '-', item.tags.join(' ')]))));
+  print(
+    k.items.length === 0
+      ? 'no documents'
+      : table(
+          ['key', 'type', 'state', 'bytes', 'origin', 'tags'],
+          k.items.map((item) =>
+            'error' in item
+              ? [item.key, '-', 'CORRUPT', bytes(item.bytes), '-', item.error.message]
+              : [item.key, item.type, item.state, bytes(item.bytes), item.origin ?? '-', item.tags.join(' ')],
+          ),
+        ),
+  );
   if (k.next !== null) print(`more documents: continue with --after ${JSON.stringify(k.next)}`);
 }
 
@@ -193,22 +234,40 @@ function dotDetail(dot: DotView): string {
 }
 
 function printDoc(print: (line: string) => void, d: InspectDoc): void {
-  print(`${d.dataset}/${d.key} on ${header(d)}: ${d.type}, ${d.state}, ${bytes(d.bytes)} stored, origin ${d.origin ?? 'unknown'}, tags ${d.tags.length === 0 ? '(none)' : d.tags.join(' ')}`);
+  print(
+    `${d.dataset}/${d.key} on ${header(d)}: ${d.type}, ${d.state}, ${bytes(d.bytes)} stored, origin ${d.origin ?? 'unknown'}, tags ${d.tags.length === 0 ? '(none)' : d.tags.join(' ')}`,
+  );
   if (d.state === 'deleted') print('value: (deleted; the tombstone keeps the causal context until every holder has the delete)');
   else for (const [i, line] of JSON.stringify(d.value, null, 2).split('\n').entries()) print(i === 0 ? `value: ${line}` : `       ${line}`);
   print('');
   print('causal context');
-  print(table(['node', 'seen (1..n)', 'beyond', 'held'], d.nodes.map((n) => [n.node, String(n.seen), String(n.beyond), String(n.held)])));
+  print(
+    table(
+      ['node', 'seen (1..n)', 'beyond', 'held'],
+      d.nodes.map((n) => [n.node, String(n.seen), String(n.beyond), String(n.held)]),
+    ),
+  );
   if (d.context.cloud.length > 0) print(`dots seen beyond the contiguous prefix: ${d.context.cloud.map(dotText).join(' ')}`);
   print('');
   print('dots held');
-  print(d.dots.length === 0 ? `none (a ${d.type} document keeps its history in its own format)` : table(['dot', 'role', 'field / tag / element', 'hlc'],
-    d.dots.map((dot) => [`${dot.node}:${dot.counter}`, dot.role, dotDetail(dot), hlcText(dot.hlc)])));
+  print(
+    d.dots.length === 0
+      ? `none (a ${d.type} document keeps its history in its own format)`
+      : table(
+          ['dot', 'role', 'field / tag / element', 'hlc'],
+          d.dots.map((dot) => [`${dot.node}:${dot.counter}`, dot.role, dotDetail(dot), hlcText(dot.hlc)]),
+        ),
+  );
   if (d.dotsOmitted > 0) print(`${d.dotsOmitted} more dots not listed`);
   for (const group of d.siblings) {
     print('');
     print(`concurrent values at ${group.path.length === 0 ? '(whole value)' : group.path.join('.')}`);
-    print(table(['value', 'dot', 'hlc', 'shown'], group.entries.map((e) => [cell(e.value), dotText(e.dot), hlcText(e.hlc), e.wins ? 'yes' : ''])));
+    print(
+      table(
+        ['value', 'dot', 'hlc', 'shown'],
+        group.entries.map((e) => [cell(e.value), dotText(e.dot), hlcText(e.hlc), e.wins ? 'yes' : '']),
+      ),
+    );
   }
   print('');
   print('conflict records');
@@ -216,20 +275,54 @@ function printDoc(print: (line: string) => void, d: InspectDoc): void {
 }
 
 function printConflictRows(print: (line: string) => void, conflicts: InspectConflicts['conflicts'], more: boolean): void {
-  print(conflicts.length === 0 ? 'no conflict records' : table(['dataset', 'key', 'path', 'kind', 'winner', 'loser', 'recorded', 'from'], conflicts.map((c) => [
-    c.dataset, c.key, c.path.length === 0 ? '(whole value)' : c.path.join('.'), c.kind,
-    `${cell(c.winner.value)} ${dotText(c.winner.dot)}`, `${cell(c.loser.value)} ${dotText(c.loser.dot)}`, hlcText(c.recordedAt), c.origin,
-  ])));
+  print(
+    conflicts.length === 0
+      ? 'no conflict records'
+      : table(
+          ['dataset', 'key', 'path', 'kind', 'winner', 'loser', 'recorded', 'from'],
+          conflicts.map((c) => [
+            c.dataset,
+            c.key,
+            c.path.length === 0 ? '(whole value)' : c.path.join('.'),
+            c.kind,
+            `${cell(c.winner.value)} ${dotText(c.winner.dot)}`,
+            `${cell(c.loser.value)} ${dotText(c.loser.dot)}`,
+            hlcText(c.recordedAt),
+            c.origin,
+          ]),
+        ),
+  );
   if (more) print('more conflict records exist (raise --limit, or name a --dataset)');
 }
 
 function printLog(print: (line: string) => void, l: InspectLog, values: boolean): void {
   print(`delta log of ${header(l)}: floor ${l.floor} (entries up to it truncated), head ${l.head}`);
   const head = ['seq', 'dataset', 'key', 'origin', 'origin seq', 'hlc', 'kind', 'to', 'bytes', ...(values ? ['value'] : [])];
-  print(l.entries.length === 0 ? 'no entries in this range' : table(head, l.entries.map((e) => ('error' in e
-    ? [String(e.seq), '-', '-', '-', '-', '-', 'CORRUPT', '-', bytes(e.bytes), ...(values ? [e.error.message] : [])]
-    : [String(e.seq), e.dataset, e.key, e.origin, String(e.originSeq), hlcText(e.hlc), e.kind, e.to.join(' '), bytes(e.bytes),
-      ...(values ? [e.kind === 'purge' ? '(no value)' : `${cell(e.value)}${e.tags !== undefined && e.tags.length > 0 ? ` tags ${e.tags.join(' ')}` : ''}`] : [])]))));
+  print(
+    l.entries.length === 0
+      ? 'no entries in this range'
+      : table(
+          head,
+          l.entries.map((e) =>
+            'error' in e
+              ? [String(e.seq), '-', '-', '-', '-', '-', 'CORRUPT', '-', bytes(e.bytes), ...(values ? [e.error.message] : [])]
+              : [
+                  String(e.seq),
+                  e.dataset,
+                  e.key,
+                  e.origin,
+                  String(e.originSeq),
+                  hlcText(e.hlc),
+                  e.kind,
+                  e.to.join(' '),
+                  bytes(e.bytes),
+                  ...(values
+                    ? [e.kind === 'purge' ? '(no value)' : `${cell(e.value)}${e.tags !== undefined && e.tags.length > 0 ? ` tags ${e.tags.join(' ')}` : ''}`]
+                    : []),
+                ],
+          ),
+        ),
+  );
   if (l.older !== null) print(`older entries: --to ${l.older}`);
   if (l.newer !== null) print(`newer entries: --from ${l.newer}`);
 }
@@ -249,13 +342,28 @@ function printPeers(print: (line: string) => void, p: PeersAnswer): void {
     const durable = stored.get(key);
     const now = live.get(key);
     const base = [peer, lane, durable === undefined ? '-' : String(durable.acknowledged), durable === undefined ? '-' : String(durable.behind)];
-    return p.links === null ? base : [...base, now?.state ?? '-', now === undefined ? '-' : String(now.cursor), now === undefined ? '-' : `${now.lagMs} ms`, now === undefined ? '-' : String(now.backlog)];
+    return p.links === null
+      ? base
+      : [
+          ...base,
+          now?.state ?? '-',
+          now === undefined ? '-' : String(now.cursor),
+          now === undefined ? '-' : `${now.lagMs} ms`,
+          now === undefined ? '-' : String(now.backlog),
+        ];
   });
   const columns = ['peer', 'lane', 'acknowledged (durable)', 'behind head', ...(p.links === null ? [] : ['link', 'acknowledged (live)', 'lag', 'backlog'])];
   print(rows.length === 0 ? 'no cursors: no peer has acknowledged anything yet' : table(columns, rows));
   if (p.links === null) print('(offline: the live links, acknowledgements and lag are shown with --url on the running node)');
   print('');
-  print(p.frontiers.length === 0 ? 'no frontiers: nothing received from other origins' : table(['origin', 'highest seq held'], p.frontiers.map((f) => [f.origin, String(f.seq)])));
+  print(
+    p.frontiers.length === 0
+      ? 'no frontiers: nothing received from other origins'
+      : table(
+          ['origin', 'highest seq held'],
+          p.frontiers.map((f) => [f.origin, String(f.seq)]),
+        ),
+  );
   if (p.more) print('more cursors or frontiers exist than are listed');
 }
 
@@ -270,15 +378,15 @@ function printConflicts(print: (line: string) => void, c: InspectConflicts): voi
 function subcommands(print: (line: string) => void, source: (options: ConnectionOptions) => Promise<Source>): Command {
   const inspect = new Command('tessera inspect')
     .usage('<data directory> <subcommand> [options]  |  tessera inspect --url <node> <subcommand> [options]')
-    .description('a replica\'s state: offline and read-only on a stopped node\'s data directory, or on a running node with --url')
+    .description("a replica's state: offline and read-only on a stopped node's data directory, or on a running node with --url")
     .showHelpAfterError()
     .configureOutput({ writeOut: (text) => print(text.trimEnd()) })
     .exitOverride();
-  const sub = (name: string, description: string) => addConnectionOptions(inspect.command(name).description(description), 'a running node\'s API instead of a data directory')
-    .option('--json', 'print as JSON');
+  const sub = (name: string, description: string) =>
+    addConnectionOptions(inspect.command(name).description(description), "a running node's API instead of a data directory").option('--json', 'print as JSON');
   type Common = ConnectionOptions & { json?: boolean };
 
-  sub('summary', 'datasets (documents live and deleted, bytes, quarantined, conflicts), the policy in force, the log\'s range, the audit log\'s length')
+  sub('summary', "datasets (documents live and deleted, bytes, quarantined, conflicts), the policy in force, the log's range, the audit log's length")
     .option('--scan-max <n>', 'records of each kind to read (default 100000)')
     .action(async (options: Common & { scanMax?: string }) => {
       const answer = await (await source(options)).summary(defined({ scanMax: integerOption('--scan-max', options.scanMax) }));
@@ -286,19 +394,23 @@ function subcommands(print: (line: string) => void, source: (options: Connection
       else printSummary(print, answer);
     });
 
-  sub('keys', 'a dataset\'s documents in key order, deleted ones too: type, state, size, origin, tags')
+  sub('keys', "a dataset's documents in key order, deleted ones too: type, state, size, origin, tags")
     .argument('<dataset>')
     .option('--prefix <prefix>', 'only keys starting with this')
     .option('--after <key>', 'continue after this key')
     .option('--limit <n>', 'documents to list (default 100, at most 1000)')
     .action(async (dataset: string, options: Common & { prefix?: string; after?: string; limit?: string }) => {
-      const answer = await (await source(options)).keys(dataset, defined({ prefix: options.prefix, after: options.after, limit: integerOption('--limit', options.limit) }));
+      const answer = await (await source(options)).keys(
+        dataset,
+        defined({ prefix: options.prefix, after: options.after, limit: integerOption('--limit', options.limit) }),
+      );
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printKeys(print, answer);
     });
 
   sub('doc', 'one document: value, tags, origin, causal context, the dots it holds with their HLCs, concurrent values, conflict records')
-    .argument('<dataset>').argument('<key>')
+    .argument('<dataset>')
+    .argument('<key>')
     .action(async (dataset: string, key: string, options: Common) => {
       const answer = await (await source(options)).doc(dataset, key);
       if (options.json) print(JSON.stringify(answer, null, 2));
@@ -309,22 +421,27 @@ function subcommands(print: (line: string) => void, source: (options: Connection
     .option('--from <seq>', 'from this sequence number on')
     .option('--to <seq>', 'up to this sequence number')
     .option('--limit <n>', 'entries to list (default 100, at most 1000)')
-    .option('--values', 'also decode each delta\'s value and the tags it adds')
+    .option('--values', "also decode each delta's value and the tags it adds")
     .action(async (options: Common & { from?: string; to?: string; limit?: string; values?: boolean }) => {
-      const answer = await (await source(options)).log(defined({
-        from: integerOption('--from', options.from), to: integerOption('--to', options.to), limit: integerOption('--limit', options.limit),
-        values: options.values,
-      }));
+      const answer = await (await source(options)).log(
+        defined({
+          from: integerOption('--from', options.from),
+          to: integerOption('--to', options.to),
+          limit: integerOption('--limit', options.limit),
+          values: options.values,
+        }),
+      );
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printLog(print, answer, options.values === true);
     });
 
-  sub('peers', 'per peer and lane the durably acknowledged cursor; per origin the frontier; with --url also the live links, acknowledgements and lag')
-    .action(async (options: Common) => {
+  sub('peers', 'per peer and lane the durably acknowledged cursor; per origin the frontier; with --url also the live links, acknowledgements and lag').action(
+    async (options: Common) => {
       const answer = await (await source(options)).peers();
       if (options.json) print(JSON.stringify(answer, null, 2));
       else printPeers(print, answer);
-    });
+    },
+  );
 
   sub('conflicts', 'conflict records: every automatic resolution that hid a value (winner, loser, dots, HLCs)')
     .option('--dataset <dataset>', 'only this dataset')
@@ -342,11 +459,16 @@ const subcommandNames = ['summary', 'keys', 'doc', 'log', 'peers', 'conflicts'];
 /** Registers `inspect`. Everything it prints goes through `terminalSafe`: what it shows was written by others. */
 export function registerInspectCommand(program: Command, printRaw: (line: string) => void): void {
   const print = (line: string) => printRaw(terminalSafe(line));
-  addConnectionOptions(program.command('inspect')
-    .description('inspect a replica (summary, keys, doc, log, peers, conflicts): offline and read-only on a stopped node\'s data directory, or --url on a running node')
-    .usage('<data directory> <subcommand> [options]  |  inspect --url <node> <subcommand> [options]  (tessera inspect --help lists the subcommands)')
-    .argument('[directory]', 'a stopped node\'s data directory (read-only), e.g. ./data/eu-west-1')
-    .argument('[subcommand...]'))
+  addConnectionOptions(
+    program
+      .command('inspect')
+      .description(
+        "inspect a replica (summary, keys, doc, log, peers, conflicts): offline and read-only on a stopped node's data directory, or --url on a running node",
+      )
+      .usage('<data directory> <subcommand> [options]  |  inspect --url <node> <subcommand> [options]  (tessera inspect --help lists the subcommands)')
+      .argument('[directory]', "a stopped node's data directory (read-only), e.g. ./data/eu-west-1")
+      .argument('[subcommand...]'),
+  )
     // The subcommands and their options are parsed by the inner program, after the directory is taken off.
     .helpOption(false)
     .allowUnknownOption()
@@ -357,12 +479,15 @@ export function registerInspectCommand(program: Command, printRaw: (line: string
       const source = async (inner: ConnectionOptions): Promise<Source> => {
         // Options may come before the subcommand (the outer command's) or after it (the subcommand's).
         const options = { url: inner.url ?? outer.url, token: inner.token ?? outer.token, tokenFile: inner.tokenFile ?? outer.tokenFile };
-        if (options.url !== undefined && dir !== undefined) throw new TesseraError('ERR_OPTION_INVALID', `give a data directory (${dir}) or --url (${options.url}), not both`);
+        if (options.url !== undefined && dir !== undefined)
+          throw new TesseraError('ERR_OPTION_INVALID', `give a data directory (${dir}) or --url (${options.url}), not both`);
         if (dir !== undefined) return directorySource(dir);
         // Without a directory, a node: --url, else $TESSERA_URL.
         if (options.url !== undefined || (process.env.TESSERA_URL ?? '') !== '') return nodeSource(await nodeApiOf(options));
-        throw new TesseraError('ERR_OPTION_INVALID',
-          'tessera inspect needs a stopped node\'s data directory (tessera inspect ./data/eu-west-1 summary) or a running node (tessera inspect --url http://127.0.0.1:7101 summary, or $TESSERA_URL)');
+        throw new TesseraError(
+          'ERR_OPTION_INVALID',
+          "tessera inspect needs a stopped node's data directory (tessera inspect ./data/eu-west-1 summary) or a running node (tessera inspect --url http://127.0.0.1:7101 summary, or $TESSERA_URL)",
+        );
       };
       await subcommands(print, source).parseAsync(args, { from: 'user' });
     });

@@ -13,7 +13,8 @@ import { createMasterKeyFile, masterKeyId, readMasterKeyFile, rotateMasterKey } 
 export function registerKeysCommands(program: Command, print: (line: string) => void): void {
   const keys = program.command('keys').description('create and rotate the master key that encrypts data directories at rest');
 
-  keys.command('create')
+  keys
+    .command('create')
     .description('write a new master key file (mode 0600; an existing file is never overwritten)')
     .requiredOption('--file <path>', 'the key file to create')
     .action(async (options: { file: string }) => {
@@ -24,11 +25,12 @@ export function registerKeysCommands(program: Command, print: (line: string) => 
       print(`created master key ${masterKeyId(key)} in ${options.file}`);
     });
 
-  keys.command('rotate')
+  keys
+    .command('rotate')
     .description('rewrap the data key of each data directory under a new master key')
     .requiredOption('--from <file>', 'the current master key file')
     .requiredOption('--to <file>', 'the new master key file (tessera keys create)')
-    .argument('<data-dir...>', 'the sealed data directories (the nodes\' `data:`)')
+    .argument('<data-dir...>', "the sealed data directories (the nodes' `data:`)")
     .action(async (dirs: string[], options: { from: string; to: string }) => {
       const current = await readMasterKeyFile(options.from);
       const next = await readMasterKeyFile(options.to);

@@ -20,9 +20,12 @@ type Op = Record<string, unknown> & { op: string };
 /** Sends the operations and prints one line per result (or the answer as JSON). */
 async function send(print: Print, dataset: string, key: string, ops: readonly Op[], options: OpOptions): Promise<void> {
   checkTypeOption(options.type);
-  if (ops.length > opsPerCommandMax) throw new TesseraError('ERR_OPTION_INVALID', `${ops.length} operations exceed the limit of ${opsPerCommandMax} per command`);
+  if (ops.length > opsPerCommandMax)
+    throw new TesseraError('ERR_OPTION_INVALID', `${ops.length} operations exceed the limit of ${opsPerCommandMax} per command`);
   const body = ops.map((op) => (options.type === undefined ? op : { ...op, type: options.type }));
-  const answer = await callApi(await nodeApiOf(options), 'POST', `${docPath(dataset, key)}/ops`, body.length === 1 ? body[0] : body) as { results: Array<{ seq: number | null; token: string }> };
+  const answer = (await callApi(await nodeApiOf(options), 'POST', `${docPath(dataset, key)}/ops`, body.length === 1 ? body[0] : body)) as {
+    results: Array<{ seq: number | null; token: string }>;
+  };
   if (options.json) print(JSON.stringify(answer, null, 2));
   else for (const result of answer.results) print(writeLine(result));
 }
@@ -39,7 +42,10 @@ export function parseElement(text: string): JsonScalar {
     return text;
   }
   if (value !== null && typeof value === 'object') {
-    throw new TesseraError('ERR_VALUE_INVALID', `set element ${text.slice(0, 80)}: elements are JSON scalars (string, number, boolean, null), not objects or arrays`);
+    throw new TesseraError(
+      'ERR_VALUE_INVALID',
+      `set element ${text.slice(0, 80)}: elements are JSON scalars (string, number, boolean, null), not objects or arrays`,
+    );
   }
   return value as JsonScalar;
 }
@@ -57,9 +63,13 @@ async function binaryOperands(args: readonly string[], files: readonly string[] 
     try {
       size = (await stat(file)).size;
     } catch (error) {
-      throw new TesseraError('ERR_OPTION_INVALID', `--file ${JSON.stringify(file)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new TesseraError(
+        'ERR_OPTION_INVALID',
+        `--file ${JSON.stringify(file)}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
-    if (size > cliValueBytesMax) throw new TesseraError('ERR_VALUE_TOO_LARGE', `--file ${JSON.stringify(file)}: ${size} bytes exceed the limit of ${cliValueBytesMax} bytes`);
+    if (size > cliValueBytesMax)
+      throw new TesseraError('ERR_VALUE_TOO_LARGE', `--file ${JSON.stringify(file)}: ${size} bytes exceed the limit of ${cliValueBytesMax} bytes`);
     operands.push((await readFile(file)).toString('base64'));
   }
   return operands;
@@ -68,30 +78,45 @@ async function binaryOperands(args: readonly string[], files: readonly string[] 
 /** Adds the options every operation command takes. */
 function operation(program: Command, name: string, description: string): Command {
   return addConnectionOptions(program.command(name).description(description).argument('<dataset>').argument('<key>'))
-    .option('--type <type>', 'CRDT type if the operation creates the document (default: the dataset\'s)')
-    .option('--json', 'print the node\'s answer as JSON');
+    .option('--type <type>', "CRDT type if the operation creates the document (default: the dataset's)")
+    .option('--json', "print the node's answer as JSON");
 }
 
 /** Registers the operation commands. */
 export function registerOperationCommands(program: Command, print: Print): void {
-  operation(program, 'increment', 'add to a counter (a negative amount subtracts)').alias('incr')
+  operation(program, 'increment', 'add to a counter (a negative amount subtracts)')
+    .alias('incr')
     .argument('[amount]', 'a safe integer', '1')
     .action(async (dataset: string, key: string, amount: string, options: OpOptions) => {
       const n = Number(amount);
-      if (!Number.isSafeInteger(n)) throw new TesseraError('ERR_VALUE_INVALID', `amount ${JSON.stringify(amount)} must be an integer from ${Number.MIN_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}`);
+      if (!Number.isSafeInteger(n))
+        throw new TesseraError(
+          'ERR_VALUE_INVALID',
+          `amount ${JSON.stringify(amount)} must be an integer from ${Number.MIN_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}`,
+        );
       await send(print, dataset, key, [{ op: 'increment', amount: n }], options);
     });
 
-  for (const [name, verb] of [['add', 'add elements to'], ['remove', 'remove elements from']] as const) {
+  for (const [name, verb] of [
+    ['add', 'add elements to'],
+    ['remove', 'remove elements from'],
+  ] as const) {
     operation(program, name, `${verb} a set (add wins over a concurrent remove); a word is a string, JSON scalars are themselves`)
       .argument('<element...>', `1 to ${opsPerCommandMax} elements`)
       .action(async (dataset: string, key: string, elements: string[], options: OpOptions) => {
-        await send(print, dataset, key, elements.map((element) => ({ op: name, element: parseElement(element) })), options);
+        await send(
+          print,
+          dataset,
+          key,
+          elements.map((element) => ({ op: name, element: parseElement(element) })),
+          options,
+        );
       });
   }
 
   operation(program, 'set', 'set a field of a map document (value as JSON); nested fields by a dotted path')
-    .argument('<path>', 'field path, e.g. address.city').argument('<value>', 'JSON value, e.g. \'"Cork"\'')
+    .argument('<path>', 'field path, e.g. address.city')
+    .argument('<value>', 'JSON value, e.g. \'"Cork"\'')
     .action(async (dataset: string, key: string, path: string, value: string, options: OpOptions) => {
       await send(print, dataset, key, [{ op: 'set', path, value: parseValue(value) }], options);
     });
@@ -104,15 +129,21 @@ export function registerOperationCommands(program: Command, print: Print): void 
 
   operation(program, 'yjs-update', 'apply a Yjs update (Y.encodeStateAsUpdate, base64) to a yjs document')
     .argument('[update]', 'the update as base64')
-    .option('--file <path...>', 'read the update\'s bytes from a file instead')
+    .option('--file <path...>', "read the update's bytes from a file instead")
     .action(async (dataset: string, key: string, update: string | undefined, options: OpOptions & { file?: string[] }) => {
       const updates = await binaryOperands(update === undefined ? [] : [update], options.file, 'Yjs update');
-      await send(print, dataset, key, updates.map((bytes) => ({ op: 'yjs-update', update: bytes })), options);
+      await send(
+        print,
+        dataset,
+        key,
+        updates.map((bytes) => ({ op: 'yjs-update', update: bytes })),
+        options,
+      );
     });
 
   operation(program, 'automerge-changes', 'apply Automerge changes (Automerge.getChanges, each base64) to an automerge document')
     .argument('[changes...]', 'the changes, each as base64')
-    .option('--file <path...>', 'read each change\'s bytes from a file instead')
+    .option('--file <path...>', "read each change's bytes from a file instead")
     .action(async (dataset: string, key: string, changes: string[], options: OpOptions & { file?: string[] }) => {
       const operands = await binaryOperands(changes, options.file, 'Automerge changes');
       await send(print, dataset, key, [{ op: 'automerge-changes', changes: operands }], options);

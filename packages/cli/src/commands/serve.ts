@@ -4,7 +4,8 @@ import { startDaemon } from '@tessera/server';
 
 /** Registers `serve`. */
 export function registerServeCommand(program: Command, print: (line: string) => void): void {
-  program.command('serve')
+  program
+    .command('serve')
     .description('run one node of a cluster: HTTP API and replication on the address the config gives it')
     .requiredOption('--config <file>', 'cluster config (YAML)')
     .requiredOption('--node <id>', 'which node of the config this process is')

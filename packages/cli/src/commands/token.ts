@@ -9,21 +9,24 @@ import { type Role, type TokenRecord, loadClusterConfig, newToken, readTokensFil
 import { table } from './status.js';
 
 async function tokensPath(options: { config?: string; file?: string }): Promise<string> {
-  if ((options.config === undefined) === (options.file === undefined)) throw new TesseraError('ERR_OPTION_INVALID', 'give --config (its api.tokensFile) or --file, one of them');
+  if ((options.config === undefined) === (options.file === undefined))
+    throw new TesseraError('ERR_OPTION_INVALID', 'give --config (its api.tokensFile) or --file, one of them');
   if (options.file !== undefined) return options.file;
   return (await loadClusterConfig(options.config!)).api.tokensFile;
 }
 
 function list(text: string | undefined): string[] {
-  return (text ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+  return (text ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 /** Registers `token`. */
 export function registerTokenCommands(program: Command, print: (line: string) => void): void {
   const token = program.command('token').description('create, list and revoke API tokens (stored hashed in the tokens file)');
-  const where = (command: Command) => command
-    .option('--config <file>', 'the cluster config: use its api.tokensFile')
-    .option('--file <path>', 'the tokens file itself');
+  const where = (command: Command) =>
+    command.option('--config <file>', 'the cluster config: use its api.tokensFile').option('--file <path>', 'the tokens file itself');
 
   where(token.command('create'))
     .description('create a token and print it once')
@@ -33,7 +36,8 @@ export function registerTokenCommands(program: Command, print: (line: string) =>
     .action(async (options: { config?: string; file?: string; name: string; role: string; datasets?: string }) => {
       const path = await tokensPath(options);
       const records = readTokensFile(path, true);
-      if (records.some((record) => record.name === options.name)) throw new TesseraError('ERR_OPTION_INVALID', `a token named ${options.name} exists already (revoke it first)`);
+      if (records.some((record) => record.name === options.name))
+        throw new TesseraError('ERR_OPTION_INVALID', `a token named ${options.name} exists already (revoke it first)`);
       const created = newToken(options.name, { roles: list(options.role) as Role[], datasets: list(options.datasets) }, Date.now());
       writeTokensFile(path, [...records, created.record]);
       print(created.token);
@@ -45,8 +49,21 @@ export function registerTokenCommands(program: Command, print: (line: string) =>
     .option('--json', 'print as JSON')
     .action(async (options: { config?: string; file?: string; json?: boolean }) => {
       const records = readTokensFile(await tokensPath(options), true);
-      if (options.json) print(JSON.stringify(records.map(({ hash: _hash, ...rest }) => rest), null, 2));
-      else print(table(['id', 'name', 'roles', 'datasets', 'created'], records.map((r: TokenRecord) => [r.id, r.name, r.roles.join(','), r.datasets.join(',') || '-', new Date(r.createdAtMs).toISOString()])));
+      if (options.json)
+        print(
+          JSON.stringify(
+            records.map(({ hash: _hash, ...rest }) => rest),
+            null,
+            2,
+          ),
+        );
+      else
+        print(
+          table(
+            ['id', 'name', 'roles', 'datasets', 'created'],
+            records.map((r: TokenRecord) => [r.id, r.name, r.roles.join(','), r.datasets.join(',') || '-', new Date(r.createdAtMs).toISOString()]),
+          ),
+        );
     });
 
   where(token.command('revoke'))

@@ -53,11 +53,17 @@ export function importItem(item: unknown): unknown {
       return { key: line.key, ops: [{ op: 'yjs-update', update: line.value, type: 'yjs' }, ...tags] };
     case 'mv':
       if (!Array.isArray(line.value) || line.value.length !== 1) {
-        throw new TesseraError('ERR_VALUE_INVALID', `an mv register with ${Array.isArray(line.value) ? line.value.length : 'no list of'} concurrent values cannot be recreated: write one value to resolve them, then export again`);
+        throw new TesseraError(
+          'ERR_VALUE_INVALID',
+          `an mv register with ${Array.isArray(line.value) ? line.value.length : 'no list of'} concurrent values cannot be recreated: write one value to resolve them, then export again`,
+        );
       }
       return { ...line, value: line.value[0] as unknown };
     case 'automerge':
-      throw new TesseraError('ERR_VALUE_INVALID', 'an Automerge document is exported as its JSON view, which is no Automerge change: copy it with the embedded API (replica.automerge)');
+      throw new TesseraError(
+        'ERR_VALUE_INVALID',
+        'an Automerge document is exported as its JSON view, which is no Automerge change: copy it with the embedded API (replica.automerge)',
+      );
     default:
       return item;
   }
@@ -65,73 +71,79 @@ export function importItem(item: unknown): unknown {
 
 /** Registers `import`, `export` and `watch`. */
 export function registerTransferCommands(program: Command, print: (line: string) => void, context: CliContext): void {
-  addConnectionOptions(program.command('import')
-    .description('write the documents of an NDJSON file (one { "key", "value", "type"?, "tags"? } a line; - for stdin) in batches')
-    .argument('<dataset>').argument('<file>'))
-    .action(async (dataset: string, file: string, options: ConnectionOptions) => {
-      checkDatasetName(dataset);
-      const node = await nodeApiOf(options);
-      const totalBytes = file === '-' ? null : await fileSize(file);
-      const progress = progressReporter(context, totalBytes);
-      const input = file === '-' ? process.stdin : createReadStream(file);
-      const lines = createInterface({ input, crlfDelay: Infinity });
-      let batch: Array<{ line: number; text: string }> = [];
-      let batchBytes = 0;
-      let readBytes = 0;
-      let lineNumber = 0;
-      const totals = { written: 0, failed: 0, shown: 0 };
-      const fail = (line: number, code: string, detail: string) => {
-        totals.failed++;
-        if (totals.shown++ < importFailuresShownMax) context.note(`line ${line}: ${code}: ${detail}`);
-      };
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const body = new RawBody(`${batch.map((item) => item.text).join('\n')}\n`, 'application/x-ndjson');
-        const answer = await callApi(node, 'POST', `/v1/kv/${encodeURIComponent(dataset)}`, body, importBatchTimeoutMs) as { results: BatchResult[] };
-        for (const result of answer.results) {
-          if (result.ok) totals.written++;
-          else fail(batch[result.index]!.line, result.code ?? 'ERR_INTERNAL', result.detail ?? '');
-        }
-        batch = [];
-        batchBytes = 0;
-        progress(readBytes, totals.written + totals.failed);
-      };
-      for await (let text of lines) {
-        lineNumber++;
-        readBytes += Buffer.byteLength(text) + 1;
-        if (text.trim() === '') continue;
-        if (Buffer.byteLength(text) + 1 > importBatchBytesMax) {
-          fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the line has ${Buffer.byteLength(text) + 1} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
-          continue;
-        }
-        let item: unknown;
-        try {
-          item = importItem(JSON.parse(text));
-        } catch (error) {
-          if (error instanceof TesseraError) fail(lineNumber, error.code, error.message);
-          else fail(lineNumber, 'ERR_BODY_INVALID', `not JSON: ${(error as Error).message.slice(0, 200)}`);
-          continue;
-        }
-        text = JSON.stringify(item);
-        const bytes = Buffer.byteLength(text) + 1;
-        if (bytes > importBatchBytesMax) {
-          fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the item has ${bytes} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
-          continue;
-        }
-        if (batch.length >= batchDocumentsMax || batchBytes + bytes > importBatchBytesMax) await flush();
-        batch.push({ line: lineNumber, text });
-        batchBytes += bytes;
+  addConnectionOptions(
+    program
+      .command('import')
+      .description('write the documents of an NDJSON file (one { "key", "value", "type"?, "tags"? } a line; - for stdin) in batches')
+      .argument('<dataset>')
+      .argument('<file>'),
+  ).action(async (dataset: string, file: string, options: ConnectionOptions) => {
+    checkDatasetName(dataset);
+    const node = await nodeApiOf(options);
+    const totalBytes = file === '-' ? null : await fileSize(file);
+    const progress = progressReporter(context, totalBytes);
+    const input = file === '-' ? process.stdin : createReadStream(file);
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    let batch: Array<{ line: number; text: string }> = [];
+    let batchBytes = 0;
+    let readBytes = 0;
+    let lineNumber = 0;
+    const totals = { written: 0, failed: 0, shown: 0 };
+    const fail = (line: number, code: string, detail: string) => {
+      totals.failed++;
+      if (totals.shown++ < importFailuresShownMax) context.note(`line ${line}: ${code}: ${detail}`);
+    };
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const body = new RawBody(`${batch.map((item) => item.text).join('\n')}\n`, 'application/x-ndjson');
+      const answer = (await callApi(node, 'POST', `/v1/kv/${encodeURIComponent(dataset)}`, body, importBatchTimeoutMs)) as { results: BatchResult[] };
+      for (const result of answer.results) {
+        if (result.ok) totals.written++;
+        else fail(batch[result.index]!.line, result.code ?? 'ERR_INTERNAL', result.detail ?? '');
       }
-      await flush();
-      progress(null, totals.written + totals.failed);
-      if (totals.shown > importFailuresShownMax) context.note(`… and ${totals.shown - importFailuresShownMax} more refused lines`);
-      print(`imported ${totals.written + totals.failed} documents into ${dataset}: ${totals.written} written, ${totals.failed} refused`);
-      if (totals.failed > 0) context.exitCode = 1;
-    });
+      batch = [];
+      batchBytes = 0;
+      progress(readBytes, totals.written + totals.failed);
+    };
+    for await (let text of lines) {
+      lineNumber++;
+      readBytes += Buffer.byteLength(text) + 1;
+      if (text.trim() === '') continue;
+      if (Buffer.byteLength(text) + 1 > importBatchBytesMax) {
+        fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the line has ${Buffer.byteLength(text) + 1} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
+        continue;
+      }
+      let item: unknown;
+      try {
+        item = importItem(JSON.parse(text));
+      } catch (error) {
+        if (error instanceof TesseraError) fail(lineNumber, error.code, error.message);
+        else fail(lineNumber, 'ERR_BODY_INVALID', `not JSON: ${(error as Error).message.slice(0, 200)}`);
+        continue;
+      }
+      text = JSON.stringify(item);
+      const bytes = Buffer.byteLength(text) + 1;
+      if (bytes > importBatchBytesMax) {
+        fail(lineNumber, 'ERR_BATCH_TOO_LARGE', `the item has ${bytes} bytes; one batch holds at most ${importBatchBytesMax} bytes`);
+        continue;
+      }
+      if (batch.length >= batchDocumentsMax || batchBytes + bytes > importBatchBytesMax) await flush();
+      batch.push({ line: lineNumber, text });
+      batchBytes += bytes;
+    }
+    await flush();
+    progress(null, totals.written + totals.failed);
+    if (totals.shown > importFailuresShownMax) context.note(`… and ${totals.shown - importFailuresShownMax} more refused lines`);
+    print(`imported ${totals.written + totals.failed} documents into ${dataset}: ${totals.written} written, ${totals.failed} refused`);
+    if (totals.failed > 0) context.exitCode = 1;
+  });
 
-  addConnectionOptions(program.command('export')
-    .description('print every document of a dataset as NDJSON ({ "key", "type", "value", "tags" } a line; what import reads)')
-    .argument('<dataset>'))
+  addConnectionOptions(
+    program
+      .command('export')
+      .description('print every document of a dataset as NDJSON ({ "key", "type", "value", "tags" } a line; what import reads)')
+      .argument('<dataset>'),
+  )
     .option('--prefix <prefix>', 'only keys that start with this')
     .action(async (dataset: string, options: ConnectionOptions & { prefix?: string }) => {
       checkDatasetName(dataset);
@@ -141,8 +153,9 @@ export function registerTransferCommands(program: Command, print: (line: string)
         const params = new URLSearchParams({ limit: String(exportPageSize) });
         if (options.prefix !== undefined) params.set('prefix', options.prefix);
         if (cursor !== null) params.set('cursor', cursor);
-        const answer = await callApi(node, 'GET', `/v1/kv/${encodeURIComponent(dataset)}?${params}`) as {
-          items: Array<{ key: string; type?: string; value?: unknown; tags?: string[]; error?: { code: string; message: string } }>; cursor: string | null;
+        const answer = (await callApi(node, 'GET', `/v1/kv/${encodeURIComponent(dataset)}?${params}`)) as {
+          items: Array<{ key: string; type?: string; value?: unknown; tags?: string[]; error?: { code: string; message: string } }>;
+          cursor: string | null;
         };
         for (const item of answer.items) {
           if (item.error !== undefined) {
@@ -161,8 +174,7 @@ export function registerTransferCommands(program: Command, print: (line: string)
       context.exitCode = 1;
     });
 
-  addConnectionOptions(program.command('watch')
-    .description('print the change feed as it comes: one line per change (seq, dataset/key, value or (deleted))'))
+  addConnectionOptions(program.command('watch').description('print the change feed as it comes: one line per change (seq, dataset/key, value or (deleted))'))
     .option('--dataset <name>', 'only this dataset')
     .option('--since <seq>', 'start after this sequence number of the node (default: its current head)')
     .option('--json', 'print each change as JSON')
@@ -172,9 +184,16 @@ export function registerTransferCommands(program: Command, print: (line: string)
       const count = options.count === undefined ? Infinity : positiveInteger('--count', options.count);
       const node = await nodeApiOf(options);
       // Without --since, from the node's head: what changes from now on.
-      let cursor = options.since === undefined
-        ? ((await callApi(node, 'GET', `/v1/changes?${new URLSearchParams({ limit: '1', ...(options.dataset === undefined ? {} : { dataset: options.dataset }) })}`)) as { head: number }).head
-        : positiveInteger('--since', options.since, true);
+      let cursor =
+        options.since === undefined
+          ? (
+              (await callApi(
+                node,
+                'GET',
+                `/v1/changes?${new URLSearchParams({ limit: '1', ...(options.dataset === undefined ? {} : { dataset: options.dataset }) })}`,
+              )) as { head: number }
+            ).head
+          : positiveInteger('--since', options.since, true);
       let seen = 0;
       let failures = 0;
       while (seen < count) {
@@ -184,7 +203,7 @@ export function registerTransferCommands(program: Command, print: (line: string)
         try {
           const response = await openApi(node, `/v1/changes?${params}`, { accept: 'text/event-stream', 'last-event-id': String(cursor) }, controller.signal);
           if (!response.ok) {
-            const problem = await response.json().catch(() => null) as { code?: string; detail?: string } | null;
+            const problem = (await response.json().catch(() => null)) as { code?: string; detail?: string } | null;
             throw new TesseraError('ERR_OPTION_INVALID', `GET /v1/changes: ${response.status} ${problem?.code ?? ''}: ${problem?.detail ?? ''}`.trim());
           }
           failures = 0;
@@ -209,7 +228,8 @@ export function registerTransferCommands(program: Command, print: (line: string)
 
 function positiveInteger(option: string, text: string, zero = false): number {
   const n = Number(text);
-  if (!/^[0-9]{1,15}$/.test(text) || (!zero && n === 0)) throw new TesseraError('ERR_OPTION_INVALID', `${option} ${JSON.stringify(text)} must be a ${zero ? 'non-negative' : 'positive'} integer`);
+  if (!/^[0-9]{1,15}$/.test(text) || (!zero && n === 0))
+    throw new TesseraError('ERR_OPTION_INVALID', `${option} ${JSON.stringify(text)} must be a ${zero ? 'non-negative' : 'positive'} integer`);
   return n;
 }
 
@@ -217,7 +237,10 @@ async function fileSize(file: string): Promise<number> {
   try {
     return (await stat(file)).size;
   } catch (error) {
-    throw new TesseraError('ERR_OPTION_INVALID', `file ${JSON.stringify(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `file ${JSON.stringify(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
 }
 
@@ -227,7 +250,10 @@ function progressReporter(context: CliContext, totalBytes: number | null): (byte
   const width = 30;
   return (bytes, documents) => {
     if (!tty) {
-      if (bytes !== null) context.note(`sent ${documents} documents${totalBytes === null ? '' : ` (${Math.floor((100 * Math.min(bytes, totalBytes)) / Math.max(1, totalBytes))}%)`}`);
+      if (bytes !== null)
+        context.note(
+          `sent ${documents} documents${totalBytes === null ? '' : ` (${Math.floor((100 * Math.min(bytes, totalBytes)) / Math.max(1, totalBytes))}%)`}`,
+        );
       return;
     }
     if (bytes === null) {

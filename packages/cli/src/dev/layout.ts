@@ -79,11 +79,20 @@ export function devPolicyText(regions: readonly string[]): string {
 
 /** Writes one config per node: a node dials each peer through the proxy of that link. */
 function configText(
-  cluster: string, secret: string, nodes: readonly DevNode[], self: DevNode, proxyPort: (from: string, to: string) => number | null, dir: string, durability: string,
-  security: DevSecurity, replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number } = {},
+  cluster: string,
+  secret: string,
+  nodes: readonly DevNode[],
+  self: DevNode,
+  proxyPort: (from: string, to: string) => number | null,
+  dir: string,
+  durability: string,
+  security: DevSecurity,
+  replication: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number } = {},
 ): string {
   const lines = [
-    `cluster: ${cluster}`, `secret: ${yamlString(secret)}`, `policy: ${yamlString(join(dir, 'policy.yaml'))}`,
+    `cluster: ${cluster}`,
+    `secret: ${yamlString(secret)}`,
+    `policy: ${yamlString(join(dir, 'policy.yaml'))}`,
     `api: { tokensFile: ${yamlString(security.tokensFile)}, open: [health] }`,
     `tls: { ca: ${yamlString(security.caFile)} }`,
     `operatorKey: ${yamlString(security.operatorPublicKey)}`,
@@ -117,15 +126,17 @@ export interface DevLayout {
 }
 
 /** Starts the proxies and writes the configs of a dev cluster. */
-export async function prepareDevCluster(options: DevShape & {
-  secret?: string;
-  /** The policy file's text if the folder has none yet (default: `devPolicyText` of the regions). */
-  policyText?: string;
-  /** Sees every chunk each link's proxy delivers, with the connection's number and how long the proxy held it (tests record what crossed, and when it was sent). */
-  onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
-  /** The cluster config's `replication:` section (log bound, retention interval, clock offset bound); absent: the daemon's defaults. */
-  replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number };
-}): Promise<DevLayout> {
+export async function prepareDevCluster(
+  options: DevShape & {
+    secret?: string;
+    /** The policy file's text if the folder has none yet (default: `devPolicyText` of the regions). */
+    policyText?: string;
+    /** Sees every chunk each link's proxy delivers, with the connection's number and how long the proxy held it (tests record what crossed, and when it was sent). */
+    onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
+    /** The cluster config's `replication:` section (log bound, retention interval, clock offset bound); absent: the daemon's defaults. */
+    replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number };
+  },
+): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
     throw new TesseraError('ERR_OPTION_INVALID', `--regions: give 1 to ${devRegionsMax} regions, got ${options.regions.length}`);
   }
@@ -133,14 +144,22 @@ export async function prepareDevCluster(options: DevShape & {
   if (new Set(options.regions).size !== options.regions.length) throw new TesseraError('ERR_OPTION_INVALID', '--regions: a region is listed twice');
   const dir = resolve(options.dir);
   await mkdir(dir, { recursive: true });
-  const nodes: DevNode[] = options.regions.map((region, i) => ({ id: `${region}-1`, region, port: options.basePort + 1 + i, url: `https://127.0.0.1:${options.basePort + 1 + i}` }));
+  const nodes: DevNode[] = options.regions.map((region, i) => ({
+    id: `${region}-1`,
+    region,
+    port: options.basePort + 1 + i,
+    url: `https://127.0.0.1:${options.basePort + 1 + i}`,
+  }));
   const security = await prepareDevSecurity(dir, 'dev', nodes);
   // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
   const proxies = new Map<string, FaultProxy>();
   // With a tap, each link's TLS is ended on both sides of its proxy (tls-window.ts), so the tap reads frames.
   const windows = new Map<string, TlsWindow>();
   const linkPorts = new Map<string, number>();
-  const credentials = async (id: string) => ({ key: await readFile(join(security.certsDir, `${id}.key`), 'utf8'), cert: await readFile(join(security.certsDir, `${id}.crt`), 'utf8') });
+  const credentials = async (id: string) => ({
+    key: await readFile(join(security.certsDir, `${id}.key`), 'utf8'),
+    cert: await readFile(join(security.certsDir, `${id}.crt`), 'utf8'),
+  });
   let nextProxyPort = options.basePort + 101;
   try {
     for (const from of nodes) {
@@ -150,13 +169,26 @@ export async function prepareDevCluster(options: DevShape & {
         const name = `${from.id}>${to.id}`;
         const onData = options.onData;
         const port = nextProxyPort++;
-        const window = onData === undefined ? null : await startTlsWindow({
-          ca: await readFile(security.caFile, 'utf8'), dialer: await credentials(from.id), acceptor: await credentials(to.id), acceptorPort: to.port, frontPort: port,
-        });
+        const window =
+          onData === undefined
+            ? null
+            : await startTlsWindow({
+                ca: await readFile(security.caFile, 'utf8'),
+                dialer: await credentials(from.id),
+                acceptor: await credentials(to.id),
+                acceptorPort: to.port,
+                frontPort: port,
+              });
         if (window !== null) windows.set(name, window);
         const proxy = await FaultProxy.start({
-          listenPort: window === null ? port : 0, targetHost: '127.0.0.1', targetPort: window?.backPort ?? to.port, latencyMs, name,
-          ...(onData === undefined ? {} : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => onData(name, direction, chunk, connection, heldMs) }),
+          listenPort: window === null ? port : 0,
+          targetHost: '127.0.0.1',
+          targetPort: window?.backPort ?? to.port,
+          latencyMs,
+          name,
+          ...(onData === undefined
+            ? {}
+            : { onData: (direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => onData(name, direction, chunk, connection, heldMs) }),
         });
         window?.setProxyPort(proxy.port);
         proxies.set(name, proxy);
@@ -167,8 +199,10 @@ export async function prepareDevCluster(options: DevShape & {
     await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
     await Promise.all([...windows.values()].map((window) => window.close()));
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    throw new TesseraError('ERR_OPTION_INVALID',
-      `--base-port ${options.basePort}: proxy port ${nextProxyPort - 1} is in use (another dev cluster on these ports?): stop it or give another --base-port`);
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `--base-port ${options.basePort}: proxy port ${nextProxyPort - 1} is in use (another dev cluster on these ports?): stop it or give another --base-port`,
+    );
   }
   const secret = options.secret ?? randomBytes(32).toString('base64url');
   // Written once: later starts keep what the user made of it (a rollout bumps its version).
@@ -178,7 +212,11 @@ export async function prepareDevCluster(options: DevShape & {
   const configFiles = new Map<string, string>();
   for (const node of nodes) {
     const file = join(dir, `cluster-${node.id}.yaml`);
-    await writeFile(file, configText('dev', secret, nodes, node, (from, to) => linkPorts.get(`${from}>${to}`) ?? null, dir, options.durability, security, options.replication), { mode: 0o600 });
+    await writeFile(
+      file,
+      configText('dev', secret, nodes, node, (from, to) => linkPorts.get(`${from}>${to}`) ?? null, dir, options.durability, security, options.replication),
+      { mode: 0o600 },
+    );
     configFiles.set(node.id, file);
   }
   const api = (node: DevNode): NodeApi => ({ base: new URL(node.url), token: security.token, caFile: security.caFile });
@@ -205,7 +243,8 @@ async function writeIfAbsent(file: string, text: string): Promise<void> {
 export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | 'pipe' = 'pipe', env?: NodeJS.ProcessEnv): ChildProcess {
   // `env` replaces the inherited environment (tests run a node under libfaketime's LD_PRELOAD for a clock of its own).
   return spawn(process.execPath, [binPath, 'serve', '--config', layout.configFiles.get(node.id)!, '--node', node.id, '--stop-with-stdin'], {
-    stdio: ['pipe', output, output], ...(env === undefined ? {} : { env }),
+    stdio: ['pipe', output, output],
+    ...(env === undefined ? {} : { env }),
   });
 }
 
@@ -214,13 +253,20 @@ export function spawnNode(layout: DevLayout, node: DevNode, output: 'ignore' | '
  * `lastWords` returns (the node's last lines of output: the reason it gave).
  */
 export async function waitReady(
-  node: DevNode, child: ChildProcess | null, timeoutMs = devStartTimeoutMs, lastWords: () => string = () => '', api: NodeApi = { base: new URL(node.url), token: null },
+  node: DevNode,
+  child: ChildProcess | null,
+  timeoutMs = devStartTimeoutMs,
+  lastWords: () => string = () => '',
+  api: NodeApi = { base: new URL(node.url), token: null },
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child !== null && (child.exitCode !== null || child.signalCode !== null)) {
       const said = lastWords();
-      throw new TesseraError('ERR_OPTION_INVALID', `${node.id} exited during start-up (${child.exitCode === null ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`})${said === '' ? '' : `: ${said}`}`);
+      throw new TesseraError(
+        'ERR_OPTION_INVALID',
+        `${node.id} exited during start-up (${child.exitCode === null ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`})${said === '' ? '' : `: ${said}`}`,
+      );
     }
     try {
       await callApi(api, 'GET', '/readyz', undefined, 1000);

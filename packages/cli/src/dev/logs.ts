@@ -16,8 +16,17 @@ export const rawLineCharsMax = 2_000;
 /** A logger writing to `destination` (a stream with a file descriptor, e.g. process.stderr). */
 export function devLogger(level: DevLogLevel, destination: NodeJS.WritableStream & { isTTY?: boolean }): Logger {
   const stream = destination.isTTY
-    // One line per record, the node first: three nodes' records interleave.
-    ? pretty({ destination, colorize: true, sync: true, singleLine: true, ignore: 'pid,hostname,node', messageFormat: '{node} {msg}', translateTime: 'HH:MM:ss.l', errorLikeObjectKeys: ['err'] })
+    ? // One line per record, the node first: three nodes' records interleave.
+      pretty({
+        destination,
+        colorize: true,
+        sync: true,
+        singleLine: true,
+        ignore: 'pid,hostname,node',
+        messageFormat: '{node} {msg}',
+        translateTime: 'HH:MM:ss.l',
+        errorLikeObjectKeys: ['err'],
+      })
     : destination;
   return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, stream);
 }

@@ -31,7 +31,10 @@ export interface DevSecurity {
 const adminGrant: Grant = { roles: ['reader', 'writer', 'operator', 'policy-admin'], datasets: ['*'] };
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Creates (or reuses) the CA, node certificates, admin token and operator keys of a dev cluster in `dir`. */
@@ -43,12 +46,16 @@ export async function prepareDevSecurity(dir: string, cluster: string, nodes: Re
   const ca = { certPem: await readFile(caFile, 'utf8'), keyPem: await readFile(join(certsDir, 'ca.key'), 'utf8') };
   for (const node of nodes) {
     if (await exists(join(certsDir, `${node.id}.crt`))) continue;
-    await writeKeyAndCert(certsDir, node.id, await createNodeCertificate(ca, { cluster, region: node.region, node: node.id }, ['127.0.0.1', 'localhost'], Date.now()));
+    await writeKeyAndCert(
+      certsDir,
+      node.id,
+      await createNodeCertificate(ca, { cluster, region: node.region, node: node.id }, ['127.0.0.1', 'localhost'], Date.now()),
+    );
   }
   const tokensFile = join(dir, 'tokens.json');
   const tokenFile = join(dir, 'admin.token');
   let token: string;
-  if (await exists(tokenFile) && readTokensFile(tokensFile, true).some((record) => record.name === 'admin')) {
+  if ((await exists(tokenFile)) && readTokensFile(tokensFile, true).some((record) => record.name === 'admin')) {
     token = (await readFile(tokenFile, 'utf8')).trim();
   } else {
     const created = newToken('admin', adminGrant, Date.now());

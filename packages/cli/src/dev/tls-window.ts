@@ -73,17 +73,21 @@ export async function startTlsWindow(options: {
     splice(plain, secure);
   });
   let proxyPort = 0;
-  const front = createTlsServer({ key: options.acceptor.key, cert: options.acceptor.cert, ca: options.ca, requestCert: true, rejectUnauthorized: true }, (secure) => {
-    track(secure);
-    const plain = netConnect(proxyPort, '127.0.0.1');
-    track(plain);
-    splice(secure, plain);
-  });
+  const front = createTlsServer(
+    { key: options.acceptor.key, cert: options.acceptor.cert, ca: options.ca, requestCert: true, rejectUnauthorized: true },
+    (secure) => {
+      track(secure);
+      const plain = netConnect(proxyPort, '127.0.0.1');
+      track(plain);
+      splice(secure, plain);
+    },
+  );
   front.on('tlsClientError', () => undefined);
   const backPort = await listen(back, 0);
   const frontPort = await listen(front, options.frontPort);
   return {
-    frontPort, backPort,
+    frontPort,
+    backPort,
     setProxyPort: (port) => {
       proxyPort = port;
     },

@@ -41,7 +41,8 @@ export function checkDocuments(input: CheckInput, judge: Judge, finalVersion: nu
     lineages.forEach((lineage, i) => {
       const others = new Set(lineages.flat().filter((region) => !lineage.includes(region)));
       const inLineage = (op: Op) => op.dot === null || op.dot === undefined || lineage.some((region) => contextHas(answers.get(region)?.context, op.dot!));
-      const onNoCopy = (op: Op) => op.dot !== null && op.dot !== undefined && !lineages.flat().some((region) => contextHas(answers.get(region)?.context, op.dot!));
+      const onNoCopy = (op: Op) =>
+        op.dot !== null && op.dot !== undefined && !lineages.flat().some((region) => contextHas(answers.get(region)?.context, op.dot!));
       const mine = lineages.length === 1 ? ops : ops.filter((op) => inLineage(op) || (i === 0 && onNoCopy(op)));
       const seen = lineages.length === 1 ? answers : new Map([...answers].map(([region, answer]) => [region, others.has(region) ? otherLineage : answer]));
       const forbidden = checkLineage(input, judge, shape, { id, dataset, key, doc }, mine, seen, others, report);
@@ -95,7 +96,16 @@ function shareDot(a: NonNullable<FinalDoc['context']>, b: NonNullable<FinalDoc['
  * One lineage of a document (all of it, when its copies share dots): `answers` shows the regions holding
  * another lineage (`others`) as holding nothing of this one. Returns the regions its facts forbid.
  */
-function checkLineage(input: CheckInput, judge: Judge, shape: ReturnType<Judge['shape']>, doc0: { id: string; dataset: string; key: string; doc: DocId }, ops: readonly Op[], answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>, others: ReadonlySet<ChaosRegion>, report: Report): Set<ChaosRegion> | null {
+function checkLineage(
+  input: CheckInput,
+  judge: Judge,
+  shape: ReturnType<Judge['shape']>,
+  doc0: { id: string; dataset: string; key: string; doc: DocId },
+  ops: readonly Op[],
+  answers: ReadonlyMap<ChaosRegion, FinalDoc | undefined>,
+  others: ReadonlySet<ChaosRegion>,
+  report: Report,
+): Set<ChaosRegion> | null {
   const { final, nodeOf } = input;
   const { id, dataset, key, doc } = doc0;
   const facts = finalFacts(doc, ops, answers, judge, report);
@@ -107,14 +117,17 @@ function checkLineage(input: CheckInput, judge: Judge, shape: ReturnType<Judge['
   // Views: no region that may not hold it lists or serves it.
   for (const region of forbidden) {
     report.count('residency: forbidden copies checked');
-    if (!others.has(region) && final.lists.get(nodeOf[region])?.get(dataset)?.includes(key) === true) report.fail(`residency: ${region} lists ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
-    if (answers.get(region)?.status === 200) report.fail(`residency: ${region} answers 200 for ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
+    if (!others.has(region) && final.lists.get(nodeOf[region])?.get(dataset)?.includes(key) === true)
+      report.fail(`residency: ${region} lists ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
+    if (answers.get(region)?.status === 200)
+      report.fail(`residency: ${region} answers 200 for ${id}, which it may not hold (${describe(facts)}, v${shape.version})`);
   }
 
   // Copies that must exist are equal, facts and all.
   report.count('convergence: documents');
   const views = must.map((region) => view(answers.get(region)));
-  if (new Set(views).size > 1) report.fail(`divergence: ${id} differs between ${must.join(', ')}: ${must.map((region, i) => `${region}: ${views[i]!.slice(0, 300)}`).join(' | ')}`);
+  if (new Set(views).size > 1)
+    report.fail(`divergence: ${id} differs between ${must.join(', ')}: ${must.map((region, i) => `${region}: ${views[i]!.slice(0, 300)}`).join(' | ')}`);
 
   // Every acknowledged write is on every copy that must exist, unless the document was lawfully erased.
   for (const op of ops) {
@@ -124,11 +137,16 @@ function checkLineage(input: CheckInput, judge: Judge, shape: ReturnType<Judge['
       report.count('lost writes: acknowledged dots checked');
       const somewhere = chaosRegions.some((region) => {
         const answer = answers.get(region);
-        return answer?.status === 200 ? contextHas(answer.context, op.dot!) : !forbidden.has(region) && final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
+        return answer?.status === 200
+          ? contextHas(answer.context, op.dot!)
+          : !forbidden.has(region) && final.tokenReads.get(nodeOf[region])?.get(op.token!) === 404;
       });
       const erasure = somewhere ? null : judge.erasure(op);
       if (!somewhere && erasure !== null) report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is on no copy; ${erasure}`);
-      if (!somewhere && erasure === null) report.fail(`lost write: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s) is on no copy`);
+      if (!somewhere && erasure === null)
+        report.fail(
+          `lost write: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s) is on no copy`,
+        );
     }
     for (const region of must) {
       report.count('lost writes: acknowledged dots checked');
@@ -140,9 +158,11 @@ function checkLineage(input: CheckInput, judge: Judge, shape: ReturnType<Judge['
         report.note(`erased: ${id}'s acknowledged write ${op.dot.join(':')} (op ${op.id}) is not on ${region}; ${erasure}`);
         continue;
       }
-      report.fail(answer?.status === 200
-        ? `lost write: ${region}'s ${id} lacks the acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`
-        : `lost write: ${region} answers ${answer?.status} for ${id} and ${final.tokenReads.get(nodeOf[region])?.get(op.token!) ?? 'nothing'} for the token of its acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`);
+      report.fail(
+        answer?.status === 200
+          ? `lost write: ${region}'s ${id} lacks the acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`
+          : `lost write: ${region} answers ${answer?.status} for ${id} and ${final.tokenReads.get(nodeOf[region])?.get(op.token!) ?? 'nothing'} for the token of its acknowledged write ${op.dot.join(':')} (op ${op.id}, ${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s)`,
+      );
     }
   }
 
@@ -168,7 +188,10 @@ function finalFacts(doc: DocId, ops: readonly Op[], answers: ReadonlyMap<ChaosRe
       seen.set(canonical(facts), facts);
     }
     report.count('convergence: placement facts compared', held.length);
-    if (seen.size > 1) report.fail(`divergence: the copies of ${id} disagree on its placement facts: ${held.map(([region, answer]) => `${region}: origin ${answer.origin ?? '(none)'}, tags [${(answer.tags ?? []).join(', ')}], type ${answer.type}`).join(' | ')}`);
+    if (seen.size > 1)
+      report.fail(
+        `divergence: the copies of ${id} disagree on its placement facts: ${held.map(([region, answer]) => `${region}: origin ${answer.origin ?? '(none)'}, tags [${(answer.tags ?? []).join(', ')}], type ${answer.type}`).join(' | ')}`,
+      );
     for (const facts of seen.values()) {
       if (!(creators as string[]).includes(facts.origin)) report.fail(`facts: ${id} has origin ${facts.origin}, but only ${creators.join(', ')} wrote it`);
     }
@@ -183,10 +206,16 @@ function finalFacts(doc: DocId, ops: readonly Op[], answers: ReadonlyMap<ChaosRe
     }
     if (seen.size > 0) return [...seen.values()];
   }
-  return held.length > 0 ? [...new Map(held.map(([, answer]) => {
-    const facts = { dataset: doc.dataset, origin: answer.origin ?? '(none)', tags: [...(answer.tags ?? [])].sort() };
-    return [canonical(facts), facts] as const;
-  })).values()] : judge.factsAt(doc.dataset, doc.key, Infinity, null);
+  return held.length > 0
+    ? [
+        ...new Map(
+          held.map(([, answer]) => {
+            const facts = { dataset: doc.dataset, origin: answer.origin ?? '(none)', tags: [...(answer.tags ?? [])].sort() };
+            return [canonical(facts), facts] as const;
+          }),
+        ).values(),
+      ]
+    : judge.factsAt(doc.dataset, doc.key, Infinity, null);
 }
 
 /** The type of the documents a dataset creates when a write names none. */
@@ -205,7 +234,7 @@ function describe(facts: readonly PlacementFacts[]): string {
   return facts.map((f) => `origin ${f.origin}, tags [${f.tags.join(', ')}]`).join(' or ');
 }
 
-const show = (value: unknown): string => (value === absent ? '(absent)' : JSON.stringify(value)?.slice(0, 200) ?? 'undefined');
+const show = (value: unknown): string => (value === absent ? '(absent)' : (JSON.stringify(value)?.slice(0, 200) ?? 'undefined'));
 
 /** The value checks of one copy, by family. `first`: count the facts once per document, not once per copy. */
 function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined, region: ChaosRegion, judge: Judge, report: Report, first: boolean): void {
@@ -228,8 +257,16 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
     const kind = deleted && value !== absent ? 'resurrection' : value === absent && states.every((state) => state.exists) ? 'lost write' : 'value';
     // Writes acknowledged without a sequence number changed nothing where they were made: say so, it is often why.
     const noops = ops.filter((op) => op.outcome === 'ok' && op.seq === null && op.kind !== 'read-token');
-    const why = noops.length === 0 ? '' : `; acknowledged without a change (seq null) at their node: ${noops.slice(0, 5).map((op) => `op ${op.id} ${op.kind} at ${op.node}`).join(', ')}`;
-    report.fail(`${kind}: ${id} at ${region} is ${shown}; its writes allow ${states.map((state) => (state.exists ? `${state.type} ${show(state.value)} tags [${state.tags.join(', ')}]` : '(absent)')).join(' or ')}${why}`);
+    const why =
+      noops.length === 0
+        ? ''
+        : `; acknowledged without a change (seq null) at their node: ${noops
+            .slice(0, 5)
+            .map((op) => `op ${op.id} ${op.kind} at ${op.node}`)
+            .join(', ')}`;
+    report.fail(
+      `${kind}: ${id} at ${region} is ${shown}; its writes allow ${states.map((state) => (state.exists ? `${state.type} ${show(state.value)} tags [${state.tags.join(', ')}]` : '(absent)')).join(' or ')}${why}`,
+    );
     return;
   }
   switch (doc.family) {
@@ -238,14 +275,25 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
       for (const client of new Set(ops.map((op) => op.client))) {
         const field = `c${client}`;
         const writes = ops.filter((op) => op.client === client && (op.kind === 'set-field' || op.kind === 'delete-field'));
-        const candidates = (finalStates(writes, 'map') ?? []).map((state) => (state.exists && field in (state.value as object) ? (state.value as Record<string, unknown>)[field] : absent));
+        const candidates = (finalStates(writes, 'map') ?? []).map((state) =>
+          state.exists && field in (state.value as object) ? (state.value as Record<string, unknown>)[field] : absent,
+        );
         const actual = value !== absent && typeof value === 'object' && value !== null && field in value ? (value as Record<string, unknown>)[field] : absent;
         count('values: shared-document fields');
-        if (candidates.some((candidate) => (candidate === absent ? actual === absent : actual !== absent && canonical(candidate) === canonical(actual)))) continue;
+        if (candidates.some((candidate) => (candidate === absent ? actual === absent : actual !== absent && canonical(candidate) === canonical(actual))))
+          continue;
         if (actual === absent && erasable) continue;
         const noops = writes.filter((op) => op.outcome === 'ok' && op.seq === null);
-        const why = noops.length === 0 ? '' : `; acknowledged without a change (seq null) at their node: ${noops.slice(0, 5).map((op) => `op ${op.id} ${op.kind} at ${op.node}`).join(', ')}`;
-        report.fail(`value: field ${field} of ${id} at ${region} is ${show(actual)}; client ${client}'s writes allow ${candidates.map(show).join(' or ')}${why}`);
+        const why =
+          noops.length === 0
+            ? ''
+            : `; acknowledged without a change (seq null) at their node: ${noops
+                .slice(0, 5)
+                .map((op) => `op ${op.id} ${op.kind} at ${op.node}`)
+                .join(', ')}`;
+        report.fail(
+          `value: field ${field} of ${id} at ${region} is ${show(actual)}; client ${client}'s writes allow ${candidates.map(show).join(' or ')}${why}`,
+        );
       }
       return;
     }
@@ -254,7 +302,8 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
       const actual = value !== absent && typeof value === 'object' && value !== null ? (value as Record<string, unknown>).hot : absent;
       count('values: contended field');
       if (actual !== absent && !written.has(canonical(actual))) report.fail(`value: ${id}.hot at ${region} is ${show(actual)}, which no client wrote`);
-      if (actual === absent && ops.some((op) => op.outcome === 'ok') && !erasable) report.fail(`lost write: ${id}.hot at ${region} is absent although writes of it were acknowledged`);
+      if (actual === absent && ops.some((op) => op.outcome === 'ok') && !erasable)
+        report.fail(`lost write: ${id}.hot at ${region} is absent although writes of it were acknowledged`);
       return;
     }
     case 'counter': {
@@ -262,7 +311,8 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
       const [low, high] = [sum('ok'), sum('ok') + sum('info')];
       count('values: counters');
       const actual = value === absent ? 0 : (value as number);
-      if (actual < low || actual > high) report.fail(`value: counter ${id} at ${region} is ${actual}; acknowledged increments sum to ${low}, possible ones to ${high}`);
+      if (actual < low || actual > high)
+        report.fail(`value: counter ${id} at ${region} is ${actual}; acknowledged increments sum to ${low}, possible ones to ${high}`);
       return;
     }
     case 'cart': {
@@ -279,7 +329,10 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
         const mustNotHold = add.outcome === 'fail' || remove?.outcome === 'ok';
         if (mustHold && !actual.has(element)) report.fail(`lost write: set ${id} at ${region} lacks ${element}, whose add was acknowledged (op ${add.id})`);
         const noop = remove?.outcome === 'ok' && remove.seq === null ? `; the remove was acknowledged without a change (seq null) at ${remove.node}` : '';
-        if (mustNotHold && actual.has(element)) report.fail(`${remove?.outcome === 'ok' ? 'resurrection' : 'value'}: set ${id} at ${region} holds ${element} (add ${add.outcome}, remove ${remove?.outcome ?? 'none'}${noop})`);
+        if (mustNotHold && actual.has(element))
+          report.fail(
+            `${remove?.outcome === 'ok' ? 'resurrection' : 'value'}: set ${id} at ${region} holds ${element} (add ${add.outcome}, remove ${remove?.outcome ?? 'none'}${noop})`,
+          );
       }
       return;
     }
@@ -300,7 +353,11 @@ function checkValue(doc: DocId, ops: readonly Op[], answer: FinalDoc | undefined
 function matches(state: ModelState, answer: FinalDoc | undefined): boolean {
   if (!state.exists) return answer?.status !== 200;
   if (answer?.status !== 200) return false;
-  return answer.type === state.type && canonical(normalize(answer.value, state.type)) === canonical(state.value) && canonical([...(answer.tags ?? [])].sort()) === canonical(state.tags);
+  return (
+    answer.type === state.type &&
+    canonical(normalize(answer.value, state.type)) === canonical(state.value) &&
+    canonical([...(answer.tags ?? [])].sort()) === canonical(state.tags)
+  );
 }
 
 /** A set's elements sorted (the model keeps them sorted); other values as they are. */

@@ -38,8 +38,8 @@ export function checkWire({ history, wire }: CheckInput, judge: Judge, report: R
     const where = [...new Set(facts.map((f) => holders(lowest, f).join('+') || 'nowhere'))].join(' or ');
     report.fail(
       `residency: the value of ${op.dataset}/${op.key} written by op ${op.id} (${op.kind} at ${op.node}, ${(op.invokeMs / 1000).toFixed(2)} s) reached ${event.region} from ${event.from} over ${event.link} ` +
-      `(sent at ${(event.sentAtMs / 1000).toFixed(2)} s); ${event.from} could enforce v${versions.join(', v')} and the document could have ${judge.describeFacts(facts)}: ` +
-      `under v${versions[0]} it may live in ${where} only`,
+        `(sent at ${(event.sentAtMs / 1000).toFixed(2)} s); ${event.from} could enforce v${versions.join(', v')} and the document could have ${judge.describeFacts(facts)}: ` +
+        `under v${versions[0]} it may live in ${where} only`,
     );
   }
 }
@@ -56,7 +56,9 @@ export function checkDisks({ history, disks, nodeOf }: CheckInput, forbidden: Re
       if (op === undefined) continue;
       const id = docKeyOf(op.dataset, op.key);
       if (forbidden.get(id)?.has(region) !== true) continue;
-      report.fail(`residency: the value of ${id} written by op ${op.id} (${marker}) is in ${region}'s data files (${file}), and the final facts and policy forbid ${region} that document`);
+      report.fail(
+        `residency: the value of ${id} written by op ${op.id} (${marker}) is in ${region}'s data files (${file}), and the final facts and policy forbid ${region} that document`,
+      );
     }
   }
 }

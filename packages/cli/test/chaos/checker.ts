@@ -111,11 +111,14 @@ export function check(input: CheckInput): CheckResult {
 /** Answers during the run: 5xx, session reads, writes acknowledged where the writer may not hold the document. */
 function checkAnswers({ history }: CheckInput, judge: Judge, report: Report): void {
   for (const op of history.ops) {
-    if (op.status !== undefined && op.status >= 500) report.fail(`refusal: op ${op.id} (${op.kind} ${op.dataset}/${op.key} at ${op.node}) answered ${op.status} ${op.code ?? ''}`);
+    if (op.status !== undefined && op.status >= 500)
+      report.fail(`refusal: op ${op.id} (${op.kind} ${op.dataset}/${op.key} at ${op.node}) answered ${op.status} ${op.code ?? ''}`);
     if (op.kind === 'read-token' && op.outcome === 'ok') {
       report.count('session-token reads');
       if (!contextHas(op.readContext as FinalDoc['context'], op.args.dot as Dot)) {
-        report.fail(`lost write: a read of ${op.dataset}/${op.key} at ${op.node} with the token of ${(op.args.dot as Dot).join(':')} answered without it (op ${op.id})`);
+        report.fail(
+          `lost write: a read of ${op.dataset}/${op.key} at ${op.node} with the token of ${(op.args.dot as Dot).join(':')} answered without it (op ${op.id})`,
+        );
       }
       continue;
     }
@@ -132,7 +135,9 @@ function checkAnswers({ history }: CheckInput, judge: Judge, report: Report): vo
     const facts = judge.factsAt(op.dataset, op.key, op.completeMs!, op);
     const allowed = versions.some((version) => facts.some((f) => mayHold(judge.shape(version), f, op.region)));
     if (!allowed && facts.length > 0) {
-      report.fail(`residency: ${op.region} acknowledged op ${op.id} (${op.kind} ${op.dataset}/${op.key}) although it may hold the document under no policy it could enforce (v${versions.join(', v')}) with any facts it could have (${judge.describeFacts(facts)})`);
+      report.fail(
+        `residency: ${op.region} acknowledged op ${op.id} (${op.kind} ${op.dataset}/${op.key}) although it may hold the document under no policy it could enforce (v${versions.join(', v')}) with any facts it could have (${judge.describeFacts(facts)})`,
+      );
     }
   }
 }
@@ -142,7 +147,8 @@ function checkFinalPolicy({ final, history }: CheckInput, judge: Judge, report: 
   const versions = [...final.policyVersions.entries()];
   const distinct = new Set(versions.map(([, version]) => version));
   report.count('policy: final versions compared', versions.length);
-  if (distinct.size > 1) report.fail(`divergence: the nodes end on different policy versions: ${versions.map(([node, version]) => `${node} v${version}`).join(', ')}`);
+  if (distinct.size > 1)
+    report.fail(`divergence: the nodes end on different policy versions: ${versions.map(([node, version]) => `${node} v${version}`).join(', ')}`);
   const newest = Math.max(...versions.map(([, version]) => version ?? 1));
   const acknowledged = Math.max(1, ...history.ops.filter((op) => op.kind === 'policy' && op.outcome === 'ok').map((op) => op.args.version as number));
   if (newest < acknowledged) report.fail(`policy: v${acknowledged} was acknowledged, but the cluster ended on v${newest}`);
@@ -155,22 +161,34 @@ function checkMonotonicity(history: History, report: Report): void {
   const samplesByNode = new Map<string, typeof history.samples>();
   for (const sample of history.samples) samplesByNode.set(sample.node, [...(samplesByNode.get(sample.node) ?? []), sample]);
   for (const [node, samples] of samplesByNode) {
-    const acked = history.ops.filter((op) => op.node === node && op.outcome === 'ok' && typeof op.seq === 'number' && op.kind !== 'read-token' && op.kind !== 'policy');
+    const acked = history.ops.filter(
+      (op) => op.node === node && op.outcome === 'ok' && typeof op.seq === 'number' && op.kind !== 'read-token' && op.kind !== 'policy',
+    );
     let previous: (typeof samples)[number] | null = null;
     const cursorMax = new Map<string, { value: number; atMs: number }>();
     for (const sample of samples) {
       report.count('monotonicity: samples');
       if (previous !== null && sample.incarnation === previous.incarnation && sample.lastSeq < previous.lastSeq) {
-        report.fail(`monotonicity: ${node}'s lastSeq went from ${previous.lastSeq} to ${sample.lastSeq} (${(previous.atMs / 1000).toFixed(1)} s → ${(sample.atMs / 1000).toFixed(1)} s) without a restart`);
+        report.fail(
+          `monotonicity: ${node}'s lastSeq went from ${previous.lastSeq} to ${sample.lastSeq} (${(previous.atMs / 1000).toFixed(1)} s → ${(sample.atMs / 1000).toFixed(1)} s) without a restart`,
+        );
       }
       if (previous !== null && sample.incarnation !== previous.incarnation && sample.lastSeq < previous.lastSeq) {
-        report.note(`${node}'s lastSeq was ${previous.lastSeq} before its restart and ${sample.lastSeq} after (numbers of unacknowledged writes the crash lost)`);
+        report.note(
+          `${node}'s lastSeq was ${previous.lastSeq} before its restart and ${sample.lastSeq} after (numbers of unacknowledged writes the crash lost)`,
+        );
       }
       const ackedBefore = acked.filter((op) => op.completeMs! <= sample.atMs).reduce((max, op) => Math.max(max, op.seq!), 0);
-      if (sample.lastSeq < ackedBefore) report.fail(`monotonicity: ${node}'s lastSeq ${sample.lastSeq} at ${(sample.atMs / 1000).toFixed(1)} s (incarnation ${sample.incarnation}) is below the acknowledged seq ${ackedBefore}`);
+      if (sample.lastSeq < ackedBefore)
+        report.fail(
+          `monotonicity: ${node}'s lastSeq ${sample.lastSeq} at ${(sample.atMs / 1000).toFixed(1)} s (incarnation ${sample.incarnation}) is below the acknowledged seq ${ackedBefore}`,
+        );
       for (const [peer, cursor] of Object.entries(sample.cursors)) {
         const max = cursorMax.get(peer);
-        if (max !== undefined && cursor < max.value) report.fail(`monotonicity: ${node}'s durable cursor for ${peer} went from ${max.value} (${(max.atMs / 1000).toFixed(1)} s) to ${cursor} (${(sample.atMs / 1000).toFixed(1)} s, incarnation ${sample.incarnation})`);
+        if (max !== undefined && cursor < max.value)
+          report.fail(
+            `monotonicity: ${node}'s durable cursor for ${peer} went from ${max.value} (${(max.atMs / 1000).toFixed(1)} s) to ${cursor} (${(sample.atMs / 1000).toFixed(1)} s, incarnation ${sample.incarnation})`,
+          );
         if (max === undefined || cursor > max.value) cursorMax.set(peer, { value: cursor, atMs: sample.atMs });
       }
       previous = sample;

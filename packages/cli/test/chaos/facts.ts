@@ -68,7 +68,8 @@ export function originCandidates(ops: readonly Op[], atMs: number): ChaosRegion[
 export function factCandidates(dataset: string, ops: readonly Op[], atMs: number, write: Op | null): PlacementFacts[] {
   const out: PlacementFacts[] = [];
   for (const origin of originCandidates(ops, atMs)) for (const tags of tagCandidates(ops, atMs, write)) out.push({ dataset, origin, tags });
-  if (out.length > factCandidatesMax) throw new Error(`${dataset}: ${out.length} fact combinations exceed the bound of ${factCandidatesMax}: the workload uses too many tags on one document`);
+  if (out.length > factCandidatesMax)
+    throw new Error(`${dataset}: ${out.length} fact combinations exceed the bound of ${factCandidatesMax}: the workload uses too many tags on one document`);
   return out;
 }
 
@@ -119,10 +120,15 @@ function recreations(state: ModelState, op: Op): ModelState[] {
 
 function apply(state: ModelState, op: Op, datasetType: string): ModelState {
   const args = op.args;
-  const created = state.exists ? state.type : (args.type as string | undefined) ?? datasetType;
+  const created = state.exists ? state.type : ((args.type as string | undefined) ?? datasetType);
   switch (op.kind) {
     case 'put':
-      return { exists: true, type: created, value: created === 'mv' ? [args.value] : args.value, tags: Array.isArray(args.tags) ? [...(args.tags as string[])].sort() : state.tags };
+      return {
+        exists: true,
+        type: created,
+        value: created === 'mv' ? [args.value] : args.value,
+        tags: Array.isArray(args.tags) ? [...(args.tags as string[])].sort() : state.tags,
+      };
     case 'set-field':
       return { ...state, exists: true, type: created, value: { ...(state.exists ? (state.value as object) : {}), [args.field as string]: args.value } };
     case 'delete-field': {
@@ -133,7 +139,12 @@ function apply(state: ModelState, op: Op, datasetType: string): ModelState {
     case 'increment':
       return { ...state, exists: true, type: created, value: (state.exists ? (state.value as number) : 0) + (args.amount as number) };
     case 'add':
-      return { ...state, exists: true, type: created, value: [...new Set([...(state.exists ? (state.value as string[]) : []), args.element as string])].sort() };
+      return {
+        ...state,
+        exists: true,
+        type: created,
+        value: [...new Set([...(state.exists ? (state.value as string[]) : []), args.element as string])].sort(),
+      };
     case 'remove':
       return { ...state, exists: true, type: created, value: (state.exists ? (state.value as string[]) : []).filter((element) => element !== args.element) };
     case 'tag': {
@@ -160,7 +171,11 @@ export function canonical(value: unknown): string {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.keys(value).sort().map((name) => [name, sortKeys((value as Record<string, unknown>)[name])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((name) => [name, sortKeys((value as Record<string, unknown>)[name])]),
+    );
   }
   return value;
 }

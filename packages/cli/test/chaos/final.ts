@@ -27,7 +27,13 @@ export async function listAll(node: DevNode): Promise<Map<string, Map<string, Li
     const items = new Map<string, Listed>();
     let cursor: string | null = null;
     do {
-      const answer = await call(node.url, 'GET', `/v1/kv/${dataset}?limit=${listLimit}${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`, undefined, 10_000);
+      const answer = await call(
+        node.url,
+        'GET',
+        `/v1/kv/${dataset}?limit=${listLimit}${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+        undefined,
+        10_000,
+      );
       if (answer.kind !== 'answer' || answer.status !== 200) return null;
       for (const item of answer.body.items) items.set(item.key, { type: item.type, value: item.value, tags: item.tags });
       cursor = answer.body.cursor;
@@ -40,7 +46,7 @@ export async function listAll(node: DevNode): Promise<Map<string, Map<string, Li
 /** The policy version a node enforces, or null (no answer, or no policy). */
 export async function enforcedVersion(node: DevNode): Promise<number | null> {
   const answer = await call(node.url, 'GET', '/v1/policy', undefined, 5_000);
-  return answer.kind === 'answer' && answer.status === 200 ? answer.body?.enforced?.version ?? null : null;
+  return answer.kind === 'answer' && answer.status === 200 ? (answer.body?.enforced?.version ?? null) : null;
 }
 
 /**
@@ -49,7 +55,11 @@ export async function enforcedVersion(node: DevNode): Promise<number | null> {
  * that may not hold it lists it. The origin of a single-writer document is its writer's region; for the
  * others every region that wrote it is a candidate, and only what holds for every candidate is required.
  */
-export async function converged(cluster: TestCluster, history: History, regionOfClient: (client: number) => ChaosRegion): Promise<{ done: boolean; digest: string }> {
+export async function converged(
+  cluster: TestCluster,
+  history: History,
+  regionOfClient: (client: number) => ChaosRegion,
+): Promise<{ done: boolean; digest: string }> {
   const [lists, versions] = await Promise.all([Promise.all(cluster.nodes.map(listAll)), Promise.all(cluster.nodes.map(enforcedVersion))]);
   const digest = JSON.stringify([lists.map((list) => (list === null ? null : [...list].map(([dataset, items]) => [dataset, [...items]]))), versions]);
   if (lists.some((list) => list === null) || new Set(versions).size > 1) return { done: false, digest };
@@ -92,12 +102,24 @@ export async function converged(cluster: TestCluster, history: History, regionOf
 /** Whether every lineage of `dataset/key` is held, identically, by exactly the regions its facts allow. */
 async function lineagesSettled(cluster: TestCluster, shape: PolicyShape, dataset: string, key: string): Promise<boolean> {
   const answers = new Map<ChaosRegion, FinalDoc>();
-  await Promise.all(cluster.nodes.map(async (node) => {
-    const answer = await call(node.url, 'GET', `/v1/kv/${docKeyOf(dataset, key)}`, undefined, 10_000);
-    answers.set(node.region as ChaosRegion, answer.kind === 'answer' && answer.status === 200
-      ? { status: 200, type: answer.body.type, value: answer.body.value, context: answer.body.context, tags: answer.body.tags, origin: answer.body.origin ?? null }
-      : { status: answer.kind === 'answer' ? answer.status : 0 });
-  }));
+  await Promise.all(
+    cluster.nodes.map(async (node) => {
+      const answer = await call(node.url, 'GET', `/v1/kv/${docKeyOf(dataset, key)}`, undefined, 10_000);
+      answers.set(
+        node.region as ChaosRegion,
+        answer.kind === 'answer' && answer.status === 200
+          ? {
+              status: 200,
+              type: answer.body.type,
+              value: answer.body.value,
+              context: answer.body.context,
+              tags: answer.body.tags,
+              origin: answer.body.origin ?? null,
+            }
+          : { status: answer.kind === 'answer' ? answer.status : 0 },
+      );
+    }),
+  );
   for (const lineage of lineagesOf(answers)) {
     const copies = lineage.map((region) => answers.get(region)!);
     if (new Set(copies.map((copy) => JSON.stringify([copy.type, copy.value, copy.context, copy.tags, copy.origin]))).size > 1) return false;
@@ -138,18 +160,30 @@ export async function finalState(cluster: TestCluster, history: History): Promis
     const tokens = new Map<string, number>();
     const ids = [...universe];
     for (let i = 0; i < ids.length; i += readsInFlightMax) {
-      await Promise.all(ids.slice(i, i + readsInFlightMax).map(async (id) => {
-        const answer = await call(node.url, 'GET', `/v1/kv/${id}`, undefined, 10_000);
-        const doc: FinalDoc = answer.kind !== 'answer' ? { status: 0 } : answer.status === 200
-          ? { status: 200, type: answer.body.type, value: answer.body.value, context: answer.body.context, tags: answer.body.tags, origin: answer.body.origin ?? null }
-          : { status: answer.status };
-        answers.set(id, doc);
-        if (doc.status === 200) return;
-        for (const token of tokensByDoc.get(id) ?? []) {
-          const read = await call(node.url, 'GET', `/v1/kv/${id}?token=${token}&waitMs=0`, undefined, 10_000);
-          tokens.set(token, read.kind === 'answer' ? read.status : 0);
-        }
-      }));
+      await Promise.all(
+        ids.slice(i, i + readsInFlightMax).map(async (id) => {
+          const answer = await call(node.url, 'GET', `/v1/kv/${id}`, undefined, 10_000);
+          const doc: FinalDoc =
+            answer.kind !== 'answer'
+              ? { status: 0 }
+              : answer.status === 200
+                ? {
+                    status: 200,
+                    type: answer.body.type,
+                    value: answer.body.value,
+                    context: answer.body.context,
+                    tags: answer.body.tags,
+                    origin: answer.body.origin ?? null,
+                  }
+                : { status: answer.status };
+          answers.set(id, doc);
+          if (doc.status === 200) return;
+          for (const token of tokensByDoc.get(id) ?? []) {
+            const read = await call(node.url, 'GET', `/v1/kv/${id}?token=${token}&waitMs=0`, undefined, 10_000);
+            tokens.set(token, read.kind === 'answer' ? read.status : 0);
+          }
+        }),
+      );
     }
     docs.set(node.id, answers);
     tokenReads.set(node.id, tokens);

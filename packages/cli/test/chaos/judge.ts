@@ -21,7 +21,10 @@ export class Judge {
   private readonly shapes: ReadonlyMap<number, PolicyShape>;
   private readonly erasures = new Map<number, string | null>();
 
-  constructor(private readonly history: History, readonly regionOfClient: (client: number) => ChaosRegion) {
+  constructor(
+    private readonly history: History,
+    readonly regionOfClient: (client: number) => ChaosRegion,
+  ) {
     for (const op of history.ops) {
       if (op.kind === 'policy') {
         const version = op.args.version as number;
@@ -89,7 +92,7 @@ export class Judge {
   }
 
   private findErasure(write: Op): string | null {
-    const floor = Math.min(...this.history.samples.length === 0 ? [1] : this.nodes().map((node) => this.lastVersionSeen(node, write.invokeMs)));
+    const floor = Math.min(...(this.history.samples.length === 0 ? [1] : this.nodes().map((node) => this.lastVersionSeen(node, write.invokeMs))));
     const facts = this.factsAt(write.dataset, write.key, Infinity, null);
     for (const [version] of [...this.installs].sort((a, b) => a[0] - b[0])) {
       if (version < floor || !this.shapes.has(version)) continue;
@@ -113,7 +116,8 @@ export class Judge {
 
   private lastVersionSeen(node: string, atMs: number): number {
     let version = 1;
-    for (const sample of this.history.samples) if (sample.node === node && sample.answeredAtMs <= atMs && sample.policyVersion !== null) version = Math.max(version, sample.policyVersion);
+    for (const sample of this.history.samples)
+      if (sample.node === node && sample.answeredAtMs <= atMs && sample.policyVersion !== null) version = Math.max(version, sample.policyVersion);
     return version;
   }
 }

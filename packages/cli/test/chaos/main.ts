@@ -40,7 +40,9 @@ for (let i = 0; i < runs; i++) {
   try {
     const report = await runChaos(t, { seed, seconds, clientsPerRegion, without, log: (line) => console.log(line) });
     report.result.violations.push(...problems);
-    console.log(`faults ${JSON.stringify(report.faults)}; ${report.policyVersions} policy versions installed; log bound ${report.settings.logEntriesMax}; ops ${JSON.stringify(report.ops)}; checked ${JSON.stringify(report.result.checked)}; phases (ms) ${JSON.stringify(report.phasesMs)}`);
+    console.log(
+      `faults ${JSON.stringify(report.faults)}; ${report.policyVersions} policy versions installed; log bound ${report.settings.logEntriesMax}; ops ${JSON.stringify(report.ops)}; checked ${JSON.stringify(report.result.checked)}; phases (ms) ${JSON.stringify(report.phasesMs)}`,
+    );
     for (const note of report.result.notes.slice(0, notesMax)) console.log(`note: ${note}`);
     if (report.result.notes.length > notesMax) console.log(`… ${report.result.notes.length - notesMax} more notes in ${report.historyFile}`);
     if (report.result.violations.length > 0) {

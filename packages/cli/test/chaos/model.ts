@@ -69,9 +69,19 @@ export const keys = {
 };
 
 const familyPatterns: ReadonlyArray<[Family, RegExp]> = [
-  ['own', /^g-c(\d+)-\d+$/], ['del', /^d-c(\d+)-\d+$/], ['local', /^l-c(\d+)-\d+$/], ['order', /^o-c(\d+)-\d+$/],
-  ['pii', /^pii-c(\d+)-\d+$/], ['quar', /^q-c(\d+)-\d+$/], ['tagged', /^t-c(\d+)-\d+$/], ['retype', /^rt-c(\d+)-\d+$/],
-  ['shared', /^shared-\d+$/], ['hot', /^hot$/], ['counter', /^v-\d+$/], ['cart', /^cart-\d+$/], ['race', /^race-\d+-\d+$/],
+  ['own', /^g-c(\d+)-\d+$/],
+  ['del', /^d-c(\d+)-\d+$/],
+  ['local', /^l-c(\d+)-\d+$/],
+  ['order', /^o-c(\d+)-\d+$/],
+  ['pii', /^pii-c(\d+)-\d+$/],
+  ['quar', /^q-c(\d+)-\d+$/],
+  ['tagged', /^t-c(\d+)-\d+$/],
+  ['retype', /^rt-c(\d+)-\d+$/],
+  ['shared', /^shared-\d+$/],
+  ['hot', /^hot$/],
+  ['counter', /^v-\d+$/],
+  ['cart', /^cart-\d+$/],
+  ['race', /^race-\d+-\d+$/],
 ];
 
 /** The family of a key the workload writes; null for a key it never writes (a node listing one is a finding). */

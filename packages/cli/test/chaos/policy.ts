@@ -80,15 +80,20 @@ export function nextPolicyShape(previous: PolicyShape, random: Random): PolicySh
 
 function randomPlacement(random: Random): Placement {
   switch (random.weighted(placementWeights)) {
-    case 'global': return { kind: 'global' };
-    case 'local': return { kind: 'local' };
+    case 'global':
+      return { kind: 'global' };
+    case 'local':
+      return { kind: 'local' };
     case 'regions': {
       const regions = chaosRegions.filter(() => random.chance(0.5));
       return { kind: 'regions', regions: regions.length > 0 ? regions : [random.pick(chaosRegions)] };
     }
-    case 'homeJurisdiction': return { kind: 'home', within: 'jurisdiction', move: null };
-    case 'homeWithin': return { kind: 'home', within: [random.pick(chaosRegions)], move: null };
-    case 'homeMove': return { kind: 'home', within: null, move: random.pick(chaosRegions) };
+    case 'homeJurisdiction':
+      return { kind: 'home', within: 'jurisdiction', move: null };
+    case 'homeWithin':
+      return { kind: 'home', within: [random.pick(chaosRegions)], move: null };
+    case 'homeMove':
+      return { kind: 'home', within: null, move: random.pick(chaosRegions) };
   }
 }
 
@@ -102,7 +107,8 @@ export function placementText(placement: Placement): string {
       return `{ regions: [${placement.regions.join(', ')}] }`;
     case 'home': {
       const home = placement.move === null ? 'doc.origin' : `"'move' in doc.tags ? '${placement.move}' : doc.origin"`;
-      const within = placement.within === null ? '' : placement.within === 'jurisdiction' ? ', within: jurisdiction' : `, within: [${placement.within.join(', ')}]`;
+      const within =
+        placement.within === null ? '' : placement.within === 'jurisdiction' ? ', within: jurisdiction' : `, within: [${placement.within.join(', ')}]`;
       return `{ home: ${home}${within} }`;
     }
   }
@@ -128,7 +134,9 @@ export function policyText(shape: PolicyShape): string {
 
 /** One line for reports: what each dataset's placement is and which rules hold. */
 export function describeShape(shape: PolicyShape): string {
-  const rules = Object.entries(shape.rules).filter(([, on]) => on).map(([name]) => name);
+  const rules = Object.entries(shape.rules)
+    .filter(([, on]) => on)
+    .map(([name]) => name);
   return `v${shape.version}: ${chaosDatasetNames.map((name) => `${name} ${placementText(shape.placements[name]).replace(/"/g, '')}`).join('; ')}; rules ${rules.join(', ') || 'none'}`;
 }
 
@@ -153,13 +161,15 @@ export function mayHold(shape: PolicyShape, facts: PlacementFacts, target: strin
       break;
     case 'home': {
       const home = placement.move !== null && tags.has('move') ? placement.move : facts.origin;
-      base = target === home
-        || (placement.within === 'jurisdiction' && jurisdictionOf(target) === jurisdictionOf(home))
-        || (Array.isArray(placement.within) && placement.within.includes(target as ChaosRegion));
+      base =
+        target === home ||
+        (placement.within === 'jurisdiction' && jurisdictionOf(target) === jurisdictionOf(home)) ||
+        (Array.isArray(placement.within) && placement.within.includes(target as ChaosRegion));
       break;
     }
   }
-  const allowed = (base || (shape.rules.shared && tags.has('shared'))) && !(shape.rules.pii && tags.has('pii') && jurisdictionOf(target) !== jurisdictionOf(facts.origin));
+  const allowed =
+    (base || (shape.rules.shared && tags.has('shared'))) && !(shape.rules.pii && tags.has('pii') && jurisdictionOf(target) !== jurisdictionOf(facts.origin));
   if (tags.has('quarantine') && !(shape.rules.release && tags.has('reviewed'))) return allowed && target === facts.origin;
   return allowed;
 }

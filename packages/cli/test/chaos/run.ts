@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePolicy, signPolicy } from '@tessera/core';
 import { type DevNode } from '@tessera/cli';
-import { type TestCluster, startTestCluster } from '../harness.js';
+import { startTestCluster } from '../harness.js';
 import { type CheckResult, check } from './checker.js';
 import { Clocks, clockToleranceMs } from './clocks.js';
 import { converged, finalState, scanDisks } from './final.js';
@@ -24,7 +24,20 @@ import { History, call } from './history.js';
 import { type ChaosRegion, chaosRegions, docKeyOf } from './model.js';
 import { basePolicyShape, describeShape, policyText } from './policy.js';
 import { Random } from './random.js';
-import { type FaultAction, type Omissible, type RunSettings, buildSchedule, buildSettings, clockJumpMsMax, clockOffsetMsMax, countFaults, describeAction, describeSchedule, formatOffset, regionOfNode } from './schedule.js';
+import {
+  type FaultAction,
+  type Omissible,
+  type RunSettings,
+  buildSchedule,
+  buildSettings,
+  clockJumpMsMax,
+  clockOffsetMsMax,
+  countFaults,
+  describeAction,
+  describeSchedule,
+  formatOffset,
+  regionOfNode,
+} from './schedule.js';
 import { WireScanner } from './wire.js';
 import { Client, requestMsMax, weightsWithout } from './workload.js';
 
@@ -80,9 +93,10 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const durationMs = Math.round(seconds * 1000);
   const random = new Random(seed);
   const narrowed = options.without === undefined || options.without.size === 0 ? '' : ` --without ${[...options.without].join(',')}`;
-  const reproduce = narrowed === ''
-    ? `npm run build && CHAOS_SEED=${seed} CHAOS_SECONDS=${seconds} npx tap packages/cli/test/chaos.test.ts   (or: npm run chaos -- --seed ${seed} --seconds ${seconds})`
-    : `npm run chaos -- --seed ${seed} --seconds ${seconds}${narrowed}`;
+  const reproduce =
+    narrowed === ''
+      ? `npm run build && CHAOS_SEED=${seed} CHAOS_SECONDS=${seconds} npx tap packages/cli/test/chaos.test.ts   (or: npm run chaos -- --seed ${seed} --seconds ${seconds})`
+      : `npm run chaos -- --seed ${seed} --seconds ${seconds}${narrowed}`;
   const phasesMs: Record<string, number> = {};
   let phaseStartMs = Date.now();
   const phase = (name: string) => {
@@ -101,22 +115,38 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const clocks = new Clocks(clocksDir);
   for (const node of nodeIds) await clocks.set(node, settings.clockOffsetsMs[node]!);
   const liveVersions = new Map<string, number>();
-  const wire = new WireScanner(() => history.now(), (node) => liveVersions.get(node) ?? 1);
+  const wire = new WireScanner(
+    () => history.now(),
+    (node) => liveVersions.get(node) ?? 1,
+  );
 
   // ---------------------------------------------------------------- the cluster
-  log(`chaos: seed ${seed}, ${seconds} s of faults${narrowed === '' ? '' : ` (without ${[...without].join(', ')})`}; log bound ${settings.logEntriesMax} entries; clocks ${nodeIds.map((node) => `${node} ${formatOffset(settings.clockOffsetsMs[node]!)}`).join(', ')}`);
+  log(
+    `chaos: seed ${seed}, ${seconds} s of faults${narrowed === '' ? '' : ` (without ${[...without].join(', ')})`}; log bound ${settings.logEntriesMax} entries; clocks ${nodeIds.map((node) => `${node} ${formatOffset(settings.clockOffsetsMs[node]!)}`).join(', ')}`,
+  );
   const cluster = await startTestCluster(t, [...chaosRegions], baseLatencyMs, {
     policyText: policyText(basePolicyShape()),
     onData: wire.onData,
     // Chaos skews clocks on purpose (causality must not depend on them): the handshake's clock offset bound,
     // an operator's guard, is opened to what the schedule can produce between two nodes.
-    replication: { logEntriesMax: settings.logEntriesMax, retentionIntervalMs: settings.retentionIntervalMs, clockOffsetMsMax: 2 * (clockOffsetMsMax + clockJumpMsMax) },
+    replication: {
+      logEntriesMax: settings.logEntriesMax,
+      retentionIntervalMs: settings.retentionIntervalMs,
+      clockOffsetMsMax: 2 * (clockOffsetMsMax + clockJumpMsMax),
+    },
     envOf: (node) => clocks.envOf(node.id),
   });
   const nodeOf = Object.fromEntries(cluster.nodes.map((node) => [node.region, node.id])) as Record<ChaosRegion, string>;
   const nodeById = new Map(cluster.nodes.map((node) => [node.id, node]));
   await verifyClocks(cluster.nodes, clocks, 'at start');
-  const schedule = buildSchedule(random.fork('schedule'), { links: [...cluster.layout.proxies.keys()], nodes: nodeIds, durationMs, baseLatencyMs, settings, without });
+  const schedule = buildSchedule(random.fork('schedule'), {
+    links: [...cluster.layout.proxies.keys()],
+    nodes: nodeIds,
+    durationMs,
+    baseLatencyMs,
+    settings,
+    without,
+  });
   for (const { action } of schedule) if (action.kind === 'policy') history.policies.set(action.shape.version, action.shape);
   log(`chaos: schedule of ${schedule.length} actions: ${JSON.stringify(countFaults(schedule))}`);
   phase('start');
@@ -132,14 +162,17 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const kills = new Map<string, number>();
   const restart = (node: DevNode) => {
     const killsBefore = kills.get(node.id) ?? 0;
-    const done = cluster.restart(node).then(() => {
-      incarnation.set(node.id, incarnation.get(node.id)! + 1);
-      down.delete(node.id);
-      history.fault(`${node.id} ready again`);
-    }, (error: Error) => {
-      if ((kills.get(node.id) ?? 0) > killsBefore) history.fault(`${node.id} killed during its start-up`);
-      else startErrors.push(`${node.id} did not restart: ${error.message}`);
-    });
+    const done = cluster.restart(node).then(
+      () => {
+        incarnation.set(node.id, incarnation.get(node.id)! + 1);
+        down.delete(node.id);
+        history.fault(`${node.id} ready again`);
+      },
+      (error: Error) => {
+        if ((kills.get(node.id) ?? 0) > killsBefore) history.fault(`${node.id} killed during its start-up`);
+        else startErrors.push(`${node.id} did not restart: ${error.message}`);
+      },
+    );
     pending.push(done);
     return done;
   };
@@ -158,12 +191,18 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     history.fault(describeAction(action));
     const proxy = 'link' in action ? cluster.layout.proxies.get(action.link)! : null;
     switch (action.kind) {
-      case 'partition': return proxy!.partition(action.on);
-      case 'blackhole': return proxy!.blackhole(action.on);
-      case 'stall': return proxy!.stall(action.direction, action.on);
-      case 'latency': return proxy!.setLatency(action.latencyMs, action.jitterMs);
-      case 'bandwidth': return proxy!.setBandwidth(action.bytesPerSecond);
-      case 'reset': return proxy!.resetConnections();
+      case 'partition':
+        return proxy!.partition(action.on);
+      case 'blackhole':
+        return proxy!.blackhole(action.on);
+      case 'stall':
+        return proxy!.stall(action.direction, action.on);
+      case 'latency':
+        return proxy!.setLatency(action.latencyMs, action.jitterMs);
+      case 'bandwidth':
+        return proxy!.setBandwidth(action.bytesPerSecond);
+      case 'reset':
+        return proxy!.resetConnections();
       case 'kill':
         down.add(action.node);
         kills.set(action.node, (kills.get(action.node) ?? 0) + 1);
@@ -190,27 +229,39 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   const clientsPerRegion = options.clientsPerRegion ?? 2;
   const targets = cluster.nodes.map((node) => ({ node: node.id, region: node.region, url: node.url }));
   const regionOfClient = (client: number) => targets[client % targets.length]!.region as ChaosRegion;
-  const clients = Array.from({ length: clientsPerRegion * cluster.nodes.length }, (_, i) => new Client(i, targets[i % targets.length]!, random.fork(`client-${i}`), history, targets, weightsWithout(without)));
+  const clients = Array.from(
+    { length: clientsPerRegion * cluster.nodes.length },
+    (_, i) => new Client(i, targets[i % targets.length]!, random.fork(`client-${i}`), history, targets, weightsWithout(without)),
+  );
   history.start();
   let polling = true;
   const poller = (async () => {
     while (polling) {
-      await Promise.all(cluster.nodes.map(async (node) => {
-        if (down.has(node.id) || paused.has(node.id)) return;
-        const atMs = history.now();
-        const generation = incarnation.get(node.id)!;
-        const [status, peers, policy] = await Promise.all([
-          call(node.url, 'GET', '/v1/status', undefined, 3_000), call(node.url, 'GET', '/v1/peers', undefined, 3_000), call(node.url, 'GET', '/v1/policy', undefined, 3_000),
-        ]);
-        if ([status, peers, policy].some((answer) => answer.kind !== 'answer' || answer.status !== 200) || incarnation.get(node.id) !== generation) return;
-        const policyVersion = (policy as { body: { enforced: { version: number } | null } }).body.enforced?.version ?? null;
-        if (policyVersion !== null) liveVersions.set(node.id, Math.max(liveVersions.get(node.id) ?? 1, policyVersion));
-        history.samples.push({
-          node: node.id, incarnation: generation, atMs, answeredAtMs: history.now(), policyVersion,
-          lastSeq: (status as { body: { lastSeq: number } }).body.lastSeq, cursors: (peers as { body: { cursors?: Record<string, number> } }).body.cursors ?? {},
-          catchUps: ((status as { body: { links?: Array<{ catchUps?: number }> } }).body.links ?? []).reduce((sum, link) => sum + (link.catchUps ?? 0), 0),
-        });
-      }));
+      await Promise.all(
+        cluster.nodes.map(async (node) => {
+          if (down.has(node.id) || paused.has(node.id)) return;
+          const atMs = history.now();
+          const generation = incarnation.get(node.id)!;
+          const [status, peers, policy] = await Promise.all([
+            call(node.url, 'GET', '/v1/status', undefined, 3_000),
+            call(node.url, 'GET', '/v1/peers', undefined, 3_000),
+            call(node.url, 'GET', '/v1/policy', undefined, 3_000),
+          ]);
+          if ([status, peers, policy].some((answer) => answer.kind !== 'answer' || answer.status !== 200) || incarnation.get(node.id) !== generation) return;
+          const policyVersion = (policy as { body: { enforced: { version: number } | null } }).body.enforced?.version ?? null;
+          if (policyVersion !== null) liveVersions.set(node.id, Math.max(liveVersions.get(node.id) ?? 1, policyVersion));
+          history.samples.push({
+            node: node.id,
+            incarnation: generation,
+            atMs,
+            answeredAtMs: history.now(),
+            policyVersion,
+            lastSeq: (status as { body: { lastSeq: number } }).body.lastSeq,
+            cursors: (peers as { body: { cursors?: Record<string, number> } }).body.cursors ?? {},
+            catchUps: ((status as { body: { links?: Array<{ catchUps?: number }> } }).body.links ?? []).reduce((sum, link) => sum + (link.catchUps ?? 0), 0),
+          });
+        }),
+      );
       await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
     }
   })();
@@ -255,10 +306,15 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
     if (Date.now() - healedAtMs > convergeMsMax || Date.now() - changedAtMs > convergeStallMsMax) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  log(`chaos: ${convergedAfterMs === null ? `no convergence (bound ${convergeMsMax} ms, or nothing changed for ${convergeStallMsMax} ms)` : `converged ${convergedAfterMs} ms after healing`}`);
+  log(
+    `chaos: ${convergedAfterMs === null ? `no convergence (bound ${convergeMsMax} ms, or nothing changed for ${convergeStallMsMax} ms)` : `converged ${convergedAfterMs} ms after healing`}`,
+  );
   polling = false;
   await poller;
-  const clockProblems = await verifyClocks(cluster.nodes, clocks, 'at the end').then(() => [], (error: Error) => [error.message]);
+  const clockProblems = await verifyClocks(cluster.nodes, clocks, 'at the end').then(
+    () => [],
+    (error: Error) => [error.message],
+  );
   phase('converge');
 
   // ---------------------------------------------------------------- final state and check
@@ -276,20 +332,49 @@ export async function runChaos(t: HarnessT, options: ChaosOptions): Promise<Chao
   result!.checked['truncation: state catch-ups started'] = catchUpsOf(history);
   for (const error of startErrors) result!.violations.push(`restart: ${error}`);
   for (const problem of clockProblems) result!.notes.push(`clocks: ${problem}`);
-  if (convergedAfterMs === null) result!.violations.push(`convergence: the copies did not converge within ${convergeMsMax} ms of healing (or nothing changed for ${convergeStallMsMax} ms)`);
+  if (convergedAfterMs === null)
+    result!.violations.push(`convergence: the copies did not converge within ${convergeMsMax} ms of healing (or nothing changed for ${convergeStallMsMax} ms)`);
   phase('check');
 
   const historyFile = join(await mkdtemp(join(tmpdir(), 'tessera-chaos-')), `history-${seed}.json`);
-  await writeFile(historyFile, JSON.stringify({
-    seed, seconds, settings, schedule: describeSchedule(schedule), policies: [...history.policies.values()].map(describeShape),
-    faults: history.faults, ops: history.ops, samples: history.samples, wire: wire.events, violations: result!.violations, notes: result!.notes,
-  }, null, 1));
+  await writeFile(
+    historyFile,
+    JSON.stringify(
+      {
+        seed,
+        seconds,
+        settings,
+        schedule: describeSchedule(schedule),
+        policies: [...history.policies.values()].map(describeShape),
+        faults: history.faults,
+        ops: history.ops,
+        samples: history.samples,
+        wire: wire.events,
+        violations: result!.violations,
+        notes: result!.notes,
+      },
+      null,
+      1,
+    ),
+  );
   const acknowledgedWrites = history.ops.filter((op) => op.outcome === 'ok' && op.kind !== 'read-token' && op.kind !== 'policy').length;
   const documents = new Set(history.ops.filter((op) => op.kind !== 'policy').map((op) => docKeyOf(op.dataset, op.key))).size;
   const policyVersions = new Set(history.ops.filter((op) => op.kind === 'policy' && op.outcome === 'ok').map((op) => op.args.version)).size;
   return {
-    seed, seconds, settings, schedule: describeSchedule(schedule), faults: countFaults(schedule), ops: history.summary(), acknowledgedWrites, documents, policyVersions,
-    result: result!, phasesMs, convergedAfterMs, historyFile, reproduce,
+    seed,
+    seconds,
+    settings,
+    schedule: describeSchedule(schedule),
+    faults: countFaults(schedule),
+    ops: history.summary(),
+    acknowledgedWrites,
+    documents,
+    policyVersions,
+    result: result!,
+    phasesMs,
+    convergedAfterMs,
+    historyFile,
+    reproduce,
   };
 }
 
@@ -306,7 +391,9 @@ async function verifyClocks(nodes: readonly DevNode[], clocks: Clocks, when: str
     const observed = await Clocks.observedOffsetMs(node.url);
     const expected = clocks.offsetOf(node.id);
     if (observed === null || Math.abs(observed - expected) > clockToleranceMs) {
-      throw new Error(`clocks ${when}: ${node.id} (${regionOfNode(node.id)}) should run ${formatOffset(expected)} off, its Date header shows ${observed === null ? 'nothing' : formatOffset(observed)}`);
+      throw new Error(
+        `clocks ${when}: ${node.id} (${regionOfNode(node.id)}) should run ${formatOffset(expected)} off, its Date header shows ${observed === null ? 'nothing' : formatOffset(observed)}`,
+      );
     }
   }
 }

@@ -102,9 +102,17 @@ export function buildSettings(random: Random, nodes: readonly string[], without:
 }
 
 /** Draws a schedule for `durationMs` over the given links (`a>b`, a dials b) and nodes. */
-export function buildSchedule(random: Random, options: {
-  links: readonly string[]; nodes: readonly string[]; durationMs: number; baseLatencyMs: number; settings: RunSettings; without?: ReadonlySet<Omissible>;
-}): ScheduledAction[] {
+export function buildSchedule(
+  random: Random,
+  options: {
+    links: readonly string[];
+    nodes: readonly string[];
+    durationMs: number;
+    baseLatencyMs: number;
+    settings: RunSettings;
+    without?: ReadonlySet<Omissible>;
+  },
+): ScheduledAction[] {
   const { links, nodes, durationMs, baseLatencyMs } = options;
   const without = options.without ?? new Set<Omissible>();
   const out: ScheduledAction[] = [];
@@ -150,7 +158,7 @@ export function buildSchedule(random: Random, options: {
         break;
       }
       case 'stall': {
-        const direction = random.chance(0.5) ? 'forward' as const : 'backward' as const;
+        const direction = random.chance(0.5) ? ('forward' as const) : ('backward' as const);
         if (!free(`stall:${link}:${direction}`, atMs)) break;
         busyUntil.set(`stall:${link}:${direction}`, untilMs);
         add(atMs, { kind: 'stall', link, direction, on: true });
@@ -187,9 +195,20 @@ export function buildSchedule(random: Random, options: {
         const secondAtMs = atMs + random.int(0, Math.floor(lengthMs / 2));
         const secondUntilMs = Math.min(endMs, secondAtMs + random.int(faultMsMin, faultMsMax));
         if (!canTakeDown(node, atMs, untilMs) || !canTakeDown(other, secondAtMs, secondUntilMs)) break;
-        const both = [{ node, fromMs: atMs, untilMs }, { node: other, fromMs: secondAtMs, untilMs: secondUntilMs }];
+        const both = [
+          { node, fromMs: atMs, untilMs },
+          { node: other, fromMs: secondAtMs, untilMs: secondUntilMs },
+        ];
         // Checked together: the two must not overlap a third node's downtime.
-        if (downs.some((down) => down.node !== node && down.node !== other && both.some((b) => down.fromMs < b.untilMs + restartMsAllowance && b.fromMs < down.untilMs + restartMsAllowance))) break;
+        if (
+          downs.some(
+            (down) =>
+              down.node !== node &&
+              down.node !== other &&
+              both.some((b) => down.fromMs < b.untilMs + restartMsAllowance && b.fromMs < down.untilMs + restartMsAllowance),
+          )
+        )
+          break;
         downs.push(...both);
         add(atMs, { kind: 'kill', node });
         add(secondAtMs, { kind: 'kill', node: other });
@@ -230,7 +249,10 @@ export function buildSchedule(random: Random, options: {
     add(atMs, { kind: 'policy', shape, nodes: targets });
   }
   // Stable by time: actions at the same time keep the order they were drawn in.
-  return out.map((entry, i) => ({ entry, i })).sort((a, b) => a.entry.atMs - b.entry.atMs || a.i - b.i).map(({ entry }) => entry);
+  return out
+    .map((entry, i) => ({ entry, i }))
+    .sort((a, b) => a.entry.atMs - b.entry.atMs || a.i - b.i)
+    .map(({ entry }) => entry);
 }
 
 /** One line per action, for the report and the failure message. */
@@ -280,7 +302,8 @@ export function countFaults(schedule: readonly ScheduledAction[]): Record<string
     }
     if (action.kind === 'restart') down.delete(action.node);
     if ('on' in action && !action.on) continue;
-    if (action.kind === 'restart' || (action.kind === 'latency' && action.jitterMs === 0) || (action.kind === 'bandwidth' && action.bytesPerSecond === null)) continue;
+    if (action.kind === 'restart' || (action.kind === 'latency' && action.jitterMs === 0) || (action.kind === 'bandwidth' && action.bytesPerSecond === null))
+      continue;
     out[action.kind] = (out[action.kind] ?? 0) + 1;
   }
   return out;

@@ -37,7 +37,10 @@ export class WireScanner {
    * `now()`: run time in ms; `versionOf(node)`: the newest policy version the node was seen to enforce (the key
    * under which a repeated sighting is worth judging again).
    */
-  constructor(private readonly now: () => number, private readonly versionOf: (node: string) => number) {
+  constructor(
+    private readonly now: () => number,
+    private readonly versionOf: (node: string) => number,
+  ) {
     this.tap = new WebSocketTap((stream, piece) => this.scan(stream, piece));
   }
 

@@ -35,9 +35,24 @@ type RetypeType = (typeof retypeTypes)[number];
 
 /** How often each action is drawn. */
 export const actionWeights = {
-  put: 5, field: 4, deleteField: 1, hot: 2, increment: 3, add: 3, remove: 2, tag: 1,
-  delStep: 3, local: 2, order: 2, pii: 2, quarantine: 2, release: 2, readToken: 2,
-  tagged: 5, retype: 4, race: 4,
+  put: 5,
+  field: 4,
+  deleteField: 1,
+  hot: 2,
+  increment: 3,
+  add: 3,
+  remove: 2,
+  tag: 1,
+  delStep: 3,
+  local: 2,
+  order: 2,
+  pii: 2,
+  quarantine: 2,
+  release: 2,
+  readToken: 2,
+  tagged: 5,
+  retype: 4,
+  race: 4,
 } as const;
 type Action = keyof typeof actionWeights;
 
@@ -174,8 +189,19 @@ export class Client {
         const last = this.lastWrite;
         if (last === null || last.token === null || last.token === undefined) return null;
         const reader = this.random.pick(this.everyNode);
-        const op = this.history.invoke({ client: c, node: reader.node, region: reader.region, kind: 'read-token', dataset: last.dataset, key: last.key, args: { token: last.token, dot: last.dot } });
-        this.history.complete(op, await call(reader.url, 'GET', `/v1/kv/${last.dataset}/${encodeURIComponent(last.key)}?token=${last.token}&waitMs=500`, undefined, requestMsMax));
+        const op = this.history.invoke({
+          client: c,
+          node: reader.node,
+          region: reader.region,
+          kind: 'read-token',
+          dataset: last.dataset,
+          key: last.key,
+          args: { token: last.token, dot: last.dot },
+        });
+        this.history.complete(
+          op,
+          await call(reader.url, 'GET', `/v1/kv/${last.dataset}/${encodeURIComponent(last.key)}?token=${last.token}&waitMs=500`, undefined, requestMsMax),
+        );
         return op;
       }
     }
@@ -188,13 +214,16 @@ export class Client {
     const key = keys.tagged(this.id, slot);
     const tag = this.random.pick(placementTags);
     switch (this.random.weighted({ put: 3, putTagged: 3, add: 3, remove: 2 })) {
-      case 'put': return this.put(dataset, key, { value: { m } }, m);
+      case 'put':
+        return this.put(dataset, key, { value: { m } }, m);
       case 'putTagged': {
         const tags = placementTags.filter(() => this.random.chance(0.25));
         return this.put(dataset, key, { value: { m }, tags }, m);
       }
-      case 'add': return this.tag(dataset, key, { add: [tag] });
-      case 'remove': return this.tag(dataset, key, { remove: [tag] });
+      case 'add':
+        return this.tag(dataset, key, { add: [tag] });
+      case 'remove':
+        return this.tag(dataset, key, { remove: [tag] });
     }
   }
 
@@ -209,21 +238,29 @@ export class Client {
       const op = await this.write('delete', 'catalog', doc.key, 'DELETE', `/v1/kv/catalog/${doc.key}`, undefined, {});
       // After its last life the document stays deleted, or is left as it is for another key.
       if (doc.lives >= retypeLivesMax) this.retyping = null;
-      else Object.assign(doc, { type: this.random.pick(retypeTypes.filter((type) => type !== doc!.type)), writesLeft: this.random.int(1, 3), lives: doc.lives + 1 });
+      else
+        Object.assign(doc, {
+          type: this.random.pick(retypeTypes.filter((type) => type !== doc!.type)),
+          writesLeft: this.random.int(1, 3),
+          lives: doc.lives + 1,
+        });
       return op;
     }
     doc.writesLeft--;
     const type = doc.type;
     // Every write names the type: the first of a life creates the document with it, the others must agree.
     switch (type) {
-      case 'lww': return this.put('catalog', doc.key, { value: m, type }, m);
+      case 'lww':
+        return this.put('catalog', doc.key, { value: m, type }, m);
       case 'map':
-      case 'mv': return this.put('catalog', doc.key, { value: { m }, type }, m);
+      case 'mv':
+        return this.put('catalog', doc.key, { value: { m }, type }, m);
       case 'counter': {
         const amount = this.random.int(1, 5);
         return this.ops('increment', 'catalog', doc.key, { op: 'increment', amount, type }, { amount, type });
       }
-      case 'set': return this.ops('add', 'catalog', doc.key, { op: 'add', element: m, type }, { element: m, type, marker: m });
+      case 'set':
+        return this.ops('add', 'catalog', doc.key, { op: 'add', element: m, type }, { element: m, type, marker: m });
     }
   }
 
@@ -233,12 +270,18 @@ export class Client {
     const dataset: ChaosDataset = slot === 0 ? 'catalog' : 'profiles';
     const key = keys.race(Math.floor(this.history.now() / raceEpochMs), slot);
     switch (this.random.weighted({ put: 3, putQuarantined: 2, quarantine: 2, release: 2, unquarantine: 1, pii: 1 })) {
-      case 'put': return this.put(dataset, key, { value: { m } }, m);
-      case 'putQuarantined': return this.put(dataset, key, { value: { m }, tags: ['quarantine'] }, m);
-      case 'quarantine': return this.tag(dataset, key, { add: ['quarantine'] });
-      case 'release': return this.tag(dataset, key, { add: ['reviewed'] });
-      case 'unquarantine': return this.tag(dataset, key, { remove: ['quarantine'] });
-      case 'pii': return this.tag(dataset, key, { add: ['pii'] });
+      case 'put':
+        return this.put(dataset, key, { value: { m } }, m);
+      case 'putQuarantined':
+        return this.put(dataset, key, { value: { m }, tags: ['quarantine'] }, m);
+      case 'quarantine':
+        return this.tag(dataset, key, { add: ['quarantine'] });
+      case 'release':
+        return this.tag(dataset, key, { add: ['reviewed'] });
+      case 'unquarantine':
+        return this.tag(dataset, key, { remove: ['quarantine'] });
+      case 'pii':
+        return this.tag(dataset, key, { add: ['pii'] });
     }
   }
 

@@ -50,11 +50,16 @@ export function automergeDoc<T = Record<string, unknown>>(body: AutomergeBody, a
   const doc = A.init<T>(actor === undefined ? undefined : { actor });
   if (body.changes.length === 0) return doc;
   try {
-    const [loaded] = A.applyChanges(doc, body.changes.map((change) => change.bytes));
+    const [loaded] = A.applyChanges(
+      doc,
+      body.changes.map((change) => change.bytes),
+    );
     return loaded;
   } catch (error) {
     // Automerge panics on some damaged changes that its decoder accepted.
-    throw new TesseraError('ERR_AUTOMERGE_CHANGE_INVALID', `automerge document of ${body.changes.length} changes does not load: ${(error as Error).message}`, { cause: error });
+    throw new TesseraError('ERR_AUTOMERGE_CHANGE_INVALID', `automerge document of ${body.changes.length} changes does not load: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -64,7 +64,11 @@ export const counterType: CrdtType<CounterBody, number> = {
   decode: (form) => {
     const entries = expectArray(form, 'counter').map((item, i) => {
       const [dot, p, n] = expectArray(item, `counter[${i}]`, 3, 3);
-      return { dot: expectDot(dot, `counter[${i}] dot`), p: expectInt(p, `counter[${i}] p`, 0, counterAbsMax), n: expectInt(n, `counter[${i}] n`, 0, counterAbsMax) };
+      return {
+        dot: expectDot(dot, `counter[${i}] dot`),
+        p: expectInt(p, `counter[${i}] p`, 0, counterAbsMax),
+        n: expectInt(n, `counter[${i}] n`, 0, counterAbsMax),
+      };
     });
     expectSorted(entries, (x, y) => compareDots(x.dot, y.dot), 'counter');
     return entries;

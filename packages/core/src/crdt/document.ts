@@ -187,8 +187,7 @@ export function mutate(doc: DocState, node: string, hlc: Hlc, mutator: BodyMutat
   const result = mutator === null ? null : mutator(target.body, mctx);
   // An operation that neither adds nor removes a dot (deleting an absent field) changes nothing — unless it
   // is a whole-value write that creates the document (`put {}`).
-  const unchanged = result !== null && result.added.length === 0 && result.removed.length === 0 &&
-    !(result.touch === true && !docExists(target));
+  const unchanged = result !== null && result.added.length === 0 && result.removed.length === 0 && !(result.touch === true && !docExists(target));
   const mutation = unchanged ? null : result;
   const removed: Dot[] = [...(mutation?.removed ?? [])];
   const tagDots: Dot[] = [];
@@ -209,9 +208,14 @@ export function mutate(doc: DocState, node: string, hlc: Hlc, mutator: BodyMutat
   const typed = creating ? typeStampFor(target, target.type, node, hlc) : target.typed;
   const origin = target.origin ?? (creating && options.region !== undefined ? { region: options.region, hlc, node } : undefined);
   const delta: DocState = {
-    type: target.type, ctx, live, tags: tagBody, body: mutation?.body ?? type.empty(),
+    type: target.type,
+    ctx,
+    live,
+    tags: tagBody,
+    body: mutation?.body ?? type.empty(),
     ...(tagDots.length === 0 ? {} : { tagCtx: CausalContext.from([], tagDots) }),
-    ...(typed === undefined ? {} : { typed }), ...(origin === undefined ? {} : { origin }),
+    ...(typed === undefined ? {} : { typed }),
+    ...(origin === undefined ? {} : { origin }),
   };
   return { delta, state: joinDocs(target, delta).state, dot: mctx.issued[0]! };
 }
@@ -239,9 +243,14 @@ export function remove(doc: DocState, node: string, hlc: Hlc, options: { readonl
   const ctx = CausalContext.from([], [...mctx.issued, ...removed]);
   const tagDots = keepTags ? [] : [...doc.tags.values()].flatMap((entry) => entry.dots);
   const delta: DocState = {
-    type: doc.type, ctx, live: [], tags: new Map(), body: crdtType(doc.type).cleared(doc.body),
+    type: doc.type,
+    ctx,
+    live: [],
+    tags: new Map(),
+    body: crdtType(doc.type).cleared(doc.body),
     ...(tagDots.length === 0 ? {} : { tagCtx: CausalContext.from([], tagDots) }),
-    ...(doc.typed === undefined ? {} : { typed: doc.typed }), ...(doc.origin === undefined ? {} : { origin: doc.origin }),
+    ...(doc.typed === undefined ? {} : { typed: doc.typed }),
+    ...(doc.origin === undefined ? {} : { origin: doc.origin }),
     ...(othersCleared.size === 0 ? {} : { others: othersCleared }),
   };
   return { delta, state: joinDocs(doc, delta).state, dot: mctx.issued[0]! };
@@ -256,8 +265,13 @@ export function remove(doc: DocState, node: string, hlc: Hlc, options: { readonl
 export function docHead(doc: DocState): DocState {
   const tagCtx = tagContextOf(doc);
   return {
-    type: doc.type, ctx: tagCtx, live: [], tags: doc.tags, body: crdtType(doc.type).empty(),
+    type: doc.type,
+    ctx: tagCtx,
+    live: [],
+    tags: doc.tags,
+    body: crdtType(doc.type).empty(),
     ...(tagCtx.isEmpty ? {} : { tagCtx }),
-    ...(doc.typed === undefined ? {} : { typed: doc.typed }), ...(doc.origin === undefined ? {} : { origin: doc.origin }),
+    ...(doc.typed === undefined ? {} : { typed: doc.typed }),
+    ...(doc.origin === undefined ? {} : { origin: doc.origin }),
   };
 }

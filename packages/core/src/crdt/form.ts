@@ -71,7 +71,12 @@ function hiddenBodiesOf(form: unknown, type: CrdtTypeName): Array<readonly [Crdt
 
 /** Inverse of `docForm` for untrusted input; throws `ERR_DECODE`. */
 export function docFromForm(form: unknown): DocState {
-  const [typeName, vector, cloud, liveForm, tagsForm, tagVector, tagCloud, bodyForm, typedForm, originForm, othersForm] = expectArray(form, 'document', docFormFields, docFormFields);
+  const [typeName, vector, cloud, liveForm, tagsForm, tagVector, tagCloud, bodyForm, typedForm, originForm, othersForm] = expectArray(
+    form,
+    'document',
+    docFormFields,
+    docFormFields,
+  );
   let type;
   try {
     type = crdtType(typeName);
@@ -91,8 +96,14 @@ export function docFromForm(form: unknown): DocState {
   // Every delta with content carries its writer's type stamp: a body without one is no state Tessera writes.
   if (typed === undefined && (!type.isEmpty(body) || others.length > 0)) decodeFail('document: content without a type stamp');
   return {
-    type: type.name, ctx, live, tags, body, ...(tagCtx.isEmpty ? {} : { tagCtx }),
-    ...(typed === undefined ? {} : { typed }), ...(origin === undefined ? {} : { origin }),
+    type: type.name,
+    ctx,
+    live,
+    tags,
+    body,
+    ...(tagCtx.isEmpty ? {} : { tagCtx }),
+    ...(typed === undefined ? {} : { typed }),
+    ...(origin === undefined ? {} : { origin }),
     ...(others.length === 0 ? {} : { others: new Map(others) }),
   };
 }

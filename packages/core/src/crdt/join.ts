@@ -45,6 +45,7 @@ export function joinDocs(a: DocState, b: DocState): JoinResult {
   const origin = joinOrigins(a.origin, b.origin);
   // Without any stamp both bodies are blank (every delta with content carries its writer's stamp): the type is
   // then only a label, chosen by a fixed order so that the join stays commutative.
+  // biome-ignore lint/complexity/useMathMinMax: type names are strings; Math.min would make them numbers
   const type = typed?.type ?? (a.type <= b.type ? a.type : b.type);
   let body: unknown;
   let others: Map<CrdtTypeName, unknown> | null = null;
@@ -84,8 +85,12 @@ export function joinDocs(a: DocState, b: DocState): JoinResult {
       }
     }
   }
-  const live = a.live.length === 0 && b.live.length === 0 ? []
-    : joinEntries(a.live.map(asEntry), a.ctx, b.live.map(asEntry), b.ctx).map((entry) => entry.dot).sort(compareDots);
+  const live =
+    a.live.length === 0 && b.live.length === 0
+      ? []
+      : joinEntries(a.live.map(asEntry), a.ctx, b.live.map(asEntry), b.ctx)
+          .map((entry) => entry.dot)
+          .sort(compareDots);
   const tagCtxA = tagContextOf(a);
   const tagCtxB = tagContextOf(b);
   const tags = joinSets(a.tags, tagCtxA, b.tags, tagCtxB);
@@ -97,8 +102,14 @@ export function joinDocs(a: DocState, b: DocState): JoinResult {
     tagCtx.merge(tagCtxB);
   }
   const state: DocState = {
-    type, ctx, live, tags, body, ...(tagCtx.isEmpty ? {} : { tagCtx }),
-    ...(typed === undefined ? {} : { typed }), ...(origin === undefined ? {} : { origin }),
+    type,
+    ctx,
+    live,
+    tags,
+    body,
+    ...(tagCtx.isEmpty ? {} : { tagCtx }),
+    ...(typed === undefined ? {} : { typed }),
+    ...(origin === undefined ? {} : { origin }),
     ...(others === null ? {} : { others }),
   };
   return { state, conflicts };

@@ -114,9 +114,7 @@ export function mapSet(body: MapNode, path: readonly string[], value: Json, ctx:
   }
   if (node !== undefined) collectDots(node, removed);
   const added: Dot[] = [];
-  const subtree = path.length === 0 && isPlainObject(value) && Object.keys(value).length === 0
-    ? emptyNode
-    : buildSubtree(value, ctx, added);
+  const subtree = path.length === 0 && isPlainObject(value) && Object.keys(value).length === 0 ? emptyNode : buildSubtree(value, ctx, added);
   return { body: wrapAt(path, subtree), added, removed, touch: path.length === 0 };
 }
 

@@ -165,9 +165,7 @@ function yjsJoin(a: YjsBody, _ctxA: CausalContext, b: YjsBody, _ctxB: CausalCont
 
 /** Discarded content kept in a conflict record: the update itself when small, else its size. */
 export function discardedBytesValue(bytes: Uint8Array): { bytes: number; base64?: string } {
-  return bytes.length <= discardedBytesInlineMax
-    ? { bytes: bytes.length, base64: Buffer.from(bytes).toString('base64') }
-    : { bytes: bytes.length };
+  return bytes.length <= discardedBytesInlineMax ? { bytes: bytes.length, base64: Buffer.from(bytes).toString('base64') } : { bytes: bytes.length };
 }
 
 function contentValue(body: YjsBody): { bytes: number; base64?: string } {
@@ -187,10 +185,20 @@ export const yjsType: CrdtType<YjsBody, Uint8Array> = {
   conflicts: (before, ctxBefore, delta, deltaCtx) => {
     const out: ConflictFinding[] = [];
     if (delta.inc < before.inc && delta.update.length > 0 && !ctxBefore.includes(deltaCtx)) {
-      out.push({ path: [], kind: 'delete-discarded-update', winner: { value: null, dot: null, hlc: null }, loser: { value: contentValue(delta), dot: null, hlc: null } });
+      out.push({
+        path: [],
+        kind: 'delete-discarded-update',
+        winner: { value: null, dot: null, hlc: null },
+        loser: { value: contentValue(delta), dot: null, hlc: null },
+      });
     }
     if (delta.inc > before.inc && before.update.length > 0 && !deltaCtx.includes(ctxBefore)) {
-      out.push({ path: [], kind: 'delete-discarded-update', winner: { value: null, dot: null, hlc: null }, loser: { value: contentValue(before), dot: null, hlc: null } });
+      out.push({
+        path: [],
+        kind: 'delete-discarded-update',
+        winner: { value: null, dot: null, hlc: null },
+        loser: { value: contentValue(before), dot: null, hlc: null },
+      });
     }
     return out;
   },
@@ -198,7 +206,8 @@ export const yjsType: CrdtType<YjsBody, Uint8Array> = {
   decode: (form) => {
     const [inc, update, writers] = expectArray(form, 'yjs', 3, 3);
     return {
-      inc: expectInt(inc, 'yjs incarnation'), update: expectBytes(update, 'yjs update'),
+      inc: expectInt(inc, 'yjs incarnation'),
+      update: expectBytes(update, 'yjs update'),
       writers: decodeWriters(writers, 'yjs writers', (value, what) => expectInt(value, what, 1, 0xffffffff)),
     };
   },

@@ -12,7 +12,11 @@ import { expressionAstNodesMax, expressionDepthMax, expressionLengthMax } from '
 
 /** A region as CEL expressions see it. */
 export class CelRegion {
-  constructor(readonly name: string, readonly jurisdiction: string, readonly location: readonly number[]) {}
+  constructor(
+    readonly name: string,
+    readonly jurisdiction: string,
+    readonly location: readonly number[],
+  ) {}
 }
 
 /** The document as rules see it. */
@@ -28,7 +32,12 @@ export class CelDocument {
 
 /** The document as a home expression sees it (no `home`). */
 export class CelNewDocument {
-  constructor(readonly dataset: string, readonly key: string, readonly tags: readonly string[], readonly origin: string) {}
+  constructor(
+    readonly dataset: string,
+    readonly key: string,
+    readonly tags: readonly string[],
+    readonly origin: string,
+  ) {}
 }
 
 /** The kinds of policy expressions, and the type each must return. */
@@ -73,7 +82,11 @@ function environmentOf(kind: ExpressionKind): Environment {
 function base(): Environment {
   return new Environment({
     limits: {
-      maxAstNodes: expressionAstNodesMax, maxDepth: expressionDepthMax, maxListElements: 256, maxMapEntries: 256, maxCallArguments: 16,
+      maxAstNodes: expressionAstNodesMax,
+      maxDepth: expressionDepthMax,
+      maxListElements: 256,
+      maxMapEntries: 256,
+      maxCallArguments: 16,
     },
   }).registerType('Region', { ctor: CelRegion, fields: regionFields });
 }
@@ -177,12 +190,15 @@ function checkPatterns(root: ASTNode): ExpressionProblem | null {
       continue;
     }
     if (!isAstNode(next) || next.op === 'value' || next.op === 'id') continue;
-    const call = next.op === 'rcall' ? { name: next.args[0], pattern: next.args[2][0] }
-      : next.op === 'call' ? { name: next.args[0], pattern: next.args[1][1] } : null;
+    const call =
+      next.op === 'rcall' ? { name: next.args[0], pattern: next.args[2][0] } : next.op === 'call' ? { name: next.args[0], pattern: next.args[1][1] } : null;
     if (call !== null && call.name === 'matches') {
       const pattern = call.pattern;
       if (pattern === undefined || pattern.op !== 'value' || typeof pattern.args !== 'string') {
-        return { message: 'the pattern of matches() must be a string literal (so that it is checked when the policy loads)', offset: pattern?.start ?? next.start };
+        return {
+          message: 'the pattern of matches() must be a string literal (so that it is checked when the policy loads)',
+          offset: pattern?.start ?? next.start,
+        };
       }
       try {
         // As cel-js runs it: a JavaScript RegExp without flags.

@@ -35,8 +35,10 @@ export function checkUserTags(tags: unknown): asserts tags is string[] {
   checkTags(tags);
   for (const tag of tags) {
     if (isReservedTag(tag)) {
-      throw new TesseraError('ERR_TAG_INVALID',
-        `tag ${JSON.stringify(tag)} is reserved: tags starting with ${reservedTagPrefixes.join(', ')} are written by the store`);
+      throw new TesseraError(
+        'ERR_TAG_INVALID',
+        `tag ${JSON.stringify(tag)} is reserved: tags starting with ${reservedTagPrefixes.join(', ')} are written by the store`,
+      );
     }
   }
 }
@@ -45,8 +47,10 @@ export function checkUserTags(tags: unknown): asserts tags is string[] {
 export function originTag(region: string): string {
   checkRegion(region);
   if (region.length > policyRegionNameLengthMax) {
-    throw new TesseraError('ERR_REGION_INVALID',
-      `region ${JSON.stringify(region)} is invalid: an origin region is at most ${policyRegionNameLengthMax} characters, so that its tag ${originTagPrefix}<region> is at most ${tagLengthMax}`);
+    throw new TesseraError(
+      'ERR_REGION_INVALID',
+      `region ${JSON.stringify(region)} is invalid: an origin region is at most ${policyRegionNameLengthMax} characters, so that its tag ${originTagPrefix}<region> is at most ${tagLengthMax}`,
+    );
   }
   const tag = `${originTagPrefix}${region}`;
   checkTag(tag);

@@ -110,9 +110,8 @@ export function formatDurationMs(ms: number): string {
 export function canonicalDocument(spec: PolicySpec): unknown {
   const regions: Record<string, unknown> = {};
   for (const region of spec.regions) {
-    regions[region.name] = region.location === null
-      ? { jurisdiction: region.jurisdiction }
-      : { jurisdiction: region.jurisdiction, location: [...region.location] };
+    regions[region.name] =
+      region.location === null ? { jurisdiction: region.jurisdiction } : { jurisdiction: region.jurisdiction, location: [...region.location] };
   }
   const datasets: Record<string, unknown> = {};
   for (const dataset of spec.datasets) {
@@ -154,7 +153,10 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object' && value !== null) {
     const record = value as Record<string, unknown>;
-    return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`).join(',')}}`;
+    return `{${Object.keys(record)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }

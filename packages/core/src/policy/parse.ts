@@ -11,16 +11,34 @@
 import { type Node as YamlNode, type Pair, Scalar, type YAMLMap, type YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
 import { type CrdtTypeName, crdtTypeNames } from '../crdt/type.js';
 import {
-  expressionLengthMax, jurisdictionLengthMax, policyBytesMax, policyDatasetsMax, policyProblemsMax, policyRegionsMax,
-  policyRulesMax, ruleNameLengthMax,
+  expressionLengthMax,
+  jurisdictionLengthMax,
+  policyBytesMax,
+  policyDatasetsMax,
+  policyProblemsMax,
+  policyRegionsMax,
+  policyRulesMax,
+  ruleNameLengthMax,
 } from '../limits.js';
 import { checkDatasetName, checkRegion } from '../names.js';
 import { type YamlDocumentKind, type YamlField, YamlChecker, type YamlPosition, parseYamlMap, ruleOfError } from '../yaml.js';
 import { type ExpressionKind, compileExpression, isCompiled } from './cel.js';
 import { policyRegionNameLengthMax } from './facts.js';
 import {
-  type DatasetPolicy, type DatasetPriority, type DatasetRate, type Placement, type PolicyRule, type RegionSpec, type RuleEffect,
-  type UnlistedPlacement, cadenceMsMax, cadenceMsMin, datasetPriorities, parseDurationMs, ruleEffects, unlistedPlacements,
+  type DatasetPolicy,
+  type DatasetPriority,
+  type DatasetRate,
+  type Placement,
+  type PolicyRule,
+  type RegionSpec,
+  type RuleEffect,
+  type UnlistedPlacement,
+  cadenceMsMax,
+  cadenceMsMin,
+  datasetPriorities,
+  parseDurationMs,
+  ruleEffects,
+  unlistedPlacements,
 } from './model.js';
 import { Policy } from './policy.js';
 
@@ -60,11 +78,7 @@ export function parsePolicy(text: string, source: string): Policy {
   const datasets = readDatasets(checker, top.get('datasets'), regions);
   const rules = readRules(checker, top.get('rules'));
   checker.throwIfAny(checker.problemsCount === checker.expressionProblemsCount ? 'ERR_POLICY_RULE_INVALID' : 'ERR_POLICY_INVALID');
-  return new Policy(
-    { version: version!, unlisted, regions: [...regions.specs.values()], datasets: datasets!, rules: rules! },
-    text,
-    source,
-  );
+  return new Policy({ version: version!, unlisted, regions: [...regions.specs.values()], datasets: datasets!, rules: rules! }, text, source);
 }
 
 // ---------------------------------------------------------------- sections
@@ -131,14 +145,24 @@ function readRegions(checker: PolicyChecker, field: YamlField | undefined, root:
     }
     const settings = pair.value;
     if (!isMap(settings)) {
-      checker.add(settings ?? pair.key, path, settings, 'a region is a map { jurisdiction, location }, for example { jurisdiction: eu, location: [53.3, -6.3] }');
+      checker.add(
+        settings ?? pair.key,
+        path,
+        settings,
+        'a region is a map { jurisdiction, location }, for example { jurisdiction: eu, location: [53.3, -6.3] }',
+      );
       continue;
     }
     const fields = checker.fields(settings as YAMLMap, path, regionFields);
     const jurisdiction = checker.string(fields.get('jurisdiction'), settings, `${path}.jurisdiction`, true);
     let valid = jurisdiction !== undefined;
     if (jurisdiction !== undefined && !jurisdictionPattern.test(jurisdiction)) {
-      checker.add(fields.get('jurisdiction')!.value, `${path}.jurisdiction`, jurisdiction, `a jurisdiction is 1 to ${jurisdictionLengthMax} characters [a-z0-9-]`);
+      checker.add(
+        fields.get('jurisdiction')!.value,
+        `${path}.jurisdiction`,
+        jurisdiction,
+        `a jurisdiction is 1 to ${jurisdictionLengthMax} characters [a-z0-9-]`,
+      );
       valid = false;
     }
     const location = readLocation(checker, fields.get('location'), `${path}.location`);
@@ -196,7 +220,12 @@ function readDatasets(checker: PolicyChecker, field: YamlField | undefined, regi
     }
     const settings = pair.value;
     if (!isMap(settings)) {
-      checker.add(settings ?? pair.key, path, settings, 'a dataset is a map { type, placement, priority, cadence, rate }, for example { type: map, placement: global }');
+      checker.add(
+        settings ?? pair.key,
+        path,
+        settings,
+        'a dataset is a map { type, placement, priority, cadence, rate }, for example { type: map, placement: global }',
+      );
       continue;
     }
     const dataset = readDataset(checker, settings as YAMLMap, name, path, regions);
@@ -232,8 +261,12 @@ function readDataset(checker: PolicyChecker, settings: YAMLMap, name: string, pa
     const text = isScalar(node) && typeof node.value === 'string' ? node.value : undefined;
     const parsed = text === undefined ? null : parseDurationMs(text);
     if (parsed === null || parsed < cadenceMsMin || parsed > cadenceMsMax) {
-      checker.add(node ?? cadenceField.key, `${path}.cadence`, isScalar(node) ? node.value : node,
-        `a cadence is a duration from ${cadenceMsMin}ms to 1h, such as 500ms, 30s or 5m (leave it out for the adaptive cadence)`);
+      checker.add(
+        node ?? cadenceField.key,
+        `${path}.cadence`,
+        isScalar(node) ? node.value : node,
+        `a cadence is a duration from ${cadenceMsMin}ms to 1h, such as 500ms, 30s or 5m (leave it out for the adaptive cadence)`,
+      );
       valid = false;
     } else {
       cadenceMs = parsed;
@@ -247,7 +280,13 @@ function readDataset(checker: PolicyChecker, settings: YAMLMap, name: string, pa
   }
   if (!valid || placement === undefined) return undefined;
   return Object.freeze({
-    name, listed: true, type: typeName as CrdtTypeName, placement, priority: priority as DatasetPriority, cadenceMs, rate,
+    name,
+    listed: true,
+    type: typeName as CrdtTypeName,
+    placement,
+    priority: priority as DatasetPriority,
+    cadenceMs,
+    rate,
   });
 }
 
@@ -285,8 +324,12 @@ function readPlacement(checker: PolicyChecker, field: YamlField, path: string, d
       if (list === undefined) return undefined;
       within = list;
     } else {
-      checker.add(value ?? withinField.key, `${path}.within`, isScalar(value) ? value.value : value,
-        'within is jurisdiction (every region of the home\'s jurisdiction) or a list of regions');
+      checker.add(
+        value ?? withinField.key,
+        `${path}.within`,
+        isScalar(value) ? value.value : value,
+        "within is jurisdiction (every region of the home's jurisdiction) or a list of regions",
+      );
       return undefined;
     }
   }
@@ -389,7 +432,8 @@ function readRules(checker: PolicyChecker, field: YamlField | undefined): Policy
         names.set(name, `${path} at ${checker.position(nameField!.value)}`);
       }
     }
-    const effects = ruleEffects.filter((effect) => fields.has(effect))
+    const effects = ruleEffects
+      .filter((effect) => fields.has(effect))
       .sort((a, b) => (fields.get(a)!.key.range?.[0] ?? 0) - (fields.get(b)!.key.range?.[0] ?? 0));
     if (effects.length !== 1) {
       if (effects.length === 0) checker.add(item, path, undefined, `a rule has exactly one of ${ruleEffects.join(', ')}: a CEL expression that returns bool`);
@@ -399,7 +443,13 @@ function readRules(checker: PolicyChecker, field: YamlField | undefined): Policy
       return;
     }
     const effect: RuleEffect = effects[0]!;
-    const expression = checker.expression(fields.get(effect), item, `${path}.${effect}`, 'rule', name === undefined ? undefined : `(rule ${JSON.stringify(name)})`);
+    const expression = checker.expression(
+      fields.get(effect),
+      item,
+      `${path}.${effect}`,
+      'rule',
+      name === undefined ? undefined : `(rule ${JSON.stringify(name)})`,
+    );
     if (nameValid && expression !== undefined) out.push(Object.freeze({ name: name!, effect, expression }));
   });
   return out;
@@ -411,7 +461,12 @@ function readRules(checker: PolicyChecker, field: YamlField | undefined): Policy
 class PolicyChecker extends YamlChecker {
   expressionProblemsCount = 0;
 
-  constructor(kind: YamlDocumentKind, source: string, lines: ConstructorParameters<typeof YamlChecker>[2], private readonly text: string) {
+  constructor(
+    kind: YamlDocumentKind,
+    source: string,
+    lines: ConstructorParameters<typeof YamlChecker>[2],
+    private readonly text: string,
+  ) {
     super(kind, source, lines);
   }
 
@@ -420,7 +475,10 @@ class PolicyChecker extends YamlChecker {
    * checks) may hold line breaks and other controls, which are written as escapes instead.
    */
   override addAt(at: YamlPosition, message: string): void {
-    super.addAt(at, message.replace(messageControlPattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    super.addAt(
+      at,
+      message.replace(messageControlPattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    );
   }
 
   /**
@@ -458,7 +516,18 @@ class PolicyChecker extends YamlChecker {
  * Where character `offset` of a scalar's value is in its source `raw`: plain scalars that are their value,
  * single-quoted ('' escapes), double-quoted (\ escapes), literal blocks; null for anything else (folded lines).
  */
-const simpleEscapes: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', n: '\n', t: '\t', r: '\r', '0': '\u0000', b: '\b', f: '\f', ' ': ' ' };
+const simpleEscapes: Readonly<Record<string, string>> = {
+  '"': '"',
+  '\\': '\\',
+  '/': '/',
+  n: '\n',
+  t: '\t',
+  r: '\r',
+  '0': '\u0000',
+  b: '\b',
+  f: '\f',
+  ' ': ' ',
+};
 
 function rawOffset(raw: string, value: string, type: Scalar['type'], offset: number): number | null {
   switch (type) {
@@ -466,15 +535,15 @@ function rawOffset(raw: string, value: string, type: Scalar['type'], offset: num
       return raw === value ? offset : null;
     case Scalar.QUOTE_SINGLE:
     case Scalar.QUOTE_DOUBLE: {
-      const quote = type === Scalar.QUOTE_SINGLE ? '\'' : '"';
+      const quote = type === Scalar.QUOTE_SINGLE ? "'" : '"';
       if (raw.length < 2 || raw[0] !== quote || raw[raw.length - 1] !== quote || raw.includes('\n')) return null;
       // Decode the raw text, noting where each character of the value starts in it.
       const starts: number[] = [];
       let decoded = '';
-      for (let at = 1; at < raw.length - 1;) {
+      for (let at = 1; at < raw.length - 1; ) {
         starts.push(at);
-        if (quote === '\'' && raw[at] === '\'') {
-          decoded += '\'';
+        if (quote === "'" && raw[at] === "'") {
+          decoded += "'";
           at += 2;
         } else if (quote === '"' && raw[at] === '\\') {
           const next = raw[at + 1]!;
@@ -495,7 +564,7 @@ function rawOffset(raw: string, value: string, type: Scalar['type'], offset: num
       }
       starts.push(raw.length - 1);
       // A decoding that differs from the parser's value met an escape not handled here.
-      return decoded === value ? starts[offset] ?? null : null;
+      return decoded === value ? (starts[offset] ?? null) : null;
     }
     case Scalar.BLOCK_LITERAL: {
       const lines = raw.split('\n');

@@ -15,13 +15,17 @@ import { assert } from '../assert.js';
 import { TesseraError } from '../errors.js';
 import { decisionCacheEntriesMax } from '../limits.js';
 import { checkDatasetName, checkKey, checkTag } from '../names.js';
-import {
-  CelDocument, CelNewDocument, CelRegion, type CompiledExpression, type ExpressionKind, compileExpression, isCompiled,
-} from './cel.js';
+import { CelDocument, CelNewDocument, CelRegion, type CompiledExpression, type ExpressionKind, compileExpression, isCompiled } from './cel.js';
 import { type DocFacts, normalizeTags, quarantineTag } from './facts.js';
 import {
-  type DatasetPolicy, type Placement, type PolicyRule, type PolicySpec, type RegionSpec, type UnlistedPlacement,
-  canonicalDocument, canonicalJson,
+  type DatasetPolicy,
+  type Placement,
+  type PolicyRule,
+  type PolicySpec,
+  type RegionSpec,
+  type UnlistedPlacement,
+  canonicalDocument,
+  canonicalJson,
 } from './model.js';
 
 /** Why a decision came out as it did. */
@@ -141,11 +145,15 @@ export class Policy {
     this.datasets = new Map(spec.datasets.map((dataset) => [dataset.name, dataset]));
     this.rules = spec.rules;
     const compiled = spec.rules.map((rule) => ({ rule, compiled: this.compile(rule.expression, 'rule', `rule "${rule.name}"`) }));
-    const rulesOf = (effect: PolicyRule['effect']): CompiledRule[] => compiled
-      .filter(({ rule }) => rule.effect === effect)
-      .map(({ rule, compiled }) => ({
-        name: rule.name, expression: compiled, allowDecision: decision(true, 'rule', rule.name), denyDecision: decision(false, 'rule', rule.name),
-      }));
+    const rulesOf = (effect: PolicyRule['effect']): CompiledRule[] =>
+      compiled
+        .filter(({ rule }) => rule.effect === effect)
+        .map(({ rule, compiled }) => ({
+          name: rule.name,
+          expression: compiled,
+          allowDecision: decision(true, 'rule', rule.name),
+          denyDecision: decision(false, 'rule', rule.name),
+        }));
     this.denyRules = rulesOf('deny');
     this.allowRules = rulesOf('allow');
     this.releaseRules = rulesOf('release');
@@ -264,8 +272,10 @@ export class Policy {
       if (typeof computed !== 'string') return computed;
       home = computed;
       const within = runtime.within;
-      inBase = target.name === home
-        || (within === 'jurisdiction' ? this.celRegions.get(home)!.jurisdiction === target.jurisdiction : within !== null && within.has(target.name));
+      inBase =
+        target.name === home ||
+        // biome-ignore lint/complexity/useOptionalChain: a boolean, never undefined
+        (within === 'jurisdiction' ? this.celRegions.get(home)!.jurisdiction === target.jurisdiction : within !== null && within.has(target.name));
     } else {
       assert(runtime.base !== null, `dataset ${runtime.policy.name} has a fixed base`);
       inBase = runtime.base.has(target.name);
@@ -318,8 +328,7 @@ export class Policy {
     if (!this.celRegions.has(home)) {
       // A region-shaped name is shown; anything else may come from the key, and is not.
       const shown = /^[a-z][a-z0-9_-]{0,63}$/.test(home) ? `"${home}"` : 'a value that';
-      return decision(false, 'unknown-region', undefined,
-        `the home of dataset ${runtime.policy.name}, ${shown} is not a region of policy v${this.version}`);
+      return decision(false, 'unknown-region', undefined, `the home of dataset ${runtime.policy.name}, ${shown} is not a region of policy v${this.version}`);
     }
     return home;
   }
@@ -329,8 +338,12 @@ export class Policy {
   }
 
   private unknownOrigin(origin: string | null): Decision {
-    return decision(false, 'unknown-region', undefined,
-      origin === null ? 'the document has no origin region' : `origin ${describeRegion(origin)} is not a region of policy v${this.version}`);
+    return decision(
+      false,
+      'unknown-region',
+      undefined,
+      origin === null ? 'the document has no origin region' : `origin ${describeRegion(origin)} is not a region of policy v${this.version}`,
+    );
   }
 
   // ---------------------------------------------------------------- construction
@@ -415,7 +428,13 @@ export function assertMayHold(policy: Policy, doc: DocFacts, region: string): vo
   if (verdict.allow) return;
   const holders = policy.holders(doc);
   const why = verdict.reason === 'rule' ? `rule "${verdict.rule}"` : verdict.reason;
-  throw Object.assign(new TesseraError('ERR_POLICY_DENIED',
-    `region ${describeRegion(region)} may not hold this document of dataset ${doc.dataset} under policy v${policy.version} (${why}): ${
-      holders.length === 0 ? 'no region may' : `the regions that may are ${holders.join(', ')}`}`), { regions: holders });
+  throw Object.assign(
+    new TesseraError(
+      'ERR_POLICY_DENIED',
+      `region ${describeRegion(region)} may not hold this document of dataset ${doc.dataset} under policy v${policy.version} (${why}): ${
+        holders.length === 0 ? 'no region may' : `the regions that may are ${holders.join(', ')}`
+      }`,
+    ),
+    { regions: holders },
+  );
 }

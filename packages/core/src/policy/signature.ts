@@ -77,13 +77,19 @@ export function policySigningInput(cluster: string, version: number, hash: strin
 /** A short id of a public key: the first 16 hex characters of SHA-256 of its SPKI DER encoding. */
 export function keyIdOf(key: KeyObject): string {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** Signs `policy` for `cluster` with an Ed25519 private key. Throws `ERR_OPTION_INVALID` for another kind of key. */
 export function signPolicy(policy: Policy, cluster: string, privateKey: KeyObject, replaces: PolicyStampRef | null = null): PolicySignature {
   if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') {
-    throw new TesseraError('ERR_OPTION_INVALID', `a policy is signed with an Ed25519 private key, not a ${privateKey.asymmetricKeyType ?? 'secret'} ${privateKey.type} key`);
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `a policy is signed with an Ed25519 private key, not a ${privateKey.asymmetricKeyType ?? 'secret'} ${privateKey.type} key`,
+    );
   }
   checkCluster(cluster);
   if (replaces !== null) checkStamp(replaces, 'replaces');
@@ -121,7 +127,8 @@ export function parsePolicySignature(input: unknown): PolicySignature {
   if (!isVersion(value.version)) throw invalid('version must be a positive safe integer');
   if (typeof value.hash !== 'string' || !hashPattern.test(value.hash)) throw invalid('hash must be 64 lowercase hex characters (SHA-256)');
   if (value.replaces !== null) {
-    if (!isPlainObject(value.replaces) || Object.keys(value.replaces).sort().join() !== 'hash,version') throw invalid('replaces must be null or { version, hash }');
+    if (!isPlainObject(value.replaces) || Object.keys(value.replaces).sort().join() !== 'hash,version')
+      throw invalid('replaces must be null or { version, hash }');
     if (!isVersion(value.replaces.version) || typeof value.replaces.hash !== 'string' || !hashPattern.test(value.replaces.hash)) {
       throw invalid('replaces must name a version (positive integer) and its hash (64 hex characters)');
     }
@@ -130,8 +137,13 @@ export function parsePolicySignature(input: unknown): PolicySignature {
   if (typeof value.signature !== 'string' || !base64Pattern.test(value.signature)) throw invalid('signature must be the 64-byte Ed25519 signature in base64');
   const replaces = value.replaces === null ? null : { version: value.replaces.version as number, hash: value.replaces.hash as string };
   return {
-    format: policySignatureFormat, cluster: value.cluster, version: value.version, hash: value.hash, replaces,
-    keyId: value.keyId, signature: value.signature,
+    format: policySignatureFormat,
+    cluster: value.cluster,
+    version: value.version,
+    hash: value.hash,
+    replaces,
+    keyId: value.keyId,
+    signature: value.signature,
   };
 }
 
@@ -143,17 +155,26 @@ export function parsePolicySignature(input: unknown): PolicySignature {
  * node's state by `checkPolicySuccession`.
  */
 export function verifyPolicySignature(
-  policy: Policy, signature: unknown, publicKeys: readonly KeyObject[], cluster: string,
+  policy: Policy,
+  signature: unknown,
+  publicKeys: readonly KeyObject[],
+  cluster: string,
 ): { signature: PolicySignature; keyId: string } {
-  if (signature === undefined || signature === null) throw invalid(`policy version ${policy.version} is not signed: sign it with the operator key (tessera policy sign --key operator.key)`);
+  if (signature === undefined || signature === null)
+    throw invalid(`policy version ${policy.version} is not signed: sign it with the operator key (tessera policy sign --key operator.key)`);
   const parsed = parsePolicySignature(signature);
   if (parsed.cluster !== cluster) throw invalid(`the signature is for cluster "${parsed.cluster}", not this cluster "${cluster}"`);
   if (parsed.version !== policy.version) throw invalid(`the signature is for version ${parsed.version}, not version ${policy.version}`);
   const hash = policyContentHash(policy);
-  if (parsed.hash !== hash) throw invalid(`the signature is for content hash ${parsed.hash.slice(0, 12)}…, but policy version ${policy.version} has content hash ${hash.slice(0, 12)}… (the policy changed after it was signed)`);
+  if (parsed.hash !== hash)
+    throw invalid(
+      `the signature is for content hash ${parsed.hash.slice(0, 12)}…, but policy version ${policy.version} has content hash ${hash.slice(0, 12)}… (the policy changed after it was signed)`,
+    );
   const key = publicKeys.find((candidate) => keyIdOf(candidate) === parsed.keyId);
   if (key === undefined) {
-    throw invalid(`the signature was made with key ${parsed.keyId}, which is not an operator key of this cluster (${publicKeys.map(keyIdOf).join(', ') || 'none configured'})`);
+    throw invalid(
+      `the signature was made with key ${parsed.keyId}, which is not an operator key of this cluster (${publicKeys.map(keyIdOf).join(', ') || 'none configured'})`,
+    );
   }
   if (key.asymmetricKeyType !== 'ed25519') throw invalid(`operator key ${parsed.keyId} is not an Ed25519 key`);
   const ok = verify(null, policySigningInput(cluster, parsed.version, parsed.hash, parsed.replaces), key, Buffer.from(parsed.signature, 'base64'));
@@ -170,12 +191,16 @@ export function verifyPolicySignature(
 export function checkPolicySuccession(enforced: PolicyStampRef | null, next: PolicySignature): void {
   const base = enforced?.version ?? 0;
   if (next.version > base + policyVersionJumpMax) {
-    throw new TesseraError('ERR_POLICY_VERSION_JUMP',
-      `policy version ${next.version} is ${next.version - base} above the enforced version ${base}: a new version may be at most ${policyVersionJumpMax} above it`);
+    throw new TesseraError(
+      'ERR_POLICY_VERSION_JUMP',
+      `policy version ${next.version} is ${next.version - base} above the enforced version ${base}: a new version may be at most ${policyVersionJumpMax} above it`,
+    );
   }
   if (next.replaces !== null && (enforced === null || enforced.version !== next.replaces.version || enforced.hash !== next.replaces.hash)) {
-    throw new TesseraError('ERR_POLICY_CONFLICT',
-      `policy version ${next.version} is signed to replace version ${next.replaces.version} (${next.replaces.hash.slice(0, 12)}…), but the enforced version is ${enforced === null ? 'none' : `${enforced.version} (${enforced.hash.slice(0, 12)}…)`}`);
+    throw new TesseraError(
+      'ERR_POLICY_CONFLICT',
+      `policy version ${next.version} is signed to replace version ${next.replaces.version} (${next.replaces.hash.slice(0, 12)}…), but the enforced version is ${enforced === null ? 'none' : `${enforced.version} (${enforced.hash.slice(0, 12)}…)`}`,
+    );
   }
 }
 
@@ -184,11 +209,13 @@ function isVersion(value: unknown): value is number {
 }
 
 function checkCluster(cluster: string): void {
-  if (!clusterPattern.test(cluster)) throw new TesseraError('ERR_OPTION_INVALID', `cluster id ${JSON.stringify(cluster).slice(0, 80)} is not [a-z0-9][a-z0-9._-]{0,63}`);
+  if (!clusterPattern.test(cluster))
+    throw new TesseraError('ERR_OPTION_INVALID', `cluster id ${JSON.stringify(cluster).slice(0, 80)} is not [a-z0-9][a-z0-9._-]{0,63}`);
 }
 
 function checkStamp(stamp: PolicyStampRef, what: string): void {
-  if (!isVersion(stamp.version) || !hashPattern.test(stamp.hash)) throw new TesseraError('ERR_OPTION_INVALID', `${what}: expected a version and a 64-hex content hash`);
+  if (!isVersion(stamp.version) || !hashPattern.test(stamp.hash))
+    throw new TesseraError('ERR_OPTION_INVALID', `${what}: expected a version and a 64-hex content hash`);
 }
 
 function invalid(reason: string): TesseraError {

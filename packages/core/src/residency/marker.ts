@@ -59,8 +59,11 @@ export function markerOf(state: DocState | null, node: string, previous: PurgeMa
 export function markerHead(marker: PurgeMarker, type: CrdtTypeName): DocState {
   return {
     ...emptyDoc(marker.typed?.type ?? type),
-    ctx: marker.tagDots.clone(), tags: marker.tags, ...(marker.tagDots.isEmpty ? {} : { tagCtx: marker.tagDots.clone() }),
-    ...(marker.typed === null ? {} : { typed: marker.typed }), ...(marker.origin === null ? {} : { origin: marker.origin }),
+    ctx: marker.tagDots.clone(),
+    tags: marker.tags,
+    ...(marker.tagDots.isEmpty ? {} : { tagCtx: marker.tagDots.clone() }),
+    ...(marker.typed === null ? {} : { typed: marker.typed }),
+    ...(marker.origin === null ? {} : { origin: marker.origin }),
   };
 }
 
@@ -93,14 +96,22 @@ export function markerForm(marker: PurgeMarker): unknown {
 export function markerFromForm(form: unknown): PurgeMarker {
   if (typeof form === 'number') return { counter: form, seen: new CausalContext(), tagDots: new CausalContext(), tags: new Map(), typed: null, origin: null };
   type Dots = { vector: Array<[string, number]>; cloud: Dot[] };
-  const record = form as { counter: number; seen: Dots; tags: Dots; tagSet?: unknown; typed: [number, number, string, string] | null; origin?: [number, number, string, string] };
+  const record = form as {
+    counter: number;
+    seen: Dots;
+    tags: Dots;
+    tagSet?: unknown;
+    typed: [number, number, string, string] | null;
+    origin?: [number, number, string, string];
+  };
   return {
     counter: record.counter,
     seen: CausalContext.from(record.seen.vector, record.seen.cloud),
     tagDots: CausalContext.from(record.tags.vector, record.tags.cloud),
     // Markers written before tags were kept (this round's first builds) have their dots only.
     tags: decodeSet(record.tagSet ?? [], 'purge marker tags', (element) => typeof element === 'string'),
-    typed: record.typed === null ? null : { hlc: { ms: record.typed[0], c: record.typed[1] }, node: record.typed[2], type: record.typed[3] as TypeStamp['type'] },
+    typed:
+      record.typed === null ? null : { hlc: { ms: record.typed[0], c: record.typed[1] }, node: record.typed[2], type: record.typed[3] as TypeStamp['type'] },
     origin: record.origin === undefined ? null : { hlc: { ms: record.origin[0], c: record.origin[1] }, node: record.origin[2], region: record.origin[3] },
   };
 }

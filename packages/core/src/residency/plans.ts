@@ -62,7 +62,9 @@ export function planWrite(policy: Policy | null, region: string, before: DocFact
   if (sameFacts(before, after)) return { allowed: true, decision, holders, ...nothing };
   const was = holdersOf(policy, before);
   return {
-    allowed: true, decision, holders,
+    allowed: true,
+    decision,
+    holders,
     stateTo: regionsMinus(holders, was, region),
     purgeTo: regionsMinus(was, holders, region),
     audit: quarantineAudit(policy, before, after),
@@ -119,8 +121,13 @@ export function planReceive(policy: Policy | null, region: string, local: DocFac
   if (!sameFacts(incoming, merged) && !holders.includes(from) && from !== region && !purgeTo.includes(from)) purgeTo.push(from);
   purgeTo.sort();
   return {
-    accept: decision.allow, decision, giveUp: !decision.allow, handoverTo: holders,
-    stateTo: stateTo.sort(), purgeTo, audit: quarantineAudit(policy, local, merged),
+    accept: decision.allow,
+    decision,
+    giveUp: !decision.allow,
+    handoverTo: holders,
+    stateTo: stateTo.sort(),
+    purgeTo,
+    audit: quarantineAudit(policy, local, merged),
   };
 }
 
@@ -148,7 +155,10 @@ export function planPolicy(previous: Policy | null, next: Policy, region: string
   const holders = holdersOf(next, facts);
   const keep = holders.includes(region);
   return {
-    keep, handoverTo: holders, holders, holdersBefore,
+    keep,
+    handoverTo: holders,
+    holders,
+    holdersBefore,
     stateTo: regionsMinus(holders, holdersBefore, region),
     purgeTo: keep ? regionsMinus(holdersBefore, holders, region) : [],
     audit: [],

@@ -5,12 +5,29 @@
  * order, sometimes twice. Nothing here reads the wall clock or Math.random: a history is its own seed.
  */
 import fc from 'fast-check';
-import * as Y from 'yjs';
 import {
-  type AutomergeBody, type BodyMutator, type ConflictFinding, type CrdtTypeName, type DocState, type Hlc,
-  type JsonScalar, type Json, type Operation, type TagChange, type YjsBody,
-  HlcClock, automergeChange, crdtTypeNames, emptyDoc, encodeDoc, joinDocs, alreadySeen, mutate, operationMutator,
-  remove, yjsChange, yjsDoc,
+  type AutomergeBody,
+  type BodyMutator,
+  type ConflictFinding,
+  type CrdtTypeName,
+  type DocState,
+  type Hlc,
+  type JsonScalar,
+  type Json,
+  type Operation,
+  type TagChange,
+  type YjsBody,
+  HlcClock,
+  automergeChange,
+  crdtTypeNames,
+  emptyDoc,
+  encodeDoc,
+  joinDocs,
+  alreadySeen,
+  mutate,
+  operationMutator,
+  remove,
+  yjsChange,
 } from '@tessera/core';
 
 /** The node ids of the three replicas. */
@@ -57,12 +74,7 @@ export interface History {
 const fieldNames = ['a', 'b', 'c'];
 const tagNames = ['t1', 't2', 't3'];
 
-const scalarArb: fc.Arbitrary<JsonScalar> = fc.oneof(
-  fc.integer({ min: -3, max: 3 }),
-  fc.constantFrom('x', 'y', ''),
-  fc.boolean(),
-  fc.constant(null),
-);
+const scalarArb: fc.Arbitrary<JsonScalar> = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom('x', 'y', ''), fc.boolean(), fc.constant(null));
 
 const smallJsonArb: fc.Arbitrary<Json> = fc.oneof(
   { arbitrary: scalarArb, weight: 3 },
@@ -98,21 +110,31 @@ export function bodyChangeArb(type: CrdtTypeName): fc.Arbitrary<BodyChange> {
       return fc.oneof(
         { arbitrary: fc.record({ yjs: fc.constant('insert' as const), at: fc.nat(20), text: fc.constantFrom('a', 'bc', 'xyz', 'é') }), weight: 4 },
         { arbitrary: fc.record({ yjs: fc.constant('delete' as const), at: fc.nat(20), length: fc.integer({ min: 1, max: 3 }) }), weight: 2 },
-        { arbitrary: fc.record({ yjs: fc.constant('map-set' as const), key: fc.constantFrom(...fieldNames), value: fc.integer({ min: 0, max: 9 }) }), weight: 2 },
+        {
+          arbitrary: fc.record({ yjs: fc.constant('map-set' as const), key: fc.constantFrom(...fieldNames), value: fc.integer({ min: 0, max: 9 }) }),
+          weight: 2,
+        },
       );
     case 'automerge':
       return fc.oneof(
-        { arbitrary: fc.record({ am: fc.constant('put' as const), key: fc.constantFrom(...fieldNames), value: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.constantFrom('x', 'y')) }), weight: 4 },
+        {
+          arbitrary: fc.record({
+            am: fc.constant('put' as const),
+            key: fc.constantFrom(...fieldNames),
+            value: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.constantFrom('x', 'y')),
+          }),
+          weight: 4,
+        },
         { arbitrary: fc.record({ am: fc.constant('delete' as const), key: fc.constantFrom(...fieldNames) }), weight: 1 },
         { arbitrary: fc.record({ am: fc.constant('push' as const), value: fc.integer({ min: 0, max: 9 }) }), weight: 2 },
       );
   }
 }
 
-const tagChangeArb: fc.Arbitrary<TagChange | undefined> = fc.option(
-  fc.record({ add: fc.subarray(tagNames), remove: fc.subarray(tagNames) }),
-  { freq: 3, nil: undefined },
-);
+const tagChangeArb: fc.Arbitrary<TagChange | undefined> = fc.option(fc.record({ add: fc.subarray(tagNames), remove: fc.subarray(tagNames) }), {
+  freq: 3,
+  nil: undefined,
+});
 
 const nodeArb = fc.integer({ min: 0, max: nodeIds.length - 1 });
 
@@ -147,28 +169,37 @@ export function historyArb(type: CrdtTypeName, commandsLengthMax = commandsMax):
 function yjsMutator(edit: YjsEdit): BodyMutator {
   return (body, ctx) => {
     // A delete on empty text makes an empty Yjs update; histories keep it (it must change nothing anywhere).
-    return yjsChange(body as YjsBody, (doc) => {
-      const text = doc.getText('t');
-      if (edit.yjs === 'insert') text.insert(edit.at % (text.length + 1), edit.text);
-      else if (edit.yjs === 'delete') {
-        if (text.length > 0) {
-          const at = edit.at % text.length;
-          text.delete(at, Math.min(edit.length, text.length - at));
-        }
-      } else doc.getMap('m').set(edit.key, edit.value);
-    }, ctx);
+    return yjsChange(
+      body as YjsBody,
+      (doc) => {
+        const text = doc.getText('t');
+        if (edit.yjs === 'insert') text.insert(edit.at % (text.length + 1), edit.text);
+        else if (edit.yjs === 'delete') {
+          if (text.length > 0) {
+            const at = edit.at % text.length;
+            text.delete(at, Math.min(edit.length, text.length - at));
+          }
+        } else doc.getMap('m').set(edit.key, edit.value);
+      },
+      ctx,
+    );
   };
 }
 
 function automergeMutator(edit: AutomergeEdit): BodyMutator {
-  return (body, ctx) => automergeChange<Record<string, unknown>>(body as AutomergeBody, (doc) => {
-    if (edit.am === 'put') doc[edit.key] = edit.value;
-    else if (edit.am === 'delete') delete doc[edit.key];
-    else {
-      if (!Array.isArray(doc.list)) doc.list = [];
-      (doc.list as number[]).push(edit.value);
-    }
-  }, ctx);
+  return (body, ctx) =>
+    automergeChange<Record<string, unknown>>(
+      body as AutomergeBody,
+      (doc) => {
+        if (edit.am === 'put') doc[edit.key] = edit.value;
+        else if (edit.am === 'delete') delete doc[edit.key];
+        else {
+          if (!Array.isArray(doc.list)) doc.list = [];
+          (doc.list as number[]).push(edit.value);
+        }
+      },
+      ctx,
+    );
 }
 
 /** The body mutator for `change` on a document of `type`. */
@@ -222,7 +253,11 @@ export interface HistoryRun {
 export function runHistory(history: History): HistoryRun {
   const { type } = history;
   const replicas: Replica[] = nodeIds.map((node, i) => ({
-    node, state: emptyDoc(type), clock: new HlcClock(), offsetMs: history.offsetsMs[i]!, seen: new Set<number>(),
+    node,
+    state: emptyDoc(type),
+    clock: new HlcClock(),
+    offsetMs: history.offsetsMs[i]!,
+    seen: new Set<number>(),
   }));
   const deltas: DeltaRecord[] = [];
   const replays: Replay[] = [];
@@ -343,4 +378,3 @@ export const deliveryOrderArb = fc.record({
   randoms: fc.array(fc.nat(), { minLength: 1, maxLength: 64 }),
   duplicates: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 10 }),
 });
-

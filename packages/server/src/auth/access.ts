@@ -63,10 +63,12 @@ export function authorize(principal: Principal, need: Requirement, route: string
       return;
     case 'read':
       if (!has('reader') && !has('writer')) forbid('lacks the reader role');
-      return checkDatasets(need.datasets, 'reader');
+      checkDatasets(need.datasets, 'reader');
+      return;
     case 'write':
       if (!has('writer')) forbid('lacks the writer role');
-      return checkDatasets([need.dataset], 'writer');
+      checkDatasets([need.dataset], 'writer');
+      return;
     case 'operator':
       if (!has('operator') && !has('policy-admin')) forbid('lacks the operator role');
       if (need.datasets !== undefined) {

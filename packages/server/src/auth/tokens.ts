@@ -56,7 +56,17 @@ export function newToken(name: string, grant: Grant, nowMs: number): CreatedToke
   checkGrant(name, grant);
   const token = `tsr_${randomBytes(tokenRandomBytes).toString('base64url')}`;
   const digest = digestOf(token);
-  return { token, record: { id: digest.toString('hex').slice(0, 12), name, hash: `sha256:${digest.toString('hex')}`, roles: [...grant.roles], datasets: [...grant.datasets], createdAtMs: nowMs } };
+  return {
+    token,
+    record: {
+      id: digest.toString('hex').slice(0, 12),
+      name,
+      hash: `sha256:${digest.toString('hex')}`,
+      roles: [...grant.roles],
+      datasets: [...grant.datasets],
+      createdAtMs: nowMs,
+    },
+  };
 }
 
 /** Parses and checks a tokens file's text. Throws `ERR_CONFIG_INVALID` naming the file. */
@@ -68,7 +78,8 @@ export function parseTokensFile(text: string, path: string): TokenRecord[] {
     throw bad(path, 'not JSON');
   }
   const file = value as { format?: unknown; tokens?: unknown };
-  if (typeof value !== 'object' || value === null || file.format !== format || !Array.isArray(file.tokens)) throw bad(path, `expected { "format": "${format}", "tokens": [...] }`);
+  if (typeof value !== 'object' || value === null || file.format !== format || !Array.isArray(file.tokens))
+    throw bad(path, `expected { "format": "${format}", "tokens": [...] }`);
   if (file.tokens.length > tokensMax) throw bad(path, `${file.tokens.length} tokens exceed the limit of ${tokensMax}`);
   const ids = new Set<string>();
   const names = new Set<string>();
@@ -134,14 +145,21 @@ export function writeTokensFile(path: string, records: readonly TokenRecord[]): 
 
 /** Checks how a token may be used. Throws `ERR_OPTION_INVALID`. */
 export function checkGrant(name: unknown, grant: Grant): void {
-  if (typeof name !== 'string' || !namePattern.test(name)) throw new TesseraError('ERR_OPTION_INVALID', `token name ${JSON.stringify(name)?.slice(0, 80)} must be 1 to ${tokenNameLengthMax} characters [A-Za-z0-9._-]`);
+  if (typeof name !== 'string' || !namePattern.test(name))
+    throw new TesseraError(
+      'ERR_OPTION_INVALID',
+      `token name ${JSON.stringify(name)?.slice(0, 80)} must be 1 to ${tokenNameLengthMax} characters [A-Za-z0-9._-]`,
+    );
   if (grant.roles.length === 0) throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: give at least one role (${roles.join(', ')})`);
   for (const role of grant.roles) {
-    if (!(roles as readonly string[]).includes(role)) throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: role ${JSON.stringify(role).slice(0, 40)} is unknown (the roles are ${roles.join(', ')})`);
+    if (!(roles as readonly string[]).includes(role))
+      throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: role ${JSON.stringify(role).slice(0, 40)} is unknown (the roles are ${roles.join(', ')})`);
   }
   const dataRole = grant.roles.includes('reader') || grant.roles.includes('writer');
-  if (dataRole && grant.datasets.length === 0) throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: the reader and writer roles need datasets (a list, or * for every dataset)`);
-  if (!dataRole && grant.datasets.length > 0) throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: datasets are granted with the reader or writer role only`);
+  if (dataRole && grant.datasets.length === 0)
+    throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: the reader and writer roles need datasets (a list, or * for every dataset)`);
+  if (!dataRole && grant.datasets.length > 0)
+    throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: datasets are granted with the reader or writer role only`);
   if (grant.datasets.includes('*') && grant.datasets.length > 1) throw new TesseraError('ERR_OPTION_INVALID', `token ${name}: * already means every dataset`);
   for (const dataset of grant.datasets) if (dataset !== '*') checkDatasetName(dataset);
 }
@@ -162,7 +180,10 @@ export class TokenStore {
   private fileStamp = '';
   private broken = false;
 
-  private constructor(private readonly path: string | null, private readonly clock: () => number) {}
+  private constructor(
+    private readonly path: string | null,
+    private readonly clock: () => number,
+  ) {}
 
   /** Tokens from the file at `path` (read now: a bad file fails the start). */
   static fromFile(path: string, clock: () => number = Date.now): TokenStore {

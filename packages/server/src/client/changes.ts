@@ -24,9 +24,13 @@ export interface ChangesOptions {
 export async function* followChanges(transport: Transport, options: ChangesOptions): AsyncGenerator<ChangeFeedEvent> {
   if (options.dataset !== undefined) checkDatasetName(options.dataset);
   const chosen = options.node?.replace(/\/+$/, '');
-  const node = chosen !== undefined
-    ? transport.nodes.find((n) => n.url === chosen) ?? { url: chosen, region: '' }
-    : await transport.firstReady(options.dataset === undefined ? planRoute(transport.nodes, null, transport.near).nodes : (await transport.route(options.dataset)).nodes, options.dataset ?? null);
+  const node =
+    chosen !== undefined
+      ? (transport.nodes.find((n) => n.url === chosen) ?? { url: chosen, region: '' })
+      : await transport.firstReady(
+          options.dataset === undefined ? planRoute(transport.nodes, null, transport.near).nodes : (await transport.route(options.dataset)).nodes,
+          options.dataset ?? null,
+        );
   let cursor = options.since ?? 0;
   let failures = 0;
   let lastError = '';
@@ -68,8 +72,12 @@ export async function* followChanges(transport: Transport, options: ChangesOptio
       connection.abort();
     }
     if (failures > transport.attemptsMax) {
-      throw new TesseraClientError('ERR_NODE_UNAVAILABLE',
-        `change feed of ${node.url}: ${failures} connections in a row failed (last: ${lastError}); resume from since=${cursor} on this node when it is back`, null, node.url);
+      throw new TesseraClientError(
+        'ERR_NODE_UNAVAILABLE',
+        `change feed of ${node.url}: ${failures} connections in a row failed (last: ${lastError}); resume from since=${cursor} on this node when it is back`,
+        null,
+        node.url,
+      );
     }
     if (failures > 0) await sleep(backoffMs(failures));
   }

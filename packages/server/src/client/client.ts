@@ -28,10 +28,16 @@ import { Transport } from './transport.js';
 
 export { type ClientLocation, type ClientNode, type RoutePlan, planRoute, distanceKm } from './routing.js';
 export { TesseraClientError } from './errors.js';
-export { type ChangesOptions } from './changes.js';
+export type { ChangesOptions } from './changes.js';
 export {
-  backoffMs, clientAttemptsMaxDefault, clientBackoffMsMax, clientBackoffMsMin, clientHealthTtlMsDefault, clientPlacementTtlMsDefault,
-  clientProbeTimeoutMs, clientTimeoutMsDefault,
+  backoffMs,
+  clientAttemptsMaxDefault,
+  clientBackoffMsMax,
+  clientBackoffMsMin,
+  clientHealthTtlMsDefault,
+  clientPlacementTtlMsDefault,
+  clientProbeTimeoutMs,
+  clientTimeoutMsDefault,
 } from './transport.js';
 
 /** Session tokens kept (one per document written, oldest dropped first). */
@@ -95,7 +101,12 @@ export class Client {
 
   /** Writes a document's whole value (creating it with `type` and `tags`). */
   async put(dataset: string, key: string, value: Json, options: { type?: CrdtTypeName; tags?: readonly string[] } = {}): Promise<WriteAnswer> {
-    const answer = await this.transport.send(dataset, { method: 'PUT', path: docPath(dataset, key), body: JSON.stringify({ value, ...options }), idempotent: true }) as WriteAnswer;
+    const answer = (await this.transport.send(dataset, {
+      method: 'PUT',
+      path: docPath(dataset, key),
+      body: JSON.stringify({ value, ...options }),
+      idempotent: true,
+    })) as WriteAnswer;
     this.remember(dataset, key, answer.token);
     return answer;
   }
@@ -111,7 +122,7 @@ export class Client {
     if (token !== undefined && options.waitMs !== undefined) params.set('waitMs', String(options.waitMs));
     const query = params.size === 0 ? '' : `?${params.toString()}`;
     try {
-      return await this.transport.send(dataset, { method: 'GET', path: docPath(dataset, key) + query, idempotent: true }) as DocumentView;
+      return (await this.transport.send(dataset, { method: 'GET', path: docPath(dataset, key) + query, idempotent: true })) as DocumentView;
     } catch (error) {
       if (error instanceof TesseraClientError && error.code === 'ERR_DOC_NOT_FOUND') return undefined;
       throw error;
@@ -120,7 +131,7 @@ export class Client {
 
   /** Deletes a document. */
   async delete(dataset: string, key: string): Promise<WriteAnswer> {
-    const answer = await this.transport.send(dataset, { method: 'DELETE', path: docPath(dataset, key), idempotent: true }) as WriteAnswer;
+    const answer = (await this.transport.send(dataset, { method: 'DELETE', path: docPath(dataset, key), idempotent: true })) as WriteAnswer;
     this.remember(dataset, key, answer.token);
     return answer;
   }
@@ -128,9 +139,12 @@ export class Client {
   /** Applies CRDT operations and tag changes to a document, in order (not retried once it may have arrived). */
   async ops(dataset: string, key: string, operations: readonly ClientOperation[]): Promise<{ results: WriteAnswer[] }> {
     if (operations.length === 0) throw new TesseraError('ERR_OPTION_INVALID', 'ops: give at least one operation');
-    const answer = await this.transport.send(dataset, {
-      method: 'POST', path: `${docPath(dataset, key)}/ops`, body: JSON.stringify(operations, bytesAsBase64), idempotent: false,
-    }) as { results: WriteAnswer[] };
+    const answer = (await this.transport.send(dataset, {
+      method: 'POST',
+      path: `${docPath(dataset, key)}/ops`,
+      body: JSON.stringify(operations, bytesAsBase64),
+      idempotent: false,
+    })) as { results: WriteAnswer[] };
     this.remember(dataset, key, answer.results.at(-1)?.token ?? null);
     return answer;
   }
@@ -142,12 +156,20 @@ export class Client {
 
   /** Adds elements to a set. */
   add(dataset: string, key: string, ...elements: JsonScalar[]): Promise<{ results: WriteAnswer[] }> {
-    return this.ops(dataset, key, elements.map((element) => ({ op: 'add', element })));
+    return this.ops(
+      dataset,
+      key,
+      elements.map((element) => ({ op: 'add', element })),
+    );
   }
 
   /** Removes elements from a set. */
   remove(dataset: string, key: string, ...elements: JsonScalar[]): Promise<{ results: WriteAnswer[] }> {
-    return this.ops(dataset, key, elements.map((element) => ({ op: 'remove', element })));
+    return this.ops(
+      dataset,
+      key,
+      elements.map((element) => ({ op: 'remove', element })),
+    );
   }
 
   /** Sets a field of a map (`path`: dotted or a list of names). */
@@ -194,9 +216,13 @@ export class Client {
         lines.push(line);
         bytes += lineBytes;
       }
-      const answer = await this.transport.send(dataset, {
-        method: 'POST', path: `/v1/kv/${encodeURIComponent(dataset)}`, body: `${lines.join('\n')}\n`, contentType: 'application/x-ndjson', idempotent: true,
-      }) as ClientBatchAnswer;
+      const answer = (await this.transport.send(dataset, {
+        method: 'POST',
+        path: `/v1/kv/${encodeURIComponent(dataset)}`,
+        body: `${lines.join('\n')}\n`,
+        contentType: 'application/x-ndjson',
+        idempotent: true,
+      })) as ClientBatchAnswer;
       for (const result of answer.results) {
         results.push({ ...result, index: result.index + start });
         if (result.ok && result.key !== null) this.remember(dataset, result.key, result.token);
@@ -215,14 +241,18 @@ export class Client {
     if (options.limit !== undefined) params.set('limit', String(options.limit));
     if (options.cursor !== undefined && options.cursor !== null) params.set('cursor', options.cursor);
     const query = params.size === 0 ? '' : `?${params.toString()}`;
-    return await this.transport.send(dataset, { method: 'GET', path: `/v1/kv/${encodeURIComponent(dataset)}${query}`, idempotent: true }) as ListPage;
+    return (await this.transport.send(dataset, { method: 'GET', path: `/v1/kv/${encodeURIComponent(dataset)}${query}`, idempotent: true })) as ListPage;
   }
 
   /** Every document of a dataset (paging through `list`). */
   async *documents(dataset: string, options: { prefix?: string; pageSize?: number } = {}): AsyncGenerator<ListPage['items'][number]> {
     let cursor: string | null = null;
     do {
-      const page: ListPage = await this.list(dataset, { ...(options.prefix === undefined ? {} : { prefix: options.prefix }), limit: options.pageSize ?? 1_000, cursor });
+      const page: ListPage = await this.list(dataset, {
+        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+        limit: options.pageSize ?? 1_000,
+        cursor,
+      });
       yield* page.items;
       cursor = page.cursor;
     } while (cursor !== null);
@@ -262,7 +292,6 @@ export class Client {
     this.sessions.set(id, token);
     if (this.sessions.size > clientSessionsMax) this.sessions.delete(this.sessions.keys().next().value!);
   }
-
 }
 
 function docPath(dataset: string, key: string): string {

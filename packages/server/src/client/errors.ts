@@ -10,7 +10,14 @@ export class TesseraClientError extends TesseraError {
    * @param problem the problem document as the node sent it (null when no node answered)
    * @param node the URL of the node that answered (null when none did)
    */
-  constructor(code: ErrorCode, message: string, readonly problem: Readonly<Record<string, unknown>> | null, readonly node: string | null, status?: number, options?: ErrorOptions) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly problem: Readonly<Record<string, unknown>> | null,
+    readonly node: string | null,
+    status?: number,
+    options?: ErrorOptions,
+  ) {
     super(code, message, options);
     this.name = 'TesseraClientError';
     this.status = status ?? errorCatalogue[code].status;

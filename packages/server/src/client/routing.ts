@@ -42,7 +42,7 @@ export function planRoute(nodes: readonly ClientNode[], placement: PlacementAnsw
   const regions = placement === null || placement.policy === null ? null : placement.regions.filter((r) => r.mayHold).map((r) => r.name);
   const allowed = regions === null ? [...nodes] : nodes.filter((node) => regions.includes(node.region));
   const locations = new Map((placement?.regions ?? []).map((r) => [r.name, r.location] as const));
-  const here = typeof near === 'string' ? locations.get(near) ?? null : near ?? null;
+  const here = typeof near === 'string' ? (locations.get(near) ?? null) : (near ?? null);
   const rank = (node: ClientNode): number => {
     if (typeof near === 'string' && node.region === near) return -1;
     const there = locations.get(node.region) ?? null;

@@ -75,7 +75,8 @@ export class Transport {
   private readonly placements = new Map<string, { answer: PlacementAnswer; atMs: number }>();
 
   constructor(options: TransportOptions) {
-    if (!Array.isArray(options.nodes) || options.nodes.length === 0) throw new TesseraError('ERR_OPTION_INVALID', 'Client: nodes must list at least one { url, region }');
+    if (!Array.isArray(options.nodes) || options.nodes.length === 0)
+      throw new TesseraError('ERR_OPTION_INVALID', 'Client: nodes must list at least one { url, region }');
     for (const node of options.nodes) {
       try {
         const url = new URL(node.url);
@@ -85,7 +86,8 @@ export class Transport {
       }
       if (typeof node.region !== 'string' || node.region === '') throw new TesseraError('ERR_OPTION_INVALID', `Client: node ${node.url} needs its region`);
     }
-    if (typeof options.token !== 'string' || options.token === '') throw new TesseraError('ERR_OPTION_INVALID', 'Client: token is required (tessera token create)');
+    if (typeof options.token !== 'string' || options.token === '')
+      throw new TesseraError('ERR_OPTION_INVALID', 'Client: token is required (tessera token create)');
     this.nodes = options.nodes.map((node) => ({ url: node.url.replace(/\/+$/, ''), region: node.region }));
     this.token = options.token;
     this.doFetch = options.fetch ?? (options.ca === undefined ? fetch : caFetch(options.ca));
@@ -101,7 +103,7 @@ export class Transport {
     checkDatasetName(dataset);
     const cached = this.placements.get(dataset);
     if (cached !== undefined && Date.now() - cached.atMs < this.placementTtlMs) return cached.answer;
-    const answer = await this.send(null, { method: 'GET', path: `/v1/placement/${encodeURIComponent(dataset)}`, idempotent: true }) as PlacementAnswer;
+    const answer = (await this.send(null, { method: 'GET', path: `/v1/placement/${encodeURIComponent(dataset)}`, idempotent: true })) as PlacementAnswer;
     this.placements.set(dataset, { answer, atMs: Date.now() });
     return answer;
   }
@@ -117,7 +119,10 @@ export class Transport {
     if (known !== undefined && Date.now() - known.atMs < this.healthTtlMs) return known.ready;
     let ready = false;
     try {
-      const response = await this.doFetch(`${node.url}/readyz`, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(clientProbeTimeoutMs) });
+      const response = await this.doFetch(`${node.url}/readyz`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        signal: AbortSignal.timeout(clientProbeTimeoutMs),
+      });
       await response.arrayBuffer();
       // A refused credential is the request's to report, not a sign of a sick node.
       ready = response.status === 200 || response.status === 401 || response.status === 403;
@@ -135,13 +140,20 @@ export class Transport {
   /** The first of `nodes` that is ready; `ERR_NODE_UNAVAILABLE` when none is. */
   async firstReady(nodes: readonly ClientNode[], dataset: string | null): Promise<ClientNode> {
     for (const node of nodes) if (await this.ready(node)) return node;
-    throw this.unavailable(dataset, nodes.map((node) => `${node.url} (not ready)`));
+    throw this.unavailable(
+      dataset,
+      nodes.map((node) => `${node.url} (not ready)`),
+    );
   }
 
   /** The error of a call no node answered. */
   unavailable(dataset: string | null, tried: readonly string[]): TesseraClientError {
-    return new TesseraClientError('ERR_NODE_UNAVAILABLE',
-      `no node${dataset === null ? '' : ` that may hold dataset ${dataset}`} answered after ${this.attemptsMax} rounds: ${tried.slice(-8).join('; ')}`, null, null);
+    return new TesseraClientError(
+      'ERR_NODE_UNAVAILABLE',
+      `no node${dataset === null ? '' : ` that may hold dataset ${dataset}`} answered after ${this.attemptsMax} rounds: ${tried.slice(-8).join('; ')}`,
+      null,
+      null,
+    );
   }
 
   /** Sends a call to the nodes `dataset` may use (any node when null), failing over and retrying as it may. */
@@ -151,9 +163,12 @@ export class Transport {
     else {
       const plan = await this.route(dataset);
       if (plan.nodes.length === 0) {
-        throw new TesseraClientError('ERR_POLICY_DENIED',
+        throw new TesseraClientError(
+          'ERR_POLICY_DENIED',
           `dataset ${dataset} may be held only in regions ${plan.regions!.length === 0 ? '(none)' : plan.regions!.join(', ')}; this client has nodes in ${[...new Set(this.nodes.map((n) => n.region))].join(', ')} only: give it a node of a region that may hold the dataset`,
-          { regions: plan.regions }, null);
+          { regions: plan.regions },
+          null,
+        );
       }
       candidates = plan.nodes;
     }
@@ -178,7 +193,12 @@ export class Transport {
           this.markDown(node);
           // A request that may have reached the node is not sent again unless doing so is harmless.
           if (!call.idempotent && code !== 'ECONNREFUSED') {
-            throw new TesseraClientError('ERR_NODE_UNAVAILABLE', `${call.method} ${node.url}: ${code}; the operation may or may not have been applied (not retried: it is not idempotent)`, null, node.url);
+            throw new TesseraClientError(
+              'ERR_NODE_UNAVAILABLE',
+              `${call.method} ${node.url}: ${code}; the operation may or may not have been applied (not retried: it is not idempotent)`,
+              null,
+              node.url,
+            );
           }
           continue;
         }
@@ -213,7 +233,10 @@ export class Transport {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (call.body !== undefined) headers['content-type'] = call.contentType ?? 'application/json';
     const response = await this.doFetch(node.url + call.path, {
-      method: call.method, headers, ...(call.body === undefined ? {} : { body: call.body }), signal: AbortSignal.timeout(this.timeoutMs),
+      method: call.method,
+      headers,
+      ...(call.body === undefined ? {} : { body: call.body }),
+      signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await response.text();
     let body: unknown = null;

@@ -98,7 +98,11 @@ export function buildApp(options: AppOptions): BuiltApp {
   void app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Tessera node API', version: '1', description: 'The HTTP API of one Tessera region node (DESIGN §6). Every route but the dashboard\'s static files needs a bearer token.' },
+      info: {
+        title: 'Tessera node API',
+        version: '1',
+        description: "The HTTP API of one Tessera region node (DESIGN §6). Every route but the dashboard's static files needs a bearer token.",
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token (tessera token create)' } } },
       security: [{ bearer: [] }],
     },
@@ -114,7 +118,7 @@ export function buildApp(options: AppOptions): BuiltApp {
   });
 
   // NDJSON (one JSON document a line) for batch writes; other routes refuse it (`requireBody`).
-  app.addContentTypeParser(ndjsonContentType, { parseAs: 'buffer' }, (request, body, done) => {
+  app.addContentTypeParser(ndjsonContentType, { parseAs: 'buffer' }, (_request, body, done) => {
     try {
       done(null, parseNdjson(body as Buffer));
     } catch (error) {
@@ -129,8 +133,10 @@ export function buildApp(options: AppOptions): BuiltApp {
   });
 
   app.setNotFoundHandler(async (request) => {
-    throw new TesseraError('ERR_NOT_FOUND',
-      `no route for ${request.method} ${(request.raw.url ?? '').split('?')[0]!.slice(0, 200)}: the routes are ${[...new Set(options.routes.map((r) => r.url))].join(', ')}`);
+    throw new TesseraError(
+      'ERR_NOT_FOUND',
+      `no route for ${request.method} ${(request.raw.url ?? '').split('?')[0]!.slice(0, 200)}: the routes are ${[...new Set(options.routes.map((r) => r.url))].join(', ')}`,
+    );
   });
 
   app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, request, reply) => {
@@ -322,7 +328,11 @@ function badSegment(url: string): 'dataset' | 'key' | null {
 function errorForLog(error: unknown): { name: string; stack: string[] } {
   if (!(error instanceof Error)) return { name: typeof error, stack: [] };
   // The first line of a stack repeats the message; only the frames are logged.
-  const frames = (error.stack ?? '').split('\n').slice(1).map((line) => line.trim()).filter((line) => line.startsWith('at '));
+  const frames = (error.stack ?? '')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('at '));
   return { name: error.name, stack: frames.slice(0, 20) };
 }
 

@@ -82,7 +82,11 @@ export function sendJson(reply: FastifyReply, status: number, body: unknown): Fa
 /** Sends a problem document. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: Problem): FastifyReply {
   request.tessera.code = problem.code;
-  return reply.code(problem.status).header('cache-control', 'no-store').type('application/problem+json; charset=utf-8').send(JSON.stringify(problem, bytesAsBase64));
+  return reply
+    .code(problem.status)
+    .header('cache-control', 'no-store')
+    .type('application/problem+json; charset=utf-8')
+    .send(JSON.stringify(problem, bytesAsBase64));
 }
 
 /**
@@ -93,8 +97,10 @@ export function query(request: FastifyRequest, allowed: readonly string[]): Reco
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.query as Record<string, string | string[]>)) {
     if (!allowed.includes(name)) {
-      throw new TesseraError('ERR_OPTION_INVALID',
-        `query parameter ${JSON.stringify(name).slice(0, 80)} is unknown here${allowed.length === 0 ? ': this route takes none' : `: use ${allowed.join(', ')}`}`);
+      throw new TesseraError(
+        'ERR_OPTION_INVALID',
+        `query parameter ${JSON.stringify(name).slice(0, 80)} is unknown here${allowed.length === 0 ? ': this route takes none' : `: use ${allowed.join(', ')}`}`,
+      );
     }
     if (Array.isArray(value)) throw new TesseraError('ERR_OPTION_INVALID', `query parameter "${name}" is given more than once`);
     out[name] = value;
@@ -156,6 +162,7 @@ export class NdjsonBody {
 /** The parsed JSON body; a request without one (and without a content type) is refused as `ERR_CONTENT_TYPE`. */
 export function requireBody(request: FastifyRequest): unknown {
   if (request.body === undefined) throw new TesseraError('ERR_CONTENT_TYPE', 'content type (none) is not accepted: send application/json (UTF-8)');
-  if (request.body instanceof NdjsonBody) throw new TesseraError('ERR_CONTENT_TYPE', `${request.routeOptions.url ?? 'this route'} does not take application/x-ndjson: send application/json (UTF-8)`);
+  if (request.body instanceof NdjsonBody)
+    throw new TesseraError('ERR_CONTENT_TYPE', `${request.routeOptions.url ?? 'this route'} does not take application/x-ndjson: send application/json (UTF-8)`);
   return request.body;
 }

@@ -34,7 +34,10 @@ export const bearerChallenge = 'Bearer realm="tessera"';
 
 /** A 401 refusal; the error handler adds the challenge. */
 export class Unauthenticated extends TesseraError {
-  constructor(message: string, readonly invalidToken: boolean) {
+  constructor(
+    message: string,
+    readonly invalidToken: boolean,
+  ) {
     super('ERR_UNAUTHENTICATED', message);
   }
 }
@@ -43,14 +46,19 @@ export class Unauthenticated extends TesseraError {
 export function guard(request: FastifyRequest, need: Need, route: string, access: AccessOptions): void {
   const host = hostOf(request.headers.host);
   if (host !== null && !hostAllowed(host, access.hosts ?? [])) {
-    throw new TesseraError('ERR_HOST_FORBIDDEN',
-      `Host ${JSON.stringify(host).slice(0, 100)} is not a name of this node: it answers to IP addresses, localhost${(access.hosts ?? []).length === 0 ? '' : `, ${access.hosts!.join(', ')}`} (api.hosts)`);
+    throw new TesseraError(
+      'ERR_HOST_FORBIDDEN',
+      `Host ${JSON.stringify(host).slice(0, 100)} is not a name of this node: it answers to IP addresses, localhost${(access.hosts ?? []).length === 0 ? '' : `, ${access.hosts!.join(', ')}`} (api.hosts)`,
+    );
   }
   const origin = request.headers.origin;
   if (origin !== undefined) {
     const own = `${(request.raw.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http'}://${String(request.headers.host ?? '').toLowerCase()}`;
     if (origin.toLowerCase() !== own && !(access.origins ?? []).includes(origin.toLowerCase())) {
-      throw new TesseraError('ERR_ORIGIN_FORBIDDEN', `Origin ${JSON.stringify(origin).slice(0, 100)} may not call this node (allowed: its own origin${(access.origins ?? []).length === 0 ? '' : `, ${access.origins!.join(', ')}`}; api.origins)`);
+      throw new TesseraError(
+        'ERR_ORIGIN_FORBIDDEN',
+        `Origin ${JSON.stringify(origin).slice(0, 100)} may not call this node (allowed: its own origin${(access.origins ?? []).length === 0 ? '' : `, ${access.origins!.join(', ')}`}; api.origins)`,
+      );
     }
   }
   if (need === 'public') return;

@@ -38,15 +38,15 @@ export const inspectRoutes: readonly InspectRoute[] = [
   },
   {
     pattern: '/v1/inspect/keys/:dataset',
-    summary: 'A dataset\'s keys with tombstones and sizes',
+    summary: "A dataset's keys with tombstones and sizes",
     query: ['prefix', 'after', 'limit'],
     need: (params) => ({ kind: 'operator', datasets: [params.dataset!] }),
-    answer: (replica, q, params) => inspectKeys(replica.records(), params.dataset!,
-      optional({ prefix: q.prefix, after: q.after, limit: integer('limit', q.limit) })),
+    answer: (replica, q, params) =>
+      inspectKeys(replica.records(), params.dataset!, optional({ prefix: q.prefix, after: q.after, limit: integer('limit', q.limit) })),
   },
   {
     pattern: '/v1/inspect/doc/:dataset/:key',
-    summary: 'A document\'s dots, HLCs and tags as stored',
+    summary: "A document's dots, HLCs and tags as stored",
     query: [],
     need: (params) => ({ kind: 'operator', datasets: [params.dataset!] }),
     answer: (replica, _q, params) => inspectDoc(replica.records(), params.dataset!, params.key!),
@@ -57,9 +57,16 @@ export const inspectRoutes: readonly InspectRoute[] = [
     query: ['from', 'to', 'limit', 'values'],
     // Decoded values span every dataset: only a read grant on all of them may see them.
     need: (_params, query) => (query.values === 'false' || query.values === undefined ? { kind: 'operator' } : { kind: 'operator', datasets: '*' }),
-    answer: (replica, q) => inspectLog(replica.records(), optional({
-      from: integer('from', q.from), to: integer('to', q.to), limit: integer('limit', q.limit), values: boolean('values', q.values),
-    })),
+    answer: (replica, q) =>
+      inspectLog(
+        replica.records(),
+        optional({
+          from: integer('from', q.from),
+          to: integer('to', q.to),
+          limit: integer('limit', q.limit),
+          values: boolean('values', q.values),
+        }),
+      ),
   },
   {
     pattern: '/v1/inspect/peers',

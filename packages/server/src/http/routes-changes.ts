@@ -77,11 +77,17 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
    * most `feedScanEntriesMax` entries are read, so a page over a long stretch of hidden entries may be empty
    * with its cursor moved on.
    */
-  async function page(cursor: number, max: number, visible: (dataset: string) => boolean): Promise<{ events: ChangeFeedEvent[]; cursor: number; more: boolean }> {
+  async function page(
+    cursor: number,
+    max: number,
+    visible: (dataset: string) => boolean,
+  ): Promise<{ events: ChangeFeedEvent[]; cursor: number; more: boolean }> {
     const events: ChangeFeedEvent[] = [];
     let scanned = 0;
     while (events.length < max && scanned < feedScanEntriesMax) {
-      const { entries } = await replica.deltasSince(cursor, { limit: Math.min(feedReadEntriesMax, feedScanEntriesMax - scanned, Math.max(1, max - events.length)) });
+      const { entries } = await replica.deltasSince(cursor, {
+        limit: Math.min(feedReadEntriesMax, feedScanEntriesMax - scanned, Math.max(1, max - events.length)),
+      });
       if (entries.length === 0) break;
       scanned += entries.length;
       for (const entry of entries) {
@@ -126,19 +132,24 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
     const params = query(request, ['since', 'dataset', 'limit', 'waitMs']);
     if (params.dataset !== undefined) checkDatasetName(params.dataset);
     const lastEventId = request.headers['last-event-id'];
-    const sinceText = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : params.since ?? '0';
+    const sinceText = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : (params.since ?? '0');
     const since = integerParam(typeof lastEventId === 'string' && lastEventId !== '' ? 'Last-Event-ID' : 'since', sinceText, 15);
     const limit = params.limit === undefined ? feedEventsDefault : integerParam('limit', params.limit);
-    if (limit < 1 || limit > feedEventsMax) throw new TesseraError('ERR_OPTION_INVALID', `query parameter limit ${limit} is outside 1 to ${feedEventsMax} (feedEventsMax)`);
+    if (limit < 1 || limit > feedEventsMax)
+      throw new TesseraError('ERR_OPTION_INVALID', `query parameter limit ${limit} is outside 1 to ${feedEventsMax} (feedEventsMax)`);
     const waitMs = Math.min(params.waitMs === undefined ? 0 : integerParam('waitMs', params.waitMs), feedWaitMsMax);
     schemaVerdict(request);
     if (since > replica.lastSeq) {
-      throw new TesseraError('ERR_OPTION_INVALID',
-        `since ${since} is past the log head ${replica.lastSeq} of node ${node.id}: feed cursors are one node's sequence numbers; start again from 0 on another node`);
+      throw new TesseraError(
+        'ERR_OPTION_INVALID',
+        `since ${since} is past the log head ${replica.lastSeq} of node ${node.id}: feed cursors are one node's sequence numbers; start again from 0 on another node`,
+      );
     }
     if (since < replica.logFloor) {
-      throw new TesseraError('ERR_LOG_TRUNCATED',
-        `since ${since}: node ${node.id} truncated its delta log up to ${replica.logFloor}; changes between are gone from the feed: read the documents (GET /v1/kv/:dataset) and follow from ${replica.lastSeq}`);
+      throw new TesseraError(
+        'ERR_LOG_TRUNCATED',
+        `since ${since}: node ${node.id} truncated its delta log up to ${replica.logFloor}; changes between are gone from the feed: read the documents (GET /v1/kv/:dataset) and follow from ${replica.lastSeq}`,
+      );
     }
     const principal = request.tessera.principal;
     const granted = (dataset: string) => principal === null || principal.datasets === '*' || principal.datasets.has(dataset);
@@ -204,7 +215,9 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
 
   return [
     {
-      method: 'GET', url: '/v1/changes', tags: ['documents'],
+      method: 'GET',
+      url: '/v1/changes',
+      tags: ['documents'],
       summary: 'The change feed after a sequence number: server-sent events (Accept: text/event-stream, resumable with Last-Event-ID) or a JSON long poll',
       // A named dataset needs a read grant on it; without one the feed shows the datasets the caller may read.
       need: (request) => {
@@ -212,15 +225,28 @@ export function changesRoutes(context: RouteContext): RouteSpec[] {
         return { kind: 'read', datasets: typeof dataset === 'string' ? [dataset] : [] };
       },
       querystring: queryOf({ since: integerString, dataset: { type: 'string' }, limit: integerString, waitMs: integerString }),
-      response: objectOf('A page of changes (long poll) and the cursor to ask from next; as text/event-stream, `change` events with the same fields and `checkpoint` events.', {
-        node: { type: 'string' }, head: { type: 'integer', description: 'The node\'s durable log head: follow from it to see only what changes from now on.' }, next: { type: 'integer' },
-        events: {
-          type: 'array', items: objectOf('A change.', {
-            seq: { type: 'integer' }, dataset: { type: 'string' }, key: { type: 'string' }, origin: { type: 'string' }, hlc: hlcSchema,
-            deleted: { type: 'boolean' }, type: { type: 'string' }, value: {}, tags: { type: 'array', items: { type: 'string' } },
-          }),
+      response: objectOf(
+        'A page of changes (long poll) and the cursor to ask from next; as text/event-stream, `change` events with the same fields and `checkpoint` events.',
+        {
+          node: { type: 'string' },
+          head: { type: 'integer', description: "The node's durable log head: follow from it to see only what changes from now on." },
+          next: { type: 'integer' },
+          events: {
+            type: 'array',
+            items: objectOf('A change.', {
+              seq: { type: 'integer' },
+              dataset: { type: 'string' },
+              key: { type: 'string' },
+              origin: { type: 'string' },
+              hlc: hlcSchema,
+              deleted: { type: 'boolean' },
+              type: { type: 'string' },
+              value: {},
+              tags: { type: 'array', items: { type: 'string' } },
+            }),
+          },
         },
-      }),
+      ),
       handler: getChanges,
     },
   ];

@@ -9,7 +9,17 @@ import { problemOf } from '../problem.js';
 import { decodeSessionToken } from '../token.js';
 import { checkOperations, parseOperations } from '../operations.js';
 import {
-  type RouteContext, type WriteAnswer, documentParams, integerParam, noteTrace, query, requireBody, schemaVerdict, sendJson, sendProblem, writeAnswer,
+  type RouteContext,
+  type WriteAnswer,
+  documentParams,
+  integerParam,
+  noteTrace,
+  query,
+  requireBody,
+  schemaVerdict,
+  sendJson,
+  sendProblem,
+  writeAnswer,
 } from './context.js';
 import { type RouteSpec } from './define.js';
 import { datasetParams, documentParamsSchema, noQuery, objectOf, queryOf, writeAnswerSchema } from './schemas.js';
@@ -29,14 +39,25 @@ export function kvRoutes(context: RouteContext, waitMsMax: number): RouteSpec[] 
     if (params.token !== undefined) {
       const token = decodeSessionToken(params.token);
       if (token.dataset !== dataset || token.key !== key) {
-        throw new TesseraError('ERR_TOKEN_INVALID',
-          `session token is for a write to ${token.dataset}/${token.key}, not ${dataset}/${key}: present it only when reading that document`);
+        throw new TesseraError(
+          'ERR_TOKEN_INVALID',
+          `session token is for a write to ${token.dataset}/${token.key}, not ${dataset}/${key}: present it only when reading that document`,
+        );
       }
       const waitMs = Math.min(params.waitMs === undefined ? waitMsMax : integerParam('waitMs', params.waitMs), waitMsMax);
       if (!(await context.waits.waitForDot(dataset, key, token.dot, waitMs, request.tessera.signal))) {
-        return sendProblem(request, reply, problemOf(new TesseraError('ERR_NOT_YET_REPLICATED',
-          `node ${node.id} (${node.region}) does not hold the write ${token.dot[0]}:${token.dot[1]} of ${dataset}/${key} ` +
-          `named by session token ${params.token} after waiting ${waitMs} ms: retry later, or read from node ${token.dot[0]}`), { token: params.token }));
+        return sendProblem(
+          request,
+          reply,
+          problemOf(
+            new TesseraError(
+              'ERR_NOT_YET_REPLICATED',
+              `node ${node.id} (${node.region}) does not hold the write ${token.dot[0]}:${token.dot[1]} of ${dataset}/${key} ` +
+                `named by session token ${params.token} after waiting ${waitMs} ms: retry later, or read from node ${token.dot[0]}`,
+            ),
+            { token: params.token },
+          ),
+        );
       }
     }
     const view = await replica.get(dataset, key);
@@ -84,20 +105,23 @@ export function kvRoutes(context: RouteContext, waitMsMax: number): RouteSpec[] 
     const operations = parseOperations(requireBody(request));
     schemaVerdict(request);
     // Without the dataset types, a new document's type is the store's to decide.
-    const datasetType = replica.policy?.dataset(dataset).type ?? (context.datasets === undefined ? undefined : context.datasets[dataset]?.type ?? 'map');
+    const datasetType = replica.policy?.dataset(dataset).type ?? (context.datasets === undefined ? undefined : (context.datasets[dataset]?.type ?? 'map'));
     checkOperations(dataset, key, operations, await replica.state(dataset, key), datasetType);
     const results: WriteAnswer[] = [];
     for (const [i, item] of operations.entries()) {
       try {
-        const result = item.kind === 'tag'
-          ? await replica.tag(dataset, key, item.change)
-          : await replica.operate(dataset, key, item.operation, item.type === undefined ? {} : { type: item.type });
+        const result =
+          item.kind === 'tag'
+            ? await replica.tag(dataset, key, item.change)
+            : await replica.operate(dataset, key, item.operation, item.type === undefined ? {} : { type: item.type });
         noteTrace(context, request, result);
         results.push(writeAnswer(dataset, key, result));
       } catch (error) {
         if (results.length === 0 || !(error instanceof TesseraError)) throw error;
         // Earlier operations are durable: say which, so the client knows what took effect.
-        const failed = new TesseraError(error.code, `operation ${i} failed after operations 0 to ${i - 1} were applied (see results): ${error.message}`, { cause: error });
+        const failed = new TesseraError(error.code, `operation ${i} failed after operations 0 to ${i - 1} were applied (see results): ${error.message}`, {
+          cause: error,
+        });
         return sendProblem(request, reply, problemOf(failed, { failedOperation: i, results }));
       }
     }
@@ -131,48 +155,98 @@ export function kvRoutes(context: RouteContext, waitMsMax: number): RouteSpec[] 
   }
 
   const documentView = objectOf('The document: value, type, tags, causal context and conflicts.', {
-    dataset: { type: 'string' }, key: { type: 'string' }, type: { type: 'string' }, value: {}, tags: { type: 'array', items: { type: 'string' } },
-    context: { type: 'object' }, conflicts: { type: 'array' },
+    dataset: { type: 'string' },
+    key: { type: 'string' },
+    type: { type: 'string' },
+    value: {},
+    tags: { type: 'array', items: { type: 'string' } },
+    context: { type: 'object' },
+    conflicts: { type: 'array' },
   });
   return [
     {
-      method: 'GET', url: '/v1/kv/:dataset/:key', tags, summary: 'Read a document; with a session token, wait until this node holds its write',
+      method: 'GET',
+      url: '/v1/kv/:dataset/:key',
+      tags,
+      summary: 'Read a document; with a session token, wait until this node holds its write',
       need: (request) => ({ kind: 'read', datasets: [doc(request)] }),
-      params: documentParamsSchema, querystring: queryOf({ token: { type: 'string' }, waitMs: { type: 'string', pattern: '^[0-9]{1,9}$' } }),
-      response: documentView, handler: getDocument,
+      params: documentParamsSchema,
+      querystring: queryOf({ token: { type: 'string' }, waitMs: { type: 'string', pattern: '^[0-9]{1,9}$' } }),
+      response: documentView,
+      handler: getDocument,
     },
     {
-      method: 'PUT', url: '/v1/kv/:dataset/:key', tags, summary: 'Write a document (creating it with a type and tags)',
+      method: 'PUT',
+      url: '/v1/kv/:dataset/:key',
+      tags,
+      summary: 'Write a document (creating it with a type and tags)',
       need: (request) => ({ kind: 'write', dataset: doc(request) }),
-      params: documentParamsSchema, querystring: noQuery,
-      body: { type: 'object', required: ['value'], properties: { value: {}, type: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } } }, additionalProperties: false },
-      response: writeAnswerSchema, handler: putDocument,
+      params: documentParamsSchema,
+      querystring: noQuery,
+      body: {
+        type: 'object',
+        required: ['value'],
+        properties: { value: {}, type: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } } },
+        additionalProperties: false,
+      },
+      response: writeAnswerSchema,
+      handler: putDocument,
     },
     {
-      method: 'DELETE', url: '/v1/kv/:dataset/:key', tags, summary: 'Delete a document',
+      method: 'DELETE',
+      url: '/v1/kv/:dataset/:key',
+      tags,
+      summary: 'Delete a document',
       need: (request) => ({ kind: 'write', dataset: doc(request) }),
-      params: documentParamsSchema, querystring: noQuery, response: writeAnswerSchema, handler: deleteDocument,
+      params: documentParamsSchema,
+      querystring: noQuery,
+      response: writeAnswerSchema,
+      handler: deleteDocument,
     },
     {
-      method: 'POST', url: '/v1/kv/:dataset/:key/ops', tags, summary: 'Apply CRDT operations and tag changes to a document, in order',
+      method: 'POST',
+      url: '/v1/kv/:dataset/:key/ops',
+      tags,
+      summary: 'Apply CRDT operations and tag changes to a document, in order',
       need: (request) => ({ kind: 'write', dataset: doc(request) }),
-      params: documentParamsSchema, querystring: noQuery,
-      body: { oneOf: [{ type: 'object', required: ['op'], properties: { op: { type: 'string' } } }, { type: 'array', minItems: 1, maxItems: 100, items: { type: 'object' } }] },
-      response: objectOf('One answer per operation.', { results: { type: 'array', items: writeAnswerSchema } }), handler: postOperations,
+      params: documentParamsSchema,
+      querystring: noQuery,
+      body: {
+        oneOf: [
+          { type: 'object', required: ['op'], properties: { op: { type: 'string' } } },
+          { type: 'array', minItems: 1, maxItems: 100, items: { type: 'object' } },
+        ],
+      },
+      response: objectOf('One answer per operation.', { results: { type: 'array', items: writeAnswerSchema } }),
+      handler: postOperations,
     },
     {
-      method: 'GET', url: '/v1/kv/:dataset', tags, summary: 'List a dataset\'s documents by key (paged)',
+      method: 'GET',
+      url: '/v1/kv/:dataset',
+      tags,
+      summary: "List a dataset's documents by key (paged)",
       need: (request) => ({ kind: 'read', datasets: [doc(request)] }),
-      params: datasetParams, querystring: queryOf({ prefix: { type: 'string' }, limit: { type: 'string', pattern: '^[0-9]{1,9}$' }, cursor: { type: 'string' } }),
-      response: objectOf('A page of documents and the cursor of the next one (null at the end).', { items: { type: 'array' }, cursor: { type: ['string', 'null'] } }),
+      params: datasetParams,
+      querystring: queryOf({ prefix: { type: 'string' }, limit: { type: 'string', pattern: '^[0-9]{1,9}$' }, cursor: { type: 'string' } }),
+      response: objectOf('A page of documents and the cursor of the next one (null at the end).', {
+        items: { type: 'array' },
+        cursor: { type: ['string', 'null'] },
+      }),
       handler: listDocuments,
     },
     {
-      method: 'GET', url: '/v1/conflicts', tags, summary: 'Conflict records (values an automatic resolution hid)',
+      method: 'GET',
+      url: '/v1/conflicts',
+      tags,
+      summary: 'Conflict records (values an automatic resolution hid)',
       // Without a dataset the list spans every dataset: only a grant on all of them may see it.
-      need: (request) => ({ kind: 'read', datasets: typeof (request.query as { dataset?: unknown }).dataset === 'string' ? [(request.query as { dataset: string }).dataset] : '*' }),
+      need: (request) => ({
+        kind: 'read',
+        datasets: typeof (request.query as { dataset?: unknown }).dataset === 'string' ? [(request.query as { dataset: string }).dataset] : '*',
+      }),
       querystring: queryOf({ dataset: { type: 'string' }, key: { type: 'string' }, limit: { type: 'string', pattern: '^[0-9]{1,9}$' } }),
-      response: objectOf('Conflict records.', { conflicts: { type: 'array' } }), handler: listConflicts,
+      response: objectOf('Conflict records.', { conflicts: { type: 'array' } }),
+      handler: listConflicts,
     },
   ];
 }

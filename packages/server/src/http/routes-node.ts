@@ -24,8 +24,21 @@ const operator: Need = { kind: 'operator' };
 export function nodeRoutes(context: RouteContext, open: OpenRoutes): RouteSpec[] {
   const { replica, node } = context;
   const links = () => context.replication?.status().links ?? [];
-  const simple = (url: string, summary: string, tags: string[], need: Need, response: object, answer: (request: FastifyRequest) => Promise<unknown>): RouteSpec => ({
-    method: 'GET', url, summary, tags, need: () => need, querystring: noQuery, response,
+  const simple = (
+    url: string,
+    summary: string,
+    tags: string[],
+    need: Need,
+    response: object,
+    answer: (request: FastifyRequest) => Promise<unknown>,
+  ): RouteSpec => ({
+    method: 'GET',
+    url,
+    summary,
+    tags,
+    need: () => need,
+    querystring: noQuery,
+    response,
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       query(request, []);
       schemaVerdict(request);
@@ -33,21 +46,50 @@ export function nodeRoutes(context: RouteContext, open: OpenRoutes): RouteSpec[]
     },
   });
   const routes: RouteSpec[] = [
-    simple('/v1/status', 'This node: id, region, log head, durability, uptime and every link', ['node'], operator,
-      objectOf('The node\'s status.', { node: { type: 'string' }, region: { type: 'string' }, lastSeq: { type: 'integer' }, links: { type: 'array' } }),
+    simple(
+      '/v1/status',
+      'This node: id, region, log head, durability, uptime and every link',
+      ['node'],
+      operator,
+      objectOf("The node's status.", { node: { type: 'string' }, region: { type: 'string' }, lastSeq: { type: 'integer' }, links: { type: 'array' } }),
       async () => ({
-        node: node.id, region: node.region, zone: node.zone ?? null, lastSeq: replica.lastSeq, durability: replica.durability,
-        uptimeMs: Math.round(performance.now() - context.startedMs), links: links(),
-      })),
-    simple('/v1/peers', 'Links and the durable cursors of every peer', ['node'], operator,
+        node: node.id,
+        region: node.region,
+        zone: node.zone ?? null,
+        lastSeq: replica.lastSeq,
+        durability: replica.durability,
+        uptimeMs: Math.round(performance.now() - context.startedMs),
+        links: links(),
+      }),
+    ),
+    simple(
+      '/v1/peers',
+      'Links and the durable cursors of every peer',
+      ['node'],
+      operator,
       objectOf('Links and cursors.', { links: { type: 'array' }, cursors: {} }),
-      async () => ({ links: links(), cursors: await replica.cursors() })),
-    simple('/healthz', 'Liveness: the process answers', ['health'], open.health ? 'public' : { kind: 'any' },
-      objectOf('Always { ok: true }.', { ok: { type: 'boolean' } }), async () => ({ ok: true })),
+      async () => ({ links: links(), cursors: await replica.cursors() }),
+    ),
+    simple(
+      '/healthz',
+      'Liveness: the process answers',
+      ['health'],
+      open.health ? 'public' : { kind: 'any' },
+      objectOf('Always { ok: true }.', { ok: { type: 'boolean' } }),
+      async () => ({ ok: true }),
+    ),
     {
-      method: 'GET', url: '/readyz', summary: 'Readiness: the store is open and the node is not draining (503 otherwise)', tags: ['health'],
-      need: () => (open.health ? 'public' : { kind: 'any' }), querystring: noQuery,
-      response: objectOf('Ready or not (the status says which: 200 or 503).', { ready: { type: 'boolean' }, storeOpen: { type: 'boolean' }, draining: { type: 'boolean' } }),
+      method: 'GET',
+      url: '/readyz',
+      summary: 'Readiness: the store is open and the node is not draining (503 otherwise)',
+      tags: ['health'],
+      need: () => (open.health ? 'public' : { kind: 'any' }),
+      querystring: noQuery,
+      response: objectOf('Ready or not (the status says which: 200 or 503).', {
+        ready: { type: 'boolean' },
+        storeOpen: { type: 'boolean' },
+        draining: { type: 'boolean' },
+      }),
       handler: async (request, reply) => {
         query(request, []);
         const storeOpen = replica.isOpen;
@@ -56,18 +98,30 @@ export function nodeRoutes(context: RouteContext, open: OpenRoutes): RouteSpec[]
       },
     },
     {
-      method: 'GET', url: '/metrics', summary: 'Prometheus metrics (text format)', tags: ['node'], produces: 'text/plain',
-      need: () => (open.metrics ? 'public' : operator), querystring: noQuery,
+      method: 'GET',
+      url: '/metrics',
+      summary: 'Prometheus metrics (text format)',
+      tags: ['node'],
+      produces: 'text/plain',
+      need: () => (open.metrics ? 'public' : operator),
+      querystring: noQuery,
       response: { description: 'Prometheus text exposition format.', type: 'string' },
       handler: async (request, reply) => {
         query(request, []);
         const metrics = context.metrics;
         if (metrics === undefined) throw new TesseraError('ERR_NOT_FOUND', 'this node serves no metrics (createHttpHandler was given none)');
-        return reply.code(200).type(metrics.registry.contentType).send(await metrics.registry.metrics());
+        return reply
+          .code(200)
+          .type(metrics.registry.contentType)
+          .send(await metrics.registry.metrics());
       },
     },
     {
-      method: 'GET', url: '/v1/audit', summary: 'This region\'s audit log, oldest first', tags: ['audit'], need: () => operator,
+      method: 'GET',
+      url: '/v1/audit',
+      summary: "This region's audit log, oldest first",
+      tags: ['audit'],
+      need: () => operator,
       querystring: queryOf({ after: integerString, limit: integerString }),
       response: objectOf('Audit entries.', { region: { type: 'string' }, length: { type: 'integer' }, entries: { type: 'array' } }),
       handler: async (request, reply) => {
@@ -79,15 +133,31 @@ export function nodeRoutes(context: RouteContext, open: OpenRoutes): RouteSpec[]
         return sendJson(reply, 200, { region: node.region, length: replica.auditLength, entries });
       },
     },
-    simple('/v1/audit/verify', 'Checks this region\'s audit chain', ['audit'], operator, objectOf('The verdict.', { ok: { type: 'boolean' } }),
-      async () => ({ region: node.region, ...(await replica.verifyAudit()) })),
-    simple('/v1/cluster', 'The cluster as this node sees it: nodes, links, counts, conflicts (ids and key digests) and the audit tail', ['cluster'], operator,
-      objectOf('The cluster view; it carries no key or value.', { viewer: { type: 'object' }, members: { type: 'array' }, conflicts: { type: 'array' }, audit: { type: 'array' } }),
-      async (request) => clusterSnapshot(context.cluster, request.headers.authorization)),
+    simple('/v1/audit/verify', "Checks this region's audit chain", ['audit'], operator, objectOf('The verdict.', { ok: { type: 'boolean' } }), async () => ({
+      region: node.region,
+      ...(await replica.verifyAudit()),
+    })),
+    simple(
+      '/v1/cluster',
+      'The cluster as this node sees it: nodes, links, counts, conflicts (ids and key digests) and the audit tail',
+      ['cluster'],
+      operator,
+      objectOf('The cluster view; it carries no key or value.', {
+        viewer: { type: 'object' },
+        members: { type: 'array' },
+        conflicts: { type: 'array' },
+        audit: { type: 'array' },
+      }),
+      async (request) => clusterSnapshot(context.cluster, request.headers.authorization),
+    ),
     {
-      method: 'GET', url: '/v1/cluster/member', summary: 'This node\'s part of the cluster view: status, policy stamps, counts, conflict ids and key digests, audit tail',
-      tags: ['cluster'], need: () => operator, querystring: queryOf({ auditAfter: integerString }),
-      response: objectOf('One node\'s part of the view; no key or value.'),
+      method: 'GET',
+      url: '/v1/cluster/member',
+      summary: "This node's part of the cluster view: status, policy stamps, counts, conflict ids and key digests, audit tail",
+      tags: ['cluster'],
+      need: () => operator,
+      querystring: queryOf({ auditAfter: integerString }),
+      response: objectOf("One node's part of the view; no key or value."),
       handler: async (request, reply) => {
         const params = query(request, ['auditAfter']);
         const auditAfter = params.auditAfter === undefined ? 0 : integerParam('auditAfter', params.auditAfter);
@@ -98,7 +168,10 @@ export function nodeRoutes(context: RouteContext, open: OpenRoutes): RouteSpec[]
   ];
   for (const route of inspectRoutes) {
     routes.push({
-      method: 'GET', url: route.pattern, summary: route.summary, tags: ['inspect'],
+      method: 'GET',
+      url: route.pattern,
+      summary: route.summary,
+      tags: ['inspect'],
       need: (request) => route.need(request.params as Record<string, string>, request.query as Record<string, unknown>),
       ...(route.pattern.includes(':key') ? { params: documentParamsSchema } : route.pattern.includes(':dataset') ? { params: datasetParams } : {}),
       querystring: queryOf(Object.fromEntries(route.query.map((name) => [name, { type: 'string' }]))),

@@ -41,28 +41,41 @@ export function placementRoutes(context: RouteContext): RouteSpec[] {
     schemaVerdict(request);
     const policy = replica.policy;
     const answer: PlacementAnswer = {
-      dataset, node: node.id, region: node.region,
+      dataset,
+      node: node.id,
+      region: node.region,
       policy: policy === null ? null : { version: policy.version, hash: policyHash(policy) },
       // A new document's origin is the region it is written in: it may be written there if that region may hold it.
-      regions: policy === null ? [] : policy.regionNames.map((name) => {
-        const spec = policy.regions.get(name)!;
-        return {
-          name, jurisdiction: spec.jurisdiction, location: spec.location,
-          mayHold: policy.decide({ dataset, key: params.key ?? '', tags: [], origin: name }, name).allow,
-        };
-      }),
+      regions:
+        policy === null
+          ? []
+          : policy.regionNames.map((name) => {
+              const spec = policy.regions.get(name)!;
+              return {
+                name,
+                jurisdiction: spec.jurisdiction,
+                location: spec.location,
+                mayHold: policy.decide({ dataset, key: params.key ?? '', tags: [], origin: name }, name).allow,
+              };
+            }),
     };
     return sendJson(reply, 200, answer);
   }
 
   return [
     {
-      method: 'GET', url: '/v1/placement/:dataset', tags: ['policy'],
+      method: 'GET',
+      url: '/v1/placement/:dataset',
+      tags: ['policy'],
       summary: 'Which regions may hold a new document of the dataset under the enforced policy (for client routing)',
       need: (request) => ({ kind: 'read', datasets: [(request.params as { dataset: string }).dataset] }),
-      params: datasetParams, querystring: queryOf({ key: { type: 'string' } }),
+      params: datasetParams,
+      querystring: queryOf({ key: { type: 'string' } }),
       response: objectOf('The regions and whether each may hold the dataset; policy null when none is enforced.', {
-        dataset: { type: 'string' }, node: { type: 'string' }, region: { type: 'string' }, policy: { type: ['object', 'null'] },
+        dataset: { type: 'string' },
+        node: { type: 'string' },
+        region: { type: 'string' },
+        policy: { type: ['object', 'null'] },
         regions: { type: 'array', items: objectOf('A region.', { name: { type: 'string' }, jurisdiction: { type: 'string' }, mayHold: { type: 'boolean' } }) },
       }),
       handler: getPlacement,

@@ -8,7 +8,14 @@
  */
 import { type FastifyReply, type FastifyRequest } from 'fastify';
 import {
-  type Policy, TesseraError, checkPolicySuccession, describeValue, isPlainObject, parsePolicy, policyBytesMax, verifyPolicySignature,
+  type Policy,
+  TesseraError,
+  checkPolicySuccession,
+  describeValue,
+  isPlainObject,
+  parsePolicy,
+  policyBytesMax,
+  verifyPolicySignature,
 } from '@tessera/core';
 import { policyHash } from '@tessera/store';
 import { authorize } from '../auth/access.js';
@@ -32,9 +39,17 @@ export function policyRoutes(context: RouteContext): RouteSpec[] {
   async function postPolicy(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     query(request, []);
     const body = requireBody(request);
-    if (!isPlainObject(body)) throw new TesseraError('ERR_BODY_INVALID', 'POST /v1/policy body must be an object { "text": "<policy YAML or JSON>", "mode": "plan" | "shadow" | "enforce", "signature"?: {…} }');
+    if (!isPlainObject(body))
+      throw new TesseraError(
+        'ERR_BODY_INVALID',
+        'POST /v1/policy body must be an object { "text": "<policy YAML or JSON>", "mode": "plan" | "shadow" | "enforce", "signature"?: {…} }',
+      );
     for (const field of Object.keys(body)) {
-      if (!bodyFields.includes(field)) throw new TesseraError('ERR_BODY_INVALID', `POST /v1/policy body: unknown field ${JSON.stringify(field).slice(0, 80)} (the fields are ${bodyFields.join(', ')})`);
+      if (!bodyFields.includes(field))
+        throw new TesseraError(
+          'ERR_BODY_INVALID',
+          `POST /v1/policy body: unknown field ${JSON.stringify(field).slice(0, 80)} (the fields are ${bodyFields.join(', ')})`,
+        );
     }
     if (typeof body.text !== 'string') throw new TesseraError('ERR_BODY_INVALID', 'POST /v1/policy body: "text" must be the policy as a string');
     const mode = body.mode;
@@ -52,7 +67,10 @@ export function policyRoutes(context: RouteContext): RouteSpec[] {
     }
     const signing = context.policySigning;
     if (signing === undefined || signing.operatorKeys.length === 0) {
-      throw new TesseraError('ERR_POLICY_SIGNATURE_INVALID', `node ${node.id} has no operator key configured (operatorKey in the cluster config), so it installs no policy through the API`);
+      throw new TesseraError(
+        'ERR_POLICY_SIGNATURE_INVALID',
+        `node ${node.id} has no operator key configured (operatorKey in the cluster config), so it installs no policy through the API`,
+      );
     }
     const { signature, keyId } = verifyPolicySignature(policy, body.signature, signing.operatorKeys, signing.cluster);
     checkPolicySuccession(replica.policy === null ? null : { version: replica.policy.version, hash: policyHash(replica.policy) }, signature);
@@ -71,8 +89,12 @@ export function policyRoutes(context: RouteContext): RouteSpec[] {
 
   return [
     {
-      method: 'GET', url: '/v1/policy', summary: 'The enforced and shadow policy versions, hashes and texts', tags: ['policy'],
-      need: () => ({ kind: 'operator' }), querystring: noQuery,
+      method: 'GET',
+      url: '/v1/policy',
+      summary: 'The enforced and shadow policy versions, hashes and texts',
+      tags: ['policy'],
+      need: () => ({ kind: 'operator' }),
+      querystring: noQuery,
       response: objectOf('Enforced and shadow policies (null when none).', { region: { type: 'string' }, enforced: {}, shadow: {} }),
       handler: async (request, reply) => {
         query(request, []);
@@ -80,29 +102,43 @@ export function policyRoutes(context: RouteContext): RouteSpec[] {
       },
     },
     {
-      method: 'POST', url: '/v1/policy', summary: 'Plan a policy (dry run), or install a signed one in shadow or enforce mode', tags: ['policy'],
-      need: () => ({ kind: 'operator' }), querystring: noQuery, bodyLimit: policyBodyBytesMax,
+      method: 'POST',
+      url: '/v1/policy',
+      summary: 'Plan a policy (dry run), or install a signed one in shadow or enforce mode',
+      tags: ['policy'],
+      need: () => ({ kind: 'operator' }),
+      querystring: noQuery,
+      bodyLimit: policyBodyBytesMax,
       body: {
-        type: 'object', required: ['text', 'mode'], additionalProperties: false,
+        type: 'object',
+        required: ['text', 'mode'],
+        additionalProperties: false,
         properties: { text: { type: 'string' }, mode: { enum: ['plan', 'shadow', 'enforce'] }, signature: policySignatureSchema },
       },
-      response: objectOf('The policy stamp, whether anything changed, and the report of what the policy changes here.', { mode: { type: 'string' }, policy: { type: 'object' } }),
+      response: objectOf('The policy stamp, whether anything changed, and the report of what the policy changes here.', {
+        mode: { type: 'string' },
+        policy: { type: 'object' },
+      }),
       handler: postPolicy,
     },
     {
-      method: 'GET', url: '/v1/policy/history', summary: 'Every stored policy version with its hash, source and state', tags: ['policy'],
-      need: () => ({ kind: 'operator' }), querystring: noQuery,
+      method: 'GET',
+      url: '/v1/policy/history',
+      summary: 'Every stored policy version with its hash, source and state',
+      tags: ['policy'],
+      need: () => ({ kind: 'operator' }),
+      querystring: noQuery,
       response: objectOf('Stored versions, oldest first.', { history: { type: 'array' } }),
       handler: async (request, reply) => {
         query(request, []);
         const enforced = replica.policy?.version ?? null;
         const shadow = replica.shadowPolicy?.version ?? null;
         const history = (await replica.policyHistory()).map((record) => ({
-          ...record, state: record.version === enforced ? 'enforced' : record.version === shadow ? 'shadow' : 'stored',
+          ...record,
+          state: record.version === enforced ? 'enforced' : record.version === shadow ? 'shadow' : 'stored',
         }));
         return sendJson(reply, 200, { history });
       },
     },
   ];
 }
-

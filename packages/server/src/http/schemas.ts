@@ -33,7 +33,10 @@ const name = { type: 'string', minLength: 1, maxLength: 64 } as const;
 export const datasetParams = { type: 'object', required: ['dataset'], properties: { dataset: name }, additionalProperties: false } as const;
 /** `:dataset/:key`. */
 export const documentParamsSchema = {
-  type: 'object', required: ['dataset', 'key'], properties: { dataset: name, key: { type: 'string', minLength: 1, maxLength: 2048 } }, additionalProperties: false,
+  type: 'object',
+  required: ['dataset', 'key'],
+  properties: { dataset: name, key: { type: 'string', minLength: 1, maxLength: 2048 } },
+  additionalProperties: false,
 } as const;
 
 /** A non-negative integer in a query string. */
@@ -56,7 +59,9 @@ export const hlcSchema = { type: 'object', properties: { ms: { type: 'integer' }
 
 /** What a write answers. */
 export const writeAnswerSchema = objectOf('The write: its log sequence number, timestamp and session token (null when it changed nothing).', {
-  seq: { type: ['integer', 'null'] }, hlc: { anyOf: [hlcSchema, { type: 'null' }] }, token: { type: ['string', 'null'] },
+  seq: { type: ['integer', 'null'] },
+  hlc: { anyOf: [hlcSchema, { type: 'null' }] },
+  token: { type: ['string', 'null'] },
 });
 
 /** A policy signature document (`tessera policy sign`). */
@@ -68,7 +73,9 @@ export const policySignatureSchema = {
     cluster: { type: 'string' },
     version: { type: 'integer', minimum: 1 },
     hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    replaces: { anyOf: [{ type: 'null' }, { type: 'object', required: ['version', 'hash'], properties: { version: { type: 'integer' }, hash: { type: 'string' } } }] },
+    replaces: {
+      anyOf: [{ type: 'null' }, { type: 'object', required: ['version', 'hash'], properties: { version: { type: 'integer' }, hash: { type: 'string' } } }],
+    },
     keyId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
     signature: { type: 'string' },
   },

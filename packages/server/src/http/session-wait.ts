@@ -23,7 +23,10 @@ export class SessionWaits {
     for (const wake of this.byDoc.get(docId(change.dataset, change.key)) ?? []) wake();
   };
 
-  constructor(private readonly replica: Replica, private readonly replication: Replication | undefined) {}
+  constructor(
+    private readonly replica: Replica,
+    private readonly replication: Replication | undefined,
+  ) {}
 
   /** True once this node's copy of (dataset, key) holds `dot`; false after `waitMs` or when `signal` aborts. */
   async waitForDot(dataset: string, key: string, dot: Dot, waitMs: number, signal: AbortSignal): Promise<boolean> {

@@ -24,10 +24,12 @@ let loaded: Promise<typeof X509> | null = null;
  * through tsyringe, which needs the Reflect metadata API loaded first.
  */
 function x509Module(): Promise<typeof X509> {
-  loaded ??= import('reflect-metadata').then(() => import('@peculiar/x509')).then((x509) => {
-    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-    return x509;
-  });
+  loaded ??= import('reflect-metadata')
+    .then(() => import('@peculiar/x509'))
+    .then((x509) => {
+      x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+      return x509;
+    });
   return loaded;
 }
 
@@ -51,7 +53,7 @@ export interface KeyAndCert {
 export async function createClusterCa(cluster: string, nowMs: number, days = caValidityDays): Promise<KeyAndCert> {
   identityUri({ cluster, region: 'x', node: 'x' });
   const x509 = await x509Module();
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: `CN=Tessera cluster CA ${cluster}, O=tessera`,
@@ -73,10 +75,15 @@ export async function createClusterCa(cluster: string, nowMs: number, days = caV
  * `hosts` (DNS names or IP addresses) clients and peers reach it at. Throws `ERR_OPTION_INVALID`.
  */
 export async function createNodeCertificate(
-  ca: KeyAndCert, identity: PeerIdentity, hosts: readonly string[], nowMs: number, days = nodeCertValidityDays,
+  ca: KeyAndCert,
+  identity: PeerIdentity,
+  hosts: readonly string[],
+  nowMs: number,
+  days = nodeCertValidityDays,
 ): Promise<KeyAndCert> {
   const uri = identityUri(identity);
-  if (hosts.length === 0 || hosts.length > certHostsMax) throw new TesseraError('ERR_OPTION_INVALID', `a node certificate names 1 to ${certHostsMax} hosts, got ${hosts.length}`);
+  if (hosts.length === 0 || hosts.length > certHostsMax)
+    throw new TesseraError('ERR_OPTION_INVALID', `a node certificate names 1 to ${certHostsMax} hosts, got ${hosts.length}`);
   const x509 = await x509Module();
   const names: X509.JsonGeneralName[] = [{ type: 'url', value: uri }];
   for (const host of new Set(hosts)) {
@@ -86,7 +93,7 @@ export async function createNodeCertificate(
   }
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await importKey(x509, ca.keyPem);
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: `CN=${identity.node}, OU=${identity.region}, O=tessera ${identity.cluster}`,
@@ -111,7 +118,7 @@ export async function createNodeCertificate(
 /** A positive 128-bit serial number, hex (RFC 5280 wants them unique per CA, at most 20 bytes). */
 function serial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f | 0x01;
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
 

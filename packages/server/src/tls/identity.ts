@@ -29,7 +29,8 @@ const clusterPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** The SAN URI of an identity. Throws the name's `ERR_*_INVALID` for bad names. */
 export function identityUri(identity: PeerIdentity): string {
-  if (!clusterPattern.test(identity.cluster)) throw new TesseraError('ERR_PEER_IDENTITY', `cluster id ${JSON.stringify(identity.cluster).slice(0, 80)} is not [a-z0-9][a-z0-9._-]{0,63}`);
+  if (!clusterPattern.test(identity.cluster))
+    throw new TesseraError('ERR_PEER_IDENTITY', `cluster id ${JSON.stringify(identity.cluster).slice(0, 80)} is not [a-z0-9][a-z0-9._-]{0,63}`);
   checkRegion(identity.region);
   checkNodeId(identity.node);
   return `${identityScheme}://${identity.cluster}/${identity.region}/${identity.node}`;
@@ -41,15 +42,23 @@ export function identityUri(identity: PeerIdentity): string {
  * Throws `ERR_PEER_IDENTITY` unless the certificate carries exactly one `tessera://` URI of valid names.
  */
 export function peerIdentity(cert: X509Certificate | PeerCertificate | string, cluster?: string): PeerIdentity {
-  const altNames = typeof cert === 'string' ? new X509Certificate(cert).subjectAltName
-    : cert instanceof X509Certificate ? cert.subjectAltName : cert.subjectaltname;
+  const altNames =
+    typeof cert === 'string' ? new X509Certificate(cert).subjectAltName : cert instanceof X509Certificate ? cert.subjectAltName : cert.subjectaltname;
   // Node lists SANs as "TYPE:value, TYPE:value" and quotes (JSON) any value holding a separator, so a split on
   // ", " cannot cut a valid identity; a quoted tessera URI is not valid anyway.
-  const uris = (altNames ?? '').split(', ').filter((entry) => entry.startsWith('URI:')).map((entry) => entry.slice(4));
+  const uris = (altNames ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('URI:'))
+    .map((entry) => entry.slice(4));
   const ours = uris.filter((uri) => uri.startsWith(`${identityScheme}://`) || uri.startsWith(`"${identityScheme}://`));
-  if (ours.length !== 1) throw new TesseraError('ERR_PEER_IDENTITY', `the certificate carries ${ours.length} tessera:// identities; a node certificate carries exactly one`);
+  if (ours.length !== 1)
+    throw new TesseraError('ERR_PEER_IDENTITY', `the certificate carries ${ours.length} tessera:// identities; a node certificate carries exactly one`);
   const match = /^tessera:\/\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(ours[0]!);
-  if (match === null) throw new TesseraError('ERR_PEER_IDENTITY', `the certificate's identity ${JSON.stringify(ours[0]!.slice(0, 200))} is not tessera://<cluster>/<region>/<node>`);
+  if (match === null)
+    throw new TesseraError(
+      'ERR_PEER_IDENTITY',
+      `the certificate's identity ${JSON.stringify(ours[0]!.slice(0, 200))} is not tessera://<cluster>/<region>/<node>`,
+    );
   const identity = { cluster: match[1]!, region: match[2]!, node: match[3]! };
   try {
     if (identityUri(identity) !== ours[0]) throw new Error('not canonical');
@@ -76,9 +85,11 @@ export function verifyNodeCertificate(certPem: string, caPem: string, nowMs: num
     throw new TesseraError('ERR_PEER_IDENTITY', `not a PEM certificate: ${(error as Error).message}`);
   }
   if (cert.ca) throw new TesseraError('ERR_PEER_IDENTITY', 'the certificate is a CA certificate, not a node certificate');
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new TesseraError('ERR_PEER_IDENTITY', `the certificate was not issued by the cluster CA (${ca.subject.replace(/\n/g, ', ')})`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
+    throw new TesseraError('ERR_PEER_IDENTITY', `the certificate was not issued by the cluster CA (${ca.subject.replace(/\n/g, ', ')})`);
   const from = Date.parse(cert.validFrom);
   const to = Date.parse(cert.validTo);
-  if (!(nowMs >= from && nowMs <= to)) throw new TesseraError('ERR_PEER_IDENTITY', `the certificate is valid from ${cert.validFrom} to ${cert.validTo}, not now`);
+  if (!(nowMs >= from && nowMs <= to))
+    throw new TesseraError('ERR_PEER_IDENTITY', `the certificate is valid from ${cert.validFrom} to ${cert.validTo}, not now`);
   return peerIdentity(cert, cluster);
 }

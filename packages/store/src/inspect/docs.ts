@@ -1,14 +1,43 @@
 /** Keys of a dataset and one document's internals: dots, context per node, siblings, conflicts. */
 import {
-  type DocState, type Dot, type MapNode, type RegEntry, type SetBody, TesseraError, checkDatasetName, checkKey, compareDots, compareHlc, decodeDoc, docExists, docValue, docFacts, winner,
+  type DocState,
+  type Dot,
+  type MapNode,
+  type RegEntry,
+  type SetBody,
+  TesseraError,
+  checkDatasetName,
+  checkKey,
+  compareDots,
+  compareHlc,
+  decodeDoc,
+  docExists,
+  docValue,
+  docFacts,
+  winner,
 } from '@tessera/core';
 import { conflictRange, docKey, docRange, parseDocKey } from '../layout.js';
 import { type ConflictRecord } from '../types.js';
-import { type StoreReader, type KeyItem, type InspectKeys, type DotView, type SiblingsView, type InspectDoc, inspectKeysLimitDefault, inspectKeysLimitMax, inspectDocDotsMax, inspectDocConflictsMax } from './types.js';
+import {
+  type StoreReader,
+  type KeyItem,
+  type InspectKeys,
+  type DotView,
+  type SiblingsView,
+  type InspectDoc,
+  inspectKeysLimitDefault,
+  inspectKeysLimitMax,
+  inspectDocDotsMax,
+  inspectDocConflictsMax,
+} from './types.js';
 import { parseJson, checkCount, jsonSafe, node } from './read.js';
 
 /** A page of a dataset's documents in key order — deleted ones too — with type, state, size and tags. */
-export async function inspectKeys(reader: StoreReader, dataset: string, options: { prefix?: string; after?: string; limit?: number } = {}): Promise<InspectKeys> {
+export async function inspectKeys(
+  reader: StoreReader,
+  dataset: string,
+  options: { prefix?: string; after?: string; limit?: number } = {},
+): Promise<InspectKeys> {
   checkDatasetName(dataset);
   const prefix = options.prefix ?? '';
   if (prefix !== '') checkKey(prefix);
@@ -48,8 +77,10 @@ export async function inspectDoc(reader: StoreReader, dataset: string, key: stri
   const named = await node(reader);
   const bytes = await reader.get(docKey(dataset, key));
   if (bytes === undefined) {
-    throw new TesseraError('ERR_DOC_NOT_FOUND',
-      `document ${dataset}/${key} is not stored on node ${named.node} (never written or received here, collected after a delete, or purged)`);
+    throw new TesseraError(
+      'ERR_DOC_NOT_FOUND',
+      `document ${dataset}/${key} is not stored on node ${named.node} (never written or received here, collected after a delete, or purged)`,
+    );
   }
   let doc: DocState;
   try {
@@ -80,12 +111,22 @@ export async function inspectDoc(reader: StoreReader, dataset: string, key: stri
     conflicts.push(parseJson(record, `a conflict record of ${dataset}/${key}`) as ConflictRecord);
   }
   return {
-    ...named, dataset, key, type: doc.type, state: exists ? 'live' : 'deleted', bytes: bytes.length,
+    ...named,
+    dataset,
+    key,
+    type: doc.type,
+    state: exists ? 'live' : 'deleted',
+    bytes: bytes.length,
     value: exists ? jsonSafe(docValue(doc)) : null,
-    tags: facts.tags, origin: facts.origin, context,
+    tags: facts.tags,
+    origin: facts.origin,
+    context,
     nodes: [...nodes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, view]) => ({ node: name, ...view })),
-    dots: dots.slice(0, inspectDocDotsMax), dotsOmitted: Math.max(0, dots.length - inspectDocDotsMax),
-    siblings: siblingsOf(doc), conflicts, conflictsMore,
+    dots: dots.slice(0, inspectDocDotsMax),
+    dotsOmitted: Math.max(0, dots.length - inspectDocDotsMax),
+    siblings: siblingsOf(doc),
+    conflicts,
+    conflictsMore,
   };
 }
 
@@ -108,7 +149,8 @@ function dotsOf(doc: DocState): DotView[] {
       for (const entry of doc.body as ReadonlyArray<{ dot: Dot }>) out.push({ node: entry.dot[0], counter: entry.dot[1], role: 'counter' });
       break;
     case 'set':
-      for (const { element, dots } of (doc.body as SetBody).values()) for (const dot of dots) out.push({ node: dot[0], counter: dot[1], role: 'element', element });
+      for (const { element, dots } of (doc.body as SetBody).values())
+        for (const dot of dots) out.push({ node: dot[0], counter: dot[1], role: 'element', element });
       break;
     default:
       // Yjs and Automerge keep their history inside their own format: the state holds no dots.
@@ -130,7 +172,8 @@ function siblingsOf(doc: DocState): SiblingsView[] {
     const best = winner(entries)!;
     out.push({
       path,
-      entries: [...entries].sort((a, b) => compareHlc(b.hlc, a.hlc) || compareDots(b.dot, a.dot))
+      entries: [...entries]
+        .sort((a, b) => compareHlc(b.hlc, a.hlc) || compareDots(b.dot, a.dot))
         .map((entry) => ({ value: jsonSafe(entry.value), dot: entry.dot, hlc: entry.hlc, wins: entry === best })),
     });
   };
@@ -138,4 +181,3 @@ function siblingsOf(doc: DocState): SiblingsView[] {
   if (doc.type === 'lww' || doc.type === 'mv') visit(doc.body as readonly RegEntry[], []);
   return out;
 }
-

@@ -1,11 +1,20 @@
 /** The delta log (sizes; values only on request), cursors and frontiers, conflict records. */
 import { decodeLogEntry } from '../log-entry.js';
-import {
-  TesseraError, checkDatasetName, decodeDoc, docValue, docFacts,
-} from '@tessera/core';
+import { TesseraError, checkDatasetName, decodeDoc, docValue, docFacts } from '@tessera/core';
 import { conflictRange, cursorRange, frontierRange, logFloorKey, logKey, logRange, parseConflictKey, parseCursorKey, parseLogKey } from '../layout.js';
 import { type ConflictRecord } from '../types.js';
-import { type StoreReader, type LogItem, type InspectLog, type InspectPeers, type InspectConflicts, inspectLogLimitDefault, inspectLogLimitMax, inspectConflictsLimitDefault, inspectConflictsLimitMax, inspectPeersMax } from './types.js';
+import {
+  type StoreReader,
+  type LogItem,
+  type InspectLog,
+  type InspectPeers,
+  type InspectConflicts,
+  inspectLogLimitDefault,
+  inspectLogLimitMax,
+  inspectConflictsLimitDefault,
+  inspectConflictsLimitMax,
+  inspectPeersMax,
+} from './types.js';
 import { parseJson, checkCount, jsonSafe, node, readInt, expectStoredInt, logHead } from './read.js';
 
 /**
@@ -33,7 +42,10 @@ export async function inspectLog(reader: StoreReader, options: { from?: number; 
   const first = entries[0]?.seq;
   const last = entries[entries.length - 1]?.seq;
   return {
-    ...named, floor, head, entries,
+    ...named,
+    floor,
+    head,
+    entries,
     older: !forward && more && first !== undefined ? first - 1 : null,
     newer: forward && more && last !== undefined ? last + 1 : null,
   };
@@ -45,15 +57,26 @@ function logItem(seq: number, bytes: Uint8Array, values: boolean): LogItem {
     const entry = decodeLogEntry(seq, bytes);
     if (!(entry.delta instanceof Uint8Array)) throw new TesseraError('ERR_DECODE', 'delta is not bytes');
     const item = {
-      seq, dataset: entry.dataset, key: entry.key, origin: entry.origin, originSeq: entry.originSeq, hlc: entry.hlc,
-      kind: entry.kind ?? ('change' as const), to: entry.to ?? [], bytes: entry.delta.length,
+      seq,
+      dataset: entry.dataset,
+      key: entry.key,
+      origin: entry.origin,
+      originSeq: entry.originSeq,
+      hlc: entry.hlc,
+      kind: entry.kind ?? ('change' as const),
+      to: entry.to ?? [],
+      bytes: entry.delta.length,
     };
     if (!values || item.kind === 'purge') return item;
     const doc = decodeDoc(entry.delta, `log entry ${seq} delta`);
     return { ...item, value: jsonSafe(docValue(doc)), tags: docFacts(item.dataset, item.key, doc).tags };
   } catch (error) {
     const message = (error as Error).message;
-    return { seq, bytes: bytes.length, error: { code: 'ERR_STORE_CORRUPT', message: message.startsWith('delta-log entry') ? message : `delta-log entry ${seq} is corrupt: ${message}` } };
+    return {
+      seq,
+      bytes: bytes.length,
+      error: { code: 'ERR_STORE_CORRUPT', message: message.startsWith('delta-log entry') ? message : `delta-log entry ${seq} is corrupt: ${message}` },
+    };
   }
 }
 
@@ -101,4 +124,3 @@ export async function inspectConflicts(reader: StoreReader, options: { dataset?:
   }
   return { ...named, dataset: options.dataset ?? null, conflicts, more };
 }
-

@@ -1,7 +1,5 @@
 /** Reading helpers shared by the inspect functions: JSON records, counts, the format record, the policy in force. */
-import {
-  TesseraError, type Policy, parsePolicy,
-} from '@tessera/core';
+import { TesseraError, type Policy, parsePolicy } from '@tessera/core';
 import { logRange, metaKey, parseLogKey, policyKey, seqKey, storeFormatVersion } from '../layout.js';
 import { type StoreReader, type StoreMeta, type InspectedNode, type PolicyStampView } from './types.js';
 
@@ -51,8 +49,7 @@ export async function readStoreMeta(reader: StoreReader, where: string): Promise
     throw new TesseraError('ERR_STORE_FORMAT', `${where}: the format record is unreadable`);
   }
   if (meta?.format !== storeFormatVersion) {
-    throw new TesseraError('ERR_STORE_FORMAT',
-      `${where} has format version ${JSON.stringify(meta?.format)}; this Tessera reads version ${storeFormatVersion}`);
+    throw new TesseraError('ERR_STORE_FORMAT', `${where} has format version ${JSON.stringify(meta?.format)}; this Tessera reads version ${storeFormatVersion}`);
   }
   if (typeof meta.node !== 'string' || typeof meta.region !== 'string') {
     throw new TesseraError('ERR_STORE_FORMAT', `${where}: the format record names no node and region`);
@@ -96,4 +93,3 @@ export function readPolicyStamp(value: unknown): PolicyStampView | null {
   const { version, hash } = value as { version?: unknown; hash?: unknown };
   return typeof version === 'number' && typeof hash === 'string' ? { version, hash } : null;
 }
-

@@ -1,10 +1,20 @@
 /** The summary of a data directory: per dataset documents, quarantined, conflicts; log, policies, audit. */
+import { type DocState, type Hlc, TesseraError, decodeDoc, docExists, docTags, docFacts, quarantineHolds, quarantineTag } from '@tessera/core';
 import {
-  type DocState, type Hlc, TesseraError, decodeDoc, docExists, docTags, docFacts, quarantineHolds, quarantineTag,
-} from '@tessera/core';
-import { allDocsRange, auditHeadKey, conflictRange, hlcKey, logFloorKey, logKey, logRange, parseConflictKey, parseDocKey, policyRange, policyStateKey } from '../layout.js';
+  allDocsRange,
+  auditHeadKey,
+  conflictRange,
+  hlcKey,
+  logFloorKey,
+  logKey,
+  logRange,
+  parseConflictKey,
+  parseDocKey,
+  policyRange,
+  policyStateKey,
+} from '../layout.js';
 import { type StoreReader, type InspectSummary, summaryDatasetsMax, summaryScanRecordsDefault, summaryScanRecordsMax } from './types.js';
-import { parseJson, checkCount, readStoreMeta, node, readInt, expectStoredInt, logHead, storedPolicy, readPolicyStamp } from './read.js';
+import { parseJson, checkCount, readStoreMeta, readInt, expectStoredInt, logHead, storedPolicy, readPolicyStamp } from './read.js';
 
 /**
  * Counts per dataset (documents live and deleted, bytes, quarantined, conflict records), the policy in force,
@@ -14,11 +24,14 @@ export async function inspectSummary(reader: StoreReader, options: { scanMax?: n
   const scanMax = checkCount('summary: scanMax', options.scanMax ?? summaryScanRecordsDefault, 1, summaryScanRecordsMax);
   const meta = await readStoreMeta(reader, 'the data directory');
   const stateBytes = await reader.get(policyStateKey);
-  const state = stateBytes === undefined ? {} : parseJson(stateBytes, 'the policy state record') as { enforce?: unknown; shadow?: unknown };
+  const state = stateBytes === undefined ? {} : (parseJson(stateBytes, 'the policy state record') as { enforce?: unknown; shadow?: unknown });
   const enforced = readPolicyStamp(state.enforce);
   const policy = enforced === null ? null : await storedPolicy(reader, enforced.version);
   let complete = true;
-  const datasets = new Map<string, { documents: number; live: number; deleted: number; bytes: number; quarantined: number; conflicts: number; corrupt: number }>();
+  const datasets = new Map<
+    string,
+    { documents: number; live: number; deleted: number; bytes: number; quarantined: number; conflicts: number; corrupt: number }
+  >();
   const countsOf = (dataset: string) => {
     let counts = datasets.get(dataset);
     if (counts === undefined) datasets.set(dataset, (counts = { documents: 0, live: 0, deleted: 0, bytes: 0, quarantined: 0, conflicts: 0, corrupt: 0 }));
@@ -85,7 +98,10 @@ export async function inspectSummary(reader: StoreReader, options: { scanMax?: n
   }
   const names = [...datasets.keys()].sort();
   return {
-    node: meta.node, region: meta.region, format: meta.format, hlc,
+    node: meta.node,
+    region: meta.region,
+    format: meta.format,
+    hlc,
     datasets: names.slice(0, summaryDatasetsMax).map((dataset) => ({ dataset, ...datasets.get(dataset)! })),
     datasetsOmitted: Math.max(0, names.length - summaryDatasetsMax),
     policy: { enforced, shadow: readPolicyStamp(state.shadow), versionsStored },
@@ -94,4 +110,3 @@ export async function inspectSummary(reader: StoreReader, options: { scanMax?: n
     scan: { recordsMax: scanMax, complete },
   };
 }
-

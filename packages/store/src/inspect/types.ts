@@ -106,7 +106,14 @@ export interface InspectSummary extends InspectedNode {
 
 /** One document of `inspectKeys`. */
 export type KeyItem =
-  | { readonly key: string; readonly type: CrdtTypeName; readonly state: 'live' | 'deleted'; readonly bytes: number; readonly tags: readonly string[]; readonly origin: string | null }
+  | {
+      readonly key: string;
+      readonly type: CrdtTypeName;
+      readonly state: 'live' | 'deleted';
+      readonly bytes: number;
+      readonly tags: readonly string[];
+      readonly origin: string | null;
+    }
   | { readonly key: string; readonly bytes: number; readonly error: InspectRecordError };
 
 /** `inspectKeys`'s answer. */
@@ -173,16 +180,21 @@ export interface InspectDoc extends InspectedNode {
 /** One delta-log entry of `inspectLog`: sizes, never bytes. */
 export type LogItem =
   | {
-    readonly seq: number; readonly dataset: string; readonly key: string; readonly origin: string; readonly originSeq: number; readonly hlc: Hlc;
-    /** change: a write's delta; state: a document's whole state for regions `to`; purge: a notice without value that regions `to` must drop it. */
-    readonly kind: 'change' | 'state' | 'purge';
-    readonly to: readonly string[];
-    /** Bytes of the encoded delta. */
-    readonly bytes: number;
-    /** Only when values were asked for: the delta's value and the tags it adds. */
-    readonly value?: unknown;
-    readonly tags?: readonly string[];
-  }
+      readonly seq: number;
+      readonly dataset: string;
+      readonly key: string;
+      readonly origin: string;
+      readonly originSeq: number;
+      readonly hlc: Hlc;
+      /** change: a write's delta; state: a document's whole state for regions `to`; purge: a notice without value that regions `to` must drop it. */
+      readonly kind: 'change' | 'state' | 'purge';
+      readonly to: readonly string[];
+      /** Bytes of the encoded delta. */
+      readonly bytes: number;
+      /** Only when values were asked for: the delta's value and the tags it adds. */
+      readonly value?: unknown;
+      readonly tags?: readonly string[];
+    }
   | { readonly seq: number; readonly bytes: number; readonly error: InspectRecordError };
 
 /** `inspectLog`'s answer. */
@@ -214,4 +226,3 @@ export interface InspectConflicts extends InspectedNode {
   /** True when more records exist than were listed. */
   readonly more: boolean;
 }
-

@@ -8,8 +8,23 @@
  * entries; only then is anything acknowledged or published.
  */
 import {
-  type DocState, type Hlc, TesseraError, coversMarker, crdtType, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, hex64,
-  joinDelta, joinDocs, markerHead, planReceive, sameFacts,
+  type DocState,
+  type Hlc,
+  TesseraError,
+  coversMarker,
+  crdtType,
+  docBytesMax,
+  docExists,
+  docFacts,
+  docHead,
+  emptyDoc,
+  encodeDoc,
+  hex64,
+  joinDelta,
+  joinDocs,
+  markerHead,
+  planReceive,
+  sameFacts,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
@@ -120,14 +135,18 @@ function accept(run: ApplyRun, group: Group, local: DocState | null, staged: Sta
     try {
       crdtType(next.type).check?.(next.body);
     } catch (error) {
-      throw new TesseraError('ERR_DELTA_INVALID', `applyDeltas: delta for ${group.dataset}/${group.key} from ${item.origin}: ${(error as Error).message}`, { cause: error });
+      throw new TesseraError('ERR_DELTA_INVALID', `applyDeltas: delta for ${group.dataset}/${group.key} from ${item.origin}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     c.clock.observe(item.hlc);
     // A notice's facts are logged as a change: the copy changed, and whoever this region serves learns them.
     run.log(group, item, headed === null ? item.bytes : encodeDoc(joinDocs(headed, item.doc).state), staged, (state = next));
     if (item.kind !== 'purge') run.applied++;
     for (const finding of conflicts) {
-      const id = hex64(`${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`);
+      const id = hex64(
+        `${finding.path.join('\u0000')}|${finding.kind}|${JSON.stringify(finding.loser.dot)}|${JSON.stringify(finding.loser.hlc)}|${finding.loser.dot === null ? JSON.stringify(finding.loser.value) : ''}`,
+      );
       run.recordedAt ??= c.now();
       const record: ConflictRecord = { id, dataset: group.dataset, key: group.key, ...finding, recordedAt: run.recordedAt, origin: item.origin };
       run.ops.push({ type: 'put', key: conflictKey(group.dataset, group.key, id), value: jsonBytes(record) });
@@ -198,7 +217,10 @@ function applyGroup(run: ApplyRun, group: Group, entry: CacheEntry, from: string
   const stateBytes = changed ? encodeDoc(staged.state) : null;
   if (stateBytes !== null) {
     if (stateBytes.length > docBytesMax) {
-      throw new TesseraError('ERR_VALUE_TOO_LARGE', `${dataset}/${key}: remote deltas would grow the document to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);
+      throw new TesseraError(
+        'ERR_VALUE_TOO_LARGE',
+        `${dataset}/${key}: remote deltas would grow the document to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`,
+      );
     }
     run.ops.push({ type: 'put', key: docKey(dataset, key), value: stateBytes });
     run.staged.set(entry, staged);
@@ -229,10 +251,16 @@ export async function applyDeltas(c: ReplicaCore, batch: readonly RemoteDelta[],
     if (run.refusedDocs.length > 0) {
       const datasets = [...new Set(run.refusedDocs.map((r) => r.dataset))].sort();
       const reasons = [...new Set(run.refusedDocs.map((r) => r.reason))].sort();
-      run.ops.push(...c.auditOps('rejected', {
-        from: options.from ?? null, count: run.refused.length, batch: decoded.length, datasets, reasons,
-        docs: [...new Set(run.refusedDocs.map((r) => c.keyDigest(r.dataset, r.key)))].slice(0, auditDigestsMax),
-      }));
+      run.ops.push(
+        ...c.auditOps('rejected', {
+          from: options.from ?? null,
+          count: run.refused.length,
+          batch: decoded.length,
+          datasets,
+          reasons,
+          docs: [...new Set(run.refusedDocs.map((r) => c.keyDigest(r.dataset, r.key)))].slice(0, auditDigestsMax),
+        }),
+      );
     }
     for (const [origin, originSeq] of run.frontier) run.ops.push({ type: 'put', key: frontierKey(origin), value: jsonBytes(originSeq) });
     const last = c.seqLast;

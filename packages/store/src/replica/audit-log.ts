@@ -26,7 +26,10 @@ export async function auditPage(c: ReplicaCore, options: { after?: number; limit
 }
 
 /** Checks a stored audit chain (also used offline on a data directory); reports, never throws. */
-export async function verifyStoredAudit(db: { iterator(range: object): AsyncIterable<[string, Uint8Array]>; get(key: string): Promise<Uint8Array | undefined> }): Promise<AuditVerdict> {
+export async function verifyStoredAudit(db: {
+  iterator(range: object): AsyncIterable<[string, Uint8Array]>;
+  get(key: string): Promise<Uint8Array | undefined>;
+}): Promise<AuditVerdict> {
   const items: Array<{ storedSeq: number; entry: AuditEntry }> = [];
   // What is checked was possibly edited: anything that is not an entry (or a head) is reported, never thrown.
   for await (const [stored, bytes] of db.iterator(auditRange)) {
@@ -37,7 +40,11 @@ export async function verifyStoredAudit(db: { iterator(range: object): AsyncIter
       return { ok: false, entries: items.length + 1, problem: `entry stored at position ${parseAuditKey(stored)} is not readable` };
     }
     if (!isAuditEntry(entry)) {
-      return { ok: false, entries: items.length + 1, problem: `entry stored at position ${parseAuditKey(stored)} is not an audit entry (its fields were edited)` };
+      return {
+        ok: false,
+        entries: items.length + 1,
+        problem: `entry stored at position ${parseAuditKey(stored)} is not an audit entry (its fields were edited)`,
+      };
     }
     items.push({ storedSeq: parseAuditKey(stored), entry });
   }
@@ -49,6 +56,7 @@ export async function verifyStoredAudit(db: { iterator(range: object): AsyncIter
   } catch {
     head = undefined;
   }
-  if (!isAuditHead(head)) return { ok: false, entries: items.length, problem: 'the head record (the last entry\'s number and hash) is not readable: it was edited' };
+  if (!isAuditHead(head))
+    return { ok: false, entries: items.length, problem: "the head record (the last entry's number and hash) is not readable: it was edited" };
   return verifyAuditChain(items, head);
 }

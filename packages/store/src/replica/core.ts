@@ -6,9 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import {
-  type CrdtTypeName, type DocState, type Hlc, type Policy, type PurgeMarker, HlcClock, TesseraError, assert, decodeDoc,
-} from '@tessera/core';
+import { type CrdtTypeName, type DocState, type Hlc, type Policy, type PurgeMarker, HlcClock, TesseraError, assert, decodeDoc } from '@tessera/core';
 import { type AuditKind, auditGenesis, auditHash, checkAuditDetails, keyDigest } from '../audit.js';
 import { type CacheEntry, DocCache } from '../cache.js';
 import { GroupCommitter } from '../committer.js';
@@ -113,7 +111,11 @@ export class ReplicaCore {
   private readonly loadQueue: Array<{ dataset: string; key: string; id: string; resolve: () => void; reject: (error: Error) => void }> = [];
   private readonly wallClock: () => number;
 
-  constructor(readonly storage: StoragePort, settings: CoreSettings, recovered: Recovered) {
+  constructor(
+    readonly storage: StoragePort,
+    settings: CoreSettings,
+    recovered: Recovered,
+  ) {
     this.node = settings.node;
     this.region = settings.region;
     this.durability = settings.durability;
@@ -177,7 +179,7 @@ export class ReplicaCore {
 
   /** The marker of a document this region purged, or null. */
   markerOf(dataset: string, key: string): PurgeMarker | null {
-    return this.markers.size === 0 ? null : this.markers.get(this.keyDigest(dataset, key)) ?? null;
+    return this.markers.size === 0 ? null : (this.markers.get(this.keyDigest(dataset, key)) ?? null);
   }
 
   /** A document's name in audit entries and logs: a digest keyed by this data directory's salt. */
@@ -218,9 +220,10 @@ export class ReplicaCore {
   /** Throws `ERR_STORE_CLOSED` unless the replica is open. */
   checkOpen(): void {
     if (this.lifecycle !== 'open') {
-      throw new TesseraError('ERR_STORE_CLOSED', this.failure === null
-        ? `replica ${this.node} is closed`
-        : `replica ${this.node} closed after a storage failure: ${this.failure.message}`);
+      throw new TesseraError(
+        'ERR_STORE_CLOSED',
+        this.failure === null ? `replica ${this.node} is closed` : `replica ${this.node} closed after a storage failure: ${this.failure.message}`,
+      );
     }
   }
 
@@ -257,9 +260,11 @@ export class ReplicaCore {
     const wanted = new Map<string, { dataset: string; key: string }>();
     for (const doc of docs) wanted.set(docKey(doc.dataset, doc.key), doc);
     try {
-      await Promise.all([...wanted].map(async ([id, doc]) => {
-        out.set(id, await this.pin(doc.dataset, doc.key));
-      }));
+      await Promise.all(
+        [...wanted].map(async ([id, doc]) => {
+          out.set(id, await this.pin(doc.dataset, doc.key));
+        }),
+      );
     } catch (error) {
       for (const entry of out.values()) this.unpin(entry);
       throw error;
@@ -308,7 +313,9 @@ export class ReplicaCore {
         try {
           state = decodeDoc(bytes, `${item.dataset}/${item.key}`);
         } catch (error) {
-          item.reject(new TesseraError('ERR_STORE_CORRUPT', `stored document ${item.dataset}/${item.key} is corrupt: ${(error as Error).message}`, { cause: error }));
+          item.reject(
+            new TesseraError('ERR_STORE_CORRUPT', `stored document ${item.dataset}/${item.key} is corrupt: ${(error as Error).message}`, { cause: error }),
+          );
           return;
         }
       }

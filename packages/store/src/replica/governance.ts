@@ -6,13 +6,45 @@
  * by key digest so later writes here never reuse dots, and compacts the storage so no readable byte stays.
  */
 import {
-  type DocFacts, type DocState, type Policy, type PurgeMarker, TesseraError, checkPolicySuccession, formatPolicySignature, parsePolicySignature,
-  verifyPolicySignature, markerForm, markerOf, decodeDoc, docFacts, docHead, encodeDoc, holdersOf, parsePolicy, planPolicy,
+  type DocFacts,
+  type DocState,
+  type Policy,
+  type PurgeMarker,
+  TesseraError,
+  checkPolicySuccession,
+  formatPolicySignature,
+  parsePolicySignature,
+  verifyPolicySignature,
+  markerForm,
+  markerOf,
+  decodeDoc,
+  docFacts,
+  docHead,
+  encodeDoc,
+  holdersOf,
+  parsePolicy,
+  planPolicy,
 } from '@tessera/core';
 import { decodeLogEntry } from '../log-entry.js';
 import {
-  allDocsRange, conflictRange, docKey, docRange, floorKey, handoverKey, handoverRange, logKey, logRange, owedKey, owedRange, parseDocKey, parseOwedKey,
-  parseHandoverKey, parseLogKey, policyKey, policyRange, policyStateKey,
+  allDocsRange,
+  conflictRange,
+  docKey,
+  docRange,
+  floorKey,
+  handoverKey,
+  handoverRange,
+  logKey,
+  logRange,
+  owedKey,
+  owedRange,
+  parseDocKey,
+  parseOwedKey,
+  parseHandoverKey,
+  parseLogKey,
+  policyKey,
+  policyRange,
+  policyStateKey,
 } from '../layout.js';
 import { docSecretKey } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
@@ -38,7 +70,7 @@ interface PolicyState {
 /** The stored record of one policy version. */
 export async function policyRecord(c: ReplicaCore, version: number): Promise<PolicyRecord | undefined> {
   const bytes = await c.storage.get(policyKey(version));
-  return bytes === undefined ? undefined : parseJsonBytes(bytes) as PolicyRecord;
+  return bytes === undefined ? undefined : (parseJsonBytes(bytes) as PolicyRecord);
 }
 
 /** Stored policy versions, oldest first. */
@@ -63,7 +95,7 @@ async function storedPolicy(c: ReplicaCore, version: number): Promise<Policy> {
  */
 export async function openGovernance(c: ReplicaCore, given: Policy | undefined, givenSignature?: unknown): Promise<void> {
   const stateBytes = await c.storage.get(policyStateKey);
-  const state = stateBytes === undefined ? { enforce: null, shadow: null } : parseJsonBytes(stateBytes) as PolicyState;
+  const state = stateBytes === undefined ? { enforce: null, shadow: null } : (parseJsonBytes(stateBytes) as PolicyState);
   if (state.enforce !== null) {
     c.enforced = await storedPolicy(c, state.enforce.version);
     c.enforcedSignature = (await policyRecord(c, state.enforce.version))?.signature ?? null;
@@ -106,12 +138,15 @@ export function installPolicy(c: ReplicaCore, policy: Policy, mode: PolicyMode, 
 
 async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, source: string, signature: unknown): Promise<PolicyReport | null> {
   c.checkOpen();
-  if (mode !== 'enforce' && mode !== 'shadow') throw new TesseraError('ERR_OPTION_INVALID', `installPolicy: mode must be "enforce" or "shadow", got ${JSON.stringify(mode)}`);
+  if (mode !== 'enforce' && mode !== 'shadow')
+    throw new TesseraError('ERR_OPTION_INVALID', `installPolicy: mode must be "enforce" or "shadow", got ${JSON.stringify(mode)}`);
   const hash = policyHash(policy);
   const stored = await policyRecord(c, policy.version);
   if (stored !== undefined && stored.hash !== hash) {
-    throw new TesseraError('ERR_POLICY_CONFLICT',
-      `policy version ${policy.version} is already stored with content hash ${stored.hash.slice(0, 12)}…, not ${hash.slice(0, 12)}…: versions are immutable, so give the changed policy a higher version`);
+    throw new TesseraError(
+      'ERR_POLICY_CONFLICT',
+      `policy version ${policy.version} is already stored with content hash ${stored.hash.slice(0, 12)}…, not ${hash.slice(0, 12)}…: versions are immutable, so give the changed policy a higher version`,
+    );
   }
   const current = mode === 'enforce' ? c.enforced : c.shadowed;
   if (current !== null && current.version === policy.version) return null;
@@ -124,7 +159,14 @@ async function installNow(c: ReplicaCore, policy: Policy, mode: PolicyMode, sour
   const signed = checkedSignature(c, policy, mode, source, signature ?? stored?.signature);
   const ops: BatchOp[] = [];
   if (stored === undefined) {
-    const record: PolicyRecord = { version: policy.version, hash, storedAtMs: c.wallNow(), source, text: policy.text, ...(signed === undefined ? {} : { signature: signed }) };
+    const record: PolicyRecord = {
+      version: policy.version,
+      hash,
+      storedAtMs: c.wallNow(),
+      source,
+      text: policy.text,
+      ...(signed === undefined ? {} : { signature: signed }),
+    };
     ops.push({ type: 'put', key: policyKey(policy.version), value: jsonBytes(record) });
     ops.push(...c.auditOps('policy-stored', { version: policy.version, hash, source }));
   }
@@ -207,7 +249,12 @@ export async function reevaluate(c: ReplicaCore, previous: Policy | null, next: 
   const all = everywhere(c, next);
   for (;;) {
     const page: Array<[string, Uint8Array]> = [];
-    for await (const item of c.storage.entries({ ...(after === null ? { gte: allDocsRange.gte } : { gt: after }), lt: allDocsRange.lt, limit: policyScanStepMax })) page.push(item);
+    for await (const item of c.storage.entries({
+      ...(after === null ? { gte: allDocsRange.gte } : { gt: after }),
+      lt: allDocsRange.lt,
+      limit: policyScanStepMax,
+    }))
+      page.push(item);
     if (page.length === 0) break;
     after = page[page.length - 1]![0];
     const erase: Array<{ dataset: string; key: string }> = [];
@@ -313,7 +360,10 @@ async function dropDeliveredNotices(c: ReplicaCore, acknowledged: (region: strin
   }
   if (ops.length === 0) return;
   await c.commit(ops);
-  const logKeys = ops.filter((op) => op.key.startsWith(logRange.gte)).map((op) => op.key).sort();
+  const logKeys = ops
+    .filter((op) => op.key.startsWith(logRange.gte))
+    .map((op) => op.key)
+    .sort();
   if (logKeys.length > 0) await c.storage.compact({ gte: logKeys[0]!, lt: `${logKeys[logKeys.length - 1]!}\u0000` });
 }
 
@@ -336,7 +386,11 @@ export async function pendingHandovers(c: ReplicaCore): Promise<number> {
  * records and handover records, in
  * one batch, with an audit entry each, then compacts what held them. Returns how many.
  */
-export async function purgeDocs<T extends { dataset: string; key: string }>(c: ReplicaCore, docs: readonly T[], details: (doc: T) => Record<string, unknown>): Promise<number> {
+export async function purgeDocs<T extends { dataset: string; key: string }>(
+  c: ReplicaCore,
+  docs: readonly T[],
+  details: (doc: T) => Record<string, unknown>,
+): Promise<number> {
   if (docs.length === 0) return 0;
   const ids = new Set(docs.map((doc) => docKey(doc.dataset, doc.key)));
   const pinned = await c.pinAll(docs);

@@ -8,7 +8,18 @@
 import { type Hlc, TesseraError, checkNodeId, deltaBatchEntriesMax, expectInt } from '@tessera/core';
 import { decodeLogEntry, encodeLogEntry } from '../log-entry.js';
 import {
-  allDocsRange, cursorKey, cursorRange, docKey, handoverKey, logFloorKey, logKey, logRange, owedKey, parseCursorKey, parseDocKey, parseLogKey,
+  allDocsRange,
+  cursorKey,
+  cursorRange,
+  docKey,
+  handoverKey,
+  logFloorKey,
+  logKey,
+  logRange,
+  owedKey,
+  parseCursorKey,
+  parseDocKey,
+  parseLogKey,
 } from '../layout.js';
 import { type BatchOp } from '../storage/port.js';
 import { type LogEntry } from '../types.js';
@@ -35,7 +46,8 @@ export function checkLimit(what: string, limit: unknown, max: number): number {
 }
 
 function checkSeq(what: string, seq: unknown): asserts seq is number {
-  if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw new TesseraError('ERR_OPTION_INVALID', `${what}: seq ${String(seq)} is not a non-negative integer`);
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0)
+    throw new TesseraError('ERR_OPTION_INVALID', `${what}: seq ${String(seq)} is not a non-negative integer`);
 }
 
 /** Delta-log entries after `seq`, oldest first, at most `limit`; the log may have gaps a crash left. */
@@ -44,7 +56,10 @@ export async function deltasSince(c: ReplicaCore, seq: number, limit = deltasLim
   checkSeq('deltasSince', seq);
   checkLimit('deltasSince', limit, deltaBatchEntriesMax);
   if (seq < c.logFloorSeq) {
-    throw new TesseraError('ERR_LOG_TRUNCATED', `deltasSince(${seq}): the delta log was truncated up to ${c.logFloorSeq}; a peer this far behind needs a state catch-up`);
+    throw new TesseraError(
+      'ERR_LOG_TRUNCATED',
+      `deltasSince(${seq}): the delta log was truncated up to ${c.logFloorSeq}; a peer this far behind needs a state catch-up`,
+    );
   }
   const lastSeq = c.seqLast;
   const entries: LogEntry[] = [];
@@ -53,7 +68,16 @@ export async function deltasSince(c: ReplicaCore, seq: number, limit = deltasLim
 }
 
 /** Appends a state entry (the whole state to `to`) and a purge notice (the head to `to`) as the fanout asks. */
-export function fanoutOps(c: ReplicaCore, dataset: string, key: string, hlc: Hlc, stateBytes: Uint8Array, headBytes: Uint8Array, stateTo: readonly string[], purgeTo: readonly string[]): BatchOp[] {
+export function fanoutOps(
+  c: ReplicaCore,
+  dataset: string,
+  key: string,
+  hlc: Hlc,
+  stateBytes: Uint8Array,
+  headBytes: Uint8Array,
+  stateTo: readonly string[],
+  purgeTo: readonly string[],
+): BatchOp[] {
   const ops: BatchOp[] = [];
   if (stateTo.length > 0) {
     const seq = c.nextSeq();
@@ -86,7 +110,8 @@ export async function truncateLog(c: ReplicaCore, seq: number, acknowledged?: (r
       if (entry.kind !== 'purge' || (entry.to ?? []).every((region) => acknowledged(region) >= entry.seq)) continue;
       const handover = await c.storage.get(handoverKey(entry.dataset, entry.key));
       carried.push({
-        entry, handover: handover === undefined ? null : parseJsonBytes(handover) as { seq: number; regions: string[] },
+        entry,
+        handover: handover === undefined ? null : (parseJsonBytes(handover) as { seq: number; regions: string[] }),
         owed: (await c.storage.get(owedKey(entry.seq))) !== undefined,
       });
     }
@@ -96,9 +121,14 @@ export async function truncateLog(c: ReplicaCore, seq: number, acknowledged?: (r
   const ops: BatchOp[] = [{ type: 'put', key: logFloorKey, value: jsonBytes(upto) }];
   for (const { entry, handover, owed } of carried) {
     const moved = c.nextSeq();
-    ops.push({ type: 'put', key: logKey(moved), value: encodeLogEntry(entry.dataset, entry.key, entry.origin, moved, entry.hlc, entry.delta, 'purge', entry.to) });
+    ops.push({
+      type: 'put',
+      key: logKey(moved),
+      value: encodeLogEntry(entry.dataset, entry.key, entry.origin, moved, entry.hlc, entry.delta, 'purge', entry.to),
+    });
     if (owed) ops.push({ type: 'del', key: owedKey(entry.seq) }, { type: 'put', key: owedKey(moved), value: jsonBytes(1) });
-    if (handover !== null) ops.push({ type: 'put', key: handoverKey(entry.dataset, entry.key), value: jsonBytes({ ...handover, seq: Math.max(handover.seq, moved) }) });
+    if (handover !== null)
+      ops.push({ type: 'put', key: handoverKey(entry.dataset, entry.key), value: jsonBytes({ ...handover, seq: Math.max(handover.seq, moved) }) });
   }
   const last = c.seqLast;
   c.logFloorSeq = upto;
@@ -115,7 +145,11 @@ export async function truncateLog(c: ReplicaCore, seq: number, acknowledged?: (r
  * Committed document states in key order after `after` (an opaque position, null to start), for a state
  * catch-up: each state is a valid delta for `applyDeltas`.
  */
-export async function documentsAfter(c: ReplicaCore, after: string | null, limit: number): Promise<{ entries: Array<LogEntry & { readonly position: string }>; next: string | null }> {
+export async function documentsAfter(
+  c: ReplicaCore,
+  after: string | null,
+  limit: number,
+): Promise<{ entries: Array<LogEntry & { readonly position: string }>; next: string | null }> {
   c.checkOpen();
   checkLimit('documentsAfter', limit, deltaBatchEntriesMax);
   const range = after === null ? allDocsRange : { gt: after, lt: allDocsRange.lt };

@@ -43,11 +43,19 @@ export async function migrateStore(storage: StoragePort, settings: CoreSettings,
       if (doc === undefined) ops.push({ type: 'del', key: stored });
       else {
         const head = encodeDoc(docHead(docBytesVersion(doc) === 1 ? upgradeDocV1(doc) : decodeDoc(doc)));
-        ops.push({ type: 'put', key: stored, value: encodeLogEntry(entry.dataset, entry.key, entry.origin, entry.originSeq, entry.hlc, head, 'purge', entry.to) });
+        ops.push({
+          type: 'put',
+          key: stored,
+          value: encodeLogEntry(entry.dataset, entry.key, entry.origin, entry.originSeq, entry.hlc, head, 'purge', entry.to),
+        });
       }
     } else if (entry.delta.length > 0 && docBytesVersion(entry.delta) === 1) {
       const delta = encodeDoc(upgradeDocV1(entry.delta, `log entry ${entry.seq}`));
-      ops.push({ type: 'put', key: stored, value: encodeLogEntry(entry.dataset, entry.key, entry.origin, entry.originSeq, entry.hlc, delta, entry.kind, entry.to) });
+      ops.push({
+        type: 'put',
+        key: stored,
+        value: encodeLogEntry(entry.dataset, entry.key, entry.origin, entry.originSeq, entry.hlc, delta, entry.kind, entry.to),
+      });
     }
     if (ops.length >= migrateBatchRecordsMax) await flush();
   }

@@ -6,13 +6,35 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  type Hlc, type PurgeMarker, TesseraError, checkDatasetName, checkNodeId, checkRegion, crdtType, expectArray, expectInt, expectString, isHlc,
+  type Hlc,
+  type PurgeMarker,
+  TesseraError,
+  checkDatasetName,
+  checkNodeId,
+  checkRegion,
+  crdtType,
+  expectArray,
+  expectInt,
+  expectString,
+  isHlc,
   markerFromForm,
 } from '@tessera/core';
 import { auditGenesis } from '../audit.js';
 import {
-  auditHeadKey, conflictRange, docKey, floorRange, frontierRange, hlcKey, logFloorKey, logRange, metaKey, parseConflictKey,
-  parseLogKey, saltKey, seqKey, storeFormatVersion,
+  auditHeadKey,
+  conflictRange,
+  docKey,
+  floorRange,
+  frontierRange,
+  hlcKey,
+  logFloorKey,
+  logRange,
+  metaKey,
+  parseConflictKey,
+  parseLogKey,
+  saltKey,
+  seqKey,
+  storeFormatVersion,
 } from '../layout.js';
 import { levelStorage } from '../storage/level.js';
 import { type StoragePort } from '../storage/port.js';
@@ -54,8 +76,14 @@ export function checkOpenOptions(options: ReplicaOptions): { settings: CoreSetti
   return {
     storage,
     settings: {
-      node: options.node, region: options.region, durability, datasetTypes: datasets, wallClock: options.wallClock ?? Date.now,
-      cacheEntriesMax: options.cacheEntriesMax, nodeRegions, policyTrust: options.policyTrust ?? null,
+      node: options.node,
+      region: options.region,
+      durability,
+      datasetTypes: datasets,
+      wallClock: options.wallClock ?? Date.now,
+      cacheEntriesMax: options.cacheEntriesMax,
+      nodeRegions,
+      policyTrust: options.policyTrust ?? null,
     },
   };
 }
@@ -90,14 +118,18 @@ async function readMeta(storage: StoragePort, settings: CoreSettings, onProgress
     throw new TesseraError('ERR_STORE_FORMAT', `${where}: the format record is unreadable`);
   }
   if (meta.node !== settings.node) throw new TesseraError('ERR_STORE_NODE_MISMATCH', `${where} belongs to node "${meta.node}", not "${settings.node}"`);
-  if (meta.region !== settings.region) throw new TesseraError('ERR_STORE_NODE_MISMATCH', `${where} belongs to region "${meta.region}", not "${settings.region}"`);
+  if (meta.region !== settings.region)
+    throw new TesseraError('ERR_STORE_NODE_MISMATCH', `${where} belongs to region "${meta.region}", not "${settings.region}"`);
   if (meta.format === storeFormatVersion) return;
   if (meta.format === 1) {
     await migrateStore(storage, settings, onProgress);
     await storage.write([{ type: 'put', key: metaKey, value: jsonBytes({ ...meta, format: storeFormatVersion }) }], { sync: true });
     return;
   }
-  throw new TesseraError('ERR_STORE_FORMAT', `${where} has format version ${JSON.stringify(meta.format)}; this Tessera reads versions 1 (migrated on open) and ${storeFormatVersion}`);
+  throw new TesseraError(
+    'ERR_STORE_FORMAT',
+    `${where} has format version ${JSON.stringify(meta.format)}; this Tessera reads versions 1 (migrated on open) and ${storeFormatVersion}`,
+  );
 }
 
 async function recover(storage: StoragePort): Promise<Recovered> {

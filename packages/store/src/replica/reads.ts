@@ -3,7 +3,16 @@
  * acknowledged write (the cache holds the committed state of documents with writes in flight).
  */
 import {
-  type DocState, TesseraError, checkDatasetName, checkKey, conflictsLimitMax, crdtType, decodeDoc, docExists, docFacts, docValue,
+  type DocState,
+  TesseraError,
+  checkDatasetName,
+  checkKey,
+  conflictsLimitMax,
+  crdtType,
+  decodeDoc,
+  docExists,
+  docFacts,
+  docValue,
   listLimitMax,
 } from '@tessera/core';
 import { conflictRange, docKey, docRange, parseDocKey } from '../layout.js';
@@ -31,8 +40,14 @@ export async function view(c: ReplicaCore, dataset: string, key: string): Promis
   const conflictList = c.conflicted.has(docKey(dataset, key)) ? await conflicts(c, { dataset, key, limit: conflictsPerGetMax }) : [];
   const facts = docFacts(dataset, key, doc);
   const out: DocumentView = {
-    dataset, key, type: doc.type, value: docValue(doc), tags: facts.tags, ...(facts.origin === null ? {} : { origin: facts.origin }),
-    context: doc.ctx.toJSON(), conflicts: conflictList,
+    dataset,
+    key,
+    type: doc.type,
+    value: docValue(doc),
+    tags: facts.tags,
+    ...(facts.origin === null ? {} : { origin: facts.origin }),
+    context: doc.ctx.toJSON(),
+    conflicts: conflictList,
   };
   if ((doc.type === 'lww' || doc.type === 'mv') && (doc.body as unknown[]).length > 1) {
     return { ...out, siblings: crdtType('mv').value(doc.body) as unknown[] };

@@ -3,8 +3,18 @@
  * decoding of every delta and head. A batch that fails is refused whole with `ERR_DELTA_INVALID`.
  */
 import {
-  type DocState, type Hlc, TesseraError, checkDatasetName, checkKey, checkNodeId, checkRegion, crdtType, decodeDoc, deltaBatchBytesMax,
-  deltaBatchEntriesMax, isHlc,
+  type DocState,
+  type Hlc,
+  TesseraError,
+  checkDatasetName,
+  checkKey,
+  checkNodeId,
+  checkRegion,
+  crdtType,
+  decodeDoc,
+  deltaBatchBytesMax,
+  deltaBatchEntriesMax,
+  isHlc,
 } from '@tessera/core';
 import { type RemoteDelta } from '../types.js';
 
@@ -70,12 +80,21 @@ export function validateBatch(batch: readonly RemoteDelta[]): DecodedDelta[] {
         });
       }
       const doc = decodeDoc(item.delta, `${item.dataset}/${item.key} delta`);
-      if (item.kind === 'purge' && !isHead(doc)) fail(what, 'a purge notice carries the document\'s facts, no value');
+      if (item.kind === 'purge' && !isHead(doc)) fail(what, "a purge notice carries the document's facts, no value");
       const head = item.head === undefined ? null : decodeDoc(item.head, `${item.dataset}/${item.key} head`);
-      if (head !== null && !isHead(head)) fail(what, 'a head carries the document\'s facts, no value');
+      if (head !== null && !isHead(head)) fail(what, "a head carries the document's facts, no value");
       return {
-        index, dataset: item.dataset, key: item.key, origin: item.origin, originSeq: item.originSeq, hlc: item.hlc, bytes: item.delta,
-        doc, kind: item.kind ?? 'change', to, head,
+        index,
+        dataset: item.dataset,
+        key: item.key,
+        origin: item.origin,
+        originSeq: item.originSeq,
+        hlc: item.hlc,
+        bytes: item.delta,
+        doc,
+        kind: item.kind ?? 'change',
+        to,
+        head,
       };
     } catch (error) {
       if (error instanceof TesseraError && error.code === 'ERR_DELTA_INVALID') throw error;

@@ -6,9 +6,27 @@
  * writes. The write is acknowledged (its promise resolves, its change event fires) only once that is durable.
  */
 import {
-  type BodyMutator, type CrdtTypeName, type DocFacts, type DocMutation, type DocState, type Policy, type PurgeMarker, type TagChange,
-  TesseraError, checkDatasetName, checkKey, docBytesMax, docExists, docFacts, docHead, emptyDoc, encodeDoc, mutate,
-  planWrite, remove, sameFacts,
+  type BodyMutator,
+  type CrdtTypeName,
+  type DocFacts,
+  type DocMutation,
+  type DocState,
+  type Policy,
+  type PurgeMarker,
+  type TagChange,
+  TesseraError,
+  checkDatasetName,
+  checkKey,
+  docBytesMax,
+  docExists,
+  docFacts,
+  docHead,
+  emptyDoc,
+  encodeDoc,
+  mutate,
+  planWrite,
+  remove,
+  sameFacts,
 } from '@tessera/core';
 import { type CacheEntry } from '../cache.js';
 import { encodeLogEntry } from '../log-entry.js';
@@ -21,29 +39,39 @@ import { fanoutOps } from './log.js';
 /** One local write, as the façade describes it. */
 export type LocalWrite =
   | {
-    readonly kind: 'mutate';
-    /** The type to create the document with if it does not exist (default: the dataset's). */
-    readonly type?: CrdtTypeName;
-    /** The body change for a document of `type` (null: tags only). May throw to refuse the operation. */
-    readonly body: ((type: CrdtTypeName) => BodyMutator) | null;
-    /** The tag change, given the document's current user tags. */
-    readonly tags?: (current: readonly string[]) => TagChange | undefined;
-    /** Refuse (`ERR_OPTION_INVALID`) unless the document exists. */
-    readonly mustExist?: boolean;
-  }
+      readonly kind: 'mutate';
+      /** The type to create the document with if it does not exist (default: the dataset's). */
+      readonly type?: CrdtTypeName;
+      /** The body change for a document of `type` (null: tags only). May throw to refuse the operation. */
+      readonly body: ((type: CrdtTypeName) => BodyMutator) | null;
+      /** The tag change, given the document's current user tags. */
+      readonly tags?: (current: readonly string[]) => TagChange | undefined;
+      /** Refuse (`ERR_OPTION_INVALID`) unless the document exists. */
+      readonly mustExist?: boolean;
+    }
   | { readonly kind: 'delete' };
 
 /** `ERR_POLICY_DENIED`, naming the regions that may hold the document (`regions` on the error). */
-export function policyDenied(policy: Policy, facts: DocFacts, region: string, reason: string, regions: readonly string[]): TesseraError & { regions: string[] } {
-  const error = new TesseraError('ERR_POLICY_DENIED',
-    `${facts.dataset}/${facts.key} may not be held in region ${region} under policy v${policy.version} (${reason}); ${regions.length === 0 ? 'no region may hold it' : `it may live in ${regions.join(', ')}`}`);
+export function policyDenied(
+  policy: Policy,
+  facts: DocFacts,
+  region: string,
+  reason: string,
+  regions: readonly string[],
+): TesseraError & { regions: string[] } {
+  const error = new TesseraError(
+    'ERR_POLICY_DENIED',
+    `${facts.dataset}/${facts.key} may not be held in region ${region} under policy v${policy.version} (${reason}); ${regions.length === 0 ? 'no region may hold it' : `it may live in ${regions.join(', ')}`}`,
+  );
   return Object.assign(error, { regions: [...regions] });
 }
 
 /** `ERR_POLICY_DENIED` for a write to a document this region purged (`regions` empty: unknown here). */
 function givenUp(dataset: string, key: string, region: string): TesseraError & { regions: string[] } {
-  const error = new TesseraError('ERR_POLICY_DENIED',
-    `${dataset}/${key} is not held in region ${region}: this region gave it up (the policy or its facts keep it elsewhere); write to a region that holds it`);
+  const error = new TesseraError(
+    'ERR_POLICY_DENIED',
+    `${dataset}/${key} is not held in region ${region}: this region gave it up (the policy or its facts keep it elsewhere); write to a region that holds it`,
+  );
   return Object.assign(error, { regions: [] as string[] });
 }
 
@@ -59,7 +87,13 @@ function typeFor(c: ReplicaCore, dataset: string, key: string, current: DocState
 }
 
 function build(
-  c: ReplicaCore, dataset: string, key: string, current: DocState | null, floor: number, write: LocalWrite, marker: PurgeMarker | null,
+  c: ReplicaCore,
+  dataset: string,
+  key: string,
+  current: DocState | null,
+  floor: number,
+  write: LocalWrite,
+  marker: PurgeMarker | null,
 ): { mutation: DocMutation | null; hlc: ReturnType<ReplicaCore['now']> } {
   // The timestamp comes after the stamps of the copy, so that a re-creation's type stamp wins over them.
   const hlc = c.now([current?.typed?.hlc, current?.origin?.hlc]);
@@ -121,7 +155,10 @@ export async function writeLocal(c: ReplicaCore, dataset: string, key: string, w
     const created = (current === null || current.ctx.isEmpty) && next.type !== 'yjs';
     const stateBytes = created ? deltaBytes : encodeDoc(next);
     if (stateBytes.length > docBytesMax) {
-      throw new TesseraError('ERR_VALUE_TOO_LARGE', `${dataset}/${key}: the document would grow to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`);
+      throw new TesseraError(
+        'ERR_VALUE_TOO_LARGE',
+        `${dataset}/${key}: the document would grow to ${stateBytes.length} bytes, over the limit of ${docBytesMax} bytes`,
+      );
     }
     // From here to the commit nothing awaits: sequence numbers are taken in the turn their batch is queued.
     seq = c.nextSeq();

@@ -6,9 +6,7 @@
  */
 
 /** One operation of an atomic batch. */
-export type BatchOp =
-  | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array }
-  | { readonly type: 'del'; readonly key: string };
+export type BatchOp = { readonly type: 'put'; readonly key: string; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: string };
 
 /** A key range: bounds as in abstract-level, an optional limit and direction. */
 export interface StorageRange {

@@ -32,11 +32,16 @@ const keyIdInfo = 'tessera/seal/master-id v1';
 /** Reads 32 key bytes from text: base64 (44 characters) or hex (64); throws `ERR_SEAL_KEY_INVALID` naming `where`. */
 export function parseMasterKey(text: string, where: string): Buffer {
   const trimmed = text.trim();
-  const bytes = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex')
-    : /^[A-Za-z0-9+/_-]{43}=?$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : null;
+  const bytes = /^[0-9a-fA-F]{64}$/.test(trimmed)
+    ? Buffer.from(trimmed, 'hex')
+    : /^[A-Za-z0-9+/_-]{43}=?$/.test(trimmed)
+      ? Buffer.from(trimmed, 'base64')
+      : null;
   if (bytes === null || bytes.length !== sealKeyBytes) {
-    throw new TesseraError('ERR_SEAL_KEY_INVALID',
-      `${where}: a master key is ${sealKeyBytes} random bytes as base64 (44 characters) or hex (64), got ${trimmed.length} characters`);
+    throw new TesseraError(
+      'ERR_SEAL_KEY_INVALID',
+      `${where}: a master key is ${sealKeyBytes} random bytes as base64 (44 characters) or hex (64), got ${trimmed.length} characters`,
+    );
   }
   return bytes;
 }
@@ -49,8 +54,10 @@ export function newMasterKeyText(): string {
 /** Throws `ERR_FILE_MODE` unless `mode` lets its owner only read or write the file (0600, 0400). */
 export function checkOwnerOnly(mode: number, path: string, what: string): void {
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    throw new TesseraError('ERR_FILE_MODE',
-      `${path}: the ${what} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}: group or others may read or change it; allowed: 0600 or 0400 (chmod 600 ${path})`);
+    throw new TesseraError(
+      'ERR_FILE_MODE',
+      `${path}: the ${what} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}: group or others may read or change it; allowed: 0600 or 0400 (chmod 600 ${path})`,
+    );
   }
 }
 
@@ -60,7 +67,9 @@ export async function readMasterKeyFile(path: string): Promise<Buffer> {
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    throw new TesseraError('ERR_SEAL_KEY_INVALID', `master key file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    throw new TesseraError('ERR_SEAL_KEY_INVALID', `master key file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      cause: error,
+    });
   }
   try {
     const stats = await handle.stat();
@@ -220,8 +229,10 @@ function wrapDataKey(master: Uint8Array, dataKey: Uint8Array): SealFile {
 function unwrapDataKey(master: Uint8Array, file: SealFile, where: string): Buffer {
   const key = gcmOpen(deriveKey(master, wrapInfo), Buffer.from(file.dataKey, 'base64'), Buffer.from(wrapInfo));
   if (key === null || key.length !== sealKeyBytes) {
-    throw new TesseraError('ERR_SEAL_KEY_WRONG',
-      `${where}: the master key given (id ${masterKeyId(master)}) does not unwrap the data key, which was wrapped by master key id ${file.masterKeyId}`);
+    throw new TesseraError(
+      'ERR_SEAL_KEY_WRONG',
+      `${where}: the master key given (id ${masterKeyId(master)}) does not unwrap the data key, which was wrapped by master key id ${file.masterKeyId}`,
+    );
   }
   return key;
 }

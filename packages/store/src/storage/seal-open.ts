@@ -25,10 +25,14 @@ export async function withSealing(options: ReplicaOptions): Promise<ReplicaOptio
   if ('masterKeyFile' in encryption && typeof encryption.masterKeyFile === 'string') masterKey = await readMasterKeyFile(encryption.masterKeyFile);
   else if ('masterKey' in encryption && encryption.masterKey instanceof Uint8Array) {
     if (encryption.masterKey.length !== sealKeyBytes) {
-      throw new TesseraError('ERR_SEAL_KEY_INVALID', `Replica.open: encryption.masterKey has ${encryption.masterKey.length} bytes; a master key has ${sealKeyBytes}`);
+      throw new TesseraError(
+        'ERR_SEAL_KEY_INVALID',
+        `Replica.open: encryption.masterKey has ${encryption.masterKey.length} bytes; a master key has ${sealKeyBytes}`,
+      );
     }
     masterKey = encryption.masterKey;
-  } else if ('masterKey' in encryption && typeof encryption.masterKey === 'string') masterKey = parseMasterKey(encryption.masterKey, 'Replica.open: encryption.masterKey');
+  } else if ('masterKey' in encryption && typeof encryption.masterKey === 'string')
+    masterKey = parseMasterKey(encryption.masterKey, 'Replica.open: encryption.masterKey');
   else throw new TesseraError('ERR_OPTION_INVALID', 'Replica.open: encryption must be { masterKey } or { masterKeyFile }');
   return { ...options, storage: sealedLevelStorage(path, masterKey) };
 }

@@ -113,7 +113,9 @@ export function sealedStorage(options: SealedOptions): SealedStorage {
 /** A sealed LevelDB data directory at `path`, keys wrapped by `masterKey` (32 bytes). */
 export function sealedLevelStorage(path: string, masterKey: Uint8Array): SealedStorage {
   return sealedStorage({
-    inner: levelStorage(path), slots: fileSlots(join(path, slotsFileName)), directory: path,
+    inner: levelStorage(path),
+    slots: fileSlots(join(path, slotsFileName)),
+    directory: path,
     dataKey: (create) => loadDataKey(path, masterKey, create),
   });
 }
@@ -163,7 +165,10 @@ export class SealedStorage implements StoragePort {
       for await (const _key of inner.keys({ limit: 1 })) empty = false;
       const dataKey = await this.options.dataKey(empty);
       if (dataKey === undefined) {
-        throw new TesseraError('ERR_SEAL_KEY_MISSING', `${inner.description} holds records but no wrapped data key: it is not a sealed data directory (an unsealed directory cannot be sealed in place)`);
+        throw new TesseraError(
+          'ERR_SEAL_KEY_MISSING',
+          `${inner.description} holds records but no wrapped data key: it is not a sealed data directory (an unsealed directory cannot be sealed in place)`,
+        );
       }
       this.recordKey = createSecretKey(deriveKey(dataKey, 'tessera/seal/records v1'));
       this.digestKey = createSecretKey(deriveKey(dataKey, 'tessera/seal/digests v1'));
@@ -231,7 +236,10 @@ export class SealedStorage implements StoragePort {
       key.fill(0);
     }
     if (orphans.length > 0) {
-      await this.options.slots.write(orphans.map((index) => ({ index, bytes: Buffer.alloc(slotBytes) })), true);
+      await this.options.slots.write(
+        orphans.map((index) => ({ index, bytes: Buffer.alloc(slotBytes) })),
+        true,
+      );
       this.freeSlots.push(...orphans);
     }
     this.freeSlots.sort((a, b) => b - a);
@@ -268,7 +276,11 @@ export class SealedStorage implements StoragePort {
       const written = this.options.slots.write(writes, sync);
       written.catch(() => undefined);
       for (const entry of filled) entry.written = written;
-      if (sync) void written.then(() => filled.forEach((entry) => (entry.synced = true)), () => undefined);
+      if (sync)
+        void written.then(
+          () => filled.forEach((entry) => (entry.synced = true)),
+          () => undefined,
+        );
       this.reserve = filled.reverse();
     }
     const entry = this.reserve.pop()!;
@@ -357,7 +369,11 @@ export class SealedStorage implements StoragePort {
       key = entry.key;
     } else throw corrupt(stored, `unknown record kind ${String(kind)}`);
     const salt = bytes.subarray(headerBytes, headerBytes + saltBytes);
-    const plain = gcmOpen(this.openSubkey(key, salt), bytes.subarray(headerBytes + saltBytes), Buffer.concat([Buffer.from(stored), bytes.subarray(0, headerBytes)]));
+    const plain = gcmOpen(
+      this.openSubkey(key, salt),
+      bytes.subarray(headerBytes + saltBytes),
+      Buffer.concat([Buffer.from(stored), bytes.subarray(0, headerBytes)]),
+    );
     if (plain === null) throw corrupt(stored, 'it does not authenticate (altered, moved, or sealed under another key)');
     return plain;
   }
@@ -396,7 +412,8 @@ export class SealedStorage implements StoragePort {
     void this.keyring;
     const out: Array<Uint8Array | undefined> = keys.map(() => undefined);
     // Document secrets and the adapter's own records are never shown to the replica.
-    const asked = keys.map((key, i) => ({ i, key, stored: isDigested(key) ? this.storedKey(key) : key }))
+    const asked = keys
+      .map((key, i) => ({ i, key, stored: isDigested(key) ? this.storedKey(key) : key }))
       .filter(({ key }) => !key.startsWith(secretPrefix) && !key.startsWith(internalPrefix));
     if (asked.length === 0) return out;
     const values = await this.options.inner.getMany(asked.map(({ stored }) => stored));
@@ -490,7 +507,10 @@ export class SealedStorage implements StoragePort {
       this.docKeys.delete(digest);
       slots.push(entry.slot);
     }
-    await this.options.slots.write(slots.map((index) => ({ index, bytes: Buffer.alloc(slotBytes) })), true);
+    await this.options.slots.write(
+      slots.map((index) => ({ index, bytes: Buffer.alloc(slotBytes) })),
+      true,
+    );
     this.freeSlots.push(...slots);
     this.freeSlots.sort((a, b) => b - a);
   }
@@ -621,7 +641,8 @@ function intersect(range: KeyBounds, segment: Segment): KeyBounds | null {
   else out.lte = range.lte!;
   const lower = out.gt ?? out.gte ?? '';
   const upper = out.lt ?? out.lte;
-  if (upper !== undefined && (compareUtf8(lower, upper) > 0 || (compareUtf8(lower, upper) === 0 && (out.gt !== undefined || out.lt !== undefined)))) return null;
+  if (upper !== undefined && (compareUtf8(lower, upper) > 0 || (compareUtf8(lower, upper) === 0 && (out.gt !== undefined || out.lt !== undefined))))
+    return null;
   return out;
 }
 

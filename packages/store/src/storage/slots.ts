@@ -55,10 +55,11 @@ export function fileSlots(path: string): SlotStore {
       try {
         // Neighbouring slots (a batch's new documents usually take them in a row) go down in one write.
         const sorted = [...slots].sort((a, b) => a.index - b.index);
-        for (let at = 0; at < sorted.length;) {
+        for (let at = 0; at < sorted.length; ) {
           let end = at + 1;
           while (end < sorted.length && sorted[end]!.index === sorted[end - 1]!.index + 1) end++;
-          for (let i = at; i < end; i++) assert(sorted[i]!.bytes.length === slotBytes && sorted[i]!.index >= 0 && sorted[i]!.index < slotsMax, 'slot write shape');
+          for (let i = at; i < end; i++)
+            assert(sorted[i]!.bytes.length === slotBytes && sorted[i]!.index >= 0 && sorted[i]!.index < slotsMax, 'slot write shape');
           const run = Buffer.concat(sorted.slice(at, end).map((slot) => slot.bytes));
           await handle.write(run, 0, run.length, sorted[at]!.index * slotBytes);
           at = end;

@@ -15,7 +15,7 @@ export function compareUtf8(a: string, b: string): number {
     const ySurrogate = y >= 0xd800 && y <= 0xdfff;
     if (xSurrogate === ySurrogate) return x - y;
     // Only one is a surrogate: it stands for a code point above U+FFFF, which sorts last in UTF-8.
-    return xSurrogate ? (y >= 0xe000 ? 1 : x - y) : (x >= 0xe000 ? -1 : x - y);
+    return xSurrogate ? (y >= 0xe000 ? 1 : x - y) : x >= 0xe000 ? -1 : x - y;
   }
   return a.length - b.length;
 }

@@ -26,13 +26,25 @@ export function challengeFrame(acceptorNonce: Uint8Array): Frame {
  * The dialer's answer to a challenge, or a refusal reason when the challenge is not one it can answer. `wallMs`
  * (the dialer's wall clock) lets the acceptor bound the clock offset between the two (`judgeHello`).
  */
-export function helloFor(self: LocalIdentity, challenge: Frame, dialerNonce: Uint8Array, policy: PolicyStamp, wallMs?: number): { frame: Frame } | { reason: string } {
+export function helloFor(
+  self: LocalIdentity,
+  challenge: Frame,
+  dialerNonce: Uint8Array,
+  policy: PolicyStamp,
+  wallMs?: number,
+): { frame: Frame } | { reason: string } {
   if (challenge.t !== 'challenge') return { reason: `expected a challenge, got ${challenge.t}` };
   if (challenge.v !== protocolVersion) return { reason: `peer speaks protocol version ${challenge.v}, this node ${protocolVersion}` };
   return {
     frame: {
-      t: 'hello', v: protocolVersion, cluster: self.cluster, node: self.node, region: self.region, policy,
-      nonce: dialerNonce, proof: helloProof(self.secret, self.cluster, self.node, self.region, challenge.nonce, dialerNonce),
+      t: 'hello',
+      v: protocolVersion,
+      cluster: self.cluster,
+      node: self.node,
+      region: self.region,
+      policy,
+      nonce: dialerNonce,
+      proof: helloProof(self.secret, self.cluster, self.node, self.region, challenge.nonce, dialerNonce),
       ...(wallMs === undefined ? {} : { at: Math.floor(wallMs) }),
     },
   };
@@ -96,15 +108,22 @@ export type HelloVerdict =
  * the bound is refused (`ERR_PEER_CLOCK_OFFSET`).
  */
 export function judgeHello(
-  self: LocalIdentity, hello: Frame, acceptorNonce: Uint8Array, peerOf: (node: string) => AcceptablePeer | undefined, policy: PolicyStamp, context: HelloContext = {},
+  self: LocalIdentity,
+  hello: Frame,
+  acceptorNonce: Uint8Array,
+  peerOf: (node: string) => AcceptablePeer | undefined,
+  policy: PolicyStamp,
+  context: HelloContext = {},
 ): HelloVerdict {
   if (hello.t !== 'hello') return { ok: false, code: 'bad-frame', reason: `expected hello, got ${hello.t}` };
-  if (hello.v !== protocolVersion) return { ok: false, code: 'protocol-version', reason: `this node speaks protocol version ${protocolVersion}, the peer ${hello.v}` };
+  if (hello.v !== protocolVersion)
+    return { ok: false, code: 'protocol-version', reason: `this node speaks protocol version ${protocolVersion}, the peer ${hello.v}` };
   if (hello.cluster !== self.cluster) return { ok: false, code: 'cluster-mismatch', reason: 'not a member of this cluster' };
   const certified = context.certified ?? null;
   if (certified !== null && (certified.node !== hello.node || certified.region !== hello.region)) {
     return {
-      ok: false, code: 'ERR_PEER_IDENTITY',
+      ok: false,
+      code: 'ERR_PEER_IDENTITY',
       reason: `the hello claims node ${hello.node} in region ${hello.region}, but the peer's certificate is for node ${certified.node} in region ${certified.region}`,
     };
   }
@@ -118,18 +137,34 @@ export function judgeHello(
   const offsetMs = timing === null ? null : helloClockOffsetMs(hello.at, timing);
   if (offsetMs !== null) {
     return {
-      ok: false, code: 'ERR_PEER_CLOCK_OFFSET',
+      ok: false,
+      code: 'ERR_PEER_CLOCK_OFFSET',
       reason: `node ${hello.node}'s clock is at least ${Math.abs(offsetMs)} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} node ${self.node}'s, over the limit of ${timing!.offsetMsMax} ms (clockOffsetMsMax); fix the clocks (NTP)`,
     };
   }
   return {
-    ok: true, node: hello.node, region: hello.region, policy: hello.policy,
-    welcome: { t: 'welcome', node: self.node, region: self.region, policy, proof: welcomeProof(self.secret, self.cluster, self.node, self.region, acceptorNonce, hello.nonce) },
+    ok: true,
+    node: hello.node,
+    region: hello.region,
+    policy: hello.policy,
+    welcome: {
+      t: 'welcome',
+      node: self.node,
+      region: self.region,
+      policy,
+      proof: welcomeProof(self.secret, self.cluster, self.node, self.region, acceptorNonce, hello.nonce),
+    },
   };
 }
 
 /** The dialer's check of the welcome: the peer it dialed, proving the secret over this session. */
-export function welcomeMatches(self: LocalIdentity, welcome: Frame, peer: { readonly node: string; readonly region: string }, acceptorNonce: Uint8Array, dialerNonce: Uint8Array): boolean {
+export function welcomeMatches(
+  self: LocalIdentity,
+  welcome: Frame,
+  peer: { readonly node: string; readonly region: string },
+  acceptorNonce: Uint8Array,
+  dialerNonce: Uint8Array,
+): boolean {
   if (welcome.t !== 'welcome' || welcome.node !== peer.node || welcome.region !== peer.region) return false;
   return proofMatches(welcomeProof(self.secret, self.cluster, welcome.node, welcome.region, acceptorNonce, dialerNonce), welcome.proof);
 }

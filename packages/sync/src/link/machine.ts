@@ -15,9 +15,7 @@ import { type Frame, type PolicyStamp } from '../protocol.js';
 import { LinkSender, type SenderEffect, type SenderInput } from '../sender.js';
 import { helloFor, welcomeMatches } from './handshake.js';
 import { ReceiveQueue } from './receive.js';
-import {
-  type ConnId, type LinkConfig, type LinkEffect, type LinkInput, type LinkState, type LocalPolicy, closeCodes,
-} from './types.js';
+import { type ConnId, type LinkConfig, type LinkEffect, type LinkInput, type LinkState, type LocalPolicy, closeCodes } from './types.js';
 
 /** Counters of a link since start, for status pages and metrics. */
 export interface LinkCounters {
@@ -36,7 +34,11 @@ export class LinkMachine {
   peerPolicy: PolicyStamp | null = null;
   /** The peer's wall clock minus ours, estimated from the last pong (ms), or null. */
   clockSkewMs: number | null = null;
-  readonly counters: LinkCounters = { reconnects: 0, received: { batches: 0, entries: 0, applied: 0, wireBytes: 0 }, policy: { rejectedByPeer: 0, rejectedHere: 0 } };
+  readonly counters: LinkCounters = {
+    reconnects: 0,
+    received: { batches: 0, entries: 0, applied: 0, wireBytes: 0 },
+    policy: { rejectedByPeer: 0, rejectedHere: 0 },
+  };
   readonly lanes = new Map<string, LinkSender>();
   /** Per lane, the `last` of the newest batch from this peer made durable here (its seqs, in order). */
   private readonly deliveredLast = new Map<string, number>();
@@ -51,7 +53,12 @@ export class LinkMachine {
   private shutDown = false;
   private nowMsLast: number;
 
-  constructor(readonly config: LinkConfig, private local: LocalPolicy, nowMs: number, private readonly newConn: () => ConnId) {
+  constructor(
+    readonly config: LinkConfig,
+    private local: LocalPolicy,
+    nowMs: number,
+    private readonly newConn: () => ConnId,
+  ) {
     this.nowMsLast = nowMs;
     // The lanes of a link share its rate limit; higher-priority lanes are served first.
     const gate = new RateGate(config.limits, nowMs);
@@ -95,11 +102,31 @@ export class LinkMachine {
       case 'cursor':
         return this.toLane(input.lane, { kind: 'open', cursor: input.cursor, head: input.head, floor: input.floor, committed: input.committed }, nowMs);
       case 'read':
-        return this.toLane(input.lane, { kind: 'read', after: input.after, entries: input.entries, head: input.head, denied: input.denied, heads: input.heads, epoch: input.epoch, through: input.through }, nowMs);
+        return this.toLane(
+          input.lane,
+          {
+            kind: 'read',
+            after: input.after,
+            entries: input.entries,
+            head: input.head,
+            denied: input.denied,
+            heads: input.heads,
+            epoch: input.epoch,
+            through: input.through,
+          },
+          nowMs,
+        );
       case 'truncated':
-        return [{ kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } }, ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed, floor: input.floor, epoch: input.epoch }, nowMs)];
+        return [
+          { kind: 'log', event: { event: 'link-catch-up', peer: this.config.peer.node, reason: 'log truncated past the cursor' } },
+          ...this.toLane(input.lane, { kind: 'truncated', committed: input.committed, floor: input.floor, epoch: input.epoch }, nowMs),
+        ];
       case 'scanned':
-        return this.toLane(input.lane, { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied, heads: input.heads, epoch: input.epoch }, nowMs);
+        return this.toLane(
+          input.lane,
+          { kind: 'scanned', after: input.after, entries: input.entries, next: input.next, denied: input.denied, heads: input.heads, epoch: input.epoch },
+          nowMs,
+        );
       case 'applied':
         return this.onApplied(input.refused, input.applied, nowMs);
       case 'failed':
@@ -134,7 +161,10 @@ export class LinkMachine {
     this.dialAtMs = null;
     this.dialer = { stage: 'challenge', dialerNonce: null, acceptorNonce: null };
     this.handshakeDeadlineMs = nowMs + this.config.timing.handshakeTimeoutMs;
-    return [{ kind: 'dial', conn: this.conn }, { kind: 'wake', atMs: this.handshakeDeadlineMs }];
+    return [
+      { kind: 'dial', conn: this.conn },
+      { kind: 'wake', atMs: this.handshakeDeadlineMs },
+    ];
   }
 
   private accepted(conn: ConnId, policy: PolicyStamp, nowMs: number): LinkEffect[] {
@@ -283,7 +313,7 @@ export class LinkMachine {
     if (this.conn === null || this.state !== 'open' || this.receive.applying || this.installing > 0) return [];
     const group = this.receive.take();
     if (group === null) return [];
-    const traces = group.frames.flatMap((frame) => (frame.t === 'batch' ? frame.traces ?? [] : []).map(([, trace]) => trace));
+    const traces = group.frames.flatMap((frame) => (frame.t === 'batch' ? (frame.traces ?? []) : []).map(([, trace]) => trace));
     return [{ kind: 'apply', conn: this.conn, entries: group.entries, traces }];
   }
 
@@ -314,14 +344,21 @@ export class LinkMachine {
     if ((this.peerPolicy?.version ?? 0) >= this.local.stamp.version) return [];
     this.peerPolicy = this.local.stamp;
     const { signature } = this.local;
-    return [{ kind: 'send', conn: this.conn, frame: { t: 'policy', version: this.local.stamp.version, text: this.local.text, ...(signature === null ? {} : { signature }) } }];
+    return [
+      {
+        kind: 'send',
+        conn: this.conn,
+        frame: { t: 'policy', version: this.local.stamp.version, text: this.local.text, ...(signature === null ? {} : { signature }) },
+      },
+    ];
   }
 
   // ---------------------------------------------------------------- time
 
   private onTick(nowMs: number): LinkEffect[] {
     if (this.dialAtMs !== null && nowMs >= this.dialAtMs && this.state === 'backoff') return this.dial(nowMs);
-    if (this.handshakeDeadlineMs !== null && nowMs >= this.handshakeDeadlineMs && this.state !== 'open') return this.close(closeCodes.protocol, 'handshake timed out');
+    if (this.handshakeDeadlineMs !== null && nowMs >= this.handshakeDeadlineMs && this.state !== 'open')
+      return this.close(closeCodes.protocol, 'handshake timed out');
     // The driver arms a bounded number of timers (link-run.ts): a deadline whose wake found no room is asked
     // for again at every tick, so a burst of reconnects cannot lose the handshake timer of the live attempt.
     if (this.state !== 'open') return this.pendingDeadlines(nowMs);
@@ -344,7 +381,11 @@ export class LinkMachine {
 
   /** Wakes for the link's own deadlines still ahead: the next dial, the handshake's end, the next ping. */
   private pendingDeadlines(nowMs: number): LinkEffect[] {
-    const ahead = [this.state === 'backoff' ? this.dialAtMs : null, this.state === 'open' ? null : this.handshakeDeadlineMs, this.state === 'open' ? this.nextPingAtMs : null];
+    const ahead = [
+      this.state === 'backoff' ? this.dialAtMs : null,
+      this.state === 'open' ? null : this.handshakeDeadlineMs,
+      this.state === 'open' ? this.nextPingAtMs : null,
+    ];
     return ahead.filter((atMs): atMs is number => atMs !== null && atMs > nowMs).map((atMs): LinkEffect => ({ kind: 'wake', atMs }));
   }
 
@@ -366,13 +407,26 @@ export class LinkMachine {
     const id = lane.lane.id;
     return effects.flatMap((effect): LinkEffect[] => {
       switch (effect.kind) {
-        case 'read': return [{ kind: 'read', conn, lane: id, after: effect.after, limit: effect.limit, epoch: effect.epoch }];
-        case 'scan': return [{ kind: 'scan', conn, lane: id, after: effect.after, limit: effect.limit, epoch: effect.epoch }];
-        case 'send': return [{ kind: 'send', conn, frame: { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries, ...(id === 'main' ? {} : { lane: id }) } }];
-        case 'persist-cursor': return [{ kind: 'persist-cursor', lane: id, cursor: effect.cursor }];
-        case 'wake': return [{ kind: 'wake', atMs: effect.atMs }];
-        case 'protocol-error': return this.close(closeCodes.protocol, effect.reason);
-        default: return assertNever(effect);
+        case 'read':
+          return [{ kind: 'read', conn, lane: id, after: effect.after, limit: effect.limit, epoch: effect.epoch }];
+        case 'scan':
+          return [{ kind: 'scan', conn, lane: id, after: effect.after, limit: effect.limit, epoch: effect.epoch }];
+        case 'send':
+          return [
+            {
+              kind: 'send',
+              conn,
+              frame: { t: effect.frame, id: effect.id, last: effect.last, entries: effect.entries, ...(id === 'main' ? {} : { lane: id }) },
+            },
+          ];
+        case 'persist-cursor':
+          return [{ kind: 'persist-cursor', lane: id, cursor: effect.cursor }];
+        case 'wake':
+          return [{ kind: 'wake', atMs: effect.atMs }];
+        case 'protocol-error':
+          return this.close(closeCodes.protocol, effect.reason);
+        default:
+          return assertNever(effect);
       }
     });
   }

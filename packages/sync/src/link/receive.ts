@@ -77,7 +77,13 @@ export class ReceiveQueue {
         if (refusedSet.has(at) && frame.t === 'batch') seqs.push(entry.seq);
         at++;
       }
-      acks.push({ t: 'ack', id: frame.id, last: frame.last, ...(frame.lane === undefined ? {} : { lane: frame.lane }), ...(seqs.length === 0 ? {} : { refused: seqs }) });
+      acks.push({
+        t: 'ack',
+        id: frame.id,
+        last: frame.last,
+        ...(frame.lane === undefined ? {} : { lane: frame.lane }),
+        ...(seqs.length === 0 ? {} : { refused: seqs }),
+      });
     }
     return acks;
   }

@@ -58,13 +58,39 @@ export type LinkInput =
   | { readonly kind: 'frame'; readonly conn: ConnId; readonly frame: Frame; readonly wireBytes: number }
   /** The connection closed (`random`: in [0, 1), for the back-off's jitter). */
   | { readonly kind: 'closed'; readonly conn: ConnId; readonly code: number; readonly reason: string; readonly random: number }
-  | { readonly kind: 'cursor'; readonly conn: ConnId; readonly lane: string; readonly cursor: number; readonly head: number; readonly floor: number; readonly committed: number }
   | {
-    readonly kind: 'read'; readonly conn: ConnId; readonly lane: string; readonly after: number; readonly entries: readonly LogEntry[]; readonly head: number;
-    readonly denied: ReadonlySet<number>; readonly heads: ReadonlyMap<string, Uint8Array>; readonly epoch: number; readonly through?: number;
-  }
+      readonly kind: 'cursor';
+      readonly conn: ConnId;
+      readonly lane: string;
+      readonly cursor: number;
+      readonly head: number;
+      readonly floor: number;
+      readonly committed: number;
+    }
+  | {
+      readonly kind: 'read';
+      readonly conn: ConnId;
+      readonly lane: string;
+      readonly after: number;
+      readonly entries: readonly LogEntry[];
+      readonly head: number;
+      readonly denied: ReadonlySet<number>;
+      readonly heads: ReadonlyMap<string, Uint8Array>;
+      readonly epoch: number;
+      readonly through?: number;
+    }
   | { readonly kind: 'truncated'; readonly conn: ConnId; readonly lane: string; readonly committed: number; readonly floor: number; readonly epoch: number }
-  | { readonly kind: 'scanned'; readonly conn: ConnId; readonly lane: string; readonly after: string | null; readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>; readonly next: string | null; readonly denied: ReadonlySet<string>; readonly heads: ReadonlyMap<string, Uint8Array>; readonly epoch: number }
+  | {
+      readonly kind: 'scanned';
+      readonly conn: ConnId;
+      readonly lane: string;
+      readonly after: string | null;
+      readonly entries: ReadonlyArray<LogEntry & { readonly position: string }>;
+      readonly next: string | null;
+      readonly denied: ReadonlySet<string>;
+      readonly heads: ReadonlyMap<string, Uint8Array>;
+      readonly epoch: number;
+    }
   /** A batch group is durable (`refused`: indexes into its entries). */
   | { readonly kind: 'applied'; readonly conn: ConnId; readonly refused: readonly number[]; readonly applied: number }
   /** Storage work for the connection failed (`code`: the error's code, never its message). */
