@@ -18,9 +18,9 @@ import { runSimulation } from '@tessera/sim';
  * quarantine (3044), a batch judged before a local tag change (3136), a copy given up to a region that had
  * refused it as stale (195218454), a fragment that lost the quarantine every copy that saw it had purged
  * (10179), a delete after a purge reusing a dot (10260), a state joined at a third node never sent on
- * (10304), and the first seeds of the first round (4, 6).
+ * (10304), a handover held for good by a refusal made under an older policy (30280), and the first seeds of the first round (4, 6).
  */
-export const regressionSeeds = [4, 6, 10, 57, 85, 94, 107, 1017, 1061, 1073, 2065, 2077, 2080, 3044, 3136, 10179, 10260, 10304, 195218454];
+export const regressionSeeds = [4, 6, 10, 57, 85, 94, 107, 1017, 1061, 1073, 2065, 2077, 2080, 3044, 3136, 10179, 10260, 10304, 30280, 195218454];
 
 const envSeed = process.env.SIM_SEED;
 const seeds = envSeed === undefined ? regressionSeeds : [Number(envSeed)];

@@ -27,6 +27,7 @@ import { auditPage, recordAudit, verifyStoredAudit } from './replica/audit-log.j
 import {
   installPolicy,
   noteRefused,
+  reofferRefused,
   openGovernance,
   pendingHandovers,
   pendingNotices,
@@ -349,6 +350,11 @@ export class Replica {
   /** A peer in `region` refused entries `seqs` of this log: handovers to it of their documents are not done. */
   noteRefused(region: string, seqs: readonly number[]): Promise<void> {
     return noteRefused(this.c, region, seqs);
+  }
+
+  /** Offers `region` again the copies it refused that this region hands over (governance.ts); returns how many. */
+  reofferRefused(region: string): Promise<number> {
+    return reofferRefused(this.c, region);
   }
 
   /** Documents kept here only until the regions they were handed to acknowledge them. */

@@ -252,6 +252,16 @@ export class SyncDriver {
           });
         }
         return;
+      case 'reoffer-refused':
+        this.host.io(
+          `reoffer-${peer.node}`,
+          () => this.host.replica.reofferRefused(peer.region),
+          (outcome) => {
+            if (!outcome.ok) this.host.log({ event: 'reoffer-failed', peer: peer.node, reason: codeOf(outcome.error) });
+            else if (outcome.value > 0) this.host.log({ event: 'refused-reoffered', peer: peer.node, documents: outcome.value });
+          },
+        );
+        return;
       case 'refused-by-peer':
         this.host.log({ event: 'policy-rejected-by-peer', peer: peer.node, entries: effect.seqs.length });
         // Recorded by the next cursor write, before the cursor passes them (link-run.ts).

@@ -317,6 +317,39 @@ function mayHoldHere(c: ReplicaCore, facts: DocFacts): boolean {
 }
 
 /**
+ * Offers again what `region` refused of the copies this region hands over: a refusal holds a handover only
+ * until the facts or the policy that caused it change — here, when the link to that region opens or this node
+ * offers it a newer policy version. Each such copy's whole state goes to `region` again, and its handover
+ * waits for that entry instead of the refused one (a new refusal records itself again). Returns how many.
+ */
+export async function reofferRefused(c: ReplicaCore, region: string): Promise<number> {
+  c.checkOpen();
+  const stuck: Array<{ stored: string; record: HandoverRecord; dataset: string; key: string; doc: DocState }> = [];
+  for await (const [stored, bytes] of c.storage.entries({ ...handoverRange, limit: policyScanStepMax })) {
+    const record = parseJsonBytes(bytes) as HandoverRecord;
+    if (!(record.refusedBy ?? []).includes(region)) continue;
+    const { dataset, key } = parseHandoverKey(stored);
+    const doc = await c.committedState(dataset, key);
+    if (doc !== null) stuck.push({ stored, record, dataset, key, doc });
+  }
+  if (stuck.length === 0) return 0;
+  // From here to the commit nothing awaits: sequence numbers are taken in the turn their batch is queued.
+  const ops: BatchOp[] = [];
+  const hlc = c.now();
+  for (const { stored, record, dataset, key, doc } of stuck) {
+    ops.push(...fanoutOps(c, dataset, key, hlc, encodeDoc(doc), encodeDoc(docHead(doc)), [region], []));
+    const refusedBy = (record.refusedBy ?? []).filter((other) => other !== region);
+    const next: HandoverRecord = { seq: c.seqLast, regions: record.regions, ...(refusedBy.length === 0 ? {} : { refusedBy }) };
+    ops.push({ type: 'put', key: stored, value: jsonBytes(next) });
+  }
+  const last = c.seqLast;
+  await c.commit(ops);
+  c.committed(last);
+  c.events.emit('appended', last);
+  return stuck.length;
+}
+
+/**
  * Completes handovers: a copy this region must give up is purged once `acknowledged(region)` (the lowest
  * sequence number every node of that region acknowledged from this one) reaches its record's for every region
  * it names; it is cancelled when this region may hold the document again (its facts or the policy changed).

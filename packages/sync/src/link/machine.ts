@@ -211,9 +211,11 @@ export class LinkMachine {
     this.attempt = 0;
     this.nextPingAtMs = nowMs + this.config.timing.pingIntervalMs;
     const conn = this.conn!;
+    const offered = this.offerPolicy();
     return [
       { kind: 'log', event: { event: 'link-open', peer: this.config.peer.node, peerRegion: this.config.peer.region, role: this.config.role } },
-      ...this.offerPolicy(),
+      // The peer may judge anew: offer again what it refused (after our policy, when we offer it one).
+      ...offered,
       ...[...this.lanes.keys()].map((lane): LinkEffect => ({ kind: 'load-cursor', conn, lane })),
       { kind: 'wake', atMs: this.nextPingAtMs },
     ];
@@ -344,12 +346,15 @@ export class LinkMachine {
     if ((this.peerPolicy?.version ?? 0) >= this.local.stamp.version) return [];
     this.peerPolicy = this.local.stamp;
     const { signature } = this.local;
+    // What the peer refused under its older version is offered again after the new one (its batches wait for
+    // the install).
     return [
       {
         kind: 'send',
         conn: this.conn,
         frame: { t: 'policy', version: this.local.stamp.version, text: this.local.text, ...(signature === null ? {} : { signature }) },
       },
+      { kind: 'reoffer-refused' },
     ];
   }
 

@@ -122,6 +122,8 @@ export type LinkEffect =
   | { readonly kind: 'wake'; readonly atMs: number }
   /** A peer refused entries (counted and audited by the driver). */
   | { readonly kind: 'refused-by-peer'; readonly seqs: readonly number[] }
+  /** The peer may judge anew (the link opened, or it was offered a newer policy): offer again what it refused. */
+  | { readonly kind: 'reoffer-refused' }
   | { readonly kind: 'log'; readonly event: Record<string, unknown> };
 
 /** WebSocket close codes. */
