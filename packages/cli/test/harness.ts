@@ -71,7 +71,7 @@ export async function startTestCluster(
   t: { teardown(fn: () => unknown): void; fail(message: string): void },
   regions: string[],
   latencyMs = 20,
-  options: Pick<Parameters<typeof prepareDevCluster>[0], 'policyText' | 'onData' | 'replication'> & {
+  options: Pick<Parameters<typeof prepareDevCluster>[0], 'policyText' | 'onData' | 'replication' | 'sealed'> & {
     /** The environment of a node's process (default: the test's own). */
     envOf?: (node: DevNode, dir: string) => NodeJS.ProcessEnv;
   } = {},

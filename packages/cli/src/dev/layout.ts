@@ -135,6 +135,8 @@ export async function prepareDevCluster(
     onData?: (link: string, direction: ProxyDirection, chunk: Buffer, connection: number, heldMs: number) => void;
     /** The cluster config's `replication:` section (log bound, retention interval, clock offset bound); absent: the daemon's defaults. */
     replication?: { readonly logEntriesMax?: number; readonly retentionIntervalMs?: number; readonly clockOffsetMsMax?: number };
+    /** Encryption at rest for a new cluster (default true). The chaos runs turn it off: their disk scan reads plaintext. */
+    sealed?: boolean;
   },
 ): Promise<DevLayout> {
   if (options.regions.length < 1 || options.regions.length > devRegionsMax) {
@@ -150,7 +152,7 @@ export async function prepareDevCluster(
     port: options.basePort + 1 + i,
     url: `https://127.0.0.1:${options.basePort + 1 + i}`,
   }));
-  const security = await prepareDevSecurity(dir, 'dev', nodes);
+  const security = await prepareDevSecurity(dir, 'dev', nodes, { sealed: options.sealed ?? true });
   // A proxy for every dialer → acceptor pair (the lower id dials): each link has its own latency and faults.
   const proxies = new Map<string, FaultProxy>();
   // With a tap, each link's TLS is ended on both sides of its proxy (tls-window.ts), so the tap reads frames.

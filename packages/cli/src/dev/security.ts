@@ -38,7 +38,12 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Creates (or reuses) the CA, node certificates, admin token and operator keys of a dev cluster in `dir`. */
-export async function prepareDevSecurity(dir: string, cluster: string, nodes: ReadonlyArray<{ id: string; region: string }>): Promise<DevSecurity> {
+export async function prepareDevSecurity(
+  dir: string,
+  cluster: string,
+  nodes: ReadonlyArray<{ id: string; region: string }>,
+  options: { readonly sealed?: boolean } = {},
+): Promise<DevSecurity> {
   const certsDir = join(dir, 'certs');
   await mkdir(certsDir, { recursive: true, mode: 0o700 });
   const caFile = join(certsDir, 'ca.crt');
@@ -67,7 +72,7 @@ export async function prepareDevSecurity(dir: string, cluster: string, nodes: Re
   if (!(await exists(operatorKey))) await writeOperatorKeys(join(dir, 'operator'));
   let masterKeyFile: string | null = join(dir, 'master.key');
   if (!(await exists(masterKeyFile))) {
-    if (await exists(join(dir, 'data'))) masterKeyFile = null;
+    if (options.sealed === false || (await exists(join(dir, 'data')))) masterKeyFile = null;
     else await createMasterKeyFile(masterKeyFile);
   }
   return { caFile, certsDir, tokensFile, token, tokenFile, operatorKey, operatorPublicKey: join(dir, 'operator.pub'), masterKeyFile };
