@@ -682,7 +682,13 @@ function logEntryDocument(stored: string, bytes: Uint8Array): { dataset: string;
 async function keepPrivate(directory: string): Promise<void> {
   await chmod(directory, 0o700);
   for (const entry of await readdir(directory, { withFileTypes: true })) {
-    if (entry.isFile()) await chmod(join(directory, entry.name), 0o600);
+    if (!entry.isFile()) continue;
+    try {
+      await chmod(join(directory, entry.name), 0o600);
+    } catch (error) {
+      // The engine's background compaction may delete a table between the listing and here: nothing to tighten.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
 }
 
