@@ -253,6 +253,7 @@ export class SyncDriver {
         }
         return;
       case 'reoffer-refused':
+        link.policyOfferedAtSeq = this.host.replica.lastSeq;
         this.host.io(
           `reoffer-${peer.node}`,
           () => this.host.replica.reofferRefused(peer.region),
@@ -266,6 +267,7 @@ export class SyncDriver {
         this.host.log({ event: 'policy-rejected-by-peer', peer: peer.node, entries: effect.seqs.length });
         // Recorded by the next cursor write, before the cursor passes them (link-run.ts).
         link.refusedPending.push(...effect.seqs);
+        if (link.policyOfferedAtSeq !== null && effect.seqs.some((seq) => seq <= link.policyOfferedAtSeq!)) link.reofferPending = true;
         return;
       case 'log':
         this.host.log(effect.event);

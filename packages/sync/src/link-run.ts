@@ -26,6 +26,10 @@ export class LinkRun {
   readonly deniedSinceAudit = new Map<string, number>();
   /** Seqs the peer refused, to record before the cursor that acknowledges them is written. */
   readonly refusedPending: number[] = [];
+  /** This node's log head when it last offered the peer a newer policy (null: not on this run). */
+  policyOfferedAtSeq: number | null = null;
+  /** The peer refused entries sent before that offer: offer again once the refusals are recorded. */
+  reofferPending = false;
   private readonly wakes = new Set<number>();
   private readonly cursors = new Map<string, { wanted: number; written: number; writing: Promise<void> | null }>();
 
@@ -78,11 +82,16 @@ export class LinkRun {
       writer.writing = new Promise<void>((resolve) => (finish = resolve));
       // Refusals first, in the same step: a copy handed over to a region that refused it is not handed over.
       const refused = this.refusedPending.splice(0, this.refusedPending.length);
+      const reoffer = this.reofferPending;
+      this.reofferPending = false;
       const region = this.machine.config.peer.region;
       host.io(
         `cursor-write-${peer}`,
         async () => {
           if (refused.length > 0) await host.replica.noteRefused(region, refused);
+          // Refusals made under the version this node has since offered the peer: its state goes again, after
+          // the policy frame on this connection, so the peer judges it by the new version (seed 40163).
+          if (reoffer) await host.replica.reofferRefused(region);
           return host.replica.setCursor(peer, target, lane);
         },
         (outcome) => {
@@ -91,6 +100,7 @@ export class LinkRun {
           if (outcome.ok) writer.written = target;
           else {
             this.refusedPending.unshift(...refused);
+            this.reofferPending ||= reoffer;
             this.machine.lastError = 'cursor write failed';
           }
           if (outcome.ok && writer.written < writer.wanted) writeLatest();
