@@ -99,25 +99,21 @@ export async function converged(
   return { done: true, digest };
 }
 
+/** A node's answer for document `id` (`dataset/key`): its copy, or the status it answered (0: no answer). */
+async function readDoc(node: DevNode, id: string): Promise<FinalDoc> {
+  const answer = await call(node.url, 'GET', `/v1/kv/${id}`, undefined, 10_000);
+  if (answer.kind !== 'answer') return { status: 0 };
+  if (answer.status !== 200) return { status: answer.status };
+  const body = answer.body;
+  return { status: 200, type: body.type, value: body.value, context: body.context, tags: body.tags, origin: body.origin ?? null };
+}
+
 /** Whether every lineage of `dataset/key` is held, identically, by exactly the regions its facts allow. */
 async function lineagesSettled(cluster: TestCluster, shape: PolicyShape, dataset: string, key: string): Promise<boolean> {
   const answers = new Map<ChaosRegion, FinalDoc>();
   await Promise.all(
     cluster.nodes.map(async (node) => {
-      const answer = await call(node.url, 'GET', `/v1/kv/${docKeyOf(dataset, key)}`, undefined, 10_000);
-      answers.set(
-        node.region as ChaosRegion,
-        answer.kind === 'answer' && answer.status === 200
-          ? {
-              status: 200,
-              type: answer.body.type,
-              value: answer.body.value,
-              context: answer.body.context,
-              tags: answer.body.tags,
-              origin: answer.body.origin ?? null,
-            }
-          : { status: answer.kind === 'answer' ? answer.status : 0 },
-      );
+      answers.set(node.region as ChaosRegion, await readDoc(node, docKeyOf(dataset, key)));
     }),
   );
   for (const lineage of lineagesOf(answers)) {
@@ -162,20 +158,7 @@ export async function finalState(cluster: TestCluster, history: History): Promis
     for (let i = 0; i < ids.length; i += readsInFlightMax) {
       await Promise.all(
         ids.slice(i, i + readsInFlightMax).map(async (id) => {
-          const answer = await call(node.url, 'GET', `/v1/kv/${id}`, undefined, 10_000);
-          const doc: FinalDoc =
-            answer.kind !== 'answer'
-              ? { status: 0 }
-              : answer.status === 200
-                ? {
-                    status: 200,
-                    type: answer.body.type,
-                    value: answer.body.value,
-                    context: answer.body.context,
-                    tags: answer.body.tags,
-                    origin: answer.body.origin ?? null,
-                  }
-                : { status: answer.status };
+          const doc = await readDoc(node, id);
           answers.set(id, doc);
           if (doc.status === 200) return;
           for (const token of tokensByDoc.get(id) ?? []) {

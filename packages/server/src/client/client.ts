@@ -24,7 +24,7 @@ import { bytesAsBase64 } from '../problem.js';
 import { type ChangesOptions, followChanges } from './changes.js';
 import { TesseraClientError } from './errors.js';
 import { type ClientLocation, type ClientNode, type RoutePlan } from './routing.js';
-import { Transport } from './transport.js';
+import { Transport, type TransportOptions } from './transport.js';
 
 export { type ClientLocation, type ClientNode, type RoutePlan, planRoute, distanceKm } from './routing.js';
 export { TesseraClientError } from './errors.js';
@@ -45,23 +45,8 @@ export const clientSessionsMax = 10_000;
 /** Bytes of one batch request the client sends (below the node's `batchBytesMax`, leaving room for framing). */
 export const clientBatchBytesMax = batchBytesMax - 64 * 1024;
 
-/** What `new Client` takes. */
-export interface ClientOptions {
-  /** The nodes to call: at least one. */
-  readonly nodes: readonly ClientNode[];
-  /** An API token (`tessera token create`). */
-  readonly token: string;
-  /** The cluster CA (PEM) HTTPS nodes' certificates must chain to; default: the system's roots. */
-  readonly ca?: string;
-  /** The fetch to use (tests; a custom agent); overrides `ca`. */
-  readonly fetch?: typeof fetch;
-  /** Where the client is: a region name or `[lat, lon]`; nearer nodes are tried first. Default: the order of `nodes`. */
-  readonly near?: ClientLocation;
-  readonly timeoutMs?: number;
-  readonly attemptsMax?: number;
-  readonly healthTtlMs?: number;
-  readonly placementTtlMs?: number;
-}
+/** What `new Client` takes: the transport's options (transport.ts). */
+export type ClientOptions = TransportOptions;
 
 /** A CRDT operation (`POST /v1/kv/:dataset/:key/ops`); bytes are sent as base64. */
 export type ClientOperation =

@@ -26,10 +26,15 @@ export const clientPlacementTtlMsDefault = 30_000;
 
 /** What the transport needs (the `Client`'s options). */
 export interface TransportOptions {
+  /** The nodes to call: at least one. */
   readonly nodes: readonly ClientNode[];
+  /** An API token (`tessera token create`). */
   readonly token: string;
+  /** The cluster CA (PEM) HTTPS nodes' certificates must chain to; default: the system's roots. */
   readonly ca?: string;
+  /** The fetch to use (tests; a custom agent); overrides `ca`. */
   readonly fetch?: typeof fetch;
+  /** Where the client is: a region name or `[lat, lon]`; nearer nodes are tried first. Default: the order of `nodes`. */
   readonly near?: ClientLocation;
   readonly timeoutMs?: number;
   readonly attemptsMax?: number;
