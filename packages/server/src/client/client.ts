@@ -23,7 +23,7 @@ import { type PlacementAnswer } from '../http/routes-placement.js';
 import { bytesAsBase64 } from '../problem.js';
 import { type ChangesOptions, followChanges } from './changes.js';
 import { TesseraClientError } from './errors.js';
-import { type ClientLocation, type ClientNode, type RoutePlan } from './routing.js';
+import { type RoutePlan } from './routing.js';
 import { Transport, type TransportOptions } from './transport.js';
 
 export { type ClientLocation, type ClientNode, type RoutePlan, planRoute, distanceKm } from './routing.js';
